@@ -1,0 +1,399 @@
+//! Result tables shared by every scenario: a [`Report`] holds one row per
+//! measured quantity and one cell per system (the first system is the one
+//! under test, `insane`; the others are baselines). This module computes the
+//! speedup ratios, renders the Markdown table printed on stdout and written
+//! to `DIR/<scenario>.md`, and writes the machine-readable
+//! `DIR/<scenario>.json`.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// What a row measures; decides its formatting and which direction is better.
+#[derive(Clone, Debug)]
+pub enum Unit {
+    /// Operations per second (`what` names the operation, e.g. `"tasks"`);
+    /// higher is better.
+    Rate {
+        /// The operation counted, e.g. `"tasks"`, `"yields"`.
+        what: &'static str,
+    },
+    /// A duration in nanoseconds (latency, cost per operation); lower is
+    /// better.
+    Nanos,
+}
+
+impl Unit {
+    /// The unit as shown in tables and JSON, e.g. `"tasks/s"` or `"ns"`.
+    pub fn label(&self) -> String {
+        match self {
+            Unit::Rate { what } => format!("{what}/s"),
+            Unit::Nanos => "ns".to_owned(),
+        }
+    }
+
+    /// Whether a larger value means a faster system.
+    pub fn higher_is_better(&self) -> bool {
+        matches!(self, Unit::Rate { .. })
+    }
+
+    /// Human formatting of a value in this unit (SI prefixes for rates,
+    /// ns/µs/ms/s for durations).
+    pub fn format(&self, v: f64) -> String {
+        match self {
+            Unit::Rate { .. } => format_si(v),
+            Unit::Nanos => format_nanos(v),
+        }
+    }
+}
+
+/// One system's result in one row.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Cell {
+    /// The reported value (median over the repetitions), if measured.
+    pub value: Option<f64>,
+    /// The per-repetition values the median was taken from.
+    pub samples: Vec<f64>,
+    /// Why there is no value (panic, hang, unsupported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Cell {
+    /// A cell holding the median of `samples` (which must not be empty).
+    pub fn from_samples(samples: Vec<f64>) -> Cell {
+        Cell {
+            value: Some(median(&samples)),
+            samples,
+            error: None,
+        }
+    }
+
+    /// A cell for a measurement that failed.
+    pub fn failed(reason: impl Into<String>) -> Cell {
+        Cell {
+            value: None,
+            samples: Vec::new(),
+            error: Some(reason.into()),
+        }
+    }
+}
+
+/// One measured quantity across all systems.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Name shown in the first column, e.g. `"spawn+join"`.
+    pub benchmark: String,
+    /// Unit of every cell of the row.
+    pub unit: Unit,
+    /// One cell per system, in [`Report::systems`] order.
+    pub cells: Vec<Cell>,
+}
+
+/// A scenario's results.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Scenario name; also the file stem of the written files.
+    pub scenario: String,
+    /// Systems compared; the first is the subject, the rest are baselines.
+    pub systems: Vec<String>,
+    /// Parameters of the run (counts, repetitions, flags), in display order.
+    pub params: Vec<(String, String)>,
+    /// The rows, in display order.
+    pub rows: Vec<Row>,
+    /// Free-form remarks printed under the table (method, caveats, errors).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// An empty report comparing `systems` (subject first).
+    pub fn new(scenario: &str, systems: &[&str]) -> Report {
+        Report {
+            scenario: scenario.to_owned(),
+            systems: systems.iter().map(|s| (*s).to_owned()).collect(),
+            params: Vec::new(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Records a run parameter.
+    pub fn param(&mut self, name: &str, value: impl ToString) {
+        self.params.push((name.to_owned(), value.to_string()));
+    }
+
+    /// Appends a row; `cells` must have one entry per system.
+    pub fn row(&mut self, benchmark: &str, unit: Unit, cells: Vec<Cell>) {
+        assert_eq!(cells.len(), self.systems.len(), "one cell per system");
+        self.rows.push(Row {
+            benchmark: benchmark.to_owned(),
+            unit,
+            cells,
+        });
+    }
+
+    /// Speedup of the subject (system 0) over system `other` in `row`:
+    /// `> 1` means the subject is faster, whatever the unit's direction.
+    pub fn speedup(&self, row: &Row, other: usize) -> Option<f64> {
+        speedup(&row.unit, row.cells[0].value?, row.cells[other].value?)
+    }
+
+    /// The table as GitHub Markdown, columns aligned so it also reads well
+    /// in a terminal, followed by the parameters and notes.
+    pub fn to_markdown(&self) -> String {
+        let subject = &self.systems[0];
+        let mut header = vec!["benchmark".to_owned()];
+        header.extend(self.systems.iter().cloned());
+        for other in &self.systems[1..] {
+            header.push(format!("{subject}/{other}"));
+        }
+        let mut lines = vec![header];
+        for row in &self.rows {
+            let mut line = vec![format!("{} ({})", row.benchmark, row.unit.label())];
+            for cell in &row.cells {
+                line.push(match (cell.value, &cell.error) {
+                    (Some(v), _) => row.unit.format(v),
+                    (None, Some(_)) => "FAILED".to_owned(),
+                    (None, None) => "-".to_owned(),
+                });
+            }
+            for other in 1..self.systems.len() {
+                line.push(match self.speedup(row, other) {
+                    Some(r) => format!("{r:.2}x"),
+                    None => "-".to_owned(),
+                });
+            }
+            lines.push(line);
+        }
+
+        let columns = lines[0].len();
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        let _ = writeln!(out, "## {} scenario\n", self.scenario);
+        for (i, line) in lines.iter().enumerate() {
+            out.push('|');
+            for (c, text) in line.iter().enumerate() {
+                let pad = widths[c] - text.chars().count();
+                if c == 0 {
+                    let _ = write!(out, " {text}{} |", " ".repeat(pad));
+                } else {
+                    let _ = write!(out, " {}{text} |", " ".repeat(pad));
+                }
+            }
+            out.push('\n');
+            if i == 0 {
+                out.push('|');
+                for (c, w) in widths.iter().enumerate() {
+                    let dashes = "-".repeat(*w);
+                    if c == 0 {
+                        let _ = write!(out, " {dashes} |");
+                    } else {
+                        let _ = write!(out, " {}: |", &dashes[1..]);
+                    }
+                }
+                out.push('\n');
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nRatios are speedups of {subject} over each baseline (>1 means {subject} is faster)."
+        );
+        if !self.params.is_empty() {
+            out.push_str("\nParameters:\n");
+            for (k, v) in &self.params {
+                let _ = writeln!(out, "- {k}: {v}");
+            }
+        }
+        let errors: Vec<String> = self
+            .rows
+            .iter()
+            .flat_map(|row| {
+                row.cells.iter().zip(&self.systems).filter_map(move |(cell, sys)| {
+                    cell.error
+                        .as_ref()
+                        .map(|e| format!("{} on {sys}: {e}", row.benchmark))
+                })
+            })
+            .collect();
+        if !self.notes.is_empty() || !errors.is_empty() {
+            out.push_str("\nNotes:\n");
+            for n in &self.notes {
+                let _ = writeln!(out, "- {n}");
+            }
+            for e in errors {
+                let _ = writeln!(out, "- FAILED: {e}");
+            }
+        }
+        out
+    }
+
+    /// The report as JSON: parameters, notes, and per row the unit, the
+    /// direction, every cell (median, samples, error) and the speedups.
+    pub fn to_json(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct JsonRow<'a> {
+            benchmark: &'a str,
+            unit: String,
+            higher_is_better: bool,
+            results: serde_json::Map<String, serde_json::Value>,
+            speedup: serde_json::Map<String, serde_json::Value>,
+        }
+        #[derive(Serialize)]
+        struct JsonReport<'a> {
+            scenario: &'a str,
+            subject: &'a str,
+            systems: &'a [String],
+            unix_time: u64,
+            params: serde_json::Map<String, serde_json::Value>,
+            rows: Vec<JsonRow<'a>>,
+            notes: &'a [String],
+        }
+        let rows = self
+            .rows
+            .iter()
+            .map(|row| JsonRow {
+                benchmark: &row.benchmark,
+                unit: row.unit.label(),
+                higher_is_better: row.unit.higher_is_better(),
+                results: self
+                    .systems
+                    .iter()
+                    .zip(&row.cells)
+                    .map(|(s, c)| (s.clone(), serde_json::to_value(c).unwrap_or_default()))
+                    .collect(),
+                speedup: (1..self.systems.len())
+                    .map(|o| (self.systems[o].clone(), self.speedup(row, o).into()))
+                    .collect(),
+            })
+            .collect();
+        let report = JsonReport {
+            scenario: &self.scenario,
+            subject: &self.systems[0],
+            systems: &self.systems,
+            unix_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            params: self
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect(),
+            rows,
+            notes: &self.notes,
+        };
+        serde_json::to_value(report).unwrap_or_default()
+    }
+
+    /// Writes `dir/<scenario>.md` and `dir/<scenario>.json`, creating `dir`;
+    /// returns both paths.
+    pub fn write(&self, dir: &Path) -> io::Result<(PathBuf, PathBuf)> {
+        std::fs::create_dir_all(dir)?;
+        let md = dir.join(format!("{}.md", self.scenario));
+        let json = dir.join(format!("{}.json", self.scenario));
+        std::fs::write(&md, self.to_markdown())?;
+        let text = serde_json::to_string_pretty(&self.to_json()).map_err(io::Error::other)?;
+        std::fs::write(&json, text + "\n")?;
+        Ok((md, json))
+    }
+}
+
+/// Speedup of `subject` over `baseline` in `unit` (>1: subject faster).
+pub fn speedup(unit: &Unit, subject: f64, baseline: f64) -> Option<f64> {
+    let r = if unit.higher_is_better() {
+        subject / baseline
+    } else {
+        baseline / subject
+    };
+    r.is_finite().then_some(r)
+}
+
+/// Median of `values` (mean of the two middle ones for an even count);
+/// NaN for an empty slice.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `12345678.0` → `"12.35M"`.
+fn format_si(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.2}G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.2}k", v / 1e3)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// `12345.0` (ns) → `"12.35µs"`.
+fn format_nanos(ns: f64) -> String {
+    let a = ns.abs();
+    if a >= 1e9 {
+        format!("{:.2}s", ns / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2}ms", ns / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.1}µs", ns / 1e3)
+    } else {
+        format!("{ns:.1}ns")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speedup_direction() {
+        let rate = Unit::Rate { what: "tasks" };
+        assert_eq!(speedup(&rate, 200.0, 100.0), Some(2.0));
+        assert_eq!(speedup(&Unit::Nanos, 50.0, 100.0), Some(2.0));
+        assert_eq!(speedup(&Unit::Nanos, 0.0, 100.0), None);
+    }
+
+    #[test]
+    fn median_odd_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn markdown_has_ratios_and_failures() {
+        let mut r = Report::new("t", &["a", "b", "c"]);
+        r.row(
+            "x",
+            Unit::Rate { what: "ops" },
+            vec![
+                Cell::from_samples(vec![2e6]),
+                Cell::from_samples(vec![1e6]),
+                Cell::failed("panicked"),
+            ],
+        );
+        let md = r.to_markdown();
+        assert!(md.contains("2.00M"), "{md}");
+        assert!(md.contains("2.00x"), "{md}");
+        assert!(md.contains("FAILED"), "{md}");
+        assert!(md.contains("x on c: panicked"), "{md}");
+        let json = r.to_json();
+        assert_eq!(json["rows"][0]["speedup"]["b"], 2.0);
+        assert!(json["rows"][0]["speedup"]["c"].is_null());
+    }
+}

@@ -1,0 +1,115 @@
+//! Benchmark scenarios, one module each, plus what they share: the common
+//! command-line options ([`Common`]) and [`isolated`], which runs one
+//! system's measurement on its own thread so that a panic or a hang in one
+//! runtime turns into a `FAILED` cell instead of killing the whole run.
+//!
+//! A scenario exposes a `clap::Args` struct (flattening [`Common`]) and a
+//! `run(&Args) -> Report` function; `main.rs` adds it as a subcommand and
+//! takes care of printing and writing the report.
+
+pub mod runtime;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Options every scenario accepts.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Common {
+    /// Shrink counts and repetitions so the scenario finishes in seconds.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Directory where `<scenario>.md` and `<scenario>.json` are written.
+    #[arg(long, default_value = "target/bench-report")]
+    pub out: PathBuf,
+
+    /// Timed repetitions per measurement (the median is reported);
+    /// defaults to 3 with --quick, 7 otherwise.
+    #[arg(long)]
+    pub repeats: Option<usize>,
+
+    /// Untimed warm-up repetitions before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+
+    /// Seconds one system may spend on one measurement before it is
+    /// declared hung (its thread is abandoned and the cell marked FAILED).
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+impl Common {
+    /// Timed repetitions to use.
+    pub fn repeats(&self) -> usize {
+        self.repeats
+            .unwrap_or(if self.quick { 3 } else { 7 })
+            .max(1)
+    }
+}
+
+/// Set once a measurement thread had to be abandoned: it may still be
+/// burning a CPU, so later numbers of the run are suspect.
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+
+/// Whether some measurement hung and its thread is still around.
+pub fn abandoned_threads() -> bool {
+    ABANDONED.load(Ordering::Relaxed)
+}
+
+/// Runs `f` on a fresh thread named `label`, waiting at most `timeout`.
+///
+/// Returns `Err` with a description if `f` panicked or did not finish in
+/// time (the thread is then left running; see [`abandoned_threads`]).
+pub fn isolated<T, F>(label: &str, timeout: Duration, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    eprint!("  {label:<36} ");
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(label.to_owned())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(r.map_err(|p| panic_message(&*p)));
+        });
+    let handle = match spawned {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("cannot spawn thread: {e}");
+            return Err(format!("cannot spawn thread: {e}"));
+        }
+    };
+    let started = std::time::Instant::now();
+    let result = match rx.recv_timeout(timeout) {
+        Ok(r) => {
+            let _ = handle.join();
+            r.map_err(|m| format!("panicked: {m}"))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            ABANDONED.store(true, Ordering::Relaxed);
+            Err(format!("hung: no result after {} s", timeout.as_secs()))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            let _ = handle.join();
+            Err("thread died without a result".to_owned())
+        }
+    };
+    match &result {
+        Ok(_) => eprintln!("ok ({:.1} s)", started.elapsed().as_secs_f64()),
+        Err(e) => eprintln!("FAILED: {e}"),
+    }
+    result
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

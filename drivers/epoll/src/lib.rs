@@ -1,0 +1,1 @@
+//! The epoll driver (being built; see issue 4).

@@ -1,0 +1,1 @@
+//! The uring driver (being built; see issue 4).

@@ -1,0 +1,1 @@
+//! insane networking (being built; see issue 4).

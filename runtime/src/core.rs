@@ -1,0 +1,387 @@
+//! One core of the executor: its run queues, timers and reactors, and the
+//! loop that drives them.
+//!
+//! A core is owned by one thread. Tasks woken on that thread go to the
+//! local FIFO queue; tasks woken (or spawned with `spawn_on`) from other
+//! threads go to a lock-free injection queue and the core is unparked
+//! through its eventfd when it might be sleeping.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use concurrent_queue::ConcurrentQueue;
+use slab::Slab;
+
+use crate::context;
+use crate::reactor::{Reactor, Registered, Unpark};
+use crate::runtime::IdlePolicy;
+use crate::task::TaskHeader;
+use crate::time::wheel::Wheel;
+
+pub(crate) type Runnable = async_task::Runnable<TaskHeader>;
+
+/// How many tasks a core runs before it looks at its injection queue,
+/// reactors and timers again (tokio uses 61 for the same purpose).
+const BUDGET: usize = 64;
+
+static NEXT_CORE_UID: AtomicU64 = AtomicU64::new(1);
+
+/// The part of a core other threads may touch.
+pub(crate) struct CoreShared {
+    pub(crate) index: usize,
+    /// Distinguishes cores of different runtimes (timers remember it).
+    pub(crate) uid: u64,
+    remote: ConcurrentQueue<Runnable>,
+    unpark: Unpark,
+    /// True while the core is (about to be) asleep; a thread that hands it
+    /// work must then signal `unpark`.
+    sleeping: AtomicBool,
+    owner: std::sync::OnceLock<ThreadId>,
+}
+
+impl CoreShared {
+    pub(crate) fn new(index: usize) -> io::Result<Self> {
+        Ok(Self {
+            index,
+            uid: NEXT_CORE_UID.fetch_add(1, Ordering::Relaxed),
+            remote: ConcurrentQueue::unbounded(),
+            unpark: Unpark::new()?,
+            sleeping: AtomicBool::new(false),
+            owner: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The schedule function of every task owned by this core.
+    pub(crate) fn schedule(&self, runnable: Runnable) {
+        let mut slot = Some(runnable);
+        context::with_core(|core| {
+            if core.shared.uid == self.uid {
+                if let Ok(mut local) = core.local.try_borrow_mut() {
+                    local.extend(slot.take());
+                }
+            }
+        });
+        let Some(runnable) = slot else { return };
+        self.push_remote(runnable);
+    }
+
+    fn push_remote(&self, runnable: Runnable) {
+        if let Err(e) = self.remote.push(runnable) {
+            // The queue is unbounded and never closed, so this cannot
+            // happen; dropping keeps the task from leaking if it ever does.
+            drop(e.into_inner());
+            return;
+        }
+        self.wake();
+    }
+
+    /// Unparks the core if it may be sleeping.
+    pub(crate) fn wake(&self) {
+        // Pairs with the fence in `Core::park`: either the core sees our
+        // work before it sleeps, or we see it sleeping and signal it.
+        fence(Ordering::SeqCst);
+        if self.sleeping.swap(false, Ordering::AcqRel) {
+            self.unpark.unpark();
+        }
+    }
+}
+
+impl Drop for CoreShared {
+    fn drop(&mut self) {
+        let on_owner = self.owner.get() == Some(&std::thread::current().id());
+        while let Ok(runnable) = self.remote.pop() {
+            if on_owner || !runnable.metadata().is_local() {
+                drop(runnable);
+            } else {
+                // A `!Send` task can only be dropped on its own thread;
+                // after its core is gone, leaking it is the safe choice.
+                std::mem::forget(runnable);
+            }
+        }
+    }
+}
+
+/// State every core of one runtime can see.
+pub(crate) struct RuntimeShared {
+    pub(crate) cores: Vec<Arc<CoreShared>>,
+    pub(crate) shutdown: AtomicBool,
+}
+
+/// A core as its own thread sees it.
+pub(crate) struct Core {
+    pub(crate) shared: Arc<CoreShared>,
+    pub(crate) runtime: Arc<RuntimeShared>,
+    pub(crate) local: RefCell<VecDeque<Runnable>>,
+    pub(crate) timers: RefCell<Wheel>,
+    /// A waker for every task that has been polled and not yet finished,
+    /// so shutdown can reach tasks that are waiting on something.
+    pub(crate) tasks: RefCell<Slab<Waker>>,
+    pub(crate) reactors: RefCell<Vec<Registered>>,
+    /// Index in `reactors` of the one that can park, if any.
+    parker: Cell<Option<usize>>,
+    /// Set once shutdown began: tasks polled from now on are cancelled.
+    pub(crate) closing: Cell<bool>,
+    /// The id of the task being polled, for `task::id()`.
+    pub(crate) current_task: Cell<Option<crate::task::Id>>,
+    idle: IdlePolicy,
+}
+
+impl Core {
+    pub(crate) fn new(shared: Arc<CoreShared>, runtime: Arc<RuntimeShared>, idle: IdlePolicy) -> Self {
+        let _ = shared.owner.set(std::thread::current().id());
+        Self {
+            shared,
+            runtime,
+            local: RefCell::new(VecDeque::with_capacity(1024)),
+            timers: RefCell::new(Wheel::new(Instant::now())),
+            tasks: RefCell::new(Slab::new()),
+            reactors: RefCell::new(Vec::new()),
+            parker: Cell::new(None),
+            closing: Cell::new(false),
+            current_task: Cell::new(None),
+            idle,
+        }
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.shared.index
+    }
+
+    pub(crate) fn register_reactor<R: Reactor>(&self, reactor: Rc<RefCell<R>>) -> io::Result<()> {
+        let can_park = reactor.borrow().can_park();
+        let name = reactor.borrow().name();
+        let mut reactors = self.reactors.borrow_mut();
+        if can_park {
+            if let Some(i) = self.parker.get() {
+                let other = reactors[i].reactor.borrow().name();
+                return Err(io::Error::other(format!(
+                    "core {} already parks in the {other} reactor; cannot also park in {name}",
+                    self.index()
+                )));
+            }
+            self.parker.set(Some(reactors.len()));
+        }
+        reactors.push(Registered {
+            reactor: reactor.clone(),
+            any: reactor,
+        });
+        tracing::debug!(core = self.index(), reactor = name, can_park, "reactor registered");
+        Ok(())
+    }
+
+    /// Runs up to `BUDGET` local tasks, after moving injected ones over.
+    /// Returns how many ran.
+    fn run_tasks(&self) -> usize {
+        let mut injected = 0;
+        while injected < BUDGET {
+            match self.shared.remote.pop() {
+                Ok(r) => self.local.borrow_mut().push_back(r),
+                Err(_) => break,
+            }
+            injected += 1;
+        }
+        let mut ran = 0;
+        while ran < BUDGET {
+            let next = self.local.borrow_mut().pop_front();
+            let Some(runnable) = next else { break };
+            self.current_task.set(Some(runnable.metadata().id()));
+            runnable.run();
+            self.current_task.set(None);
+            ran += 1;
+        }
+        ran
+    }
+
+    /// Polls every reactor once without blocking.
+    fn poll_reactors(&self) -> usize {
+        // Clone the list so a reactor may register another while we poll.
+        let count = self.reactors.borrow().len();
+        let mut events = 0;
+        for i in 0..count {
+            let reactor = self.reactors.borrow()[i].reactor.clone();
+            events += reactor.borrow_mut().poll();
+        }
+        events
+    }
+
+    fn fire_timers(&self, now: Instant) -> usize {
+        self.timers.borrow_mut().process(now)
+    }
+
+    /// One turn of the loop: tasks, reactors, timers. Returns the amount of
+    /// work done (0: the core is idle).
+    fn turn(&self) -> usize {
+        let ran = self.run_tasks();
+        let events = self.poll_reactors();
+        let fired = self.fire_timers(Instant::now());
+        ran + events + fired
+    }
+
+    fn has_queued_work(&self) -> bool {
+        !self.local.borrow().is_empty() || !self.shared.remote.is_empty()
+    }
+
+    /// What an idle core does: spin (polling reactors) as the policy allows,
+    /// then sleep until the next timer, an event, or an unpark.
+    fn idle(&self, extra_wake: &AtomicBool) {
+        let spin_for = match self.idle {
+            IdlePolicy::Park => Duration::ZERO,
+            IdlePolicy::SpinThenPark(d) => d,
+            IdlePolicy::Spin => Duration::MAX,
+        };
+        if !spin_for.is_zero() {
+            let start = Instant::now();
+            loop {
+                if self.has_queued_work() || extra_wake.load(Ordering::Acquire) {
+                    return;
+                }
+                let now = Instant::now();
+                if self.poll_reactors() + self.fire_timers(now) > 0 {
+                    return;
+                }
+                if self.runtime.shutdown.load(Ordering::Acquire) {
+                    return;
+                }
+                if now.duration_since(start) >= spin_for {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        self.park(extra_wake);
+    }
+
+    fn park(&self, extra_wake: &AtomicBool) {
+        let timeout = self
+            .timers
+            .borrow()
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        self.shared.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.has_queued_work()
+            || extra_wake.load(Ordering::Acquire)
+            || self.runtime.shutdown.load(Ordering::Acquire)
+            || timeout == Some(Duration::ZERO)
+        {
+            self.shared.sleeping.store(false, Ordering::Release);
+            return;
+        }
+        let result = match self.parker.get() {
+            Some(i) => {
+                let reactor = self.reactors.borrow()[i].reactor.clone();
+                let r = reactor.borrow_mut().park(timeout, &self.shared.unpark);
+                r.map(|_| ())
+            }
+            None => self.shared.unpark.wait(timeout),
+        };
+        self.shared.sleeping.store(false, Ordering::Release);
+        if let Err(e) = result {
+            tracing::warn!(core = self.index(), error = %e, "park failed; spinning once");
+        }
+    }
+
+    /// Drives `future` to completion on this core, running every other task
+    /// of the core meanwhile.
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _guard = context::enter(self);
+        let main = Arc::new(MainWaker {
+            woken: AtomicBool::new(true),
+            core: self.shared.clone(),
+        });
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        loop {
+            if main.woken.swap(false, Ordering::AcqRel) {
+                if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                    return out;
+                }
+            }
+            if self.turn() == 0 && !main.woken.load(Ordering::Acquire) {
+                self.idle(&main.woken);
+            }
+        }
+    }
+
+    /// The loop of a worker core: runs until the runtime shuts down.
+    pub(crate) fn run_worker(&self) {
+        let _guard = context::enter(self);
+        let never = AtomicBool::new(false);
+        while !self.runtime.shutdown.load(Ordering::Acquire) {
+            if self.turn() == 0 {
+                self.idle(&never);
+            }
+        }
+    }
+
+    /// Cancels every task of this core and drops them here, on their own
+    /// thread, so their destructors run (and `!Send` ones stay sound).
+    pub(crate) fn shutdown(&self) {
+        let _guard = context::enter(self);
+        self.closing.set(true);
+        // Bounded: every poll from now on cancels, so each round can only
+        // find tasks created by destructors of the previous one.
+        for _ in 0..1_000 {
+            let wakers: Vec<Waker> = self.tasks.borrow_mut().drain().collect();
+            for w in wakers {
+                w.wake();
+            }
+            let mut drained = 0;
+            while let Ok(r) = self.shared.remote.pop() {
+                self.local.borrow_mut().push_back(r);
+            }
+            loop {
+                let next = self.local.borrow_mut().pop_front();
+                let Some(runnable) = next else { break };
+                runnable.run();
+                drained += 1;
+            }
+            // Timers hold wakers of tasks that are now gone; dropping them
+            // may schedule closed tasks once more, handled next round.
+            let timers = std::mem::replace(&mut *self.timers.borrow_mut(), Wheel::new(Instant::now()));
+            drop(timers);
+            if drained == 0 && self.tasks.borrow().is_empty() && !self.has_queued_work() {
+                break;
+            }
+        }
+        let reactors = std::mem::take(&mut *self.reactors.borrow_mut());
+        self.parker.set(None);
+        drop(reactors);
+        // Reactors dropping their pending operations may have woken tasks.
+        loop {
+            while let Ok(r) = self.shared.remote.pop() {
+                self.local.borrow_mut().push_back(r);
+            }
+            let next = self.local.borrow_mut().pop_front();
+            let Some(runnable) = next else { break };
+            runnable.run();
+        }
+    }
+}
+
+/// The waker of the future given to `block_on`.
+struct MainWaker {
+    woken: AtomicBool,
+    core: Arc<CoreShared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.core.wake();
+    }
+}

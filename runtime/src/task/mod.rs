@@ -1,0 +1,232 @@
+//! Tasks: spawning on the current core, on another core, or `!Send` ones
+//! pinned to this thread, and the [`JoinHandle`] that awaits their output.
+//!
+//! Semantics follow tokio: a dropped `JoinHandle` detaches the task,
+//! [`JoinHandle::abort`] cancels it (its future is dropped on its own core,
+//! so destructors run), and a panicking task is reported as
+//! [`JoinError::is_panic`] without taking its core down.
+
+mod error;
+mod join_set;
+mod raw;
+mod yield_now;
+
+pub use error::JoinError;
+pub use join_set::JoinSet;
+pub use yield_now::yield_now;
+
+pub(crate) use raw::TaskHeader;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use crate::context;
+
+/// A task's identifier, unique within the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(u64);
+
+impl Id {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Id(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The id of the task being polled.
+///
+/// # Panics
+/// When called outside a task (use [`try_id`] there).
+#[track_caller]
+pub fn id() -> Id {
+    try_id().expect("task::id() called outside of a task")
+}
+
+/// The id of the task being polled, or `None` outside a task.
+pub fn try_id() -> Option<Id> {
+    context::with_core(|c| c.current_task.get()).flatten()
+}
+
+/// Spawns a `Send` future on the current core and returns a handle to its
+/// output. Like `tokio::spawn`; the task never moves to another core.
+///
+/// ```
+/// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+/// let handle = insane_runtime::task::spawn(async { 6 * 7 });
+/// assert_eq!(handle.await.unwrap(), 42);
+/// # });
+/// ```
+///
+/// # Panics
+/// Outside an insane runtime.
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let shared = context::expect_core("insane::spawn", |c| c.shared.clone());
+    // SAFETY: `F` is Send + 'static, so the task may run and be dropped on
+    // any thread; the schedule function only queues it.
+    unsafe { raw::spawn(shared, future, false) }
+}
+
+/// Spawns a `!Send` future on the current core; it is polled and dropped
+/// only on this thread. Like `tokio::task::spawn_local`, without the need
+/// for a `LocalSet`: every insane core can run local tasks.
+///
+/// ```
+/// use std::rc::Rc;
+/// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+/// let shared = Rc::new(5);
+/// let copy = shared.clone();
+/// let n = insane_runtime::task::spawn_local(async move { *copy + 1 }).await.unwrap();
+/// assert_eq!(n, 6);
+/// # });
+/// ```
+///
+/// # Panics
+/// Outside an insane runtime.
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let shared = context::expect_core("insane::task::spawn_local", |c| c.shared.clone());
+    // SAFETY: the runnable is only ever run by the core that owns `shared`,
+    // which is this thread (its schedule function routes every wake-up
+    // there), and it is only dropped there: on shutdown by that core, or
+    // leaked by `CoreShared::drop` when it would be dropped elsewhere.
+    unsafe { raw::spawn(shared, future, true) }
+}
+
+/// Spawns a `Send` future on core `core` of the current runtime (0-based,
+/// `< Runtime::cores()`); the future is moved there through a lock-free
+/// queue and the core is woken if it sleeps.
+///
+/// ```
+/// # insane_runtime::runtime::Runtime::builder().cores(2).build().unwrap().block_on(async {
+/// use insane_runtime::runtime::Runtime;
+/// let there = insane_runtime::task::spawn_on(1, async { Runtime::current_core() });
+/// assert_eq!(there.await.unwrap(), Some(1));
+/// # });
+/// ```
+///
+/// # Panics
+/// Outside an insane runtime, or when `core` does not exist.
+#[track_caller]
+pub fn spawn_on<F>(core: usize, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let target = context::expect_core("insane::task::spawn_on", |c| c.runtime.cores.get(core).cloned());
+    let Some(shared) = target else {
+        let cores = context::with_core(|c| c.runtime.cores.len()).unwrap_or(0);
+        panic!("spawn_on: core {core} does not exist (this runtime has {cores} cores)");
+    };
+    // SAFETY: as in `spawn`: a Send + 'static future may go anywhere.
+    unsafe { raw::spawn(shared, future, false) }
+}
+
+/// An owned permission to await a task's output, or to cancel it.
+///
+/// Awaiting gives `Ok(output)`, or `Err(JoinError)` if the task panicked
+/// or was aborted. Dropping the handle detaches the task; it keeps running.
+pub struct JoinHandle<T> {
+    task: Option<async_task::FallibleTask<Result<T, JoinError>, TaskHeader>>,
+    /// The task's header, inside the allocation `task` keeps alive.
+    header: std::ptr::NonNull<TaskHeader>,
+    id: Id,
+}
+
+// SAFETY: the header pointer is only used for `TaskHeader::abort`, which is
+// thread-safe (atomics); the rest is async-task's Send/Sync reasoning: the
+// handle moves only the output between threads.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: `&JoinHandle` only allows `abort`, `is_finished` and `id`, all
+// thread-safe.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// Cancels the task: it will not be polled again and its future is
+    /// dropped on its core. Awaiting the handle then gives
+    /// `Err(JoinError::is_cancelled())` unless the task had already finished.
+    pub fn abort(&self) {
+        if self.task.is_some() {
+            // SAFETY: while `task` is Some, the async-task allocation holding
+            // the header is alive (the task handle counts as a reference).
+            unsafe { self.header.as_ref() }.abort();
+        }
+    }
+
+    /// Whether the task has finished (completed, panicked or was cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.id;
+        let task = self
+            .task
+            .as_mut()
+            .expect("JoinHandle polled after it returned its output");
+        match Pin::new(task).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(out) => {
+                self.task = None;
+                // `None`: the runtime dropped the task before it could run
+                // (it was shutting down).
+                Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled(id))))
+            }
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+
+/// Spawns a `Send` future on the core `shared` from any thread.
+///
+/// # Safety
+/// None beyond the bounds: kept `unsafe` to mirror `raw::spawn`.
+pub(crate) unsafe fn spawn_raw<F>(shared: std::sync::Arc<crate::core::CoreShared>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    // SAFETY: `F` and its output are Send, as `raw::spawn` requires for
+    // non-local tasks.
+    unsafe { raw::spawn(shared, future, false) }
+}

@@ -1,0 +1,171 @@
+//! How a future becomes a task: the per-task header kept beside it in the
+//! `async-task` allocation, and the wrapper future that turns panics and
+//! aborts into [`JoinError`]s.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
+
+use super::{Id, JoinError, JoinHandle};
+use crate::context;
+use crate::core::CoreShared;
+
+/// Stored in the task's allocation (async-task metadata): what the
+/// `JoinHandle` needs to abort the task from any thread.
+pub(crate) struct TaskHeader {
+    id: Id,
+    local: bool,
+    aborted: AtomicBool,
+    /// The task's own waker, registered at its first poll and taken when it
+    /// finishes (keeping it longer would be a reference cycle).
+    waker: AtomicWaker,
+}
+
+impl TaskHeader {
+    pub(crate) fn id(&self) -> Id {
+        self.id
+    }
+
+    /// Whether the task is `!Send` and must stay on its thread.
+    pub(crate) fn is_local(&self) -> bool {
+        self.local
+    }
+
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// Creates the task for `future`, owned by the core `shared`, and queues it.
+///
+/// # Safety
+/// If `local` is false, `F` and `F::Output` must be `Send`. If `local` is
+/// true, the caller must be on the thread of the core `shared` belongs to.
+pub(crate) unsafe fn spawn<F>(shared: Arc<CoreShared>, future: F, local: bool) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let id = Id::next();
+    let header = TaskHeader {
+        id,
+        local,
+        aborted: AtomicBool::new(false),
+        waker: AtomicWaker::new(),
+    };
+    let schedule_on = shared.clone();
+    let schedule = move |runnable| schedule_on.schedule(runnable);
+    // SAFETY: `TaskFuture` borrows the header, which async-task keeps alive
+    // (in the same allocation) until after the future is dropped. The
+    // future is polled and dropped only by the owning core's thread (see the
+    // caller's contract), or anywhere when it is Send. The schedule
+    // function is Send + Sync + 'static.
+    let (runnable, task) = unsafe {
+        async_task::Builder::new()
+            .metadata(header)
+            .spawn_unchecked(move |header| TaskFuture::new(header, future), schedule)
+    };
+    let header = std::ptr::NonNull::from(task.metadata());
+    runnable.schedule();
+    JoinHandle {
+        task: Some(task.fallible()),
+        header,
+        id,
+    }
+}
+
+/// The future async-task runs: the user's future plus cancellation, panic
+/// catching and registration with the core for shutdown.
+struct TaskFuture<'h, F> {
+    header: &'h TaskHeader,
+    /// Key of this task's waker in its core's task registry, once polled.
+    registered: Option<(u64, usize)>,
+    /// `None` once the user future completed or was dropped.
+    future: Option<F>,
+}
+
+impl<'h, F: Future> TaskFuture<'h, F> {
+    fn new(header: &'h TaskHeader, future: F) -> Self {
+        Self {
+            header,
+            registered: None,
+            future: Some(future),
+        }
+    }
+
+    /// Drops the user future (its destructors run here, on the owning core)
+    /// and forgets the task's registrations.
+    fn finish(self: Pin<&mut Self>) {
+        // SAFETY: we never move the user future out of `future`; setting the
+        // Option to None drops it in place, which `Pin` permits.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.future = None;
+        this.deregister();
+    }
+}
+
+impl<F> TaskFuture<'_, F> {
+    fn deregister(&mut self) {
+        self.header.waker.take();
+        if let Some((core_uid, key)) = self.registered.take() {
+            context::with_core(|core| {
+                if core.shared.uid == core_uid {
+                    if let Ok(mut tasks) = core.tasks.try_borrow_mut() {
+                        tasks.try_remove(key);
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl<F: Future> Future for TaskFuture<'_, F> {
+    type Output = Result<F::Output, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let closing = context::with_core(|core| {
+            if self.registered.is_none() {
+                // SAFETY: only the `registered` field is written; nothing is moved.
+                let this = unsafe { self.as_mut().get_unchecked_mut() };
+                this.header.waker.register(cx.waker());
+                let key = core.tasks.borrow_mut().insert(cx.waker().clone());
+                this.registered = Some((core.shared.uid, key));
+            }
+            core.closing.get()
+        })
+        .unwrap_or(true);
+        let header = self.header;
+        if closing || header.aborted.load(Ordering::Acquire) {
+            self.finish();
+            return Poll::Ready(Err(JoinError::cancelled(header.id)));
+        }
+        // SAFETY: the user future is structurally pinned: it is never moved
+        // out of the Option, only dropped in place by `finish`.
+        let future = unsafe { self.as_mut().map_unchecked_mut(|t| t.future.as_mut().expect("polled after completion")) };
+        let result = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+        match result {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => {
+                self.finish();
+                Poll::Ready(Ok(out))
+            }
+            Err(payload) => {
+                // A destructor that panics too must not take the core down.
+                let _ = catch_unwind(AssertUnwindSafe(|| self.finish()));
+                Poll::Ready(Err(JoinError::panic(header.id, payload)))
+            }
+        }
+    }
+}
+
+impl<F> Drop for TaskFuture<'_, F> {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}

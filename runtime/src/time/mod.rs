@@ -1,0 +1,2 @@
+//! Timers (placeholder until the timer wheel lands).
+pub(crate) mod wheel;

@@ -1,0 +1,72 @@
+//! # insane
+//!
+//! A thread-per-core async runtime for networking that can replace tokio in
+//! network services. Write ordinary async code — `#[insane::main]`,
+//! [`spawn`], [`time::sleep`], the sockets of `insane::net` — and port a
+//! tokio service by changing its imports.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! #[insane::main(cores = 2)]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let (tx, rx) = insane::sync::oneshot::channel();
+//!     insane::task::spawn_on(1, async move {
+//!         insane::time::sleep(Duration::from_millis(1)).await;
+//!         let _ = tx.send(insane::runtime::Runtime::current_core());
+//!     });
+//!     assert_eq!(rx.await?, Some(1));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Map of the crate
+//! - [`runtime`]: [`runtime::Runtime`], its builder, the idle policy.
+//! - [`task`]: `spawn`, `spawn_local` (`!Send`), `spawn_on` (another core),
+//!   `yield_now`, `JoinHandle`, `JoinSet`.
+//! - [`time`]: `sleep`, `timeout`, `interval` on a per-core timer wheel.
+//! - [`sync`]: tokio's runtime-agnostic primitives (`mpsc`, `oneshot`,
+//!   `Mutex`, `Notify`, ...), re-exported so ported code compiles.
+//! - [`io`]: tokio's I/O traits and helpers (`AsyncReadExt`, `BufReader`,
+//!   `copy`, ...), which insane's sockets implement.
+
+#![warn(missing_docs)]
+
+pub use insane_macros::{main, test};
+pub use insane_runtime::spawn;
+
+pub mod runtime;
+
+pub mod task {
+    //! Tasks: spawning on this core, on another core, `!Send` tasks, and
+    //! awaiting or aborting them. See [`insane_runtime::task`].
+    pub use insane_runtime::task::*;
+}
+
+pub mod time {
+    //! Timers with tokio's names and semantics: `sleep`, `timeout`,
+    //! `interval`, on a per-core timer wheel.
+    pub use insane_runtime::time::*;
+}
+
+pub mod sync {
+    //! Synchronization primitives, re-exported from tokio's `sync` module,
+    //! which works on any executor: `mpsc`, `oneshot`, `broadcast`, `watch`,
+    //! `Mutex`, `RwLock`, `Notify`, `Semaphore`, `Barrier`, `OnceCell`.
+    pub use tokio::sync::*;
+}
+
+pub mod io {
+    //! I/O traits and helpers, re-exported from tokio so that code written
+    //! against `tokio::io` compiles unchanged against insane's sockets.
+    pub use tokio::io::{
+        AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite,
+        AsyncWriteExt, BufReader, BufStream, BufWriter, Chain, DuplexStream, Empty, Error, ErrorKind,
+        Interest, Join, Lines, ReadBuf, ReadHalf, Ready, Repeat, Result, SeekFrom, SimplexStream, Sink,
+        Split, Take, WriteHalf, copy, copy_bidirectional, copy_bidirectional_with_sizes, copy_buf,
+        duplex, empty, join, repeat, simplex, sink, split,
+    };
+}
+
+#[doc(hidden)]
+pub mod __private;
