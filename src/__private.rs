@@ -1,8 +1,9 @@
 //! What `#[insane::main]` and `#[insane::test]` expand to. Not public API.
 
 use std::future::Future;
+use std::io;
 
-use crate::runtime::Builder;
+use crate::runtime::{Builder, Driver};
 
 /// Which macro produced the entry point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,56 +27,35 @@ pub struct MacroConfig {
     pub kind: EntryKind,
 }
 
-/// Reads an `INSANE_*` variable, accepting the first of `names` that is set.
-fn env_var(names: &[&str]) -> Option<(String, String)> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().map(|v| ((*n).to_string(), v)))
-}
-
-/// The runtime builder for a macro entry point: attribute values, then
-/// `INSANE_CORES` / `INSANE_RUNTIME_CORES` and `INSANE_DRIVER` /
-/// `INSANE_RUNTIME_DRIVER` overriding them at run time.
+/// The runtime builder for a macro entry point: the attribute's values,
+/// overridden at run time by the `INSANE_*` variables
+/// ([`Builder::apply_env`]).
 ///
-/// # Panics
-/// On an environment value that does not parse, naming the variable.
-pub fn builder(config: MacroConfig) -> Builder {
-    let mut cores = config.cores;
-    if let Some((name, value)) = env_var(&["INSANE_RUNTIME_CORES", "INSANE_CORES"]) {
-        match value.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => cores = Some(n),
-            _ => panic!("{name}={value:?} is not a number of cores (expected an integer >= 1)"),
-        }
-    }
-    if cores.is_none() && config.kind == EntryKind::Test {
-        cores = Some(1);
-    }
+/// # Errors
+/// A bad `INSANE_*` value, named in the error.
+pub fn builder(config: MacroConfig) -> io::Result<Builder> {
     let mut builder = Builder::new();
-    if let Some(n) = cores {
-        builder = builder.cores(n);
+    match (config.cores, config.kind) {
+        (Some(n), _) => builder = builder.cores(n),
+        (None, EntryKind::Test) => builder = builder.cores(1),
+        (None, EntryKind::Main) => {}
     }
     if let Some(pin) = config.pin_cores {
         builder = builder.pin_cores(pin);
     }
-    let driver = env_var(&["INSANE_RUNTIME_DRIVER", "INSANE_DRIVER"])
-        .map(|(_, v)| v)
-        .or(config.driver.map(str::to_string));
-    if let Some(driver) = driver {
-        match driver.as_str() {
-            "auto" | "uring" | "epoll" => {}
-            other => panic!("INSANE_DRIVER={other:?} is not a driver (expected \"auto\", \"uring\" or \"epoll\")"),
-        }
+    if let Some(name) = config.driver {
+        builder = builder.driver(name.parse::<Driver>()?);
     }
-    builder
+    builder.apply_env()
 }
 
 /// Builds the runtime for a macro entry point and runs `future` on core 0.
 ///
 /// # Panics
-/// If the runtime cannot start (the error names the cause), or if `future`
-/// panics.
+/// If the runtime cannot start (the message names the cause), or if
+/// `future` panics.
 pub fn block_on<F: Future>(config: MacroConfig, future: F) -> F::Output {
-    let runtime = match builder(config).build() {
+    let runtime = match builder(config).and_then(Builder::build) {
         Ok(rt) => rt,
         Err(e) => panic!("insane: failed to start the runtime: {e}"),
     };

@@ -43,6 +43,12 @@ pub mod task {
     pub use insane_runtime::task::*;
 }
 
+pub mod net {
+    //! tokio-compatible sockets (`TcpListener`, `TcpStream`, `UdpSocket`,
+    //! Unix sockets, `lookup_host`) over the core's io_uring or epoll driver.
+    pub use insane_net::*;
+}
+
 pub mod time {
     //! Timers with tokio's names and semantics: `sleep`, `timeout`,
     //! `interval`, on a per-core timer wheel.

@@ -151,7 +151,11 @@ impl Report {
         }
         let mut lines = vec![header];
         for row in &self.rows {
-            let mut line = vec![format!("{} ({})", row.benchmark, row.unit.label())];
+            let mut line = vec![match row.unit {
+                // Durations carry their unit in every cell.
+                Unit::Nanos => row.benchmark.clone(),
+                Unit::Rate { .. } => format!("{} ({})", row.benchmark, row.unit.label()),
+            }];
             for cell in &row.cells {
                 line.push(match (cell.value, &cell.error) {
                     (Some(v), _) => row.unit.format(v),
@@ -170,7 +174,13 @@ impl Report {
 
         let columns = lines[0].len();
         let widths: Vec<usize> = (0..columns)
-            .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+            .map(|c| {
+                lines
+                    .iter()
+                    .map(|l| l[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut out = String::new();
         let _ = writeln!(out, "## {} scenario\n", self.scenario);
@@ -208,24 +218,24 @@ impl Report {
                 let _ = writeln!(out, "- {k}: {v}");
             }
         }
-        let errors: Vec<String> = self
-            .rows
-            .iter()
-            .flat_map(|row| {
-                row.cells.iter().zip(&self.systems).filter_map(move |(cell, sys)| {
-                    cell.error
-                        .as_ref()
-                        .map(|e| format!("{} on {sys}: {e}", row.benchmark))
-                })
-            })
-            .collect();
+        // One line per distinct (system, error), naming the rows it hit.
+        let mut errors: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+        for row in &self.rows {
+            for (cell, sys) in row.cells.iter().zip(&self.systems) {
+                let Some(e) = &cell.error else { continue };
+                match errors.iter_mut().find(|(s, m, _)| s == sys && m == e) {
+                    Some((_, _, rows)) => rows.push(&row.benchmark),
+                    None => errors.push((sys, e, vec![&row.benchmark])),
+                }
+            }
+        }
         if !self.notes.is_empty() || !errors.is_empty() {
             out.push_str("\nNotes:\n");
             for n in &self.notes {
                 let _ = writeln!(out, "- {n}");
             }
-            for e in errors {
-                let _ = writeln!(out, "- FAILED: {e}");
+            for (sys, e, rows) in errors {
+                let _ = writeln!(out, "- FAILED on {sys} ({}): {e}", rows.join(", "));
             }
         }
         out
@@ -349,8 +359,8 @@ fn format_nanos(ns: f64) -> String {
         format!("{:.2}s", ns / 1e9)
     } else if a >= 1e6 {
         format!("{:.2}ms", ns / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.1}µs", ns / 1e3)
+    } else if a >= 1e3 {
+        format!("{:.2}µs", ns / 1e3)
     } else {
         format!("{ns:.1}ns")
     }
@@ -391,7 +401,7 @@ mod tests {
         assert!(md.contains("2.00M"), "{md}");
         assert!(md.contains("2.00x"), "{md}");
         assert!(md.contains("FAILED"), "{md}");
-        assert!(md.contains("x on c: panicked"), "{md}");
+        assert!(md.contains("FAILED on c (x): panicked"), "{md}");
         let json = r.to_json();
         assert_eq!(json["rows"][0]["speedup"]["b"], 2.0);
         assert!(json["rows"][0]["speedup"]["c"].is_null());

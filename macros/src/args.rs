@@ -147,7 +147,10 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
             }
             "driver" => {
                 if seen_driver {
-                    errors.push(syn::Error::new_spanned(ident, "duplicate argument `driver`"));
+                    errors.push(syn::Error::new_spanned(
+                        ident,
+                        "duplicate argument `driver`",
+                    ));
                     continue;
                 }
                 seen_driver = true;
@@ -202,6 +205,10 @@ fn parse_cores(name: &str, value: &Expr) -> syn::Result<usize> {
         }
         return Err(syn::Error::new_spanned(value, expects()));
     };
+    // `-2` may arrive as one negative literal rather than `-` and `2`.
+    if int.base10_digits().starts_with('-') {
+        return Err(syn::Error::new_spanned(int, "cores must be at least 1"));
+    }
     let n: usize = int.base10_parse().map_err(|_| {
         syn::Error::new_spanned(int, format!("`{name}` is too large for a core count"))
     })?;
@@ -238,7 +245,11 @@ fn parse_driver(value: &Expr) -> syn::Result<Driver> {
             // `driver = epoll` instead of `driver = "epoll"`: say so.
             let hint = match other {
                 Expr::Path(p) if p.path.get_ident().is_some() => {
-                    let name = p.path.get_ident().map(ToString::to_string).unwrap_or_default();
+                    let name = p
+                        .path
+                        .get_ident()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
                     format!("; write `driver = \"{name}\"`")
                 }
                 _ => String::new(),
@@ -272,8 +283,9 @@ fn path_without_value(path: &syn::Path) -> syn::Error {
             "`driver` requires a value, e.g. `driver = \"epoll\"` (one of {})",
             driver_names()
         ),
-        "pin_cores" => "`pin_cores` requires a value: `pin_cores = true` or `pin_cores = false`"
-            .to_string(),
+        "pin_cores" => {
+            "`pin_cores` requires a value: `pin_cores = true` or `pin_cores = false`".to_string()
+        }
         "flavor" | "multi_thread" | "current_thread" => return flavor_error(path.span()),
         _ => format!("unknown argument `{name}`: {EXPECTED_ARGS}"),
     };
@@ -386,7 +398,9 @@ mod tests {
     fn driver_not_a_string() {
         assert_eq!(
             errors("driver = epoll"),
-            [r#"`driver` expects a string literal: one of "auto", "uring", "epoll"; write `driver = "epoll"`"#]
+            [
+                r#"`driver` expects a string literal: one of "auto", "uring", "epoll"; write `driver = "epoll"`"#
+            ]
         );
         assert_eq!(
             errors("driver = 3"),
@@ -446,7 +460,10 @@ mod tests {
             errors("a::b = 1"),
             ["unknown argument `a::b`: expected `cores`, `driver` or `pin_cores`"]
         );
-        assert_eq!(errors("cores(2)"), ["expected `name = value`, e.g. `cores = ..`"]);
+        assert_eq!(
+            errors("cores(2)"),
+            ["expected `name = value`, e.g. `cores = ..`"]
+        );
     }
 
     #[test]

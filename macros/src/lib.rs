@@ -1,1 +1,163 @@
-//! placeholder
+//! `#[insane::main]` and `#[insane::test]`: run an `async fn` on an insane
+//! runtime.
+//!
+//! Use these through the `insane` crate (`#[insane::main]`,
+//! `#[insane::test]`), not from this crate directly: the expansion refers to
+//! `::insane`.
+//!
+//! ```ignore
+//! // (`ignore`: this crate cannot depend on `insane`; the same code runs
+//! // in the `insane` package's `tests/macros.rs`.)
+//! #[insane::main]
+//! async fn main() -> Result<(), std::io::Error> {
+//!     let listener = insane::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     loop {
+//!         let (socket, _) = listener.accept().await?;
+//!         insane::spawn_local(serve(socket));
+//!     }
+//! }
+//!
+//! #[insane::test(cores = 2, driver = "epoll")]
+//! async fn echo_round_trip() {
+//!     // ...
+//! }
+//! ```
+//!
+//! # Arguments
+//!
+//! Both attributes take the same optional arguments:
+//!
+//! | argument | value | meaning |
+//! |---|---|---|
+//! | `cores = N` | integer literal ≥ 1 | number of cores (one executor thread each); default: every core the process may run on |
+//! | `driver = "name"` | `"auto"`, `"uring"` or `"epoll"` | the I/O driver; `"auto"` (the default) picks io_uring when the kernel allows it, else epoll |
+//! | `pin_cores = bool` | `true` / `false` | pin each executor thread to its core |
+//!
+//! At run time the environment variables `INSANE_CORES` and `INSANE_DRIVER`
+//! override `cores` and `driver`, so a test suite or a binary can be re-run
+//! on another configuration without recompiling.
+//!
+//! # Porting from tokio
+//!
+//! Change the path: `#[tokio::main]` → `#[insane::main]`, `#[tokio::test]` →
+//! `#[insane::test]`. `worker_threads = N` is accepted as another name for
+//! `cores = N`. `flavor = ".."` is rejected: insane is always thread-per-core
+//! (each core runs its own executor and a task stays on the core it was
+//! spawned on), so there is no current-thread/multi-thread choice; use
+//! `cores = 1` for the single-threaded behaviour of `current_thread`.
+//!
+//! # What they expand to
+//!
+//! ```ignore
+//! #[insane::main(cores = 2)]
+//! pub async fn main() -> Result<(), Error> { body }
+//! ```
+//!
+//! becomes (modulo hygiene and spans)
+//!
+//! ```ignore
+//! pub fn main() -> Result<(), Error> {
+//!     let body = async move { body };
+//!     // Gives the async block its output type up front, so `?` and
+//!     // `return Err(..)` in `body` infer exactly as in a sync fn.
+//!     if false {
+//!         let _: &dyn ::core::future::Future<Output = Result<(), Error>> = &body;
+//!     }
+//!     return ::insane::__private::block_on(
+//!         ::insane::__private::MacroConfig {
+//!             cores: Some(2),
+//!             driver: None,
+//!             pin_cores: None,
+//!             kind: ::insane::__private::EntryKind::Main,
+//!         },
+//!         body,
+//!     );
+//! }
+//! ```
+//!
+//! `#[insane::test]` adds `#[::core::prelude::v1::test]` after the
+//! function's own attributes (so `#[should_panic]` and `#[ignore]` work), uses
+//! `kind: EntryKind::Test`, and passes the body as a
+//! `Pin<&mut dyn Future<Output = Ret>>` so that all tests share one
+//! instantiation of `block_on`.
+//!
+//! Mistakes are reported as compile errors pointing at the offending token,
+//! for example `unknown driver "xdp": expected one of "auto", "uring",
+//! "epoll"`, `cores must be at least 1`, or `the `async` keyword is missing
+//! from the function declaration`.
+
+mod args;
+mod entry;
+
+use proc_macro::TokenStream;
+
+/// Runs an `async fn main` on an insane runtime.
+///
+/// The function becomes a plain `fn` with the same attributes, visibility and
+/// return type, which builds a runtime, runs the body to completion on core 0
+/// and returns its output. Any return type works as it does for a sync
+/// `main` (`()`, `Result<(), E>` with `?` and `return Err(..)` in the body,
+/// `std::process::ExitCode`, ...).
+///
+/// ```ignore
+/// // (`ignore`: this crate cannot depend on `insane`; see the crate docs.)
+/// #[insane::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let config = std::fs::read_to_string("config.toml")?;
+///     run(config).await?;
+///     Ok(())
+/// }
+/// ```
+///
+/// With arguments (see the [crate documentation](crate) for the list):
+///
+/// ```ignore
+/// #[insane::main(cores = 4, driver = "uring", pin_cores = true)]
+/// async fn main() {
+///     // ...
+/// }
+/// ```
+///
+/// `main` may not take arguments or be generic. Like `#[tokio::main]`, the
+/// attribute also works on an `async fn` with another name, which then
+/// becomes a sync function that runs its own runtime each time it is called
+/// (its arguments are moved into the future).
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand_main(args.into(), item.into()).into()
+}
+
+/// Runs an `async fn` test on a fresh insane runtime.
+///
+/// Emits `#[test]` (so do not add one yourself) after the function's other
+/// attributes, which keep working: `#[should_panic]`, `#[ignore]`,
+/// `#[cfg_attr(..)]`, ... The test may return `()` or anything `#[test]`
+/// accepts, such as `Result<(), E>`.
+///
+/// ```ignore
+/// // (`ignore`: this crate cannot depend on `insane`; the `insane`
+/// // package's `tests/macros.rs` has runnable versions.)
+/// #[insane::test]
+/// async fn spawns() {
+///     let handle = insane::spawn(async { 1 + 1 });
+///     assert_eq!(handle.await.unwrap(), 2);
+/// }
+///
+/// #[insane::test(cores = 2, driver = "epoll")]
+/// async fn on_two_cores() -> std::io::Result<()> {
+///     // ...
+///     Ok(())
+/// }
+///
+/// #[insane::test]
+/// #[should_panic(expected = "boom")]
+/// async fn panics() {
+///     panic!("boom");
+/// }
+/// ```
+///
+/// Takes the same arguments as [`macro@main`].
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand_test(args.into(), item.into()).into()
+}

@@ -22,6 +22,7 @@ use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
 use crate::context;
+use crate::driver::IoDriver;
 use crate::reactor::{Reactor, Registered, Unpark};
 use crate::runtime::IdlePolicy;
 use crate::task::TaskHeader;
@@ -126,6 +127,8 @@ pub(crate) struct Core {
     /// so shutdown can reach tasks that are waiting on something.
     pub(crate) tasks: RefCell<Slab<Waker>>,
     pub(crate) reactors: RefCell<Vec<Registered>>,
+    /// The kernel I/O driver sockets on this core use (also in `reactors`).
+    io_driver: RefCell<Option<Rc<RefCell<dyn IoDriver>>>>,
     /// Index in `reactors` of the one that can park, if any.
     parker: Cell<Option<usize>>,
     /// Set once shutdown began: tasks polled from now on are cancelled.
@@ -145,6 +148,7 @@ impl Core {
             timers: RefCell::new(Wheel::new(Instant::now())),
             tasks: RefCell::new(Slab::new()),
             reactors: RefCell::new(Vec::new()),
+            io_driver: RefCell::new(None),
             parker: Cell::new(None),
             closing: Cell::new(false),
             current_task: Cell::new(None),
@@ -176,6 +180,23 @@ impl Core {
         });
         tracing::debug!(core = self.index(), reactor = name, can_park, "reactor registered");
         Ok(())
+    }
+
+    pub(crate) fn install_io_driver<D: IoDriver>(&self, driver: Rc<RefCell<D>>) -> io::Result<()> {
+        if let Some(existing) = &*self.io_driver.borrow() {
+            return Err(io::Error::other(format!(
+                "core {} already has the {} I/O driver",
+                self.index(),
+                existing.borrow().kind()
+            )));
+        }
+        self.register_reactor(driver.clone())?;
+        *self.io_driver.borrow_mut() = Some(driver);
+        Ok(())
+    }
+
+    pub(crate) fn io_driver(&self) -> Option<Rc<RefCell<dyn IoDriver>>> {
+        self.io_driver.borrow().clone()
     }
 
     /// Runs up to `BUDGET` local tasks, after moving injected ones over.
@@ -355,7 +376,9 @@ impl Core {
             }
         }
         let reactors = std::mem::take(&mut *self.reactors.borrow_mut());
+        let io_driver = self.io_driver.borrow_mut().take();
         self.parker.set(None);
+        drop(io_driver);
         drop(reactors);
         // Reactors dropping their pending operations may have woken tasks.
         loop {

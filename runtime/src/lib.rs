@@ -12,6 +12,7 @@
 mod affinity;
 mod context;
 mod core;
+pub mod driver;
 pub mod reactor;
 pub mod runtime;
 pub mod task;

@@ -115,6 +115,14 @@ impl Builder {
         self
     }
 
+    /// Like [`on_core_start`](Self::on_core_start) but runs `first` before
+    /// the hooks already added (the facade installs the I/O driver this way
+    /// so user hooks can use it).
+    pub fn prepend_core_start(mut self, first: CoreInit) -> Self {
+        self.init.insert(0, first);
+        self
+    }
+
     /// Starts the worker cores and returns the runtime.
     ///
     /// # Errors
@@ -312,5 +320,54 @@ impl Drop for Runtime {
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime").field("cores", &self.num_cores()).finish()
+    }
+}
+
+/// A handle to one core of a runtime, usable from any thread: spawn work
+/// there (e.g. cleanup of per-core driver state owned by that core).
+#[derive(Clone)]
+pub struct CoreHandle {
+    shared: Arc<CoreShared>,
+}
+
+impl CoreHandle {
+    /// The core running the caller, or `None` outside a runtime.
+    pub fn current() -> Option<Self> {
+        context::with_core(|c| CoreHandle {
+            shared: c.shared.clone(),
+        })
+    }
+
+    /// The core's index in its runtime.
+    pub fn index(&self) -> usize {
+        self.shared.index
+    }
+
+    /// An id unique to this core across all runtimes of the process.
+    pub fn uid(&self) -> u64 {
+        self.shared.uid
+    }
+
+    /// Whether the caller runs on this core.
+    pub fn is_current(&self) -> bool {
+        context::with_core(|c| c.shared.uid == self.shared.uid).unwrap_or(false)
+    }
+
+    /// Spawns a `Send` future on this core, from any thread. If the core has
+    /// shut down, the future is dropped without running.
+    pub fn spawn<F>(&self, future: F) -> crate::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        // SAFETY: Send + 'static future, so it may be created here and run
+        // on the core's thread.
+        unsafe { crate::task::spawn_raw(self.shared.clone(), future) }
+    }
+}
+
+impl fmt::Debug for CoreHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoreHandle").field("index", &self.index()).finish()
     }
 }

@@ -38,9 +38,19 @@ pub struct Common {
     /// declared hung (its thread is abandoned and the cell marked FAILED).
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+
+    /// Run only the benchmarks whose name contains one of these strings
+    /// (repeatable), e.g. `--only yield --only timer`.
+    #[arg(long)]
+    pub only: Vec<String>,
 }
 
 impl Common {
+    /// Whether the benchmark called `name` was selected by `--only`.
+    pub fn selected(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str()))
+    }
+
     /// Timed repetitions to use.
     pub fn repeats(&self) -> usize {
         self.repeats

@@ -42,6 +42,34 @@ pub struct Args {
     /// tokio's threads are never pinned.
     #[arg(long)]
     pub pin: bool,
+
+    /// insane's idle policy (`Runtime::builder().idle(..)`): `default`
+    /// (spin briefly, then park), `park` (sleep at once, like tokio) or
+    /// `spin` (never sleep; burns a CPU per core).
+    #[arg(long, value_enum, default_value_t = Idle::Default)]
+    pub idle: Idle,
+}
+
+/// Command-line names for insane's [`insane::runtime::IdlePolicy`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idle {
+    /// `IdlePolicy::default()`.
+    Default,
+    /// `IdlePolicy::Park`.
+    Park,
+    /// `IdlePolicy::Spin`.
+    Spin,
+}
+
+impl Idle {
+    fn policy(self) -> insane::runtime::IdlePolicy {
+        use insane::runtime::IdlePolicy;
+        match self {
+            Idle::Default => IdlePolicy::default(),
+            Idle::Park => IdlePolicy::Park,
+            Idle::Spin => IdlePolicy::Spin,
+        }
+    }
 }
 
 /// Counts for one run, derived from [`Args`].
@@ -56,6 +84,7 @@ struct Params {
     warmup: usize,
     repeats: usize,
     pin: bool,
+    idle: insane::runtime::IdlePolicy,
 }
 
 impl Params {
@@ -65,12 +94,13 @@ impl Params {
             spawn_tasks: if quick { 200_000 } else { 2_000_000 },
             spawn_batch: 1_000,
             yields: if quick { 200_000 } else { 2_000_000 },
-            rtt_trips: if quick { 20_000 } else { 200_000 },
+            rtt_trips: if quick { 20_000 } else { 50_000 },
             timers: if quick { 200_000 } else { 2_000_000 },
             timer_batch: 10_000,
             warmup: args.common.warmup,
             repeats: args.common.repeats(),
             pin: args.pin,
+            idle: args.idle.policy(),
         }
     }
 
@@ -108,12 +138,22 @@ pub fn run(args: &Args) -> Report {
     report.param("mode", if args.common.quick { "quick" } else { "full" });
     report.param("warm-up runs", p.warmup);
     report.param("timed runs (median reported)", p.repeats);
-    report.param("spawn+join tasks per run", format!("{} (batches of {})", p.spawn_tasks, p.spawn_batch));
+    report.param(
+        "spawn+join tasks per run",
+        format!("{} (batches of {})", p.spawn_tasks, p.spawn_batch),
+    );
     report.param("yields per task per run (2 tasks)", p.yields);
     report.param("round trips per run", p.rtt_trips);
-    report.param("timers per run", format!("{} (batches of {})", p.timers, p.timer_batch));
+    report.param(
+        "timers per run",
+        format!("{} (batches of {})", p.timers, p.timer_batch),
+    );
     report.param("insane cores", "1 (2 for the cross-core round trip)");
     report.param("insane pin_cores", p.pin);
+    report.param(
+        "insane idle policy",
+        format!("{:?} (--idle {:?})", p.idle, args.idle).to_lowercase(),
+    );
     report.param("tokio-mt worker threads", 2);
     report.param(
         "available CPUs",
@@ -144,32 +184,60 @@ pub fn run(args: &Args) -> Report {
             .collect()
     }
 
-    eprintln!("runtime scenario ({} mode)", if args.common.quick { "quick" } else { "full" });
+    eprintln!(
+        "runtime scenario ({} mode)",
+        if args.common.quick { "quick" } else { "full" }
+    );
 
-    let spawn = each("spawn+join", p, timeout, spawn_join);
-    let n = p.spawn_tasks as f64;
-    report.row("spawn+join", Unit::Rate { what: "tasks" }, cells(&spawn, |d| n / d.as_secs_f64()));
-    report.row("spawn+join per task", Unit::Nanos, cells(&spawn, |d| d.as_nanos() as f64 / n));
-
-    let yields = each("yield", p, timeout, yield_loop);
-    let total = 2.0 * p.yields as f64;
-    report.row("yield (2 tasks)", Unit::Rate { what: "yields" }, cells(&yields, |d| total / d.as_secs_f64()));
-
-    let rtt = each("cross-core round trip", p, timeout, round_trip);
-    for (i, what) in ["p50", "p99", "mean"].into_iter().enumerate() {
-        let row = rtt
-            .iter()
-            .map(|r| match r {
-                Ok(runs) => Cell::from_samples(runs.iter().map(|s| s[i]).collect()),
-                Err(e) => Cell::failed(e.clone()),
-            })
-            .collect();
-        report.row(&format!("cross-core round trip {what}"), Unit::Nanos, row);
+    let c = &args.common;
+    if c.selected("spawn+join") {
+        let spawn = each("spawn+join", p, timeout, spawn_join);
+        let n = p.spawn_tasks as f64;
+        report.row(
+            "spawn+join",
+            Unit::Rate { what: "tasks" },
+            cells(&spawn, |d| n / d.as_secs_f64()),
+        );
+        report.row(
+            "spawn+join per task",
+            Unit::Nanos,
+            cells(&spawn, |d| d.as_nanos() as f64 / n),
+        );
     }
 
-    let timers = each("timer insert+cancel", p, timeout, timer_insert_cancel);
-    let n = p.timers as f64;
-    report.row("timer insert+cancel", Unit::Nanos, cells(&timers, |d| d.as_nanos() as f64 / n));
+    if c.selected("yield") {
+        let yields = each("yield", p, timeout, yield_loop);
+        let total = 2.0 * p.yields as f64;
+        report.row(
+            "yield (2 tasks)",
+            Unit::Rate { what: "yields" },
+            cells(&yields, |d| total / d.as_secs_f64()),
+        );
+    }
+
+    if c.selected("cross-core round trip") {
+        let rtt = each("cross-core round trip", p, timeout, round_trip);
+        for (i, what) in ["p50", "p99", "mean"].into_iter().enumerate() {
+            let row = rtt
+                .iter()
+                .map(|r| match r {
+                    Ok(runs) => Cell::from_samples(runs.iter().map(|s| s[i]).collect()),
+                    Err(e) => Cell::failed(e.clone()),
+                })
+                .collect();
+            report.row(&format!("cross-core round trip {what}"), Unit::Nanos, row);
+        }
+    }
+
+    if c.selected("timer insert+cancel") {
+        let timers = each("timer insert+cancel", p, timeout, timer_insert_cancel);
+        let n = p.timers as f64;
+        report.row(
+            "timer insert+cancel",
+            Unit::Nanos,
+            cells(&timers, |d| d.as_nanos() as f64 / n),
+        );
+    }
 
     report.notes.push(
         "spawn+join: spawn a batch of tasks returning a u64, await every JoinHandle; \
@@ -188,9 +256,10 @@ pub fn run(args: &Args) -> Report {
             .to_owned(),
     );
     if super::abandoned_threads() {
-        report
-            .notes
-            .push("a measurement hung and its thread kept running: numbers measured after it are suspect".to_owned());
+        report.notes.push(
+            "a measurement hung and its thread kept running: numbers measured after it are suspect"
+                .to_owned(),
+        );
     }
     report
 }
@@ -228,8 +297,13 @@ where
 fn spawn_join(system: System, p: Params) -> Vec<Duration> {
     match system {
         System::Insane => insane_side::spawn_join(p),
-        System::TokioCt => tokio_ct().block_on(spawn_join_body(p, |i| tokio::spawn(async move { i }))),
-        System::TokioMt => on_tokio_worker(&tokio_mt(), spawn_join_body(p, |i| tokio::spawn(async move { i }))),
+        System::TokioCt => {
+            tokio_ct().block_on(spawn_join_body(p, |i| tokio::spawn(async move { i })))
+        }
+        System::TokioMt => on_tokio_worker(
+            &tokio_mt(),
+            spawn_join_body(p, |i| tokio::spawn(async move { i })),
+        ),
     }
 }
 
@@ -333,7 +407,9 @@ fn round_trip(system: System, p: Params) -> Vec<Latencies> {
             thread_b.join().expect("runtime B thread panicked");
             out
         }
-        System::TokioMt => on_tokio_worker(&tokio_mt(), rtt_body(p, |i| tokio::spawn(async move { i }))),
+        System::TokioMt => {
+            on_tokio_worker(&tokio_mt(), rtt_body(p, |i| tokio::spawn(async move { i })))
+        }
     }
 }
 
@@ -345,7 +421,8 @@ where
     H: Future<Output = Result<u64, E>>,
     E: Debug,
 {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");
     let mut timed = Vec::with_capacity(p.repeats);
     for run in 0..p.runs() {
         hist.reset();
@@ -374,7 +451,9 @@ fn timer_insert_cancel(system: System, p: Params) -> Vec<Duration> {
     fn tokio_body(p: Params) -> impl Future<Output = Vec<Duration>> + Send + 'static {
         // Without `unconstrained`, tokio's coop budget makes `Sleep::poll`
         // return Pending without registering once 128 polls were made.
-        tokio::task::unconstrained(async move { timer_body(p, || tokio::time::sleep(Duration::from_secs(1))) })
+        tokio::task::unconstrained(async move {
+            timer_body(p, || tokio::time::sleep(Duration::from_secs(1)))
+        })
     }
     match system {
         System::Insane => insane_side::timer_insert_cancel(p),
@@ -428,17 +507,41 @@ where
 
 mod insane_side {
     use super::*;
+    use insane::runtime::Runtime;
 
-    pub(super) fn spawn_join(_p: Params) -> Vec<Duration> {
-        panic!("insane runtime not available yet")
+    fn runtime(cores: usize, p: Params) -> Runtime {
+        Runtime::builder()
+            .cores(cores)
+            .pin_cores(p.pin)
+            .idle(p.idle)
+            .build()
+            .expect("build insane runtime")
     }
-    pub(super) fn yield_loop(_p: Params) -> Vec<Duration> {
-        panic!("insane runtime not available yet")
+
+    pub(super) fn spawn_join(p: Params) -> Vec<Duration> {
+        runtime(1, p).block_on(spawn_join_body(p, |i| insane::spawn(async move { i })))
     }
-    pub(super) fn round_trip(_p: Params) -> Vec<Latencies> {
-        panic!("insane runtime not available yet")
+
+    pub(super) fn yield_loop(p: Params) -> Vec<Duration> {
+        runtime(1, p).block_on(yield_body(p, |m| {
+            insane::spawn(async move {
+                for _ in 0..m {
+                    insane::task::yield_now().await;
+                }
+                m
+            })
+        }))
     }
-    pub(super) fn timer_insert_cancel(_p: Params) -> Vec<Duration> {
-        panic!("insane runtime not available yet")
+
+    pub(super) fn round_trip(p: Params) -> Vec<Latencies> {
+        runtime(2, p).block_on(rtt_body(p, |i| insane::task::spawn_on(1, async move { i })))
+    }
+
+    pub(super) fn timer_insert_cancel(p: Params) -> Vec<Duration> {
+        runtime(1, p).block_on(async move {
+            panic!("insane::time::sleep does not exist yet");
+            #[allow(unreachable_code)]
+            timer_body(p, || std::future::pending::<()>())
+        })
     }
 }

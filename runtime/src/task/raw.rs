@@ -111,6 +111,17 @@ impl<'h, F: Future> TaskFuture<'h, F> {
 }
 
 impl<F> TaskFuture<'_, F> {
+    /// Makes the task reachable for `abort` (its header's waker) and for
+    /// shutdown (the core's task registry).
+    fn register(&mut self, cx: &Context<'_>) {
+        self.header.waker.register(cx.waker());
+        self.registered = context::with_core(|core| {
+            let key = core.tasks.try_borrow_mut().ok()?.insert(cx.waker().clone());
+            Some((core.shared.uid, key))
+        })
+        .flatten();
+    }
+
     fn deregister(&mut self) {
         self.header.waker.take();
         if let Some((core_uid, key)) = self.registered.take() {
@@ -129,28 +140,34 @@ impl<F: Future> Future for TaskFuture<'_, F> {
     type Output = Result<F::Output, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let closing = context::with_core(|core| {
-            if self.registered.is_none() {
-                // SAFETY: only the `registered` field is written; nothing is moved.
-                let this = unsafe { self.as_mut().get_unchecked_mut() };
-                this.header.waker.register(cx.waker());
-                let key = core.tasks.borrow_mut().insert(cx.waker().clone());
-                this.registered = Some((core.shared.uid, key));
-            }
-            core.closing.get()
-        })
-        .unwrap_or(true);
         let header = self.header;
+        let closing = context::with_core(|core| core.closing.get()).unwrap_or(true);
         if closing || header.aborted.load(Ordering::Acquire) {
             self.finish();
             return Poll::Ready(Err(JoinError::cancelled(header.id)));
         }
         // SAFETY: the user future is structurally pinned: it is never moved
         // out of the Option, only dropped in place by `finish`.
-        let future = unsafe { self.as_mut().map_unchecked_mut(|t| t.future.as_mut().expect("polled after completion")) };
-        let result = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
-        match result {
-            Ok(Poll::Pending) => Poll::Pending,
+        let future = unsafe {
+            self.as_mut()
+                .map_unchecked_mut(|t| t.future.as_mut().expect("task polled after completion"))
+        };
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => {
+                if self.registered.is_none() {
+                    // Registered only once the task waits: most tasks finish
+                    // in their first poll and never pay for it.
+                    // SAFETY: only the `registered` field is written.
+                    let this = unsafe { self.as_mut().get_unchecked_mut() };
+                    this.register(cx);
+                    // An abort that raced with the registration found no
+                    // waker to wake: look again now that there is one.
+                    if header.aborted.load(Ordering::Acquire) {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Poll::Pending
+            }
             Ok(Poll::Ready(out)) => {
                 self.finish();
                 Poll::Ready(Ok(out))

@@ -1,0 +1,256 @@
+//! `#[insane::main]` and `#[insane::test]` as users write them: every
+//! argument form, return types with `?`, `#[should_panic]`, `#[ignore]`,
+//! and `main` functions called from tests.
+//!
+//! The compile-fail cases (bad arguments, missing `async`, ...) are unit
+//! tests of the expansion in `macros/src/`.
+
+#![deny(warnings)]
+
+use std::cell::Cell;
+use std::error::Error;
+use std::io;
+use std::rc::Rc;
+
+use insane::runtime::Runtime;
+
+/// Whether the run-time override of the core count is set, in which case
+/// the number of cores is not the one written in the attribute.
+fn cores_overridden() -> bool {
+    std::env::var_os("INSANE_CORES").is_some() || std::env::var_os("INSANE_RUNTIME_CORES").is_some()
+}
+
+fn assert_cores(expected: usize) {
+    assert_eq!(Runtime::current_core(), Some(0), "the body runs on core 0");
+    if !cores_overridden() {
+        assert_eq!(Runtime::cores(), Some(expected));
+    }
+}
+
+/// Yields once, so that the body really is polled more than once.
+async fn yield_once() {
+    insane::task::yield_now().await;
+}
+
+#[insane::test]
+async fn no_arguments() {
+    yield_once().await;
+    // Tests default to one core.
+    assert_cores(1);
+}
+
+#[insane::test()]
+async fn empty_arguments() {
+    assert_cores(1);
+}
+
+#[insane::test(cores = 2)]
+async fn two_cores() {
+    assert_cores(2);
+    if !cores_overridden() {
+        let core = insane::task::spawn_on(1, async { Runtime::current_core() })
+            .await
+            .unwrap();
+        assert_eq!(core, Some(1));
+    }
+}
+
+#[insane::test(worker_threads = 2)]
+async fn worker_threads_is_cores() {
+    assert_cores(2);
+}
+
+#[insane::test(driver = "epoll")]
+async fn epoll_driver() {
+    yield_once().await;
+    assert_cores(1);
+}
+
+#[insane::test(driver = "auto")]
+async fn auto_driver() {
+    assert_cores(1);
+}
+
+#[insane::test(pin_cores = false)]
+async fn unpinned() {
+    assert_cores(1);
+}
+
+#[insane::test(cores = 2, driver = "epoll", pin_cores = false)]
+async fn all_arguments() {
+    assert_cores(2);
+}
+
+#[insane::test]
+async fn result_with_question_mark() -> Result<(), io::Error> {
+    let n: u32 = "42"
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    yield_once().await;
+    assert_eq!(n, 42);
+    Ok(())
+}
+
+#[insane::test(cores = 1)]
+async fn question_mark_converts_with_from() -> Result<(), Box<dyn Error>> {
+    // `ParseIntError` → `Box<dyn Error>` through `From`: needs the body's
+    // error type to be known from the declared return type.
+    let n: u32 = "7".parse()?;
+    assert_eq!(n, 7);
+    Ok(())
+}
+
+#[insane::test]
+async fn early_return() -> Result<(), String> {
+    if Runtime::current_core() != Some(0) {
+        return Err("not on core 0".into());
+    }
+    Ok(())
+}
+
+#[insane::test]
+#[should_panic(expected = "boom")]
+async fn should_panic_works() {
+    yield_once().await;
+    panic!("boom");
+}
+
+#[insane::test(cores = 1)]
+#[should_panic]
+async fn should_panic_on_failed_assert() {
+    assert_eq!(1 + 1, 3);
+}
+
+#[insane::test]
+#[ignore = "shows that #[ignore] is kept; runs with --ignored"]
+async fn ignored() {
+    assert_cores(1);
+}
+
+#[insane::test]
+async fn not_send_body() {
+    // The body is not `Send`: it runs on core 0 only.
+    let counter = Rc::new(Cell::new(0));
+    let c = counter.clone();
+    yield_once().await;
+    c.set(c.get() + 1);
+    assert_eq!(counter.get(), 1);
+}
+
+#[insane::test]
+async fn user_names_do_not_clash() {
+    // The expansion's own locals are hygienic.
+    let body = 1;
+    let __insane_body = 2;
+    assert_eq!(body + __insane_body, 3);
+}
+
+#[insane::test]
+async fn inner_attributes_are_kept() {
+    #![allow(unused_mut)]
+    let mut x = 1;
+    assert_eq!(x, 1);
+}
+
+mod nested {
+    use super::*;
+
+    #[insane::test(cores = 2)]
+    async fn in_a_module() {
+        assert_cores(2);
+    }
+}
+
+/// A program's entry point, as a user writes it.
+mod app {
+    use std::io;
+
+    /// Documented main.
+    #[insane::main]
+    pub async fn main() -> Result<(), io::Error> {
+        #![allow(clippy::needless_return)]
+        let value = parse("5")?;
+        if value != 5 {
+            return Err(io::Error::other("wrong value"));
+        }
+        super::yield_once().await;
+        Ok(())
+    }
+
+    fn parse(s: &str) -> io::Result<u32> {
+        s.parse().map_err(io::Error::other)
+    }
+}
+
+/// A `main` that fails: `return Err(..)` inside the body.
+mod failing_app {
+    use std::io;
+
+    #[insane::main(cores = 2, driver = "epoll")]
+    pub async fn main() -> Result<(), io::Error> {
+        super::yield_once().await;
+        if super::cores_overridden() || insane::runtime::Runtime::cores() == Some(2) {
+            return Err(io::Error::other("failed on purpose"));
+        }
+        Ok(())
+    }
+}
+
+/// `main` without a return type.
+mod unit_app {
+    #[insane::main(pin_cores = false)]
+    pub(crate) async fn main() {
+        super::yield_once().await;
+    }
+}
+
+/// `#[insane::main]` on a function with another name and arguments, as
+/// `#[tokio::main]` allows: a sync function that runs its own runtime.
+#[insane::main(cores = 1)]
+async fn add_on_runtime(a: u32, b: String) -> u32 {
+    yield_once().await;
+    a + b.parse::<u32>().unwrap()
+}
+
+/// A return type that cannot be written in a type annotation.
+#[insane::main]
+async fn opaque() -> impl std::fmt::Debug {
+    yield_once().await;
+    "opaque"
+}
+
+/// `std::process::ExitCode`, the other common `main` return type.
+#[insane::main]
+async fn exit_code() -> std::process::ExitCode {
+    std::process::ExitCode::SUCCESS
+}
+
+#[test]
+fn main_runs_to_completion() {
+    app::main().unwrap();
+}
+
+#[test]
+fn main_returns_the_error() {
+    let err = failing_app::main().unwrap_err();
+    assert_eq!(err.to_string(), "failed on purpose");
+}
+
+#[test]
+fn main_without_return_type() {
+    unit_app::main();
+}
+
+#[test]
+fn main_attribute_on_other_functions() {
+    assert_eq!(add_on_runtime(1, "2".to_string()), 3);
+    assert_eq!(format!("{:?}", opaque()), "\"opaque\"");
+    assert_eq!(exit_code(), std::process::ExitCode::SUCCESS);
+}
+
+#[test]
+fn main_can_run_twice() {
+    // Each call builds and drops its own runtime.
+    app::main().unwrap();
+    app::main().unwrap();
+}
