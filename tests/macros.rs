@@ -101,6 +101,28 @@ async fn question_mark_converts_with_from() -> Result<(), Box<dyn Error>> {
 }
 
 #[insane::test]
+async fn unsized_coercion_in_return() -> Result<(), Box<dyn Error>> {
+    // `Box<fmt::Error>` → `Box<dyn Error>` needs the declared return type
+    // while the body is type-checked, as in any `async fn`.
+    if Runtime::current_core() != Some(0) {
+        return Err(Box::new(std::fmt::Error));
+    }
+    Ok(())
+}
+
+#[insane::test]
+async fn items_in_the_body() {
+    use std::collections::HashMap;
+    fn helper() -> u32 {
+        3
+    }
+    const N: u32 = 4;
+    let mut map = HashMap::new();
+    map.insert(helper(), N);
+    assert_eq!(map[&3], 4);
+}
+
+#[insane::test]
 async fn early_return() -> Result<(), String> {
     if Runtime::current_core() != Some(0) {
         return Err("not on core 0".into());
@@ -219,6 +241,28 @@ async fn opaque() -> impl std::fmt::Debug {
     "opaque"
 }
 
+/// A `main` that never returns.
+#[insane::main]
+async fn diverges() -> ! {
+    yield_once().await;
+    panic!("diverged");
+}
+
+/// `Self` in an associated function: the body cannot move into a nested
+/// function and becomes an async block instead.
+#[derive(Debug, PartialEq)]
+struct Counter(usize);
+
+impl Counter {
+    const START: usize = 1;
+
+    #[insane::main(cores = 1)]
+    async fn start() -> Self {
+        yield_once().await;
+        Self(Self::START)
+    }
+}
+
 /// `std::process::ExitCode`, the other common `main` return type.
 #[insane::main]
 async fn exit_code() -> std::process::ExitCode {
@@ -246,6 +290,17 @@ fn main_attribute_on_other_functions() {
     assert_eq!(add_on_runtime(1, "2".to_string()), 3);
     assert_eq!(format!("{:?}", opaque()), "\"opaque\"");
     assert_eq!(exit_code(), std::process::ExitCode::SUCCESS);
+}
+
+#[test]
+#[should_panic(expected = "diverged")]
+fn never_returning_main() {
+    diverges();
+}
+
+#[test]
+fn main_attribute_on_associated_function() {
+    assert_eq!(Counter::start(), Counter(1));
 }
 
 #[test]

@@ -269,8 +269,9 @@ fn flavor_error(span: Span) -> syn::Error {
     syn::Error::new(
         span,
         "insane has no runtime flavors: it is always thread-per-core (one executor \
-         thread per core, tasks stay on the core that runs them); remove `flavor` \
-         and use `cores = N` to choose how many cores to run on",
+         thread per core; a task stays on the core it was spawned on); remove \
+         `flavor` and use `cores = N` to choose how many cores to run on \
+         (`cores = 1` for tokio's `current_thread`)",
     )
 }
 

@@ -1,18 +1,22 @@
 //! The expansion of `#[insane::main]` and `#[insane::test]`.
 //!
-//! The shape follows tokio-macros: the `async fn` becomes a plain `fn` with
-//! the same attributes, visibility and signature (minus `async`), whose body
-//! is
+//! The `async fn` becomes a plain `fn` with the same attributes, visibility
+//! and signature (minus `async`). For `main` and tests (no arguments, no
+//! generics) its body is
 //!
 //! ```text
-//! let body = async move { <original body> };
-//! <annotation: body is a Future<Output = Ret>>
-//! return ::insane::__private::block_on(::insane::__private::MacroConfig { .. }, body);
+//! async fn __insane_main() -> Ret { <original body> }
+//! let __insane_body = __insane_main();
+//! return ::insane::__private::block_on(::insane::__private::MacroConfig { .. }, __insane_body);
 //! ```
 //!
-//! The annotation gives the async block's output type to the type checker
-//! up front, so that `?` and `return Err(..)` inside the body infer their
-//! error type from the declared return type exactly as in a sync `fn`.
+//! The nested `async fn` keeps the user's return type on the body, so `?`,
+//! `return Err(..)` and coercions (`Box<E>` to `Box<dyn Error>`) behave
+//! exactly as in the `async fn` the user wrote. Tests additionally pin the
+//! future and pass it as `Pin<&mut dyn Future<Output = Ret>>`. A function
+//! with arguments (`#[insane::main]` on a function not called `main`, which
+//! tokio allows) uses `let __insane_body = async move { <body> };` instead,
+//! which captures them.
 
 use proc_macro2::{Span, TokenStream as TokenStream2, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
@@ -105,12 +109,12 @@ fn check_signature(input: &ItemFn, kind: Kind, errors: &mut Errors) {
 }
 
 fn generate(mut input: ItemFn, kind: Kind, args: &Args) -> TokenStream2 {
-    input.sig.asyncness = None;
+    let asyncness = input.sig.asyncness.take();
 
     // rustc reports a mismatch between the body's type and the return type
-    // at the `block_on` call; giving that call the span of the body's last
-    // statement makes the error point into the user's code, as it would for
-    // a sync `fn`.
+    // at the `block_on` call when the body is an async block; giving that
+    // call the span of the body's last statement makes the error point into
+    // the user's code, as it would for a sync `fn`.
     let (last_stmt_start, last_stmt_end) = {
         let mut last = input.stmts.last().cloned().unwrap_or_default().into_iter();
         let start = last.next().map_or_else(Span::call_site, |t| t.span());
@@ -118,48 +122,61 @@ fn generate(mut input: ItemFn, kind: Kind, args: &Args) -> TokenStream2 {
         (start, end)
     };
 
-    // `Span::mixed_site` keeps this local invisible to the user's code.
+    // `Span::mixed_site` keeps the local invisible to the user's code.
     let body_ident = Ident::new("__insane_body", Span::mixed_site());
+    let inner_fn = Ident::new("__insane_main", Span::mixed_site());
     let body = input.body();
 
-    let output_type = match &input.sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    // An `async fn` without arguments, generics or `Self` becomes a nested
+    // `async fn` with the same return type: the body is then type-checked
+    // exactly as the user wrote it, with the declared return type known up
+    // front (an async block only learns its output type afterwards, so
+    // `return Err(Box::new(e))` would not coerce to `Box<dyn Error>` and
+    // `?` could not always infer). Other functions (only `#[insane::main]`
+    // on a function not called `main` may have arguments) fall back to an
+    // `async move` block, which captures the arguments.
+    let nested_fn = input.sig.inputs.is_empty()
+        && input.sig.generics.params.is_empty()
+        && input.sig.generics.where_clause.is_none()
+        && !mentions_self(input.sig.output.to_token_stream())
+        && !input.stmts.iter().any(|stmt| mentions_self(stmt.clone()));
+    let make_future = if nested_fn {
+        let async_token = asyncness.unwrap_or_default();
+        let output = &input.sig.output;
+        // Lints about the async-ness of a function do not apply: the user
+        // wrote an `async fn` because the attribute requires one.
+        quote! {
+            #[allow(clippy::unused_async, clippy::future_not_send)]
+            #async_token fn #inner_fn() #output #body
+            let #body_ident = #inner_fn();
+        }
+    } else {
+        quote! {
+            let #body_ident = async move #body;
+        }
     };
-    // `dyn Future<Output = !>` is not stable and `impl Trait` cannot be named
-    // in a type annotation: those return types go without annotation (their
-    // bodies rarely use `?`).
-    let can_annotate = match &input.sig.output {
+
+    // Tests: pin the future on the stack and pass a `Pin<&mut dyn Future>`,
+    // so that all tests share one instantiation of `block_on`. Not possible
+    // when the output is `!` (`dyn Future<Output = !>` is unstable) or an
+    // `impl Trait`, which cannot be named.
+    let can_name_output = match &input.sig.output {
         ReturnType::Default => true,
         ReturnType::Type(_, ty) => !matches!(**ty, Type::Never(_)) && !contains_impl_trait(ty),
     };
-
-    let future = if kind == Kind::Test && can_annotate {
-        // Tests: pin the body on the stack and pass a `Pin<&mut dyn Future>`,
-        // so that every test shares one instantiation of `block_on`.
+    let erase = if kind == Kind::Test && can_name_output {
+        let output_type = match &input.sig.output {
+            ReturnType::Default => quote!(()),
+            ReturnType::Type(_, ty) => ty.to_token_stream(),
+        };
         quote! {
-            let #body_ident = async move #body;
             let #body_ident = ::core::pin::pin!(#body_ident);
             let #body_ident: ::core::pin::Pin<
                 &mut dyn ::core::future::Future<Output = #output_type>,
             > = #body_ident;
         }
     } else {
-        let check = if can_annotate {
-            // Type-checks the future's output against the return type without
-            // any run-time cost.
-            quote! {
-                if false {
-                    let _: &dyn ::core::future::Future<Output = #output_type> = &#body_ident;
-                }
-            }
-        } else {
-            quote!()
-        };
-        quote! {
-            let #body_ident = async move #body;
-            #check
-        }
+        quote!()
     };
 
     let config = args.config_tokens(kind);
@@ -172,7 +189,8 @@ fn generate(mut input: ItemFn, kind: Kind, args: &Args) -> TokenStream2 {
         #[allow(
             clippy::needless_return,
             clippy::diverging_sub_expression,
-            clippy::unwrap_in_result
+            clippy::unwrap_in_result,
+            unreachable_code
         )]
         {
             return #block_on(#config, #body_ident);
@@ -183,7 +201,23 @@ fn generate(mut input: ItemFn, kind: Kind, args: &Args) -> TokenStream2 {
         Kind::Test => quote!(#[::core::prelude::v1::test]),
         Kind::Main => quote!(),
     };
-    input.into_tokens(generated_attrs, future, run)
+    input.into_tokens(
+        generated_attrs,
+        quote! {
+            #make_future
+            #erase
+        },
+        run,
+    )
+}
+
+/// Whether `tokens` use `Self`, which a nested function could not see.
+fn mentions_self(tokens: TokenStream2) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        TokenTree::Ident(ident) => ident == "Self",
+        TokenTree::Group(group) => mentions_self(group.stream()),
+        TokenTree::Punct(_) | TokenTree::Literal(_) => false,
+    })
 }
 
 /// Whether `ty` mentions `impl Trait` somewhere a type annotation could not.
@@ -415,40 +449,45 @@ mod tests {
         };
         assert!(f.sig.asyncness.is_none());
         assert!(matches!(f.vis, Visibility::Public(_)));
+        assert_eq!(f.sig.ident, "main");
         assert_eq!(squashed(&f.sig.output), "->Result<(),std::io::Error>");
         // Doc, allow(dead_code) and the lifted inner allow(unused_mut).
         assert_eq!(f.attrs.len(), 3);
         assert_eq!(squashed(&f.attrs[2]), "#[allow(unused_mut)]");
 
-        let body = squashed(&f.block);
         let expected = squashed(quote! {
-            let __insane_body = async move {
-                let mut x = 1;
-                helper()?;
-                Ok(())
-            };
-            if false {
-                let _: &dyn ::core::future::Future<Output = Result<(), std::io::Error>> = &__insane_body;
+            {
+                #[allow(clippy::unused_async, clippy::future_not_send)]
+                async fn __insane_main() -> Result<(), std::io::Error> {
+                    let mut x = 1;
+                    helper()?;
+                    Ok(())
+                }
+                let __insane_body = __insane_main();
+                #[allow(
+                    clippy::needless_return,
+                    clippy::diverging_sub_expression,
+                    clippy::unwrap_in_result,
+                    unreachable_code
+                )]
+                {
+                    return ::insane::__private::block_on(
+                        ::insane::__private::MacroConfig {
+                            cores: ::core::option::Option::Some(2usize),
+                            driver: ::core::option::Option::Some("epoll"),
+                            pin_cores: ::core::option::Option::None,
+                            kind: ::insane::__private::EntryKind::Main,
+                        },
+                        __insane_body
+                    );
+                }
             }
         });
-        assert!(body.starts_with(&format!("{{{expected}")), "{body}");
-        let call = squashed(quote! {
-            return ::insane::__private::block_on(
-                ::insane::__private::MacroConfig {
-                    cores: ::core::option::Option::Some(2usize),
-                    driver: ::core::option::Option::Some("epoll"),
-                    pin_cores: ::core::option::Option::None,
-                    kind: ::insane::__private::EntryKind::Main,
-                },
-                __insane_body
-            );
-        });
-        assert!(body.contains(&call), "{body}");
-        assert!(compile_errors(&file.to_token_stream()).is_empty());
+        assert_eq!(squashed(&f.block), expected);
     }
 
     #[test]
-    fn main_without_return_type_annotates_unit() {
+    fn main_without_return_type() {
         let file = main_of(
             quote!(),
             quote!(
@@ -456,7 +495,7 @@ mod tests {
             ),
         );
         let body = squashed(&file);
-        assert!(body.contains("Future<Output=()>"), "{body}");
+        assert!(body.contains("asyncfn__insane_main(){}"), "{body}");
         assert!(
             body.contains("cores:::core::option::Option::None"),
             "{body}"
@@ -465,30 +504,37 @@ mod tests {
     }
 
     #[test]
-    fn never_and_impl_trait_are_not_annotated() {
-        for item in [
-            quote!(
-                async fn main() -> ! {
-                    loop {}
-                }
+    fn never_and_impl_trait_return_types() {
+        for (item, output) in [
+            (
+                quote!(
+                    async fn main() -> ! {
+                        loop {}
+                    }
+                ),
+                "->!",
             ),
-            quote!(
-                async fn main() -> impl std::process::Termination {}
-            ),
-            quote!(
-                async fn main() -> Box<impl std::fmt::Debug> {
-                    Box::new(1)
-                }
+            (
+                quote!(
+                    async fn main() -> impl std::process::Termination {}
+                ),
+                "->implstd::process::Termination",
             ),
         ] {
-            let out = squashed(main_of(quote!(), item));
-            assert!(!out.contains("dyn::core::future::Future"), "{out}");
-            assert!(out.contains("block_on"), "{out}");
+            let out = squashed(main_of(quote!(), item.clone()));
+            assert!(
+                out.contains(&format!("asyncfn__insane_main(){output}")),
+                "{out}"
+            );
+            // Tests cannot erase these output types.
+            let test = squashed(expand_test(quote!(), item));
+            assert!(!test.contains("dyn::core::future::Future"), "{test}");
+            assert!(test.contains("block_on"), "{test}");
         }
     }
 
     #[test]
-    fn non_main_fn_keeps_arguments() {
+    fn functions_with_arguments_use_an_async_block() {
         let file = main_of(
             quote!(),
             quote!(
@@ -502,7 +548,33 @@ mod tests {
         };
         assert_eq!(f.sig.ident, "run");
         assert_eq!(f.sig.inputs.len(), 1);
+        let body = squashed(&f.block);
+        assert!(
+            body.starts_with("{let__insane_body=asyncmove{n+1};"),
+            "{body}"
+        );
         assert!(compile_errors(&file.to_token_stream()).is_empty());
+    }
+
+    #[test]
+    fn self_uses_an_async_block() {
+        for item in [
+            quote!(
+                async fn make() -> Self {
+                    Self::new()
+                }
+            ),
+            quote!(
+                async fn make() -> Foo {
+                    let x = Self::X;
+                    Foo(x)
+                }
+            ),
+        ] {
+            let out = squashed(main_of(quote!(), item));
+            assert!(!out.contains("fn__insane_main"), "{out}");
+            assert!(out.contains("let__insane_body=asyncmove{"), "{out}");
+        }
     }
 
     #[test]
@@ -519,6 +591,7 @@ mod tests {
         let syn::Item::Fn(f) = &file.items[0] else {
             panic!()
         };
+        assert_eq!(f.sig.ident, "it_works");
         let attrs: Vec<String> = f.attrs.iter().map(squashed).collect();
         assert_eq!(
             attrs,
@@ -529,13 +602,16 @@ mod tests {
             ]
         );
         let body = squashed(&f.block);
-        assert!(
-            body.contains(&squashed(quote! {
-                let __insane_body = ::core::pin::pin!(__insane_body);
-                let __insane_body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = ()>,> = __insane_body;
-            })),
-            "{body}"
-        );
+        let expected = squashed(quote! {
+            #[allow(clippy::unused_async, clippy::future_not_send)]
+            async fn __insane_main() { panic!("boom") }
+            let __insane_body = __insane_main();
+            let __insane_body = ::core::pin::pin!(__insane_body);
+            let __insane_body: ::core::pin::Pin<
+                &mut dyn ::core::future::Future<Output = ()>,
+            > = __insane_body;
+        });
+        assert!(body.starts_with(&format!("{{{expected}")), "{body}");
         assert!(body.contains("EntryKind::Test"), "{body}");
         assert!(body.contains("Some(2usize)"), "{body}");
     }
@@ -764,6 +840,6 @@ mod tests {
         // error inside the body itself.
         let out = expand_main(quote!(), quote!(async fn main() { let = ; }));
         assert!(compile_errors(&out).is_empty());
-        assert!(squashed(&out).contains("asyncmove{let=;}"));
+        assert!(squashed(&out).contains("asyncfn__insane_main(){let=;}"));
     }
 }

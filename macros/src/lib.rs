@@ -29,7 +29,7 @@
 //!
 //! | argument | value | meaning |
 //! |---|---|---|
-//! | `cores = N` | integer literal ≥ 1 | number of cores (one executor thread each); default: every core the process may run on |
+//! | `cores = N` | integer literal ≥ 1 | number of cores (one executor thread each); default: every core the process may run on for `main`, 1 for tests |
 //! | `driver = "name"` | `"auto"`, `"uring"` or `"epoll"` | the I/O driver; `"auto"` (the default) picks io_uring when the kernel allows it, else epoll |
 //! | `pin_cores = bool` | `true` / `false` | pin each executor thread to its core |
 //!
@@ -57,12 +57,10 @@
 //!
 //! ```ignore
 //! pub fn main() -> Result<(), Error> {
-//!     let body = async move { body };
-//!     // Gives the async block its output type up front, so `?` and
-//!     // `return Err(..)` in `body` infer exactly as in a sync fn.
-//!     if false {
-//!         let _: &dyn ::core::future::Future<Output = Result<(), Error>> = &body;
-//!     }
+//!     // The body stays in an `async fn` with the declared return type, so
+//!     // `?`, `return Err(..)` and coercions behave exactly as written.
+//!     async fn __insane_main() -> Result<(), Error> { body }
+//!     let future = __insane_main();
 //!     return ::insane::__private::block_on(
 //!         ::insane::__private::MacroConfig {
 //!             cores: Some(2),
@@ -70,16 +68,18 @@
 //!             pin_cores: None,
 //!             kind: ::insane::__private::EntryKind::Main,
 //!         },
-//!         body,
+//!         future,
 //!     );
 //! }
 //! ```
 //!
 //! `#[insane::test]` adds `#[::core::prelude::v1::test]` after the
 //! function's own attributes (so `#[should_panic]` and `#[ignore]` work), uses
-//! `kind: EntryKind::Test`, and passes the body as a
+//! `kind: EntryKind::Test`, and passes the future as a
 //! `Pin<&mut dyn Future<Output = Ret>>` so that all tests share one
-//! instantiation of `block_on`.
+//! instantiation of `block_on`. A function that takes arguments or uses
+//! `Self` (possible with `#[insane::main]` on a function not called `main`)
+//! runs its body as an `async move` block instead, which captures them.
 //!
 //! Mistakes are reported as compile errors pointing at the offending token,
 //! for example `unknown driver "xdp": expected one of "auto", "uring",

@@ -100,6 +100,35 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// Deregisters the fd from every core's driver, then drops `owner` (the
+    /// fd's owner, so this closes the fd) once no driver tracks it any more.
+    ///
+    /// The entry of the current core is removed at once. Entries of other
+    /// cores are removed by small tasks on those cores, which keep `owner`
+    /// alive until they ran: closing the fd first would let its number be
+    /// reused by a new socket while another core's driver still tracks it
+    /// (an epoll `EPOLL_CTL_DEL` by fd would then remove the new socket's
+    /// registration, and an io_uring poll still in flight keeps the old file
+    /// open anyway).
+    pub(crate) fn release<T: Send + Sync + 'static>(&mut self, owner: T) {
+        let entries = std::mem::take(self.entries.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let owner = std::sync::Arc::new(owner);
+        for (core, token) in entries {
+            if core.is_current() {
+                let _ = driver::with_current(|d| d.deregister(token));
+            } else {
+                let owner = owner.clone();
+                drop(core.spawn(async move {
+                    let _ = driver::with_current(|d| d.deregister(token));
+                    drop(owner);
+                }));
+            }
+        }
+        drop(owner);
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         let entries = std::mem::take(self.entries.get_mut().unwrap_or_else(|p| p.into_inner()));

@@ -93,9 +93,12 @@ pub fn install<D: IoDriver>(driver: Rc<RefCell<D>>) -> io::Result<()> {
 
 /// Runs `f` with the current core's I/O driver.
 ///
+/// The driver stays borrowed while `f` runs: `f` must not call back into
+/// `with_current` (drivers only wake wakers, which merely queue tasks).
+///
 /// # Errors
-/// `NotConnected`-free and clear: outside a runtime, or on a core without
-/// an I/O driver, the error says so.
+/// Outside a runtime, or on a core without an I/O driver; the error says
+/// which.
 pub fn with_current<R>(f: impl FnOnce(&mut dyn IoDriver) -> R) -> io::Result<R> {
     let driver = crate::context::with_core(|core| core.io_driver())
         .ok_or_else(|| io::Error::other("insane sockets must be used from inside an insane runtime"))?

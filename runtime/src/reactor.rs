@@ -58,8 +58,8 @@ impl Unpark {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
         Ok(Self {
+            // SAFETY: `fd` is a freshly created descriptor nothing else owns.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }

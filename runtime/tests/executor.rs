@@ -168,14 +168,14 @@ fn spawn_on_from_a_worker_core_to_another() {
 #[should_panic(expected = "core 9 does not exist")]
 fn spawn_on_a_missing_core_panics_with_a_clear_message() {
     rt(2).block_on(async {
-        let _ = task::spawn_on(9, async {});
+        drop(task::spawn_on(9, async {}));
     });
 }
 
 #[test]
 #[should_panic(expected = "must be called from inside an insane runtime")]
 fn spawn_outside_a_runtime_panics_with_a_clear_message() {
-    let _ = task::spawn(async {});
+    drop(task::spawn(async {}));
 }
 
 #[test]
@@ -341,7 +341,8 @@ fn shutdown_drops_pending_tasks_on_every_core_without_leaks() {
 #[test]
 fn join_handle_of_a_task_cancelled_by_shutdown_reports_cancelled() {
     let rt = rt(2);
-    let handle = rt.block_on(async { task::spawn_on(1, std::future::pending::<()>()) });
+    // Wrapped in a tuple: the handle is returned on purpose, not awaited.
+    let (handle,) = rt.block_on(async { (task::spawn_on(1, std::future::pending::<()>()),) });
     drop(rt);
     let err = futures::executor::block_on(handle).unwrap_err();
     assert!(err.is_cancelled());

@@ -1,2 +1,45 @@
-//! Timers (placeholder until the timer wheel lands).
+//! Utilities for tracking time: [`sleep`], [`timeout`] and [`interval`],
+//! with tokio's names and semantics (`tokio::time` code ports by changing
+//! the import).
+//!
+//! Every core has its own hierarchical timer wheel with 1 ms ticks. A
+//! [`Sleep`] puts its task's waker into the wheel of the core that polls
+//! it; the core fires due timers on every turn of its loop and, when idle,
+//! parks exactly until the next one is due. Timers never fire before their
+//! deadline: a deadline is rounded up to the next millisecond tick. Nothing
+//! is shared between cores, so timers cost no synchronisation.
+//!
+//! The futures of this module may be created anywhere but must be polled
+//! inside an insane runtime (polling them elsewhere panics, as in tokio).
+//!
+//! ```
+//! use insane_runtime::time::{self, Duration, Instant};
+//!
+//! insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+//!     let start = Instant::now();
+//!     time::sleep(Duration::from_millis(10)).await;
+//!
+//!     let slow = time::sleep(Duration::from_secs(60));
+//!     assert!(time::timeout(Duration::from_millis(10), slow).await.is_err());
+//!
+//!     let mut ticks = time::interval(Duration::from_millis(5));
+//!     for _ in 0..3 {
+//!         ticks.tick().await;
+//!     }
+//!     assert!(start.elapsed() >= Duration::from_millis(30));
+//! });
+//! ```
+
+pub mod error;
+mod instant;
+mod interval;
+mod sleep;
+mod timeout;
 pub(crate) mod wheel;
+
+pub use std::time::Duration;
+
+pub use instant::Instant;
+pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
+pub use sleep::{Sleep, sleep, sleep_until};
+pub use timeout::{Timeout, timeout, timeout_at};
