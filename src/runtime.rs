@@ -175,13 +175,7 @@ impl Builder {
         tracing::info!(driver = %kind, reason = %reason, "insane I/O driver chosen");
         let sqpoll = self.sqpoll;
         let install: CoreInit = match kind {
-            DriverKind::Uring => Arc::new(move |_core| {
-                let config = insane_uring::UringConfig {
-                    sqpoll,
-                    ..Default::default()
-                };
-                insane_uring::install_on_current_core(&config)
-            }),
+            DriverKind::Uring => Arc::new(move |_core| uring::install(sqpoll)),
             DriverKind::Epoll => Arc::new(|_core| insane_epoll::install_on_current_core()),
         };
         // The driver must exist before the user's hooks run.
@@ -206,11 +200,11 @@ fn resolve_driver(requested: Driver, sqpoll: bool) -> io::Result<(DriverKind, St
             insane_epoll::probe()?;
             Ok((DriverKind::Epoll, "requested (driver = \"epoll\")".into()))
         }
-        Driver::Uring => match insane_uring::probe() {
+        Driver::Uring => match uring::probe() {
             Ok(_) => Ok((DriverKind::Uring, "requested (driver = \"uring\")".into())),
             Err(e) => Err(io::Error::new(e.kind(), format!("io_uring requested but unavailable: {e}"))),
         },
-        Driver::Auto => match insane_uring::probe() {
+        Driver::Auto => match uring::probe() {
             Ok(_) => Ok((DriverKind::Uring, "io_uring is available (auto)".into())),
             Err(e) if !sqpoll => {
                 tracing::warn!(error = %e, "io_uring unavailable; falling back to epoll");
@@ -219,6 +213,21 @@ fn resolve_driver(requested: Driver, sqpoll: bool) -> io::Result<(DriverKind, St
             }
             Err(e) => Err(io::Error::new(e.kind(), format!("SQPOLL requested but io_uring is unavailable: {e}"))),
         },
+    }
+}
+
+/// The io_uring driver as the facade uses it.
+mod uring {
+    use std::io;
+
+    /// Whether io_uring can be used here; the error says why not.
+    pub(super) fn probe() -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "the io_uring driver is not built yet"))
+    }
+
+    /// Installs the io_uring driver on the current core.
+    pub(super) fn install(_sqpoll: bool) -> io::Result<()> {
+        probe()
     }
 }
 
