@@ -243,25 +243,18 @@ impl Report {
 
     /// The report as JSON: parameters, notes, and per row the unit, the
     /// direction, every cell (median, samples, error) and the speedups.
+    #[cfg(test)]
     pub fn to_json(&self) -> serde_json::Value {
-        #[derive(Serialize)]
-        struct JsonRow<'a> {
-            benchmark: &'a str,
-            unit: String,
-            higher_is_better: bool,
-            results: serde_json::Map<String, serde_json::Value>,
-            speedup: serde_json::Map<String, serde_json::Value>,
-        }
-        #[derive(Serialize)]
-        struct JsonReport<'a> {
-            scenario: &'a str,
-            subject: &'a str,
-            systems: &'a [String],
-            unix_time: u64,
-            params: serde_json::Map<String, serde_json::Value>,
-            rows: Vec<JsonRow<'a>>,
-            notes: &'a [String],
-        }
+        serde_json::to_value(self.json()).unwrap_or_default()
+    }
+
+    /// [`Report::to_json`] as pretty-printed text, with the fields in
+    /// reading order (scenario and systems first, notes last).
+    pub fn to_json_string(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(&self.json())
+    }
+
+    fn json(&self) -> JsonReport<'_> {
         let rows = self
             .rows
             .iter()
@@ -280,7 +273,7 @@ impl Report {
                     .collect(),
             })
             .collect();
-        let report = JsonReport {
+        JsonReport {
             scenario: &self.scenario,
             subject: &self.systems[0],
             systems: &self.systems,
@@ -295,8 +288,7 @@ impl Report {
                 .collect(),
             rows,
             notes: &self.notes,
-        };
-        serde_json::to_value(report).unwrap_or_default()
+        }
     }
 
     /// Writes `dir/<scenario>.md` and `dir/<scenario>.json`, creating `dir`;
@@ -306,10 +298,33 @@ impl Report {
         let md = dir.join(format!("{}.md", self.scenario));
         let json = dir.join(format!("{}.json", self.scenario));
         std::fs::write(&md, self.to_markdown())?;
-        let text = serde_json::to_string_pretty(&self.to_json()).map_err(io::Error::other)?;
+        let text = self.to_json_string().map_err(io::Error::other)?;
         std::fs::write(&json, text + "\n")?;
         Ok((md, json))
     }
+}
+
+/// Serialized form of a [`Row`]; `results` and `speedup` are keyed by
+/// system name.
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    benchmark: &'a str,
+    unit: String,
+    higher_is_better: bool,
+    results: serde_json::Map<String, serde_json::Value>,
+    speedup: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Serialized form of a [`Report`].
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    scenario: &'a str,
+    subject: &'a str,
+    systems: &'a [String],
+    unix_time: u64,
+    params: serde_json::Map<String, serde_json::Value>,
+    rows: Vec<JsonRow<'a>>,
+    notes: &'a [String],
 }
 
 /// Speedup of `subject` over `baseline` in `unit` (>1: subject faster).

@@ -351,6 +351,7 @@ impl sealed::ToSocketAddrsPriv for (String, u16) {
 
 #[cfg(test)]
 mod tests {
+    use super::sealed::ToSocketAddrsPriv;
     use super::*;
 
     fn now<A: ToSocketAddrs>(a: A) -> Vec<SocketAddr> {
@@ -369,7 +370,8 @@ mod tests {
         assert_eq!(now(("127.0.0.1", 80)), vec![v4]);
         assert_eq!(now(("::1".to_string(), 80)), vec![v6]);
         assert_eq!(now(v4), vec![v4]);
-        assert_eq!(now(&v4), vec![v4]);
+        let by_ref: &SocketAddr = &v4;
+        assert_eq!(now(by_ref), vec![v4]);
         assert_eq!(now((Ipv4Addr::LOCALHOST, 80)), vec![v4]);
         assert_eq!(now((Ipv6Addr::LOCALHOST, 80)), vec![v6]);
         assert_eq!(now(&[v4, v6][..]), vec![v4, v6]);

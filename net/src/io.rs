@@ -135,14 +135,18 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
                 wanted |= Ready::ERROR;
             }
             let ready = ready & wanted;
-            if !ready.is_empty() {
-                return Poll::Ready(Ok(ready));
-            }
-            if want_read {
+            // Driver readiness the kernel does not confirm is stale: clear
+            // it, so a later wait for that direction really waits.
+            let read_stale = want_read && !ready.is_readable() && !ready.is_read_closed();
+            let write_stale = want_write && !ready.is_writable() && !ready.is_write_closed();
+            if read_stale {
                 self.clear_ready(Direction::Read);
             }
-            if want_write {
+            if write_stale {
                 self.clear_ready(Direction::Write);
+            }
+            if !ready.is_empty() {
+                return Poll::Ready(Ok(ready));
             }
         }
         // The driver keeps reporting readiness the kernel does not confirm:
@@ -259,25 +263,20 @@ where
     S: AsFd + Send + Sync + 'static,
     for<'a> &'a S: Read,
 {
-    /// `AsyncRead::poll_read` of a stream. A short read clears the read
-    /// readiness (the socket is drained), saving a `WouldBlock` syscall.
+    /// `AsyncRead::poll_read` of a stream.
+    ///
+    /// Unlike mio, a short read does not clear the read readiness: the
+    /// driver keeps one flag per direction, not a sticky "read closed"
+    /// state, so a FIN (or RST) whose event was consumed before the read
+    /// would be forgotten and the next read would wait forever.
     pub(crate) fn poll_read_stream(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let wanted = buf.remaining();
-        let n = ready!(self.poll_io(Direction::Read, cx, || self.recv_buf(buf, false)))?;
-        if n > 0 && n < wanted {
-            self.clear_ready(Direction::Read);
-        }
-        Poll::Ready(Ok(()))
+        self.poll_io(Direction::Read, cx, || self.recv_buf(buf, false))
+            .map_ok(|_| ())
     }
 
     /// `futures_io::AsyncRead::poll_read` of a stream.
     pub(crate) fn poll_read_slice(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let wanted = buf.len();
-        let n = ready!(self.poll_io(Direction::Read, cx, || self.recv_slice(buf, false)))?;
-        if n > 0 && n < wanted {
-            self.clear_ready(Direction::Read);
-        }
-        Poll::Ready(Ok(n))
+        self.poll_io(Direction::Read, cx, || self.recv_slice(buf, false))
     }
 
     /// `futures_io::AsyncRead::poll_read_vectored` of a stream.
@@ -296,7 +295,8 @@ where
     }
 
     /// `AsyncWrite::poll_write` of a stream. A short write clears the write
-    /// readiness (the send buffer is full).
+    /// readiness (the send buffer is full, and freed space raises a new
+    /// event), saving a `WouldBlock` syscall in `write_all` loops.
     pub(crate) fn poll_write_stream(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let n = ready!(self.poll_io(Direction::Write, cx, || self.send_slice(buf)))?;
         if n > 0 && n < buf.len() {

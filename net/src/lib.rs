@@ -1,4 +1,53 @@
 //! insane-net: tokio-compatible sockets over the core's kernel I/O driver
 //! (io_uring or epoll), and later owned-buffer I/O and QoS streams.
+//!
+//! The sockets have tokio's names, signatures and semantics:
+//! [`TcpListener`], [`TcpStream`], [`TcpSocket`], [`UdpSocket`],
+//! [`UnixListener`], [`UnixStream`], [`UnixDatagram`] and
+//! [`lookup_host`]. They implement tokio's `AsyncRead`/`AsyncWrite` and
+//! the `futures` io traits, so code written for `tokio::net` runs on them
+//! after changing imports. They are readiness-based: a socket tries the
+//! non-blocking syscall and, on `WouldBlock`, waits for the current core's
+//! driver (io_uring `POLL_ADD` or epoll) to report the fd ready.
+//!
+//! Sockets are `Send + Sync`: one may move to another core, or be shared
+//! (`Arc<UdpSocket>`) by tasks on several cores; each core registers the fd
+//! with its own driver at its first wait. Using a socket outside an insane
+//! runtime (or on a core without an I/O driver) gives an `io::Error`
+//! saying so rather than a panic.
+//!
+//! ```no_run
+//! use insane_net::{TcpListener, TcpStream};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # async fn f() -> std::io::Result<()> {
+//! let listener = TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! insane_runtime::spawn(async move {
+//!     let (mut s, _) = listener.accept().await?;
+//!     let mut buf = [0; 5];
+//!     s.read_exact(&mut buf).await?;
+//!     s.write_all(&buf).await
+//! });
+//! let mut c = TcpStream::connect(addr).await?;
+//! c.write_all(b"hello").await?;
+//! let mut buf = [0; 5];
+//! c.read_exact(&mut buf).await?;
+//! assert_eq!(&buf, b"hello");
+//! # Ok(())
+//! # }
+//! ```
 
+#![warn(missing_docs)]
+
+mod addr;
+mod io;
 mod registration;
+pub mod tcp;
+mod udp;
+pub mod unix;
+
+pub use addr::{ToSocketAddrs, lookup_host};
+pub use tcp::{TcpListener, TcpSocket, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixStream};

@@ -34,6 +34,12 @@ pub(crate) type Runnable = async_task::Runnable<TaskHeader>;
 /// reactors and timers again (tokio uses 61 for the same purpose).
 const BUDGET: usize = 64;
 
+/// How far the adaptive spin window may grow past the configured one.
+const MAX_SPIN_FACTOR: u32 = 10;
+
+/// A park shorter than this that ended by work means "should have spun".
+const SHORT_SLEEP: Duration = Duration::from_micros(500);
+
 static NEXT_CORE_UID: AtomicU64 = AtomicU64::new(1);
 
 /// The part of a core other threads may touch.
@@ -133,6 +139,12 @@ pub(crate) struct Core {
     parker: Cell<Option<usize>>,
     /// Set once shutdown began: tasks polled from now on are cancelled.
     pub(crate) closing: Cell<bool>,
+    /// The clock as last read by the loop: never ahead of the real time, so
+    /// timers may compare against it without firing early, and skip a
+    /// clock read per poll.
+    pub(crate) now: Cell<Instant>,
+    /// Current spin window of `IdlePolicy::SpinThenPark` (see `idle`).
+    spin_window: Cell<Duration>,
     /// The id of the task being polled, for `task::id()`.
     pub(crate) current_task: Cell<Option<crate::task::Id>>,
     idle: IdlePolicy,
@@ -152,6 +164,11 @@ impl Core {
             parker: Cell::new(None),
             closing: Cell::new(false),
             current_task: Cell::new(None),
+            now: Cell::new(Instant::now()),
+            spin_window: Cell::new(match idle {
+                IdlePolicy::SpinThenPark(d) => d,
+                _ => Duration::ZERO,
+            }),
             idle,
         }
     }
@@ -243,7 +260,9 @@ impl Core {
     fn turn(&self) -> usize {
         let ran = self.run_tasks();
         let events = self.poll_reactors();
-        let fired = self.fire_timers(Instant::now());
+        let now = Instant::now();
+        self.now.set(now);
+        let fired = self.fire_timers(now);
         ran + events + fired
     }
 
@@ -253,10 +272,17 @@ impl Core {
 
     /// What an idle core does: spin (polling reactors) as the policy allows,
     /// then sleep until the next timer, an event, or an unpark.
+    ///
+    /// With `SpinThenPark` the spin window adapts: a core woken by work
+    /// shortly after it fell asleep doubles its window (up to
+    /// `MAX_SPIN_FACTOR` times the configured one), since waking a parked
+    /// thread can cost more than the configured spin (~40 µs in VMs) and
+    /// ping-pong peers would otherwise settle into paying it every round
+    /// trip; a long sleep resets the window.
     fn idle(&self, extra_wake: &AtomicBool) {
         let spin_for = match self.idle {
             IdlePolicy::Park => Duration::ZERO,
-            IdlePolicy::SpinThenPark(d) => d,
+            IdlePolicy::SpinThenPark(_) => self.spin_window.get(),
             IdlePolicy::Spin => Duration::MAX,
         };
         if !spin_for.is_zero() {
@@ -266,6 +292,7 @@ impl Core {
                     return;
                 }
                 let now = Instant::now();
+                self.now.set(now);
                 if self.poll_reactors() + self.fire_timers(now) > 0 {
                     return;
                 }
@@ -278,10 +305,25 @@ impl Core {
                 std::hint::spin_loop();
             }
         }
-        self.park(extra_wake);
+        let slept_from = Instant::now();
+        let timeout = self.park(extra_wake);
+        if let IdlePolicy::SpinThenPark(base) = self.idle {
+            let slept = self.now.get().saturating_duration_since(slept_from);
+            let woken_by_work = timeout.is_none_or(|t| slept < t);
+            let window = if woken_by_work && slept < SHORT_SLEEP {
+                (self.spin_window.get() * 2).min(base * MAX_SPIN_FACTOR)
+            } else if slept >= SHORT_SLEEP {
+                base
+            } else {
+                self.spin_window.get()
+            };
+            self.spin_window.set(window);
+        }
     }
 
-    fn park(&self, extra_wake: &AtomicBool) {
+    /// Sleeps in the parking reactor (or on the unpark eventfd) until work,
+    /// an event or the next timer. Returns the timeout it slept with.
+    fn park(&self, extra_wake: &AtomicBool) -> Option<Duration> {
         let timeout = self
             .timers
             .borrow()
@@ -295,7 +337,7 @@ impl Core {
             || timeout == Some(Duration::ZERO)
         {
             self.shared.sleeping.store(false, Ordering::Release);
-            return;
+            return timeout;
         }
         let result = match self.parker.get() {
             Some(i) => {
@@ -306,9 +348,11 @@ impl Core {
             None => self.shared.unpark.wait(timeout),
         };
         self.shared.sleeping.store(false, Ordering::Release);
+        self.now.set(Instant::now());
         if let Err(e) = result {
             tracing::warn!(core = self.index(), error = %e, "park failed; spinning once");
         }
+        timeout
     }
 
     /// Drives `future` to completion on this core, running every other task

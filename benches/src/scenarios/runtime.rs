@@ -538,8 +538,7 @@ mod insane_side {
     }
 
     pub(super) fn timer_insert_cancel(p: Params) -> Vec<Duration> {
-        runtime(1, p).block_on(async move {
-            timer_body(p, || insane::time::sleep(Duration::from_secs(1)))
-        })
+        runtime(1, p)
+            .block_on(async move { timer_body(p, || insane::time::sleep(Duration::from_secs(1))) })
     }
 }

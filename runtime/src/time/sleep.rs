@@ -185,7 +185,14 @@ impl Future for Sleep {
         let deadline = this.deadline.into_std();
         let entry = this.entry;
         context::expect_core("polling insane_runtime::time::Sleep", |core| {
-            if std::time::Instant::now() >= deadline {
+            // The loop's cached clock is never ahead of real time, so it
+            // can say "elapsed" but not "not yet": only deadlines within a
+            // tick of it need a real clock read. A later deadline that has
+            // in fact passed (the cache is stale) fires at the next turn.
+            let cached = core.now.get();
+            let elapsed = cached >= deadline
+                || (deadline - cached < Duration::from_millis(1) && std::time::Instant::now() >= deadline);
+            if elapsed {
                 if let Some(key) = entry.take() {
                     // Bind first so the waker is dropped after the borrow.
                     let old = core.timers.borrow_mut().remove(key);

@@ -1,0 +1,718 @@
+//! Provided-buffer rings and multishot receives: the kernel picks a
+//! buffer from a per-core ring for each arriving message, and the
+//! application gets it as an owned [`RingBuf`] that goes back to the ring
+//! when dropped. No copy, no per-receive submission.
+//!
+//! A [`BufRing`] is `N` buffers of `S` bytes registered with
+//! `IORING_REGISTER_PBUF_RING`; [`BufRing::for_current_core`] gives the
+//! core's default one (sizes from [`crate::UringConfig`]).
+//! [`BufRing::recv_stream`] starts a multishot `RECV` on a socket and
+//! yields its messages from [`RecvStream::next`].
+//!
+//! When every buffer is held by the application the kernel ends the
+//! multishot receive with `ENOBUFS`; the stream waits until a buffer comes
+//! back and re-arms, so exhaustion is backpressure (data stays in the
+//! socket's queue), not an error.
+//!
+//! `RingBuf` is `!Send`: it must be dropped on the core that owns the
+//! ring (the return is a store into that core's ring memory). Copy the
+//! bytes out to move them to another thread.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::{AsRawFd, RawFd};
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use io_uring::{cqueue, opcode, types};
+
+use crate::driver::{Handle, Key, SlotKind, TAG_OP, closed_error};
+use crate::features::page_size;
+
+/// `struct io_uring_buf` of the kernel ABI; the ring's tail overlays the
+/// `resv` field of entry 0.
+#[repr(C)]
+struct RawBuf {
+    addr: u64,
+    len: u32,
+    bid: u16,
+    resv: u16,
+}
+
+/// The memory and producer state of one registered buffer ring, owned by
+/// the driver state (so completions can return buffers of orphaned
+/// operations).
+pub(crate) struct RingState {
+    ring: NonNull<RawBuf>,
+    ring_bytes: usize,
+    data: NonNull<u8>,
+    data_bytes: usize,
+    entries: u16,
+    buf_size: u32,
+    /// Our copy of the tail (next slot to publish).
+    tail: u16,
+    /// Buffers the kernel has handed out (in completions or held by the
+    /// application) and that are not back yet.
+    pub(crate) held: usize,
+    /// Streams waiting for a buffer to come back (after ENOBUFS).
+    starved: Vec<Waker>,
+}
+
+fn map_anon(len: usize, what: &str) -> io::Result<NonNull<u8>> {
+    // SAFETY: anonymous private mapping with no address hint; the result
+    // is checked against MAP_FAILED before use.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("mmap of {len} bytes for {what} failed: {e}")));
+    }
+    NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+impl RingState {
+    pub(crate) fn new(entries: u16, buf_size: u32) -> io::Result<Self> {
+        if entries == 0 || !entries.is_power_of_two() || entries > 32_768 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a provided-buffer ring needs a power-of-two number of entries up to 32768, got {entries}"),
+            ));
+        }
+        if buf_size == 0 || buf_size > (1 << 30) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("provided buffers must be 1 byte to 1 GiB, got {buf_size}"),
+            ));
+        }
+        let page = page_size();
+        let ring_bytes = (usize::from(entries) * std::mem::size_of::<RawBuf>()).div_ceil(page) * page;
+        let data_bytes = usize::from(entries)
+            .checked_mul(buf_size as usize)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer ring too large"))?;
+        let ring = map_anon(ring_bytes, "the buffer ring")?.cast::<RawBuf>();
+        let data = match map_anon(data_bytes, "provided buffers") {
+            Ok(d) => d,
+            Err(e) => {
+                // SAFETY: unmapping the ring mapped just above, unused.
+                unsafe { libc::munmap(ring.as_ptr().cast(), ring_bytes) };
+                return Err(e);
+            }
+        };
+        let mut state = Self {
+            ring,
+            ring_bytes,
+            data,
+            data_bytes,
+            entries,
+            buf_size,
+            tail: 0,
+            held: usize::from(entries),
+            starved: Vec::new(),
+        };
+        let mut none = Vec::new();
+        for bid in 0..entries {
+            state.recycle(bid, &mut none);
+        }
+        Ok(state)
+    }
+
+    pub(crate) fn ring_addr(&self) -> u64 {
+        self.ring.as_ptr() as u64
+    }
+
+    /// Buffers currently available to the kernel.
+    pub(crate) fn available(&self) -> usize {
+        usize::from(self.entries).saturating_sub(self.held)
+    }
+
+    /// Gives buffer `bid` back to the kernel; wakers of starved streams go
+    /// to `wakes`.
+    pub(crate) fn recycle(&mut self, bid: u16, wakes: &mut Vec<Waker>) {
+        if bid >= self.entries {
+            tracing::error!(bid, entries = self.entries, "invalid provided buffer id; ignored");
+            return;
+        }
+        let mask = self.entries - 1;
+        let idx = usize::from(self.tail & mask);
+        let addr = self.data.as_ptr() as u64 + u64::from(bid) * u64::from(self.buf_size);
+        // SAFETY: `idx < entries` and the ring mapping holds `entries`
+        // entries. Only addr/len/bid are written (plain stores to a slot
+        // the kernel does not read until the tail below publishes it); the
+        // tail, which overlays `resv` of entry 0, is only accessed
+        // atomically.
+        unsafe {
+            let entry = self.ring.as_ptr().add(idx);
+            std::ptr::addr_of_mut!((*entry).addr).write(addr);
+            std::ptr::addr_of_mut!((*entry).len).write(self.buf_size);
+            std::ptr::addr_of_mut!((*entry).bid).write(bid);
+        }
+        self.tail = self.tail.wrapping_add(1);
+        // SAFETY: `resv` of entry 0 is the ring's tail: a u16 inside the
+        // live mapping, 2-byte aligned, read by the kernel with acquire
+        // semantics and written only here.
+        unsafe {
+            let tail = std::ptr::addr_of_mut!((*self.ring.as_ptr()).resv);
+            AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
+        }
+        self.held = self.held.saturating_sub(1);
+        wakes.append(&mut self.starved);
+    }
+}
+
+impl Drop for RingState {
+    fn drop(&mut self) {
+        // SAFETY: both regions were mapped in `new` with these sizes; the
+        // ring is unregistered (or the io_uring gone) and no operation
+        // uses its buffers any more (the driver leaks the state otherwise).
+        unsafe {
+            libc::munmap(self.data.as_ptr().cast(), self.data_bytes);
+            libc::munmap(self.ring.as_ptr().cast(), self.ring_bytes);
+        }
+    }
+}
+
+/// The part of a buffer ring its handles, buffers and streams share.
+pub(crate) struct BufRingShared {
+    handle: Handle,
+    bgid: u16,
+    data: NonNull<u8>,
+    buf_size: u32,
+    entries: u16,
+}
+
+impl Drop for BufRingShared {
+    fn drop(&mut self) {
+        let Ok(mut st) = self.handle.inner.state.try_borrow_mut() else {
+            tracing::error!(bgid = self.bgid, "buffer ring dropped while the driver is borrowed; leaking it");
+            return;
+        };
+        let Some(state) = st.buf_rings.try_remove(usize::from(self.bgid)) else { return };
+        if st.leak {
+            std::mem::forget(state);
+            return;
+        }
+        if let Err(e) = st.unregister_buf_ring(self.bgid) {
+            tracing::warn!(bgid = self.bgid, error = %e, "unregistering a provided-buffer ring failed");
+        }
+        drop(st);
+        drop(state);
+    }
+}
+
+/// A registered ring of provided buffers on one core. Cheap to clone
+/// (shared); unregistered when the last handle, buffer and stream is gone.
+#[derive(Clone)]
+pub struct BufRing {
+    shared: Rc<BufRingShared>,
+}
+
+impl fmt::Debug for BufRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufRing")
+            .field("bgid", &self.shared.bgid)
+            .field("entries", &self.shared.entries)
+            .field("buf_size", &self.shared.buf_size)
+            .finish()
+    }
+}
+
+impl BufRing {
+    /// Registers a ring of `entries` (power of two, ≤ 32768) buffers of
+    /// `buf_size` bytes with the current core's driver.
+    ///
+    /// # Errors
+    /// Outside an io_uring core, invalid sizes, no kernel support, or a
+    /// failed registration (the message says which).
+    pub fn new(entries: u16, buf_size: u32) -> io::Result<BufRing> {
+        Self::with_handle(&Handle::current()?, entries, buf_size)
+    }
+
+    /// [`new`](Self::new) on the driver of `handle`.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_handle(handle: &Handle, entries: u16, buf_size: u32) -> io::Result<BufRing> {
+        if !handle.features().provided_buffer_ring {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "provided-buffer rings need Linux 5.19+ (this is {})",
+                    handle.features().kernel_release
+                ),
+            ));
+        }
+        let state = RingState::new(entries, buf_size)?;
+        let data = state.data;
+        let addr = state.ring_addr();
+        let bgid = handle.with_state(|st| {
+            if st.closed {
+                return Err((closed_error(), state));
+            }
+            let key = st.buf_rings.vacant_key();
+            let Ok(bgid) = u16::try_from(key) else {
+                return Err((io::Error::other("too many provided-buffer rings on this core"), state));
+            };
+            // SAFETY: `addr` is the page-aligned ring mapping of `state`,
+            // sized for `entries` entries; it stays mapped until the ring
+            // is unregistered (BufRingShared::drop) or the io_uring is gone,
+            // because the state is stored in the driver right below.
+            if let Err(e) = unsafe { st.register_buf_ring(addr, entries, bgid) } {
+                return Err((
+                    io::Error::new(e.kind(), format!("IORING_REGISTER_PBUF_RING failed: {e}")),
+                    state,
+                ));
+            }
+            let inserted = st.buf_rings.insert(state);
+            debug_assert_eq!(inserted, key);
+            Ok(bgid)
+        })?;
+        let bgid = match bgid {
+            Ok(b) => b,
+            Err((e, state)) => {
+                drop(state);
+                return Err(e);
+            }
+        };
+        Ok(BufRing {
+            shared: Rc::new(BufRingShared {
+                handle: handle.clone(),
+                bgid,
+                data,
+                buf_size,
+                entries,
+            }),
+        })
+    }
+
+    /// The current core's default buffer ring
+    /// (`UringConfig::buf_ring_entries` × `buf_ring_buf_size`), created on
+    /// first use and shared while anyone uses it.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn for_current_core() -> io::Result<BufRing> {
+        let handle = Handle::current()?;
+        if let Some(shared) = handle.inner.default_ring.borrow().upgrade() {
+            return Ok(BufRing { shared });
+        }
+        let cfg = handle.config();
+        let ring = BufRing::with_handle(&handle, cfg.buf_ring_entries, cfg.buf_ring_buf_size)?;
+        *handle.inner.default_ring.borrow_mut() = Rc::downgrade(&ring.shared);
+        Ok(ring)
+    }
+
+    /// The buffer group id (`bgid`) of this ring.
+    pub fn group(&self) -> u16 {
+        self.shared.bgid
+    }
+
+    /// Number of buffers.
+    pub fn entries(&self) -> u16 {
+        self.shared.entries
+    }
+
+    /// Size of each buffer.
+    pub fn buf_size(&self) -> u32 {
+        self.shared.buf_size
+    }
+
+    /// Buffers the kernel can fill right now.
+    pub fn available(&self) -> usize {
+        self.shared
+            .handle
+            .with_state(|st| st.buf_rings.get(usize::from(self.shared.bgid)).map_or(0, |r| r.available()))
+            .unwrap_or(0)
+    }
+
+    /// Starts receiving on socket `fd` (a guard: `Rc<OwnedFd>`, a socket,
+    /// ...) with a multishot `RECV` that takes buffers from this ring.
+    /// Nothing is submitted until the stream is first polled.
+    ///
+    /// # Errors
+    /// The kernel lacks multishot receive (Linux 6.0+).
+    pub fn recv_stream<F: AsRawFd + 'static>(&self, fd: F) -> io::Result<RecvStream<F>> {
+        if !self.shared.handle.features().recv_multishot {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "multishot receive needs Linux 6.0+ (this is {})",
+                    self.shared.handle.features().kernel_release
+                ),
+            ));
+        }
+        let stream_socket = socket_type(fd.as_raw_fd()) != Some(libc::SOCK_DGRAM);
+        Ok(RecvStream {
+            ring: self.clone(),
+            fd: Some(fd),
+            key: None,
+            phase: Phase::Idle,
+            stream_socket,
+            enobufs: 0,
+        })
+    }
+
+    fn make_buf(&self, bid: u16, res: i32) -> Option<RingBuf> {
+        if bid >= self.shared.entries {
+            tracing::error!(bid, "kernel completion names an invalid provided buffer");
+            return None;
+        }
+        let len = usize::try_from(res).unwrap_or(0).min(self.shared.buf_size as usize);
+        Some(RingBuf {
+            ring: self.shared.clone(),
+            bid,
+            len,
+        })
+    }
+}
+
+fn socket_type(fd: RawFd) -> Option<libc::c_int> {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one c_int and its length into live locals.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(ty)
+}
+
+/// A received message in a provided buffer; derefs to its bytes and goes
+/// back to its ring when dropped. `!Send` (see the module docs).
+pub struct RingBuf {
+    ring: Rc<BufRingShared>,
+    bid: u16,
+    len: usize,
+}
+
+impl RingBuf {
+    /// The buffer id within its ring.
+    pub fn bid(&self) -> u16 {
+        self.bid
+    }
+
+    /// Shortens the visible bytes to `len` (no effect if longer).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    fn ptr(&self) -> *mut u8 {
+        self.ring
+            .data
+            .as_ptr()
+            .wrapping_add(usize::from(self.bid) * self.ring.buf_size as usize)
+    }
+}
+
+impl Deref for RingBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: buffer `bid` lies inside the ring's data mapping, which
+        // lives as long as `BufRingShared` (we hold an Rc); the kernel
+        // wrote `len <= buf_size` bytes into it and does not touch it again
+        // until we give it back in `drop`.
+        unsafe { std::slice::from_raw_parts(self.ptr(), self.len) }
+    }
+}
+
+impl DerefMut for RingBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr(), self.len) }
+    }
+}
+
+impl AsRef<[u8]> for RingBuf {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl fmt::Debug for RingBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingBuf")
+            .field("bgid", &self.ring.bgid)
+            .field("bid", &self.bid)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Drop for RingBuf {
+    fn drop(&mut self) {
+        let mut wakes = Vec::new();
+        let returned = self.ring.handle.with_state(|st| {
+            let st = &mut *st;
+            if let Some(r) = st.buf_rings.get_mut(usize::from(self.ring.bgid)) {
+                r.recycle(self.bid, &mut wakes);
+            }
+        });
+        if returned.is_err() {
+            tracing::error!(bid = self.bid, "provided buffer dropped while the driver is borrowed; not returned");
+        }
+        for w in wakes {
+            w.wake();
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// No receive in flight; the next poll submits one.
+    Idle,
+    /// A multishot receive is in flight.
+    Armed,
+    /// The last receive ended with ENOBUFS; waiting for a buffer.
+    Starved,
+    /// End of stream (or the driver shut down).
+    Done,
+}
+
+enum Step {
+    Cqe(i32, u32, bool),
+    Gone,
+    Closed,
+    Pending,
+}
+
+/// Messages arriving on a socket, each in a [`RingBuf`], from one
+/// multishot `RECV`, re-armed as needed. Dropping the stream cancels the
+/// receive; the fd guard is kept until the kernel confirms.
+pub struct RecvStream<F: AsRawFd + 'static> {
+    ring: BufRing,
+    fd: Option<F>,
+    key: Option<Key>,
+    phase: Phase,
+    stream_socket: bool,
+    enobufs: u64,
+}
+
+impl<F: AsRawFd + 'static> fmt::Debug for RecvStream<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvStream")
+            .field("ring", &self.ring)
+            .field("phase", &self.phase)
+            .field("enobufs", &self.enobufs)
+            .finish()
+    }
+}
+
+impl<F: AsRawFd + 'static> RecvStream<F> {
+    /// The fd guard.
+    pub fn get_ref(&self) -> Option<&F> {
+        self.fd.as_ref()
+    }
+
+    /// The ring the buffers come from.
+    pub fn buf_ring(&self) -> &BufRing {
+        &self.ring
+    }
+
+    /// How often the kernel ran out of buffers (each time the stream waited
+    /// for one to come back).
+    pub fn enobufs_count(&self) -> u64 {
+        self.enobufs
+    }
+
+    /// The next message: `Some(Ok(buf))`, `Some(Err(e))` for a socket error
+    /// (the stream stays usable), or `None` at end of stream (a stream
+    /// socket's peer closed).
+    pub async fn next(&mut self) -> Option<io::Result<RingBuf>> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn handle(&self) -> &Handle {
+        &self.ring.shared.handle
+    }
+
+    fn arm(&mut self) -> io::Result<()> {
+        let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return Err(io::Error::other("receive stream already closed"));
+        };
+        let bgid = self.ring.shared.bgid;
+        let key = self.handle().with_state(|st| {
+            let key = st.insert_slot(SlotKind::Multi, Some(bgid))?;
+            let entry = opcode::RecvMulti::new(types::Fd(fd), bgid)
+                .build()
+                .user_data(key.user_data(TAG_OP));
+            // SAFETY: a multishot RECV points at no memory of ours except
+            // the buffer group, which stays registered while this stream
+            // (or its orphaned slot) holds the ring.
+            match unsafe { st.push(&entry) } {
+                Ok(()) => Ok(key),
+                Err(e) => {
+                    st.remove_slot(key);
+                    Err(e)
+                }
+            }
+        })??;
+        self.key = Some(key);
+        Ok(())
+    }
+
+    /// Poll form of [`next`](Self::next).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RingBuf>>> {
+        loop {
+            match self.phase {
+                Phase::Done => return Poll::Ready(None),
+                Phase::Idle => match self.arm() {
+                    Ok(()) => self.phase = Phase::Armed,
+                    Err(e) => {
+                        self.phase = Phase::Done;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
+                Phase::Starved => {
+                    let bgid = usize::from(self.ring.shared.bgid);
+                    let ready = self.handle().with_state(|st| match st.buf_rings.get_mut(bgid) {
+                        Some(r) if r.available() > 0 => true,
+                        Some(r) => {
+                            r.starved.push(cx.waker().clone());
+                            false
+                        }
+                        None => true,
+                    });
+                    match ready {
+                        Ok(true) => self.phase = Phase::Idle,
+                        Ok(false) => return Poll::Pending,
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    }
+                }
+                Phase::Armed => {
+                    let Some(key) = self.key else {
+                        self.phase = Phase::Idle;
+                        continue;
+                    };
+                    let step = self.handle().with_state(|st| {
+                        let closed = st.closed;
+                        let Some(slot) = st.slot_mut(key) else {
+                            return Step::Gone;
+                        };
+                        if let Some((res, flags)) = slot.queue.pop_front() {
+                            let drained = slot.finished && slot.queue.is_empty();
+                            if drained {
+                                st.remove_slot(key);
+                            }
+                            return Step::Cqe(res, flags, drained);
+                        }
+                        if slot.finished {
+                            st.remove_slot(key);
+                            return Step::Gone;
+                        }
+                        if closed {
+                            return Step::Closed;
+                        }
+                        match &mut slot.waker {
+                            Some(w) if w.will_wake(cx.waker()) => {}
+                            w => *w = Some(cx.waker().clone()),
+                        }
+                        Step::Pending
+                    });
+                    let step = match step {
+                        Ok(s) => s,
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    };
+                    match step {
+                        Step::Pending => return Poll::Pending,
+                        Step::Gone => {
+                            self.key = None;
+                            self.phase = Phase::Idle;
+                        }
+                        Step::Closed => {
+                            self.phase = Phase::Done;
+                            return Poll::Ready(Some(Err(closed_error())));
+                        }
+                        Step::Cqe(res, flags, drained) => {
+                            if drained {
+                                self.key = None;
+                                self.phase = Phase::Idle;
+                            }
+                            let buf = cqueue::buffer_select(flags).and_then(|bid| self.ring.make_buf(bid, res));
+                            if res == -libc::ENOBUFS {
+                                drop(buf);
+                                self.enobufs += 1;
+                                if drained {
+                                    self.phase = Phase::Starved;
+                                }
+                                continue;
+                            }
+                            if res < 0 {
+                                drop(buf);
+                                if res == -libc::ECANCELED && self.handle().is_closed() {
+                                    self.phase = Phase::Done;
+                                }
+                                return Poll::Ready(Some(Err(io::Error::from_raw_os_error(-res))));
+                            }
+                            if res == 0 && self.stream_socket {
+                                drop(buf);
+                                self.phase = Phase::Done;
+                                return Poll::Ready(None);
+                            }
+                            if let Some(buf) = buf {
+                                return Poll::Ready(Some(Ok(buf)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<F: AsRawFd + 'static> Drop for RecvStream<F> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let fd = self.fd.take();
+        let ring = self.ring.clone();
+        let bgid = usize::from(ring.shared.bgid);
+        let handle = ring.shared.handle.clone();
+        let Ok(mut guard) = handle.inner.state.try_borrow_mut() else {
+            tracing::error!("receive stream dropped while the driver is borrowed; leaking its resources");
+            std::mem::forget(fd);
+            std::mem::forget(ring);
+            return;
+        };
+        let st = &mut *guard;
+        let closed = st.closed;
+        let Some(slot) = st.slot_mut(key) else { return };
+        let queued: Vec<(i32, u32)> = slot.queue.drain(..).collect();
+        if slot.finished {
+            st.remove_slot(key);
+        } else if closed {
+            // Shutdown could not reap it: never free what the kernel may use.
+            std::mem::forget(fd);
+            std::mem::forget(ring);
+            return;
+        } else {
+            slot.orphaned = true;
+            slot.waker = None;
+            slot.orphan = Some(Box::new((fd, ring)));
+            st.push_cancel(key.user_data(TAG_OP));
+        }
+        for (_, flags) in queued {
+            if let Some(bid) = cqueue::buffer_select(flags) {
+                if let Some(r) = st.buf_rings.get_mut(bgid) {
+                    r.recycle(bid, &mut st.wakes);
+                }
+            }
+        }
+        drop(guard);
+    }
+}

@@ -1,0 +1,38 @@
+//! Unix domain sockets: [`UnixListener`], [`UnixStream`] (with its split
+//! halves), [`UnixDatagram`] and [`UCred`] (tokio's `tokio::net::unix`).
+//!
+//! Addresses are `std::os::unix::net::SocketAddr`, re-exported here as
+//! [`SocketAddr`].
+
+mod datagram;
+mod listener;
+mod split;
+mod split_owned;
+mod stream;
+mod ucred;
+
+pub use datagram::UnixDatagram;
+pub use listener::UnixListener;
+pub use split::{ReadHalf, WriteHalf};
+pub use split_owned::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
+pub use std::os::unix::net::SocketAddr;
+pub use stream::UnixStream;
+pub use ucred::UCred;
+
+use std::io;
+use std::os::linux::net::SocketAddrExt;
+
+/// A `socket2` address for a std Unix socket address (path, abstract name
+/// or unnamed).
+pub(crate) fn sock_addr(addr: &SocketAddr) -> io::Result<socket2::SockAddr> {
+    if let Some(path) = addr.as_pathname() {
+        socket2::SockAddr::unix(path)
+    } else if let Some(name) = addr.as_abstract_name() {
+        let mut bytes = Vec::with_capacity(name.len() + 1);
+        bytes.push(0);
+        bytes.extend_from_slice(name);
+        socket2::SockAddr::unix(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes))
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, "an unnamed Unix socket address cannot be used here"))
+    }
+}

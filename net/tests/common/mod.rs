@@ -1,0 +1,65 @@
+//! Shared helpers of the insane-net integration tests: one runtime per
+//! kernel driver, and a watchdog so a lost wake-up fails instead of hanging.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use insane_runtime::runtime::{Builder, Runtime};
+
+/// How long one test may run on one driver before it counts as hung.
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+fn builder(cores: usize) -> Builder {
+    Runtime::builder().cores(cores).thread_name("net-test")
+}
+
+/// A runtime of `cores` cores for each kernel driver, named by driver.
+pub fn runtimes_with(cores: usize) -> Vec<(&'static str, Runtime)> {
+    let epoll = builder(cores)
+        .on_core_start(Arc::new(|_| insane_epoll::install_on_current_core()))
+        .build()
+        .expect("epoll runtime");
+    vec![("epoll", epoll)]
+}
+
+/// A 1-core runtime for each kernel driver.
+pub fn runtimes() -> Vec<(&'static str, Runtime)> {
+    runtimes_with(1)
+}
+
+/// Runs the test body `f` on a `cores`-core runtime of each driver, each
+/// under a watchdog that aborts the process if the body hangs.
+pub fn on_each_driver<F, Fut>(cores: usize, f: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for (name, rt) in runtimes_with(cores) {
+        let (done, watched) = mpsc::channel::<()>();
+        let test = std::thread::current().name().unwrap_or("?").to_owned();
+        let dog = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = watched.recv_timeout(WATCHDOG) {
+                eprintln!("test {test} hung for {WATCHDOG:?} on the {name} driver");
+                std::process::abort();
+            }
+        });
+        rt.block_on(f(name));
+        let _ = done.send(());
+        let _ = dog.join();
+        drop(rt);
+    }
+}
+
+/// A path for a Unix socket that does not exist yet, unique per call.
+pub fn socket_path(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("insane-net-{}-{tag}-{n}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
