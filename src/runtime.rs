@@ -222,12 +222,15 @@ mod uring {
 
     /// Whether io_uring can be used here; the error says why not.
     pub(super) fn probe() -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "the io_uring driver is not built yet"))
+        insane_uring::probe().map(|_| ())
     }
 
     /// Installs the io_uring driver on the current core.
-    pub(super) fn install(_sqpoll: bool) -> io::Result<()> {
-        probe()
+    pub(super) fn install(sqpoll: bool) -> io::Result<()> {
+        insane_uring::install_on_current_core(&insane_uring::UringConfig {
+            sqpoll,
+            ..Default::default()
+        })
     }
 }
 

@@ -106,9 +106,14 @@ impl Iterator for Addrs {
 pub(crate) async fn to_socket_addrs<A: ToSocketAddrs>(addr: A) -> io::Result<Addrs> {
     match addr.to_resolve() {
         Resolve::Done(addrs) => Ok(addrs),
-        Resolve::Host(host) => resolve_blocking(move || std::net::ToSocketAddrs::to_socket_addrs(&host)).await,
+        Resolve::Host(host) => {
+            resolve_blocking(move || std::net::ToSocketAddrs::to_socket_addrs(&host)).await
+        }
         Resolve::HostPort(host, port) => {
-            resolve_blocking(move || std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))).await
+            resolve_blocking(move || {
+                std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            })
+            .await
         }
     }
 }
@@ -133,7 +138,10 @@ where
 
 /// The error when an address argument resolved to nothing.
 pub(crate) fn no_address() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any address")
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "could not resolve to any address",
+    )
 }
 
 /// Performs a DNS resolution (tokio's `lookup_host`).
@@ -156,7 +164,9 @@ pub(crate) fn no_address() -> io::Error {
 /// # Ok::<(), std::io::Error>(())
 /// # }).unwrap();
 /// ```
-pub async fn lookup_host<T: ToSocketAddrs>(host: T) -> io::Result<impl Iterator<Item = SocketAddr>> {
+pub async fn lookup_host<T: ToSocketAddrs>(
+    host: T,
+) -> io::Result<impl Iterator<Item = SocketAddr>> {
     to_socket_addrs(host).await
 }
 
@@ -381,11 +391,18 @@ mod tests {
     #[test]
     fn names_are_resolved_off_thread() {
         assert!(matches!("localhost:80".to_resolve(), Resolve::Host(_)));
-        assert!(matches!(("localhost", 80).to_resolve(), Resolve::HostPort(..)));
-        let addrs: Vec<_> = futures::executor::block_on(lookup_host("localhost:80")).unwrap().collect();
+        assert!(matches!(
+            ("localhost", 80).to_resolve(),
+            Resolve::HostPort(..)
+        ));
+        let addrs: Vec<_> = futures::executor::block_on(lookup_host("localhost:80"))
+            .unwrap()
+            .collect();
         assert!(!addrs.is_empty());
         assert!(addrs.iter().all(|a| a.port() == 80 && a.ip().is_loopback()));
-        let err = futures::executor::block_on(lookup_host("no port here")).err().unwrap();
+        let err = futures::executor::block_on(lookup_host("no port here"))
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }

@@ -98,7 +98,11 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
     /// The driver says which directions may be ready; a zero-timeout
     /// `poll(2)` then tells the precise state (closed halves, errors), and
     /// stale driver readiness is cleared so the wait goes on.
-    pub(crate) fn poll_ready_interest(&self, interest: Interest, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+    pub(crate) fn poll_ready_interest(
+        &self,
+        interest: Interest,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<Ready>> {
         let want_read = interest.is_readable() || !interest.is_writable();
         let want_write = interest.is_writable();
         for _ in 0..3 {
@@ -157,7 +161,11 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
 
     /// Runs `op` once; on `WouldBlock` clears the readiness of the
     /// directions in `interest` (tokio's `try_io`).
-    pub(crate) fn try_io<R>(&self, interest: Interest, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    pub(crate) fn try_io<R>(
+        &self,
+        interest: Interest,
+        op: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
         let res = op();
         if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
             if interest.is_readable() || !interest.is_writable() {
@@ -171,7 +179,11 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
     }
 
     /// Runs `op` once in direction `dir`, clearing readiness on `WouldBlock`.
-    pub(crate) fn try_dir<R>(&self, dir: Direction, op: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    pub(crate) fn try_dir<R>(
+        &self,
+        dir: Direction,
+        op: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
         let res = op();
         if matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
             self.clear_ready(dir);
@@ -181,7 +193,11 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
 
     /// Waits for `interest` and runs `op` until it stops returning
     /// `WouldBlock` (tokio's `async_io`).
-    pub(crate) async fn async_io<R>(&self, interest: Interest, mut op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    pub(crate) async fn async_io<R>(
+        &self,
+        interest: Interest,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
         loop {
             self.ready(interest).await?;
             match self.try_io(interest, &mut op) {
@@ -192,7 +208,11 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
     }
 
     /// Async loop of the non-blocking `op` in direction `dir`.
-    pub(crate) async fn do_io<R>(&self, dir: Direction, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    pub(crate) async fn do_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
         self.registration.async_io(dir, op).await
     }
 
@@ -253,7 +273,8 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
 
     /// `sendmsg(2)` of several buffers without `SIGPIPE`.
     pub(crate) fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.sock().send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+        self.sock()
+            .send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
     }
 }
 
@@ -269,13 +290,21 @@ where
     /// driver keeps one flag per direction, not a sticky "read closed"
     /// state, so a FIN (or RST) whose event was consumed before the read
     /// would be forgotten and the next read would wait forever.
-    pub(crate) fn poll_read_stream(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_read_stream(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.poll_io(Direction::Read, cx, || self.recv_buf(buf, false))
             .map_ok(|_| ())
     }
 
     /// `futures_io::AsyncRead::poll_read` of a stream.
-    pub(crate) fn poll_read_slice(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_read_slice(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         self.poll_io(Direction::Read, cx, || self.recv_slice(buf, false))
     }
 
@@ -297,7 +326,11 @@ where
     /// `AsyncWrite::poll_write` of a stream. A short write clears the write
     /// readiness (the send buffer is full, and freed space raises a new
     /// event), saving a `WouldBlock` syscall in `write_all` loops.
-    pub(crate) fn poll_write_stream(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_write_stream(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let n = ready!(self.poll_io(Direction::Write, cx, || self.send_slice(buf)))?;
         if n > 0 && n < buf.len() {
             self.clear_ready(Direction::Write);
@@ -315,7 +348,11 @@ where
     }
 
     /// `AsyncRead` into a `ReadBuf` through a peek (tokio's `poll_peek`).
-    pub(crate) fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
         self.poll_io(Direction::Read, cx, || self.recv_buf(buf, true))
     }
 
@@ -356,7 +393,11 @@ fn poll_now(fd: RawFd, read: bool, write: bool) -> io::Result<Ready> {
     if write {
         events |= libc::POLLOUT;
     }
-    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     loop {
         // SAFETY: `pfd` is a valid pollfd for the duration of the call and
         // `nfds` is 1; a zero timeout never blocks.

@@ -35,8 +35,9 @@ impl Registration {
     /// The token of this fd in the current core's driver, registering it
     /// there on first use.
     fn token(&self) -> io::Result<Token> {
-        let core = CoreHandle::current()
-            .ok_or_else(|| io::Error::other("insane sockets must be used from inside an insane runtime"))?;
+        let core = CoreHandle::current().ok_or_else(|| {
+            io::Error::other("insane sockets must be used from inside an insane runtime")
+        })?;
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, token)) = entries.iter().find(|(c, _)| c.uid() == core.uid()) {
             return Ok(*token);
@@ -68,7 +69,11 @@ impl Registration {
     /// Runs the non-blocking syscall `op` until it stops returning
     /// `WouldBlock`, waiting for readiness in between (tokio's
     /// `async_io`).
-    pub(crate) async fn async_io<R>(&self, dir: Direction, mut op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    pub(crate) async fn async_io<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
         loop {
             std::future::poll_fn(|cx| self.poll_ready(dir, cx)).await?;
             match op() {

@@ -59,7 +59,11 @@ impl UdpSocket {
     }
 
     fn bind_addr(addr: SocketAddr) -> io::Result<UdpSocket> {
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM.nonblocking(), Some(Protocol::UDP))?;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::DGRAM.nonblocking(),
+            Some(Protocol::UDP),
+        )?;
         socket.bind(&addr.into())?;
         Ok(UdpSocket {
             io: PollIo::new(socket.into()),
@@ -114,7 +118,10 @@ impl UdpSocket {
     /// # }
     /// ```
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        each_addr(addr, |addr| std::future::ready(self.io.get_ref().connect(addr))).await
+        each_addr(addr, |addr| {
+            std::future::ready(self.io.get_ref().connect(addr))
+        })
+        .await
     }
 
     /// Waits for any of the requested ready states, usually followed by
@@ -138,18 +145,22 @@ impl UdpSocket {
     /// Sends `buf` to the connected peer; returns the number of bytes
     /// sent.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Write, || self.io.send_slice(buf)).await
+        self.io
+            .do_io(Direction::Write, || self.io.send_slice(buf))
+            .await
     }
 
     /// Polls to send `buf` to the connected peer.
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(Direction::Write, cx, || self.io.send_slice(buf))
+        self.io
+            .poll_io(Direction::Write, cx, || self.io.send_slice(buf))
     }
 
     /// Sends to the connected peer without waiting (`WouldBlock` when the
     /// send buffer is full).
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Write, || self.io.send_slice(buf))
+        self.io
+            .try_dir(Direction::Write, || self.io.send_slice(buf))
     }
 
     /// Waits until the socket may be readable.
@@ -166,7 +177,9 @@ impl UdpSocket {
     /// Receives one datagram from the connected peer into `buf`; excess
     /// bytes of a longer datagram are discarded.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Read, || self.io.recv_slice(buf, false)).await
+        self.io
+            .do_io(Direction::Read, || self.io.recv_slice(buf, false))
+            .await
     }
 
     /// Polls to receive one datagram from the connected peer into `buf`.
@@ -179,17 +192,21 @@ impl UdpSocket {
     /// Receives a datagram from the connected peer without waiting
     /// (`WouldBlock` when none is queued).
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.recv_slice(buf, false))
+        self.io
+            .try_dir(Direction::Read, || self.io.recv_slice(buf, false))
     }
 
     /// Like [`try_recv`](Self::try_recv), appending to a `BufMut`.
     pub fn try_recv_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.recv_bufmut(buf))
+        self.io
+            .try_dir(Direction::Read, || self.io.recv_bufmut(buf))
     }
 
     /// Like [`recv`](Self::recv), appending to a `BufMut`.
     pub async fn recv_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        self.io.do_io(Direction::Read, || self.io.recv_bufmut(buf)).await
+        self.io
+            .do_io(Direction::Read, || self.io.recv_bufmut(buf))
+            .await
     }
 
     fn recv_from_bufmut<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<(usize, SocketAddr)> {
@@ -205,13 +222,22 @@ impl UdpSocket {
 
     /// Like [`try_recv_from`](Self::try_recv_from), appending to a
     /// `BufMut`.
-    pub fn try_recv_buf_from<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<(usize, SocketAddr)> {
-        self.io.try_dir(Direction::Read, || self.recv_from_bufmut(buf))
+    pub fn try_recv_buf_from<B: bytes::BufMut>(
+        &self,
+        buf: &mut B,
+    ) -> io::Result<(usize, SocketAddr)> {
+        self.io
+            .try_dir(Direction::Read, || self.recv_from_bufmut(buf))
     }
 
     /// Like [`recv_from`](Self::recv_from), appending to a `BufMut`.
-    pub async fn recv_buf_from<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<(usize, SocketAddr)> {
-        self.io.do_io(Direction::Read, || self.recv_from_bufmut(buf)).await
+    pub async fn recv_buf_from<B: bytes::BufMut>(
+        &self,
+        buf: &mut B,
+    ) -> io::Result<(usize, SocketAddr)> {
+        self.io
+            .do_io(Direction::Read, || self.recv_from_bufmut(buf))
+            .await
     }
 
     /// Sends `buf` to `target`; a target that resolves to several
@@ -228,7 +254,10 @@ impl UdpSocket {
         let target = match to_socket_addrs(target).await?.next() {
             Some(t) => SockAddr::from(t),
             None => {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "no addresses to send data to",
+                ));
             }
         };
         self.io
@@ -237,25 +266,36 @@ impl UdpSocket {
     }
 
     fn send_to_addr(&self, buf: &[u8], target: &SockAddr) -> io::Result<usize> {
-        self.io.sock().send_to_with_flags(buf, target, libc::MSG_NOSIGNAL)
+        self.io
+            .sock()
+            .send_to_with_flags(buf, target, libc::MSG_NOSIGNAL)
     }
 
     /// Polls to send `buf` to `target`.
-    pub fn poll_send_to(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>> {
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
         let target = SockAddr::from(target);
-        self.io.poll_io(Direction::Write, cx, || self.send_to_addr(buf, &target))
+        self.io
+            .poll_io(Direction::Write, cx, || self.send_to_addr(buf, &target))
     }
 
     /// Sends `buf` to `target` without waiting.
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
         let target = SockAddr::from(target);
-        self.io.try_dir(Direction::Write, || self.send_to_addr(buf, &target))
+        self.io
+            .try_dir(Direction::Write, || self.send_to_addr(buf, &target))
     }
 
     /// Receives one datagram into `buf`; returns its length and sender.
     /// Excess bytes of a longer datagram are discarded.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.do_io(Direction::Read, || self.recv_from_slice(buf, false)).await
+        self.io
+            .do_io(Direction::Read, || self.recv_from_slice(buf, false))
+            .await
     }
 
     fn recv_from_slice(&self, buf: &mut [u8], peek: bool) -> io::Result<(usize, SocketAddr)> {
@@ -284,7 +324,11 @@ impl UdpSocket {
     }
 
     /// Polls to receive one datagram into `buf`; returns the sender.
-    pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<SocketAddr>> {
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<SocketAddr>> {
         self.io
             .poll_io(Direction::Read, cx, || self.recv_from_readbuf(buf, false))
     }
@@ -292,25 +336,36 @@ impl UdpSocket {
     /// Receives one datagram without waiting (`WouldBlock` when none is
     /// queued).
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.try_dir(Direction::Read, || self.recv_from_slice(buf, false))
+        self.io
+            .try_dir(Direction::Read, || self.recv_from_slice(buf, false))
     }
 
     /// Runs `f`, a non-blocking operation on this socket, clearing the
     /// readiness of `interest` if it returns `WouldBlock`.
-    pub fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io.try_io(interest, f)
     }
 
     /// Waits for `interest` and runs `f` until it stops returning
     /// `WouldBlock`.
-    pub async fn async_io<R>(&self, interest: Interest, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    pub async fn async_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io.async_io(interest, f).await
     }
 
     /// Receives the next datagram from the connected peer without removing
     /// it from the queue.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Read, || self.io.recv_slice(buf, true)).await
+        self.io
+            .do_io(Direction::Read, || self.io.recv_slice(buf, true))
+            .await
     }
 
     /// Polls to peek at the next datagram from the connected peer.
@@ -322,7 +377,8 @@ impl UdpSocket {
 
     /// Peeks at the next datagram from the connected peer without waiting.
     pub fn try_peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.recv_slice(buf, true))
+        self.io
+            .try_dir(Direction::Read, || self.io.recv_slice(buf, true))
     }
 
     /// Receives the next datagram without removing it from the queue;
@@ -338,18 +394,25 @@ impl UdpSocket {
     /// # }
     /// ```
     pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.do_io(Direction::Read, || self.recv_from_slice(buf, true)).await
+        self.io
+            .do_io(Direction::Read, || self.recv_from_slice(buf, true))
+            .await
     }
 
     /// Polls to peek at the next datagram; returns its sender.
-    pub fn poll_peek_from(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<SocketAddr>> {
+    pub fn poll_peek_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<SocketAddr>> {
         self.io
             .poll_io(Direction::Read, cx, || self.recv_from_readbuf(buf, true))
     }
 
     /// Peeks at the next datagram without waiting.
     pub fn try_peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.try_dir(Direction::Read, || self.recv_from_slice(buf, true))
+        self.io
+            .try_dir(Direction::Read, || self.recv_from_slice(buf, true))
     }
 
     fn peek_sender_now(&self) -> io::Result<SocketAddr> {
@@ -358,12 +421,15 @@ impl UdpSocket {
 
     /// The sender of the next datagram, leaving it queued.
     pub async fn peek_sender(&self) -> io::Result<SocketAddr> {
-        self.io.do_io(Direction::Read, || self.peek_sender_now()).await
+        self.io
+            .do_io(Direction::Read, || self.peek_sender_now())
+            .await
     }
 
     /// Polls for the sender of the next datagram.
     pub fn poll_peek_sender(&self, cx: &mut Context<'_>) -> Poll<io::Result<SocketAddr>> {
-        self.io.poll_io(Direction::Read, cx, || self.peek_sender_now())
+        self.io
+            .poll_io(Direction::Read, cx, || self.peek_sender_now())
     }
 
     /// The sender of the next datagram, without waiting.

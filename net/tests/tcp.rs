@@ -58,7 +58,11 @@ fn echo_one_mebibyte() {
             let mut out = vec![0; data.len()];
             rd.read_exact(&mut out).await.unwrap();
             let mut rest = Vec::new();
-            assert_eq!(rd.read_to_end(&mut rest).await.unwrap(), 0, "nothing after the echo");
+            assert_eq!(
+                rd.read_to_end(&mut rest).await.unwrap(),
+                0,
+                "nothing after the echo"
+            );
             out
         };
         let ((), out) = futures::join!(write, read);
@@ -122,6 +126,63 @@ fn fifty_connections_across_two_cores() {
     });
 }
 
+/// FNV-1a over a byte stream.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+#[test]
+fn sixty_four_mebibytes_with_checksum() {
+    const TOTAL: usize = 64 << 20;
+    const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+    on_each_driver(2, |_| async {
+        let (listener, addr) = listener().await;
+        // The receiver runs on core 1, the sender on core 0.
+        let receiver = spawn_on(1, async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0; 256 * 1024];
+            let (mut total, mut h) = (0usize, SEED);
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                h = fnv(h, &buf[..n]);
+                total += n;
+            }
+            (total, h)
+        });
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let chunk = pattern(1 << 20);
+        let mut h = SEED;
+        for i in 0..TOTAL / chunk.len() {
+            let mut data = chunk.clone();
+            data[0] = i as u8;
+            h = fnv(h, &data);
+            c.write_all(&data).await.unwrap();
+        }
+        c.shutdown().await.unwrap();
+        assert_eq!(receiver.await.unwrap(), (TOTAL, h));
+    });
+}
+
+#[test]
+fn thousand_concurrent_connections() {
+    on_each_driver(1, |_| async {
+        let (listener, addr) = listener().await;
+        let server = spawn(echo_server(listener, 1000));
+        let clients: Vec<_> = (0..1000).map(|i| spawn(echo_client(addr, i))).collect();
+        for c in clients {
+            c.await.unwrap();
+        }
+        server.await.unwrap();
+    });
+}
+
 #[test]
 fn connection_refused() {
     on_each_driver(1, |_| async {
@@ -129,7 +190,11 @@ fn connection_refused() {
         drop(listener);
         let err = TcpStream::connect(addr).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
-        let err = TcpSocket::new_v4().unwrap().connect(addr).await.unwrap_err();
+        let err = TcpSocket::new_v4()
+            .unwrap()
+            .connect(addr)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
     });
 }
@@ -161,10 +226,16 @@ fn connect_tries_every_resolved_address() {
         assert_eq!(c.peer_addr().unwrap(), addr);
         assert_eq!(s.peer_addr().unwrap(), peer);
         // Host names resolve (off the core), then connect.
-        let (c, s) = futures::join!(TcpStream::connect(("localhost", addr.port())), listener.accept());
+        let (c, s) = futures::join!(
+            TcpStream::connect(("localhost", addr.port())),
+            listener.accept()
+        );
         assert_eq!(c.unwrap().peer_addr().unwrap().port(), addr.port());
         drop(s.unwrap());
-        let all: Vec<_> = lookup_host(format!("localhost:{}", addr.port())).await.unwrap().collect();
+        let all: Vec<_> = lookup_host(format!("localhost:{}", addr.port()))
+            .await
+            .unwrap()
+            .collect();
         assert!(all.iter().any(|a| a.ip().is_loopback()), "{all:?}");
     });
 }
@@ -212,7 +283,10 @@ fn split_by_reference() {
         let (ar, aw) = a.split();
         aw.writable().await.unwrap();
         assert_eq!(aw.try_write(b"x").unwrap(), 1);
-        assert_eq!(ar.try_read(&mut [0; 1]).unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert_eq!(
+            ar.try_read(&mut [0; 1]).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
     });
 }
 
@@ -225,7 +299,10 @@ fn into_split_reunite_error() {
         let (cr, cw) = c.into_split();
         // Halves of different streams do not reunite; both come back.
         let err = ar.reunite(cw).unwrap_err();
-        assert_eq!(err.to_string(), "tried to reunite halves that are not from the same socket");
+        assert_eq!(
+            err.to_string(),
+            "tried to reunite halves that are not from the same socket"
+        );
         let ReuniteError(ar, cw) = err;
         let a = ar.reunite(aw).expect("same stream");
         let c = cw.reunite(cr).expect("same stream");
@@ -299,7 +376,10 @@ fn shutdown_gives_the_peer_eof_and_half_close_works() {
         let mut got = Vec::new();
         c.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"reply");
-        assert!(c.write_all(b"x").await.is_err(), "write after shutdown fails");
+        assert!(
+            c.write_all(b"x").await.is_err(),
+            "write after shutdown fails"
+        );
     });
 }
 
@@ -337,7 +417,10 @@ fn try_read_and_try_write_would_block() {
     on_each_driver(1, |_| async {
         let (mut c, s) = pair().await;
         let mut buf = [0; 16];
-        assert_eq!(c.try_read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert_eq!(
+            c.try_read(&mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
         assert_eq!(
             c.try_read_vectored(&mut [io::IoSliceMut::new(&mut buf)])
                 .unwrap_err()
@@ -345,7 +428,10 @@ fn try_read_and_try_write_would_block() {
             ErrorKind::WouldBlock
         );
         let mut bytes = bytes::BytesMut::with_capacity(16);
-        assert_eq!(c.try_read_buf(&mut bytes).unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert_eq!(
+            c.try_read_buf(&mut bytes).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
 
         // Fill the send path until the kernel says WouldBlock.
         let chunk = vec![7u8; 64 * 1024];
@@ -398,7 +484,10 @@ fn ready_then_try_read() {
         });
         let mut buf = [0; 16];
         let n = loop {
-            let ready = c.ready(Interest::READABLE | Interest::WRITABLE).await.unwrap();
+            let ready = c
+                .ready(Interest::READABLE | Interest::WRITABLE)
+                .await
+                .unwrap();
             if ready.is_readable() {
                 match c.try_read(&mut buf) {
                     Ok(n) => break n,
@@ -416,7 +505,9 @@ fn ready_then_try_read() {
         assert!(ready.is_read_closed(), "{ready:?}");
         assert_eq!(c.try_read(&mut buf).unwrap(), 0);
         // try_io / async_io with a socket2 call.
-        let r = c.try_io(Interest::READABLE, || socket2::SockRef::from(&c).recv(&mut [std::mem::MaybeUninit::new(0u8); 4]));
+        let r = c.try_io(Interest::READABLE, || {
+            socket2::SockRef::from(&c).recv(&mut [std::mem::MaybeUninit::new(0u8); 4])
+        });
         assert_eq!(r.unwrap(), 0);
         let n = c
             .async_io(Interest::WRITABLE, || socket2::SockRef::from(&c).send(b""))
@@ -435,7 +526,9 @@ fn peek_leaves_data_queued() {
         let n = c.peek(&mut peeked).await.unwrap();
         assert_eq!(&peeked[..n], &b"hello"[..n]);
         let mut buf = tokio::io::ReadBuf::new(&mut peeked);
-        let n = std::future::poll_fn(|cx| c.poll_peek(cx, &mut buf)).await.unwrap();
+        let n = std::future::poll_fn(|cx| c.poll_peek(cx, &mut buf))
+            .await
+            .unwrap();
         assert_eq!(buf.filled(), &b"hello"[..n]);
         let mut all = [0; 11];
         c.read_exact(&mut all).await.unwrap();
@@ -460,8 +553,14 @@ fn lines_with_tokio_buf_reader() {
             rest
         });
         let mut lines = BufReader::new(c).lines();
-        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("line one"));
-        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("line two"));
+        assert_eq!(
+            lines.next_line().await.unwrap().as_deref(),
+            Some("line one")
+        );
+        assert_eq!(
+            lines.next_line().await.unwrap().as_deref(),
+            Some("line two")
+        );
         assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("last"));
         assert_eq!(lines.next_line().await.unwrap(), None);
         let mut c = lines.into_inner().into_inner();
@@ -489,16 +588,20 @@ fn futures_io_traits() {
         let mut buf = [0; 4];
         FutRead::read_exact(&mut crd, &mut buf).await.unwrap();
         assert_eq!(&buf, b"wxyz");
-        let n = FutWrite::write_vectored(&mut wr, &[io::IoSlice::new(b"ab"), io::IoSlice::new(b"cd")])
-            .await
-            .unwrap();
+        let n =
+            FutWrite::write_vectored(&mut wr, &[io::IoSlice::new(b"ab"), io::IoSlice::new(b"cd")])
+                .await
+                .unwrap();
         assert_eq!(n, 4);
         let mut a = [0u8; 2];
         let mut b = [0u8; 2];
         let mut got = 0usize;
         while got < 4 {
             let (x, y) = (got.min(2), got.saturating_sub(2));
-            let mut bufs = [io::IoSliceMut::new(&mut a[x..]), io::IoSliceMut::new(&mut b[y..])];
+            let mut bufs = [
+                io::IoSliceMut::new(&mut a[x..]),
+                io::IoSliceMut::new(&mut b[y..]),
+            ];
             got += FutRead::read_vectored(&mut crd, &mut bufs).await.unwrap();
         }
         assert_eq!((&a, &b), (b"ab", b"cd"));
@@ -535,7 +638,11 @@ fn stream_moves_to_another_core() {
         let mut buf = [0; 4];
         s.read_exact(&mut buf).await.unwrap();
         drop(c);
-        assert_eq!(s.read(&mut buf).await.unwrap(), 0, "peer sees EOF after the drop");
+        assert_eq!(
+            s.read(&mut buf).await.unwrap(),
+            0,
+            "peer sees EOF after the drop"
+        );
 
         // A listener moved to core 1 accepts there.
         let (listener, addr) = self::listener().await;

@@ -93,8 +93,8 @@ pub fn install<D: IoDriver>(driver: Rc<RefCell<D>>) -> io::Result<()> {
 
 /// Runs `f` with the current core's I/O driver.
 ///
-/// The driver stays borrowed while `f` runs: `f` must not call back into
-/// `with_current` (drivers only wake wakers, which merely queue tasks).
+/// The driver stays borrowed while `f` runs; a nested call (e.g. from a
+/// destructor run inside the driver's poll) gets an error, not a panic.
 ///
 /// # Errors
 /// Outside a runtime, or on a core without an I/O driver; the error says
@@ -105,7 +105,9 @@ pub fn with_current<R>(f: impl FnOnce(&mut dyn IoDriver) -> R) -> io::Result<R> 
         .ok_or_else(|| {
             io::Error::other("this insane core has no I/O driver (the runtime was built without one)")
         })?;
-    let mut guard = driver.borrow_mut();
+    let mut guard = driver.try_borrow_mut().map_err(|_| {
+        io::Error::other("the I/O driver is busy: a socket was used from inside the driver's own poll")
+    })?;
     Ok(f(&mut *guard))
 }
 

@@ -57,7 +57,11 @@ pub unsafe trait IoBuf: 'static {
             Bound::Unbounded => 0,
         }
         .min(end);
-        Slice { buf: self, begin, end }
+        Slice {
+            buf: self,
+            begin,
+            end,
+        }
     }
 }
 
@@ -252,7 +256,10 @@ unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
         // SAFETY: bytes `begin..begin + pos` are initialised (caller), and
         // the ones before `begin` were initialised already or are covered
         // by the inner buffer's own bookkeeping (it never shrinks).
-        unsafe { self.buf.set_init(self.begin + pos.min(self.end - self.begin)) };
+        unsafe {
+            self.buf
+                .set_init(self.begin + pos.min(self.end - self.begin))
+        };
     }
 }
 

@@ -77,7 +77,10 @@ fn map_anon(len: usize, what: &str) -> io::Result<NonNull<u8>> {
     };
     if p == libc::MAP_FAILED {
         let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("mmap of {len} bytes for {what} failed: {e}")));
+        return Err(io::Error::new(
+            e.kind(),
+            format!("mmap of {len} bytes for {what} failed: {e}"),
+        ));
     }
     NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
 }
@@ -87,7 +90,9 @@ impl RingState {
         if entries == 0 || !entries.is_power_of_two() || entries > 32_768 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("a provided-buffer ring needs a power-of-two number of entries up to 32768, got {entries}"),
+                format!(
+                    "a provided-buffer ring needs a power-of-two number of entries up to 32768, got {entries}"
+                ),
             ));
         }
         if buf_size == 0 || buf_size > (1 << 30) {
@@ -97,7 +102,8 @@ impl RingState {
             ));
         }
         let page = page_size();
-        let ring_bytes = (usize::from(entries) * std::mem::size_of::<RawBuf>()).div_ceil(page) * page;
+        let ring_bytes =
+            (usize::from(entries) * std::mem::size_of::<RawBuf>()).div_ceil(page) * page;
         let data_bytes = usize::from(entries)
             .checked_mul(buf_size as usize)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer ring too large"))?;
@@ -141,7 +147,11 @@ impl RingState {
     /// to `wakes`.
     pub(crate) fn recycle(&mut self, bid: u16, wakes: &mut Vec<Waker>) {
         if bid >= self.entries {
-            tracing::error!(bid, entries = self.entries, "invalid provided buffer id; ignored");
+            tracing::error!(
+                bid,
+                entries = self.entries,
+                "invalid provided buffer id; ignored"
+            );
             return;
         }
         let mask = self.entries - 1;
@@ -195,10 +205,15 @@ pub(crate) struct BufRingShared {
 impl Drop for BufRingShared {
     fn drop(&mut self) {
         let Ok(mut st) = self.handle.inner.state.try_borrow_mut() else {
-            tracing::error!(bgid = self.bgid, "buffer ring dropped while the driver is borrowed; leaking it");
+            tracing::error!(
+                bgid = self.bgid,
+                "buffer ring dropped while the driver is borrowed; leaking it"
+            );
             return;
         };
-        let Some(state) = st.buf_rings.try_remove(usize::from(self.bgid)) else { return };
+        let Some(state) = st.buf_rings.try_remove(usize::from(self.bgid)) else {
+            return;
+        };
         if st.leak {
             std::mem::forget(state);
             return;
@@ -262,7 +277,10 @@ impl BufRing {
             }
             let key = st.buf_rings.vacant_key();
             let Ok(bgid) = u16::try_from(key) else {
-                return Err((io::Error::other("too many provided-buffer rings on this core"), state));
+                return Err((
+                    io::Error::other("too many provided-buffer rings on this core"),
+                    state,
+                ));
             };
             // SAFETY: `addr` is the page-aligned ring mapping of `state`,
             // sized for `entries` entries; it stays mapped until the ring
@@ -274,8 +292,9 @@ impl BufRing {
                     state,
                 ));
             }
-            let inserted = st.buf_rings.insert(state);
-            debug_assert_eq!(inserted, key);
+            // `insert` fills the vacant key read above (nothing was inserted
+            // in between), so the state sits at index `bgid`.
+            st.buf_rings.insert(state);
             Ok(bgid)
         })?;
         let bgid = match bgid {
@@ -332,7 +351,11 @@ impl BufRing {
     pub fn available(&self) -> usize {
         self.shared
             .handle
-            .with_state(|st| st.buf_rings.get(usize::from(self.shared.bgid)).map_or(0, |r| r.available()))
+            .with_state(|st| {
+                st.buf_rings
+                    .get(usize::from(self.shared.bgid))
+                    .map_or(0, |r| r.available())
+            })
             .unwrap_or(0)
     }
 
@@ -368,12 +391,23 @@ impl BufRing {
             tracing::error!(bid, "kernel completion names an invalid provided buffer");
             return None;
         }
-        let len = usize::try_from(res).unwrap_or(0).min(self.shared.buf_size as usize);
+        let len = usize::try_from(res)
+            .unwrap_or(0)
+            .min(self.shared.buf_size as usize);
         Some(RingBuf {
             ring: self.shared.clone(),
-            bid,
+            bid: Some(bid),
             len,
         })
+    }
+
+    /// An empty message that used no buffer (a zero-length datagram).
+    fn empty_buf(&self) -> RingBuf {
+        RingBuf {
+            ring: self.shared.clone(),
+            bid: None,
+            len: 0,
+        }
     }
 }
 
@@ -397,13 +431,15 @@ fn socket_type(fd: RawFd) -> Option<libc::c_int> {
 /// back to its ring when dropped. `!Send` (see the module docs).
 pub struct RingBuf {
     ring: Rc<BufRingShared>,
-    bid: u16,
+    /// `None` for an empty message that consumed no buffer.
+    bid: Option<u16>,
     len: usize,
 }
 
 impl RingBuf {
-    /// The buffer id within its ring.
-    pub fn bid(&self) -> u16 {
+    /// The buffer id within its ring (`None` for an empty datagram that
+    /// used no buffer).
+    pub fn bid(&self) -> Option<u16> {
         self.bid
     }
 
@@ -413,10 +449,14 @@ impl RingBuf {
     }
 
     fn ptr(&self) -> *mut u8 {
-        self.ring
-            .data
-            .as_ptr()
-            .wrapping_add(usize::from(self.bid) * self.ring.buf_size as usize)
+        match self.bid {
+            Some(bid) => self
+                .ring
+                .data
+                .as_ptr()
+                .wrapping_add(usize::from(bid) * self.ring.buf_size as usize),
+            None => NonNull::dangling().as_ptr(),
+        }
     }
 }
 
@@ -427,7 +467,8 @@ impl Deref for RingBuf {
         // SAFETY: buffer `bid` lies inside the ring's data mapping, which
         // lives as long as `BufRingShared` (we hold an Rc); the kernel
         // wrote `len <= buf_size` bytes into it and does not touch it again
-        // until we give it back in `drop`.
+        // until we give it back in `drop`. Without a buffer, `len` is 0 and
+        // the pointer is dangling but aligned, as an empty slice allows.
         unsafe { std::slice::from_raw_parts(self.ptr(), self.len) }
     }
 }
@@ -457,15 +498,19 @@ impl fmt::Debug for RingBuf {
 
 impl Drop for RingBuf {
     fn drop(&mut self) {
+        let Some(bid) = self.bid else { return };
         let mut wakes = Vec::new();
         let returned = self.ring.handle.with_state(|st| {
             let st = &mut *st;
             if let Some(r) = st.buf_rings.get_mut(usize::from(self.ring.bgid)) {
-                r.recycle(self.bid, &mut wakes);
+                r.recycle(bid, &mut wakes);
             }
         });
         if returned.is_err() {
-            tracing::error!(bid = self.bid, "provided buffer dropped while the driver is borrowed; not returned");
+            tracing::error!(
+                bid,
+                "provided buffer dropped while the driver is borrowed; not returned"
+            );
         }
         for w in wakes {
             w.wake();
@@ -581,14 +626,16 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                 },
                 Phase::Starved => {
                     let bgid = usize::from(self.ring.shared.bgid);
-                    let ready = self.handle().with_state(|st| match st.buf_rings.get_mut(bgid) {
-                        Some(r) if r.available() > 0 => true,
-                        Some(r) => {
-                            r.starved.push(cx.waker().clone());
-                            false
-                        }
-                        None => true,
-                    });
+                    let ready = self
+                        .handle()
+                        .with_state(|st| match st.buf_rings.get_mut(bgid) {
+                            Some(r) if r.available() > 0 => true,
+                            Some(r) => {
+                                r.starved.push(cx.waker().clone());
+                                false
+                            }
+                            None => true,
+                        });
                     match ready {
                         Ok(true) => self.phase = Phase::Idle,
                         Ok(false) => return Poll::Pending,
@@ -644,7 +691,8 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                                 self.key = None;
                                 self.phase = Phase::Idle;
                             }
-                            let buf = cqueue::buffer_select(flags).and_then(|bid| self.ring.make_buf(bid, res));
+                            let buf = cqueue::buffer_select(flags)
+                                .and_then(|bid| self.ring.make_buf(bid, res));
                             if res == -libc::ENOBUFS {
                                 drop(buf);
                                 self.enobufs += 1;
@@ -668,6 +716,11 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                             if let Some(buf) = buf {
                                 return Poll::Ready(Some(Ok(buf)));
                             }
+                            if res == 0 {
+                                // A zero-length datagram: the kernel used no
+                                // buffer (and ended the multishot receive).
+                                return Poll::Ready(Some(Ok(self.ring.empty_buf())));
+                            }
                         }
                     }
                 }
@@ -684,7 +737,9 @@ impl<F: AsRawFd + 'static> Drop for RecvStream<F> {
         let bgid = usize::from(ring.shared.bgid);
         let handle = ring.shared.handle.clone();
         let Ok(mut guard) = handle.inner.state.try_borrow_mut() else {
-            tracing::error!("receive stream dropped while the driver is borrowed; leaking its resources");
+            tracing::error!(
+                "receive stream dropped while the driver is borrowed; leaking its resources"
+            );
             std::mem::forget(fd);
             std::mem::forget(ring);
             return;

@@ -103,7 +103,11 @@ impl Key {
 }
 
 fn split_user_data(ud: u64) -> (u64, u32, usize) {
-    (ud >> 56, ((ud >> 32) as u32) & GEN_MASK, (ud & 0xFFFF_FFFF) as usize)
+    (
+        ud >> 56,
+        ((ud >> 32) as u32) & GEN_MASK,
+        (ud & 0xFFFF_FFFF) as usize,
+    )
 }
 
 // ---- operation slots ---------------------------------------------------
@@ -236,7 +240,11 @@ impl State {
     }
 
     /// Creates a slot for a new operation.
-    pub(crate) fn insert_slot(&mut self, kind: SlotKind, buf_group: Option<u16>) -> io::Result<Key> {
+    pub(crate) fn insert_slot(
+        &mut self,
+        kind: SlotKind,
+        buf_group: Option<u16>,
+    ) -> io::Result<Key> {
         if self.closed {
             return Err(closed_error());
         }
@@ -315,9 +323,18 @@ impl State {
     /// # Safety
     /// `addr` must be a page-aligned mapping of `entries` `io_uring_buf`
     /// entries that stays valid until unregistered or the ring is gone.
-    pub(crate) unsafe fn register_buf_ring(&self, addr: u64, entries: u16, bgid: u16) -> io::Result<()> {
+    pub(crate) unsafe fn register_buf_ring(
+        &self,
+        addr: u64,
+        entries: u16,
+        bgid: u16,
+    ) -> io::Result<()> {
         // SAFETY: forwarded to the caller's contract.
-        unsafe { self.ring.submitter().register_buf_ring_with_flags(addr, entries, bgid, 0) }
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buf_ring_with_flags(addr, entries, bgid, 0)
+        }
     }
 
     pub(crate) fn unregister_buf_ring(&self, bgid: u16) -> io::Result<()> {
@@ -401,10 +418,11 @@ impl State {
         Ok(key)
     }
 
-    /// Processes every available completion; returns how many.
+    /// Processes the available completions (at most 2048, so a flood
+    /// cannot starve the core's tasks); returns how many.
     pub(crate) fn reap(&mut self) -> usize {
         let mut total = 0;
-        loop {
+        for _ in 0..32 {
             let mut batch = [(0u64, 0i32, 0u32); 64];
             let mut n = 0;
             {
@@ -422,6 +440,7 @@ impl State {
             }
             total += n;
         }
+        total
     }
 
     fn complete(&mut self, ud: u64, res: i32, flags: u32) {
@@ -431,7 +450,14 @@ impl State {
         }
         let (tag, gen_, index) = split_user_data(ud);
         match tag {
-            TAG_OP => self.complete_op(Key { index: index as u32, gen_ }, res, flags),
+            TAG_OP => self.complete_op(
+                Key {
+                    index: index as u32,
+                    gen_,
+                },
+                res,
+                flags,
+            ),
             TAG_READ | TAG_WRITE => {
                 let dir = if tag == TAG_READ { 0 } else { 1 };
                 if let Some(t) = self.tokens.get_mut(index).filter(|t| t.gen_ == gen_) {
@@ -439,7 +465,9 @@ impl State {
                     if !more {
                         d.armed = false;
                         if res == -libc::EINVAL && dir == 0 && self.multishot_poll_ok {
-                            tracing::debug!("kernel rejects multishot POLL_ADD; using oneshot polls");
+                            tracing::debug!(
+                                "kernel rejects multishot POLL_ADD; using oneshot polls"
+                            );
                             self.multishot_poll_ok = false;
                         }
                     }
@@ -517,7 +545,9 @@ impl State {
     }
 
     fn arm_unpark(&mut self) -> io::Result<()> {
-        let Some(fd) = self.unpark_fd else { return Ok(()) };
+        let Some(fd) = self.unpark_fd else {
+            return Ok(());
+        };
         let multi = self.features_multishot_poll && self.multishot_poll_ok;
         let entry = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
             .multi(multi)
@@ -543,7 +573,9 @@ impl State {
         });
         if index > u32::MAX as usize {
             self.tokens.remove(index);
-            return Err(io::Error::other("too many fds registered with the io_uring driver"));
+            return Err(io::Error::other(
+                "too many fds registered with the io_uring driver",
+            ));
         }
         Ok(token_of(index, gen_))
     }
@@ -573,8 +605,14 @@ impl State {
         }
     }
 
-    fn poll_ready(&mut self, token: Token, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let multi_ok = self.features_multishot_poll && self.multishot_poll_ok && self.config_multishot_poll;
+    fn poll_ready(
+        &mut self,
+        token: Token,
+        dir: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let multi_ok =
+            self.features_multishot_poll && self.multishot_poll_ok && self.config_multishot_poll;
         let closed = self.closed;
         let (index, gen_) = untoken(token);
         let Some(t) = self.token_mut(token) else {
@@ -603,7 +641,11 @@ impl State {
                 TAG_READ,
                 multi_ok,
             ),
-            Direction::Write => ((libc::POLLOUT | libc::POLLHUP | libc::POLLERR) as u32, TAG_WRITE, false),
+            Direction::Write => (
+                (libc::POLLOUT | libc::POLLHUP | libc::POLLERR) as u32,
+                TAG_WRITE,
+                false,
+            ),
         };
         let entry = opcode::PollAdd::new(types::Fd(fd), mask)
             .multi(multi)
@@ -712,18 +754,22 @@ impl Handle {
     /// io_uring (e.g. the epoll fallback).
     pub fn current() -> io::Result<Handle> {
         let Some(driver) = insane_runtime::reactor::current::<Driver>() else {
-            return Err(if insane_runtime::runtime::CoreHandle::current().is_none() {
-                io::Error::other("io_uring operations must be used from inside an insane runtime")
-            } else {
-                io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "this insane core has no io_uring driver (it runs another I/O driver, e.g. epoll)",
-                )
-            });
+            return Err(
+                if insane_runtime::runtime::CoreHandle::current().is_none() {
+                    io::Error::other(
+                        "io_uring operations must be used from inside an insane runtime",
+                    )
+                } else {
+                    io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "this insane core has no io_uring driver (it runs another I/O driver, e.g. epoll)",
+                    )
+                },
+            );
         };
-        let guard = driver
-            .try_borrow()
-            .map_err(|_| io::Error::other("the io_uring driver is busy (re-entrant use from inside its poll)"))?;
+        let guard = driver.try_borrow().map_err(|_| {
+            io::Error::other("the io_uring driver is busy (re-entrant use from inside its poll)")
+        })?;
         Ok(guard.handle.clone())
     }
 
@@ -740,27 +786,37 @@ impl Handle {
     /// Operations in the slab: in flight, or completed and not yet
     /// collected by their future. 0 when everything finished.
     pub fn ops_in_flight(&self) -> usize {
-        self.inner.state.try_borrow().map(|s| s.ops.len()).unwrap_or(0)
+        self.inner
+            .state
+            .try_borrow()
+            .map(|s| s.ops.len())
+            .unwrap_or(0)
     }
 
     /// Submissions (operations, polls, cancellations) whose final
     /// completion has not arrived yet.
     pub fn sqes_in_flight(&self) -> usize {
-        self.inner.state.try_borrow().map(|s| s.in_flight).unwrap_or(0)
+        self.inner
+            .state
+            .try_borrow()
+            .map(|s| s.in_flight)
+            .unwrap_or(0)
     }
 
     /// Whether the driver has shut down (its core stopped).
     pub fn is_closed(&self) -> bool {
-        self.inner.state.try_borrow().map(|s| s.closed).unwrap_or(false)
+        self.inner
+            .state
+            .try_borrow()
+            .map(|s| s.closed)
+            .unwrap_or(false)
     }
 
     /// Runs `f` on the state; fails instead of panicking on re-entrance.
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> io::Result<R> {
-        let mut st = self
-            .inner
-            .state
-            .try_borrow_mut()
-            .map_err(|_| io::Error::other("the io_uring driver is busy (re-entrant use from inside its poll)"))?;
+        let mut st = self.inner.state.try_borrow_mut().map_err(|_| {
+            io::Error::other("the io_uring driver is busy (re-entrant use from inside its poll)")
+        })?;
         Ok(f(&mut st))
     }
 
@@ -797,7 +853,9 @@ impl Handle {
             result = st.arm_unpark();
         }
         if result.is_ok() {
-            let ready = !st.wakes.is_empty() || !st.graveyard.is_empty() || !st.ring.completion().is_empty();
+            let ready = !st.wakes.is_empty()
+                || !st.graveyard.is_empty()
+                || !st.ring.completion().is_empty();
             result = if ready {
                 st.submit_if_needed()
             } else {
@@ -940,11 +998,20 @@ impl Driver {
         } else {
             allowed_cpus().unwrap_or(1)
         };
-        let idle = config
-            .sqpoll
-            .then(|| config.sqpoll_idle.as_millis().clamp(1, u128::from(u32::MAX)) as u32);
+        let idle = config.sqpoll.then(|| {
+            config
+                .sqpoll_idle
+                .as_millis()
+                .clamp(1, u128::from(u32::MAX)) as u32
+        });
         let (ring, flags) = features::setup_ring(config.entries, idle, config.taskrun_flags)
-            .map_err(|e| if config.sqpoll { io::Error::new(e.kind(), format!("SQPOLL: {e}")) } else { e })?;
+            .map_err(|e| {
+                if config.sqpoll {
+                    io::Error::new(e.kind(), format!("SQPOLL: {e}"))
+                } else {
+                    e
+                }
+            })?;
         let features = features::detect(&ring, flags, cpus)?;
         if !features.poll_add || !features.async_cancel {
             return Err(io::Error::new(
@@ -1037,7 +1104,12 @@ impl IoDriver for Driver {
         }
     }
 
-    fn poll_ready(&mut self, token: Token, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_ready(
+        &mut self,
+        token: Token,
+        dir: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.handle.with_state(|st| st.poll_ready(token, dir, cx)) {
             Ok(p) => p,
             Err(e) => Poll::Ready(Err(e)),
@@ -1074,6 +1146,51 @@ mod tests {
         assert_eq!((tag, g, i), (TAG_WRITE, 0x12_3456, 0xDEAD_BEEF));
         let t = token_of(7, 99);
         assert_eq!(untoken(t), (7, 99));
+    }
+
+    fn timed_wait(ext_arg: bool) -> Duration {
+        let driver = Driver::new(&UringConfig::default()).expect("io_uring driver");
+        let mut st = driver.handle.inner.state.borrow_mut();
+        st.features_ext_arg = ext_arg;
+        let start = Instant::now();
+        st.wait(Some(Duration::from_millis(50))).expect("wait");
+        let waited = start.elapsed();
+        // The fallback's timeout op completes and frees its slot.
+        let t = Instant::now();
+        while !st.ops.is_empty() && t.elapsed() < Duration::from_secs(2) {
+            st.submit_if_needed().unwrap();
+            st.reap();
+        }
+        assert!(st.ops.is_empty());
+        assert_eq!(st.in_flight, 0);
+        waited
+    }
+
+    #[test]
+    fn park_timeout_with_ext_arg() {
+        let waited = timed_wait(true);
+        assert!(
+            waited >= Duration::from_millis(45) && waited < Duration::from_secs(1),
+            "{waited:?}"
+        );
+    }
+
+    #[test]
+    fn park_timeout_with_timeout_op() {
+        let waited = timed_wait(false);
+        assert!(
+            waited >= Duration::from_millis(45) && waited < Duration::from_secs(1),
+            "{waited:?}"
+        );
+    }
+
+    #[test]
+    fn zero_timeout_does_not_block() {
+        let driver = Driver::new(&UringConfig::default()).expect("io_uring driver");
+        let mut st = driver.handle.inner.state.borrow_mut();
+        let start = Instant::now();
+        st.wait(Some(Duration::ZERO)).unwrap();
+        assert!(start.elapsed() < Duration::from_millis(20));
     }
 
     #[test]

@@ -252,11 +252,17 @@ pub(crate) fn setup_error(e: &io::Error) -> io::Error {
             let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "?".into());
-            format!(" (kernel.io_uring_disabled={disabled}, or a seccomp filter / io_uring_group forbids it)")
+            format!(
+                " (kernel.io_uring_disabled={disabled}, or a seccomp filter / io_uring_group forbids it)"
+            )
         }
         Some(libc::ENOSYS) => " (kernel built without io_uring, or blocked by seccomp)".to_string(),
-        Some(libc::ENOMEM) => " (out of memory, or RLIMIT_MEMLOCK too low for the rings)".to_string(),
-        Some(libc::EINVAL) => " (no accepted combination of setup flags; kernel too old?)".to_string(),
+        Some(libc::ENOMEM) => {
+            " (out of memory, or RLIMIT_MEMLOCK too low for the rings)".to_string()
+        }
+        Some(libc::EINVAL) => {
+            " (no accepted combination of setup flags; kernel too old?)".to_string()
+        }
         Some(libc::EMFILE) | Some(libc::ENFILE) => " (too many open files)".to_string(),
         _ => String::new(),
     };
@@ -264,13 +270,19 @@ pub(crate) fn setup_error(e: &io::Error) -> io::Error {
 }
 
 /// Reads the probe and feature bits of `ring`.
-pub(crate) fn detect(ring: &IoUring, flags: SetupFlags, allowed_cpus: usize) -> io::Result<UringFeatures> {
+pub(crate) fn detect(
+    ring: &IoUring,
+    flags: SetupFlags,
+    allowed_cpus: usize,
+) -> io::Result<UringFeatures> {
     let params = ring.params();
     let mut probe = Probe::new();
     if let Err(e) = ring.submitter().register_probe(&mut probe) {
         return Err(io::Error::new(
             e.kind(),
-            format!("io_uring opcode probe (IORING_REGISTER_PROBE) failed: {e} (kernel older than 5.6?)"),
+            format!(
+                "io_uring opcode probe (IORING_REGISTER_PROBE) failed: {e} (kernel older than 5.6?)"
+            ),
         ));
     }
     let has = |code: u8| probe.is_supported(code);
@@ -331,7 +343,11 @@ fn test_buf_ring(ring: &IoUring) -> bool {
     }
     // SAFETY: `mem` is a live, page-aligned, zeroed page, large enough for
     // one `io_uring_buf`; it stays mapped until after the unregister below.
-    let registered = unsafe { ring.submitter().register_buf_ring_with_flags(mem as u64, 1, 0, 0) }.is_ok();
+    let registered = unsafe {
+        ring.submitter()
+            .register_buf_ring_with_flags(mem as u64, 1, 0, 0)
+    }
+    .is_ok();
     if registered {
         let _ = ring.submitter().unregister_buf_ring(0);
     }
@@ -367,10 +383,14 @@ pub fn allowed_cpu_count() -> io::Result<usize> {
     // SAFETY: cpu_set_t is plain data; all-zero is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a live cpu_set_t and we pass its exact size.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
         let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("sched_getaffinity failed: {e}")));
+        return Err(io::Error::new(
+            e.kind(),
+            format!("sched_getaffinity failed: {e}"),
+        ));
     }
     // SAFETY: CPU_COUNT only reads the live set.
     Ok(unsafe { libc::CPU_COUNT(&set) } as usize)

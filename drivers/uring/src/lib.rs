@@ -19,6 +19,8 @@
 //! Everything here is per core: handles, operation futures and ring
 //! buffers hold an `Rc` to their core's driver and are `!Send`.
 
+#![warn(missing_docs)]
+
 pub mod buf;
 pub mod bufring;
 mod driver;

@@ -181,7 +181,11 @@ impl<T: 'static> Future for Op<T> {
             Ok(Some((result, flags))) => match this.data.take() {
                 Some(data) => {
                     this.done = true;
-                    Poll::Ready(Completion { result, flags, data })
+                    Poll::Ready(Completion {
+                        result,
+                        flags,
+                        data,
+                    })
                 }
                 None => Poll::Pending,
             },
@@ -204,7 +208,10 @@ impl<T: 'static> Drop for Op<T> {
         let Some(data) = self.data.take() else { return };
         let key = self.key;
         let Ok(mut st) = self.handle.inner.state.try_borrow_mut() else {
-            tracing::error!(?key, "io_uring op dropped while the driver is borrowed; leaking its buffer");
+            tracing::error!(
+                ?key,
+                "io_uring op dropped while the driver is borrowed; leaking its buffer"
+            );
             std::mem::forget(data);
             return;
         };
@@ -314,7 +321,11 @@ pub async fn read<F: AsRawFd + 'static, B: IoBufMut>(fd: F, buf: B) -> BufResult
 }
 
 /// Reads at `offset` (`u64::MAX`: the current position; files only).
-pub async fn read_at<F: AsRawFd + 'static, B: IoBufMut>(fd: F, buf: B, offset: u64) -> BufResult<usize, B> {
+pub async fn read_at<F: AsRawFd + 'static, B: IoBufMut>(
+    fd: F,
+    buf: B,
+    offset: u64,
+) -> BufResult<usize, B> {
     let (handle, buf) = handle_or_return!(buf);
     // SAFETY: the entry points into `buf`'s stable storage (IoBufMut
     // contract), owned by the operation's data.
@@ -351,7 +362,11 @@ pub async fn write<F: AsRawFd + 'static, B: IoBuf>(fd: F, buf: B) -> BufResult<u
 }
 
 /// Writes at `offset` (`u64::MAX`: the current position; files only).
-pub async fn write_at<F: AsRawFd + 'static, B: IoBuf>(fd: F, buf: B, offset: u64) -> BufResult<usize, B> {
+pub async fn write_at<F: AsRawFd + 'static, B: IoBuf>(
+    fd: F,
+    buf: B,
+    offset: u64,
+) -> BufResult<usize, B> {
     let (handle, buf) = handle_or_return!(buf);
     // SAFETY: the entry points into `buf`'s stable storage.
     let (r, (_fd, buf)) = unsafe {
@@ -370,7 +385,10 @@ pub async fn write_at<F: AsRawFd + 'static, B: IoBuf>(fd: F, buf: B, offset: u64
         )
     }
     .await;
-    (r.and_then(|(res, _)| cqe_result(res)).map(|n| n as usize), buf)
+    (
+        r.and_then(|(res, _)| cqe_result(res)).map(|n| n as usize),
+        buf,
+    )
 }
 
 // ---- send / recv -------------------------------------------------------
@@ -412,7 +430,11 @@ pub async fn send<F: AsRawFd + 'static, B: IoBuf>(fd: F, buf: B) -> BufResult<us
     (r, buf)
 }
 
-async fn send_inner<F: AsRawFd + 'static, B: IoBuf>(handle: &Handle, fd: F, buf: B) -> (io::Result<usize>, (F, B)) {
+async fn send_inner<F: AsRawFd + 'static, B: IoBuf>(
+    handle: &Handle,
+    fd: F,
+    buf: B,
+) -> (io::Result<usize>, (F, B)) {
     // SAFETY: the entry points into `buf`'s stable storage.
     let (r, data) = unsafe {
         run(
@@ -430,7 +452,10 @@ async fn send_inner<F: AsRawFd + 'static, B: IoBuf>(handle: &Handle, fd: F, buf:
         )
     }
     .await;
-    (r.and_then(|(res, _)| cqe_result(res)).map(|n| n as usize), data)
+    (
+        r.and_then(|(res, _)| cqe_result(res)).map(|n| n as usize),
+        data,
+    )
 }
 
 /// Sends with `IORING_OP_SEND_ZC`: the kernel transmits from `buf`
@@ -469,7 +494,10 @@ async fn send_zc_inner<F: AsRawFd + 'static, B: IoBuf>(
         )
     }
     .await;
-    (r.and_then(|(res, _)| cqe_result(res)).map(|n| n as usize), data)
+    (
+        r.and_then(|(res, _)| cqe_result(res)).map(|n| n as usize),
+        data,
+    )
 }
 
 /// [`send_zc`] when `buf` holds at least the configured threshold
@@ -509,7 +537,10 @@ pub async fn send_all<F: AsRawFd + 'static, B: IoBuf>(fd: F, buf: B) -> BufResul
         match r {
             Ok(0) => {
                 return (
-                    Err(io::Error::new(io::ErrorKind::WriteZero, "send returned 0 bytes")),
+                    Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "send returned 0 bytes",
+                    )),
                     buf,
                 );
             }
@@ -552,7 +583,10 @@ pub async fn write_all<F: AsRawFd + 'static, B: IoBuf>(fd: F, buf: B) -> BufResu
         match r.and_then(|(res, _)| cqe_result(res)) {
             Ok(0) => {
                 return (
-                    Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0 bytes")),
+                    Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "write returned 0 bytes",
+                    )),
                     buf,
                 );
             }
@@ -600,7 +634,11 @@ impl MsgParts {
 }
 
 /// Sends `buf` as one datagram to `addr` (`IORING_OP_SENDMSG`).
-pub async fn send_to<F: AsRawFd + 'static, B: IoBuf>(fd: F, buf: B, addr: SocketAddr) -> BufResult<usize, B> {
+pub async fn send_to<F: AsRawFd + 'static, B: IoBuf>(
+    fd: F,
+    buf: B,
+    addr: SocketAddr,
+) -> BufResult<usize, B> {
     let (handle, buf) = handle_or_return!(buf);
     let parts = MsgParts::new(buf.stable_ptr().cast_mut(), buf.bytes_init(), Some(&addr));
     // SAFETY: the msghdr, iovec and address are in the box and the iovec
@@ -621,12 +659,18 @@ pub async fn send_to<F: AsRawFd + 'static, B: IoBuf>(fd: F, buf: B, addr: Socket
         )
     }
     .await;
-    (r.and_then(|(res, _)| cqe_result(res)).map(|n| n as usize), buf)
+    (
+        r.and_then(|(res, _)| cqe_result(res)).map(|n| n as usize),
+        buf,
+    )
 }
 
 /// Receives one datagram into `buf` and tells who sent it
 /// (`IORING_OP_RECVMSG`). A datagram longer than the buffer is truncated.
-pub async fn recv_from<F: AsRawFd + 'static, B: IoBufMut>(fd: F, buf: B) -> BufResult<(usize, SocketAddr), B> {
+pub async fn recv_from<F: AsRawFd + 'static, B: IoBufMut>(
+    fd: F,
+    buf: B,
+) -> BufResult<(usize, SocketAddr), B> {
     let (handle, mut buf) = handle_or_return!(buf);
     let parts = MsgParts::new(buf.stable_mut_ptr(), buf.bytes_total(), None);
     // SAFETY: as in `send_to`; the iovec covers `buf`'s capacity, which
@@ -640,8 +684,13 @@ pub async fn recv_from<F: AsRawFd + 'static, B: IoBufMut>(fd: F, buf: B) -> BufR
             |d| d.0.as_raw_fd(),
             |d| {
                 // A retry must offer the whole address storage again.
-                d.2.hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                opcode::RecvMsg::new(types::Fd(d.0.as_raw_fd()), &mut d.2.hdr as *mut libc::msghdr).build()
+                d.2.hdr.msg_namelen =
+                    std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                opcode::RecvMsg::new(
+                    types::Fd(d.0.as_raw_fd()),
+                    &mut d.2.hdr as *mut libc::msghdr,
+                )
+                .build()
             },
         )
     }
@@ -666,7 +715,8 @@ pub async fn recv_from<F: AsRawFd + 'static, B: IoBufMut>(fd: F, buf: B) -> BufR
 pub async fn accept<F: AsRawFd + 'static>(fd: F) -> io::Result<(OwnedFd, SocketAddr)> {
     let handle = Handle::current()?;
     // SAFETY: sockaddr_storage is plain data; all-zero is valid.
-    let addr: Box<(libc::sockaddr_storage, libc::socklen_t)> = Box::new((unsafe { std::mem::zeroed() }, 0));
+    let addr: Box<(libc::sockaddr_storage, libc::socklen_t)> =
+        Box::new((unsafe { std::mem::zeroed() }, 0));
     // SAFETY: the address storage and its length are in the box owned by
     // the op's data; the kernel writes both.
     let (r, (_fd, addr)) = unsafe {

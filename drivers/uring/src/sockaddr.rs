@@ -43,15 +43,22 @@ pub(crate) fn to_storage(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::so
 }
 
 /// The address the kernel wrote into `storage` (`len` bytes).
-pub(crate) fn from_storage(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> io::Result<SocketAddr> {
+pub(crate) fn from_storage(
+    storage: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> io::Result<SocketAddr> {
     let len = len as usize;
     match storage.ss_family as libc::c_int {
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and
             // storage is aligned for it; we read a copy.
-            let sin: libc::sockaddr_in = unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
@@ -67,7 +74,9 @@ pub(crate) fn from_storage(storage: &libc::sockaddr_storage, len: libc::socklen_
         }
         family => Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("peer address of family {family} ({len} bytes) is not an IPv4/IPv6 socket address"),
+            format!(
+                "peer address of family {family} ({len} bytes) is not an IPv4/IPv6 socket address"
+            ),
         )),
     }
 }

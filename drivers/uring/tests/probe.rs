@@ -12,7 +12,10 @@ fn probe_works_without_a_runtime() {
     let f = insane_uring::probe().expect("io_uring probe");
     println!("{f}");
     println!("{f:#?}");
-    assert!(f.poll_add && f.async_cancel, "POLL_ADD and ASYNC_CANCEL are the minimum");
+    assert!(
+        f.poll_add && f.async_cancel,
+        "POLL_ADD and ASYNC_CANCEL are the minimum"
+    );
     assert!(f.sq_entries >= 8);
     assert!(f.allowed_cpus >= 1);
     assert!(!f.kernel_release.is_empty());
@@ -42,10 +45,14 @@ fn sqpoll_is_refused_on_one_cpu() {
     let err = Driver::with_cpu_count(&cfg, || Ok(1)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
     let msg = err.to_string();
-    assert!(msg.contains("SQPOLL refused") && msg.contains("1 CPU"), "{msg}");
+    assert!(
+        msg.contains("SQPOLL refused") && msg.contains("1 CPU"),
+        "{msg}"
+    );
     // The count function is only consulted for SQPOLL... and must not be
     // needed to succeed otherwise.
-    let plain = Driver::with_cpu_count(&UringConfig::default(), || Ok(1)).expect("no SQPOLL, no check");
+    let plain =
+        Driver::with_cpu_count(&UringConfig::default(), || Ok(1)).expect("no SQPOLL, no check");
     assert!(!plain.features().sqpoll);
     assert_eq!(plain.features().allowed_cpus, 1);
 }
@@ -80,7 +87,8 @@ fn sqpoll_works_with_two_cpus() {
         let a = Rc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
         let b = Rc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
         for i in 0..50u32 {
-            let (r, _) = op::send_to(a.clone(), i.to_le_bytes().to_vec(), b.local_addr().unwrap()).await;
+            let (r, _) =
+                op::send_to(a.clone(), i.to_le_bytes().to_vec(), b.local_addr().unwrap()).await;
             assert_eq!(r.unwrap(), 4);
             let (r, buf) = op::recv_from(b.clone(), Vec::with_capacity(16)).await;
             let (n, from) = r.unwrap();

@@ -56,11 +56,18 @@ impl TcpListener {
     /// # }
     /// ```
     pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        each_addr(addr, |addr| std::future::ready(TcpListener::bind_addr(addr))).await
+        each_addr(addr, |addr| {
+            std::future::ready(TcpListener::bind_addr(addr))
+        })
+        .await
     }
 
     fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )?;
         socket.set_reuse_address(true)?;
         socket.bind(&addr.into())?;
         socket.listen(1024)?;
@@ -94,7 +101,10 @@ impl TcpListener {
     /// woken.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         self.io.poll_io(Direction::Read, cx, || {
-            let (socket, addr) = self.io.sock().accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+            let (socket, addr) = self
+                .io
+                .sock()
+                .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
             let addr = addr
                 .as_socket()
                 .ok_or_else(|| io::Error::other("accepted a connection without an IP address"))?;

@@ -67,7 +67,10 @@ pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
 
 impl fmt::Display for ReuniteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "tried to reunite halves that are not from the same socket")
+        write!(
+            f,
+            "tried to reunite halves that are not from the same socket"
+        )
     }
 }
 
@@ -90,7 +93,11 @@ impl OwnedReadHalf {
     }
 
     /// See [`TcpStream::poll_peek`].
-    pub fn poll_peek(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<usize>> {
+    pub fn poll_peek(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
         self.inner.poll_peek(cx, buf)
     }
 

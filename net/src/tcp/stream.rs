@@ -64,7 +64,11 @@ impl TcpStream {
     }
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )?;
         TcpStream::connect_socket(socket, addr).await
     }
 
@@ -92,7 +96,9 @@ impl TcpStream {
             }
             match self.io.get_ref().peer_addr() {
                 Ok(_) => return Poll::Ready(Ok(())),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => self.io.clear_ready(Direction::Write),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    self.io.clear_ready(Direction::Write)
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
@@ -100,7 +106,9 @@ impl TcpStream {
 
     /// Wraps a connected, non-blocking std stream.
     pub(crate) fn new(stream: std::net::TcpStream) -> TcpStream {
-        TcpStream { io: PollIo::new(stream) }
+        TcpStream {
+            io: PollIo::new(stream),
+        }
     }
 
     /// Creates a `TcpStream` from a connected `std::net::TcpStream`, which
@@ -158,7 +166,11 @@ impl TcpStream {
     ///
     /// Only the waker of the most recent call to `poll_peek` or
     /// `poll_read` is woken.
-    pub fn poll_peek(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<usize>> {
+    pub fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
         self.io.poll_peek(cx, buf)
     }
 
@@ -201,18 +213,21 @@ impl TcpStream {
     /// Reads what is available without waiting: `Ok(0)` means end of
     /// stream (or an empty `buf`), `WouldBlock` that nothing is there yet.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.recv_slice(buf, false))
+        self.io
+            .try_dir(Direction::Read, || self.io.recv_slice(buf, false))
     }
 
     /// Like [`try_read`](Self::try_read), into several buffers (`readv`).
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.read_vectored(bufs))
+        self.io
+            .try_dir(Direction::Read, || self.io.read_vectored(bufs))
     }
 
     /// Like [`try_read`](Self::try_read), appending to a `BufMut` (e.g.
     /// `bytes::BytesMut` or `Vec<u8>`'s spare capacity).
     pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.recv_bufmut(buf))
+        self.io
+            .try_dir(Direction::Read, || self.io.recv_bufmut(buf))
     }
 
     /// Waits until the stream may be writable (then use
@@ -230,24 +245,34 @@ impl TcpStream {
     /// Writes what fits without waiting; `WouldBlock` when the send buffer
     /// is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Write, || self.io.send_slice(buf))
+        self.io
+            .try_dir(Direction::Write, || self.io.send_slice(buf))
     }
 
     /// Like [`try_write`](Self::try_write), from several buffers.
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Write, || self.io.send_vectored(bufs))
+        self.io
+            .try_dir(Direction::Write, || self.io.send_vectored(bufs))
     }
 
     /// Runs `f`, a non-blocking operation on this socket (e.g. through
     /// `socket2::SockRef`), clearing the readiness of `interest` if it
     /// returns `WouldBlock`.
-    pub fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io.try_io(interest, f)
     }
 
     /// Waits for `interest` and runs `f` until it stops returning
     /// `WouldBlock`.
-    pub async fn async_io<R>(&self, interest: Interest, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    pub async fn async_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io.async_io(interest, f).await
     }
 
@@ -267,7 +292,9 @@ impl TcpStream {
     /// # }
     /// ```
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Read, || self.io.recv_slice(buf, true)).await
+        self.io
+            .do_io(Direction::Read, || self.io.recv_slice(buf, true))
+            .await
     }
 
     /// Whether `TCP_NODELAY` is set.

@@ -36,7 +36,9 @@ pub struct UnixDatagram {
 
 impl UnixDatagram {
     fn new(socket: std::os::unix::net::UnixDatagram) -> UnixDatagram {
-        UnixDatagram { io: PollIo::new(socket) }
+        UnixDatagram {
+            io: PollIo::new(socket),
+        }
     }
 
     fn socket() -> io::Result<Socket> {
@@ -107,53 +109,71 @@ impl UnixDatagram {
 
     /// Sends a datagram to the connected peer.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Write, || self.io.send_slice(buf)).await
+        self.io
+            .do_io(Direction::Write, || self.io.send_slice(buf))
+            .await
     }
 
     /// Sends to the connected peer without waiting.
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Write, || self.io.send_slice(buf))
+        self.io
+            .try_dir(Direction::Write, || self.io.send_slice(buf))
     }
 
     /// Polls to send a datagram to the connected peer.
     pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(Direction::Write, cx, || self.io.send_slice(buf))
+        self.io
+            .poll_io(Direction::Write, cx, || self.io.send_slice(buf))
     }
 
     /// Sends a datagram to the socket bound at `target`.
     pub async fn send_to<P: AsRef<Path>>(&self, buf: &[u8], target: P) -> io::Result<usize> {
         let target = SockAddr::unix(target)?;
-        self.io.do_io(Direction::Write, || self.send_to_addr(buf, &target)).await
+        self.io
+            .do_io(Direction::Write, || self.send_to_addr(buf, &target))
+            .await
     }
 
     fn send_to_addr(&self, buf: &[u8], target: &SockAddr) -> io::Result<usize> {
-        self.io.sock().send_to_with_flags(buf, target, libc::MSG_NOSIGNAL)
+        self.io
+            .sock()
+            .send_to_with_flags(buf, target, libc::MSG_NOSIGNAL)
     }
 
     /// Sends a datagram to `target` without waiting.
     pub fn try_send_to<P: AsRef<Path>>(&self, buf: &[u8], target: P) -> io::Result<usize> {
         let target = SockAddr::unix(target)?;
-        self.io.try_dir(Direction::Write, || self.send_to_addr(buf, &target))
+        self.io
+            .try_dir(Direction::Write, || self.send_to_addr(buf, &target))
     }
 
     /// Polls to send a datagram to `target`.
-    pub fn poll_send_to<P: AsRef<Path>>(&self, cx: &mut Context<'_>, buf: &[u8], target: P) -> Poll<io::Result<usize>> {
+    pub fn poll_send_to<P: AsRef<Path>>(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: P,
+    ) -> Poll<io::Result<usize>> {
         let target = match SockAddr::unix(target) {
             Ok(t) => t,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        self.io.poll_io(Direction::Write, cx, || self.send_to_addr(buf, &target))
+        self.io
+            .poll_io(Direction::Write, cx, || self.send_to_addr(buf, &target))
     }
 
     /// Receives a datagram from the connected peer.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.do_io(Direction::Read, || self.io.recv_slice(buf, false)).await
+        self.io
+            .do_io(Direction::Read, || self.io.recv_slice(buf, false))
+            .await
     }
 
     /// Receives a datagram without waiting (`WouldBlock` when none is
     /// queued).
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.recv_slice(buf, false))
+        self.io
+            .try_dir(Direction::Read, || self.io.recv_slice(buf, false))
     }
 
     /// Polls to receive a datagram.
@@ -165,12 +185,15 @@ impl UnixDatagram {
 
     /// Like [`recv`](Self::recv), appending to a `BufMut`.
     pub async fn recv_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        self.io.do_io(Direction::Read, || self.io.recv_bufmut(buf)).await
+        self.io
+            .do_io(Direction::Read, || self.io.recv_bufmut(buf))
+            .await
     }
 
     /// Like [`try_recv`](Self::try_recv), appending to a `BufMut`.
     pub fn try_recv_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.recv_bufmut(buf))
+        self.io
+            .try_dir(Direction::Read, || self.io.recv_bufmut(buf))
     }
 
     fn recv_from_slice(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
@@ -179,16 +202,23 @@ impl UnixDatagram {
 
     /// Receives a datagram; returns its length and the sender's address.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.do_io(Direction::Read, || self.recv_from_slice(buf)).await
+        self.io
+            .do_io(Direction::Read, || self.recv_from_slice(buf))
+            .await
     }
 
     /// Receives a datagram and its sender without waiting.
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.try_dir(Direction::Read, || self.recv_from_slice(buf))
+        self.io
+            .try_dir(Direction::Read, || self.recv_from_slice(buf))
     }
 
     /// Polls to receive a datagram; returns the sender's address.
-    pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<SocketAddr>> {
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<SocketAddr>> {
         self.io.poll_io(Direction::Read, cx, || {
             let (n, addr) = self.recv_from_slice(buf.initialize_unfilled())?;
             buf.advance(n);
@@ -198,13 +228,21 @@ impl UnixDatagram {
 
     /// Runs `f`, a non-blocking operation on this socket, clearing the
     /// readiness of `interest` if it returns `WouldBlock`.
-    pub fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io.try_io(interest, f)
     }
 
     /// Waits for `interest` and runs `f` until it stops returning
     /// `WouldBlock`.
-    pub async fn async_io<R>(&self, interest: Interest, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    pub async fn async_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io.async_io(interest, f).await
     }
 

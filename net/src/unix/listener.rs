@@ -88,7 +88,10 @@ impl UnixListener {
     /// call is woken.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
         self.io.poll_io(Direction::Read, cx, || {
-            let (socket, _) = self.io.sock().accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+            let (socket, _) = self
+                .io
+                .sock()
+                .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
             let stream = std::os::unix::net::UnixStream::from(socket);
             let addr = stream.peer_addr()?;
             Ok((UnixStream::new(stream), addr))

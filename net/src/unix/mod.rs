@@ -31,8 +31,13 @@ pub(crate) fn sock_addr(addr: &SocketAddr) -> io::Result<socket2::SockAddr> {
         let mut bytes = Vec::with_capacity(name.len() + 1);
         bytes.push(0);
         bytes.extend_from_slice(name);
-        socket2::SockAddr::unix(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes))
+        socket2::SockAddr::unix(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes),
+        )
     } else {
-        Err(io::Error::new(io::ErrorKind::InvalidInput, "an unnamed Unix socket address cannot be used here"))
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an unnamed Unix socket address cannot be used here",
+        ))
     }
 }

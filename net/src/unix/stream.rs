@@ -72,7 +72,9 @@ impl UnixStream {
     }
 
     pub(crate) fn new(stream: std::os::unix::net::UnixStream) -> UnixStream {
-        UnixStream { io: PollIo::new(stream) }
+        UnixStream {
+            io: PollIo::new(stream),
+        }
     }
 
     /// Creates a connected pair of unnamed sockets.
@@ -140,17 +142,20 @@ impl UnixStream {
     /// Reads without waiting (`WouldBlock` when nothing is there, `Ok(0)`
     /// at end of stream).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.recv_slice(buf, false))
+        self.io
+            .try_dir(Direction::Read, || self.io.recv_slice(buf, false))
     }
 
     /// Like [`try_read`](Self::try_read), into several buffers.
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.read_vectored(bufs))
+        self.io
+            .try_dir(Direction::Read, || self.io.read_vectored(bufs))
     }
 
     /// Like [`try_read`](Self::try_read), appending to a `BufMut`.
     pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        self.io.try_dir(Direction::Read, || self.io.recv_bufmut(buf))
+        self.io
+            .try_dir(Direction::Read, || self.io.recv_bufmut(buf))
     }
 
     /// Waits until the socket may be writable.
@@ -165,23 +170,33 @@ impl UnixStream {
 
     /// Writes without waiting (`WouldBlock` when the buffer is full).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Write, || self.io.send_slice(buf))
+        self.io
+            .try_dir(Direction::Write, || self.io.send_slice(buf))
     }
 
     /// Like [`try_write`](Self::try_write), from several buffers.
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io.try_dir(Direction::Write, || self.io.send_vectored(bufs))
+        self.io
+            .try_dir(Direction::Write, || self.io.send_vectored(bufs))
     }
 
     /// Runs `f`, a non-blocking operation on this socket, clearing the
     /// readiness of `interest` if it returns `WouldBlock`.
-    pub fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io.try_io(interest, f)
     }
 
     /// Waits for `interest` and runs `f` until it stops returning
     /// `WouldBlock`.
-    pub async fn async_io<R>(&self, interest: Interest, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    pub async fn async_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io.async_io(interest, f).await
     }
 

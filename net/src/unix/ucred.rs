@@ -33,7 +33,11 @@ impl UCred {
     }
 
     pub(crate) fn of(fd: RawFd) -> io::Result<UCred> {
-        let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
         let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
         // SAFETY: `cred` and `len` are valid for writes and `len` is the
         // size of `cred`, as SO_PEERCRED requires.

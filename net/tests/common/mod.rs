@@ -19,11 +19,17 @@ fn builder(cores: usize) -> Builder {
 
 /// A runtime of `cores` cores for each kernel driver, named by driver.
 pub fn runtimes_with(cores: usize) -> Vec<(&'static str, Runtime)> {
+    let uring = builder(cores)
+        .on_core_start(Arc::new(|_| {
+            insane_uring::install_on_current_core(&Default::default())
+        }))
+        .build()
+        .expect("io_uring runtime");
     let epoll = builder(cores)
         .on_core_start(Arc::new(|_| insane_epoll::install_on_current_core()))
         .build()
         .expect("epoll runtime");
-    vec![("epoll", epoll)]
+    vec![("uring", uring), ("epoll", epoll)]
 }
 
 /// A 1-core runtime for each kernel driver.
@@ -59,7 +65,8 @@ pub fn socket_path(tag: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("insane-net-{}-{tag}-{n}.sock", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("insane-net-{}-{tag}-{n}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     path
 }

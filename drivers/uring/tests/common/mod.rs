@@ -22,7 +22,9 @@ pub fn runtime_with(cfg: UringConfig) -> Runtime {
     Runtime::builder()
         .cores(1)
         .idle(IdlePolicy::Park)
-        .on_core_start(Arc::new(move |_| insane_uring::install_on_current_core(&cfg)))
+        .on_core_start(Arc::new(move |_| {
+            insane_uring::install_on_current_core(&cfg)
+        }))
         .build()
         .expect("a runtime with the io_uring driver")
 }
@@ -37,7 +39,10 @@ pub async fn poll_once<F: Future + ?Sized>(mut fut: Pin<&mut F>) -> bool {
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
         insane_runtime::task::yield_now().await;
     }
 }
