@@ -1,8 +1,10 @@
 //! Result tables shared by every scenario: a [`Report`] holds one row per
-//! measured quantity and one cell per system (the first system is the one
-//! under test, `insane`; the others are baselines). This module computes the
-//! speedup ratios, renders the Markdown table printed on stdout and written
-//! to `DIR/<scenario>.md`, and writes the machine-readable
+//! measured quantity and one cell per system (by default the first system is
+//! the one under test, `insane`, and the others are baselines; a scenario
+//! with several insane variants compares each of them with one baseline
+//! through [`Report::ratios_against`]). This module computes the speedup
+//! ratios, renders the Markdown table printed on stdout and written to
+//! `DIR/<scenario>.md`, and writes the machine-readable
 //! `DIR/<scenario>.json`.
 
 use std::fmt::Write as _;
@@ -23,6 +25,8 @@ pub enum Unit {
     /// A duration in nanoseconds (latency, cost per operation); lower is
     /// better.
     Nanos,
+    /// A bit rate in bits per second, shown in Gbit/s; higher is better.
+    BitsPerSec,
 }
 
 impl Unit {
@@ -31,12 +35,13 @@ impl Unit {
         match self {
             Unit::Rate { what } => format!("{what}/s"),
             Unit::Nanos => "ns".to_owned(),
+            Unit::BitsPerSec => "Gbit/s".to_owned(),
         }
     }
 
     /// Whether a larger value means a faster system.
     pub fn higher_is_better(&self) -> bool {
-        matches!(self, Unit::Rate { .. })
+        matches!(self, Unit::Rate { .. } | Unit::BitsPerSec)
     }
 
     /// Human formatting of a value in this unit (SI prefixes for rates,
@@ -45,6 +50,7 @@ impl Unit {
         match self {
             Unit::Rate { .. } => format_si(v),
             Unit::Nanos => format_nanos(v),
+            Unit::BitsPerSec => format!("{:.2}", v / 1e9),
         }
     }
 }
@@ -99,6 +105,9 @@ pub struct Report {
     pub scenario: String,
     /// Systems compared; the first is the subject, the rest are baselines.
     pub systems: Vec<String>,
+    /// The ratio columns, as `(subject, baseline)` indexes into `systems`;
+    /// by default `(0, i)` for every other system `i`.
+    pub ratios: Vec<(usize, usize)>,
     /// Parameters of the run (counts, repetitions, flags), in display order.
     pub params: Vec<(String, String)>,
     /// The rows, in display order.
@@ -113,6 +122,7 @@ impl Report {
         Report {
             scenario: scenario.to_owned(),
             systems: systems.iter().map(|s| (*s).to_owned()).collect(),
+            ratios: (1..systems.len()).map(|i| (0, i)).collect(),
             params: Vec::new(),
             rows: Vec::new(),
             notes: Vec::new(),
@@ -134,27 +144,50 @@ impl Report {
         });
     }
 
-    /// Speedup of the subject (system 0) over system `other` in `row`:
-    /// `> 1` means the subject is faster, whatever the unit's direction.
-    pub fn speedup(&self, row: &Row, other: usize) -> Option<f64> {
-        speedup(&row.unit, row.cells[0].value?, row.cells[other].value?)
+    /// Replaces the ratio columns: every system whose name starts with
+    /// `prefix` (the subjects) against the system named `baseline`. Does
+    /// nothing when there is no such baseline.
+    pub fn ratios_against(&mut self, prefix: &str, baseline: &str) {
+        let Some(b) = self.systems.iter().position(|s| s == baseline) else {
+            return;
+        };
+        self.ratios = (0..self.systems.len())
+            .filter(|&i| i != b && self.systems[i].starts_with(prefix))
+            .map(|i| (i, b))
+            .collect();
+    }
+
+    /// Speedup of system `subject` over system `other` in `row`: `> 1`
+    /// means the subject is faster, whatever the unit's direction.
+    pub fn speedup(&self, row: &Row, subject: usize, other: usize) -> Option<f64> {
+        speedup(
+            &row.unit,
+            row.cells[subject].value?,
+            row.cells[other].value?,
+        )
+    }
+
+    /// Header of the ratio column `(subject, baseline)`, e.g. `"insane/tokio-ct"`.
+    fn ratio_label(&self, (subject, baseline): (usize, usize)) -> String {
+        format!("{}/{}", self.systems[subject], self.systems[baseline])
     }
 
     /// The table as GitHub Markdown, columns aligned so it also reads well
     /// in a terminal, followed by the parameters and notes.
     pub fn to_markdown(&self) -> String {
-        let subject = &self.systems[0];
         let mut header = vec!["benchmark".to_owned()];
         header.extend(self.systems.iter().cloned());
-        for other in &self.systems[1..] {
-            header.push(format!("{subject}/{other}"));
+        for &pair in &self.ratios {
+            header.push(self.ratio_label(pair));
         }
         let mut lines = vec![header];
         for row in &self.rows {
             let mut line = vec![match row.unit {
                 // Durations carry their unit in every cell.
                 Unit::Nanos => row.benchmark.clone(),
-                Unit::Rate { .. } => format!("{} ({})", row.benchmark, row.unit.label()),
+                Unit::Rate { .. } | Unit::BitsPerSec => {
+                    format!("{} ({})", row.benchmark, row.unit.label())
+                }
             }];
             for cell in &row.cells {
                 line.push(match (cell.value, &cell.error) {
@@ -163,8 +196,8 @@ impl Report {
                     (None, None) => "-".to_owned(),
                 });
             }
-            for other in 1..self.systems.len() {
-                line.push(match self.speedup(row, other) {
+            for &(subject, other) in &self.ratios {
+                line.push(match self.speedup(row, subject, other) {
                     Some(r) => format!("{r:.2}x"),
                     None => "-".to_owned(),
                 });
@@ -208,10 +241,20 @@ impl Report {
                 out.push('\n');
             }
         }
-        let _ = writeln!(
-            out,
-            "\nRatios are speedups of {subject} over each baseline (>1 means {subject} is faster)."
-        );
+        let mut subjects: Vec<&str> = Vec::new();
+        for &(s, _) in &self.ratios {
+            if !subjects.contains(&self.systems[s].as_str()) {
+                subjects.push(&self.systems[s]);
+            }
+        }
+        if !subjects.is_empty() {
+            let subjects = subjects.join(", ");
+            let _ = writeln!(
+                out,
+                "\nRatios a/b are speedups of {subjects} over the baseline b \
+                 (>1 means a is faster, whatever the row's unit)."
+            );
+        }
         if !self.params.is_empty() {
             out.push_str("\nParameters:\n");
             for (k, v) in &self.params {
@@ -268,8 +311,10 @@ impl Report {
                     .zip(&row.cells)
                     .map(|(s, c)| (s.clone(), serde_json::to_value(c).unwrap_or_default()))
                     .collect(),
-                speedup: (1..self.systems.len())
-                    .map(|o| (self.systems[o].clone(), self.speedup(row, o).into()))
+                speedup: self
+                    .ratios
+                    .iter()
+                    .map(|&(s, o)| (self.ratio_label((s, o)), self.speedup(row, s, o).into()))
                     .collect(),
             })
             .collect();
@@ -304,8 +349,8 @@ impl Report {
     }
 }
 
-/// Serialized form of a [`Row`]; `results` and `speedup` are keyed by
-/// system name.
+/// Serialized form of a [`Row`]; `results` is keyed by system name,
+/// `speedup` by ratio column (`"subject/baseline"`).
 #[derive(Serialize)]
 struct JsonRow<'a> {
     benchmark: &'a str,
@@ -418,7 +463,31 @@ mod tests {
         assert!(md.contains("FAILED"), "{md}");
         assert!(md.contains("FAILED on c (x): panicked"), "{md}");
         let json = r.to_json();
-        assert_eq!(json["rows"][0]["speedup"]["b"], 2.0);
-        assert!(json["rows"][0]["speedup"]["c"].is_null());
+        assert_eq!(json["rows"][0]["speedup"]["a/b"], 2.0);
+        assert!(json["rows"][0]["speedup"]["a/c"].is_null());
+    }
+
+    #[test]
+    fn ratios_against_one_baseline() {
+        let mut r = Report::new("t", &["insane-x", "insane-y", "tokio", "std"]);
+        r.ratios_against("insane", "tokio");
+        r.row(
+            "rate",
+            Unit::BitsPerSec,
+            vec![
+                Cell::from_samples(vec![20e9]),
+                Cell::from_samples(vec![5e9]),
+                Cell::from_samples(vec![10e9]),
+                Cell::from_samples(vec![1e9]),
+            ],
+        );
+        let md = r.to_markdown();
+        assert!(md.contains("insane-x/tokio"), "{md}");
+        assert!(md.contains("insane-y/tokio"), "{md}");
+        assert!(!md.contains("insane-x/std"), "{md}");
+        assert!(md.contains("20.00"), "{md}");
+        let json = r.to_json();
+        assert_eq!(json["rows"][0]["speedup"]["insane-x/tokio"], 2.0);
+        assert_eq!(json["rows"][0]["speedup"]["insane-y/tokio"], 0.5);
     }
 }

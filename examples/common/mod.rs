@@ -135,6 +135,26 @@ pub fn tcp_listener(addr: SocketAddr, reuseport: bool) -> io::Result<(TcpListene
 /// real address. Built with socket2 because the option must be set before
 /// `bind`, then handed to insane with [`UdpSocket::from_std`].
 pub fn udp_socket(addr: SocketAddr, reuseport: bool) -> io::Result<(UdpSocket, SocketAddr)> {
+    if addr.port() != 0 || !reuseport {
+        return udp_socket_on(addr, reuseport);
+    }
+    // Linux picks the port of a UDP bind to port 0 with SO_REUSEPORT among
+    // the ports it could share: possibly one another SO_REUSEPORT socket of
+    // this user already serves, whose datagrams would then be spread over
+    // both. So a plain socket picks a port nobody uses, and the
+    // SO_REUSEPORT socket binds to it (again if someone took it meanwhile).
+    let mut last_error = None;
+    for _ in 0..16 {
+        let free = std::net::UdpSocket::bind(addr)?.local_addr()?;
+        match udp_socket_on(free, true) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => last_error = Some(e),
+            bound => return bound,
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)))
+}
+
+fn udp_socket_on(addr: SocketAddr, reuseport: bool) -> io::Result<(UdpSocket, SocketAddr)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if reuseport {
@@ -169,12 +189,14 @@ where
 {
     let cores = Runtime::cores().expect("serve_on_every_core runs inside an insane runtime");
     let reuseport = cores > 1;
-    let (first, addr) = bind(addr, reuseport)?;
+    let (first, addr) =
+        bind(addr, reuseport).map_err(|e| io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
     let mut bound = Vec::with_capacity(cores - 1);
     for core in 1..cores {
         bound.push(insane::task::spawn_on(core, async move {
-            let (socket, _) = bind(addr, true)
-                .map_err(|e| io::Error::new(e.kind(), format!("core {core}: {e}")))?;
+            let (socket, _) = bind(addr, true).map_err(|e| {
+                io::Error::new(e.kind(), format!("bind {addr} on core {core}: {e}"))
+            })?;
             // The socket registers with this core's driver and is served here.
             insane::task::spawn_local(serve(socket));
             Ok::<_, io::Error>(())

@@ -124,12 +124,12 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
             if !hinted {
                 return Poll::Pending;
             }
-            let ready = match poll_now(self.raw_fd(), want_read, want_write) {
+            let now = match poll_now(self.raw_fd(), want_read, want_write) {
                 Ok(r) => r,
                 Err(e) => return Poll::Ready(Err(e)),
             };
             let mut wanted = Ready::EMPTY;
-            if want_read {
+            if interest.is_readable() {
                 wanted |= Ready::READABLE | Ready::READ_CLOSED;
             }
             if want_write {
@@ -138,11 +138,11 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
             if interest.is_error() {
                 wanted |= Ready::ERROR;
             }
-            let ready = ready & wanted;
             // Driver readiness the kernel does not confirm is stale: clear
             // it, so a later wait for that direction really waits.
-            let read_stale = want_read && !ready.is_readable() && !ready.is_read_closed();
-            let write_stale = want_write && !ready.is_writable() && !ready.is_write_closed();
+            let read_stale = want_read && !now.is_readable() && !now.is_read_closed();
+            let write_stale = want_write && !now.is_writable() && !now.is_write_closed();
+            let ready = now & wanted;
             if read_stale {
                 self.clear_ready(Direction::Read);
             }

@@ -518,6 +518,27 @@ fn ready_then_try_read() {
 }
 
 #[test]
+fn several_tasks_wait_for_one_stream() {
+    on_each_driver(1, |_| async {
+        let (c, mut s) = pair().await;
+        let c = std::sync::Arc::new(c);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let c = c.clone();
+                spawn(async move { c.readable().await.unwrap() })
+            })
+            .collect();
+        for _ in 0..8 {
+            insane_runtime::task::yield_now().await;
+        }
+        s.write_all(b"wake everyone").await.unwrap();
+        for w in waiters {
+            w.await.unwrap();
+        }
+    });
+}
+
+#[test]
 fn peek_leaves_data_queued() {
     on_each_driver(1, |_| async {
         let (mut c, mut s) = pair().await;

@@ -228,6 +228,35 @@ fn arc_socket_shared_by_two_cores() {
 }
 
 #[test]
+fn several_receivers_on_one_core() {
+    on_each_driver(1, |_| async {
+        let a = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let a_addr = a.local_addr().unwrap();
+        let (b, _) = bound().await;
+        // Four tasks of one core wait in recv_from on the same socket at
+        // once; every one of them must be woken (tokio allows this).
+        let receivers: Vec<_> = (0..4)
+            .map(|_| {
+                let a = a.clone();
+                spawn(async move {
+                    let mut buf = [0; 8];
+                    a.recv_from(&mut buf).await.unwrap().0
+                })
+            })
+            .collect();
+        for _ in 0..8 {
+            insane_runtime::task::yield_now().await;
+        }
+        for i in 0..4u8 {
+            b.send_to(&[i; 3], a_addr).await.unwrap();
+        }
+        for r in receivers {
+            assert_eq!(r.await.unwrap(), 3);
+        }
+    });
+}
+
+#[test]
 fn socket_moves_to_another_core() {
     on_each_driver(2, |_| async {
         let (a, a_addr) = bound().await;

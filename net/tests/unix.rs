@@ -176,6 +176,17 @@ fn datagram_pair_and_paths() {
             x.try_recv_from(&mut buf).unwrap_err().kind(),
             ErrorKind::WouldBlock
         );
+        let mut v = Vec::with_capacity(8);
+        assert_eq!(
+            x.try_recv_buf_from(&mut v).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        y.send_to(b"bufmut", &pa).await.unwrap();
+        let (n, from) = x.recv_buf_from(&mut v).await.unwrap();
+        assert_eq!(
+            (n, &v[..], from.as_pathname()),
+            (6, &b"bufmut"[..], Some(pb.as_path()))
+        );
         u.shutdown(Shutdown::Both).unwrap();
         let std_x = x.into_std().unwrap();
         assert_eq!(

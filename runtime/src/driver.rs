@@ -76,7 +76,10 @@ pub trait IoDriver: Reactor {
     /// the waker and arranges to be told by the kernel.
     fn poll_ready(&mut self, token: Token, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
-    /// Forgets cached readiness for `dir` (the socket got `WouldBlock`).
+    /// Forgets cached readiness for `dir`. Only valid right after the
+    /// socket's syscall returned `WouldBlock`: readiness is one flag per
+    /// direction, so clearing it after a short read could forget an EOF or
+    /// error event the driver already consumed.
     fn clear_ready(&mut self, token: Token, dir: Direction);
 }
 

@@ -5,9 +5,15 @@
 //!
 //! A scenario exposes a `clap::Args` struct (flattening [`Common`]) and a
 //! `run(&Args) -> Report` function; `main.rs` adds it as a subcommand and
-//! takes care of printing and writing the report.
+//! takes care of printing and writing the report. The network scenarios
+//! (`udp-rtt`, `tcp-echo`, `tcp-stream`) share their contestants, CPU
+//! placement and server plumbing through [`net`].
 
+pub mod net;
 pub mod runtime;
+pub mod tcp_echo;
+pub mod tcp_stream;
+pub mod udp_rtt;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +32,8 @@ pub struct Common {
     pub out: PathBuf,
 
     /// Timed repetitions per measurement (the median is reported);
-    /// defaults to 3 with --quick, 7 otherwise.
+    /// defaults to 3 with --quick, 7 otherwise (runtime scenario) or 1 with
+    /// --quick, 3 otherwise (network scenarios).
     #[arg(long)]
     pub repeats: Option<usize>,
 
@@ -43,6 +50,11 @@ pub struct Common {
     /// (repeatable), e.g. `--only yield --only timer`.
     #[arg(long)]
     pub only: Vec<String>,
+
+    /// A remark copied into the report's notes (repeatable), e.g. the
+    /// state of the machine: `--note "machine shared with a build"`.
+    #[arg(long)]
+    pub note: Vec<String>,
 }
 
 impl Common {
@@ -53,8 +65,14 @@ impl Common {
 
     /// Timed repetitions to use.
     pub fn repeats(&self) -> usize {
+        self.repeats_or(3, 7)
+    }
+
+    /// Timed repetitions to use, with these defaults when `--repeats` is
+    /// not given.
+    pub fn repeats_or(&self, quick: usize, full: usize) -> usize {
         self.repeats
-            .unwrap_or(if self.quick { 3 } else { 7 })
+            .unwrap_or(if self.quick { quick } else { full })
             .max(1)
     }
 }
@@ -77,6 +95,16 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
+    isolated_try(label, timeout, move || Ok(f()))
+}
+
+/// [`isolated`] for a measurement that reports its own failure: an `Err`
+/// from `f` is returned (and printed) like a panic or a hang.
+pub fn isolated_try<T, F>(label: &str, timeout: Duration, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, String> + Send + 'static,
+{
     eprint!("  {label:<36} ");
     let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()
@@ -96,7 +124,7 @@ where
     let result = match rx.recv_timeout(timeout) {
         Ok(r) => {
             let _ = handle.join();
-            r.map_err(|m| format!("panicked: {m}"))
+            r.map_err(|m| format!("panicked: {m}")).and_then(|r| r)
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
             ABANDONED.store(true, Ordering::Relaxed);
@@ -114,7 +142,8 @@ where
     result
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+/// The message of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -62,7 +62,8 @@ pub enum Idle {
 }
 
 impl Idle {
-    fn policy(self) -> insane::runtime::IdlePolicy {
+    /// The insane idle policy this name stands for.
+    pub fn policy(self) -> insane::runtime::IdlePolicy {
         use insane::runtime::IdlePolicy;
         match self {
             Idle::Default => IdlePolicy::default(),
@@ -255,6 +256,7 @@ pub fn run(args: &Args) -> Report {
          bodies run under tokio::task::unconstrained so the coop budget does not skip registration."
             .to_owned(),
     );
+    report.notes.extend(args.common.note.iter().cloned());
     if super::abandoned_threads() {
         report.notes.push(
             "a measurement hung and its thread kept running: numbers measured after it are suspect"

@@ -591,6 +591,7 @@ impl State {
             return;
         }
         let t = self.tokens.remove(index);
+        let mut cancelled = false;
         for (i, d) in t.dirs.iter().enumerate() {
             if d.armed {
                 let tag = if i == 0 { TAG_READ } else { TAG_WRITE };
@@ -601,6 +602,15 @@ impl State {
                     }
                     .user_data(tag),
                 );
+                cancelled = true;
+            }
+        }
+        // Submit the cancels now: an armed poll holds a reference to the
+        // socket's file, so until they reach the kernel a dropped socket
+        // stays open (no FIN, port still bound) if the core then blocks.
+        if cancelled {
+            if let Err(e) = self.submit_if_needed() {
+                tracing::warn!(error = %e, "io_uring: submitting poll cancels failed");
             }
         }
     }

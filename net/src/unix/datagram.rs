@@ -226,6 +226,44 @@ impl UnixDatagram {
         })
     }
 
+    fn recv_from_bufmut<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<(usize, SocketAddr)> {
+        let chunk = buf.chunk_mut();
+        // SAFETY: `UninitSlice` is a `[MaybeUninit<u8>]` we may write to;
+        // only initialised bytes are written into it.
+        let dst = unsafe { chunk.as_uninit_slice_mut() };
+        for b in dst.iter_mut() {
+            b.write(0);
+        }
+        // SAFETY: every byte of `dst` was initialised just above, and
+        // `MaybeUninit<u8>` has the layout of `u8`.
+        let init = unsafe { &mut *(dst as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) };
+        let (n, addr) = self.recv_from_slice(init)?;
+        // SAFETY: the first `n` bytes of the chunk are initialised (all
+        // of it is).
+        unsafe { buf.advance_mut(n) };
+        Ok((n, addr))
+    }
+
+    /// Like [`recv_from`](Self::recv_from), appending to a `BufMut`.
+    pub async fn recv_buf_from<B: bytes::BufMut>(
+        &self,
+        buf: &mut B,
+    ) -> io::Result<(usize, SocketAddr)> {
+        self.io
+            .do_io(Direction::Read, || self.recv_from_bufmut(buf))
+            .await
+    }
+
+    /// Like [`try_recv_from`](Self::try_recv_from), appending to a
+    /// `BufMut`.
+    pub fn try_recv_buf_from<B: bytes::BufMut>(
+        &self,
+        buf: &mut B,
+    ) -> io::Result<(usize, SocketAddr)> {
+        self.io
+            .try_dir(Direction::Read, || self.recv_from_bufmut(buf))
+    }
+
     /// Runs `f`, a non-blocking operation on this socket, clearing the
     /// readiness of `interest` if it returns `WouldBlock`.
     pub fn try_io<R>(

@@ -18,18 +18,31 @@ fn builder(cores: usize) -> Builder {
 }
 
 /// A runtime of `cores` cores for each kernel driver, named by driver.
+///
+/// `INSANE_TEST_DRIVER=uring` (or `epoll`) restricts the tests to one
+/// driver, to see results per driver.
 pub fn runtimes_with(cores: usize) -> Vec<(&'static str, Runtime)> {
-    let uring = builder(cores)
-        .on_core_start(Arc::new(|_| {
-            insane_uring::install_on_current_core(&Default::default())
-        }))
-        .build()
-        .expect("io_uring runtime");
-    let epoll = builder(cores)
-        .on_core_start(Arc::new(|_| insane_epoll::install_on_current_core()))
-        .build()
-        .expect("epoll runtime");
-    vec![("uring", uring), ("epoll", epoll)]
+    let only = std::env::var("INSANE_TEST_DRIVER").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let mut rts = Vec::new();
+    if wanted("uring") {
+        let uring = builder(cores)
+            .on_core_start(Arc::new(|_| {
+                insane_uring::install_on_current_core(&Default::default())
+            }))
+            .build()
+            .expect("io_uring runtime");
+        rts.push(("uring", uring));
+    }
+    if wanted("epoll") {
+        let epoll = builder(cores)
+            .on_core_start(Arc::new(|_| insane_epoll::install_on_current_core()))
+            .build()
+            .expect("epoll runtime");
+        rts.push(("epoll", epoll));
+    }
+    assert!(!rts.is_empty(), "INSANE_TEST_DRIVER must be uring or epoll");
+    rts
 }
 
 /// A 1-core runtime for each kernel driver.

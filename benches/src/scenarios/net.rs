@@ -1,0 +1,437 @@
+//! What the network scenarios (`udp-rtt`, `tcp-echo`, `tcp-stream`) share:
+//! their command-line options ([`NetArgs`]), the [`Contestant`]s, where
+//! client and server threads run ([`Placement`]), the server thread
+//! plumbing ([`start_server`]), CPU-time snapshots ([`CpuTimes`]) and the
+//! runtimes each contestant builds.
+//!
+//! Every measurement runs through [`super::isolated_try`] on a fresh
+//! thread that becomes the client thread (pinned to the client CPU); it
+//! starts the server on a second thread (pinned to the server CPU), so a
+//! panic, an error or a hang on either side turns into a `FAILED` cell.
+//! Everything talks over 127.0.0.1 only.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::mpsc;
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::runtime::Idle;
+use super::{Common, isolated_try};
+use crate::report::{Cell, Report};
+
+/// Options of every network scenario.
+#[derive(clap::Args, Clone, Debug)]
+pub struct NetArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// insane's idle policy (`Runtime::builder().idle(..)`): `default`
+    /// (spin briefly, then park), `park` (sleep at once, like tokio) or
+    /// `spin` (never sleep; burns a CPU per core).
+    #[arg(long, value_enum, default_value_t = Idle::Default)]
+    pub idle: Idle,
+
+    /// Do not pin the client and server threads to CPUs (by default the
+    /// client runs on the first allowed CPU and the server on the second,
+    /// for every contestant alike).
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+/// A system measured by the network scenarios. Each scenario lists the
+/// ones it runs; the order of that list is the column order.
+///
+/// Extension points: a new contestant is a variant here plus one arm in
+/// each scenario's `measure` function (server side, and client side where
+/// the scenario runs the contestant on both ends). Planned: monoio and
+/// glommio (thread-per-core io_uring runtimes) with their own 1-core
+/// runtimes, placed like the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contestant {
+    /// insane's tokio-compatible sockets on the io_uring driver.
+    InsaneUring,
+    /// insane's owned-buffer (completion) path on io_uring:
+    /// `read_owned`/`write_all_owned`/`recv_from_owned`/`send_to_owned`.
+    InsaneUringOwned,
+    /// insane's tokio-compatible sockets on the epoll driver.
+    InsaneEpoll,
+    /// tokio, a current-thread runtime per side.
+    TokioCt,
+    /// std sockets, blocking calls on plain threads (for TCP echo: a
+    /// thread per connection).
+    StdBlocking,
+    /// std sockets in non-blocking mode, spinning on `WouldBlock`
+    /// (kernel baseline without any wake-up; burns both CPUs).
+    StdBusyPoll,
+}
+
+/// Whether insane's owned-buffer methods (`read_owned`, `write_all_owned`,
+/// `recv_from_owned`, ...) exist in `insane::net` yet. When they do, the
+/// [`Contestant::InsaneUringOwned`] arms of the scenarios get written and
+/// this becomes `true`.
+pub const OWNED_BUFFERS_AVAILABLE: bool = false;
+
+impl Contestant {
+    /// Column name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Contestant::InsaneUring => "insane-uring",
+            Contestant::InsaneUringOwned => "insane-uring-owned",
+            Contestant::InsaneEpoll => "insane-epoll",
+            Contestant::TokioCt => "tokio-ct",
+            Contestant::StdBlocking => "std-blocking",
+            Contestant::StdBusyPoll => "std-busy-poll",
+        }
+    }
+
+    /// `Err(reason)` when this contestant cannot be built in this checkout.
+    pub fn available(self) -> Result<(), &'static str> {
+        match self {
+            Contestant::InsaneUringOwned if !OWNED_BUFFERS_AVAILABLE => {
+                Err("owned-buffer path: not yet available")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The insane driver this contestant uses, if it is an insane one.
+    pub fn insane_driver(self) -> Option<insane::runtime::Driver> {
+        use insane::runtime::Driver;
+        match self {
+            Contestant::InsaneUring | Contestant::InsaneUringOwned => Some(Driver::Uring),
+            Contestant::InsaneEpoll => Some(Driver::Epoll),
+            _ => None,
+        }
+    }
+}
+
+/// Keeps the contestants of `wanted` that can run here; for the others,
+/// adds a note to `notes` saying why they are missing.
+pub fn available(wanted: &[Contestant], notes: &mut Vec<String>) -> Vec<Contestant> {
+    let mut out = Vec::new();
+    for &c in wanted {
+        match c.available() {
+            Ok(()) => out.push(c),
+            Err(why) => notes.push(format!("{} not measured: {why}", c.name())),
+        }
+    }
+    out
+}
+
+/// Which CPU the client and the server threads are pinned to (`None`: not
+/// pinned).
+#[derive(Clone, Copy, Debug)]
+pub struct Placement {
+    pub client: Option<usize>,
+    pub server: Option<usize>,
+}
+
+impl Placement {
+    /// Client on the first allowed CPU, server on the second, unless
+    /// `no_pin` or fewer than 2 CPUs are allowed.
+    pub fn new(no_pin: bool) -> Placement {
+        let cpus = allowed_cpus().unwrap_or_default();
+        if no_pin || cpus.len() < 2 {
+            Placement {
+                client: None,
+                server: None,
+            }
+        } else {
+            Placement {
+                client: Some(cpus[0]),
+                server: Some(cpus[1]),
+            }
+        }
+    }
+
+    /// E.g. `"client on CPU 0, server on CPU 1"`.
+    pub fn describe(&self) -> String {
+        match (self.client, self.server) {
+            (Some(c), Some(s)) => format!("client thread on CPU {c}, server thread(s) on CPU {s}"),
+            _ => "not pinned".to_owned(),
+        }
+    }
+}
+
+/// The CPUs of the process's allowed set.
+fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; all-zero is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live cpu_set_t and its exact size is passed.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: CPU_ISSET only reads the set; `cpu` is below its capacity.
+    Ok((0..max)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
+}
+
+/// Pins the calling thread to `cpu` (threads it spawns inherit it); does
+/// nothing for `None`.
+pub fn pin_current_thread(cpu: Option<usize>) -> Result<(), String> {
+    let Some(cpu) = cpu else { return Ok(()) };
+    // SAFETY: as above, an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes a bit inside the live set; `cpu` comes from
+    // the allowed set, so it is below the set's capacity.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is live and its size is passed exactly; 0 = this thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(format!(
+            "pinning to CPU {cpu} failed: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// CPU time (user + system) consumed so far, from `getrusage`.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuTimes {
+    /// The whole process (every thread, live or finished).
+    pub process: Duration,
+    /// The calling thread only.
+    pub thread: Duration,
+}
+
+impl CpuTimes {
+    /// A snapshot now.
+    pub fn now() -> CpuTimes {
+        CpuTimes {
+            process: rusage(libc::RUSAGE_SELF),
+            thread: rusage(libc::RUSAGE_THREAD),
+        }
+    }
+
+    /// What was consumed between `earlier` and `self`.
+    pub fn since(&self, earlier: &CpuTimes) -> CpuTimes {
+        CpuTimes {
+            process: self.process.saturating_sub(earlier.process),
+            thread: self.thread.saturating_sub(earlier.thread),
+        }
+    }
+}
+
+fn rusage(who: libc::c_int) -> Duration {
+    // SAFETY: rusage is plain data; all-zero is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a live rusage the kernel fills in.
+    if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A latency histogram in nanoseconds (1 ns to 60 s, 3 significant digits).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+/// `[p50, p90, p99, p99.9]` of `h`, in its unit.
+pub fn quantiles(h: &Histogram<u64>) -> [f64; 4] {
+    [0.50, 0.90, 0.99, 0.999].map(|q| h.value_at_quantile(q) as f64)
+}
+
+/// Names of the [`quantiles`] entries.
+pub const QUANTILE_NAMES: [&str; 4] = ["p50", "p90", "p99", "p99.9"];
+
+/// Adds context to an error and makes it a `String`.
+pub trait Ctx<T> {
+    /// `Err(e)` becomes `Err("{what}: {e}")`.
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T, E: Display> Ctx<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+/// A 1-core insane runtime on the calling thread with `driver`.
+pub fn insane_runtime(
+    driver: insane::runtime::Driver,
+    idle: Idle,
+) -> Result<insane::runtime::Runtime, String> {
+    insane::runtime::Runtime::builder()
+        .cores(1)
+        .pin_cores(false)
+        .driver(driver)
+        .idle(idle.policy())
+        .build()
+        .ctx(&format!("build insane runtime ({driver})"))
+}
+
+/// A tokio current-thread runtime with I/O and timers.
+pub fn tokio_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ctx("build tokio runtime")
+}
+
+/// Runs a future that never returns `Pending` (the async measurement loop
+/// driven by blocking or spinning std calls) to completion.
+pub fn run_sync<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a blocking contestant's future returned Pending"),
+    }
+}
+
+/// Hands the server's listening address to the client.
+pub struct Ready(mpsc::SyncSender<SocketAddr>);
+
+impl Ready {
+    /// Tells the client where to connect.
+    pub fn send(self, addr: SocketAddr) {
+        let _ = self.0.send(addr);
+    }
+}
+
+/// A server running on its own (pinned) thread.
+pub struct Server<T> {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    handle: JoinHandle<Result<T, String>>,
+}
+
+impl<T> Server<T> {
+    /// Waits for the server thread and returns its result.
+    pub fn join(self) -> Result<T, String> {
+        join_server(self.handle)
+    }
+}
+
+fn join_server<T>(handle: JoinHandle<Result<T, String>>) -> Result<T, String> {
+    match handle.join() {
+        Ok(r) => r.map_err(|e| format!("server: {e}")),
+        Err(p) => Err(format!("server panicked: {}", super::panic_message(&*p))),
+    }
+}
+
+/// Starts `serve` on a new thread pinned to `cpu` and waits (at most 30 s)
+/// for it to report its address through [`Ready`]. If the server fails
+/// before that, its error is returned.
+pub fn start_server<T, F>(name: &str, cpu: Option<usize>, serve: F) -> Result<Server<T>, String>
+where
+    T: Send + 'static,
+    F: FnOnce(Ready) -> Result<T, String> + Send + 'static,
+{
+    let (tx, rx) = mpsc::sync_channel(1);
+    let handle = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            pin_current_thread(cpu)?;
+            serve(Ready(tx))
+        })
+        .ctx("spawn server thread")?;
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => Ok(Server { addr, handle }),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(join_server(handle).err().unwrap_or_else(|| {
+                "server finished without reporting an address".to_owned()
+            }))
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            Err("server did not report an address within 30 s".to_owned())
+        }
+    }
+}
+
+/// Runs `measure(contestant)` for every contestant, each isolated on a
+/// fresh thread pinned to the client CPU, with `timeout`.
+pub fn each_contestant<T, F>(
+    what: &str,
+    contestants: &[Contestant],
+    placement: Placement,
+    timeout: Duration,
+    measure: F,
+) -> Vec<Result<T, String>>
+where
+    T: Send + 'static,
+    F: Fn(Contestant) -> Result<T, String> + Clone + Send + 'static,
+{
+    eprintln!("{what}:");
+    contestants
+        .iter()
+        .map(|&c| {
+            let measure = measure.clone();
+            isolated_try(&format!("{what}/{}", c.name()), timeout, move || {
+                pin_current_thread(placement.client)?;
+                measure(c)
+            })
+        })
+        .collect()
+}
+
+/// One cell per contestant: `f` of each timed run, median over the runs.
+pub fn cells<R>(results: &[Result<Vec<R>, String>], f: impl Fn(&R) -> f64) -> Vec<Cell> {
+    results
+        .iter()
+        .map(|r| match r {
+            Ok(runs) if !runs.is_empty() => Cell::from_samples(runs.iter().map(&f).collect()),
+            Ok(_) => Cell::failed("no timed run"),
+            Err(e) => Cell::failed(e.clone()),
+        })
+        .collect()
+}
+
+/// Parameters every network report records, and the user's notes.
+pub fn describe_run(report: &mut Report, args: &NetArgs, placement: &Placement, repeats: usize) {
+    report.param("mode", if args.common.quick { "quick" } else { "full" });
+    report.param("timed runs (median reported)", repeats);
+    report.param("placement", placement.describe());
+    report.param(
+        "insane runtimes",
+        format!(
+            "1 core each (one per side), idle policy {}",
+            format!("{:?}", args.idle.policy()).to_lowercase()
+        ),
+    );
+    report.param("tokio runtimes", "current-thread, one per side");
+    report.param(
+        "available CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let one_min = load.split_whitespace().next().unwrap_or("?").to_owned();
+        report.param("load average (1 min) at start", one_min);
+    }
+    report.param("kernel", kernel_release());
+    report.param("per-contestant timeout", format!("{} s", args.common.timeout));
+    report.notes.extend(args.common.note.iter().cloned());
+}
+
+/// Finishes a report: ratio columns of every insane contestant against
+/// tokio, and the abandoned-thread warning.
+pub fn finish(report: &mut Report) {
+    report.ratios_against("insane", Contestant::TokioCt.name());
+    if super::abandoned_threads() {
+        report.notes.push(
+            "a measurement hung and its thread kept running: numbers measured after it are suspect"
+                .to_owned(),
+        );
+    }
+}
+
+/// `uname -r`.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}

@@ -1,0 +1,403 @@
+//! The `udp-rtt` scenario: UDP ping-pong over 127.0.0.1. The client sends a
+//! datagram (64 B by default; `--sizes 64,1024` adds sizes), the server
+//! receives it with `recv_from` and sends it back with `send_to`, and the
+//! client times each round trip (HdrHistogram, p50/p90/p99/p99.9).
+//!
+//! Both ends are the contestant, each on its own thread and runtime: the
+//! client on the client CPU, the server on the server CPU (see
+//! [`Placement`]). insane: two 1-core runtimes (`insane::net::UdpSocket`,
+//! io_uring or epoll driver); tokio: two current-thread runtimes; std
+//! blocking: two threads blocking in `recv_from`; std busy-poll: two
+//! threads spinning on a non-blocking `recv_from` (the kernel's floor,
+//! without any wake-up).
+//!
+//! The first 8 bytes carry a sequence number that the client checks in the
+//! echo. A zero-length datagram stops the server. Each timed run is a fixed
+//! number of round trips, cut short after a time limit.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::time::{Duration, Instant};
+
+use super::net::{
+    Contestant, CpuTimes, Ctx, NetArgs, Placement, QUANTILE_NAMES, cells, describe_run,
+    each_contestant, finish, insane_runtime, latency_histogram, quantiles, run_sync, start_server,
+    tokio_runtime,
+};
+use super::runtime::Idle;
+use crate::report::{Report, Unit};
+
+/// Options of the `udp-rtt` scenario.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub net: NetArgs,
+
+    /// Datagram sizes in bytes (comma-separated, 8 to 65507), e.g.
+    /// `--sizes 64,1024`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64",
+        value_parser = clap::value_parser!(u32).range(8..=65507)
+    )]
+    pub sizes: Vec<u32>,
+}
+
+/// The contestants, in column order.
+const CONTESTANTS: [Contestant; 6] = [
+    Contestant::InsaneUring,
+    Contestant::InsaneUringOwned,
+    Contestant::InsaneEpoll,
+    Contestant::TokioCt,
+    Contestant::StdBlocking,
+    Contestant::StdBusyPoll,
+];
+
+/// A std server or client gives up after this long without a datagram, so
+/// that a lost peer does not leave a thread blocked (or spinning) forever.
+const STD_IDLE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Counts for one size, derived from [`Args`].
+#[derive(Clone, Copy, Debug)]
+struct Params {
+    size: usize,
+    trips: u64,
+    warmup_trips: u64,
+    repeats: usize,
+    max_run: Duration,
+    idle: Idle,
+    placement: Placement,
+}
+
+/// One timed run.
+#[derive(Clone, Copy, Debug)]
+struct RttRun {
+    /// p50, p90, p99, p99.9 in ns.
+    quantiles: [f64; 4],
+    /// Round trips per second.
+    rate: f64,
+    /// CPU time of the whole process (client + server) per round trip, ns.
+    cpu_per_trip: f64,
+}
+
+/// Runs the scenario and returns its report.
+pub fn run(args: &Args) -> Report {
+    let c = &args.net.common;
+    let placement = Placement::new(args.net.no_pin);
+    let repeats = c.repeats_or(1, 3);
+    let trips: u64 = if c.quick { 10_000 } else { 100_000 };
+    let mut notes = Vec::new();
+    let contestants = super::net::available(&CONTESTANTS, &mut notes);
+    let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
+    let mut report = Report::new("udp-rtt", &names);
+    describe_run(&mut report, &args.net, &placement, repeats);
+    report.param("round trips per timed run", trips);
+    report.param("warm-up round trips", c.warmup as u64 * 2_000);
+    report.param(
+        "sizes",
+        args.sizes
+            .iter()
+            .map(|s| format!("{s} B"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let timeout = Duration::from_secs(c.timeout);
+    eprintln!(
+        "udp-rtt scenario ({} mode)",
+        if c.quick { "quick" } else { "full" }
+    );
+
+    for &size in &args.sizes {
+        let label = format!("{size} B");
+        if !c.selected(&label) {
+            continue;
+        }
+        let p = Params {
+            size: size as usize,
+            trips,
+            warmup_trips: c.warmup as u64 * 2_000,
+            repeats,
+            max_run: Duration::from_secs(if c.quick { 3 } else { 10 }),
+            idle: args.net.idle,
+            placement,
+        };
+        let results = each_contestant(
+            &format!("udp-rtt {label}"),
+            &contestants,
+            placement,
+            timeout,
+            move |who| measure(who, p),
+        );
+        for (i, q) in QUANTILE_NAMES.iter().enumerate() {
+            report.row(
+                &format!("{label} RTT {q}"),
+                Unit::Nanos,
+                cells(&results, |r| r.quantiles[i]),
+            );
+        }
+        report.row(
+            &format!("{label} round trips"),
+            Unit::Rate {
+                what: "round trips",
+            },
+            cells(&results, |r| r.rate),
+        );
+        report.row(
+            &format!("{label} CPU per round trip (both sides)"),
+            Unit::Nanos,
+            cells(&results, |r| r.cpu_per_trip),
+        );
+    }
+
+    report.notes.extend(notes);
+    report.notes.push(
+        "one datagram in flight: the client sends, the server echoes it with recv_from/send_to, \
+         the client waits for the echo; both ends run the contestant (insane: two 1-core runtimes, \
+         tokio: two current-thread runtimes, std: two threads)."
+            .to_owned(),
+    );
+    report.notes.push(
+        "CPU per round trip: process CPU time (getrusage, user + system) over the timed run \
+         divided by round trips; std-busy-poll spins on both CPUs by design."
+            .to_owned(),
+    );
+    finish(&mut report);
+    report
+}
+
+/// Measures one contestant: starts its server, runs its client here.
+fn measure(who: Contestant, p: Params) -> Result<Vec<RttRun>, String> {
+    match who {
+        Contestant::InsaneUring | Contestant::InsaneEpoll => {
+            let driver = who.insane_driver().expect("an insane contestant");
+            let server = start_server("udp-server", p.placement.server, move |ready| {
+                insane_runtime(driver, p.idle)?.block_on(async move {
+                    let sock = insane::net::UdpSocket::bind("127.0.0.1:0")
+                        .await
+                        .ctx("bind")?;
+                    ready.send(sock.local_addr().ctx("local_addr")?);
+                    echo_server(&sock, p.size).await
+                })
+            })?;
+            let to = server.addr;
+            let runs = insane_runtime(driver, p.idle)?.block_on(async move {
+                let sock = insane::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .ctx("bind")?;
+                let runs = rtt_loop(p, async |msg: &[u8], buf: &mut [u8]| {
+                    sock.send_to(msg, to).await?;
+                    Ok(sock.recv_from(buf).await?.0)
+                })
+                .await;
+                sock.send_to(&[], to).await.ctx("send stop")?;
+                runs
+            });
+            server.join()?;
+            runs
+        }
+        Contestant::TokioCt => {
+            let server = start_server("udp-server", p.placement.server, move |ready| {
+                tokio_runtime()?.block_on(async move {
+                    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                        .await
+                        .ctx("bind")?;
+                    ready.send(sock.local_addr().ctx("local_addr")?);
+                    echo_server(&sock, p.size).await
+                })
+            })?;
+            let to = server.addr;
+            let runs = tokio_runtime()?.block_on(async move {
+                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .ctx("bind")?;
+                let runs = rtt_loop(p, async |msg: &[u8], buf: &mut [u8]| {
+                    sock.send_to(msg, to).await?;
+                    Ok(sock.recv_from(buf).await?.0)
+                })
+                .await;
+                sock.send_to(&[], to).await.ctx("send stop")?;
+                runs
+            });
+            server.join()?;
+            runs
+        }
+        Contestant::StdBlocking | Contestant::StdBusyPoll => {
+            let spin = who == Contestant::StdBusyPoll;
+            let server = start_server("udp-server", p.placement.server, move |ready| {
+                let sock = std_socket(spin)?;
+                ready.send(sock.local_addr().ctx("local_addr")?);
+                std_echo_server(&sock, p.size, spin)
+            })?;
+            let to = server.addr;
+            let sock = std_socket(spin)?;
+            let runs = run_sync(rtt_loop(p, async |msg: &[u8], buf: &mut [u8]| {
+                std_send_to(&sock, msg, to, spin)?;
+                Ok(std_recv_from(&sock, buf, spin)?.0)
+            }));
+            std_send_to(&sock, &[], to, spin).ctx("send stop")?;
+            server.join()?;
+            runs
+        }
+        Contestant::InsaneUringOwned => Err("owned-buffer path: not yet available".to_owned()),
+    }
+}
+
+/// The client: `p.warmup_trips` untimed round trips through `trip`, then
+/// `p.repeats` timed runs of `p.trips` round trips (or `p.max_run`).
+/// `trip(msg, buf)` sends `msg` and receives the echo into `buf`,
+/// returning its length.
+async fn rtt_loop<F>(p: Params, mut trip: F) -> Result<Vec<RttRun>, String>
+where
+    F: AsyncFnMut(&[u8], &mut [u8]) -> io::Result<usize>,
+{
+    let mut msg = vec![0x5a_u8; p.size];
+    let mut buf = vec![0_u8; p.size + 64];
+    let mut hist = latency_histogram();
+    let mut seq = 0_u64;
+    let mut runs = Vec::with_capacity(p.repeats);
+    for run in 0..=p.repeats {
+        let (warmup, count) = (run == 0, if run == 0 { p.warmup_trips } else { p.trips });
+        hist.reset();
+        let cpu0 = CpuTimes::now();
+        let t0 = Instant::now();
+        let deadline = t0 + p.max_run;
+        let mut done = 0_u64;
+        while done < count {
+            msg[..8].copy_from_slice(&seq.to_le_bytes());
+            let start = Instant::now();
+            let n = trip(&msg, &mut buf).await.ctx("round trip")?;
+            let ns = start.elapsed().as_nanos() as u64;
+            if n != msg.len() || buf[..8] != msg[..8] {
+                return Err(format!(
+                    "bad echo for datagram {seq}: {n} bytes, expected {}",
+                    msg.len()
+                ));
+            }
+            hist.saturating_record(ns.max(1));
+            seq += 1;
+            done += 1;
+            if done % 1024 == 0 && Instant::now() > deadline {
+                break;
+            }
+        }
+        let elapsed = t0.elapsed();
+        let cpu = CpuTimes::now().since(&cpu0);
+        if !warmup && done > 0 {
+            runs.push(RttRun {
+                quantiles: quantiles(&hist),
+                rate: done as f64 / elapsed.as_secs_f64(),
+                cpu_per_trip: cpu.process.as_nanos() as f64 / done as f64,
+            });
+        }
+    }
+    Ok(runs)
+}
+
+/// The async sockets the echo server and client run on.
+trait Datagram {
+    async fn send_dgram(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
+    async fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
+}
+
+impl Datagram for insane::net::UdpSocket {
+    async fn send_dgram(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.send_to(buf, to).await
+    }
+    async fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from(buf).await
+    }
+}
+
+impl Datagram for tokio::net::UdpSocket {
+    async fn send_dgram(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.send_to(buf, to).await
+    }
+    async fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv_from(buf).await
+    }
+}
+
+/// Echoes every datagram to its sender until a zero-length one arrives;
+/// returns how many were echoed.
+async fn echo_server<S: Datagram>(sock: &S, size: usize) -> Result<u64, String> {
+    let mut buf = vec![0_u8; size + 64];
+    let mut echoed = 0;
+    loop {
+        let (n, from) = sock.recv_dgram(&mut buf).await.ctx("recv_from")?;
+        if n == 0 {
+            return Ok(echoed);
+        }
+        sock.send_dgram(&buf[..n], from).await.ctx("send_to")?;
+        echoed += 1;
+    }
+}
+
+/// A std socket on 127.0.0.1, non-blocking when `spin`, otherwise blocking
+/// with a read timeout of [`STD_IDLE_LIMIT`].
+fn std_socket(spin: bool) -> Result<StdUdpSocket, String> {
+    let sock = StdUdpSocket::bind("127.0.0.1:0").ctx("bind")?;
+    if spin {
+        sock.set_nonblocking(true).ctx("set_nonblocking")?;
+    } else {
+        sock.set_read_timeout(Some(STD_IDLE_LIMIT))
+            .ctx("set_read_timeout")?;
+    }
+    Ok(sock)
+}
+
+/// [`echo_server`] on a std socket.
+fn std_echo_server(sock: &StdUdpSocket, size: usize, spin: bool) -> Result<u64, String> {
+    let mut buf = vec![0_u8; size + 64];
+    let mut echoed = 0;
+    loop {
+        let (n, from) = std_recv_from(sock, &mut buf, spin).ctx("recv_from")?;
+        if n == 0 {
+            return Ok(echoed);
+        }
+        std_send_to(sock, &buf[..n], from, spin).ctx("send_to")?;
+        echoed += 1;
+    }
+}
+
+/// `recv_from`, spinning on `WouldBlock` when `spin` (giving up after
+/// [`STD_IDLE_LIMIT`]).
+fn std_recv_from(
+    sock: &StdUdpSocket,
+    buf: &mut [u8],
+    spin: bool,
+) -> io::Result<(usize, SocketAddr)> {
+    if !spin {
+        return sock.recv_from(buf);
+    }
+    let mut since: Option<Instant> = None;
+    let mut spins = 0_u32;
+    loop {
+        match sock.recv_from(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins % 65_536 == 0 {
+                    let t = *since.get_or_insert_with(Instant::now);
+                    if t.elapsed() > STD_IDLE_LIMIT {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "nothing received for 10 s",
+                        ));
+                    }
+                }
+            }
+            r => return r,
+        }
+    }
+}
+
+/// `send_to`, retrying on `WouldBlock` when `spin`.
+fn std_send_to(sock: &StdUdpSocket, buf: &[u8], to: SocketAddr, spin: bool) -> io::Result<usize> {
+    loop {
+        match sock.send_to(buf, to) {
+            Err(e) if spin && e.kind() == io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            r => return r,
+        }
+    }
+}
