@@ -38,7 +38,9 @@ async fn run(cores: usize) -> Result<(), Box<dyn std::error::Error>> {
     // The server: one task per connection, on core 0.
     insane::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { break };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                break;
+            };
             stream.set_nodelay(true).ok();
             insane::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];

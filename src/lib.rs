@@ -66,11 +66,11 @@ pub mod io {
     //! I/O traits and helpers, re-exported from tokio so that code written
     //! against `tokio::io` compiles unchanged against insane's sockets.
     pub use tokio::io::{
-        AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt, AsyncWrite,
-        AsyncWriteExt, BufReader, BufStream, BufWriter, Chain, DuplexStream, Empty, Error, ErrorKind,
-        Interest, Join, Lines, ReadBuf, ReadHalf, Ready, Repeat, Result, SeekFrom, SimplexStream, Sink,
-        Split, Take, WriteHalf, copy, copy_bidirectional, copy_bidirectional_with_sizes, copy_buf,
-        duplex, empty, join, repeat, simplex, sink, split,
+        AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt,
+        AsyncWrite, AsyncWriteExt, BufReader, BufStream, BufWriter, Chain, DuplexStream, Empty,
+        Error, ErrorKind, Interest, Join, Lines, ReadBuf, ReadHalf, Ready, Repeat, Result,
+        SeekFrom, SimplexStream, Sink, Split, Take, WriteHalf, copy, copy_bidirectional,
+        copy_bidirectional_with_sizes, copy_buf, duplex, empty, join, repeat, simplex, sink, split,
     };
 }
 

@@ -202,16 +202,25 @@ fn resolve_driver(requested: Driver, sqpoll: bool) -> io::Result<(DriverKind, St
         }
         Driver::Uring => match uring::probe() {
             Ok(_) => Ok((DriverKind::Uring, "requested (driver = \"uring\")".into())),
-            Err(e) => Err(io::Error::new(e.kind(), format!("io_uring requested but unavailable: {e}"))),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("io_uring requested but unavailable: {e}"),
+            )),
         },
         Driver::Auto => match uring::probe() {
             Ok(_) => Ok((DriverKind::Uring, "io_uring is available (auto)".into())),
             Err(e) if !sqpoll => {
                 tracing::warn!(error = %e, "io_uring unavailable; falling back to epoll");
                 insane_epoll::probe()?;
-                Ok((DriverKind::Epoll, format!("io_uring unavailable ({e}); fell back to epoll")))
+                Ok((
+                    DriverKind::Epoll,
+                    format!("io_uring unavailable ({e}); fell back to epoll"),
+                ))
             }
-            Err(e) => Err(io::Error::new(e.kind(), format!("SQPOLL requested but io_uring is unavailable: {e}"))),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("SQPOLL requested but io_uring is unavailable: {e}"),
+            )),
         },
     }
 }

@@ -151,7 +151,11 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(shared: Arc<CoreShared>, runtime: Arc<RuntimeShared>, idle: IdlePolicy) -> Self {
+    pub(crate) fn new(
+        shared: Arc<CoreShared>,
+        runtime: Arc<RuntimeShared>,
+        idle: IdlePolicy,
+    ) -> Self {
         let _ = shared.owner.set(std::thread::current().id());
         Self {
             shared,
@@ -195,7 +199,12 @@ impl Core {
             reactor: reactor.clone(),
             any: reactor,
         });
-        tracing::debug!(core = self.index(), reactor = name, can_park, "reactor registered");
+        tracing::debug!(
+            core = self.index(),
+            reactor = name,
+            can_park,
+            "reactor registered"
+        );
         Ok(())
     }
 
@@ -413,7 +422,8 @@ impl Core {
             }
             // Timers hold wakers of tasks that are now gone; dropping them
             // may schedule closed tasks once more, handled next round.
-            let timers = std::mem::replace(&mut *self.timers.borrow_mut(), Wheel::new(Instant::now()));
+            let timers =
+                std::mem::replace(&mut *self.timers.borrow_mut(), Wheel::new(Instant::now()));
             drop(timers);
             if drained == 0 && self.tasks.borrow().is_empty() && !self.has_queued_work() {
                 break;

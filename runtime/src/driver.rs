@@ -74,7 +74,12 @@ pub trait IoDriver: Reactor {
 
     /// `Ready` when the fd is (believed) ready for `dir`; otherwise stores
     /// the waker and arranges to be told by the kernel.
-    fn poll_ready(&mut self, token: Token, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    fn poll_ready(
+        &mut self,
+        token: Token,
+        dir: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>>;
 
     /// Forgets cached readiness for `dir`. Only valid right after the
     /// socket's syscall returned `WouldBlock`: readiness is one flag per
@@ -90,8 +95,11 @@ pub trait IoDriver: Reactor {
 /// Outside a runtime, or when the core already has an I/O driver or a
 /// parking reactor.
 pub fn install<D: IoDriver>(driver: Rc<RefCell<D>>) -> io::Result<()> {
-    crate::context::with_core(|core| core.install_io_driver(driver))
-        .unwrap_or_else(|| Err(io::Error::other("driver::install called outside an insane runtime")))
+    crate::context::with_core(|core| core.install_io_driver(driver)).unwrap_or_else(|| {
+        Err(io::Error::other(
+            "driver::install called outside an insane runtime",
+        ))
+    })
 }
 
 /// Runs `f` with the current core's I/O driver.
@@ -104,12 +112,18 @@ pub fn install<D: IoDriver>(driver: Rc<RefCell<D>>) -> io::Result<()> {
 /// which.
 pub fn with_current<R>(f: impl FnOnce(&mut dyn IoDriver) -> R) -> io::Result<R> {
     let driver = crate::context::with_core(|core| core.io_driver())
-        .ok_or_else(|| io::Error::other("insane sockets must be used from inside an insane runtime"))?
         .ok_or_else(|| {
-            io::Error::other("this insane core has no I/O driver (the runtime was built without one)")
+            io::Error::other("insane sockets must be used from inside an insane runtime")
+        })?
+        .ok_or_else(|| {
+            io::Error::other(
+                "this insane core has no I/O driver (the runtime was built without one)",
+            )
         })?;
     let mut guard = driver.try_borrow_mut().map_err(|_| {
-        io::Error::other("the I/O driver is busy: a socket was used from inside the driver's own poll")
+        io::Error::other(
+            "the I/O driver is busy: a socket was used from inside the driver's own poll",
+        )
     })?;
     Ok(f(&mut *guard))
 }
@@ -117,5 +131,9 @@ pub fn with_current<R>(f: impl FnOnce(&mut dyn IoDriver) -> R) -> io::Result<R> 
 /// The kind and per-core identity of the current core's I/O driver, if any:
 /// sockets remember it to notice when they are used on another core.
 pub fn current() -> Option<(DriverKind, u64)> {
-    crate::context::with_core(|core| core.io_driver().map(|d| (d.borrow().kind(), core.shared.uid))).flatten()
+    crate::context::with_core(|core| {
+        core.io_driver()
+            .map(|d| (d.borrow().kind(), core.shared.uid))
+    })
+    .flatten()
 }

@@ -128,8 +128,11 @@ pub(crate) struct Registered {
 /// Fails outside a runtime, or when a second reactor that can park is added
 /// to a core that already has one (a core can sleep in only one place).
 pub fn register<R: Reactor>(reactor: Rc<RefCell<R>>) -> io::Result<()> {
-    crate::context::with_core(|core| core.register_reactor(reactor))
-        .unwrap_or_else(|| Err(io::Error::other("reactor::register called outside an insane runtime")))
+    crate::context::with_core(|core| core.register_reactor(reactor)).unwrap_or_else(|| {
+        Err(io::Error::other(
+            "reactor::register called outside an insane runtime",
+        ))
+    })
 }
 
 /// The reactor of type `R` registered on the current core, if any. Drivers

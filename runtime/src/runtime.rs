@@ -133,9 +133,15 @@ impl Builder {
         let cpus = affinity::allowed_cpus()?;
         let n = self.cores.unwrap_or(cpus.len().max(1));
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a runtime needs at least 1 core"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a runtime needs at least 1 core",
+            ));
         }
-        let cores = (0..n).map(CoreShared::new).map(|r| r.map(Arc::new)).collect::<io::Result<Vec<_>>>()?;
+        let cores = (0..n)
+            .map(CoreShared::new)
+            .map(|r| r.map(Arc::new))
+            .collect::<io::Result<Vec<_>>>()?;
         let shared = Arc::new(RuntimeShared {
             cores,
             shutdown: Default::default(),
@@ -166,16 +172,27 @@ impl Builder {
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     shutdown_threads(&shared, threads);
-                    return Err(io::Error::new(e.kind(), format!("cannot start core {index}: {e}")));
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot start core {index}: {e}"),
+                    ));
                 }
             }
         }
         drop(ready_tx);
 
-        let core0 = Rc::new(Core::new(shared.cores[0].clone(), shared.clone(), self.idle));
-        let mut first_error = start_core(&core0, if self.pin_cores { cpu_of(0) } else { None }, &self.init)
-            .err()
-            .map(|e| (0, e));
+        let core0 = Rc::new(Core::new(
+            shared.cores[0].clone(),
+            shared.clone(),
+            self.idle,
+        ));
+        let mut first_error = start_core(
+            &core0,
+            if self.pin_cores { cpu_of(0) } else { None },
+            &self.init,
+        )
+        .err()
+        .map(|e| (0, e));
         for _ in 1..n {
             match ready_rx.recv() {
                 Ok((_, Ok(()))) => {}
@@ -183,7 +200,10 @@ impl Builder {
                     first_error.get_or_insert((index, e));
                 }
                 Err(_) => {
-                    first_error.get_or_insert((usize::MAX, io::Error::other("a core thread died at start-up")));
+                    first_error.get_or_insert((
+                        usize::MAX,
+                        io::Error::other("a core thread died at start-up"),
+                    ));
                     break;
                 }
             }
@@ -195,7 +215,10 @@ impl Builder {
         };
         if let Some((index, e)) = first_error {
             drop(runtime);
-            return Err(io::Error::new(e.kind(), format!("core {index} failed to start: {e}")));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("core {index} failed to start: {e}"),
+            ));
         }
         tracing::debug!(cores = n, pinned = self.pin_cores, idle = ?self.idle, "insane runtime started");
         Ok(runtime)
@@ -319,7 +342,9 @@ impl Drop for Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("cores", &self.num_cores()).finish()
+        f.debug_struct("Runtime")
+            .field("cores", &self.num_cores())
+            .finish()
     }
 }
 
@@ -368,6 +393,8 @@ impl CoreHandle {
 
 impl fmt::Debug for CoreHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CoreHandle").field("index", &self.index()).finish()
+        f.debug_struct("CoreHandle")
+            .field("index", &self.index())
+            .finish()
     }
 }

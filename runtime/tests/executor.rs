@@ -11,7 +11,10 @@ use insane_runtime::runtime::{IdlePolicy, Runtime};
 use insane_runtime::task::{self, JoinSet};
 
 fn rt(cores: usize) -> Runtime {
-    Runtime::builder().cores(cores).build().expect("runtime starts")
+    Runtime::builder()
+        .cores(cores)
+        .build()
+        .expect("runtime starts")
 }
 
 /// Counts how many values were dropped.
@@ -126,7 +129,9 @@ fn a_panicking_task_becomes_a_join_error_and_the_core_keeps_running() {
 #[test]
 fn a_panicking_task_on_another_core_does_not_kill_that_core() {
     rt(2).block_on(async {
-        let err = task::spawn_on(1, async { panic!("on core 1") }).await.unwrap_err();
+        let err = task::spawn_on(1, async { panic!("on core 1") })
+            .await
+            .unwrap_err();
         assert!(err.is_panic());
         assert_eq!(task::spawn_on(1, async { 2 }).await.unwrap(), 2);
     });
@@ -142,7 +147,9 @@ fn spawn_on_reaches_every_core_and_comes_back() {
             let (ran_on, inner_on) = task::spawn_on(core, async move {
                 let here = Runtime::current_core();
                 // A task spawned from there with `spawn` stays there.
-                let inner = task::spawn(async { Runtime::current_core() }).await.unwrap();
+                let inner = task::spawn(async { Runtime::current_core() })
+                    .await
+                    .unwrap();
                 (here, inner)
             })
             .await
@@ -157,9 +164,13 @@ fn spawn_on_reaches_every_core_and_comes_back() {
 #[test]
 fn spawn_on_from_a_worker_core_to_another() {
     rt(3).block_on(async {
-        let v = task::spawn_on(1, async { task::spawn_on(2, async { Runtime::current_core() }).await.unwrap() })
-            .await
-            .unwrap();
+        let v = task::spawn_on(1, async {
+            task::spawn_on(2, async { Runtime::current_core() })
+                .await
+                .unwrap()
+        })
+        .await
+        .unwrap();
         assert_eq!(v, Some(2));
     });
 }
@@ -247,7 +258,10 @@ fn yield_interleaves_two_tasks() {
         a.await.unwrap();
         b.await.unwrap();
         let log = log.borrow();
-        assert_eq!(*log, vec![('a', 0), ('b', 0), ('a', 1), ('b', 1), ('a', 2), ('b', 2)]);
+        assert_eq!(
+            *log,
+            vec![('a', 0), ('b', 0), ('a', 1), ('b', 1), ('a', 2), ('b', 2)]
+        );
     });
 }
 
@@ -262,7 +276,11 @@ fn a_hundred_thousand_tasks_complete() {
                 done.fetch_add(1, Ordering::Relaxed);
                 i
             };
-            handles.push(if i % 2 == 0 { task::spawn(fut) } else { task::spawn_on(1, fut) });
+            handles.push(if i % 2 == 0 {
+                task::spawn(fut)
+            } else {
+                task::spawn_on(1, fut)
+            });
         }
         let mut sum = 0u64;
         for h in handles {
@@ -290,7 +308,11 @@ fn a_task_woken_from_another_thread_runs() {
 
 #[test]
 fn an_idle_core_parks_and_wakes_for_remote_work() {
-    let rt = Runtime::builder().cores(2).idle(IdlePolicy::Park).build().unwrap();
+    let rt = Runtime::builder()
+        .cores(2)
+        .idle(IdlePolicy::Park)
+        .build()
+        .unwrap();
     rt.block_on(async {
         for i in 0..100 {
             assert_eq!(task::spawn_on(1, async move { i }).await.unwrap(), i);
@@ -415,7 +437,11 @@ fn a_failing_core_start_hook_fails_build_naming_the_core() {
     let err = Runtime::builder()
         .cores(2)
         .on_core_start(Arc::new(|core| {
-            if core == 1 { Err(std::io::Error::other("no device")) } else { Ok(()) }
+            if core == 1 {
+                Err(std::io::Error::other("no device"))
+            } else {
+                Ok(())
+            }
         }))
         .build()
         .unwrap_err();
@@ -430,10 +456,26 @@ fn pinned_cores_run_on_the_allowed_cpus() {
         let mut cpus = Vec::new();
         for core in 0..2 {
             // SAFETY: sched_getcpu has no preconditions.
-            cpus.push(task::spawn_on(core, async { unsafe { libc::sched_getcpu() } }).await.unwrap());
+            cpus.push(
+                task::spawn_on(core, async { unsafe { libc::sched_getcpu() } })
+                    .await
+                    .unwrap(),
+            );
         }
         cpus
     });
     assert!(cpus.iter().all(|&c| c >= 0), "{cpus:?}");
 }
 
+#[test]
+fn join_error_converts_into_a_send_sync_error_box() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<insane_runtime::task::JoinError>();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = rt(1).block_on(async {
+        task::spawn(async { panic!("typed") })
+            .await
+            .unwrap_err()
+            .into()
+    });
+    assert!(boxed.to_string().contains("typed"));
+}

@@ -165,7 +165,8 @@ fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; all-zero is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a live cpu_set_t and its exact size is passed.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -342,11 +343,9 @@ where
         .ctx("spawn server thread")?;
     match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(addr) => Ok(Server { addr, handle }),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err(join_server(handle).err().unwrap_or_else(|| {
-                "server finished without reporting an address".to_owned()
-            }))
-        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(join_server(handle)
+            .err()
+            .unwrap_or_else(|| "server finished without reporting an address".to_owned())),
         Err(mpsc::RecvTimeoutError::Timeout) => {
             Err("server did not report an address within 30 s".to_owned())
         }
@@ -413,7 +412,10 @@ pub fn describe_run(report: &mut Report, args: &NetArgs, placement: &Placement, 
         report.param("load average (1 min) at start", one_min);
     }
     report.param("kernel", kernel_release());
-    report.param("per-contestant timeout", format!("{} s", args.common.timeout));
+    report.param(
+        "per-contestant timeout",
+        format!("{} s", args.common.timeout),
+    );
     report.notes.extend(args.common.note.iter().cloned());
 }
 

@@ -269,9 +269,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
             }
             let mut bytes = 0;
             for t in threads {
-                bytes += t
-                    .join()
-                    .map_err(|_| "echo thread panicked".to_owned())??;
+                bytes += t.join().map_err(|_| "echo thread panicked".to_owned())??;
             }
             Ok(bytes)
         })?,
@@ -339,9 +337,7 @@ fn client(addr: std::net::SocketAddr, p: Params) -> Result<Vec<EchoRun>, String>
     local.block_on(&rt, async move {
         let mut streams = Vec::with_capacity(p.connections);
         for _ in 0..p.connections {
-            let s = tokio::net::TcpStream::connect(addr)
-                .await
-                .ctx("connect")?;
+            let s = tokio::net::TcpStream::connect(addr).await.ctx("connect")?;
             s.set_nodelay(true).ctx("set_nodelay")?;
             streams.push(s);
         }

@@ -14,8 +14,18 @@ pub struct JoinError {
 
 enum Repr {
     Cancelled,
-    Panic(Box<dyn Any + Send + 'static>),
+    /// The payload, and its message when it is a string (read once, so
+    /// `Display` never needs shared access to the payload).
+    Panic(SyncPayload, Option<String>),
 }
+
+/// A panic payload that can live in a `Sync` error: it is only ever
+/// reached by value (`into_panic`), never through `&`.
+struct SyncPayload(Box<dyn Any + Send + 'static>);
+
+// SAFETY: no `&SyncPayload` method exposes the payload; it is only moved
+// out by value, which needs no synchronisation (tokio's SyncWrapper idea).
+unsafe impl Sync for SyncPayload {}
 
 impl JoinError {
     pub(crate) fn cancelled(id: Id) -> Self {
@@ -26,9 +36,13 @@ impl JoinError {
     }
 
     pub(crate) fn panic(id: Id, payload: Box<dyn Any + Send + 'static>) -> Self {
+        let message = payload
+            .downcast_ref::<&'static str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
         Self {
             id,
-            repr: Repr::Panic(payload),
+            repr: Repr::Panic(SyncPayload(payload), message),
         }
     }
 
@@ -39,7 +53,7 @@ impl JoinError {
 
     /// Whether the task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic(_))
+        matches!(self.repr, Repr::Panic(..))
     }
 
     /// The panic payload.
@@ -55,7 +69,7 @@ impl JoinError {
     /// The panic payload, or the error itself if the task did not panic.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(p) => Ok(p),
+            Repr::Panic(p, _) => Ok(p.0),
             Repr::Cancelled => Err(self),
         }
     }
@@ -67,10 +81,7 @@ impl JoinError {
 
     fn panic_message(&self) -> Option<&str> {
         match &self.repr {
-            Repr::Panic(p) => p
-                .downcast_ref::<&'static str>()
-                .copied()
-                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
+            Repr::Panic(_, message) => message.as_deref(),
             Repr::Cancelled => None,
         }
     }
@@ -80,8 +91,10 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.repr, self.panic_message()) {
             (Repr::Cancelled, _) => write!(f, "task {} was cancelled", self.id),
-            (Repr::Panic(_), Some(msg)) => write!(f, "task {} panicked with message {msg:?}", self.id),
-            (Repr::Panic(_), None) => write!(f, "task {} panicked", self.id),
+            (Repr::Panic(..), Some(msg)) => {
+                write!(f, "task {} panicked with message {msg:?}", self.id)
+            }
+            (Repr::Panic(..), None) => write!(f, "task {} panicked", self.id),
         }
     }
 }
@@ -90,8 +103,10 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.repr, self.panic_message()) {
             (Repr::Cancelled, _) => write!(f, "JoinError::Cancelled({:?})", self.id),
-            (Repr::Panic(_), Some(msg)) => write!(f, "JoinError::Panic({:?}, {msg:?}, ...)", self.id),
-            (Repr::Panic(_), None) => write!(f, "JoinError::Panic({:?}, ...)", self.id),
+            (Repr::Panic(..), Some(msg)) => {
+                write!(f, "JoinError::Panic({:?}, {msg:?}, ...)", self.id)
+            }
+            (Repr::Panic(..), None) => write!(f, "JoinError::Panic({:?}, ...)", self.id),
         }
     }
 }

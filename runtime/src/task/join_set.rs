@@ -155,5 +155,3 @@ impl<T> fmt::Debug for JoinSet<T> {
         f.debug_struct("JoinSet").field("len", &self.len()).finish()
     }
 }
-
-

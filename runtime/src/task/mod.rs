@@ -130,7 +130,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let target = context::expect_core("insane::task::spawn_on", |c| c.runtime.cores.get(core).cloned());
+    let target = context::expect_core("insane::task::spawn_on", |c| {
+        c.runtime.cores.get(core).cloned()
+    });
     let Some(shared) = target else {
         let cores = context::with_core(|c| c.runtime.cores.len()).unwrap_or(0);
         panic!("spawn_on: core {core} does not exist (this runtime has {cores} cores)");
@@ -216,12 +218,14 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-
 /// Spawns a `Send` future on the core `shared` from any thread.
 ///
 /// # Safety
 /// None beyond the bounds: kept `unsafe` to mirror `raw::spawn`.
-pub(crate) unsafe fn spawn_raw<F>(shared: std::sync::Arc<crate::core::CoreShared>, future: F) -> JoinHandle<F::Output>
+pub(crate) unsafe fn spawn_raw<F>(
+    shared: std::sync::Arc<crate::core::CoreShared>,
+    future: F,
+) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,

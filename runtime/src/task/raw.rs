@@ -47,7 +47,11 @@ impl TaskHeader {
 /// # Safety
 /// If `local` is false, `F` and `F::Output` must be `Send`. If `local` is
 /// true, the caller must be on the thread of the core `shared` belongs to.
-pub(crate) unsafe fn spawn<F>(shared: Arc<CoreShared>, future: F, local: bool) -> JoinHandle<F::Output>
+pub(crate) unsafe fn spawn<F>(
+    shared: Arc<CoreShared>,
+    future: F,
+    local: bool,
+) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,

@@ -191,7 +191,8 @@ impl Future for Sleep {
             // in fact passed (the cache is stale) fires at the next turn.
             let cached = core.now.get();
             let elapsed = cached >= deadline
-                || (deadline - cached < Duration::from_millis(1) && std::time::Instant::now() >= deadline);
+                || (deadline - cached < Duration::from_millis(1)
+                    && std::time::Instant::now() >= deadline);
             if elapsed {
                 if let Some(key) = entry.take() {
                     // Bind first so the waker is dropped after the borrow.

@@ -1,0 +1,346 @@
+//! The `tcp-stream` scenario: one TCP connection over 127.0.0.1 streams
+//! 1 GiB (`--quick`: 128 MiB) from the client to the server in 64 KiB
+//! writes; the server reads into a 64 KiB buffer and discards. The report
+//! gives the throughput in Gbit/s and the CPU time per GiB of both sides.
+//!
+//! Both ends are the contestant (like `udp-rtt`): insane with a 1-core
+//! runtime per side (io_uring or epoll), tokio current-thread per side, or
+//! std blocking threads; the client on the client CPU, the server on the
+//! server CPU. A run is timed from the first write until the client reads
+//! the server's 1-byte acknowledgement that every byte arrived; the next
+//! run starts on the same connection only after that, so runs never
+//! overlap.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener as StdTcpListener, TcpStream as StdTcpStream};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::net::{
+    Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant, finish,
+    insane_runtime, start_server, tokio_runtime,
+};
+use super::runtime::Idle;
+use crate::report::{Report, Unit};
+
+/// Options of the `tcp-stream` scenario.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub net: NetArgs,
+
+    /// MiB streamed per timed run; default 1024 (--quick: 128).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub mib: Option<u64>,
+}
+
+/// The contestants, in column order.
+const CONTESTANTS: [Contestant; 5] = [
+    Contestant::InsaneUring,
+    Contestant::InsaneUringOwned,
+    Contestant::InsaneEpoll,
+    Contestant::TokioCt,
+    Contestant::StdBlocking,
+];
+
+/// Size of one write and of the server's read buffer.
+const CHUNK: usize = 64 * 1024;
+
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+
+/// A std side gives up after this long without progress.
+const STD_IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Settings derived from [`Args`].
+#[derive(Clone, Copy, Debug)]
+struct Params {
+    /// Bytes of the untimed warm-up transfer (0: none).
+    warmup_bytes: u64,
+    /// Bytes of one timed run.
+    bytes: u64,
+    repeats: usize,
+    idle: Idle,
+    placement: Placement,
+}
+
+impl Params {
+    /// Bytes per transfer, warm-up first (if any), then the timed runs.
+    fn phases(&self) -> Vec<u64> {
+        let warm = (self.warmup_bytes > 0).then_some(self.warmup_bytes);
+        warm.into_iter()
+            .chain(std::iter::repeat_n(self.bytes, self.repeats))
+            .collect()
+    }
+}
+
+/// One timed run.
+#[derive(Clone, Copy, Debug)]
+struct StreamRun {
+    /// Payload bits per second.
+    bits_per_sec: f64,
+    /// Process CPU time (both sides) per GiB, ns.
+    cpu_per_gib: f64,
+}
+
+/// Runs the scenario and returns its report.
+pub fn run(args: &Args) -> Report {
+    let c = &args.net.common;
+    let placement = Placement::new(args.net.no_pin);
+    let repeats = c.repeats_or(1, 3);
+    let mib = args.mib.unwrap_or(if c.quick { 128 } else { 1024 });
+    let warmup_mib = c.warmup as u64 * if c.quick { 16 } else { 64 };
+    let mut notes = Vec::new();
+    let contestants = super::net::available(&CONTESTANTS, &mut notes);
+    let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
+    let mut report = Report::new("tcp-stream", &names);
+    describe_run(&mut report, &args.net, &placement, repeats);
+    report.param("bytes per timed run", format!("{mib} MiB"));
+    report.param("warm-up transfer", format!("{warmup_mib} MiB"));
+    report.param("write size / read buffer", "64 KiB / 64 KiB");
+    let timeout = Duration::from_secs(c.timeout);
+    eprintln!(
+        "tcp-stream scenario ({} mode)",
+        if c.quick { "quick" } else { "full" }
+    );
+
+    let p = Params {
+        warmup_bytes: warmup_mib * MIB,
+        bytes: mib * MIB,
+        repeats,
+        idle: args.net.idle,
+        placement,
+    };
+    let label = if mib % 1024 == 0 {
+        format!("{} GiB", mib / 1024)
+    } else {
+        format!("{mib} MiB")
+    };
+    if c.selected(&label) || c.selected("stream") {
+        let results = each_contestant(
+            &format!("tcp-stream {label}"),
+            &contestants,
+            placement,
+            timeout,
+            move |who| measure(who, p),
+        );
+        report.row(
+            &format!("{label} stream throughput"),
+            Unit::BitsPerSec,
+            cells(&results, |r| r.bits_per_sec),
+        );
+        report.row(
+            &format!("{label} stream CPU per GiB (both sides)"),
+            Unit::Nanos,
+            cells(&results, |r| r.cpu_per_gib),
+        );
+    }
+
+    report.notes.extend(notes);
+    report.notes.push(
+        "throughput counts payload bytes from the first write to the server's acknowledgement; \
+         CPU per GiB is process CPU time (getrusage) over the run, scaled to 1 GiB."
+            .to_owned(),
+    );
+    finish(&mut report);
+    report
+}
+
+/// Measures one contestant: starts its receiving server, runs its sending
+/// client here.
+fn measure(who: Contestant, p: Params) -> Result<Vec<StreamRun>, String> {
+    let phases = p.phases();
+    let warm = usize::from(p.warmup_bytes > 0);
+    let (runs, served) = match who {
+        Contestant::InsaneUring | Contestant::InsaneEpoll => {
+            let driver = who.insane_driver().expect("an insane contestant");
+            let server_phases = phases.clone();
+            let server = start_server("stream-server", p.placement.server, move |ready| {
+                insane_runtime(driver, p.idle)?.block_on(async move {
+                    let listener = insane::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .ctx("bind")?;
+                    ready.send(listener.local_addr().ctx("local_addr")?);
+                    let (s, _) = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    sink(s, &server_phases).await
+                })
+            })?;
+            let addr = server.addr;
+            let runs = insane_runtime(driver, p.idle)?.block_on(async move {
+                let s = insane::net::TcpStream::connect(addr).await.ctx("connect")?;
+                s.set_nodelay(true).ctx("set_nodelay")?;
+                source(s, &phases).await
+            });
+            (runs, server.join())
+        }
+        Contestant::TokioCt => {
+            let server_phases = phases.clone();
+            let server = start_server("stream-server", p.placement.server, move |ready| {
+                tokio_runtime()?.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .ctx("bind")?;
+                    ready.send(listener.local_addr().ctx("local_addr")?);
+                    let (s, _) = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    sink(s, &server_phases).await
+                })
+            })?;
+            let addr = server.addr;
+            let runs = tokio_runtime()?.block_on(async move {
+                let s = tokio::net::TcpStream::connect(addr).await.ctx("connect")?;
+                s.set_nodelay(true).ctx("set_nodelay")?;
+                source(s, &phases).await
+            });
+            (runs, server.join())
+        }
+        Contestant::StdBlocking => {
+            let server_phases = phases.clone();
+            let server = start_server("stream-server", p.placement.server, move |ready| {
+                let listener = StdTcpListener::bind("127.0.0.1:0").ctx("bind")?;
+                ready.send(listener.local_addr().ctx("local_addr")?);
+                let (s, _) = listener.accept().ctx("accept")?;
+                std_configure(&s)?;
+                std_sink(s, &server_phases)
+            })?;
+            let runs = StdTcpStream::connect(server.addr)
+                .ctx("connect")
+                .and_then(|s| {
+                    std_configure(&s)?;
+                    std_source(s, &phases)
+                });
+            (runs, server.join())
+        }
+        Contestant::InsaneUringOwned | Contestant::StdBusyPoll => {
+            return Err(format!("{} is not a tcp-stream contestant", who.name()));
+        }
+    };
+    match (runs, served) {
+        (Ok(runs), Ok(_)) => Ok(runs.into_iter().skip(warm).collect()),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(client), Err(server)) => Err(format!("{server} (client: {client})")),
+    }
+}
+
+/// The sender: per phase, writes that many bytes in [`CHUNK`] writes and
+/// waits for the 1-byte acknowledgement; one [`StreamRun`] per phase.
+async fn source<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    phases: &[u64],
+) -> Result<Vec<StreamRun>, String> {
+    let data = vec![0xab_u8; CHUNK];
+    let mut ack = [0_u8; 1];
+    let mut runs = Vec::with_capacity(phases.len());
+    for &bytes in phases {
+        let cpu0 = CpuTimes::now();
+        let t0 = Instant::now();
+        let mut sent = 0;
+        while sent < bytes {
+            let n = (bytes - sent).min(CHUNK as u64) as usize;
+            s.write_all(&data[..n]).await.ctx("write")?;
+            sent += n as u64;
+        }
+        s.read_exact(&mut ack).await.ctx("read acknowledgement")?;
+        runs.push(run_result(
+            bytes,
+            t0.elapsed(),
+            CpuTimes::now().since(&cpu0),
+        ));
+    }
+    s.shutdown().await.ctx("shutdown")?;
+    Ok(runs)
+}
+
+/// The receiver: per phase, reads exactly that many bytes (discarding
+/// them) and acknowledges with one byte; then expects EOF. Returns the
+/// bytes received.
+async fn sink<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, phases: &[u64]) -> Result<u64, String> {
+    let mut buf = vec![0_u8; CHUNK];
+    let mut total = 0;
+    for &want in phases {
+        let mut got = 0;
+        while got < want {
+            let n = s.read(&mut buf).await.ctx("read")?;
+            if n == 0 {
+                return Err(format!("EOF after {got} of {want} bytes"));
+            }
+            got += n as u64;
+        }
+        if got != want {
+            return Err(format!("received {got} bytes, expected {want}"));
+        }
+        total += got;
+        s.write_all(&[1]).await.ctx("write acknowledgement")?;
+    }
+    match s.read(&mut buf).await.ctx("read EOF")? {
+        0 => Ok(total),
+        n => Err(format!("{n} unexpected bytes after the last transfer")),
+    }
+}
+
+fn std_configure(s: &StdTcpStream) -> Result<(), String> {
+    s.set_nodelay(true).ctx("set_nodelay")?;
+    s.set_read_timeout(Some(STD_IDLE_LIMIT))
+        .ctx("set_read_timeout")?;
+    s.set_write_timeout(Some(STD_IDLE_LIMIT))
+        .ctx("set_write_timeout")
+}
+
+/// [`source`] with blocking std calls.
+fn std_source(mut s: StdTcpStream, phases: &[u64]) -> Result<Vec<StreamRun>, String> {
+    let data = vec![0xab_u8; CHUNK];
+    let mut ack = [0_u8; 1];
+    let mut runs = Vec::with_capacity(phases.len());
+    for &bytes in phases {
+        let cpu0 = CpuTimes::now();
+        let t0 = Instant::now();
+        let mut sent = 0;
+        while sent < bytes {
+            let n = (bytes - sent).min(CHUNK as u64) as usize;
+            s.write_all(&data[..n]).ctx("write")?;
+            sent += n as u64;
+        }
+        s.read_exact(&mut ack).ctx("read acknowledgement")?;
+        runs.push(run_result(
+            bytes,
+            t0.elapsed(),
+            CpuTimes::now().since(&cpu0),
+        ));
+    }
+    s.shutdown(std::net::Shutdown::Write).ctx("shutdown")?;
+    Ok(runs)
+}
+
+/// [`sink`] with blocking std calls.
+fn std_sink(mut s: StdTcpStream, phases: &[u64]) -> Result<u64, String> {
+    let mut buf = vec![0_u8; CHUNK];
+    let mut total = 0;
+    for &want in phases {
+        let mut got = 0;
+        while got < want {
+            let n = s.read(&mut buf).ctx("read")?;
+            if n == 0 {
+                return Err(format!("EOF after {got} of {want} bytes"));
+            }
+            got += n as u64;
+        }
+        if got != want {
+            return Err(format!("received {got} bytes, expected {want}"));
+        }
+        total += got;
+        s.write_all(&[1]).ctx("write acknowledgement")?;
+    }
+    match s.read(&mut buf).ctx("read EOF")? {
+        0 => Ok(total),
+        n => Err(format!("{n} unexpected bytes after the last transfer")),
+    }
+}
+
+fn run_result(bytes: u64, elapsed: Duration, cpu: CpuTimes) -> StreamRun {
+    StreamRun {
+        bits_per_sec: bytes as f64 * 8.0 / elapsed.as_secs_f64(),
+        cpu_per_gib: cpu.process.as_nanos() as f64 * GIB as f64 / bytes as f64,
+    }
+}
