@@ -189,6 +189,16 @@ impl Builder {
 }
 
 fn resolve_driver(requested: Driver, sqpoll: bool) -> io::Result<(DriverKind, String)> {
+    resolve_driver_with(requested, sqpoll, uring::probe)
+}
+
+/// The driver policy, with the io_uring probe as a parameter so tests can
+/// make it fail the way a seccomp filter or `kernel.io_uring_disabled` does.
+fn resolve_driver_with(
+    requested: Driver,
+    sqpoll: bool,
+    uring_probe: impl Fn() -> io::Result<()>,
+) -> io::Result<(DriverKind, String)> {
     match requested {
         Driver::Epoll => {
             if sqpoll {
@@ -200,14 +210,14 @@ fn resolve_driver(requested: Driver, sqpoll: bool) -> io::Result<(DriverKind, St
             insane_epoll::probe()?;
             Ok((DriverKind::Epoll, "requested (driver = \"epoll\")".into()))
         }
-        Driver::Uring => match uring::probe() {
+        Driver::Uring => match uring_probe() {
             Ok(_) => Ok((DriverKind::Uring, "requested (driver = \"uring\")".into())),
             Err(e) => Err(io::Error::new(
                 e.kind(),
                 format!("io_uring requested but unavailable: {e}"),
             )),
         },
-        Driver::Auto => match uring::probe() {
+        Driver::Auto => match uring_probe() {
             Ok(_) => Ok((DriverKind::Uring, "io_uring is available (auto)".into())),
             Err(e) if !sqpoll => {
                 tracing::warn!(error = %e, "io_uring unavailable; falling back to epoll");
@@ -342,5 +352,57 @@ impl fmt::Debug for Runtime {
             .field("cores", &self.num_cores())
             .field("driver", &self.driver)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eperm() -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc_eperm()))
+    }
+
+    fn libc_eperm() -> i32 {
+        1 // EPERM: what io_uring_setup returns under kernel.io_uring_disabled=2
+    }
+
+    #[test]
+    fn auto_falls_back_to_epoll_naming_the_io_uring_error() {
+        let (kind, reason) = resolve_driver_with(Driver::Auto, false, eperm).unwrap();
+        assert_eq!(kind, DriverKind::Epoll);
+        assert!(reason.contains("fell back to epoll"), "{reason}");
+        assert!(reason.contains("not permitted"), "{reason}");
+    }
+
+    #[test]
+    fn auto_prefers_io_uring_when_it_works() {
+        let (kind, _) = resolve_driver_with(Driver::Auto, false, || Ok(())).unwrap();
+        assert_eq!(kind, DriverKind::Uring);
+    }
+
+    #[test]
+    fn an_explicit_uring_request_fails_with_the_cause() {
+        let err = resolve_driver_with(Driver::Uring, false, eperm).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("io_uring requested but unavailable"),
+            "{err}"
+        );
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+    }
+
+    #[test]
+    fn sqpoll_needs_io_uring() {
+        assert!(resolve_driver_with(Driver::Auto, true, eperm).is_err());
+        assert!(resolve_driver_with(Driver::Epoll, true, || Ok(())).is_err());
+    }
+
+    #[test]
+    fn driver_names_parse_and_bad_ones_are_named() {
+        assert_eq!("uring".parse::<Driver>().unwrap(), Driver::Uring);
+        assert_eq!("EPOLL".parse::<Driver>().unwrap(), Driver::Epoll);
+        let err = "xdp".parse::<Driver>().unwrap_err();
+        assert!(err.to_string().contains("\"xdp\""), "{err}");
     }
 }
