@@ -449,22 +449,46 @@ fn a_failing_core_start_hook_fails_build_naming_the_core() {
     assert!(err.to_string().contains("no device"), "{err}");
 }
 
+/// The CPUs this process may run on, in ascending order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is live and its exact size is passed.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(rc, 0, "sched_getaffinity failed");
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: CPU_ISSET only reads the set, with `cpu` below its capacity.
+    (0..max)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+fn current_cpu() -> usize {
+    // SAFETY: sched_getcpu has no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).expect("sched_getcpu failed")
+}
+
 #[test]
-fn pinned_cores_run_on_the_allowed_cpus() {
-    let rt = Runtime::builder().cores(2).pin_cores(true).build().unwrap();
+fn pinned_core_i_runs_on_the_i_th_allowed_cpu() {
+    let allowed = allowed_cpus();
+    let cores = 2;
+    let rt = Runtime::builder()
+        .cores(cores)
+        .pin_cores(true)
+        .build()
+        .unwrap();
     let cpus = rt.block_on(async {
         let mut cpus = Vec::new();
-        for core in 0..2 {
-            // SAFETY: sched_getcpu has no preconditions.
-            cpus.push(
-                task::spawn_on(core, async { unsafe { libc::sched_getcpu() } })
-                    .await
-                    .unwrap(),
-            );
+        for core in 0..cores {
+            cpus.push(task::spawn_on(core, async { current_cpu() }).await.unwrap());
         }
         cpus
     });
-    assert!(cpus.iter().all(|&c| c >= 0), "{cpus:?}");
+    for (core, cpu) in cpus.into_iter().enumerate() {
+        assert_eq!(cpu, allowed[core % allowed.len()], "core {core}");
+    }
 }
 
 #[test]

@@ -43,6 +43,11 @@ pub struct NetArgs {
     /// for every contestant alike).
     #[arg(long)]
     pub no_pin: bool,
+
+    /// Measure only these contestants (repeatable, by column name, e.g.
+    /// `--contestant insane-uring --contestant tokio-ct`); default: all.
+    #[arg(long = "contestant")]
+    pub contestants: Vec<String>,
 }
 
 /// A system measured by the network scenarios. Each scenario lists the
@@ -112,11 +117,19 @@ impl Contestant {
     }
 }
 
-/// Keeps the contestants of `wanted` that can run here; for the others,
-/// adds a note to `notes` saying why they are missing.
-pub fn available(wanted: &[Contestant], notes: &mut Vec<String>) -> Vec<Contestant> {
+/// Keeps the contestants of `wanted` that were selected (`--contestant`)
+/// and can run here; for those that cannot, adds a note to `notes` saying
+/// why they are missing.
+pub fn available(
+    args: &NetArgs,
+    wanted: &[Contestant],
+    notes: &mut Vec<String>,
+) -> Vec<Contestant> {
     let mut out = Vec::new();
-    for &c in wanted {
+    let selected = |c: Contestant| {
+        args.contestants.is_empty() || args.contestants.iter().any(|n| n == c.name())
+    };
+    for &c in wanted.iter().filter(|&&c| selected(c)) {
         match c.available() {
             Ok(()) => out.push(c),
             Err(why) => notes.push(format!("{} not measured: {why}", c.name())),
@@ -391,18 +404,32 @@ pub fn cells<R>(results: &[Result<Vec<R>, String>], f: impl Fn(&R) -> f64) -> Ve
 }
 
 /// Parameters every network report records, and the user's notes.
-pub fn describe_run(report: &mut Report, args: &NetArgs, placement: &Placement, repeats: usize) {
+///
+/// `both_sides`: whether client and server both run the contestant (else
+/// only the server does).
+pub fn describe_run(
+    report: &mut Report,
+    args: &NetArgs,
+    placement: &Placement,
+    repeats: usize,
+    both_sides: bool,
+) {
+    let per = if both_sides {
+        "one per side"
+    } else {
+        "server only"
+    };
     report.param("mode", if args.common.quick { "quick" } else { "full" });
     report.param("timed runs (median reported)", repeats);
     report.param("placement", placement.describe());
     report.param(
         "insane runtimes",
         format!(
-            "1 core each (one per side), idle policy {}",
+            "1 core each ({per}), idle policy {}",
             format!("{:?}", args.idle.policy()).to_lowercase()
         ),
     );
-    report.param("tokio runtimes", "current-thread, one per side");
+    report.param("tokio runtimes", format!("current-thread ({per})"));
     report.param(
         "available CPUs",
         std::thread::available_parallelism().map_or(0, |n| n.get()),

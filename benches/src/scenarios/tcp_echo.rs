@@ -102,10 +102,10 @@ pub fn run(args: &Args) -> Report {
     );
     let warmup = Duration::from_secs_f64(if c.quick { 0.2 } else { 0.5 }) * c.warmup as u32;
     let mut notes = Vec::new();
-    let contestants = super::net::available(&CONTESTANTS, &mut notes);
+    let contestants = super::net::available(&args.net, &CONTESTANTS, &mut notes);
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("tcp-echo", &names);
-    describe_run(&mut report, &args.net, &placement, repeats);
+    describe_run(&mut report, &args.net, &placement, repeats, false);
     report.param("message", format!("{MESSAGE} B request, {MESSAGE} B echo"));
     report.param(
         "connections",

@@ -92,10 +92,10 @@ pub fn run(args: &Args) -> Report {
     let mib = args.mib.unwrap_or(if c.quick { 128 } else { 1024 });
     let warmup_mib = c.warmup as u64 * if c.quick { 16 } else { 64 };
     let mut notes = Vec::new();
-    let contestants = super::net::available(&CONTESTANTS, &mut notes);
+    let contestants = super::net::available(&args.net, &CONTESTANTS, &mut notes);
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("tcp-stream", &names);
-    describe_run(&mut report, &args.net, &placement, repeats);
+    describe_run(&mut report, &args.net, &placement, repeats, true);
     report.param("bytes per timed run", format!("{mib} MiB"));
     report.param("warm-up transfer", format!("{warmup_mib} MiB"));
     report.param("write size / read buffer", "64 KiB / 64 KiB");

@@ -88,10 +88,10 @@ pub fn run(args: &Args) -> Report {
     let repeats = c.repeats_or(1, 3);
     let trips: u64 = if c.quick { 10_000 } else { 100_000 };
     let mut notes = Vec::new();
-    let contestants = super::net::available(&CONTESTANTS, &mut notes);
+    let contestants = super::net::available(&args.net, &CONTESTANTS, &mut notes);
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("udp-rtt", &names);
-    describe_run(&mut report, &args.net, &placement, repeats);
+    describe_run(&mut report, &args.net, &placement, repeats, true);
     report.param("round trips per timed run", trips);
     report.param("warm-up round trips", c.warmup as u64 * 2_000);
     report.param(
