@@ -444,6 +444,13 @@ pub fn describe_run(
         format!("{} s", args.common.timeout),
     );
     report.notes.extend(args.common.note.iter().cloned());
+    if let insane::runtime::IdlePolicy::SpinThenPark(spin) = args.idle.policy() {
+        report.notes.push(format!(
+            "insane's idle policy spins up to {} µs before parking; that spinning counts in \
+             its CPU times (--idle park compares without it).",
+            spin.as_micros()
+        ));
+    }
 }
 
 /// Finishes a report: ratio columns of every insane contestant against
