@@ -42,7 +42,9 @@
 
 mod addr;
 mod io;
+pub mod qos;
 mod registration;
+pub mod stack;
 pub mod tcp;
 mod udp;
 pub mod unix;

@@ -1,0 +1,161 @@
+//! QoS hints: what a flow needs, stated by the application, so the runtime
+//! can pick the technology that serves it best on this host.
+//!
+//! A [`Qos`] has three independent axes:
+//!
+//! | axis | values | what it promises |
+//! |---|---|---|
+//! | [`Latency`] | `Critical`, `Normal` | `Critical`: the lowest latency this host can give — kernel bypass (DPDK, AF_XDP) first, else busy-polled kernel sockets; costs a spinning core. `Normal`: kernel sockets with interrupt-driven wake-ups. |
+//! | [`Reliability`] | `BestEffort`, `Reliable` | `BestEffort`: datagrams; one may be lost, none is duplicated or corrupted, a message over the path's payload limit is an error. `Reliable`: every message arrives once, intact and in order, or the endpoint reports an error. |
+//! | [`Resources`] | `Poll`, `Low` | `Poll`: the flow may busy-poll a core. `Low`: never spin; kernel drivers only. `Low` overrides `Critical`'s spinning. |
+//!
+//! The default, `Qos::default()`, is `Normal`, `Reliable`, `Low`: what a
+//! plain TCP socket gives, without burning CPU.
+//!
+//! ```
+//! use insane_net::qos::{Latency, Qos, Reliability, Resources};
+//! let telemetry = Qos::builder().latency(Latency::Critical).best_effort().poll().build();
+//! assert_eq!(telemetry.reliability, Reliability::BestEffort);
+//! assert_eq!(telemetry.resources, Resources::Poll);
+//! assert_eq!(Qos::default(), Qos::new(Latency::Normal, Reliability::Reliable, Resources::Low));
+//! ```
+
+pub mod policy;
+
+use std::fmt;
+
+/// How fast the flow's messages must get through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Latency {
+    /// Microseconds matter: bypass the kernel if the host can, busy-poll.
+    Critical,
+    /// Ordinary latency: kernel sockets, sleeping waits.
+    #[default]
+    Normal,
+}
+
+/// What may be lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Reliability {
+    /// Datagrams: a message may be lost, never corrupted or duplicated.
+    BestEffort,
+    /// Every message arrives once, intact, in order — or an error says why.
+    #[default]
+    Reliable,
+}
+
+/// What the flow may cost the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Resources {
+    /// The flow may keep a core busy-polling.
+    Poll,
+    /// Never spin: kernel drivers with sleeping waits only.
+    #[default]
+    Low,
+}
+
+/// What a flow needs. See the [module docs](self) for what each value
+/// promises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Qos {
+    /// How fast.
+    pub latency: Latency,
+    /// What may be lost.
+    pub reliability: Reliability,
+    /// What it may cost.
+    pub resources: Resources,
+}
+
+impl Qos {
+    /// A QoS from its three axes.
+    pub const fn new(latency: Latency, reliability: Reliability, resources: Resources) -> Self {
+        Self {
+            latency,
+            reliability,
+            resources,
+        }
+    }
+
+    /// A builder starting from [`Qos::default`].
+    pub fn builder() -> QosBuilder {
+        QosBuilder(Qos::default())
+    }
+
+    /// Whether this flow is allowed to busy-poll (`resources = poll`).
+    pub fn may_spin(&self) -> bool {
+        self.resources == Resources::Poll
+    }
+}
+
+impl fmt::Display for Qos {
+    /// `latency=critical, best-effort, resources=poll`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let latency = match self.latency {
+            Latency::Critical => "critical",
+            Latency::Normal => "normal",
+        };
+        let reliability = match self.reliability {
+            Reliability::BestEffort => "best-effort",
+            Reliability::Reliable => "reliable",
+        };
+        let resources = match self.resources {
+            Resources::Poll => "poll",
+            Resources::Low => "low",
+        };
+        write!(f, "latency={latency}, {reliability}, resources={resources}")
+    }
+}
+
+/// Builds a [`Qos`] step by step.
+#[derive(Clone, Copy, Debug)]
+pub struct QosBuilder(Qos);
+
+impl QosBuilder {
+    /// Sets the latency class.
+    pub fn latency(mut self, latency: Latency) -> Self {
+        self.0.latency = latency;
+        self
+    }
+
+    /// Sets the reliability.
+    pub fn reliability(mut self, reliability: Reliability) -> Self {
+        self.0.reliability = reliability;
+        self
+    }
+
+    /// Sets the resource use.
+    pub fn resources(mut self, resources: Resources) -> Self {
+        self.0.resources = resources;
+        self
+    }
+
+    /// `latency(Latency::Critical)`.
+    pub fn critical(self) -> Self {
+        self.latency(Latency::Critical)
+    }
+
+    /// `reliability(Reliability::BestEffort)`.
+    pub fn best_effort(self) -> Self {
+        self.reliability(Reliability::BestEffort)
+    }
+
+    /// `reliability(Reliability::Reliable)`.
+    pub fn reliable(self) -> Self {
+        self.reliability(Reliability::Reliable)
+    }
+
+    /// `resources(Resources::Poll)`.
+    pub fn poll(self) -> Self {
+        self.resources(Resources::Poll)
+    }
+
+    /// `resources(Resources::Low)`.
+    pub fn low(self) -> Self {
+        self.resources(Resources::Low)
+    }
+
+    /// The finished [`Qos`].
+    pub fn build(self) -> Qos {
+        self.0
+    }
+}
