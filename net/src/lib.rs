@@ -41,7 +41,10 @@
 #![warn(missing_docs)]
 
 mod addr;
+pub mod buf;
+pub mod config;
 mod io;
+mod owned;
 pub mod qos;
 mod registration;
 pub mod stack;
@@ -50,6 +53,7 @@ mod udp;
 pub mod unix;
 
 pub use addr::{ToSocketAddrs, lookup_host};
+pub use buf::{BufResult, IoBuf, IoBufMut, PooledBuf, RecvPool, RecvStream, Slice};
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
