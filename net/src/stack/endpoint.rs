@@ -1,0 +1,271 @@
+//! UDP endpoints of the userspace stack: the port table that demultiplexes
+//! received datagrams, each endpoint's bounded receive queue, and
+//! [`RxDatagram`], a received payload that stays in the driver's frame.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::SocketAddrV4;
+use std::ops::{Deref, Range};
+use std::task::Waker;
+
+use super::device::RxFrame;
+use super::stats::EndpointStats;
+
+/// A bound UDP endpoint of an [`Interface`](super::Interface), from
+/// [`bind`](super::Interface::bind). Stale after
+/// [`unbind`](super::Interface::unbind): it never names a later endpoint
+/// that reuses the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EndpointId {
+    index: u32,
+    generation: u32,
+}
+
+/// A received UDP datagram whose payload is still in the driver's frame:
+/// no copy. It dereferences to the payload; dropping it returns the frame
+/// to the driver's pool.
+pub struct RxDatagram<F> {
+    frame: F,
+    payload: Range<usize>,
+    peer: SocketAddrV4,
+    local: SocketAddrV4,
+}
+
+impl<F: RxFrame> RxDatagram<F> {
+    pub(crate) fn new(
+        frame: F,
+        payload: Range<usize>,
+        peer: SocketAddrV4,
+        local: SocketAddrV4,
+    ) -> Self {
+        RxDatagram {
+            frame,
+            payload,
+            peer,
+            local,
+        }
+    }
+
+    /// The sender's address and port.
+    pub fn peer(&self) -> SocketAddrV4 {
+        self.peer
+    }
+
+    /// The address and port it was sent to: ours, or a broadcast address.
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// The UDP payload.
+    pub fn payload(&self) -> &[u8] {
+        self.frame.get(self.payload.clone()).unwrap_or_default()
+    }
+
+    /// Where the payload lies in [`frame`](RxDatagram::frame).
+    pub fn payload_range(&self) -> Range<usize> {
+        self.payload.clone()
+    }
+
+    /// The whole Ethernet frame.
+    pub fn frame(&self) -> &F {
+        &self.frame
+    }
+
+    /// Gives up the datagram view and returns the frame.
+    pub fn into_frame(self) -> F {
+        self.frame
+    }
+}
+
+impl<F: RxFrame> Deref for RxDatagram<F> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.payload()
+    }
+}
+
+impl<F: RxFrame> fmt::Debug for RxDatagram<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RxDatagram")
+            .field("peer", &self.peer)
+            .field("local", &self.local)
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
+pub(crate) struct Endpoint<F> {
+    pub port: u16,
+    pub queue: VecDeque<RxDatagram<F>>,
+    pub capacity: usize,
+    pub stats: EndpointStats,
+    pub waker: Option<Waker>,
+}
+
+struct Slot<F> {
+    generation: u32,
+    endpoint: Option<Endpoint<F>>,
+}
+
+/// Hashes a port number: the ports are few and not chosen to collide
+/// against us (an attacker only picks which *lookups* we do, and those do
+/// not grow the table), so a multiplicative hash is enough.
+#[derive(Default)]
+pub(crate) struct PortHasher(u64);
+
+impl Hasher for PortHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// First port handed out by `bind(0)` (the IANA dynamic range).
+const EPHEMERAL_FIRST: u16 = 49152;
+
+/// The port table and the endpoints.
+pub(crate) struct Endpoints<F> {
+    slots: Vec<Slot<F>>,
+    free: Vec<u32>,
+    ports: HashMap<u16, u32, BuildHasherDefault<PortHasher>>,
+    next_ephemeral: u16,
+}
+
+/// Why [`bind`](super::Interface::bind) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindError {
+    /// Another endpoint of this interface has the port.
+    PortInUse(u16),
+    /// `bind(0)` found no free port in 49152..=65535.
+    NoFreePort,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::PortInUse(p) => write!(f, "UDP port {p} is already bound on this interface"),
+            BindError::NoFreePort => f.write_str("no free ephemeral UDP port (49152-65535)"),
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+impl<F> Endpoints<F> {
+    pub fn new() -> Self {
+        Endpoints {
+            slots: Vec::new(),
+            free: Vec::new(),
+            ports: HashMap::default(),
+            next_ephemeral: EPHEMERAL_FIRST,
+        }
+    }
+
+    pub fn bind(&mut self, port: u16, capacity: usize) -> Result<EndpointId, BindError> {
+        let port = if port == 0 {
+            self.ephemeral()?
+        } else if self.ports.contains_key(&port) {
+            return Err(BindError::PortInUse(port));
+        } else {
+            port
+        };
+        let endpoint = Endpoint {
+            port,
+            queue: VecDeque::new(),
+            capacity,
+            stats: EndpointStats::default(),
+            waker: None,
+        };
+        let index = match self.free.pop() {
+            Some(i) => {
+                let slot = &mut self.slots[i as usize];
+                slot.endpoint = Some(endpoint);
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    endpoint: Some(endpoint),
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.ports.insert(port, index);
+        Ok(EndpointId {
+            index,
+            generation: self.slots[index as usize].generation,
+        })
+    }
+
+    fn ephemeral(&mut self) -> Result<u16, BindError> {
+        let span = u32::from(u16::MAX - EPHEMERAL_FIRST) + 1;
+        for _ in 0..span {
+            let port = self.next_ephemeral;
+            self.next_ephemeral = if port == u16::MAX {
+                EPHEMERAL_FIRST
+            } else {
+                port + 1
+            };
+            if !self.ports.contains_key(&port) {
+                return Ok(port);
+            }
+        }
+        Err(BindError::NoFreePort)
+    }
+
+    /// Removes the endpoint; its queued datagrams are dropped (their frames
+    /// go back to the pool). Returns it, or `None` if `id` is stale.
+    pub fn unbind(&mut self, id: EndpointId) -> Option<Endpoint<F>> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let endpoint = slot.endpoint.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.ports.remove(&endpoint.port);
+        Some(endpoint)
+    }
+
+    pub fn get(&self, id: EndpointId) -> Option<&Endpoint<F>> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.endpoint.as_ref()
+    }
+
+    pub fn get_mut(&mut self, id: EndpointId) -> Option<&mut Endpoint<F>> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.endpoint.as_mut()
+    }
+
+    /// The endpoint bound to `port`.
+    pub fn by_port(&mut self, port: u16) -> Option<(EndpointId, &mut Endpoint<F>)> {
+        let index = *self.ports.get(&port)?;
+        let slot = self.slots.get_mut(index as usize)?;
+        let id = EndpointId {
+            index,
+            generation: slot.generation,
+        };
+        slot.endpoint.as_mut().map(|e| (id, e))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ports.len()
+    }
+}

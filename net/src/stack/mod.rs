@@ -1,0 +1,80 @@
+//! The userspace network stack of the raw-frame drivers (AF_XDP, DPDK):
+//! Ethernet, ARP, IPv4, UDP and ICMP echo over any [`FrameDevice`].
+//!
+//! Packet formats and checksums are smoltcp's (`smoltcp::wire`: checked
+//! views and `Repr`s, no copies); this module is what smoltcp's interface
+//! layer cannot give without copying: demultiplexing received frames to
+//! UDP endpoints by port with the payload left in the driver's buffer,
+//! the ARP cache (timeouts, resolution with bounded retries, replies,
+//! a bounded queue of packets per unresolved next hop), ICMP echo
+//! replies, and writing headers into the transmit buffer's headroom so the
+//! payload is never copied.
+//!
+//! Layers:
+//! * [`device`]: the [`FrameDevice`] trait a driver implements (receive
+//!   owned frames, lend transmit buffers with headroom, transmit).
+//! * [`Interface`]: one per core and device queue: address, ARP cache,
+//!   endpoints, statistics. Time is passed in (`poll(now)`), never read.
+//! * [`testing`]: [`PairDevice`](testing::PairDevice), two in-memory
+//!   ends of a link, and builders of valid frames, for tests.
+//!
+//! Receive parsing is bounds-checked and never panics on hostile bytes:
+//! every malformed, unsupported or foreign frame is dropped and counted
+//! by [`DropReason`] (the tests cover each reason, a property test and a
+//! cargo-fuzz target in `net/fuzz` feed it random and mutated frames).
+//! IPv4 options, fragments, multicast and IPv6 are not supported (counted
+//! drops). Frames not for the stack (other ethertypes, other ports) are
+//! the driver's to pass to the kernel first (XDP_PASS) where it can.
+//!
+//! ```
+//! use std::time::Instant;
+//! use insane_net::stack::testing::PairDevice;
+//! use insane_net::stack::{Config, EthernetAddress, Interface, SendStatus, TxFrame};
+//!
+//! let (a, b) = PairDevice::pair(
+//!     EthernetAddress([2, 0, 0, 0, 0, 1]),
+//!     EthernetAddress([2, 0, 0, 0, 0, 2]),
+//!     1500,
+//! );
+//! let mut a = Interface::new(a, Config::new("10.0.0.1/24".parse().unwrap()));
+//! let mut b = Interface::new(b, Config::new("10.0.0.2/24".parse().unwrap()));
+//! let ea = a.bind(5000).unwrap();
+//! let eb = b.bind(6000).unwrap();
+//! let now = Instant::now();
+//!
+//! let mut frame = a.alloc_tx().unwrap();
+//! frame.extend_from_slice(b"hello");
+//! let to = "10.0.0.2:6000".parse().unwrap();
+//! // Cold ARP cache: held until b answers the ARP request.
+//! assert_eq!(a.send_to(ea, to, frame, now).unwrap(), SendStatus::Queued);
+//! b.poll(now); // answers ARP
+//! a.poll(now); // learns b, sends the datagram
+//! b.poll(now); // receives it
+//! let d = b.recv_from(eb).unwrap();
+//! assert_eq!(&*d, b"hello");
+//! assert_eq!(d.peer(), "10.0.0.1:5000".parse().unwrap());
+//! ```
+
+mod arp;
+pub mod device;
+mod endpoint;
+mod iface;
+mod parse;
+mod stats;
+pub mod testing;
+
+pub use arp::ArpConfig;
+pub use device::{FrameDevice, RxFrame, TxFrame};
+pub use endpoint::{BindError, EndpointId, RxDatagram};
+pub use iface::{Config, Interface, SendError, SendErrorKind, SendStatus};
+pub use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
+
+/// smoltcp's packet formats (typed views and `Repr`s), which the stack is
+/// built on: for building and inspecting frames in drivers and tests.
+pub use smoltcp::wire;
+pub use stats::{ArpStats, DropReason, EndpointStats, RxDrops, RxOutcome, RxStats, Stats, TxStats};
+
+/// Bytes of headers the stack writes in front of a UDP payload: Ethernet
+/// (14), IPv4 without options (20), UDP (8). Transmit buffers need at least
+/// this much headroom.
+pub const UDP_HEADROOM: usize = 14 + 20 + 8;

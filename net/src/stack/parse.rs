@@ -1,0 +1,285 @@
+//! Receive-side parsing: from the bytes of one Ethernet frame to what the
+//! interface must do with it, or the [`DropReason`] that says why not.
+//!
+//! A pure function over `&[u8]`, so it can be tested and fuzzed on its own.
+//! Every header is read through smoltcp's checked views
+//! (`EthernetFrame::new_checked`, `Ipv4Packet::new_checked`,
+//! `UdpPacket::new_checked`, `ArpPacket::new_checked`,
+//! `Icmpv4Packet::new_checked`) and `Repr::parse`; checksums through
+//! smoltcp's `verify_checksum`. The only unchecked view is used to
+//! *classify* an IPv4 header that failed its length check, after checking
+//! that the 20 fixed bytes it reads are there. No input panics.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
+
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, ETHERNET_HEADER_LEN, EthernetAddress, EthernetFrame,
+    EthernetProtocol, EthernetRepr, IPV4_HEADER_LEN, Icmpv4Packet, Icmpv4Repr, IpProtocol,
+    Ipv4Packet, Ipv4Repr, UDP_HEADER_LEN, UdpPacket, UdpRepr,
+};
+
+use super::stats::DropReason;
+
+/// What the parser needs to know about the receiving interface.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Local {
+    pub mac: EthernetAddress,
+    pub ip: Ipv4Addr,
+    /// The subnet's broadcast address, if the prefix has one.
+    pub broadcast: Option<Ipv4Addr>,
+    pub mtu: usize,
+    pub verify_checksums: bool,
+}
+
+/// A frame the interface has something to do with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    /// An Ethernet/IPv4 ARP request or reply (any target: the interface
+    /// decides whether it is for us).
+    Arp {
+        operation: ArpOperation,
+        source_mac: EthernetAddress,
+        source_ip: Ipv4Addr,
+        target_ip: Ipv4Addr,
+    },
+    /// A UDP datagram to our address or a broadcast address. `checksum_ok` is false when the UDP
+    /// checksum is wrong: the interface still learns the port, to charge the
+    /// drop to its endpoint.
+    Udp {
+        peer: SocketAddrV4,
+        /// Our address (or the broadcast address it was sent to) and port.
+        local: SocketAddrV4,
+        payload: Range<usize>,
+        checksum_ok: bool,
+    },
+    /// An ICMP echo request to our address; `data` is where its data lies in
+    /// the frame.
+    IcmpEcho {
+        source_mac: EthernetAddress,
+        source_ip: Ipv4Addr,
+        ident: u16,
+        seq_no: u16,
+        data: Range<usize>,
+    },
+}
+
+/// Offset of the IPv4 header (or ARP packet) in a frame.
+const L3: usize = ETHERNET_HEADER_LEN;
+/// Offset of the UDP or ICMP header in a frame (IPv4 options are refused).
+const L4: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
+
+/// Parses one received frame.
+pub(crate) fn parse_frame(frame: &[u8], local: &Local) -> Result<Parsed, DropReason> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
+    let eth = EthernetRepr::parse(&eth).map_err(|_| DropReason::Truncated)?;
+    if eth.dst_addr != local.mac && !eth.dst_addr.is_broadcast() {
+        return Err(DropReason::NotForUs);
+    }
+    if !eth.src_addr.is_unicast() {
+        return Err(DropReason::BadSource);
+    }
+    if frame.len() > local.mtu + ETHERNET_HEADER_LEN {
+        return Err(DropReason::Oversized);
+    }
+    let payload = frame.get(L3..).unwrap_or_default();
+    match eth.ethertype {
+        EthernetProtocol::Ipv4 => parse_ipv4(payload, eth.src_addr, local),
+        EthernetProtocol::Arp => parse_arp(payload),
+        _ => Err(DropReason::UnsupportedEthertype),
+    }
+}
+
+fn parse_arp(bytes: &[u8]) -> Result<Parsed, DropReason> {
+    let packet = ArpPacket::new_checked(bytes).map_err(|_| DropReason::Truncated)?;
+    match ArpRepr::parse(&packet) {
+        Ok(ArpRepr::EthernetIpv4 {
+            operation: operation @ (ArpOperation::Request | ArpOperation::Reply),
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) => Ok(Parsed::Arp {
+            operation,
+            source_mac: source_hardware_addr,
+            source_ip: source_protocol_addr,
+            target_ip: target_protocol_addr,
+        }),
+        // Another hardware or protocol type, or an unknown operation.
+        _ => Err(DropReason::ArpUnsupported),
+    }
+}
+
+/// Why an IPv4 header failed smoltcp's length check.
+fn classify_ipv4_len(bytes: &[u8]) -> DropReason {
+    if bytes.len() < IPV4_HEADER_LEN {
+        return DropReason::Truncated;
+    }
+    // The 20 fixed header bytes are present: the accessors below read only
+    // those.
+    let packet = Ipv4Packet::new_unchecked(bytes);
+    if packet.version() != 4 {
+        return DropReason::BadVersion;
+    }
+    let header_len = usize::from(packet.header_len());
+    let total_len = usize::from(packet.total_len());
+    if header_len < IPV4_HEADER_LEN || header_len > total_len {
+        DropReason::BadLength
+    } else if bytes.len() < total_len {
+        DropReason::Truncated
+    } else {
+        DropReason::BadLength
+    }
+}
+
+fn parse_ipv4(
+    bytes: &[u8],
+    source_mac: EthernetAddress,
+    local: &Local,
+) -> Result<Parsed, DropReason> {
+    let packet = Ipv4Packet::new_checked(bytes).map_err(|_| classify_ipv4_len(bytes))?;
+    if packet.version() != 4 {
+        return Err(DropReason::BadVersion);
+    }
+    if local.verify_checksums && !packet.verify_checksum() {
+        return Err(DropReason::BadChecksum);
+    }
+    if usize::from(packet.header_len()) != IPV4_HEADER_LEN {
+        return Err(DropReason::IpOptions);
+    }
+    if packet.more_frags() || packet.frag_offset() != 0 {
+        return Err(DropReason::Fragment);
+    }
+    // Checksum and fragments were checked above.
+    let ip = Ipv4Repr::parse(&packet, &ChecksumCapabilities::ignored())
+        .map_err(|_| DropReason::BadLength)?;
+    let src = ip.src_addr;
+    if src.is_broadcast()
+        || src.is_multicast()
+        || src.is_unspecified()
+        || src == local.ip
+        || Some(src) == local.broadcast
+    {
+        return Err(DropReason::BadSource);
+    }
+    let broadcast = ip.dst_addr.is_broadcast() || Some(ip.dst_addr) == local.broadcast;
+    if ip.dst_addr != local.ip && !broadcast {
+        return Err(DropReason::NotForUs);
+    }
+    let l4 = packet.payload();
+    match ip.next_header {
+        IpProtocol::Udp => parse_udp(l4, &ip, local),
+        // No echo replies to broadcasts (smurf amplification).
+        IpProtocol::Icmp if broadcast => Err(DropReason::NotForUs),
+        IpProtocol::Icmp => parse_icmp(l4, &ip, source_mac, local),
+        _ => Err(DropReason::UnsupportedProtocol),
+    }
+}
+
+fn parse_udp(bytes: &[u8], ip: &Ipv4Repr, local: &Local) -> Result<Parsed, DropReason> {
+    // The IPv4 length is consistent, so a UDP header that does not fit in
+    // it is a length error, not a truncation.
+    let packet = UdpPacket::new_checked(bytes).map_err(|_| DropReason::BadLength)?;
+    let (src, dst) = (ip.src_addr.into(), ip.dst_addr.into());
+    let checksum_ok = !local.verify_checksums || packet.verify_checksum(&src, &dst);
+    // Fails only on destination port 0, which no endpoint can bind.
+    let udp = UdpRepr::parse(&packet, &src, &dst, &ChecksumCapabilities::ignored())
+        .map_err(|_| DropReason::NoEndpoint)?;
+    let start = L4 + UDP_HEADER_LEN;
+    let end = L4 + usize::from(packet.len());
+    Ok(Parsed::Udp {
+        peer: SocketAddrV4::new(ip.src_addr, udp.src_port),
+        local: SocketAddrV4::new(ip.dst_addr, udp.dst_port),
+        payload: start..end,
+        checksum_ok,
+    })
+}
+
+fn parse_icmp(
+    bytes: &[u8],
+    ip: &Ipv4Repr,
+    source_mac: EthernetAddress,
+    local: &Local,
+) -> Result<Parsed, DropReason> {
+    let packet = Icmpv4Packet::new_checked(bytes).map_err(|_| DropReason::BadLength)?;
+    if local.verify_checksums && !packet.verify_checksum() {
+        return Err(DropReason::BadChecksum);
+    }
+    match Icmpv4Repr::parse(&packet, &ChecksumCapabilities::ignored()) {
+        Ok(Icmpv4Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        }) => {
+            let end = L4 + bytes.len();
+            Ok(Parsed::IcmpEcho {
+                source_mac,
+                source_ip: ip.src_addr,
+                ident,
+                seq_no,
+                data: end - data.len()..end,
+            })
+        }
+        _ => Err(DropReason::IcmpUnsupported),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: Local = Local {
+        mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        ip: Ipv4Addr::new(10, 0, 0, 1),
+        broadcast: Some(Ipv4Addr::new(10, 0, 0, 255)),
+        mtu: 1500,
+        verify_checksums: true,
+    };
+
+    fn eth(ethertype: [u8; 2], body: &[u8]) -> Vec<u8> {
+        let mut f = LOCAL.mac.0.to_vec();
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&ethertype);
+        f.extend_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn short_and_empty() {
+        assert_eq!(parse_frame(&[], &LOCAL), Err(DropReason::Truncated));
+        assert_eq!(
+            parse_frame(&eth([8, 0], &[]), &LOCAL),
+            Err(DropReason::Truncated)
+        );
+        assert_eq!(
+            parse_frame(&eth([8, 6], &[]), &LOCAL),
+            Err(DropReason::Truncated)
+        );
+    }
+
+    #[test]
+    fn arp_with_huge_address_lengths_is_truncated() {
+        // hlen = plen = 255: the declared addresses run far past the end.
+        let body = [0, 1, 8, 0, 255, 255, 0, 1, 0, 0, 0, 0];
+        assert_eq!(
+            parse_frame(&eth([8, 6], &body), &LOCAL),
+            Err(DropReason::Truncated)
+        );
+    }
+
+    #[test]
+    fn ipv4_length_classification() {
+        let mut h = [0u8; 20];
+        h[0] = 0x45;
+        h[2..4].copy_from_slice(&40u16.to_be_bytes());
+        assert_eq!(classify_ipv4_len(&h), DropReason::Truncated);
+        h[0] = 0x43;
+        assert_eq!(classify_ipv4_len(&h), DropReason::BadLength);
+        h[0] = 0x4f;
+        assert_eq!(classify_ipv4_len(&h), DropReason::BadLength);
+        h[0] = 0x65;
+        assert_eq!(classify_ipv4_len(&h), DropReason::BadVersion);
+        assert_eq!(classify_ipv4_len(&h[..19]), DropReason::Truncated);
+    }
+}
