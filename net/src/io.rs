@@ -9,7 +9,8 @@
 use std::future::poll_fn;
 use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use insane_runtime::driver::Direction;
@@ -20,13 +21,20 @@ use crate::registration::Registration;
 
 /// A non-blocking socket `S` and its per-core driver registrations.
 ///
+/// The socket sits in an `Arc` so that completion-based (owned-buffer)
+/// operations can hold it as their fd guard: an io_uring request keeps a
+/// clone until its final completion, so the fd stays open (and its number
+/// cannot be reused by another socket) while the kernel may still act on
+/// it, even after the request's future and this `PollIo` were dropped.
+/// Readiness-based I/O never clones it.
+///
 /// Field order matters: the registration is released before the socket is
 /// closed (see [`Registration::release`]).
 #[derive(Debug)]
 pub(crate) struct PollIo<S: AsFd + Send + Sync + 'static> {
     registration: Registration,
     /// `None` only after [`into_inner`](Self::into_inner) took it.
-    io: Option<S>,
+    io: Option<Arc<S>>,
 }
 
 impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
@@ -34,7 +42,16 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
     pub(crate) fn new(io: S) -> Self {
         Self {
             registration: Registration::new(io.as_fd().as_raw_fd()),
-            io: Some(io),
+            io: Some(Arc::new(io)),
+        }
+    }
+
+    /// A guard that keeps the socket open, for completion-based operations
+    /// (see the type's docs).
+    pub(crate) fn guard(&self) -> Arc<S> {
+        match &self.io {
+            Some(io) => io.clone(),
+            None => unreachable!("PollIo used after into_inner"),
         }
     }
 
@@ -59,11 +76,20 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
 
     /// Deregisters from every driver and returns the socket (still in
     /// non-blocking mode).
-    pub(crate) fn into_inner(mut self) -> S {
+    ///
+    /// If cancelled owned-buffer operations still hold the socket (their
+    /// cancellation has not completed yet), the result is a duplicate of
+    /// its fd (`dup(2)`, the same kernel socket); the original fd closes
+    /// once those operations are gone.
+    pub(crate) fn into_inner(mut self) -> io::Result<S>
+    where
+        S: From<OwnedFd>,
+    {
         let io = self.io.take();
         self.registration.release(());
-        match io {
-            Some(io) => io,
+        match io.map(Arc::try_unwrap) {
+            Some(Ok(io)) => Ok(io),
+            Some(Err(shared)) => Ok(S::from(shared.as_fd().try_clone_to_owned()?)),
             None => unreachable!("PollIo::into_inner called twice"),
         }
     }

@@ -1,5 +1,6 @@
 //! insane-net: tokio-compatible sockets over the core's kernel I/O driver
-//! (io_uring or epoll), and later owned-buffer I/O and QoS streams.
+//! (io_uring or epoll), owned-buffer (completion-based, zero-copy) I/O on
+//! the same sockets ([`buf`]), and QoS streams.
 //!
 //! The sockets have tokio's names, signatures and semantics:
 //! [`TcpListener`], [`TcpStream`], [`TcpSocket`], [`UdpSocket`],
@@ -15,6 +16,12 @@
 //! with its own driver at its first wait. Using a socket outside an insane
 //! runtime (or on a core without an I/O driver) gives an `io::Error`
 //! saying so rather than a panic.
+//!
+//! The same sockets also offer owned-buffer I/O — `read_owned`,
+//! `write_all_owned`, `send_to_owned`, `recv_from_owned`, `recv_stream` —
+//! which on io_uring are completion-based requests (provided-buffer rings
+//! for receives, `SEND_ZC` for large sends) and on epoll fall back to
+//! readiness; see [`buf`] for when to use which.
 //!
 //! ```no_run
 //! use insane_net::{TcpListener, TcpStream};

@@ -11,7 +11,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{Interest, ReadBuf, Ready};
 
 use crate::addr::{ToSocketAddrs, each_addr, to_socket_addrs};
+use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
 use crate::io::{PollIo, as_uninit};
+use crate::owned::SockKind;
 
 /// A UDP socket, with tokio's API.
 ///
@@ -91,7 +93,7 @@ impl UdpSocket {
     /// Turns this socket into a `std::net::UdpSocket`, left in non-blocking
     /// mode.
     pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
-        Ok(self.io.into_inner())
+        self.io.into_inner()
     }
 
     /// The local address the socket is bound to.
@@ -338,6 +340,123 @@ impl UdpSocket {
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.io
             .try_dir(Direction::Read, || self.recv_from_slice(buf, false))
+    }
+
+    /// Sends `buf` as one datagram to `target` and gives the buffer back
+    /// with the number of bytes sent.
+    ///
+    /// On an io_uring core this is one `SENDMSG` request (no readiness
+    /// round trip); on epoll, a readiness wait and `sendto(2)`. `target`
+    /// is an address, not a name: resolve names first with
+    /// [`lookup_host`](crate::lookup_host).
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let sock = insane_net::UdpSocket::bind("127.0.0.1:0").await?;
+    /// let to = "127.0.0.1:9000".parse().unwrap();
+    /// let (res, _buf) = sock.send_to_owned(b"hello".to_vec(), to).await;
+    /// assert_eq!(res?, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send_to_owned<B: IoBuf>(&self, buf: B, target: SocketAddr) -> BufResult<usize, B> {
+        self.io.send_to_owned(buf, target).await
+    }
+
+    /// Receives one datagram into the spare capacity of `buf` (see
+    /// [`crate::buf`]) and gives the buffer back with its length and
+    /// sender. A datagram longer than the space is truncated.
+    ///
+    /// On an io_uring core this is one `RECVMSG` request; on epoll, a
+    /// readiness wait and `recvfrom(2)`. Not cancel-safe (a datagram
+    /// received as the future is dropped is dropped with the buffer).
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let sock = insane_net::UdpSocket::bind("127.0.0.1:9000").await?;
+    /// let (res, buf) = sock.recv_from_owned(Vec::with_capacity(1500)).await;
+    /// let (n, from) = res?;
+    /// println!("{n} bytes from {from}: {:?}", &buf[..n]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_from_owned<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
+        self.io.recv_from_owned(buf).await
+    }
+
+    /// Sends `buf` as one datagram to the connected peer and gives it
+    /// back with the number of bytes sent. On io_uring, datagrams of at
+    /// least the driver's `send_zc_threshold` go out with `SEND_ZC`.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let sock = insane_net::UdpSocket::bind("127.0.0.1:0").await?;
+    /// sock.connect("127.0.0.1:9000").await?;
+    /// let (res, _buf) = sock.send_owned(vec![0u8; 512]).await;
+    /// res?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send_owned<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.io.send_owned(buf, SockKind::Udp, true).await
+    }
+
+    /// Receives one datagram from the connected peer into the spare
+    /// capacity of `buf` and gives it back with the datagram's length.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let sock = insane_net::UdpSocket::bind("127.0.0.1:0").await?;
+    /// sock.connect("127.0.0.1:9000").await?;
+    /// let (res, buf) = sock.recv_owned(Vec::with_capacity(1500)).await;
+    /// println!("{:?}", &buf[..res?]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_owned<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.io.recv_owned(buf, SockKind::Udp).await
+    }
+
+    /// Receives datagrams into buffers of the current core's default
+    /// [`RecvPool`], one datagram per [`PooledBuf`](crate::PooledBuf)
+    /// (truncated to the pool's buffer size, without the sender's
+    /// address): on io_uring one multishot `RECV` into kernel-provided
+    /// buffers, on epoll heap buffers. When the application holds every
+    /// buffer, datagrams wait in the socket's receive buffer.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let sock = insane_net::UdpSocket::bind("127.0.0.1:9000").await?;
+    /// let mut rx = sock.recv_stream()?;
+    /// while let Some(d) = rx.next().await {
+    ///     println!("datagram of {} bytes", d?.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Outside an insane runtime, or the pool cannot be set up.
+    pub fn recv_stream(&self) -> io::Result<RecvStream<'_>> {
+        self.io.recv_stream(None, SockKind::Udp)
+    }
+
+    /// Like [`recv_stream`](Self::recv_stream), with buffers of `pool`.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let sock = insane_net::UdpSocket::bind("127.0.0.1:9000").await?;
+    /// let pool = insane_net::RecvPool::new(64, 2048)?;
+    /// let mut rx = sock.recv_stream_with(&pool)?;
+    /// # drop(rx.next().await);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`recv_stream`](Self::recv_stream).
+    pub fn recv_stream_with(&self, pool: &RecvPool) -> io::Result<RecvStream<'_>> {
+        self.io.recv_stream(Some(pool), SockKind::Udp)
     }
 
     /// Runs `f`, a non-blocking operation on this socket, clearing the

@@ -131,7 +131,7 @@ impl TcpListener {
     /// Turns this listener into a `std::net::TcpListener`, left in
     /// non-blocking mode.
     pub fn into_std(self) -> io::Result<std::net::TcpListener> {
-        Ok(self.io.into_inner())
+        self.io.into_inner()
     }
 
     /// The local address the listener is bound to.

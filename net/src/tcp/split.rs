@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{Interest, ReadBuf, Ready};
 
+use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
 use crate::io::{impl_stream_read, impl_stream_write};
 use crate::tcp::TcpStream;
 
@@ -31,6 +32,54 @@ pub(crate) fn split(stream: &mut TcpStream) -> (ReadHalf<'_>, WriteHalf<'_>) {
 }
 
 impl ReadHalf<'_> {
+    /// See [`TcpStream::read_owned`].
+    ///
+    /// ```no_run
+    /// # async fn f(rd: insane_net::tcp::ReadHalf<'_>) -> std::io::Result<()> {
+    /// let (res, buf) = rd.read_owned(Vec::with_capacity(1024)).await;
+    /// println!("{} bytes: {:?}", res?, buf);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_owned<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.0.read_owned(buf).await
+    }
+
+    /// See [`TcpStream::recv_stream`].
+    ///
+    /// ```no_run
+    /// # async fn f(rd: insane_net::tcp::ReadHalf<'_>) -> std::io::Result<()> {
+    /// let mut rx = rd.recv_stream()?;
+    /// while let Some(buf) = rx.next().await {
+    ///     println!("{} bytes", buf?.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TcpStream::recv_stream`].
+    pub fn recv_stream(&self) -> io::Result<RecvStream<'_>> {
+        self.0.recv_stream()
+    }
+
+    /// See [`TcpStream::recv_stream_with`].
+    ///
+    /// ```no_run
+    /// # async fn f(rd: insane_net::tcp::ReadHalf<'_>) -> std::io::Result<()> {
+    /// let pool = insane_net::RecvPool::new(16, 4096)?;
+    /// let mut rx = rd.recv_stream_with(&pool)?;
+    /// # drop(rx.next().await);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TcpStream::recv_stream`].
+    pub fn recv_stream_with(&self, pool: &RecvPool) -> io::Result<RecvStream<'_>> {
+        self.0.recv_stream_with(pool)
+    }
+
     /// See [`TcpStream::poll_peek`].
     pub fn poll_peek(
         &mut self,
@@ -82,6 +131,32 @@ impl ReadHalf<'_> {
 }
 
 impl WriteHalf<'_> {
+    /// See [`TcpStream::write_owned`].
+    ///
+    /// ```no_run
+    /// # async fn f(wr: insane_net::tcp::WriteHalf<'_>) -> std::io::Result<()> {
+    /// let (res, _buf) = wr.write_owned(b"ping".to_vec()).await;
+    /// println!("wrote {} bytes", res?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_owned<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.0.write_owned(buf).await
+    }
+
+    /// See [`TcpStream::write_all_owned`].
+    ///
+    /// ```no_run
+    /// # async fn f(wr: insane_net::tcp::WriteHalf<'_>) -> std::io::Result<()> {
+    /// let (res, _buf) = wr.write_all_owned(vec![0u8; 64 * 1024]).await;
+    /// res?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_all_owned<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        self.0.write_all_owned(buf).await
+    }
+
     /// See [`TcpStream::ready`].
     pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
         self.0.ready(interest).await

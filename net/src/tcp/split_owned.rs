@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{Interest, ReadBuf, Ready};
 
+use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
 use crate::io::{impl_stream_read, impl_stream_write};
 use crate::tcp::TcpStream;
 
@@ -77,6 +78,54 @@ impl fmt::Display for ReuniteError {
 impl Error for ReuniteError {}
 
 impl OwnedReadHalf {
+    /// See [`TcpStream::read_owned`].
+    ///
+    /// ```no_run
+    /// # async fn f(rd: insane_net::tcp::OwnedReadHalf) -> std::io::Result<()> {
+    /// let (res, buf) = rd.read_owned(Vec::with_capacity(1024)).await;
+    /// println!("{} bytes: {:?}", res?, buf);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_owned<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.inner.read_owned(buf).await
+    }
+
+    /// See [`TcpStream::recv_stream`].
+    ///
+    /// ```no_run
+    /// # async fn f(rd: insane_net::tcp::OwnedReadHalf) -> std::io::Result<()> {
+    /// let mut rx = rd.recv_stream()?;
+    /// while let Some(buf) = rx.next().await {
+    ///     println!("{} bytes", buf?.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TcpStream::recv_stream`].
+    pub fn recv_stream(&self) -> io::Result<RecvStream<'_>> {
+        self.inner.recv_stream()
+    }
+
+    /// See [`TcpStream::recv_stream_with`].
+    ///
+    /// ```no_run
+    /// # async fn f(rd: insane_net::tcp::OwnedReadHalf) -> std::io::Result<()> {
+    /// let pool = insane_net::RecvPool::new(16, 4096)?;
+    /// let mut rx = rd.recv_stream_with(&pool)?;
+    /// # drop(rx.next().await);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TcpStream::recv_stream`].
+    pub fn recv_stream_with(&self, pool: &RecvPool) -> io::Result<RecvStream<'_>> {
+        self.inner.recv_stream_with(pool)
+    }
+
     /// Puts the two halves back together into the original stream;
     /// succeeds only when both come from the same
     /// [`into_split`](TcpStream::into_split).
@@ -143,6 +192,32 @@ impl OwnedReadHalf {
 }
 
 impl OwnedWriteHalf {
+    /// See [`TcpStream::write_owned`].
+    ///
+    /// ```no_run
+    /// # async fn f(wr: insane_net::tcp::OwnedWriteHalf) -> std::io::Result<()> {
+    /// let (res, _buf) = wr.write_owned(b"ping".to_vec()).await;
+    /// println!("wrote {} bytes", res?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_owned<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.inner.write_owned(buf).await
+    }
+
+    /// See [`TcpStream::write_all_owned`].
+    ///
+    /// ```no_run
+    /// # async fn f(wr: insane_net::tcp::OwnedWriteHalf) -> std::io::Result<()> {
+    /// let (res, _buf) = wr.write_all_owned(vec![0u8; 64 * 1024]).await;
+    /// res?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_all_owned<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        self.inner.write_all_owned(buf).await
+    }
+
     /// Puts the two halves back together; see [`OwnedReadHalf::reunite`].
     pub fn reunite(self, other: OwnedReadHalf) -> Result<TcpStream, ReuniteError> {
         reunite(other, self)

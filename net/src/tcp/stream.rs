@@ -13,7 +13,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{Interest, ReadBuf, Ready};
 
 use crate::addr::{ToSocketAddrs, each_addr};
+use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
 use crate::io::{PollIo, impl_stream_read, impl_stream_write};
+use crate::owned::SockKind;
 use crate::tcp::split::{ReadHalf, WriteHalf, split};
 use crate::tcp::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 
@@ -142,7 +144,7 @@ impl TcpStream {
     /// # }
     /// ```
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
-        Ok(self.io.into_inner())
+        self.io.into_inner()
     }
 
     /// The local address of this stream.
@@ -295,6 +297,128 @@ impl TcpStream {
         self.io
             .do_io(Direction::Read, || self.io.recv_slice(buf, true))
             .await
+    }
+
+    /// Reads into `buf`, an owned buffer, and gives it back with the
+    /// number of bytes read (`Ok(0)`: end of stream).
+    ///
+    /// The bytes go into the buffer's spare capacity (`len..capacity` of a
+    /// `Vec` or `BytesMut`), whose length grows by `n`; a buffer without
+    /// spare capacity (a `Box<[u8]>`, a full `Vec`) is filled from its
+    /// start (see [`crate::buf`]). On an io_uring core this is one `RECV`
+    /// request, completed by the kernel when data is there; on epoll, a
+    /// readiness wait and `recv(2)`.
+    ///
+    /// Not cancel-safe: if the future is dropped, bytes the kernel already
+    /// put into the buffer are dropped with it. Use
+    /// [`recv_stream`](Self::recv_stream) or `AsyncRead` inside `select!`.
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::TcpStream) -> std::io::Result<()> {
+    /// let (res, buf) = stream.read_owned(Vec::with_capacity(4096)).await;
+    /// let n = res?;
+    /// assert_eq!(buf.len(), n);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_owned<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.io.recv_owned(buf, SockKind::Tcp).await
+    }
+
+    /// Writes the initialised bytes of `buf` (maybe only part of them) and
+    /// gives it back with the number of bytes written, as soon as the
+    /// kernel queued them.
+    ///
+    /// On an io_uring core this is one `SEND` request; on epoll, a
+    /// readiness wait and `send(2)`. It copies into the socket buffer,
+    /// never `SEND_ZC`: a zero-copy send gives the buffer back only once
+    /// the peer acknowledged the data, which would make a partial write
+    /// wait for the peer to read. For zero copy, use
+    /// [`write_all_owned`](Self::write_all_owned).
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::TcpStream) -> std::io::Result<()> {
+    /// let (res, _buf) = stream.write_owned(b"hello".to_vec()).await;
+    /// println!("wrote {} bytes", res?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_owned<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.io.send_owned(buf, SockKind::Tcp, false).await
+    }
+
+    /// Writes every initialised byte of `buf`, in as many sends as needed,
+    /// and gives it back.
+    ///
+    /// On an io_uring core, buffers (and remaining parts) of at least the
+    /// driver's `send_zc_threshold` (`UringConfig`, 16 KiB by default;
+    /// `usize::MAX` turns it off) go out with `SEND_ZC`: the kernel
+    /// transmits from `buf` without copying it. The buffer then comes back
+    /// once the kernel no longer reads it, i.e. once the peer's TCP stack
+    /// acknowledged the data: the peer must be receiving (a copying write
+    /// could return earlier, with the tail still in the local send
+    /// buffer). Smaller sends copy, as on epoll (readiness wait and
+    /// `send(2)`).
+    ///
+    /// On error, some bytes may have been written.
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::TcpStream) -> std::io::Result<()> {
+    /// let payload = vec![7u8; 1 << 20];
+    /// let (res, payload) = stream.write_all_owned(payload).await;
+    /// res?;
+    /// assert_eq!(payload.len(), 1 << 20);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_all_owned<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        self.io.send_all_owned(buf, SockKind::Tcp).await
+    }
+
+    /// Receives the stream's bytes into buffers of the current core's
+    /// default [`RecvPool`]: on io_uring one multishot `RECV` fills
+    /// kernel-provided buffers (no copy, no submission per read); on
+    /// epoll, heap buffers. Each [`PooledBuf`](crate::PooledBuf) holds the next bytes in
+    /// order and returns to the pool when dropped; when the application
+    /// holds every buffer, receiving pauses without loss.
+    ///
+    /// See [`RecvStream`]. The stream borrows the socket; writes may go on
+    /// meanwhile (`write_all_owned` takes `&self`).
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::TcpStream) -> std::io::Result<()> {
+    /// let mut rx = stream.recv_stream()?;
+    /// while let Some(buf) = rx.next().await {
+    ///     let (res, _) = stream.write_all_owned(buf?).await;
+    ///     res?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Outside an insane runtime, or the pool cannot be set up.
+    pub fn recv_stream(&self) -> io::Result<RecvStream<'_>> {
+        self.io.recv_stream(None, SockKind::Tcp)
+    }
+
+    /// Like [`recv_stream`](Self::recv_stream), with buffers of `pool`.
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::TcpStream) -> std::io::Result<()> {
+    /// let pool = insane_net::RecvPool::new(32, 64 * 1024)?;
+    /// let mut rx = stream.recv_stream_with(&pool)?;
+    /// while let Some(buf) = rx.next().await {
+    ///     println!("{} bytes", buf?.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`recv_stream`](Self::recv_stream).
+    pub fn recv_stream_with(&self, pool: &RecvPool) -> io::Result<RecvStream<'_>> {
+        self.io.recv_stream(Some(pool), SockKind::Tcp)
     }
 
     /// Whether `TCP_NODELAY` is set.

@@ -73,7 +73,7 @@ impl UnixDatagram {
 
     /// Turns this socket into a std one, left in non-blocking mode.
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixDatagram> {
-        Ok(self.io.into_inner())
+        self.io.into_inner()
     }
 
     /// Connects the socket to `path`: [`send`](Self::send) goes there and

@@ -66,7 +66,7 @@ impl UnixListener {
 
     /// Turns this listener into a std one, left in non-blocking mode.
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
-        Ok(self.io.into_inner())
+        self.io.into_inner()
     }
 
     /// The local address of this listener.

@@ -13,7 +13,9 @@ use insane_runtime::driver::Direction;
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::{Interest, Ready};
 
+use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
 use crate::io::{PollIo, impl_stream_read, impl_stream_write};
+use crate::owned::SockKind;
 use crate::unix::split::{ReadHalf, WriteHalf, split};
 use crate::unix::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 use crate::unix::{SocketAddr, UCred, sock_addr};
@@ -100,7 +102,7 @@ impl UnixStream {
 
     /// Turns this stream into a std one, left in non-blocking mode.
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
-        Ok(self.io.into_inner())
+        self.io.into_inner()
     }
 
     /// The local address of this socket.
@@ -198,6 +200,87 @@ impl UnixStream {
         f: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         self.io.async_io(interest, f).await
+    }
+
+    /// Reads into `buf`, an owned buffer, and gives it back with the
+    /// number of bytes read (`Ok(0)`: end of stream). Same semantics as
+    /// [`TcpStream::read_owned`](crate::TcpStream::read_owned): into the
+    /// spare capacity, an io_uring `RECV` on io_uring cores, not
+    /// cancel-safe.
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::UnixStream) -> std::io::Result<()> {
+    /// let (res, buf) = stream.read_owned(Vec::with_capacity(4096)).await;
+    /// println!("{} bytes: {:?}", res?, buf);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_owned<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.io.recv_owned(buf, SockKind::UnixStream).await
+    }
+
+    /// Writes the initialised bytes of `buf` (maybe only part of them) and
+    /// gives it back with the number written. Unix sockets do not support
+    /// `SEND_ZC`, so io_uring always uses `SEND` here.
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::UnixStream) -> std::io::Result<()> {
+    /// let (res, _buf) = stream.write_owned(b"hello".to_vec()).await;
+    /// println!("wrote {} bytes", res?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_owned<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.io.send_owned(buf, SockKind::UnixStream, false).await
+    }
+
+    /// Writes every initialised byte of `buf` and gives it back.
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::UnixStream) -> std::io::Result<()> {
+    /// let (res, _buf) = stream.write_all_owned(vec![1u8; 100_000]).await;
+    /// res?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn write_all_owned<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        self.io.send_all_owned(buf, SockKind::UnixStream).await
+    }
+
+    /// Receives the stream's bytes into pooled buffers, like
+    /// [`TcpStream::recv_stream`](crate::TcpStream::recv_stream).
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::UnixStream) -> std::io::Result<()> {
+    /// let mut rx = stream.recv_stream()?;
+    /// while let Some(buf) = rx.next().await {
+    ///     println!("{} bytes", buf?.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Outside an insane runtime, or the pool cannot be set up.
+    pub fn recv_stream(&self) -> io::Result<RecvStream<'_>> {
+        self.io.recv_stream(None, SockKind::UnixStream)
+    }
+
+    /// Like [`recv_stream`](Self::recv_stream), with buffers of `pool`.
+    ///
+    /// ```no_run
+    /// # async fn f(stream: insane_net::UnixStream) -> std::io::Result<()> {
+    /// let pool = insane_net::RecvPool::new(8, 1024)?;
+    /// let mut rx = stream.recv_stream_with(&pool)?;
+    /// # drop(rx.next().await);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`recv_stream`](Self::recv_stream).
+    pub fn recv_stream_with(&self, pool: &RecvPool) -> io::Result<RecvStream<'_>> {
+        self.io.recv_stream(Some(pool), SockKind::UnixStream)
     }
 
     /// Splits into borrowed read and write halves (see
