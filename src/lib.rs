@@ -49,6 +49,18 @@ pub mod net {
     pub use insane_net::*;
 }
 
+pub mod qos {
+    //! QoS streams: say what a flow needs (latency, reliability, resources)
+    //! and the runtime picks the technology that serves it on this host,
+    //! explaining its choice. See [`insane_net::qos`].
+    pub use insane_net::qos::*;
+}
+
+pub mod config {
+    //! The configuration schema (`insane.toml`, `INSANE_*` variables).
+    pub use insane_net::config::*;
+}
+
 pub mod time {
     //! Timers with tokio's names and semantics: `sleep`, `timeout`,
     //! `interval`, on a per-core timer wheel.
