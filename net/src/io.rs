@@ -35,6 +35,10 @@ pub(crate) struct PollIo<S: AsFd + Send + Sync + 'static> {
     registration: Registration,
     /// `None` only after [`into_inner`](Self::into_inner) took it.
     io: Option<Arc<S>>,
+    /// Whether the connected peer is a loopback address (read once, at the
+    /// first zero-copy send): loopback delivery copies the pages anyway,
+    /// so `SEND_ZC` there only adds page pinning and a second completion.
+    pub(crate) peer_is_loopback: std::sync::OnceLock<bool>,
 }
 
 impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
@@ -43,6 +47,7 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
         Self {
             registration: Registration::new(io.as_fd().as_raw_fd()),
             io: Some(Arc::new(io)),
+            peer_is_loopback: std::sync::OnceLock::new(),
         }
     }
 

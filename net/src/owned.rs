@@ -304,8 +304,9 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
     }
 
     /// Sends the initialised bytes of `buf` once (maybe not all of them on
-    /// a stream socket). With `zero_copy` (and a socket that supports it),
-    /// io_uring uses `SEND_ZC` from the driver's threshold on; the buffer
+    /// a stream socket). With `zero_copy` (and a socket that supports it,
+    /// connected to a peer that is not on loopback, where the kernel copies
+    /// anyway), io_uring uses `SEND_ZC` from the driver's threshold on; the buffer
     /// then comes back only when the kernel is done with it (for TCP: once
     /// the peer acknowledged the data).
     pub(crate) async fn send_owned<B: IoBuf>(
@@ -320,7 +321,14 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
         }
         if on_uring() {
             let guard = self.fd_guard();
-            return if zero_copy && kind.zero_copy() {
+            let peer_is_loopback = *self.peer_is_loopback.get_or_init(|| {
+                self.sock()
+                    .peer_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .is_some_and(|a| a.ip().is_loopback())
+            });
+            return if zero_copy && kind.zero_copy() && !peer_is_loopback {
                 // SAFETY: as in `recv_owned`.
                 unsafe { CoreBound::<_, B>::new(op::send_auto(guard, buf)) }.await
             } else {

@@ -32,8 +32,9 @@ pub struct Common {
     pub out: PathBuf,
 
     /// Timed repetitions per measurement (the median is reported);
-    /// defaults to 3 with --quick, 7 otherwise (runtime scenario) or 1 with
-    /// --quick, 3 otherwise (network scenarios).
+    /// defaults to 3 with --quick, 7 otherwise (runtime scenario), 1 with
+    /// --quick, 3 otherwise (udp-rtt, tcp-echo), 3 with --quick, 5
+    /// otherwise (tcp-stream).
     #[arg(long)]
     pub repeats: Option<usize>,
 

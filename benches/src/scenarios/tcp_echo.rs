@@ -122,7 +122,6 @@ pub fn run(args: &Args) -> Report {
         "tokio current-thread runtime on the client CPU, one task per connection, the same \
          for every contestant",
     );
-    let timeout = Duration::from_secs(c.timeout);
     eprintln!(
         "tcp-echo scenario ({} mode)",
         if c.quick { "quick" } else { "full" }
@@ -145,7 +144,7 @@ pub fn run(args: &Args) -> Report {
             &format!("tcp-echo {label}"),
             &contestants,
             placement,
-            timeout,
+            &args.net,
             move |who| measure(who, p),
         );
         report.row(
@@ -192,6 +191,7 @@ pub fn run(args: &Args) -> Report {
     report.notes.push(
         "each connection writes a 100 B request and reads the 100 B echo before the next one \
          (TCP_NODELAY on both ends); the server reads up to 4 KiB and writes back what it read. \
+         insane-uring-owned: read_owned/write_all_owned with one 4 KiB Vec per connection. \
          std-blocking: a thread per connection, all on the server CPU."
             .to_owned(),
     );
@@ -222,6 +222,28 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
                         let (s, _) = listener.accept().await.ctx("accept")?;
                         s.set_nodelay(true).ctx("set_nodelay")?;
                         tasks.push(insane::spawn(echo(s)));
+                    }
+                    let mut bytes = 0;
+                    for t in tasks {
+                        bytes += t.await.ctx("echo task")??;
+                    }
+                    Ok(bytes)
+                })
+            })?
+        }
+        Contestant::InsaneUringOwned => {
+            let driver = who.insane_driver().expect("an insane contestant");
+            start_server("echo-server", p.placement.server, move |ready| {
+                insane_runtime(driver, p.idle)?.block_on(async move {
+                    let listener = insane::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .ctx("bind")?;
+                    ready.send(listener.local_addr().ctx("local_addr")?);
+                    let mut tasks = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let (s, _) = listener.accept().await.ctx("accept")?;
+                        s.set_nodelay(true).ctx("set_nodelay")?;
+                        tasks.push(insane::spawn(owned_echo(s)));
                     }
                     let mut bytes = 0;
                     for t in tasks {
@@ -273,7 +295,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
             }
             Ok(bytes)
         })?,
-        Contestant::InsaneUringOwned | Contestant::StdBusyPoll => {
+        Contestant::StdBusyPoll => {
             return Err(format!("{} is not a tcp-echo contestant", who.name()));
         }
     };
@@ -307,6 +329,25 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> Result<u64, String
             return Ok(bytes);
         }
         s.write_all(&buf[..n]).await.ctx("write")?;
+        bytes += n as u64;
+    }
+}
+
+/// [`echo`] with insane's owned-buffer calls: one 4 KiB buffer moves
+/// through `read_owned` and `write_all_owned` and back.
+async fn owned_echo(s: insane::net::TcpStream) -> Result<u64, String> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut bytes = 0;
+    loop {
+        buf.clear();
+        let (res, b) = s.read_owned(buf).await;
+        let n = res.ctx("read_owned")?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        let (res, b) = s.write_all_owned(b).await;
+        res.ctx("write_all_owned")?;
+        buf = b;
         bytes += n as u64;
     }
 }

@@ -102,7 +102,6 @@ pub fn run(args: &Args) -> Report {
             .collect::<Vec<_>>()
             .join(", "),
     );
-    let timeout = Duration::from_secs(c.timeout);
     eprintln!(
         "udp-rtt scenario ({} mode)",
         if c.quick { "quick" } else { "full" }
@@ -126,7 +125,7 @@ pub fn run(args: &Args) -> Report {
             &format!("udp-rtt {label}"),
             &contestants,
             placement,
-            timeout,
+            &args.net,
             move |who| measure(who, p),
         );
         for (i, q) in QUANTILE_NAMES.iter().enumerate() {
@@ -185,9 +184,48 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<RttRun>, String> {
                 let sock = insane::net::UdpSocket::bind("127.0.0.1:0")
                     .await
                     .ctx("bind")?;
-                let runs = rtt_loop(p, async |msg: &[u8], buf: &mut [u8]| {
-                    sock.send_to(msg, to).await?;
-                    Ok(sock.recv_from(buf).await?.0)
+                let (mut msg, mut buf) = (vec![0x5a_u8; p.size], vec![0_u8; p.size + 64]);
+                let runs = rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    sock.send_to(&msg, to).await?;
+                    let (n, _) = sock.recv_from(&mut buf).await?;
+                    Ok((n, stamp_of(&buf[..n])))
+                })
+                .await;
+                sock.send_to(&[], to).await.ctx("send stop")?;
+                runs
+            });
+            server.join()?;
+            runs
+        }
+        Contestant::InsaneUringOwned => {
+            let driver = who.insane_driver().expect("an insane contestant");
+            let server = start_server("udp-server", p.placement.server, move |ready| {
+                insane_runtime(driver, p.idle)?.block_on(async move {
+                    let sock = insane::net::UdpSocket::bind("127.0.0.1:0")
+                        .await
+                        .ctx("bind")?;
+                    ready.send(sock.local_addr().ctx("local_addr")?);
+                    owned_echo_server(&sock, p.size).await
+                })
+            })?;
+            let to = server.addr;
+            let runs = insane_runtime(driver, p.idle)?.block_on(async move {
+                let sock = insane::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .ctx("bind")?;
+                // Both buffers travel through the kernel and come back.
+                let (mut msg, mut buf) = (vec![0x5a_u8; p.size], Vec::with_capacity(p.size + 64));
+                let runs = rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    let (res, m) = sock.send_to_owned(std::mem::take(&mut msg), to).await;
+                    msg = m;
+                    res?;
+                    buf.clear();
+                    let (res, b) = sock.recv_from_owned(std::mem::take(&mut buf)).await;
+                    buf = b;
+                    let (n, _) = res?;
+                    Ok((n, stamp_of(&buf[..n])))
                 })
                 .await;
                 sock.send_to(&[], to).await.ctx("send stop")?;
@@ -211,9 +249,12 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<RttRun>, String> {
                 let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
                     .await
                     .ctx("bind")?;
-                let runs = rtt_loop(p, async |msg: &[u8], buf: &mut [u8]| {
-                    sock.send_to(msg, to).await?;
-                    Ok(sock.recv_from(buf).await?.0)
+                let (mut msg, mut buf) = (vec![0x5a_u8; p.size], vec![0_u8; p.size + 64]);
+                let runs = rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    sock.send_to(&msg, to).await?;
+                    let (n, _) = sock.recv_from(&mut buf).await?;
+                    Ok((n, stamp_of(&buf[..n])))
                 })
                 .await;
                 sock.send_to(&[], to).await.ctx("send stop")?;
@@ -231,28 +272,41 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<RttRun>, String> {
             })?;
             let to = server.addr;
             let sock = std_socket(spin)?;
-            let runs = run_sync(rtt_loop(p, async |msg: &[u8], buf: &mut [u8]| {
-                std_send_to(&sock, msg, to, spin)?;
-                Ok(std_recv_from(&sock, buf, spin)?.0)
+            let (mut msg, mut buf) = (vec![0x5a_u8; p.size], vec![0_u8; p.size + 64]);
+            let runs = run_sync(rtt_loop(p, async |seq| {
+                stamp(&mut msg, seq);
+                std_send_to(&sock, &msg, to, spin)?;
+                let (n, _) = std_recv_from(&sock, &mut buf, spin)?;
+                Ok((n, stamp_of(&buf[..n])))
             }));
             std_send_to(&sock, &[], to, spin).ctx("send stop")?;
             server.join()?;
             runs
         }
-        Contestant::InsaneUringOwned => Err("owned-buffer path: not yet available".to_owned()),
     }
+}
+
+/// Writes sequence number `seq` into the first 8 bytes of `msg`.
+fn stamp(msg: &mut [u8], seq: u64) {
+    msg[..8].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// The sequence number in a received datagram (`u64::MAX` if too short).
+fn stamp_of(buf: &[u8]) -> u64 {
+    buf.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(u64::MAX, u64::from_le_bytes)
 }
 
 /// The client: `p.warmup_trips` untimed round trips through `trip`, then
 /// `p.repeats` timed runs of `p.trips` round trips (or `p.max_run`).
-/// `trip(msg, buf)` sends `msg` and receives the echo into `buf`,
-/// returning its length.
+/// `trip(seq)` sends a `p.size`-byte datagram stamped with `seq` (see
+/// [`stamp`]) and receives the echo, returning its length and stamp; the
+/// closure owns its buffers, so owned-buffer paths fit as well.
 async fn rtt_loop<F>(p: Params, mut trip: F) -> Result<Vec<RttRun>, String>
 where
-    F: AsyncFnMut(&[u8], &mut [u8]) -> io::Result<usize>,
+    F: AsyncFnMut(u64) -> io::Result<(usize, u64)>,
 {
-    let mut msg = vec![0x5a_u8; p.size];
-    let mut buf = vec![0_u8; p.size + 64];
     let mut hist = latency_histogram();
     let mut seq = 0_u64;
     let mut runs = Vec::with_capacity(p.repeats);
@@ -264,14 +318,13 @@ where
         let deadline = t0 + p.max_run;
         let mut done = 0_u64;
         while done < count {
-            msg[..8].copy_from_slice(&seq.to_le_bytes());
             let start = Instant::now();
-            let n = trip(&msg, &mut buf).await.ctx("round trip")?;
+            let (n, echoed) = trip(seq).await.ctx("round trip")?;
             let ns = start.elapsed().as_nanos() as u64;
-            if n != msg.len() || buf[..8] != msg[..8] {
+            if n != p.size || echoed != seq {
                 return Err(format!(
-                    "bad echo for datagram {seq}: {n} bytes, expected {}",
-                    msg.len()
+                    "bad echo for datagram {seq}: {n} bytes (expected {}), stamp {echoed}",
+                    p.size
                 ));
             }
             hist.saturating_record(ns.max(1));
@@ -292,6 +345,25 @@ where
         }
     }
     Ok(runs)
+}
+
+/// [`echo_server`] with insane's owned-buffer calls: one buffer moves
+/// through `recv_from_owned` and `send_to_owned` and back.
+async fn owned_echo_server(sock: &insane::net::UdpSocket, size: usize) -> Result<u64, String> {
+    let mut buf = Vec::with_capacity(size + 64);
+    let mut echoed = 0;
+    loop {
+        buf.clear();
+        let (res, b) = sock.recv_from_owned(buf).await;
+        let (n, from) = res.ctx("recv_from_owned")?;
+        if n == 0 {
+            return Ok(echoed);
+        }
+        let (res, b) = sock.send_to_owned(b, from).await;
+        res.ctx("send_to_owned")?;
+        buf = b;
+        echoed += 1;
+    }
 }
 
 /// The async sockets the echo server and client run on.
