@@ -20,7 +20,17 @@
 //! assert_eq!(Qos::default(), Qos::new(Latency::Normal, Reliability::Reliable, Resources::Low));
 //! ```
 
+mod endpoint;
 pub mod policy;
+mod rxbuf;
+pub mod sched;
+pub mod transport;
+mod txbuf;
+
+pub use endpoint::Endpoint;
+pub use rxbuf::{RxBuf, debug_copy_count};
+pub use transport::{Transport, TransportConfig};
+pub use txbuf::{CapacityError, TxBuf};
 
 use std::fmt;
 

@@ -1,0 +1,449 @@
+//! [`Endpoint`]: a point-to-point QoS socket. The application states what
+//! the flow needs ([`Qos`]); the endpoint picks the transport that serves
+//! it best on this host ([`policy::choose`]), says why
+//! ([`explain`](Endpoint::explain)), and moves payloads in pooled buffers:
+//! [`buffer`](Endpoint::buffer) lends a [`TxBuf`], `send` consumes it,
+//! [`recv`](Endpoint::recv) yields an [`RxBuf`] that returns to its pool
+//! when dropped.
+//!
+//! # The model
+//!
+//! An endpoint is a socket bound to a local address that can talk to
+//! several peers:
+//!
+//! - **Best effort** (UDP): each message is one datagram. `send_to(buf,
+//!   peer)` sends anywhere; [`connect`](Endpoint::connect) sets the
+//!   default peer for [`send`](Endpoint::send) and receives only from it.
+//! - **Reliable** (TCP now, RDMA RC later): `bind` listens, and
+//!   connections are accepted in the background from then on; messages
+//!   from every connection arrive through the one
+//!   [`recv`](Endpoint::recv), each telling its sender
+//!   ([`RxBuf::peer`]). `send_to(buf, peer)` opens a connection to `peer`
+//!   or reuses the open one (accepted or opened); `connect(peer)` opens it
+//!   ahead and makes it the default for `send`. Messages to one peer
+//!   arrive once, intact and in the order sent.
+//!
+//! # Driver selection
+//!
+//! The first `bind` of the process loads the configuration
+//! ([`Config::load`](crate::config::Config::load)) and probes the host
+//! ([`Capabilities::probe`]); every endpoint then matches its QoS against
+//! that, restricted to the driver of the core it is bound on (a core
+//! running epoll cannot carry io_uring transports). Kernel-bypass
+//! transports are chosen only when their drivers are part of the build.
+//!
+//! # Busy polling
+//!
+//! A `latency = critical, resources = poll` best-effort flow gets a
+//! busy-poll transport: `SO_BUSY_POLL` on its socket, and receives that
+//! retry without sleeping, so the core spins while the application waits
+//! for a message. For the lowest latency also build the runtime with
+//! `IdlePolicy::Spin` (the core then never sleeps, even between
+//! receives). `resources = low` never spins.
+//!
+//! ```
+//! use insane_net::qos::{Endpoint, Qos};
+//! # use std::sync::Arc;
+//! # let rt = insane_runtime::runtime::Runtime::builder()
+//! #     .cores(1)
+//! #     .on_core_start(Arc::new(|_| {
+//! #         insane_uring::install_on_current_core(&Default::default())
+//! #             .or_else(|_| insane_epoll::install_on_current_core())
+//! #     }))
+//! #     .build()?;
+//! # rt.block_on(async {
+//! let qos = Qos::builder().best_effort().build();
+//! let server = Endpoint::bind("127.0.0.1:0", qos).await?;
+//! let client = Endpoint::bind("127.0.0.1:0", qos).await?;
+//! println!("{}", client.explain());
+//!
+//! let mut buf = client.buffer().await;
+//! buf.extend_from_slice(b"ping")?;
+//! client.send_to(buf, server.local_addr()?).await?;
+//!
+//! let msg = server.recv().await?;
+//! assert_eq!(&msg[..], b"ping");
+//! assert_eq!(msg.peer(), client.local_addr()?);
+//! # std::io::Result::Ok(())
+//! # })?;
+//! # std::io::Result::Ok(())
+//! ```
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use insane_runtime::driver::{self, DriverKind};
+
+use super::policy::{self, Availability, Capabilities};
+use super::rxbuf::RxBuf;
+use super::transport::{Op, TcpTransport, Transport, TransportConfig, UdpTransport};
+use super::txbuf::TxBuf;
+use super::{Qos, Reliability};
+use crate::addr::{ToSocketAddrs, to_socket_addrs};
+
+/// The host's capabilities, probed once per process (with the
+/// configuration's bypass sections), or why that failed.
+fn host_capabilities() -> io::Result<Capabilities> {
+    static CAPS: OnceLock<Result<Capabilities, (io::ErrorKind, String)>> = OnceLock::new();
+    let caps = CAPS.get_or_init(|| {
+        let config = crate::config::Config::load().map_err(|e| (e.kind(), e.to_string()))?;
+        Ok(Capabilities::probe(
+            config.xdp.is_some(),
+            config.dpdk.is_some(),
+        ))
+    });
+    caps.clone()
+        .map_err(|(kind, msg)| io::Error::new(kind, msg))
+}
+
+/// `caps` as seen from the current core: only its own kernel driver can
+/// carry kernel transports.
+fn for_current_core(mut caps: Capabilities) -> io::Result<Capabilities> {
+    match driver::current() {
+        Some((DriverKind::Uring, _)) => {
+            caps.epoll = Availability::Unavailable("this core runs the io_uring driver".into());
+        }
+        Some((DriverKind::Epoll, _)) => {
+            caps.uring = Availability::Unavailable("this core runs the epoll driver".into());
+        }
+        None => {
+            return Err(io::Error::other(
+                "QoS endpoints must be bound inside an insane runtime whose core has an I/O driver",
+            ));
+        }
+    }
+    Ok(caps)
+}
+
+/// A point-to-point QoS endpoint. See the [module docs](self).
+///
+/// `Send + Sync`: share it (`Arc<Endpoint>`) between a sending and a
+/// receiving task. Its receive and send buffers come from pools created
+/// on the core that bound it.
+pub struct Endpoint {
+    transport: Box<dyn Transport>,
+    qos: Qos,
+    explain: String,
+}
+
+impl Endpoint {
+    /// Binds an endpoint for `qos` to `addr` (port 0: any free port), on
+    /// the transport the policy chooses, with default sizes
+    /// ([`TransportConfig::default`]: 16 MiB reliable messages, 256
+    /// buffers each way).
+    ///
+    /// ```no_run
+    /// use insane_net::qos::{Endpoint, Qos};
+    /// # async fn f() -> std::io::Result<()> {
+    /// let ep = Endpoint::bind("127.0.0.1:0", Qos::default()).await?;
+    /// println!("{} on {}", ep.explain(), ep.local_addr()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Nothing on this host can serve `qos` (the error names what is
+    /// missing), a bad configuration, or binding fails.
+    pub async fn bind<A: ToSocketAddrs>(addr: A, qos: Qos) -> io::Result<Endpoint> {
+        Self::bind_with(addr, qos, TransportConfig::default()).await
+    }
+
+    /// Like [`bind`](Self::bind), with explicit sizes.
+    ///
+    /// ```no_run
+    /// use insane_net::qos::{Endpoint, Qos, TransportConfig};
+    /// # async fn f() -> std::io::Result<()> {
+    /// let config = TransportConfig { max_message: 1 << 20, tx_buffers: 8, ..Default::default() };
+    /// let ep = Endpoint::bind_with("127.0.0.1:0", Qos::default(), config).await?;
+    /// assert_eq!(ep.max_payload(), 1 << 20);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub async fn bind_with<A: ToSocketAddrs>(
+        addr: A,
+        qos: Qos,
+        config: TransportConfig,
+    ) -> io::Result<Endpoint> {
+        let caps = for_current_core(host_capabilities()?)?;
+        let choice = policy::choose(&qos, &caps)?;
+        let addr = to_socket_addrs(addr)
+            .await?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to"))?;
+        use policy::Transport as T;
+        let transport: Box<dyn Transport> = match choice.transport {
+            T::UringUdpBusyPoll | T::EpollUdpBusyPoll | T::UringUdp | T::EpollUdp => {
+                Box::new(UdpTransport::bind(addr, choice.transport, &config)?)
+            }
+            T::UringTcp | T::EpollTcp => {
+                Box::new(TcpTransport::bind(addr, choice.transport, &config).await?)
+            }
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("the policy chose {other}, whose driver is not part of this build"),
+                ));
+            }
+        };
+        let mut explain = choice.explain;
+        if transport.busy_polls() {
+            explain.push_str(&format!(
+                "; busy-poll: SO_BUSY_POLL={}us, receives spin the core \
+                 (build the runtime with IdlePolicy::Spin to never sleep)",
+                config.busy_poll_us
+            ));
+        }
+        debug_assert_eq!(
+            transport.kind().is_reliable(),
+            qos.reliability == Reliability::Reliable
+        );
+        Ok(Endpoint {
+            transport,
+            qos,
+            explain,
+        })
+    }
+
+    /// Sets the default peer: a best-effort endpoint `connect(2)`s its
+    /// socket (sends go there, receives come only from there); a reliable
+    /// one opens a connection to `peer` (or reuses one).
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// ep.connect("127.0.0.1:7000".parse().unwrap()).await?;
+    /// let mut buf = ep.buffer().await;
+    /// buf.extend_from_slice(b"hi")?;
+    /// ep.send(buf).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As `connect(2)`.
+    pub async fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        let mut op = Op::new();
+        poll_fn(|cx| self.transport.poll_connect(cx, peer, &mut op)).await
+    }
+
+    /// Lends a send buffer: empty, with [`capacity`](TxBuf::capacity) =
+    /// [`max_payload`](Self::max_payload). Waits while the endpoint's
+    /// send pool has none left (they return when sent or dropped).
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let buf = ep.buffer().await;
+    /// assert_eq!(buf.capacity(), ep.max_payload());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn buffer(&self) -> TxBuf {
+        poll_fn(|cx| self.transport.poll_buffer(cx)).await
+    }
+
+    /// A send buffer now, or `None` when the pool has none left
+    /// (backpressure: send or drop some first).
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) {
+    /// match ep.try_buffer() {
+    ///     Some(buf) => drop(buf),
+    ///     None => println!("all send buffers in use"),
+    /// }
+    /// # }
+    /// ```
+    pub fn try_buffer(&self) -> Option<TxBuf> {
+        self.transport.try_buffer()
+    }
+
+    /// Sends `buf` (exactly its `len()` bytes) as one message to the
+    /// default peer set by [`connect`](Self::connect). The buffer returns
+    /// to its pool once sent.
+    ///
+    /// Cancelling a reliable send in the middle of a message closes that
+    /// connection (the peer never sees a partial message).
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let mut buf = ep.buffer().await;
+    /// buf.extend_from_slice(b"hello")?;
+    /// ep.send(buf).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `NotConnected` without a default peer; a message over
+    /// [`max_payload`](Self::max_payload) (`InvalidInput`, naming the
+    /// limit); socket errors.
+    pub async fn send(&self, buf: TxBuf) -> io::Result<()> {
+        self.send_inner(buf, None).await
+    }
+
+    /// Sends `buf` as one message to `peer`.
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let mut buf = ep.buffer().await;
+    /// buf.extend_from_slice(b"hello")?;
+    /// ep.send_to(buf, "127.0.0.1:7000".parse().unwrap()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); a reliable endpoint may also fail to
+    /// connect.
+    pub async fn send_to(&self, buf: TxBuf, peer: SocketAddr) -> io::Result<()> {
+        self.send_inner(buf, Some(peer)).await
+    }
+
+    async fn send_inner(&self, buf: TxBuf, peer: Option<SocketAddr>) -> io::Result<()> {
+        let mut buf = Some(buf);
+        let mut op = Op::new();
+        poll_fn(|cx| self.transport.poll_send(cx, &mut buf, peer, &mut op)).await
+    }
+
+    /// The next message, from any peer (only the connected one for a
+    /// connected best-effort endpoint).
+    ///
+    /// Reliable endpoints: cancel-safe (messages wait in the endpoint); a
+    /// connection's failure — including a peer announcing a message over
+    /// the maximum — is reported here once, and the endpoint stays usable.
+    /// Best-effort endpoints: a datagram received just as the future is
+    /// dropped is lost (as UDP may lose it anyway).
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let msg = ep.recv().await?;
+    /// println!("{} bytes from {}", msg.len(), msg.peer());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Socket errors, or a reliable connection's error.
+    pub async fn recv(&self) -> io::Result<RxBuf> {
+        let mut op = Op::new();
+        poll_fn(|cx| self.transport.poll_recv(cx, &mut op)).await
+    }
+
+    /// The transport carrying this endpoint.
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) {
+    /// println!("carried by {}", ep.driver());
+    /// # }
+    /// ```
+    pub fn driver(&self) -> policy::Transport {
+        self.transport.kind()
+    }
+
+    /// Why this transport: the QoS, the choice, and why each better one
+    /// was passed over, e.g. `latency=critical, best-effort,
+    /// resources=poll -> io_uring busy-poll UDP (dpdk: not configured;
+    /// af_xdp: not configured); busy-poll: SO_BUSY_POLL=50us, ...`.
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) {
+    /// println!("{}", ep.explain());
+    /// # }
+    /// ```
+    pub fn explain(&self) -> &str {
+        &self.explain
+    }
+
+    /// The QoS this endpoint was bound for.
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) {
+    /// println!("{}", ep.qos());
+    /// # }
+    /// ```
+    pub fn qos(&self) -> Qos {
+        self.qos
+    }
+
+    /// The local address.
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// println!("bound to {}", ep.local_addr()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As `getsockname(2)`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.transport.local_addr()
+    }
+
+    /// The largest message: 65507 bytes for best effort over IPv4, the
+    /// configured maximum (16 MiB by default) for reliable endpoints.
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) {
+    /// println!("messages up to {} bytes", ep.max_payload());
+    /// # }
+    /// ```
+    pub fn max_payload(&self) -> usize {
+        self.transport.max_payload()
+    }
+
+    /// Send buffers the endpoint can lend right now.
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) {
+    /// let before = ep.tx_buffers_available();
+    /// let buf = ep.buffer().await;
+    /// assert_eq!(ep.tx_buffers_available(), before - 1);
+    /// drop(buf);
+    /// assert_eq!(ep.tx_buffers_available(), before);
+    /// # }
+    /// ```
+    pub fn tx_buffers_available(&self) -> usize {
+        self.transport.tx_available()
+    }
+
+    /// Receive buffers the endpoint can lend right now: fewer while the
+    /// application holds [`RxBuf`]s (or a receive is filling one).
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let msg = ep.recv().await?;
+    /// let held = ep.rx_buffers_available();
+    /// drop(msg);
+    /// assert!(ep.rx_buffers_available() > held);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn rx_buffers_available(&self) -> usize {
+        self.transport.rx_available()
+    }
+
+    /// The transport itself, for what the endpoint does not wrap.
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) {
+    /// println!("headroom {}", ep.transport().headroom());
+    /// # }
+    /// ```
+    pub fn transport(&self) -> &dyn Transport {
+        &*self.transport
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("qos", &self.qos)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
