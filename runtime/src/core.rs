@@ -52,6 +52,9 @@ pub(crate) struct CoreShared {
     /// True while the core is (about to be) asleep; a thread that hands it
     /// work must then signal `unpark`.
     sleeping: AtomicBool,
+    /// Live `SpinGuard`s: while non-zero the core busy-polls instead of
+    /// sleeping, whatever its idle policy (latency-critical flows).
+    pub(crate) spin_holds: std::sync::atomic::AtomicUsize,
     owner: std::sync::OnceLock<ThreadId>,
 }
 
@@ -63,6 +66,7 @@ impl CoreShared {
             remote: ConcurrentQueue::unbounded(),
             unpark: Unpark::new()?,
             sleeping: AtomicBool::new(false),
+            spin_holds: std::sync::atomic::AtomicUsize::new(0),
             owner: std::sync::OnceLock::new(),
         })
     }
@@ -294,7 +298,8 @@ impl Core {
             IdlePolicy::SpinThenPark(_) => self.spin_window.get(),
             IdlePolicy::Spin => Duration::MAX,
         };
-        if !spin_for.is_zero() {
+        let held = || self.shared.spin_holds.load(Ordering::Relaxed) > 0;
+        if !spin_for.is_zero() || held() {
             let start = Instant::now();
             loop {
                 if self.has_queued_work() || extra_wake.load(Ordering::Acquire) {
@@ -308,7 +313,7 @@ impl Core {
                 if self.runtime.shutdown.load(Ordering::Acquire) {
                     return;
                 }
-                if now.duration_since(start) >= spin_for {
+                if now.duration_since(start) >= spin_for && !held() {
                     break;
                 }
                 std::hint::spin_loop();

@@ -378,6 +378,27 @@ impl CoreHandle {
         context::with_core(|c| c.shared.uid == self.shared.uid).unwrap_or(false)
     }
 
+    /// Makes this core busy-poll instead of sleeping while the returned
+    /// guard lives, whatever its [`IdlePolicy`]: what latency-critical
+    /// flows on kernel drivers ask for (`resources = low` flows never do).
+    ///
+    /// ```
+    /// # use insane_runtime::runtime::{CoreHandle, IdlePolicy, Runtime};
+    /// # let rt = Runtime::builder().cores(1).idle(IdlePolicy::Park).build().unwrap();
+    /// rt.block_on(async {
+    ///     let _spin = CoreHandle::current().unwrap().hold_spin();
+    ///     // ... a latency-critical flow runs here; the core never sleeps ...
+    /// });
+    /// ```
+    pub fn hold_spin(&self) -> SpinGuard {
+        self.shared.spin_holds.fetch_add(1, Ordering::Relaxed);
+        // A parked core must notice at once.
+        self.shared.wake();
+        SpinGuard {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Spawns a `Send` future on this core, from any thread. If the core has
     /// shut down, the future is dropped without running.
     pub fn spawn<F>(&self, future: F) -> crate::task::JoinHandle<F::Output>
@@ -395,6 +416,33 @@ impl fmt::Debug for CoreHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CoreHandle")
             .field("index", &self.index())
+            .finish()
+    }
+}
+
+/// Keeps a core busy-polling while it lives; see [`CoreHandle::hold_spin`].
+#[must_use = "the core spins only while the guard lives"]
+pub struct SpinGuard {
+    shared: Arc<CoreShared>,
+}
+
+impl SpinGuard {
+    /// The index of the core this guard keeps spinning.
+    pub fn core(&self) -> usize {
+        self.shared.index
+    }
+}
+
+impl Drop for SpinGuard {
+    fn drop(&mut self) {
+        self.shared.spin_holds.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for SpinGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpinGuard")
+            .field("core", &self.core())
             .finish()
     }
 }

@@ -503,3 +503,26 @@ fn join_error_converts_into_a_send_sync_error_box() {
     });
     assert!(boxed.to_string().contains("typed"));
 }
+
+#[test]
+fn a_spin_guard_keeps_a_parking_core_awake_and_releases_it() {
+    use insane_runtime::runtime::CoreHandle;
+    let rt = Runtime::builder()
+        .cores(2)
+        .idle(IdlePolicy::Park)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let guard = task::spawn_on(1, async { CoreHandle::current().unwrap().hold_spin() })
+            .await
+            .unwrap();
+        assert_eq!(guard.core(), 1);
+        // Work still reaches the spinning core, and the guard can be
+        // dropped on another core.
+        for i in 0..100 {
+            assert_eq!(task::spawn_on(1, async move { i }).await.unwrap(), i);
+        }
+        drop(guard);
+        assert_eq!(task::spawn_on(1, async { 7 }).await.unwrap(), 7);
+    });
+}

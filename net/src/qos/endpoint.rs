@@ -36,10 +36,11 @@
 //!
 //! A `latency = critical, resources = poll` best-effort flow gets a
 //! busy-poll transport: `SO_BUSY_POLL` on its socket, and receives that
-//! retry without sleeping, so the core spins while the application waits
-//! for a message. For the lowest latency also build the runtime with
-//! `IdlePolicy::Spin` (the core then never sleeps, even between
-//! receives). `resources = low` never spins.
+//! retry without sleeping, and the endpoint holds a
+//! [`SpinGuard`](insane_runtime::runtime::SpinGuard) on the core it was
+//! bound on, so that core busy-polls instead of sleeping while the
+//! endpoint lives, whatever the runtime's idle policy. `resources = low`
+//! never spins.
 //!
 //! ```
 //! use insane_net::qos::{Endpoint, Qos};
@@ -127,6 +128,8 @@ pub struct Endpoint {
     transport: Box<dyn Transport>,
     qos: Qos,
     explain: String,
+    /// Keeps the binding core busy-polling for a busy-poll transport.
+    _spin: Option<insane_runtime::runtime::SpinGuard>,
 }
 
 impl Endpoint {
@@ -192,11 +195,15 @@ impl Endpoint {
             }
         };
         let mut explain = choice.explain;
+        let mut spin = None;
         if transport.busy_polls() {
+            // `resources = poll` is implied: the policy only picks
+            // busy-poll transports for it.
+            spin = insane_runtime::runtime::CoreHandle::current().map(|c| c.hold_spin());
             explain.push_str(&format!(
-                "; busy-poll: SO_BUSY_POLL={}us, receives spin the core \
-                 (build the runtime with IdlePolicy::Spin to never sleep)",
-                config.busy_poll_us
+                "; busy-poll: SO_BUSY_POLL={}us, core {} spins while the endpoint lives",
+                config.busy_poll_us,
+                spin.as_ref().map_or(0, |g| g.core())
             ));
         }
         debug_assert_eq!(
@@ -207,6 +214,7 @@ impl Endpoint {
             transport,
             qos,
             explain,
+            _spin: spin,
         })
     }
 
