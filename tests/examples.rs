@@ -386,3 +386,36 @@ fn fallback_build(profile_dir: &Path) -> PathBuf {
     *built = Some(dir.clone());
     dir
 }
+
+/// `qos_pingpong --local` binds two endpoints of the requested QoS in one
+/// process, plays a bounded ping-pong on 127.0.0.1 and reports what the
+/// policy chose and the RTT percentiles, with nothing lost.
+fn qos_pingpong(driver: &str) {
+    for args in [
+        &["--qos", "critical"][..],
+        &["--qos", "normal"],
+        &["--qos", "low", "--reliable"],
+    ] {
+        let output = Command::new(example_binary("qos_pingpong"))
+            .args(["--local", "--count", "500"])
+            .args(args)
+            .env("INSANE_DRIVER", driver)
+            .output()
+            .expect("qos_pingpong runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "qos_pingpong {args:?} failed:\n{stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains(&format!("-> {driver}")) || stdout.contains("-> io_uring"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("500 round trips"), "{stdout}");
+        assert!(stdout.contains(" 0 lost"), "{stdout}");
+        assert!(stdout.contains("p50"), "{stdout}");
+    }
+}
+
+on_each_driver!(qos_pingpong);

@@ -128,8 +128,42 @@ pub struct Endpoint {
     transport: Box<dyn Transport>,
     qos: Qos,
     explain: String,
-    /// Keeps the binding core busy-polling for a busy-poll transport.
-    _spin: Option<insane_runtime::runtime::SpinGuard>,
+    /// For a busy-poll transport: keeps the core that last used the
+    /// endpoint busy-polling (it follows the endpoint to another core).
+    spin: Option<SpinFollower>,
+}
+
+/// A [`SpinGuard`](insane_runtime::runtime::SpinGuard) on the core that
+/// last sent or received through the endpoint.
+struct SpinFollower {
+    /// `core uid` of the guard's core (0: none), checked without the lock.
+    core_uid: std::sync::atomic::AtomicU64,
+    guard: std::sync::Mutex<Option<insane_runtime::runtime::SpinGuard>>,
+}
+
+impl SpinFollower {
+    fn new() -> Self {
+        let follower = Self {
+            core_uid: std::sync::atomic::AtomicU64::new(0),
+            guard: std::sync::Mutex::new(None),
+        };
+        follower.follow();
+        follower
+    }
+
+    /// Moves the guard to the current core if the endpoint moved.
+    fn follow(&self) {
+        use std::sync::atomic::Ordering;
+        let Some(core) = insane_runtime::runtime::CoreHandle::current() else {
+            return;
+        };
+        if self.core_uid.load(Ordering::Relaxed) == core.uid() {
+            return;
+        }
+        let mut guard = self.guard.lock().unwrap_or_else(|p| p.into_inner());
+        *guard = Some(core.hold_spin());
+        self.core_uid.store(core.uid(), Ordering::Relaxed);
+    }
 }
 
 impl Endpoint {
@@ -199,11 +233,10 @@ impl Endpoint {
         if transport.busy_polls() {
             // `resources = poll` is implied: the policy only picks
             // busy-poll transports for it.
-            spin = insane_runtime::runtime::CoreHandle::current().map(|c| c.hold_spin());
+            spin = Some(SpinFollower::new());
             explain.push_str(&format!(
-                "; busy-poll: SO_BUSY_POLL={}us, core {} spins while the endpoint lives",
-                config.busy_poll_us,
-                spin.as_ref().map_or(0, |g| g.core())
+                "; busy-poll: SO_BUSY_POLL={}us, the core using the endpoint spins while it lives",
+                config.busy_poll_us
             ));
         }
         debug_assert_eq!(
@@ -214,7 +247,7 @@ impl Endpoint {
             transport,
             qos,
             explain,
-            _spin: spin,
+            spin,
         })
     }
 
@@ -312,6 +345,9 @@ impl Endpoint {
     }
 
     async fn send_inner(&self, buf: TxBuf, peer: Option<SocketAddr>) -> io::Result<()> {
+        if let Some(spin) = &self.spin {
+            spin.follow();
+        }
         let mut buf = Some(buf);
         let mut op = Op::new();
         poll_fn(|cx| self.transport.poll_send(cx, &mut buf, peer, &mut op)).await
@@ -337,6 +373,9 @@ impl Endpoint {
     /// # Errors
     /// Socket errors, or a reliable connection's error.
     pub async fn recv(&self) -> io::Result<RxBuf> {
+        if let Some(spin) = &self.spin {
+            spin.follow();
+        }
         let mut op = Op::new();
         poll_fn(|cx| self.transport.poll_recv(cx, &mut op)).await
     }
