@@ -1,11 +1,15 @@
 //! CPU affinity: which CPUs this process may run on, and pinning a thread
-//! to one of them.
+//! to one of them (what `Builder::pin_cores` uses; benchmarks use it to
+//! place their threads the same way).
 
 use std::io;
 
 /// The CPUs of the process's allowed set (respects `taskset` and cpusets),
 /// in ascending order.
-pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
+///
+/// # Errors
+/// When `sched_getaffinity` fails.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; all-zero is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a live cpu_set_t and we pass its exact size.
@@ -22,7 +26,11 @@ pub(crate) fn allowed_cpus() -> io::Result<Vec<usize>> {
 }
 
 /// Pins the calling thread to `cpu`.
-pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
+///
+/// # Errors
+/// When `sched_setaffinity` fails (e.g. `cpu` is outside the allowed set);
+/// the message names the CPU.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: as above, an all-zero cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: CPU_SET writes a bit inside the live set; `cpu` comes from

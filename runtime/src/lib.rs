@@ -9,7 +9,7 @@
 
 #![warn(missing_docs)]
 
-mod affinity;
+pub mod affinity;
 mod context;
 mod core;
 pub mod driver;

@@ -10,32 +10,14 @@ use futures::channel::oneshot;
 use insane_runtime::runtime::{IdlePolicy, Runtime};
 use insane_runtime::task::{self, JoinSet};
 
+mod support;
+use support::DropCounter;
+
 fn rt(cores: usize) -> Runtime {
     Runtime::builder()
         .cores(cores)
         .build()
         .expect("runtime starts")
-}
-
-/// Counts how many values were dropped.
-#[derive(Clone, Default)]
-struct DropCounter(Arc<AtomicUsize>);
-
-impl DropCounter {
-    fn guard(&self) -> DropGuard {
-        DropGuard(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-struct DropGuard(Arc<AtomicUsize>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 #[test]
@@ -449,21 +431,6 @@ fn a_failing_core_start_hook_fails_build_naming_the_core() {
     assert!(err.to_string().contains("no device"), "{err}");
 }
 
-/// The CPUs this process may run on, in ascending order.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is live and its exact size is passed.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    assert_eq!(rc, 0, "sched_getaffinity failed");
-    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: CPU_ISSET only reads the set, with `cpu` below its capacity.
-    (0..max)
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect()
-}
-
 fn current_cpu() -> usize {
     // SAFETY: sched_getcpu has no preconditions.
     let cpu = unsafe { libc::sched_getcpu() };
@@ -472,7 +439,7 @@ fn current_cpu() -> usize {
 
 #[test]
 fn pinned_core_i_runs_on_the_i_th_allowed_cpu() {
-    let allowed = allowed_cpus();
+    let allowed = insane_runtime::affinity::allowed_cpus().unwrap();
     let cores = 2;
     let rt = Runtime::builder()
         .cores(cores)

@@ -16,6 +16,9 @@ use insane_runtime::task;
 use insane_runtime::time::error::Elapsed;
 use insane_runtime::time::{self, Duration, Instant, MissedTickBehavior};
 
+mod support;
+use support::{DropCounter, DropGuard};
+
 fn rt(cores: usize) -> Runtime {
     Runtime::builder()
         .cores(cores)
@@ -25,27 +28,6 @@ fn rt(cores: usize) -> Runtime {
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// Counts how many guards were dropped.
-#[derive(Clone, Default)]
-struct DropCounter(Arc<AtomicUsize>);
-
-impl DropCounter {
-    fn guard(&self) -> DropGuard {
-        DropGuard(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-struct DropGuard(Arc<AtomicUsize>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 /// A future that never completes and counts its drop.
