@@ -50,6 +50,31 @@ pub struct Config {
     pub xdp: Option<XdpConfig>,
     /// `[dpdk]`: DPDK is offered only when present.
     pub dpdk: Option<DpdkConfig>,
+    /// `[channels]`: where a pub/sub session listens and which peer hosts
+    /// it sends to ([`SessionConfig`](crate::qos::SessionConfig)).
+    #[serde(default)]
+    pub channels: ChannelsConfig,
+}
+
+/// `[channels]`: the network side of a pub/sub
+/// [`Session`](crate::qos::Session).
+///
+/// ```toml
+/// [channels]
+/// listen = "0.0.0.0:7200"            # UDP and TCP port for peers' messages
+/// peers = ["10.0.0.2:7200", "10.0.0.3:7200"]
+/// ```
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// The address to receive peers' messages on (UDP for best-effort,
+    /// TCP for reliable channels, same port). None: local delivery only
+    /// unless peers are listed (then an ephemeral port).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Peer hosts' `listen` addresses: every message sent on a channel
+    /// goes to each of them too.
+    #[serde(default)]
+    pub peers: Vec<std::net::SocketAddr>,
 }
 
 /// `[runtime]`.

@@ -172,7 +172,6 @@ impl Asm {
     }
 
     /// `goto target`
-    #[allow(dead_code)]
     pub(crate) fn jump(&mut self, target: Label) {
         self.fixups.push((self.insns.len(), target));
         self.insns.push(Insn::new(JMP | JA, 0, 0, 0, 0));

@@ -41,5 +41,5 @@ mod socket;
 mod sys;
 
 pub use frame::{NoRoom, RxFrame, TxFrame};
-pub use program::{AttachMode, MAX_PORTS, ModeRequest, XdpProgram};
+pub use program::{AttachMode, MAX_ADDRESSES, MAX_PORTS, ModeRequest, XdpProgram};
 pub use socket::{BusyPoll, Recv, XdpConfig, XdpMode, XdpSocket, XdpStats, ZeroCopy, probe};

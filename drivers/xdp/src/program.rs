@@ -11,15 +11,26 @@
 //!   `bpf_redirect_map(xsks, rx_queue_index, XDP_PASS)`: to the AF_XDP
 //!   socket bound to the receiving queue, or to the kernel when that queue
 //!   has no socket.
-//! - Everything else (ARP, TCP, ICMP, IPv6, other UDP ports, fragments,
-//!   truncated frames) → `XDP_PASS`: the kernel handles it as if no
-//!   program were attached.
+//! - ARP (ethertype 0x0806, at least 42 bytes) whose *target protocol
+//!   address* is in the **addrs** hash map, and IPv4 ICMP whose destination
+//!   address is in it → the same redirect. This is for a userspace stack
+//!   that owns an IPv4 address of its own on the link
+//!   ([`XdpProgram::add_address`]): it then answers ARP and ping for that
+//!   address and receives the ARP replies to its own requests, while the
+//!   kernel keeps its own address. With the map empty (the default) ARP and
+//!   ICMP all go to the kernel, which is right when the stack and the
+//!   kernel share one address (the kernel answers ARP and ping for both).
+//! - Everything else (other ARP, TCP, other ICMP, IPv6, other UDP ports,
+//!   fragments, truncated frames) → `XDP_PASS`: the kernel handles it as
+//!   if no program were attached.
 //!
-//! Map keys are the destination port in network byte order (the two bytes
-//! as they are on the wire).
+//! Port map keys are the destination port in network byte order (the two
+//! bytes as they are on the wire); address map keys are the four address
+//! bytes as on the wire.
 
 use std::collections::HashMap;
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Mutex, PoisonError};
 
@@ -85,6 +96,8 @@ impl std::str::FromStr for ModeRequest {
 pub(crate) const MAX_QUEUES: u32 = 256;
 /// Maximum number of distinct UDP ports redirected at once.
 pub const MAX_PORTS: u32 = 1024;
+/// Maximum number of IPv4 addresses whose ARP and ICMP are redirected.
+pub const MAX_ADDRESSES: u32 = 64;
 
 /// The XDP program attached to one interface, with its two maps. Shared
 /// (through an `Arc`) by the sockets of all queues of that interface;
@@ -100,12 +113,15 @@ pub struct XdpProgram {
     prog: OwnedFd,
     xsks: OwnedFd,
     ports: OwnedFd,
+    addrs: OwnedFd,
     interface: String,
     ifindex: u32,
     mode: AttachMode,
     notes: Vec<String>,
     /// Claims per redirected port.
     bound: Mutex<HashMap<u16, u32>>,
+    /// Claims per redirected address.
+    claimed: Mutex<HashMap<Ipv4Addr, u32>>,
 }
 
 impl XdpProgram {
@@ -129,8 +145,14 @@ impl XdpProgram {
     ) -> io::Result<Self> {
         let xsks = create_map(sys::BPF_MAP_TYPE_XSKMAP, 4, 4, MAX_QUEUES, "insane_xsks")?;
         let ports = create_map(sys::BPF_MAP_TYPE_HASH, 2, 1, MAX_PORTS, "insane_ports")?;
+        let addrs = create_map(sys::BPF_MAP_TYPE_HASH, 4, 1, MAX_ADDRESSES, "insane_addrs")?;
         let prog = load(
-            &program(ports.as_raw_fd(), xsks.as_raw_fd(), sys::XDP_PASS),
+            &program(
+                ports.as_raw_fd(),
+                addrs.as_raw_fd(),
+                xsks.as_raw_fd(),
+                sys::XDP_PASS,
+            ),
             "insane_xdp",
         )?;
         let order: &[AttachMode] = match mode {
@@ -149,11 +171,13 @@ impl XdpProgram {
                         prog,
                         xsks,
                         ports,
+                        addrs,
                         interface: interface.to_string(),
                         ifindex,
                         mode: m,
                         notes,
                         bound: Mutex::new(HashMap::new()),
+                        claimed: Mutex::new(HashMap::new()),
                     });
                 }
                 Err(e) => {
@@ -251,6 +275,67 @@ impl XdpProgram {
         ports
     }
 
+    /// Redirects ARP whose target is `addr` and ICMP to `addr` to the
+    /// AF_XDP sockets, for a userspace stack that owns `addr` (an address
+    /// the kernel does *not* have on this interface). Reference-counted
+    /// like [`add_port`](Self::add_port).
+    ///
+    /// # Errors
+    /// The map is full ([`MAX_ADDRESSES`]) or the update fails.
+    pub fn add_address(&self, addr: Ipv4Addr) -> io::Result<()> {
+        let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = claimed.get(&addr).copied().unwrap_or(0);
+        if count == 0 {
+            map_update(&self.addrs, &addr.octets(), &[1u8]).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot add IPv4 address {addr} to the XDP address map: {e}"),
+                )
+            })?;
+        }
+        claimed.insert(addr, count + 1);
+        Ok(())
+    }
+
+    /// Drops one claim on `addr`; when none is left its ARP and ICMP reach
+    /// the kernel again. Removing an absent address is not an error.
+    ///
+    /// # Errors
+    /// The map update fails.
+    pub fn remove_address(&self, addr: Ipv4Addr) -> io::Result<()> {
+        let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+        match claimed.get(&addr).copied() {
+            None => Ok(()),
+            Some(n) if n > 1 => {
+                claimed.insert(addr, n - 1);
+                Ok(())
+            }
+            Some(_) => {
+                match map_delete(&self.addrs, &addr.octets()) {
+                    Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!(
+                                "cannot remove IPv4 address {addr} from the XDP address map: {e}"
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+                claimed.remove(&addr);
+                Ok(())
+            }
+        }
+    }
+
+    /// The addresses whose ARP and ICMP are redirected, sorted.
+    pub fn addresses(&self) -> Vec<Ipv4Addr> {
+        let claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut addrs: Vec<Ipv4Addr> = claimed.keys().copied().collect();
+        addrs.sort_unstable();
+        addrs
+    }
+
     /// Points queue `queue`'s XSKMAP entry at socket `fd`.
     pub(crate) fn set_socket(&self, queue: u32, fd: i32) -> io::Result<()> {
         map_update(&self.xsks, &queue.to_ne_bytes(), &fd.to_ne_bytes()).map_err(|e| {
@@ -274,10 +359,15 @@ impl XdpProgram {
 /// The program text. `miss` is the verdict when a port matches but the
 /// receiving queue has no socket (XDP_PASS in production; the unit tests
 /// use XDP_DROP to tell "matched" from "not matched").
-pub(crate) fn program(ports_fd: i32, xsks_fd: i32, miss: i32) -> Vec<Insn> {
+pub(crate) fn program(ports_fd: i32, addrs_fd: i32, xsks_fd: i32, miss: i32) -> Vec<Insn> {
     const ETH_HLEN: i32 = 14;
+    const ARP_LEN: i32 = 28;
     let mut a = Asm::default();
     let pass = a.label();
+    let arp = a.label();
+    let icmp = a.label();
+    let lookup_addr = a.label();
+    let redirect = a.label();
 
     a.alu64_reg(Alu::Mov, R6, R1); // r6 = ctx
     a.load(Size::W, R2, R6, 0); // r2 = ctx->data
@@ -286,8 +376,10 @@ pub(crate) fn program(ports_fd: i32, xsks_fd: i32, miss: i32) -> Vec<Insn> {
     a.alu64_imm(Alu::Add, R4, ETH_HLEN + 20);
     a.jump_reg(Jmp::Gt, R4, R3, pass); // Ethernet + minimal IPv4 header present?
     a.load(Size::H, R5, R2, 12); // ethertype (wire order, read little-endian)
+    a.jump_imm(Jmp::Eq, R5, 0x0608, arp); // 0x0806 ARP
     a.jump_imm(Jmp::Ne, R5, 0x0008, pass); // 0x0800 IPv4
     a.load(Size::B, R5, R2, ETH_HLEN as i16 + 9); // protocol
+    a.jump_imm(Jmp::Eq, R5, 1, icmp); // ICMP
     a.jump_imm(Jmp::Ne, R5, 17, pass); // UDP
     a.load(Size::H, R5, R2, ETH_HLEN as i16 + 6); // flags + fragment offset
     a.alu64_imm(Alu::And, R5, 0xff3f); // MF | offset (0x3fff on the wire)
@@ -307,11 +399,34 @@ pub(crate) fn program(ports_fd: i32, xsks_fd: i32, miss: i32) -> Vec<Insn> {
     a.alu64_imm(Alu::Add, R2, -2);
     a.call(sys::BPF_FUNC_MAP_LOOKUP_ELEM);
     a.jump_imm(Jmp::Eq, R0, 0, pass); // port not bound
+    a.bind(redirect);
     a.load(Size::W, R2, R6, 16); // ctx->rx_queue_index
     a.load_map_fd(R1, xsks_fd);
     a.alu64_imm(Alu::Mov, R3, miss); // verdict when the queue has no socket
     a.call(sys::BPF_FUNC_REDIRECT_MAP);
     a.exit();
+
+    // ICMP: the IPv4 destination (inside the 34 bytes checked above).
+    a.bind(icmp);
+    a.load(Size::W, R5, R2, ETH_HLEN as i16 + 16);
+    a.jump(lookup_addr);
+
+    // ARP: the target protocol address (offset 24 of the ARP body).
+    a.bind(arp);
+    a.alu64_reg(Alu::Mov, R4, R2);
+    a.alu64_imm(Alu::Add, R4, ETH_HLEN + ARP_LEN);
+    a.jump_reg(Jmp::Gt, R4, R3, pass); // whole ARP body present?
+    a.load(Size::W, R5, R2, ETH_HLEN as i16 + 24);
+
+    // r5 = an IPv4 address (wire order): redirect if it is in `addrs`.
+    a.bind(lookup_addr);
+    a.store(Size::W, R10, R5, -8); // key on the stack
+    a.load_map_fd(R1, addrs_fd);
+    a.alu64_reg(Alu::Mov, R2, R10);
+    a.alu64_imm(Alu::Add, R2, -8);
+    a.call(sys::BPF_FUNC_MAP_LOOKUP_ELEM);
+    a.jump_imm(Jmp::Ne, R0, 0, redirect); // an address we own
+
     a.bind(pass);
     a.alu64_imm(Alu::Mov, R0, sys::XDP_PASS);
     a.exit();
@@ -479,7 +594,7 @@ mod tests {
 
     #[test]
     fn program_has_no_unbound_labels_and_ends_in_exit() {
-        let p = program(3, 4, sys::XDP_PASS);
+        let p = program(3, 4, 5, sys::XDP_PASS);
         assert!(p.len() < 64, "{} instructions", p.len());
         assert_eq!(p.last().unwrap().code, 0x95);
         // Every jump lands inside the program.
@@ -548,6 +663,19 @@ mod tests {
         f
     }
 
+    /// An ARP request (Ethernet/IPv4) for `target`.
+    fn arp_frame(target: [u8; 4]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&0x0806u16.to_be_bytes());
+        f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(&target);
+        f.resize(60, 0);
+        f
+    }
+
     #[test]
     fn program_redirects_only_bound_udp_ports() {
         if !privileged("program_redirects_only_bound_udp_ports") {
@@ -555,10 +683,16 @@ mod tests {
         }
         let xsks = create_map(sys::BPF_MAP_TYPE_XSKMAP, 4, 4, MAX_QUEUES, "t_xsks").unwrap();
         let ports = create_map(sys::BPF_MAP_TYPE_HASH, 2, 1, MAX_PORTS, "t_ports").unwrap();
+        let addrs = create_map(sys::BPF_MAP_TYPE_HASH, 4, 1, MAX_ADDRESSES, "t_addrs").unwrap();
         // With XDP_DROP as the "matched but no socket" verdict, DROP means
         // "would be redirected" and PASS means "left to the kernel".
         let prog = load(
-            &program(ports.as_raw_fd(), xsks.as_raw_fd(), sys::XDP_DROP),
+            &program(
+                ports.as_raw_fd(),
+                addrs.as_raw_fd(),
+                xsks.as_raw_fd(),
+                sys::XDP_DROP,
+            ),
             "t_xdp",
         )
         .unwrap();
@@ -623,10 +757,39 @@ mod tests {
         map_delete(&ports, &7777u16.to_be_bytes()).unwrap();
         assert_eq!(test_run(&prog, &cases[0].1).unwrap(), pass);
 
+        // ARP for and ICMP to a claimed address are redirected; ARP for
+        // other addresses, truncated ARP, and ICMP elsewhere are not.
+        let icmp_to = |dst: [u8; 4]| {
+            let mut f = frame(0x0800, 5, 0, 1, 0);
+            f[30..34].copy_from_slice(&dst);
+            f
+        };
+        assert_eq!(test_run(&prog, &arp_frame([10, 0, 0, 9])).unwrap(), pass);
+        assert_eq!(test_run(&prog, &icmp_to([10, 0, 0, 9])).unwrap(), pass);
+        map_update(&addrs, &[10, 0, 0, 9], &[1]).unwrap();
+        assert_eq!(test_run(&prog, &arp_frame([10, 0, 0, 9])).unwrap(), drop_);
+        assert_eq!(test_run(&prog, &icmp_to([10, 0, 0, 9])).unwrap(), drop_);
+        assert_eq!(test_run(&prog, &arp_frame([10, 0, 0, 8])).unwrap(), pass);
+        assert_eq!(test_run(&prog, &icmp_to([10, 0, 0, 8])).unwrap(), pass);
+        assert_eq!(
+            test_run(&prog, &arp_frame([10, 0, 0, 9])[..41]).unwrap(),
+            pass,
+            "truncated ARP"
+        );
+        // UDP to an unbound port of a claimed address stays the kernel's.
+        let mut udp_to = frame(0x0800, 5, 0, udp, 7778);
+        udp_to[30..34].copy_from_slice(&[10, 0, 0, 9]);
+        assert_eq!(test_run(&prog, &udp_to).unwrap(), pass);
+
         // The production program passes a bound port whose queue has no
         // socket (redirect_map falls back to XDP_PASS).
         let prog = load(
-            &program(ports.as_raw_fd(), xsks.as_raw_fd(), sys::XDP_PASS),
+            &program(
+                ports.as_raw_fd(),
+                addrs.as_raw_fd(),
+                xsks.as_raw_fd(),
+                sys::XDP_PASS,
+            ),
             "t_xdp2",
         )
         .unwrap();

@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -323,6 +324,7 @@ pub(crate) struct Shared {
     rx_seen: Cell<u32>,
     rx_waker: RefCell<Option<Waker>>,
     ports: RefCell<Vec<u16>>,
+    addresses: RefCell<Vec<Ipv4Addr>>,
     interface: String,
     queue: u32,
     mode: XdpMode,
@@ -488,6 +490,9 @@ impl Drop for Shared {
     fn drop(&mut self) {
         for port in self.ports.get_mut().drain(..) {
             let _ = self.program.remove_port(port);
+        }
+        for addr in self.addresses.get_mut().drain(..) {
+            let _ = self.program.remove_address(addr);
         }
         self.program.clear_socket(self.queue);
     }
@@ -858,6 +863,7 @@ impl XdpSocket {
             rx_seen: Cell::new(0),
             rx_waker: RefCell::new(None),
             ports: RefCell::new(Vec::new()),
+            addresses: RefCell::new(Vec::new()),
             interface: interface.clone(),
             queue,
             mode,
@@ -928,6 +934,37 @@ impl XdpSocket {
         if let Some(i) = ports.iter().position(|&p| p == port) {
             self.shared.program.remove_port(port)?;
             ports.swap_remove(i);
+        }
+        Ok(())
+    }
+
+    /// Steers ARP whose target is `addr` and ICMP to `addr` to this
+    /// interface's AF_XDP sockets, for a userspace stack that owns `addr`
+    /// while the kernel keeps a different address on the interface (see
+    /// [`XdpProgram::add_address`]). Released when the socket closes.
+    /// Idempotent.
+    ///
+    /// # Errors
+    /// The address map is full or cannot be updated.
+    pub fn bind_address(&self, addr: Ipv4Addr) -> io::Result<()> {
+        if self.shared.addresses.borrow().contains(&addr) {
+            return Ok(());
+        }
+        self.shared.program.add_address(addr)?;
+        self.shared.addresses.borrow_mut().push(addr);
+        Ok(())
+    }
+
+    /// Stops steering ARP and ICMP for `addr` (they reach the kernel
+    /// again). Idempotent.
+    ///
+    /// # Errors
+    /// The address map cannot be updated.
+    pub fn unbind_address(&self, addr: Ipv4Addr) -> io::Result<()> {
+        let mut addrs = self.shared.addresses.borrow_mut();
+        if let Some(i) = addrs.iter().position(|&a| a == addr) {
+            self.shared.program.remove_address(addr)?;
+            addrs.swap_remove(i);
         }
         Ok(())
     }

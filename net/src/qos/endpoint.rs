@@ -91,10 +91,7 @@ fn host_capabilities() -> io::Result<Capabilities> {
     static CAPS: OnceLock<Result<Capabilities, (io::ErrorKind, String)>> = OnceLock::new();
     let caps = CAPS.get_or_init(|| {
         let config = crate::config::Config::load().map_err(|e| (e.kind(), e.to_string()))?;
-        Ok(Capabilities::probe(
-            config.xdp.is_some(),
-            config.dpdk.is_some(),
-        ))
+        Ok(Capabilities::probe_with(&config))
     });
     caps.clone()
         .map_err(|(kind, msg)| io::Error::new(kind, msg))

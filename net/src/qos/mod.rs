@@ -20,6 +20,7 @@
 //! assert_eq!(Qos::default(), Qos::new(Latency::Normal, Reliability::Reliable, Resources::Low));
 //! ```
 
+pub mod channel;
 mod endpoint;
 pub mod policy;
 mod rxbuf;
@@ -27,6 +28,7 @@ pub mod sched;
 pub mod transport;
 mod txbuf;
 
+pub use channel::{Session, SessionConfig, Sink, Source, channel_id};
 pub use endpoint::Endpoint;
 pub use rxbuf::{RxBuf, debug_copy_count};
 pub use transport::{Transport, TransportConfig};

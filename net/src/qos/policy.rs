@@ -100,10 +100,12 @@ impl Capabilities {
         }
     }
 
-    /// Probes this host: io_uring and epoll for real; AF_XDP and DPDK only
-    /// when `xdp_configured` / `dpdk_configured` (their drivers are not part
-    /// of this build yet, so a configured one reports that); RDMA by
-    /// looking for devices in `/sys/class/infiniband`.
+    /// Probes this host: io_uring and epoll for real; DPDK only when
+    /// `dpdk_configured` (its driver is not part of this build yet, so a
+    /// configured one reports that); RDMA by looking for devices in
+    /// `/sys/class/infiniband`. AF_XDP needs its interface and queue: see
+    /// [`probe_with`](Self::probe_with) (here a configured one reports that
+    /// it was not probed).
     pub fn probe(xdp_configured: bool, dpdk_configured: bool) -> Self {
         let uring = Availability::from_probe(insane_uring::probe(), |f| {
             format!("io_uring on Linux {}", f.kernel_release)
@@ -116,7 +118,9 @@ impl Capabilities {
             uring,
             epoll,
             xdp: if xdp_configured {
-                not_built("AF_XDP")
+                Availability::Unavailable(
+                    "AF_XDP is configured but its interface was not probed (Capabilities::probe_with probes it)".into(),
+                )
             } else {
                 Availability::NotConfigured
             },
@@ -129,6 +133,40 @@ impl Capabilities {
             bypass_tcp: Availability::Unavailable(
                 "reliable transport over kernel bypass is not built yet".into(),
             ),
+        }
+    }
+
+    /// Probes this host for `config`: as [`probe`](Self::probe), and AF_XDP
+    /// for real when the configuration has an `[xdp]` section
+    /// ([`probe_xdp`]).
+    pub fn probe_with(config: &crate::config::Config) -> Self {
+        let mut caps = Self::probe(false, config.dpdk.is_some());
+        if let Some(xdp) = &config.xdp {
+            caps.xdp = probe_xdp(&xdp.interface, xdp.queue);
+        }
+        caps
+    }
+}
+
+/// AF_XDP on `interface` queue `queue` ([`insane_xdp::probe`]: attaches the
+/// program, binds a socket, releases both): `Available("veth0 queue 0,
+/// native, copy")`, or `Unavailable` with the error, which names the
+/// interface. The queue stays busy for about a second afterwards (an
+/// AF_XDP socket opened then retries its bind).
+pub fn probe_xdp(interface: &str, queue: u32) -> Availability {
+    match insane_xdp::probe(interface, queue) {
+        Ok(mode) => Availability::Available(format!(
+            "{interface} queue {queue}, {}, {}",
+            mode.attach.as_str(),
+            if mode.zero_copy { "zero-copy" } else { "copy" }
+        )),
+        Err(e) => {
+            let e = e.to_string();
+            Availability::Unavailable(if e.contains(interface) {
+                e
+            } else {
+                format!("{interface} queue {queue}: {e}")
+            })
         }
     }
 }
@@ -413,5 +451,13 @@ mod tests {
             "{caps:?}"
         );
         assert_eq!(caps.dpdk, Availability::NotConfigured);
+    }
+
+    #[test]
+    fn xdp_probe_of_a_missing_interface_names_it() {
+        let Availability::Unavailable(why) = probe_xdp("insane-nosuch9", 0) else {
+            panic!("a missing interface probed as available");
+        };
+        assert!(why.contains("insane-nosuch9"), "{why}");
     }
 }

@@ -24,6 +24,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use insane_uring::buf::{IoBuf, IoBufMut};
 
@@ -85,23 +86,134 @@ pub(crate) fn count_copy(bytes: usize) {
 /// # }
 /// ```
 pub struct RxBuf {
-    data: Vec<u8>,
-    /// Where the payload starts in `data` (after headers, for drivers that
-    /// receive whole frames).
+    store: Store,
+    /// Where the payload starts in the storage (after headers, for drivers
+    /// that receive whole frames).
     start: usize,
+    /// Where it ends (exclusive).
+    end: usize,
     peer: SocketAddr,
+}
+
+/// An `RxBuf`'s storage: its own pooled buffer, or one shared by
+/// reference with other `RxBuf`s ([`RxBuf::share`]).
+enum Store {
+    Owned { data: Vec<u8>, pool: Option<Pool> },
+    Shared(Arc<Shared>),
+}
+
+/// Storage shared by several `RxBuf`s; returns to its pool when the last
+/// one drops.
+struct Shared {
+    data: Vec<u8>,
     pool: Option<Pool>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.give_back(std::mem::take(&mut self.data));
+        }
+    }
 }
 
 impl RxBuf {
     /// A received message: `data[start..]` is the payload.
     pub(crate) fn new(data: Vec<u8>, start: usize, peer: SocketAddr, pool: Pool) -> Self {
         debug_assert!(start <= data.len());
+        let end = data.len();
         Self {
-            data,
+            store: Store::Owned {
+                data,
+                pool: Some(pool),
+            },
             start,
+            end,
             peer,
-            pool: Some(pool),
+        }
+    }
+
+    /// A message in a sent buffer: `data[start..]` is the payload, `pool`
+    /// (if any) gets the storage back when the last reference drops.
+    pub(crate) fn from_parts(
+        data: Vec<u8>,
+        start: usize,
+        peer: SocketAddr,
+        pool: Option<Pool>,
+    ) -> Self {
+        debug_assert!(start <= data.len());
+        let end = data.len();
+        Self {
+            store: Store::Owned { data, pool },
+            start,
+            end,
+            peer,
+        }
+    }
+
+    /// Drops the first `n` payload bytes (a header the receiver consumed).
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// Another `RxBuf` for the same message, sharing its storage by
+    /// reference: no payload copy. The storage returns to its pool when
+    /// the last of them drops. This is how a channel delivers one message
+    /// to several sources.
+    ///
+    /// Writing through [`DerefMut`] into a shared buffer copies the
+    /// payload first (copy on write; [`debug_copy_count`] counts it), so
+    /// one holder's writes are never seen by another.
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let mut msg = ep.recv().await?;
+    /// let other = msg.share();
+    /// assert_eq!(msg.as_ptr(), other.as_ptr());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn share(&mut self) -> RxBuf {
+        if let Store::Owned { data, pool } = &mut self.store {
+            let shared = Shared {
+                data: std::mem::take(data),
+                pool: pool.take(),
+            };
+            self.store = Store::Shared(Arc::new(shared));
+        }
+        let Store::Shared(shared) = &self.store else {
+            unreachable!("made shared above")
+        };
+        RxBuf {
+            store: Store::Shared(shared.clone()),
+            start: self.start,
+            end: self.end,
+            peer: self.peer,
+        }
+    }
+
+    /// Whether this buffer shares its storage with another `RxBuf`
+    /// ([`share`](Self::share)).
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let mut msg = ep.recv().await?;
+    /// assert!(!msg.is_shared());
+    /// let other = msg.share();
+    /// assert!(msg.is_shared());
+    /// drop(other);
+    /// assert!(!msg.is_shared());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_shared(&self) -> bool {
+        matches!(&self.store, Store::Shared(s) if Arc::strong_count(s) > 1)
+    }
+
+    fn storage(&self) -> &[u8] {
+        match &self.store {
+            Store::Owned { data, .. } => data,
+            Store::Shared(shared) => &shared.data,
         }
     }
 
@@ -133,14 +245,16 @@ impl RxBuf {
     /// # }
     /// ```
     pub fn truncate(&mut self, len: usize) {
-        self.data.truncate(self.start + len);
+        self.end = self.end.min(self.start + len);
     }
 }
 
 impl Drop for RxBuf {
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            pool.give_back(std::mem::take(&mut self.data));
+        if let Store::Owned { data, pool } = &mut self.store
+            && let Some(pool) = pool.take()
+        {
+            pool.give_back(std::mem::take(data));
         }
     }
 }
@@ -149,13 +263,35 @@ impl Deref for RxBuf {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.data[self.start..]
+        &self.storage()[self.start..self.end]
     }
 }
 
 impl DerefMut for RxBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.data[self.start..]
+        if let Store::Shared(shared) = &mut self.store {
+            let data = match Arc::get_mut(shared) {
+                // The last reference: take the storage (and its pool).
+                Some(only) => Store::Owned {
+                    data: std::mem::take(&mut only.data),
+                    pool: only.pool.take(),
+                },
+                // Copy on write: others still read the shared bytes.
+                None => {
+                    count_copy(self.end - self.start);
+                    Store::Owned {
+                        data: shared.data.clone(),
+                        pool: None,
+                    }
+                }
+            };
+            self.store = data;
+        }
+        let (start, end) = (self.start, self.end);
+        match &mut self.store {
+            Store::Owned { data, .. } => &mut data[start..end],
+            Store::Shared(_) => unreachable!("made owned above"),
+        }
     }
 }
 
@@ -255,6 +391,27 @@ mod tests {
         assert_eq!(&msg[..], b"payload");
         assert_eq!(pool.available(), 1);
         std::thread::spawn(move || drop(msg)).join().unwrap();
+        assert_eq!(pool.available(), 2);
+    }
+
+    #[test]
+    fn shared_storage_returns_once_all_references_drop() {
+        let pool = Pool::new(2, 16, 16);
+        let mut data = pool.try_take().unwrap();
+        data.extend_from_slice(b"hdrpayload");
+        let mut a = RxBuf::new(data, 3, "127.0.0.1:9".parse().unwrap(), pool.clone());
+        a.advance(1);
+        let mut b = a.share();
+        let mut c = b.share();
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        assert_eq!(&c[..], b"ayload");
+        assert!(a.is_shared());
+        drop(a);
+        c[0] = b'A'; // copy on write: b is untouched
+        assert_eq!(&b[..], b"ayload");
+        assert_eq!(&c[..], b"Ayload");
+        assert_eq!(pool.available(), 1);
+        std::thread::spawn(move || drop(b)).join().unwrap();
         assert_eq!(pool.available(), 2);
     }
 }

@@ -397,6 +397,14 @@ impl TxBuf {
         &mut self.data
     }
 
+    /// The storage (headroom, then payload), the headroom, and the pool
+    /// it returns to: for turning a sent buffer into received messages
+    /// without a copy (channels deliver it to local sources by reference).
+    pub(crate) fn into_parts(mut self) -> (Vec<u8>, usize, Option<Pool>) {
+        let data = std::mem::take(&mut self.data);
+        (data, self.headroom, self.pool.take())
+    }
+
     /// The whole frame (headroom and payload) as a buffer the kernel can
     /// send.
     pub(crate) fn into_wire(self) -> Wire {

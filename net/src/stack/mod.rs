@@ -62,6 +62,7 @@ mod iface;
 mod parse;
 mod stats;
 pub mod testing;
+pub mod xdp;
 
 pub use arp::ArpConfig;
 pub use device::{FrameDevice, RxFrame, TxFrame};

@@ -1,0 +1,167 @@
+//! Publish/subscribe on a channel: one sink, N sources spread over the
+//! runtime's cores, every message received by every source — by
+//! reference, one shared buffer per message, no copy.
+//!
+//! ```text
+//! cargo run --release --example pubsub -- --sources 4 --messages 1000000
+//! cargo run --release --example pubsub -- --best-effort --size 1024
+//! ```
+//!
+//! `--sources N` (default 4), `--messages M` (default 100000), `--size
+//! BYTES` per message (default 64, at least 8), `--cores C` (default 2),
+//! `--best-effort` (sources drop their oldest queued message when full
+//! and count it, instead of making the sink wait). Local only: the
+//! session has no peers (list them in `insane.toml`'s `[channels]` to
+//! reach other hosts). Prints each source's count and the rate.
+//! `INSANE_DRIVER=epoll` runs on the epoll driver.
+
+use std::io;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use insane::qos::{Qos, Session, SessionConfig, channel_id};
+use insane::runtime::Runtime;
+use insane::task::{spawn_on, yield_now};
+
+#[derive(Clone, Copy, Debug)]
+struct Args {
+    sources: usize,
+    messages: u64,
+    size: usize,
+    cores: usize,
+    best_effort: bool,
+}
+
+fn usage() -> &'static str {
+    "usage: pubsub [--sources N] [--messages M] [--size BYTES] [--cores C] [--best-effort]"
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        sources: 4,
+        messages: 100_000,
+        size: 64,
+        cores: 2,
+        best_effort: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| -> Result<u64, String> {
+            let v = args.next().ok_or(format!("{flag} needs a value"))?;
+            v.parse().map_err(|e| format!("{flag} {v:?}: {e}"))
+        };
+        match arg.as_str() {
+            "--sources" => a.sources = value("--sources")? as usize,
+            "--messages" => a.messages = value("--messages")?,
+            "--size" => a.size = value("--size")? as usize,
+            "--cores" => a.cores = value("--cores")? as usize,
+            "--best-effort" => a.best_effort = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if a.sources == 0 || a.cores == 0 {
+        return Err("--sources and --cores must be at least 1".into());
+    }
+    a.size = a.size.max(8);
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("pubsub: {e}");
+            }
+            eprintln!("{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pubsub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> io::Result<()> {
+    let rt = Runtime::builder().apply_env()?.cores(args.cores).build()?;
+    let driver = rt.driver();
+    rt.block_on(async move {
+        let qos = if args.best_effort {
+            Qos::builder().best_effort().build()
+        } else {
+            Qos::default()
+        };
+        let session = Session::new(SessionConfig::local())?;
+        let topic = "demo/pubsub";
+        let id = channel_id(topic);
+        println!(
+            "channel {topic:?} = {id:#010x}, {} sources on {} cores (driver {driver}), {qos}",
+            args.sources, args.cores
+        );
+        let start = Instant::now();
+        let receivers: Vec<_> = (0..args.sources)
+            .map(|k| {
+                let mut source = session.source(id, qos);
+                spawn_on(k % args.cores, async move {
+                    // Messages carry their index; an empty one ends the
+                    // run (the newest message is never dropped).
+                    let (mut count, mut bytes, mut next) = (0u64, 0u64, 0u64);
+                    loop {
+                        let msg = source.recv().await?;
+                        if msg.is_empty() {
+                            break;
+                        }
+                        let i = u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"));
+                        assert!(i >= next, "source {k}: message {i} after {next}");
+                        next = i + 1;
+                        count += 1;
+                        bytes += msg.len() as u64;
+                    }
+                    io::Result::Ok((k, count, bytes, source.dropped()))
+                })
+            })
+            .collect();
+
+        let mut sink = session.sink(id, qos);
+        for i in 0..args.messages {
+            let mut buf = sink.buffer().await;
+            buf.extend_from_slice(&i.to_le_bytes())?;
+            buf.resize(args.size, 0xab)?;
+            sink.send(buf).await?;
+            if i % 64 == 63 {
+                // Let the sources on this core run: a best-effort sink
+                // never waits for them.
+                yield_now().await;
+            }
+        }
+        let end = sink.buffer().await;
+        sink.send(end).await?;
+        let sent = start.elapsed();
+
+        let mut total = 0;
+        for r in receivers {
+            let (k, count, bytes, dropped) = r.await.map_err(io::Error::other)??;
+            total += count;
+            println!(
+                "source {k} (core {}): {count} messages, {bytes} bytes, {dropped} dropped",
+                k % args.cores
+            );
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "sent {} messages of {} bytes in {:.3} s; {total} deliveries in {secs:.3} s: \
+             {:.2} M messages/s sent, {:.2} M deliveries/s",
+            args.messages,
+            args.size,
+            sent.as_secs_f64(),
+            args.messages as f64 / secs / 1e6,
+            total as f64 / secs / 1e6,
+        );
+        io::Result::Ok(())
+    })
+}
