@@ -419,3 +419,30 @@ fn qos_pingpong(driver: &str) {
 }
 
 on_each_driver!(qos_pingpong);
+
+/// `pubsub` fans one sink out to 4 sources spread over the cores; every
+/// source gets every message.
+fn pubsub(driver: &str) {
+    let output = Command::new(example_binary("pubsub"))
+        .args(["--messages", "2000", "--sources", "4"])
+        .env("INSANE_DRIVER", driver)
+        .output()
+        .expect("pubsub runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "pubsub failed:\n{stdout}\n{stderr}"
+    );
+    let sources: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("source "))
+        .collect();
+    assert_eq!(sources.len(), 4, "{stdout}");
+    for line in sources {
+        assert!(line.contains(": 2000 messages"), "{line}");
+        assert!(line.ends_with(" 0 dropped"), "{line}");
+    }
+}
+
+on_each_driver!(pubsub);
