@@ -29,5 +29,5 @@ passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ p
 failed=$(grep -Eo '^test result: .*; ([0-9]+) failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 ignored=$(grep -E '^test result: ' "$log" | grep -Eo '[0-9]+ ignored' | awk '{s+=$1} END {print s+0}')
 echo
-echo "total: ${passed} passed, ${failed} failed, ${ignored} skipped"
+echo "total: ${passed} passed, ${failed} failed, ${ignored} skipped" | tee target/test-summary.txt
 exit "$status"

@@ -1,28 +1,52 @@
 //! `insane-bench`: the command-line entry point of insane's benchmark
 //! harness. Each subcommand is a scenario (see [`scenarios`]) that measures
-//! insane side by side with its baselines in the same process, prints a
-//! Markdown table to stdout and writes `<out>/<scenario>.md` and
-//! `<out>/<scenario>.json`; `all` runs every scenario and also writes
-//! `<out>/report.md`, their tables one after the other.
+//! insane side by side with its baselines in the same process; `all` runs
+//! every scenario. A progress bar runs on a terminal meanwhile.
+//!
+//! Every run writes into `--out DIR` (default `target/bench-report`):
+//! - `<scenario>.md` and `<scenario>.json`: one scenario's table and data;
+//! - `report.md`: every scenario's table, then each contestant relative to
+//!   insane's best per row;
+//! - `results.json`: git commit, kernel, CPU model and count, timestamp,
+//!   the command line and options, and every scenario's parameters and
+//!   numbers (medians, samples, errors, ratios, latency CDFs);
+//! - `<scenario>-latency-cdf.png` (udp-rtt, tcp-echo) and
+//!   `<scenario>-throughput.png`: the plots.
+//!
+//! and prints a short summary on stdout (a single scenario also prints its
+//! table).
 //!
 //! ```text
 //! cargo run --release -p insane-bench -- runtime [--quick] [--out DIR]
 //! cargo run --release -p insane-bench -- udp-rtt [--quick] [--sizes 64,1024]
 //! cargo run --release -p insane-bench -- tcp-echo [--quick] [--connections 1,64]
 //! cargo run --release -p insane-bench -- tcp-stream [--quick] [--mib 1024]
+//! cargo run --release -p insane-bench -- http [--quick]        # wrk
+//! cargo run --release -p insane-bench -- udp-rtt-c [--quick]   # C client
 //! cargo run --release -p insane-bench -- all [--quick] [--out DIR]
 //! ```
 
+/// Prints a log line on stderr, above the progress bar (see [`progress`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::progress::line(&format!($($arg)*))
+    };
+}
+
+mod meta;
+mod plot;
+mod progress;
 mod report;
 mod scenarios;
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use report::Report;
+use scenarios::Common;
 use scenarios::net::NetArgs;
 
 /// Side-by-side benchmarks of insane against tokio and std.
@@ -47,28 +71,69 @@ enum Scenario {
     TcpEcho(scenarios::tcp_echo::Args),
     /// One TCP connection streaming 1 GiB in 64 KiB writes: Gbit/s.
     TcpStream(scenarios::tcp_stream::Args),
-    /// runtime, udp-rtt, tcp-echo and tcp-stream with their defaults;
-    /// writes every scenario's files and `<out>/report.md`.
+    /// HTTP/1.1 keep-alive GET load by `wrk` against insane's
+    /// `examples/hyper_server` (1 core, each driver); skipped without wrk.
+    Http(scenarios::external::Args),
+    /// UDP ping-pong measured by a C client (`benches/c/udp_pingpong.c`,
+    /// built with `cc`) against insane's `examples/echo_udp`.
+    UdpRttC(scenarios::external::Args),
+    /// runtime, udp-rtt, tcp-echo, tcp-stream, http and udp-rtt-c with
+    /// their defaults; writes every scenario's files, `<out>/report.md`,
+    /// `<out>/results.json` and the plots.
     All(NetArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (reports, common) = match &cli.scenario {
-        Scenario::Runtime(args) => (vec![scenarios::runtime::run(args)], &args.common),
-        Scenario::UdpRtt(args) => (vec![scenarios::udp_rtt::run(args)], &args.net.common),
-        Scenario::TcpEcho(args) => (vec![scenarios::tcp_echo::run(args)], &args.net.common),
-        Scenario::TcpStream(args) => (vec![scenarios::tcp_stream::run(args)], &args.net.common),
-        Scenario::All(args) => (all(args), &args.common),
+    let info = meta::RunInfo::collect();
+    progress::start();
+    let (reports, common, net) = match &cli.scenario {
+        Scenario::Runtime(args) => (vec![scenarios::runtime::run(args)], &args.common, None),
+        Scenario::UdpRtt(args) => (
+            vec![scenarios::udp_rtt::run(args)],
+            &args.net.common,
+            Some(&args.net),
+        ),
+        Scenario::TcpEcho(args) => (
+            vec![scenarios::tcp_echo::run(args)],
+            &args.net.common,
+            Some(&args.net),
+        ),
+        Scenario::TcpStream(args) => (
+            vec![scenarios::tcp_stream::run(args)],
+            &args.net.common,
+            Some(&args.net),
+        ),
+        Scenario::Http(args) => (vec![scenarios::external::http(args)], &args.common, None),
+        Scenario::UdpRttC(args) => (vec![scenarios::external::udp_c(args)], &args.common, None),
+        Scenario::All(args) => (all(args), &args.common, Some(args)),
     };
     let mut ok = true;
+    let mut plots = Vec::new();
     for report in &reports {
-        print!("\n{}", report.to_markdown());
         ok &= write(report, &common.out);
+        match plot::write(report, &common.out) {
+            Ok(files) => {
+                for f in &files {
+                    say!("wrote {}", f.display());
+                }
+                plots.extend(files);
+            }
+            Err(e) => {
+                say!("cannot draw the plots of {}: {e}", report.scenario);
+                ok = false;
+            }
+        }
     }
-    if matches!(cli.scenario, Scenario::All(_)) {
-        ok &= write_combined(&reports, &common.out, common.quick);
+    ok &= write_combined(&reports, &info, common);
+    ok &= write_results(&reports, &info, common, net, &plots);
+    progress::finish();
+    if !matches!(cli.scenario, Scenario::All(_)) {
+        for report in &reports {
+            print!("\n{}", report.to_markdown());
+        }
     }
+    print!("\n{}", summary(&reports, &common.out, &plots));
     if scenarios::abandoned_threads() {
         // A hung runtime thread would keep the process alive forever.
         std::process::exit(2);
@@ -82,7 +147,7 @@ fn main() -> ExitCode {
 
 /// Every scenario with the shared options and each one's defaults.
 fn all(args: &NetArgs) -> Vec<Report> {
-    use scenarios::{runtime, tcp_echo, tcp_stream, udp_rtt};
+    use scenarios::{external, runtime, tcp_echo, tcp_stream, udp_rtt};
     let runtime = runtime::Args {
         common: args.common.clone(),
         pin: false,
@@ -101,11 +166,19 @@ fn all(args: &NetArgs) -> Vec<Report> {
         net: args.clone(),
         mib: None,
     };
+    let ext = external::Args {
+        common: args.common.clone(),
+        no_pin: args.no_pin,
+        connections: Vec::new(),
+        duration: None,
+    };
     vec![
         runtime::run(&runtime),
         udp_rtt::run(&udp),
         tcp_echo::run(&echo),
         tcp_stream::run(&stream),
+        external::http(&ext),
+        external::udp_c(&ext),
     ]
 }
 
@@ -113,39 +186,210 @@ fn all(args: &NetArgs) -> Vec<Report> {
 fn write(report: &Report, out: &Path) -> bool {
     match report.write(out) {
         Ok((md, json)) => {
-            eprintln!("wrote {} and {}", md.display(), json.display());
+            say!("wrote {} and {}", md.display(), json.display());
             true
         }
         Err(e) => {
-            eprintln!("cannot write the report to {}: {e}", out.display());
+            say!("cannot write the report to {}: {e}", out.display());
             false
         }
     }
 }
 
-/// Writes `out/report.md`: a title, the command, then every scenario's
-/// Markdown in order.
-fn write_combined(reports: &[Report], out: &Path, quick: bool) -> bool {
+/// Writes `text` to `path` (creating its directory); false (and a
+/// message) on failure.
+fn write_file(path: &Path, text: &str) -> bool {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(path, text)) {
+        Ok(()) => {
+            say!("wrote {}", path.display());
+            true
+        }
+        Err(e) => {
+            say!("cannot write {}: {e}", path.display());
+            false
+        }
+    }
+}
+
+/// Writes `out/report.md`: a title, the machine and the command, then
+/// every scenario's Markdown in order and the plots.
+fn write_combined(reports: &[Report], info: &meta::RunInfo, common: &Common) -> bool {
     let mut text = String::from("# insane-bench report\n\n");
+    let args: Vec<&str> = info.command.iter().skip(1).map(String::as_str).collect();
     let _ = writeln!(
         text,
-        "Command: `cargo run --release -p insane-bench -- all{}`. Absolute numbers depend on \
+        "Command: `cargo run --release -p insane-bench -- {}`. Absolute numbers depend on \
          the machine; ratios within one run are what compares.\n",
-        if quick { " --quick" } else { "" }
+        args.join(" ")
+    );
+    let _ = writeln!(
+        text,
+        "Machine: {} ({} CPUs online, {} available), Linux {}; commit {}{}; {}.\n",
+        info.cpu_model,
+        info.cpus_online,
+        info.cpus_available,
+        info.kernel,
+        info.git_commit,
+        if info.git_dirty == Some(true) {
+            " with local changes"
+        } else {
+            ""
+        },
+        info.timestamp
     );
     for report in reports {
         text.push_str(&report.to_markdown());
         text.push('\n');
-    }
-    let path = out.join("report.md");
-    match std::fs::create_dir_all(out).and_then(|()| std::fs::write(&path, text)) {
-        Ok(()) => {
-            eprintln!("wrote {}", path.display());
-            true
+        for kind in ["latency-cdf", "throughput"] {
+            let png = format!("{}-{kind}.png", report.scenario);
+            if common.out.join(&png).exists() {
+                let _ = writeln!(text, "![{} {kind}]({png})\n", report.scenario);
+            }
         }
+    }
+    write_file(&common.out.join("report.md"), &text)
+}
+
+/// Writes `out/results.json`: the run's facts and options, then every
+/// scenario's JSON (see [`Report::to_json`]).
+fn write_results(
+    reports: &[Report],
+    info: &meta::RunInfo,
+    common: &Common,
+    net: Option<&NetArgs>,
+    plots: &[PathBuf],
+) -> bool {
+    let mut options = serde_json::json!({
+        "quick": common.quick,
+        "out": common.out.display().to_string(),
+        "repeats": common.repeats,
+        "warmup": common.warmup,
+        "timeout_s": common.timeout,
+        "only": common.only,
+        "note": common.note,
+    });
+    if let (Some(net), Some(map)) = (net, options.as_object_mut()) {
+        map.insert(
+            "idle".into(),
+            format!("{:?}", net.idle).to_lowercase().into(),
+        );
+        map.insert("no_pin".into(), net.no_pin.into());
+        map.insert("contestants".into(), net.contestants.clone().into());
+        map.insert("retries".into(), net.retries.into());
+    }
+    let value = serde_json::json!({
+        "tool": "insane-bench",
+        "version": env!("CARGO_PKG_VERSION"),
+        "run": info,
+        "options": options,
+        "scenarios": reports.iter().map(Report::to_json).collect::<Vec<_>>(),
+        "plots": plots
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect::<Vec<_>>(),
+    });
+    match serde_json::to_string_pretty(&value) {
+        Ok(text) => write_file(&common.out.join("results.json"), &(text + "\n")),
         Err(e) => {
-            eprintln!("cannot write {}: {e}", path.display());
+            say!("cannot serialise results.json: {e}");
             false
         }
     }
+}
+
+/// The short summary printed on stdout: per headline row (throughputs and
+/// p50 latencies) insane's best against the best other contestant, then
+/// failures and where the files are.
+fn summary(reports: &[Report], out: &Path, plots: &[PathBuf]) -> String {
+    let mut lines = vec![vec![
+        "scenario".to_owned(),
+        "benchmark".to_owned(),
+        "insane's best".to_owned(),
+        "best other".to_owned(),
+        "insane/other".to_owned(),
+    ]];
+    let mut failed = 0;
+    for report in reports {
+        for row in &report.rows {
+            failed += row.cells.iter().filter(|c| c.error.is_some()).count();
+            let headline = row.unit.higher_is_better() || row.benchmark.contains("p50");
+            let Some((bi, bv)) = report.insane_best(row).filter(|_| headline) else {
+                continue;
+            };
+            // The best non-insane contestant of the row.
+            let other = row
+                .cells
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !report.systems[*i].starts_with("insane"))
+                .filter_map(|(i, c)| Some((i, c.value?)))
+                .fold(None::<(usize, f64)>, |best, (i, v)| match best {
+                    Some((_, b)) if report::speedup(&row.unit, v, b).is_none_or(|r| r <= 1.0) => {
+                        best
+                    }
+                    _ => Some((i, v)),
+                });
+            let fmt = |v: f64| match row.unit {
+                report::Unit::Nanos => row.unit.format(v),
+                _ => format!("{} {}", row.unit.format(v), row.unit.label()),
+            };
+            let (other_text, ratio) = match other {
+                Some((oi, ov)) => (
+                    format!("{} {}", report.systems[oi], fmt(ov)),
+                    report::speedup(&row.unit, bv, ov)
+                        .map_or("-".to_owned(), |r| format!("{r:.2}x")),
+                ),
+                None => ("-".to_owned(), "-".to_owned()),
+            };
+            lines.push(vec![
+                report.scenario.clone(),
+                row.benchmark.clone(),
+                format!("{} {}", report.systems[bi], fmt(bv)),
+                other_text,
+                ratio,
+            ]);
+        }
+    }
+    let mut text = String::from(
+        "Summary: insane's best against the best other contestant per headline row \
+         (insane/other > 1: insane ahead).\n\n",
+    );
+    if lines.len() > 1 {
+        let widths: Vec<usize> = (0..lines[0].len())
+            .map(|c| {
+                lines
+                    .iter()
+                    .map(|l| l[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for line in &lines {
+            let cells: Vec<String> = line
+                .iter()
+                .zip(&widths)
+                .map(|(t, w)| format!("{t:<w$}"))
+                .collect();
+            let _ = writeln!(text, "  {}", cells.join("  ").trim_end());
+        }
+    }
+    let _ = writeln!(
+        text,
+        "\n{}",
+        if failed == 0 {
+            "Every contestant completed.".to_owned()
+        } else {
+            format!("{failed} measurement(s) FAILED; see report.md.")
+        }
+    );
+    let _ = writeln!(
+        text,
+        "Report: {}, data: {}, plots: {}.",
+        out.join("report.md").display(),
+        out.join("results.json").display(),
+        plots.len()
+    );
+    text
 }

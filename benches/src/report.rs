@@ -98,6 +98,18 @@ pub struct Row {
     pub cells: Vec<Cell>,
 }
 
+/// A latency distribution per system, for one configuration of a
+/// scenario (e.g. `"64 B"` or `"16 conn"`): plotted as a CDF and written to
+/// the JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cdf {
+    /// The configuration, e.g. `"64 B"`.
+    pub title: String,
+    /// Per system (in [`Report::systems`] order, failed ones left out):
+    /// its name and `[latency ns, cumulative fraction]` points, ascending.
+    pub series: Vec<(String, Vec<[f64; 2]>)>,
+}
+
 /// A scenario's results.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -114,6 +126,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Free-form remarks printed under the table (method, caveats, errors).
     pub notes: Vec<String>,
+    /// Latency distributions, one per configuration (latency scenarios).
+    pub cdfs: Vec<Cdf>,
 }
 
 impl Report {
@@ -126,6 +140,7 @@ impl Report {
             params: Vec::new(),
             rows: Vec::new(),
             notes: Vec::new(),
+            cdfs: Vec::new(),
         }
     }
 
@@ -167,6 +182,69 @@ impl Report {
         )
     }
 
+    /// The best insane system in `row` (systems whose name starts with
+    /// `insane`), by the unit's direction: its index and value.
+    pub fn insane_best(&self, row: &Row) -> Option<(usize, f64)> {
+        let mut best: Option<(usize, f64)> = None;
+        for (i, cell) in row.cells.iter().enumerate() {
+            let Some(v) = cell.value else { continue };
+            if !self.systems[i].starts_with("insane") || !v.is_finite() {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((_, b)) => speedup(&row.unit, v, b).is_some_and(|r| r > 1.0),
+            };
+            if better {
+                best = Some((i, v));
+            }
+        }
+        best
+    }
+
+    /// Every system's result in `row` relative to insane's best: the
+    /// speedup of that system over insane's best (`1.0` for the best insane
+    /// system itself, `< 1` for a system behind it, `> 1` for one ahead).
+    pub fn relative_to_insane_best(&self, row: &Row) -> Vec<Option<f64>> {
+        let best = self.insane_best(row);
+        row.cells
+            .iter()
+            .map(|c| speedup(&row.unit, c.value?, best?.1))
+            .collect()
+    }
+
+    /// The table "relative to insane's best" in Markdown: per row, which
+    /// insane system was best, then every system's ratio to it.
+    pub fn relative_markdown(&self) -> String {
+        let mut header = vec!["benchmark".to_owned(), "insane's best".to_owned()];
+        header.extend(self.systems.iter().cloned());
+        let mut lines = vec![header];
+        for row in &self.rows {
+            let Some((b, _)) = self.insane_best(row) else {
+                continue;
+            };
+            let mut line = vec![row.benchmark.clone(), self.systems[b].clone()];
+            for r in self.relative_to_insane_best(row) {
+                line.push(r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x")));
+            }
+            lines.push(line);
+        }
+        if lines.len() == 1 {
+            return String::new();
+        }
+        let mut out = format!(
+            "\n### {}: every contestant relative to insane's best\n\n",
+            self.scenario
+        );
+        out.push_str(&markdown_table(&lines));
+        out.push_str(
+            "\nPer row: the speedup of each contestant over the best insane contestant of that \
+             row (1.00x = insane's best; below 1 the contestant is behind insane, above 1 ahead \
+             of it, whatever the row's unit).\n",
+        );
+        out
+    }
+
     /// Header of the ratio column `(subject, baseline)`, e.g. `"insane/tokio-ct"`.
     fn ratio_label(&self, (subject, baseline): (usize, usize)) -> String {
         format!("{}/{}", self.systems[subject], self.systems[baseline])
@@ -205,42 +283,9 @@ impl Report {
             lines.push(line);
         }
 
-        let columns = lines[0].len();
-        let widths: Vec<usize> = (0..columns)
-            .map(|c| {
-                lines
-                    .iter()
-                    .map(|l| l[c].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
         let mut out = String::new();
         let _ = writeln!(out, "## {} scenario\n", self.scenario);
-        for (i, line) in lines.iter().enumerate() {
-            out.push('|');
-            for (c, text) in line.iter().enumerate() {
-                let pad = widths[c] - text.chars().count();
-                if c == 0 {
-                    let _ = write!(out, " {text}{} |", " ".repeat(pad));
-                } else {
-                    let _ = write!(out, " {}{text} |", " ".repeat(pad));
-                }
-            }
-            out.push('\n');
-            if i == 0 {
-                out.push('|');
-                for (c, w) in widths.iter().enumerate() {
-                    let dashes = "-".repeat(*w);
-                    if c == 0 {
-                        let _ = write!(out, " {dashes} |");
-                    } else {
-                        let _ = write!(out, " {}: |", &dashes[1..]);
-                    }
-                }
-                out.push('\n');
-            }
-        }
+        out.push_str(&markdown_table(&lines));
         let mut subjects: Vec<&str> = Vec::new();
         for &(s, _) in &self.ratios {
             if !subjects.contains(&self.systems[s].as_str()) {
@@ -255,6 +300,7 @@ impl Report {
                  (>1 means a is faster, whatever the row's unit)."
             );
         }
+        out.push_str(&self.relative_markdown());
         if !self.params.is_empty() {
             out.push_str("\nParameters:\n");
             for (k, v) in &self.params {
@@ -286,7 +332,6 @@ impl Report {
 
     /// The report as JSON: parameters, notes, and per row the unit, the
     /// direction, every cell (median, samples, error) and the speedups.
-    #[cfg(test)]
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self.json()).unwrap_or_default()
     }
@@ -316,6 +361,13 @@ impl Report {
                     .iter()
                     .map(|&(s, o)| (self.ratio_label((s, o)), self.speedup(row, s, o).into()))
                     .collect(),
+                insane_best: self.insane_best(row).map(|(i, _)| self.systems[i].as_str()),
+                relative_to_insane_best: self
+                    .systems
+                    .iter()
+                    .zip(self.relative_to_insane_best(row))
+                    .map(|(s, r)| (s.clone(), r.into()))
+                    .collect(),
             })
             .collect();
         JsonReport {
@@ -333,6 +385,7 @@ impl Report {
                 .collect(),
             rows,
             notes: &self.notes,
+            latency_cdfs: &self.cdfs,
         }
     }
 
@@ -349,6 +402,47 @@ impl Report {
     }
 }
 
+/// `lines` (the first one the header) as a Markdown table with aligned
+/// columns, the first left-aligned and the others right-aligned.
+fn markdown_table(lines: &[Vec<String>]) -> String {
+    let columns = lines[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        out.push('|');
+        for (c, text) in line.iter().enumerate() {
+            let pad = widths[c] - text.chars().count();
+            if c == 0 {
+                let _ = write!(out, " {text}{} |", " ".repeat(pad));
+            } else {
+                let _ = write!(out, " {}{text} |", " ".repeat(pad));
+            }
+        }
+        out.push('\n');
+        if i == 0 {
+            out.push('|');
+            for (c, w) in widths.iter().enumerate() {
+                let dashes = "-".repeat(*w);
+                if c == 0 {
+                    let _ = write!(out, " {dashes} |");
+                } else {
+                    let _ = write!(out, " {}: |", &dashes[1..]);
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Serialized form of a [`Row`]; `results` is keyed by system name,
 /// `speedup` by ratio column (`"subject/baseline"`).
 #[derive(Serialize)]
@@ -358,6 +452,10 @@ struct JsonRow<'a> {
     higher_is_better: bool,
     results: serde_json::Map<String, serde_json::Value>,
     speedup: serde_json::Map<String, serde_json::Value>,
+    /// The best insane system of the row.
+    insane_best: Option<&'a str>,
+    /// Per system, its speedup over `insane_best` (1.0 for that system).
+    relative_to_insane_best: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Serialized form of a [`Report`].
@@ -370,6 +468,7 @@ struct JsonReport<'a> {
     params: serde_json::Map<String, serde_json::Value>,
     rows: Vec<JsonRow<'a>>,
     notes: &'a [String],
+    latency_cdfs: &'a [Cdf],
 }
 
 /// Speedup of `subject` over `baseline` in `unit` (>1: subject faster).
@@ -413,7 +512,7 @@ fn format_si(v: f64) -> String {
 }
 
 /// `12345.0` (ns) → `"12.35µs"`.
-fn format_nanos(ns: f64) -> String {
+pub fn format_nanos(ns: f64) -> String {
     let a = ns.abs();
     if a >= 1e9 {
         format!("{:.2}s", ns / 1e9)
@@ -489,5 +588,49 @@ mod tests {
         let json = r.to_json();
         assert_eq!(json["rows"][0]["speedup"]["insane-x/tokio"], 2.0);
         assert_eq!(json["rows"][0]["speedup"]["insane-y/tokio"], 0.5);
+    }
+
+    #[test]
+    fn relative_to_insane_best_per_row() {
+        let mut r = Report::new("t", &["insane-a", "insane-b", "tokio", "std"]);
+        r.row(
+            "rate",
+            Unit::Rate { what: "req" },
+            vec![
+                Cell::from_samples(vec![100.0]),
+                Cell::from_samples(vec![200.0]),
+                Cell::from_samples(vec![100.0]),
+                Cell::failed("hung"),
+            ],
+        );
+        r.row(
+            "latency",
+            Unit::Nanos,
+            vec![
+                Cell::from_samples(vec![10.0]),
+                Cell::from_samples(vec![20.0]),
+                Cell::from_samples(vec![5.0]),
+                Cell::from_samples(vec![40.0]),
+            ],
+        );
+        assert_eq!(r.insane_best(&r.rows[0]).map(|b| b.0), Some(1));
+        assert_eq!(r.insane_best(&r.rows[1]).map(|b| b.0), Some(0));
+        assert_eq!(
+            r.relative_to_insane_best(&r.rows[0]),
+            vec![Some(0.5), Some(1.0), Some(0.5), None]
+        );
+        assert_eq!(
+            r.relative_to_insane_best(&r.rows[1]),
+            vec![Some(1.0), Some(0.5), Some(2.0), Some(0.25)]
+        );
+        let md = r.to_markdown();
+        assert!(md.contains("relative to insane's best"), "{md}");
+        assert!(
+            md.contains("| latency   |      insane-a |    1.00x |"),
+            "{md}"
+        );
+        let json = r.to_json();
+        assert_eq!(json["rows"][0]["insane_best"], "insane-b");
+        assert_eq!(json["rows"][1]["relative_to_insane_best"]["tokio"], 2.0);
     }
 }

@@ -9,6 +9,7 @@
 //! (`udp-rtt`, `tcp-echo`, `tcp-stream`) share their contestants, CPU
 //! placement and server plumbing through [`net`].
 
+pub mod external;
 pub mod net;
 pub mod runtime;
 pub mod tcp_echo;
@@ -106,7 +107,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, String> + Send + 'static,
 {
-    eprint!("  {label:<36} ");
+    crate::progress::begin(label);
     let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name(label.to_owned())
@@ -117,7 +118,8 @@ where
     let handle = match spawned {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("cannot spawn thread: {e}");
+            say!("  {label:<36} cannot spawn thread: {e}");
+            crate::progress::done();
             return Err(format!("cannot spawn thread: {e}"));
         }
     };
@@ -137,9 +139,13 @@ where
         }
     };
     match &result {
-        Ok(_) => eprintln!("ok ({:.1} s)", started.elapsed().as_secs_f64()),
-        Err(e) => eprintln!("FAILED: {e}"),
+        Ok(_) => say!(
+            "  {label:<36} ok ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => say!("  {label:<36} FAILED: {e}"),
     }
+    crate::progress::done();
     result
 }
 

@@ -24,7 +24,7 @@ use hdrhistogram::Histogram;
 
 use super::runtime::Idle;
 use super::{Common, isolated_try};
-use crate::report::{Cell, Report};
+use crate::report::{Cdf, Cell, Report};
 
 /// Options of every network scenario.
 #[derive(clap::Args, Clone, Debug)]
@@ -265,6 +265,52 @@ pub fn quantiles(h: &Histogram<u64>) -> [f64; 4] {
     [0.50, 0.90, 0.99, 0.999].map(|q| h.value_at_quantile(q) as f64)
 }
 
+/// The distribution of `h` as `[value, cumulative fraction]` points for a
+/// CDF plot: every percentile up to 99, then finer steps into the tail, and
+/// the maximum (about 130 points, whatever the sample count).
+pub fn cdf_points(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut qs: Vec<f64> = (0..=99).map(|i| f64::from(i) / 100.0).collect();
+    qs.extend((1..=9).map(|i| 0.99 + f64::from(i) / 1000.0));
+    qs.extend((1..=9).map(|i| 0.999 + f64::from(i) / 10_000.0));
+    qs.extend([0.9999, 0.99999]);
+    let mut points: Vec<[f64; 2]> = qs
+        .iter()
+        .map(|&q| [h.value_at_quantile(q) as f64, q])
+        .collect();
+    points.push([h.max() as f64, 1.0]);
+    points
+}
+
+/// A [`Cdf`] titled `title` with one series per contestant that has timed
+/// runs: the distribution of its run with the median p50 (`cdf` and `p50`
+/// read a run's points and p50).
+pub fn latency_cdf<R>(
+    title: &str,
+    contestants: &[Contestant],
+    results: &[Result<Vec<R>, String>],
+    cdf: impl Fn(&R) -> &[[f64; 2]],
+    p50: impl Fn(&R) -> f64,
+) -> Cdf {
+    let series = contestants
+        .iter()
+        .zip(results)
+        .filter_map(|(who, r)| {
+            let mut runs: Vec<&R> = r.as_ref().ok()?.iter().collect();
+            runs.sort_by(|a, b| p50(a).total_cmp(&p50(b)));
+            let run = runs.get(runs.len() / 2)?;
+            let points = cdf(run);
+            (!points.is_empty()).then(|| (who.name().to_owned(), points.to_vec()))
+        })
+        .collect();
+    Cdf {
+        title: title.to_owned(),
+        series,
+    }
+}
+
 /// Names of the [`quantiles`] entries.
 pub const QUANTILE_NAMES: [&str; 4] = ["p50", "p90", "p99", "p99.9"];
 
@@ -387,7 +433,8 @@ where
     T: Send + 'static,
     F: Fn(Contestant) -> Result<T, String> + Clone + Send + 'static,
 {
-    eprintln!("{what}:");
+    say!("{what}:");
+    crate::progress::add(contestants.len());
     let timeout = Duration::from_secs(args.common.timeout);
     contestants
         .iter()
@@ -415,7 +462,10 @@ where
                 } else {
                     ""
                 };
-                eprintln!("    (other processes used {foreign:.2} CPUs meanwhile{next})");
+                say!("    (other processes used {foreign:.2} CPUs meanwhile{next})");
+                if attempt < args.retries {
+                    crate::progress::add(1);
+                }
             }
             let (result, foreign) = best.expect("at least one attempt");
             if foreign > FOREIGN_LOAD_NOTE {

@@ -168,7 +168,8 @@ pub fn run(args: &Args) -> Report {
         timeout: Duration,
         f: fn(System, Params) -> T,
     ) -> Vec<Result<T, String>> {
-        eprintln!("{what}:");
+        say!("{what}:");
+        crate::progress::add(SYSTEMS.len());
         SYSTEMS
             .iter()
             .map(|&s| isolated(&format!("{what}/{}", s.name()), timeout, move || f(s, p)))
@@ -185,7 +186,7 @@ pub fn run(args: &Args) -> Report {
             .collect()
     }
 
-    eprintln!(
+    say!(
         "runtime scenario ({} mode)",
         if args.common.quick { "quick" } else { "full" }
     );

@@ -23,8 +23,9 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
-    Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant, finish,
-    insane_runtime, latency_histogram, quantiles, start_server, tokio_runtime,
+    Contestant, CpuTimes, Ctx, NetArgs, Placement, cdf_points, cells, describe_run,
+    each_contestant, finish, insane_runtime, latency_cdf, latency_histogram, quantiles,
+    start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit, median};
@@ -71,7 +72,7 @@ struct Params {
 }
 
 /// One timed run (window).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct EchoRun {
     /// Requests per second, all connections together.
     rate: f64,
@@ -83,6 +84,8 @@ struct EchoRun {
     server_busy: f64,
     /// Share of the window the client thread was on a CPU.
     client_busy: f64,
+    /// The request latency distribution (see [`cdf_points`]).
+    cdf: Vec<[f64; 2]>,
 }
 
 /// Runs the scenario and returns its report.
@@ -122,7 +125,7 @@ pub fn run(args: &Args) -> Report {
         "tokio current-thread runtime on the client CPU, one task per connection, the same \
          for every contestant",
     );
-    eprintln!(
+    say!(
         "tcp-echo scenario ({} mode)",
         if c.quick { "quick" } else { "full" }
     );
@@ -164,6 +167,13 @@ pub fn run(args: &Args) -> Report {
             Unit::Nanos,
             cells(&results, |r| r.server_cpu),
         );
+        report.cdfs.push(latency_cdf(
+            &label,
+            &contestants,
+            &results,
+            |r| &r.cdf,
+            |r| r.quantiles[0],
+        ));
         let busy: Vec<String> = contestants
             .iter()
             .zip(&results)
@@ -425,6 +435,7 @@ fn client(addr: std::net::SocketAddr, p: Params) -> Result<Vec<EchoRun>, String>
                     server_cpu: server.as_nanos() as f64 / (*requests).max(1) as f64,
                     server_busy: server.as_secs_f64() / secs,
                     client_busy: cpu.thread.as_secs_f64() / secs,
+                    cdf: cdf_points(hist),
                 }
             })
             .collect())

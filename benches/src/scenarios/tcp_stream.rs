@@ -101,7 +101,7 @@ pub fn run(args: &Args) -> Report {
     report.param("bytes per timed run", format!("{mib} MiB"));
     report.param("warm-up transfer", format!("{warmup_mib} MiB"));
     report.param("write size / read buffer", "64 KiB / 64 KiB");
-    eprintln!(
+    say!(
         "tcp-stream scenario ({} mode)",
         if c.quick { "quick" } else { "full" }
     );

@@ -20,9 +20,9 @@ use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
 
 use super::net::{
-    Contestant, CpuTimes, Ctx, NetArgs, Placement, QUANTILE_NAMES, cells, describe_run,
-    each_contestant, finish, insane_runtime, latency_histogram, quantiles, run_sync, start_server,
-    tokio_runtime,
+    Contestant, CpuTimes, Ctx, NetArgs, Placement, QUANTILE_NAMES, cdf_points, cells, describe_run,
+    each_contestant, finish, insane_runtime, latency_cdf, latency_histogram, quantiles, run_sync,
+    start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -71,7 +71,7 @@ struct Params {
 }
 
 /// One timed run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct RttRun {
     /// p50, p90, p99, p99.9 in ns.
     quantiles: [f64; 4],
@@ -79,6 +79,8 @@ struct RttRun {
     rate: f64,
     /// CPU time of the whole process (client + server) per round trip, ns.
     cpu_per_trip: f64,
+    /// The round-trip time distribution (see [`cdf_points`]).
+    cdf: Vec<[f64; 2]>,
 }
 
 /// Runs the scenario and returns its report.
@@ -102,7 +104,7 @@ pub fn run(args: &Args) -> Report {
             .collect::<Vec<_>>()
             .join(", "),
     );
-    eprintln!(
+    say!(
         "udp-rtt scenario ({} mode)",
         if c.quick { "quick" } else { "full" }
     );
@@ -147,6 +149,13 @@ pub fn run(args: &Args) -> Report {
             Unit::Nanos,
             cells(&results, |r| r.cpu_per_trip),
         );
+        report.cdfs.push(latency_cdf(
+            &label,
+            &contestants,
+            &results,
+            |r| &r.cdf,
+            |r| r.quantiles[0],
+        ));
     }
 
     report.notes.extend(notes);
@@ -341,6 +350,7 @@ where
                 quantiles: quantiles(&hist),
                 rate: done as f64 / elapsed.as_secs_f64(),
                 cpu_per_trip: cpu.process.as_nanos() as f64 / done as f64,
+                cdf: cdf_points(&hist),
             });
         }
     }

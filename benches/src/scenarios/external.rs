@@ -1,0 +1,550 @@
+//! Scenarios measured by external clients, so that not only insane-bench's
+//! own Rust clients measure insane: `http` runs `wrk` against
+//! `examples/hyper_server`, `udp-rtt-c` runs a small C UDP ping-pong client
+//! (`benches/c/udp_pingpong.c`, compiled here with the system C compiler)
+//! against `examples/echo_udp`.
+//!
+//! The servers are insane's example binaries, started as child processes
+//! with `--bind 127.0.0.1:0 --cores 1` and `INSANE_DRIVER=uring|epoll` (the
+//! contestants), pinned to the server CPU; their `listening on ADDR` line
+//! gives the address. The client process is pinned to the client CPU. The
+//! example binaries are built with cargo when they are missing (a no-op
+//! when they are fresh). When `wrk` or `cc` is missing the scenario is
+//! skipped and its report says why. Loopback only, bounded in time.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::net::{Placement, cells};
+use super::{Common, isolated_try};
+use crate::report::{Report, Unit};
+
+/// Options of the external-client scenarios.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Do not pin the client and server processes to CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// http: wrk connections (comma-separated); default 1,64 (--quick: 1,16).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub connections: Vec<u32>,
+
+    /// http: seconds of one wrk run; default 3 (--quick: 1).
+    #[arg(long)]
+    pub duration: Option<u32>,
+}
+
+/// The contestants: insane's example servers on each driver.
+const DRIVERS: [(&str, &str); 2] = [("insane-uring", "uring"), ("insane-epoll", "epoll")];
+
+/// One wrk run.
+#[derive(Clone, Debug)]
+struct HttpRun {
+    rate: f64,
+    /// p50, p90, p99 in ns (wrk's latency distribution).
+    quantiles: [f64; 3],
+}
+
+/// One C client run.
+#[derive(Clone, Debug)]
+struct UdpRun {
+    rate: f64,
+    /// p50, p90, p99, p99.9 in ns.
+    quantiles: [f64; 4],
+}
+
+/// Common report parameters; `None` plus a note when `tool` is missing.
+fn start_report(scenario: &str, args: &Args, tool: &str, repeats: usize) -> (Report, bool) {
+    let names: Vec<&str> = DRIVERS.iter().map(|d| d.0).collect();
+    let mut report = Report::new(scenario, &names);
+    report.param("mode", if args.common.quick { "quick" } else { "full" });
+    report.param("timed runs (median reported)", repeats);
+    report.param(
+        "placement",
+        Placement::new(args.no_pin)
+            .describe()
+            .replace("thread(s)", "process")
+            .replace("client thread", "client process"),
+    );
+    report.param("server", "insane example, --cores 1 (1-core runtime)");
+    report.notes.extend(args.common.note.iter().cloned());
+    let found = which(tool).is_some();
+    if !found {
+        let why = format!(
+            "skipped: `{tool}` is not installed (Debian: apt-get install {}); nothing measured.",
+            if tool == "cc" { "gcc" } else { tool }
+        );
+        say!("{scenario} scenario {why}");
+        report.notes.push(why);
+    }
+    (report, found)
+}
+
+/// Runs the `http` scenario: wrk against `examples/hyper_server`.
+pub fn http(args: &Args) -> Report {
+    let c = &args.common;
+    let repeats = c.repeats_or(1, 3);
+    let (mut report, found) = start_report("http", args, "wrk", repeats);
+    let connections: Vec<u32> = if args.connections.is_empty() {
+        vec![1, if c.quick { 16 } else { 64 }]
+    } else {
+        args.connections.clone()
+    };
+    let secs = args.duration.unwrap_or(if c.quick { 1 } else { 3 }).max(1);
+    report.param(
+        "client",
+        format!("wrk -t1 -c N -d {secs}s --latency, GET / (keep-alive)"),
+    );
+    report.param(
+        "connections",
+        connections
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if !found {
+        return report;
+    }
+    say!(
+        "http scenario ({} mode)",
+        if c.quick { "quick" } else { "full" }
+    );
+    let placement = Placement::new(args.no_pin);
+    let timeout = Duration::from_secs(c.timeout);
+    for &n in &connections {
+        let label = format!("{n} conn");
+        if !c.selected(&label) {
+            continue;
+        }
+        say!("http {label}:");
+        crate::progress::add(DRIVERS.len());
+        let results: Vec<Result<Vec<HttpRun>, String>> = DRIVERS
+            .iter()
+            .map(|&(name, driver)| {
+                let warmup = c.warmup;
+                isolated_try(&format!("http {label}/{name}"), timeout, move || {
+                    let server = ServerProcess::start("hyper_server", driver, placement.server)?;
+                    let url = format!("http://{}/", server.addr);
+                    if warmup > 0 {
+                        wrk(&url, n, 1, placement.client)?;
+                    }
+                    (0..repeats)
+                        .map(|_| wrk(&url, n, secs, placement.client))
+                        .collect()
+                })
+            })
+            .collect();
+        report.row(
+            &format!("{label} requests"),
+            Unit::Rate { what: "req" },
+            cells(&results, |r| r.rate),
+        );
+        for (i, q) in [(0, "p50"), (2, "p99")] {
+            report.row(
+                &format!("{label} latency {q}"),
+                Unit::Nanos,
+                cells(&results, |r| r.quantiles[i]),
+            );
+        }
+    }
+    report.notes.push(
+        "only insane is measured here (the servers are insane's examples); the same wrk \
+         against another runtime's server is the comparison to add."
+            .to_owned(),
+    );
+    report
+}
+
+/// Runs the `udp-rtt-c` scenario: the C ping-pong client against
+/// `examples/echo_udp`.
+pub fn udp_c(args: &Args) -> Report {
+    let c = &args.common;
+    let repeats = c.repeats_or(1, 3);
+    let (mut report, found) = start_report("udp-rtt-c", args, "cc", repeats);
+    let trips: u64 = if c.quick { 10_000 } else { 100_000 };
+    let size = 64;
+    report.param(
+        "client",
+        "benches/c/udp_pingpong.c (cc -O2), one datagram in flight",
+    );
+    report.param("datagram", format!("{size} B"));
+    report.param("round trips per timed run", trips);
+    if !found {
+        return report;
+    }
+    say!(
+        "udp-rtt-c scenario ({} mode)",
+        if c.quick { "quick" } else { "full" }
+    );
+    let client = match compile_client() {
+        Ok(p) => p,
+        Err(e) => {
+            say!("udp-rtt-c: {e}");
+            report
+                .notes
+                .push(format!("skipped: the C client did not compile: {e}"));
+            return report;
+        }
+    };
+    let placement = Placement::new(args.no_pin);
+    let timeout = Duration::from_secs(c.timeout);
+    let max_secs = if c.quick { 3 } else { 10 };
+    let warmup = c.warmup as u64 * 2_000;
+    say!("udp-rtt-c {size} B:");
+    crate::progress::add(DRIVERS.len());
+    let results: Vec<Result<Vec<UdpRun>, String>> = DRIVERS
+        .iter()
+        .map(|&(name, driver)| {
+            let client = client.clone();
+            isolated_try(&format!("udp-rtt-c/{name}"), timeout, move || {
+                let server = ServerProcess::start("echo_udp", driver, placement.server)?;
+                (0..repeats)
+                    .map(|i| {
+                        let w = if i == 0 { warmup } else { 0 };
+                        ping_pong(&client, server.addr, size, w, trips, max_secs, placement)
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    let label = format!("{size} B");
+    for (i, q) in ["p50", "p90", "p99", "p99.9"].iter().enumerate() {
+        report.row(
+            &format!("{label} RTT {q}"),
+            Unit::Nanos,
+            cells(&results, |r| r.quantiles[i]),
+        );
+    }
+    report.row(
+        &format!("{label} round trips"),
+        Unit::Rate {
+            what: "round trips",
+        },
+        cells(&results, |r| r.rate),
+    );
+    report.notes.push(
+        "the client is C (blocking send/recv on a connected socket, CLOCK_MONOTONIC per round \
+         trip); compare with the udp-rtt scenario, where both ends are the contestant."
+            .to_owned(),
+    );
+    report
+}
+
+/// `tool`'s path on `PATH`, if any.
+fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// The directory of the running binary's profile (`target/release`).
+fn profile_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "the binary has no directory".to_owned())
+}
+
+/// The example binary `name`, built with cargo (same target directory and
+/// profile as this binary) when cargo and the sources are here; an existing
+/// binary is used when cargo cannot run.
+fn example(name: &str) -> Result<PathBuf, String> {
+    let dir = profile_dir()?;
+    let bin = dir.join("examples").join(name);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if root.join("examples").join(format!("{name}.rs")).exists()
+        && let Some(target) = dir.parent()
+    {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--example", name])
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", target)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if dir.file_name().is_some_and(|f| f == "release") {
+            cmd.arg("--release");
+        }
+        match cmd.output() {
+            Ok(out) if !out.status.success() && !bin.exists() => {
+                let err = String::from_utf8_lossy(&out.stderr);
+                return Err(format!(
+                    "cargo build --example {name} failed: {}",
+                    err.lines().last().unwrap_or("")
+                ));
+            }
+            _ => {}
+        }
+    }
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!("{} not found and not buildable", bin.display()))
+    }
+}
+
+/// Compiles `benches/c/udp_pingpong.c` into the profile directory.
+fn compile_client() -> Result<PathBuf, String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/udp_pingpong.c");
+    let out = profile_dir()?.join("udp_pingpong");
+    let result = Command::new("cc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cc: {e}"))?;
+    if !result.status.success() {
+        return Err(format!(
+            "cc {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&result.stderr).trim()
+        ));
+    }
+    Ok(out)
+}
+
+/// Restricts a child process to `cpu` before it runs (its threads inherit
+/// the mask, so insane's runtime pins its core there).
+fn pin_child(cmd: &mut Command, cpu: Option<usize>) {
+    let Some(cpu) = cpu else { return };
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only sched_setaffinity on a stack cpu_set_t, which is
+    // async-signal-safe; `cpu` comes from the allowed set, within capacity.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// An example server running as a child process; killed on drop.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts example `name` on 127.0.0.1 with one core and `driver`, and
+    /// waits (at most 30 s) for its `listening on ADDR` line.
+    fn start(name: &str, driver: &str, cpu: Option<usize>) -> Result<ServerProcess, String> {
+        let bin = example(name)?;
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--bind", "127.0.0.1:0", "--cores", "1"])
+            .env("INSANE_DRIVER", driver)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        pin_child(&mut cmd, cpu);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", bin.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let addr = line
+                    .strip_prefix("listening on ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|a| a.parse::<SocketAddr>().ok());
+                if let Some(addr) = addr {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => {
+                server.addr = addr;
+                Ok(server)
+            }
+            Err(_) => {
+                let status = server.child.try_wait().ok().flatten();
+                Err(format!(
+                    "{name} (INSANE_DRIVER={driver}) printed no `listening on` line{}",
+                    status.map_or(String::new(), |s| format!(" and exited: {s}"))
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `wrk` for `secs` seconds with `conns` connections against `url`.
+fn wrk(url: &str, conns: u32, secs: u32, cpu: Option<usize>) -> Result<HttpRun, String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t1", "--latency", "--timeout", "2s"])
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{secs}s"))
+        .arg(url)
+        .stdin(Stdio::null());
+    pin_child(&mut cmd, cpu);
+    let out = cmd.output().map_err(|e| format!("wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "wrk exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    parse_wrk(&text)
+}
+
+/// Requests/s and the latency distribution of wrk's `--latency` output.
+fn parse_wrk(text: &str) -> Result<HttpRun, String> {
+    let mut rate = None;
+    let mut q = [None; 3];
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            rate = v.trim().parse::<f64>().ok();
+        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            return Err(format!("wrk: non-2xx responses: {}", rest.trim()));
+        } else if let Some(rest) = line.strip_prefix("Socket errors:")
+            && rest
+                .split(',')
+                .any(|f| f.split_whitespace().last() != Some("0"))
+        {
+            return Err(format!("wrk: socket errors:{rest}"));
+        } else {
+            let mut f = line.split_whitespace();
+            let (Some(p), Some(v), None) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            let slot = match p {
+                "50%" => 0,
+                "90%" => 1,
+                "99%" => 2,
+                _ => continue,
+            };
+            q[slot] = wrk_duration(v);
+        }
+    }
+    match (rate, q) {
+        (Some(rate), [Some(a), Some(b), Some(c)]) => Ok(HttpRun {
+            rate,
+            quantiles: [a, b, c],
+        }),
+        _ => Err(format!(
+            "cannot read wrk's output: {}",
+            text.lines().take(3).collect::<Vec<_>>().join(" / ")
+        )),
+    }
+}
+
+/// wrk's `12.34us` / `1.2ms` / `1.00s` / `1.0m` in ns.
+fn wrk_duration(v: &str) -> Option<f64> {
+    let split = v.find(|c: char| c.is_ascii_alphabetic())?;
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit {
+        "us" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        _ => return None,
+    };
+    Some(n * scale)
+}
+
+/// Runs the C client once.
+fn ping_pong(
+    client: &Path,
+    to: SocketAddr,
+    size: usize,
+    warmup: u64,
+    trips: u64,
+    max_secs: u64,
+    placement: Placement,
+) -> Result<UdpRun, String> {
+    let mut cmd = Command::new(client);
+    cmd.arg(to.ip().to_string())
+        .arg(to.port().to_string())
+        .arg(size.to_string())
+        .arg(warmup.to_string())
+        .arg(trips.to_string())
+        .arg(max_secs.to_string())
+        .stdin(Stdio::null());
+    pin_child(&mut cmd, placement.client);
+    let out = cmd.output().map_err(|e| format!("udp_pingpong: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    parse_ping_pong(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The `key=value` line of the C client.
+fn parse_ping_pong(text: &str) -> Result<UdpRun, String> {
+    let field = |k: &str| {
+        text.split_whitespace()
+            .find_map(|f| f.strip_prefix(k)?.strip_prefix('='))
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| format!("udp_pingpong printed no {k}: {}", text.trim()))
+    };
+    let (trips, secs) = (field("trips")?, field("seconds")?);
+    Ok(UdpRun {
+        rate: trips / secs.max(1e-9),
+        quantiles: [
+            field("p50_ns")?,
+            field("p90_ns")?,
+            field("p99_ns")?,
+            field("p999_ns")?,
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output() {
+        let text = "Running 1s test @ http://127.0.0.1:1/\n  1 threads and 1 connections\n  \
+            Latency Distribution\n     50%   33.00us\n     75%   36.00us\n     90%   40.00us\n     \
+            99%    1.20ms\n  25000 requests in 1.00s, 3.00MB read\nRequests/sec:  24999.50\n";
+        let r = parse_wrk(text).unwrap();
+        assert_eq!(r.rate, 24999.5);
+        assert_eq!(r.quantiles, [33_000.0, 40_000.0, 1_200_000.0]);
+        let bad = format!("{text}  Socket errors: connect 0, read 2, write 0, timeout 0\n");
+        assert!(parse_wrk(&bad).is_err());
+        assert!(parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn ping_pong_output() {
+        let r = parse_ping_pong(
+            "trips=1000 seconds=0.5 p50_ns=10 p90_ns=20 p99_ns=30 p999_ns=40 max_ns=50\n",
+        )
+        .unwrap();
+        assert_eq!(r.rate, 2000.0);
+        assert_eq!(r.quantiles, [10.0, 20.0, 30.0, 40.0]);
+    }
+}
