@@ -15,8 +15,9 @@ use std::io;
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub use insane_runtime::affinity;
 pub use insane_runtime::driver::DriverKind;
-pub use insane_runtime::runtime::{CoreHandle, CoreInit, IdlePolicy};
+pub use insane_runtime::runtime::{CoreHandle, CoreInit, IdlePolicy, SpinGuard};
 
 use crate::task::JoinHandle;
 

@@ -10,9 +10,9 @@
 //! panic, an error or a hang on either side turns into a `FAILED` cell.
 //! Everything talks over 127.0.0.1 only.
 
+use insane::runtime::affinity;
 use std::fmt::Display;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::mpsc;
@@ -155,7 +155,7 @@ impl Placement {
     /// Client on the first allowed CPU, server on the second, unless
     /// `no_pin` or fewer than 2 CPUs are allowed.
     pub fn new(no_pin: bool) -> Placement {
-        let cpus = allowed_cpus().unwrap_or_default();
+        let cpus = affinity::allowed_cpus().unwrap_or_default();
         if no_pin || cpus.len() < 2 {
             Placement {
                 client: None,
@@ -178,41 +178,13 @@ impl Placement {
     }
 }
 
-/// The CPUs of the process's allowed set.
-fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is plain data; all-zero is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a live cpu_set_t and its exact size is passed.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: CPU_ISSET only reads the set; `cpu` is below its capacity.
-    Ok((0..max)
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect())
-}
-
 /// Pins the calling thread to `cpu` (threads it spawns inherit it); does
 /// nothing for `None`.
 pub fn pin_current_thread(cpu: Option<usize>) -> Result<(), String> {
-    let Some(cpu) = cpu else { return Ok(()) };
-    // SAFETY: as above, an all-zero cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: CPU_SET writes a bit inside the live set; `cpu` comes from
-    // the allowed set, so it is below the set's capacity.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is live and its size is passed exactly; 0 = this thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc != 0 {
-        return Err(format!(
-            "pinning to CPU {cpu} failed: {}",
-            io::Error::last_os_error()
-        ));
+    match cpu {
+        Some(cpu) => affinity::pin_current_thread(cpu).map_err(|e| e.to_string()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// CPU time (user + system) consumed so far, from `getrusage`.
