@@ -23,6 +23,7 @@
 //! cargo run --release -p insane-bench -- tcp-stream [--quick] [--mib 1024]
 //! cargo run --release -p insane-bench -- http [--quick]        # wrk
 //! cargo run --release -p insane-bench -- udp-rtt-c [--quick]   # C client
+//! cargo run --release -p insane-bench -- qos-mix [--quick]     # QoS endpoints
 //! cargo run --release -p insane-bench -- all [--quick] [--out DIR]
 //! ```
 
@@ -77,7 +78,12 @@ enum Scenario {
     /// UDP ping-pong measured by a C client (`benches/c/udp_pingpong.c`,
     /// built with `cc`) against insane's `examples/echo_udp`.
     UdpRttC(scenarios::external::Args),
-    /// runtime, udp-rtt, tcp-echo, tcp-stream, http and udp-rtt-c with
+    /// QoS endpoints (`insane::qos`): 32 B RTT per QoS class (critical,
+    /// normal, reliable) against tokio UDP, and the latency of a critical
+    /// flow while a bulk flow saturates the same core, with and without the
+    /// per-core transmit scheduler (tables `qos-mix` and `qos-mix-bulk`).
+    QosMix(scenarios::qos_mix::Args),
+    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c and qos-mix with
     /// their defaults; writes every scenario's files, `<out>/report.md`,
     /// `<out>/results.json` and the plots.
     All(NetArgs),
@@ -106,6 +112,11 @@ fn main() -> ExitCode {
         ),
         Scenario::Http(args) => (vec![scenarios::external::http(args)], &args.common, None),
         Scenario::UdpRttC(args) => (vec![scenarios::external::udp_c(args)], &args.common, None),
+        Scenario::QosMix(args) => (
+            scenarios::qos_mix::run(args),
+            &args.net.common,
+            Some(&args.net),
+        ),
         Scenario::All(args) => (all(args), &args.common, Some(args)),
     };
     let mut ok = true;
@@ -147,7 +158,7 @@ fn main() -> ExitCode {
 
 /// Every scenario with the shared options and each one's defaults.
 fn all(args: &NetArgs) -> Vec<Report> {
-    use scenarios::{external, runtime, tcp_echo, tcp_stream, udp_rtt};
+    use scenarios::{external, qos_mix, runtime, tcp_echo, tcp_stream, udp_rtt};
     let runtime = runtime::Args {
         common: args.common.clone(),
         pin: false,
@@ -172,14 +183,17 @@ fn all(args: &NetArgs) -> Vec<Report> {
         connections: Vec::new(),
         duration: None,
     };
-    vec![
+    let qos = qos_mix::Args { net: args.clone() };
+    let mut reports = vec![
         runtime::run(&runtime),
         udp_rtt::run(&udp),
         tcp_echo::run(&echo),
         tcp_stream::run(&stream),
         external::http(&ext),
         external::udp_c(&ext),
-    ]
+    ];
+    reports.extend(qos_mix::run(&qos));
+    reports
 }
 
 /// Writes one scenario's files; false (and a message) on failure.

@@ -6,11 +6,12 @@
 //! A scenario exposes a `clap::Args` struct (flattening [`Common`]) and a
 //! `run(&Args) -> Report` function; `main.rs` adds it as a subcommand and
 //! takes care of printing and writing the report. The network scenarios
-//! (`udp-rtt`, `tcp-echo`, `tcp-stream`) share their contestants, CPU
+//! (`udp-rtt`, `tcp-echo`, `tcp-stream`, `qos-mix`) share their contestants, CPU
 //! placement and server plumbing through [`net`].
 
 pub mod external;
 pub mod net;
+pub mod qos_mix;
 pub mod runtime;
 pub mod tcp_echo;
 pub mod tcp_stream;

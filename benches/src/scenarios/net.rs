@@ -122,6 +122,20 @@ impl Contestant {
     }
 }
 
+/// A column of a network scenario's table that [`each_contestant`] and
+/// [`latency_cdf`] can measure: a [`Contestant`], or a scenario's own kind
+/// of column (e.g. the QoS classes of `qos-mix`).
+pub trait Column: Copy + Send + 'static {
+    /// Column name.
+    fn name(self) -> &'static str;
+}
+
+impl Column for Contestant {
+    fn name(self) -> &'static str {
+        Contestant::name(self)
+    }
+}
+
 /// Keeps the contestants of `wanted` that were selected (`--contestant`)
 /// and can run here; for those that cannot, adds a note to `notes` saying
 /// why they are missing.
@@ -259,9 +273,9 @@ pub fn cdf_points(h: &Histogram<u64>) -> Vec<[f64; 2]> {
 /// A [`Cdf`] titled `title` with one series per contestant that has timed
 /// runs: the distribution of its run with the median p50 (`cdf` and `p50`
 /// read a run's points and p50).
-pub fn latency_cdf<R>(
+pub fn latency_cdf<C: Column, R>(
     title: &str,
-    contestants: &[Contestant],
+    contestants: &[C],
     results: &[Result<Vec<R>, String>],
     cdf: impl Fn(&R) -> &[[f64; 2]],
     p50: impl Fn(&R) -> f64,
@@ -394,16 +408,16 @@ where
 /// A measurement during which other processes used the CPUs (see
 /// [`ForeignLoad`]) is repeated up to `--retries` times; the least
 /// disturbed attempt is kept, and a note names any disturbance left.
-pub fn each_contestant<T, F>(
+pub fn each_contestant<C: Column, T, F>(
     what: &str,
-    contestants: &[Contestant],
+    contestants: &[C],
     placement: Placement,
     args: &NetArgs,
     measure: F,
 ) -> Vec<Result<T, String>>
 where
     T: Send + 'static,
-    F: Fn(Contestant) -> Result<T, String> + Clone + Send + 'static,
+    F: Fn(C) -> Result<T, String> + Clone + Send + 'static,
 {
     say!("{what}:");
     crate::progress::add(contestants.len());
