@@ -488,3 +488,126 @@ fn critical_latency_class_is_reported() {
         assert_eq!(msg.peer(), ep.local_addr().unwrap());
     });
 }
+
+/// A message of `ep` for `try_send`, or a panic if its pool is dry.
+fn filled(ep: &Endpoint, bytes: &[u8]) -> insane_net::qos::TxBuf {
+    let mut buf = ep.try_buffer().expect("a free send buffer");
+    buf.extend_from_slice(bytes).unwrap();
+    buf
+}
+
+#[test]
+fn critical_message_overtakes_queued_bulk_messages_on_one_core() {
+    on_each_driver(1, |driver| async move {
+        // Bulk flow bound: half of 8 send buffers.
+        let config = TransportConfig {
+            tx_buffers: 8,
+            ..Default::default()
+        };
+        let sink = Endpoint::bind(LOCAL, low_datagrams()).await.unwrap();
+        let to = sink.local_addr().unwrap();
+        let bulk = Endpoint::bind_with(LOCAL, low_datagrams(), config)
+            .await
+            .unwrap();
+        let urgent_qos = Qos::builder().critical().best_effort().low().build();
+        let urgent = Endpoint::bind(LOCAL, urgent_qos).await.unwrap();
+
+        // No await from here on: the core's transmit task cannot run, so
+        // everything is queued before anything is sent.
+        let mut queued = 0;
+        loop {
+            match bulk.try_send_to(filled(&bulk, format!("bulk{queued}").as_bytes()), to) {
+                Ok(()) => queued += 1,
+                Err(e) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{driver}: {e}");
+                    break;
+                }
+            }
+        }
+        assert_eq!(queued, 4, "{driver}: the bulk flow holds tx_buffers / 2");
+        urgent.try_send_to(filled(&urgent, b"urgent"), to).unwrap();
+
+        let mut got = Vec::new();
+        for _ in 0..=queued {
+            let m = timeout(Duration::from_secs(5), sink.recv())
+                .await
+                .expect("every queued message is sent")
+                .unwrap();
+            got.push(String::from_utf8(m[..].to_vec()).unwrap());
+        }
+        let mut want = vec!["urgent".to_owned()];
+        want.extend((0..queued).map(|i| format!("bulk{i}")));
+        assert_eq!(got, want, "{driver}: critical first, then bulk in order");
+    });
+}
+
+#[test]
+fn full_transmit_queue_gives_would_block_and_loses_nothing() {
+    on_each_driver(1, |driver| async move {
+        let config = TransportConfig {
+            tx_buffers: 4,
+            ..Default::default()
+        };
+        for qos in [low_datagrams(), normal_reliable()] {
+            let server = Endpoint::bind(LOCAL, qos).await.unwrap();
+            let client = Endpoint::bind_with(LOCAL, qos, config).await.unwrap();
+            let to = server.local_addr().unwrap();
+            client.connect(to).await.unwrap();
+
+            // Bound 2: two queued, the third would block.
+            client.try_send(filled(&client, b"m0")).unwrap();
+            client.try_send(filled(&client, b"m1")).unwrap();
+            let err = client.try_send(filled(&client, b"lost")).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "{driver} {qos}");
+
+            // `send` waits for room, then for the send; its future is `Send`.
+            const N: usize = 100;
+            for i in 2..N {
+                let mut buf = client.buffer().await;
+                buf.extend_from_slice(format!("m{i}").as_bytes()).unwrap();
+                let send = client.send(buf);
+                assert_send(&send);
+                send.await.unwrap();
+            }
+            let mut got = Vec::new();
+            while got.len() < N {
+                let m = timeout(Duration::from_secs(5), server.recv())
+                    .await
+                    .expect("no message lost")
+                    .unwrap();
+                got.push(m[..].to_vec());
+            }
+            let want: Vec<Vec<u8>> = (0..N).map(|i| format!("m{i}").into_bytes()).collect();
+            assert_eq!(got, want, "{driver} {qos}");
+        }
+    });
+}
+
+#[test]
+fn endpoint_sends_from_a_send_task_on_another_core() {
+    on_each_driver(2, |driver| async move {
+        let server = std::sync::Arc::new(Endpoint::bind(LOCAL, normal_reliable()).await.unwrap());
+        let client = std::sync::Arc::new(Endpoint::bind(LOCAL, normal_reliable()).await.unwrap());
+        let to = server.local_addr().unwrap();
+        // The endpoint gets a flow on each core it sends from.
+        send_bytes(&client, to, b"here").await;
+        let c = client.clone();
+        spawn_on(1, async move { send_bytes(&c, to, b"there").await })
+            .await
+            .unwrap();
+        let c = client.clone();
+        spawn(async move { send_bytes(&c, to, b"spawned").await })
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let m = timeout(Duration::from_secs(5), server.recv())
+                .await
+                .expect("message within 5 s")
+                .unwrap();
+            got.push(m[..].to_vec());
+        }
+        got.sort();
+        assert_eq!(got, [&b"here"[..], b"spawned", b"there"], "{driver}");
+    });
+}

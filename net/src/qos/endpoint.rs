@@ -42,6 +42,39 @@
 //! endpoint lives, whatever the runtime's idle policy. `resources = low`
 //! never spins.
 //!
+//! # Transmit scheduling
+//!
+//! Sends do not go to the transport directly: each core has a transmit
+//! [`Scheduler`] and one transmit task (spawned on the core's first send),
+//! and every endpoint that sends on a core has a flow there of class
+//! [`Class::for_qos`] (`latency = critical` → strict priority over every
+//! bulk flow; others share by deficit round-robin, weight 1). The
+//! transmit task starts sends in the scheduler's order, so a critical
+//! endpoint's message goes out before bulk messages queued earlier on the
+//! same core.
+//!
+//! - **Backpressure.** A flow queues at most half the endpoint's send
+//!   buffers (`tx_buffers / 2`, at least 1) and 4 MiB (a larger message
+//!   is accepted into an empty queue). [`send`](Endpoint::send) waits for
+//!   room, then for the send's completion, and returns its result;
+//!   [`try_send`](Endpoint::try_send) returns `WouldBlock` when the flow
+//!   is full. Nothing queued is ever dropped: queued messages are sent
+//!   even if the endpoint or the `send` future is dropped meanwhile.
+//! - **Order.** Messages of one flow start in the order they were queued;
+//!   when one cannot complete at once (socket buffer full, connection
+//!   being opened), the flow's later messages wait behind it (on a
+//!   per-flow task) while other flows go on. Messages waiting there have
+//!   left the flow's queue but still hold their send buffers, so the
+//!   endpoint's pool ([`buffer`](Endpoint::buffer)) bounds them.
+//! - **Errors.** `send` returns its message's error. A failed
+//!   `try_send`-queued message (or a `send` whose future was dropped)
+//!   reports its error from the endpoint's next `send` or `try_send`,
+//!   which then does not send its own buffer (like `SO_ERROR`).
+//! - **Cores.** The flow lives on the core the endpoint sends from: an
+//!   endpoint used from several cores gets a flow on each, and priority
+//!   is enforced among the flows of one core. Order between messages sent
+//!   from different cores is not defined.
+//!
 //! ```
 //! use insane_net::qos::{Endpoint, Qos};
 //! # use std::sync::Arc;
@@ -70,16 +103,24 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll, Waker};
 
 use insane_runtime::driver::{self, DriverKind};
+use insane_runtime::runtime::CoreHandle;
+use tokio::sync::oneshot;
 
 use super::policy::{self, Availability, Capabilities};
 use super::rxbuf::RxBuf;
+use super::sched::{Bound, Class, FlowHandle, Scheduler, TrySendError};
 use super::transport::{Op, TcpTransport, Transport, TransportConfig, UdpTransport};
 use super::txbuf::TxBuf;
 use super::{Qos, Reliability};
@@ -122,7 +163,11 @@ fn for_current_core(mut caps: Capabilities) -> io::Result<Capabilities> {
 /// receiving task. Its receive and send buffers come from pools created
 /// on the core that bound it.
 pub struct Endpoint {
-    transport: Box<dyn Transport>,
+    transport: Arc<dyn Transport>,
+    /// Identity and deferred errors, shared with queued sends.
+    shared: Arc<Shared>,
+    /// The queue bound of the endpoint's flow on each core.
+    bound: Bound,
     qos: Qos,
     explain: String,
     /// For a busy-poll transport: keeps the core that last used the
@@ -211,12 +256,12 @@ impl Endpoint {
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to"))?;
         use policy::Transport as T;
-        let transport: Box<dyn Transport> = match choice.transport {
+        let transport: Arc<dyn Transport> = match choice.transport {
             T::UringUdpBusyPoll | T::EpollUdpBusyPoll | T::UringUdp | T::EpollUdp => {
-                Box::new(UdpTransport::bind(addr, choice.transport, &config)?)
+                Arc::new(UdpTransport::bind(addr, choice.transport, &config)?)
             }
             T::UringTcp | T::EpollTcp => {
-                Box::new(TcpTransport::bind(addr, choice.transport, &config).await?)
+                Arc::new(TcpTransport::bind(addr, choice.transport, &config).await?)
             }
             other => {
                 return Err(io::Error::new(
@@ -240,8 +285,14 @@ impl Endpoint {
             transport.kind().is_reliable(),
             qos.reliability == Reliability::Reliable
         );
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Endpoint {
             transport,
+            shared: Arc::new(Shared {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                error: Mutex::new(None),
+            }),
+            bound: Bound::new((config.tx_buffers / 2).max(1), 4 << 20),
             qos,
             explain,
             spin,
@@ -300,11 +351,15 @@ impl Endpoint {
     }
 
     /// Sends `buf` (exactly its `len()` bytes) as one message to the
-    /// default peer set by [`connect`](Self::connect). The buffer returns
-    /// to its pool once sent.
+    /// default peer set by [`connect`](Self::connect), through this core's
+    /// transmit scheduler (a `latency = critical` endpoint's messages go
+    /// before bulk messages queued earlier on the same core): waits while
+    /// the endpoint's flow on this core is full, then until the message is
+    /// sent. The buffer returns to its pool once sent.
     ///
-    /// Cancelling a reliable send in the middle of a message closes that
-    /// connection (the peer never sees a partial message).
+    /// Dropping the future while it waits for room drops `buf` unsent;
+    /// once queued, the message is sent anyway (and a failure is reported
+    /// by the next `send` or `try_send`).
     ///
     /// ```no_run
     /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
@@ -318,9 +373,51 @@ impl Endpoint {
     /// # Errors
     /// `NotConnected` without a default peer; a message over
     /// [`max_payload`](Self::max_payload) (`InvalidInput`, naming the
-    /// limit); socket errors.
+    /// limit); socket errors; the error of an earlier message queued by
+    /// [`try_send`](Self::try_send) (then `buf` is not sent).
     pub async fn send(&self, buf: TxBuf) -> io::Result<()> {
         self.send_inner(buf, None).await
+    }
+
+    /// Queues `buf` as one message to the default peer without waiting:
+    /// `WouldBlock` when the endpoint's flow on this core is full (`buf`
+    /// is dropped unsent and returns to its pool). The message is sent in
+    /// the background, in scheduler order; its failure is reported by the
+    /// next `send` or `try_send`.
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let Some(mut buf) = ep.try_buffer() else { return Ok(()) };
+    /// buf.extend_from_slice(b"hello")?;
+    /// match ep.try_send(buf) {
+    ///     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => println!("flow full"),
+    ///     other => other?,
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// `WouldBlock` when the flow is full; the error of an earlier
+    /// background message (then `buf` is not sent); outside an insane
+    /// runtime.
+    pub fn try_send(&self, buf: TxBuf) -> io::Result<()> {
+        self.try_send_inner(buf, None)
+    }
+
+    /// Like [`try_send`](Self::try_send), to `peer`.
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint, buf: insane_net::qos::TxBuf) -> std::io::Result<()> {
+    /// ep.try_send_to(buf, "127.0.0.1:7000".parse().unwrap())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send).
+    pub fn try_send_to(&self, buf: TxBuf, peer: SocketAddr) -> io::Result<()> {
+        self.try_send_inner(buf, Some(peer))
     }
 
     /// Sends `buf` as one message to `peer`.
@@ -341,13 +438,58 @@ impl Endpoint {
         self.send_inner(buf, Some(peer)).await
     }
 
+    fn pending(&self, buf: TxBuf, peer: Option<SocketAddr>) -> PendingSend {
+        PendingSend {
+            transport: self.transport.clone(),
+            shared: self.shared.clone(),
+            buf: Some(buf),
+            peer,
+            op: Op::new(),
+            done: None,
+        }
+    }
+
     async fn send_inner(&self, buf: TxBuf, peer: Option<SocketAddr>) -> io::Result<()> {
         if let Some(spin) = &self.spin {
             spin.follow();
         }
-        let mut buf = Some(buf);
-        let mut op = Op::new();
-        poll_fn(|cx| self.transport.poll_send(cx, &mut buf, peer, &mut op)).await
+        self.shared.take_error()?;
+        let (tx, rx) = oneshot::channel();
+        let mut item = Some(PendingSend {
+            done: Some(tx),
+            ..self.pending(buf, peer)
+        });
+        let class = Class::for_qos(&self.qos, 1);
+        // The flow is looked up on every poll: its handle is `!Send` and
+        // must not live in this (`Send`) future.
+        poll_fn(|cx| {
+            let core = CoreTx::current()?;
+            let flow = core.flow(&self.shared, class, self.bound);
+            match flow.poll_send(cx, &mut item) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(closed())),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await?;
+        rx.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    fn try_send_inner(&self, buf: TxBuf, peer: Option<SocketAddr>) -> io::Result<()> {
+        if let Some(spin) = &self.spin {
+            spin.follow();
+        }
+        self.shared.take_error()?;
+        let core = CoreTx::current()?;
+        let flow = core.flow(&self.shared, Class::for_qos(&self.qos, 1), self.bound);
+        match flow.try_send(self.pending(buf, peer)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the endpoint's transmit queue on this core is full",
+            )),
+            Err(TrySendError::Closed(_)) => Err(closed()),
+        }
     }
 
     /// The next message, from any peer (only the connected one for a
@@ -489,5 +631,216 @@ impl fmt::Debug for Endpoint {
             .field("qos", &self.qos)
             .field("transport", &self.transport)
             .finish()
+    }
+}
+
+/// What an endpoint shares with its queued sends.
+struct Shared {
+    /// Unique per endpoint of the process: the key of its flows.
+    id: u64,
+    /// The first error of a send nobody waited for.
+    error: Mutex<Option<io::Error>>,
+}
+
+impl Shared {
+    /// Reports (once) the error of a send nobody waited for.
+    fn take_error(&self) -> io::Result<()> {
+        match self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn defer_error(&self, e: io::Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the core's transmit path shut down (its runtime is gone)",
+    )
+}
+
+/// One message queued on a core's transmit scheduler (`Send`: it sits in
+/// the `send` future while waiting for room).
+struct PendingSend {
+    transport: Arc<dyn Transport>,
+    shared: Arc<Shared>,
+    buf: Option<TxBuf>,
+    peer: Option<SocketAddr>,
+    op: Op<io::Result<()>>,
+    /// The waiting `send`, or `None` for `try_send`.
+    done: Option<oneshot::Sender<io::Result<()>>>,
+}
+
+impl PendingSend {
+    fn len(&self) -> usize {
+        self.buf.as_ref().map_or(0, |b| b.len())
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.transport
+            .poll_send(cx, &mut self.buf, self.peer, &mut self.op)
+    }
+
+    /// Hands the result to the waiting `send`, or keeps an error for the
+    /// endpoint's next send.
+    fn complete(self, res: io::Result<()>) {
+        let res = match self.done {
+            Some(tx) => match tx.send(res) {
+                Ok(()) => return,
+                Err(res) => res,
+            },
+            None => res,
+        };
+        if let Err(e) = res {
+            self.shared.defer_error(e);
+        }
+    }
+}
+
+/// A flow's sends that could not complete at once, finished in order by
+/// one task while the transmit task serves other flows.
+#[derive(Default)]
+struct Lane {
+    backlog: RefCell<VecDeque<PendingSend>>,
+    /// A task is draining `backlog`.
+    draining: Cell<bool>,
+}
+
+struct FlowEntry {
+    handle: FlowHandle<PendingSend>,
+    lane: Rc<Lane>,
+    owner: Weak<Shared>,
+}
+
+/// One core's transmit path: its scheduler and the endpoints' flows on it.
+struct CoreTx {
+    uid: u64,
+    sched: Scheduler<PendingSend>,
+    flows: RefCell<HashMap<u64, FlowEntry>>,
+}
+
+thread_local! {
+    static CORE_TX: RefCell<Option<Rc<CoreTx>>> = const { RefCell::new(None) };
+}
+
+impl CoreTx {
+    /// The current core's transmit path, created (with its transmit task)
+    /// on first use.
+    fn current() -> io::Result<Rc<CoreTx>> {
+        let core = CoreHandle::current()
+            .ok_or_else(|| io::Error::other("QoS endpoints send only inside an insane runtime"))?;
+        let (core_tx, created, stale) = CORE_TX.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if let Some(c) = slot.as_ref().filter(|c| c.uid == core.uid()) {
+                return (c.clone(), false, None);
+            }
+            let c = Rc::new(CoreTx {
+                uid: core.uid(),
+                sched: Scheduler::builder().build_with_len(PendingSend::len),
+                flows: RefCell::new(HashMap::new()),
+            });
+            // `stale`: a core of an earlier runtime on this thread; its
+            // transmit task went with that runtime.
+            let stale = slot.replace(c.clone());
+            (c, true, stale)
+        });
+        drop(stale);
+        if created {
+            insane_runtime::task::spawn_local(transmit(core_tx.clone()));
+        }
+        Ok(core_tx)
+    }
+
+    /// The endpoint's flow on this core, registered on first use.
+    fn flow(&self, shared: &Arc<Shared>, class: Class, bound: Bound) -> FlowHandle<PendingSend> {
+        if let Some(e) = self.flows.borrow().get(&shared.id) {
+            return e.handle.clone();
+        }
+        self.sweep();
+        let handle = self.sched.register(class, bound);
+        self.flows.borrow_mut().insert(
+            shared.id,
+            FlowEntry {
+                handle: handle.clone(),
+                lane: Rc::default(),
+                owner: Arc::downgrade(shared),
+            },
+        );
+        handle
+    }
+
+    /// Forgets the flows of dropped endpoints that have nothing left to
+    /// send.
+    fn sweep(&self) {
+        let mut flows = self.flows.borrow_mut();
+        let dead: Vec<u64> = flows
+            .iter()
+            .filter(|(_, e)| {
+                e.owner.strong_count() == 0
+                    && !e.lane.draining.get()
+                    && e.handle.stats().is_none_or(|s| s.queued == 0)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            if let Some(e) = flows.remove(&id) {
+                let _ = self.sched.remove(e.handle.id());
+            }
+        }
+    }
+
+    /// Starts a dequeued send: at once if it can complete now and its
+    /// flow has nothing in flight, else behind the flow's backlog.
+    fn start(&self, mut item: PendingSend) {
+        let lane = self
+            .flows
+            .borrow()
+            .get(&item.shared.id)
+            .map(|e| e.lane.clone())
+            .unwrap_or_default();
+        if lane.draining.get() {
+            lane.backlog.borrow_mut().push_back(item);
+            return;
+        }
+        // The drain task polls again with its own waker right away.
+        let mut cx = Context::from_waker(Waker::noop());
+        match item.poll(&mut cx) {
+            Poll::Ready(res) => item.complete(res),
+            Poll::Pending => {
+                lane.backlog.borrow_mut().push_back(item);
+                lane.draining.set(true);
+                insane_runtime::task::spawn_local(drain(lane));
+            }
+        }
+    }
+}
+
+/// A core's transmit task: starts queued sends in scheduler order.
+async fn transmit(core: Rc<CoreTx>) {
+    loop {
+        core.sched.ready().await;
+        while let Some((_, item)) = core.sched.dequeue() {
+            core.start(item);
+        }
+    }
+}
+
+/// Finishes a flow's backlog in order.
+async fn drain(lane: Rc<Lane>) {
+    loop {
+        let next = lane.backlog.borrow_mut().pop_front();
+        let Some(mut item) = next else {
+            lane.draining.set(false);
+            return;
+        };
+        let res = poll_fn(|cx| item.poll(cx)).await;
+        item.complete(res);
     }
 }

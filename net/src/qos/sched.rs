@@ -977,6 +977,30 @@ impl<T> FlowHandle<T> {
         }
     }
 
+    /// Polls to queue the item in `item`: on `Ready(Ok)` it was taken and
+    /// queued; on `Pending` it stays in `item` and `cx` is woken when the
+    /// flow has room; on `Ready(Err)` the flow is closed and the item is
+    /// given back. For callers that cannot hold the [`Send`] future (which
+    /// borrows this `!Send` handle) across their own awaits.
+    ///
+    /// # Panics
+    /// When `item` is `None`.
+    pub fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        item: &mut Option<T>,
+    ) -> Poll<Result<(), SendError<T>>> {
+        let mut send = Send {
+            handle: self,
+            item: item.take(),
+        };
+        let out = Pin::new(&mut send).poll(cx);
+        if out.is_pending() {
+            *item = send.item.take();
+        }
+        out
+    }
+
     /// The flow's counters; `None` once removed.
     pub fn stats(&self) -> Option<Stats> {
         self.inner.borrow().flow(self.id).map(|f| f.stats)
