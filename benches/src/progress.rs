@@ -4,7 +4,7 @@
 //! Scenarios announce how many measurements they are about to make
 //! ([`add`]); [`crate::scenarios::isolated_try`] names the running one
 //! ([`begin`]) and counts it when it ends ([`done`]). Every log line goes
-//! through [`line`] (or the `say!` macro), which prints above the bar, or
+//! through [`line()`] (or the `say!` macro), which prints above the bar, or
 //! plainly on stderr when stderr is not a terminal (CI), where the bar is
 //! hidden.
 

@@ -157,7 +157,8 @@ fn for_current_core(mut caps: Capabilities) -> io::Result<Capabilities> {
     Ok(caps)
 }
 
-/// A point-to-point QoS endpoint. See the [module docs](self).
+/// A point-to-point QoS endpoint: a QoS, the transport the policy chose
+/// for it, and pooled send and receive buffers.
 ///
 /// `Send + Sync`: share it (`Arc<Endpoint>`) between a sending and a
 /// receiving task. Its receive and send buffers come from pools created

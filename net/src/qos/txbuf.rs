@@ -194,8 +194,7 @@ impl From<CapacityError> for io::Error {
 // ---- TxBuf ------------------------------------------------------------------
 
 /// A send buffer lent by an endpoint: a `Vec<u8>`-like buffer in the
-/// transport's memory, with room for headers in front. See the
-/// [module docs](self).
+/// transport's memory, with room for headers in front.
 ///
 /// ```no_run
 /// use std::io::Write;
