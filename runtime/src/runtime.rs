@@ -304,9 +304,7 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        // SAFETY: Send + 'static future: it may be created here and run on
-        // core 0's thread.
-        unsafe { crate::task::spawn_raw(self.shared.cores[0].clone(), future) }
+        crate::task::spawn_send(self.shared.cores[0].clone(), future)
     }
 
     /// The number of cores of this runtime.
@@ -406,9 +404,7 @@ impl CoreHandle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        // SAFETY: Send + 'static future, so it may be created here and run
-        // on the core's thread.
-        unsafe { crate::task::spawn_raw(self.shared.clone(), future) }
+        crate::task::spawn_send(self.shared.clone(), future)
     }
 }
 

@@ -75,9 +75,7 @@ where
     F::Output: Send + 'static,
 {
     let shared = context::expect_core("insane::spawn", |c| c.shared.clone());
-    // SAFETY: `F` is Send + 'static, so the task may run and be dropped on
-    // any thread; the schedule function only queues it.
-    unsafe { raw::spawn(shared, future, false) }
+    spawn_send(shared, future)
 }
 
 /// Spawns a `!Send` future on the current core; it is polled and dropped
@@ -137,8 +135,7 @@ where
         let cores = context::with_core(|c| c.runtime.cores.len()).unwrap_or(0);
         panic!("spawn_on: core {core} does not exist (this runtime has {cores} cores)");
     };
-    // SAFETY: as in `spawn`: a Send + 'static future may go anywhere.
-    unsafe { raw::spawn(shared, future, false) }
+    spawn_send(shared, future)
 }
 
 /// An owned permission to await a task's output, or to cancel it.
@@ -218,11 +215,9 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-/// Spawns a `Send` future on the core `shared` from any thread.
-///
-/// # Safety
-/// None beyond the bounds: kept `unsafe` to mirror `raw::spawn`.
-pub(crate) unsafe fn spawn_raw<F>(
+/// Spawns a `Send` future on the core `shared`, from any thread: what
+/// `spawn`, `spawn_on`, `Runtime::spawn` and `CoreHandle::spawn` share.
+pub(crate) fn spawn_send<F>(
     shared: std::sync::Arc<crate::core::CoreShared>,
     future: F,
 ) -> JoinHandle<F::Output>
