@@ -20,6 +20,10 @@
 //!   kernel keeps its own address. With the map empty (the default) ARP and
 //!   ICMP all go to the kernel, which is right when the stack and the
 //!   kernel share one address (the kernel answers ARP and ping for both).
+//!   When any address is claimed, a bound UDP port is redirected only for
+//!   datagrams to a claimed address (the map then holds the marker key
+//!   0.0.0.0): a datagram to the kernel's own address on the same port
+//!   still reaches the kernel.
 //! - Everything else (other ARP, TCP, other ICMP, IPv6, other UDP ports,
 //!   fragments, truncated frames) → `XDP_PASS`: the kernel handles it as
 //!   if no program were attached.
@@ -278,13 +282,33 @@ impl XdpProgram {
     /// Redirects ARP whose target is `addr` and ICMP to `addr` to the
     /// AF_XDP sockets, for a userspace stack that owns `addr` (an address
     /// the kernel does *not* have on this interface). Reference-counted
-    /// like [`add_port`](Self::add_port).
+    /// like [`add_port`](Self::add_port). While any address is claimed,
+    /// bound UDP ports are redirected only for datagrams to a claimed
+    /// address (the map's key 0.0.0.0 marks that; it takes one of the
+    /// [`MAX_ADDRESSES`] entries).
     ///
     /// # Errors
-    /// The map is full ([`MAX_ADDRESSES`]) or the update fails.
+    /// `addr` is 0.0.0.0, the map is full ([`MAX_ADDRESSES`]) or the
+    /// update fails.
     pub fn add_address(&self, addr: Ipv4Addr) -> io::Result<()> {
+        if addr.is_unspecified() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "0.0.0.0 cannot be claimed by a userspace stack",
+            ));
+        }
         let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
         let count = claimed.get(&addr).copied().unwrap_or(0);
+        if claimed.is_empty() {
+            // The marker: from now on bound UDP ports are redirected only
+            // for claimed destination addresses.
+            map_update(&self.addrs, &[0; 4], &[1u8]).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot add the claim marker to the XDP address map: {e}"),
+                )
+            })?;
+        }
         if count == 0 {
             map_update(&self.addrs, &addr.octets(), &[1u8]).map_err(|e| {
                 io::Error::new(
@@ -323,6 +347,21 @@ impl XdpProgram {
                     _ => {}
                 }
                 claimed.remove(&addr);
+                if claimed.is_empty() {
+                    // No claims left: bound ports are redirected whatever
+                    // their destination address again.
+                    match map_delete(&self.addrs, &[0; 4]) {
+                        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                            return Err(io::Error::new(
+                                e.kind(),
+                                format!(
+                                    "cannot remove the claim marker from the XDP address map: {e}"
+                                ),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
                 Ok(())
             }
         }
@@ -399,6 +438,28 @@ pub(crate) fn program(ports_fd: i32, addrs_fd: i32, xsks_fd: i32, miss: i32) -> 
     a.alu64_imm(Alu::Add, R2, -2);
     a.call(sys::BPF_FUNC_MAP_LOOKUP_ELEM);
     a.jump_imm(Jmp::Eq, R0, 0, pass); // port not bound
+    // Bound port. With addresses claimed (the marker key 0.0.0.0 is in
+    // `addrs`), only datagrams to a claimed address are ours: one to the
+    // kernel's own address on that port stays the kernel's.
+    a.load(Size::W, R2, R6, 0); // r2 = ctx->data (registers were clobbered)
+    a.load(Size::W, R3, R6, 4); // r3 = ctx->data_end
+    a.alu64_reg(Alu::Mov, R4, R2);
+    a.alu64_imm(Alu::Add, R4, ETH_HLEN + 20);
+    a.jump_reg(Jmp::Gt, R4, R3, pass); // (checked before; the verifier needs it again)
+    a.load(Size::W, R5, R2, ETH_HLEN as i16 + 16); // IPv4 destination
+    a.store(Size::W, R10, R5, -8);
+    a.load_map_fd(R1, addrs_fd);
+    a.alu64_reg(Alu::Mov, R2, R10);
+    a.alu64_imm(Alu::Add, R2, -8);
+    a.call(sys::BPF_FUNC_MAP_LOOKUP_ELEM);
+    a.jump_imm(Jmp::Ne, R0, 0, redirect); // to a claimed address
+    a.alu64_imm(Alu::Mov, R5, 0);
+    a.store(Size::W, R10, R5, -8); // key 0.0.0.0: the "addresses claimed" marker
+    a.load_map_fd(R1, addrs_fd);
+    a.alu64_reg(Alu::Mov, R2, R10);
+    a.alu64_imm(Alu::Add, R2, -8);
+    a.call(sys::BPF_FUNC_MAP_LOOKUP_ELEM);
+    a.jump_imm(Jmp::Ne, R0, 0, pass); // claims exist, and this is not one
     a.bind(redirect);
     a.load(Size::W, R2, R6, 16); // ctx->rx_queue_index
     a.load_map_fd(R1, xsks_fd);
@@ -418,8 +479,10 @@ pub(crate) fn program(ports_fd: i32, addrs_fd: i32, xsks_fd: i32, miss: i32) -> 
     a.jump_reg(Jmp::Gt, R4, R3, pass); // whole ARP body present?
     a.load(Size::W, R5, R2, ETH_HLEN as i16 + 24);
 
-    // r5 = an IPv4 address (wire order): redirect if it is in `addrs`.
+    // r5 = an IPv4 address (wire order): redirect if it is in `addrs`
+    // (never 0.0.0.0, the marker key).
     a.bind(lookup_addr);
+    a.jump_imm(Jmp::Eq, R5, 0, pass);
     a.store(Size::W, R10, R5, -8); // key on the stack
     a.load_map_fd(R1, addrs_fd);
     a.alu64_reg(Alu::Mov, R2, R10);
@@ -595,7 +658,7 @@ mod tests {
     #[test]
     fn program_has_no_unbound_labels_and_ends_in_exit() {
         let p = program(3, 4, 5, sys::XDP_PASS);
-        assert!(p.len() < 64, "{} instructions", p.len());
+        assert!(p.len() < 96, "{} instructions", p.len());
         assert_eq!(p.last().unwrap().code, 0x95);
         // Every jump lands inside the program.
         for (i, insn) in p.iter().enumerate() {
@@ -780,6 +843,24 @@ mod tests {
         let mut udp_to = frame(0x0800, 5, 0, udp, 7778);
         udp_to[30..34].copy_from_slice(&[10, 0, 0, 9]);
         assert_eq!(test_run(&prog, &udp_to).unwrap(), pass);
+
+        // Bound port: without the claim marker every destination address
+        // is redirected; with it (addresses claimed), only datagrams to a
+        // claimed address are, and one to another address (the kernel's
+        // own) on that port stays the kernel's.
+        map_update(&ports, &7777u16.to_be_bytes(), &[1]).unwrap();
+        let mut to_claimed = frame(0x0800, 5, 0, udp, 7777);
+        to_claimed[30..34].copy_from_slice(&[10, 0, 0, 9]);
+        let to_kernel = frame(0x0800, 5, 0, udp, 7777); // to 10.0.0.1
+        assert_eq!(test_run(&prog, &to_kernel).unwrap(), drop_, "no marker");
+        assert_eq!(test_run(&prog, &to_claimed).unwrap(), drop_, "no marker");
+        map_update(&addrs, &[0, 0, 0, 0], &[1]).unwrap();
+        assert_eq!(test_run(&prog, &to_claimed).unwrap(), drop_, "claimed");
+        assert_eq!(test_run(&prog, &to_kernel).unwrap(), pass, "kernel's");
+        // The marker itself is no address: ARP for / ICMP to 0.0.0.0 pass.
+        assert_eq!(test_run(&prog, &arp_frame([0, 0, 0, 0])).unwrap(), pass);
+        map_delete(&addrs, &[0, 0, 0, 0]).unwrap();
+        map_delete(&ports, &7777u16.to_be_bytes()).unwrap();
 
         // The production program passes a bound port whose queue has no
         // socket (redirect_map falls back to XDP_PASS).
