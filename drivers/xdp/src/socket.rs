@@ -20,6 +20,9 @@ use crate::program::{AttachMode, MAX_QUEUES, ModeRequest, XdpProgram};
 use crate::ring::{Mapping, Ring};
 use crate::sys;
 
+/// Bytes the kernel reserves in front of received data in a UMEM frame.
+const XDP_PACKET_HEADROOM: usize = 256;
+
 /// Whether to bind in zero-copy mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ZeroCopy {
@@ -893,6 +896,20 @@ impl XdpSocket {
             "AF_XDP on {} queue {}: {}",
             self.shared.interface, self.shared.queue, self.shared.mode
         )
+    }
+
+    /// The UMEM frame size (2048 or 4096 bytes).
+    pub fn frame_size(&self) -> u32 {
+        self.shared.frame_size
+    }
+
+    /// The longest frame the kernel can deliver into a UMEM frame: the
+    /// frame size minus the `XDP_PACKET_HEADROOM` (256 bytes) the kernel
+    /// keeps in front of received data (copy mode, and zero-copy drivers
+    /// alike); longer frames are dropped by the kernel
+    /// ([`XdpStats::rx_dropped`]).
+    pub fn max_rx_frame(&self) -> usize {
+        self.shared.frame_size as usize - XDP_PACKET_HEADROOM
     }
 
     /// The interface name.

@@ -128,11 +128,13 @@ use crate::addr::{ToSocketAddrs, to_socket_addrs};
 
 /// The host's capabilities, probed once per process (with the
 /// configuration's bypass sections), or why that failed.
-fn host_capabilities() -> io::Result<Capabilities> {
-    static CAPS: OnceLock<Result<Capabilities, (io::ErrorKind, String)>> = OnceLock::new();
+type HostSetup = (Capabilities, crate::config::Config);
+
+fn host_capabilities() -> io::Result<HostSetup> {
+    static CAPS: OnceLock<Result<HostSetup, (io::ErrorKind, String)>> = OnceLock::new();
     let caps = CAPS.get_or_init(|| {
         let config = crate::config::Config::load().map_err(|e| (e.kind(), e.to_string()))?;
-        Ok(Capabilities::probe_with(&config))
+        Ok((Capabilities::probe_with(&config), config))
     });
     caps.clone()
         .map_err(|(kind, msg)| io::Error::new(kind, msg))
@@ -250,37 +252,135 @@ impl Endpoint {
         qos: Qos,
         config: TransportConfig,
     ) -> io::Result<Endpoint> {
-        let caps = for_current_core(host_capabilities()?)?;
-        let choice = policy::choose(&qos, &caps)?;
+        let (caps, host) = host_capabilities()?;
+        Self::bind_inner(addr, qos, config, caps, &host).await
+    }
+
+    /// Like [`bind_with`](Self::bind_with), with the host configuration
+    /// given here instead of loaded from `insane.toml`/`INSANE_*` (builder
+    /// style): a `[xdp]` section offers AF_XDP to endpoints bound to its
+    /// address. The kernel drivers are probed as usual; a bypass device is
+    /// probed by opening it, and when that fails the endpoint falls back
+    /// to the next transport, [`explain`](Self::explain) naming the reason.
+    ///
+    /// ```no_run
+    /// use insane_net::config::Config;
+    /// use insane_net::qos::{Endpoint, Qos, TransportConfig};
+    /// # async fn f() -> std::io::Result<()> {
+    /// let host = Config::from_toml_str(
+    ///     "[xdp]\ninterface = \"eth1\"\naddress = \"10.0.0.1/24\"\n",
+    ///     "inline",
+    /// )?;
+    /// let qos = Qos::builder().critical().best_effort().poll().build();
+    /// let ep = Endpoint::bind_with_config("10.0.0.1:7000", qos, TransportConfig::default(), &host).await?;
+    /// println!("{}", ep.explain()); // ... -> AF_XDP UDP; AF_XDP on eth1 queue 0: native XDP, ...
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub async fn bind_with_config<A: ToSocketAddrs>(
+        addr: A,
+        qos: Qos,
+        config: TransportConfig,
+        host: &crate::config::Config,
+    ) -> io::Result<Endpoint> {
+        let mut caps = Capabilities::probe(false, host.dpdk.is_some());
+        if let Some(xdp) = &host.xdp {
+            caps.xdp = Availability::Available(format!(
+                "{} queue {} (opened at bind)",
+                xdp.interface, xdp.queue
+            ));
+        }
+        Self::bind_inner(addr, qos, config, caps, host).await
+    }
+
+    async fn bind_inner<A: ToSocketAddrs>(
+        addr: A,
+        qos: Qos,
+        config: TransportConfig,
+        caps: Capabilities,
+        host: &crate::config::Config,
+    ) -> io::Result<Endpoint> {
+        let mut caps = for_current_core(caps)?;
         let addr = to_socket_addrs(addr)
             .await?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to"))?;
+        // A bypass section's technology serves only its own address.
+        if let Some(xdp) = &host.xdp
+            && caps.xdp.is_available()
+            && addr.ip() != std::net::IpAddr::V4(xdp.address.address)
+        {
+            caps.xdp = Availability::Unavailable(format!(
+                "{} is not {}, the stack's address on {} ([xdp] address)",
+                addr.ip(),
+                xdp.address.address,
+                xdp.interface
+            ));
+        }
         use policy::Transport as T;
-        let transport: Arc<dyn Transport> = match choice.transport {
-            T::UringUdpBusyPoll | T::EpollUdpBusyPoll | T::UringUdp | T::EpollUdp => {
-                Arc::new(UdpTransport::bind(addr, choice.transport, &config)?)
-            }
-            T::UringTcp | T::EpollTcp => {
-                Arc::new(TcpTransport::bind(addr, choice.transport, &config).await?)
-            }
-            other => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!("the policy chose {other}, whose driver is not part of this build"),
-                ));
+        // Each failed bypass bind marks its technology unavailable and
+        // chooses again: bounded by the number of technologies.
+        let mut attempts = 0;
+        let (transport, choice, detail): (Arc<dyn Transport>, policy::Choice, String) = loop {
+            attempts += 1;
+            let choice = policy::choose(&qos, &caps)?;
+            match choice.transport {
+                T::UringUdpBusyPoll | T::EpollUdpBusyPoll | T::UringUdp | T::EpollUdp => {
+                    let t = UdpTransport::bind(addr, choice.transport, &config)?;
+                    let detail = if t.busy_polls() {
+                        format!(
+                            "busy-poll: SO_BUSY_POLL={}us, the core using the endpoint spins while it lives",
+                            config.busy_poll_us
+                        )
+                    } else {
+                        String::new()
+                    };
+                    break (Arc::new(t), choice, detail);
+                }
+                T::UringTcp | T::EpollTcp => {
+                    let t = TcpTransport::bind(addr, choice.transport, &config).await?;
+                    break (Arc::new(t), choice, String::new());
+                }
+                T::XdpUdp if attempts < 8 => {
+                    let xdp = host.xdp.as_ref().ok_or_else(|| {
+                        io::Error::other("AF_XDP chosen without an [xdp] section")
+                    })?;
+                    match super::stack_transport::bind_xdp(xdp, addr.port(), &config) {
+                        Ok(t) => {
+                            let detail = format!(
+                                "{}; busy-poll: the core {} spins while the endpoint lives",
+                                t.describe(),
+                                t.home_core()
+                            );
+                            break (Arc::new(t), choice, detail);
+                        }
+                        Err(e) => {
+                            tracing::debug!("AF_XDP bind failed, falling back: {e}");
+                            caps.xdp = Availability::Unavailable(e.to_string());
+                        }
+                    }
+                }
+                other => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("the policy chose {other}, whose driver is not part of this build"),
+                    ));
+                }
             }
         };
         let mut explain = choice.explain;
+        if !detail.is_empty() {
+            explain.push_str("; ");
+            explain.push_str(&detail);
+        }
         let mut spin = None;
         if transport.busy_polls() {
             // `resources = poll` is implied: the policy only picks
             // busy-poll transports for it.
             spin = Some(SpinFollower::new());
-            explain.push_str(&format!(
-                "; busy-poll: SO_BUSY_POLL={}us, the core using the endpoint spins while it lives",
-                config.busy_poll_us
-            ));
         }
         debug_assert_eq!(
             transport.kind().is_reliable(),

@@ -22,9 +22,11 @@
 
 pub mod channel;
 mod endpoint;
+mod home;
 pub mod policy;
 mod rxbuf;
 pub mod sched;
+pub mod stack_transport;
 pub mod transport;
 mod txbuf;
 

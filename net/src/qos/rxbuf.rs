@@ -18,8 +18,11 @@
 //! also after that core shut down), and a reliable message larger than a
 //! ring slot would have to be copied together from several slots. Heap
 //! buffers from a thread-safe pool avoid all three without adding a copy.
-//! The kernel-bypass drivers (DPDK mbufs, UMEM frames) will back `RxBuf`
-//! with their own memory and route returns to their home core.
+//! The kernel-bypass transports (the userspace stack over AF_XDP, DPDK)
+//! back an `RxBuf` with the received driver frame itself (a UMEM frame,
+//! an mbuf), the payload being a window of it: no copy either. Such a
+//! frame belongs to its core; dropped on another thread it is routed back
+//! there (see `home.rs`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -28,7 +31,8 @@ use std::sync::Arc;
 
 use insane_uring::buf::{IoBuf, IoBufMut};
 
-use super::txbuf::Pool;
+use super::home::HomeBox;
+use super::txbuf::{Pool, Ticket};
 
 #[cfg(debug_assertions)]
 static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -99,6 +103,7 @@ pub struct RxBuf {
 /// reference with other `RxBuf`s ([`RxBuf::share`]).
 enum Store {
     Owned { data: Vec<u8>, pool: Option<Pool> },
+    Device(DeviceRx),
     Shared(Arc<Shared>),
 }
 
@@ -107,6 +112,64 @@ enum Store {
 struct Shared {
     data: Vec<u8>,
     pool: Option<Pool>,
+    device: Option<DeviceRx>,
+}
+
+impl Shared {
+    fn bytes(&self) -> &[u8] {
+        match &self.device {
+            Some(d) => d.bytes(),
+            None => &self.data,
+        }
+    }
+}
+
+/// A received driver frame (UMEM frame, mbuf) as an `RxBuf`'s storage.
+pub(crate) struct DeviceRx {
+    /// The frame, `!Send`, dropped at home.
+    _frame: HomeBox,
+    /// The frame's bytes in driver memory.
+    ptr: *mut u8,
+    len: usize,
+    _ticket: Option<Ticket>,
+}
+
+// SAFETY: `ptr..ptr + len` is driver memory owned by the frame in
+// `_frame` (a `Send` `HomeBox`), mapped while it lives and accessed only
+// through this `DeviceRx` (mutably only through `&mut RxBuf`).
+unsafe impl Send for DeviceRx {}
+// SAFETY: shared access only reads the bytes.
+unsafe impl Sync for DeviceRx {}
+
+impl DeviceRx {
+    /// The storage of a received frame boxed at home in `frame`.
+    ///
+    /// # Safety
+    /// `ptr..ptr + len` must be the frame's bytes, writable, valid while
+    /// the frame lives and accessed by nothing else meanwhile.
+    pub(crate) unsafe fn new(
+        frame: HomeBox,
+        ptr: *mut u8,
+        len: usize,
+        ticket: Option<Ticket>,
+    ) -> Self {
+        DeviceRx {
+            _frame: frame,
+            ptr,
+            len,
+            _ticket: ticket,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: see `new`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: see `new`; `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
 }
 
 impl Drop for Shared {
@@ -151,6 +214,36 @@ impl RxBuf {
         }
     }
 
+    /// A message in a received driver frame: `start..end` of the frame's
+    /// bytes is the payload.
+    pub(crate) fn from_device(frame: DeviceRx, start: usize, end: usize, peer: SocketAddr) -> Self {
+        let end = end.min(frame.len);
+        Self {
+            store: Store::Device(frame),
+            start: start.min(end),
+            end,
+            peer,
+        }
+    }
+
+    /// Whether the payload is in a driver frame (zero-copy receive from a
+    /// kernel-bypass transport).
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let msg = ep.recv().await?;
+    /// println!("in driver memory: {}", msg.is_device_frame());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_device_frame(&self) -> bool {
+        match &self.store {
+            Store::Device(_) => true,
+            Store::Shared(s) => s.device.is_some(),
+            Store::Owned { .. } => false,
+        }
+    }
+
     /// Drops the first `n` payload bytes (a header the receiver consumed).
     pub(crate) fn advance(&mut self, n: usize) {
         self.start = (self.start + n).min(self.end);
@@ -174,10 +267,26 @@ impl RxBuf {
     /// # }
     /// ```
     pub fn share(&mut self) -> RxBuf {
-        if let Store::Owned { data, pool } = &mut self.store {
-            let shared = Shared {
-                data: std::mem::take(data),
-                pool: pool.take(),
+        if !matches!(self.store, Store::Shared(_)) {
+            let old = std::mem::replace(
+                &mut self.store,
+                Store::Owned {
+                    data: Vec::new(),
+                    pool: None,
+                },
+            );
+            let shared = match old {
+                Store::Owned { mut data, mut pool } => Shared {
+                    data: std::mem::take(&mut data),
+                    pool: pool.take(),
+                    device: None,
+                },
+                Store::Device(d) => Shared {
+                    data: Vec::new(),
+                    pool: None,
+                    device: Some(d),
+                },
+                Store::Shared(_) => unreachable!("checked above"),
             };
             self.store = Store::Shared(Arc::new(shared));
         }
@@ -213,7 +322,8 @@ impl RxBuf {
     fn storage(&self) -> &[u8] {
         match &self.store {
             Store::Owned { data, .. } => data,
-            Store::Shared(shared) => &shared.data,
+            Store::Device(d) => d.bytes(),
+            Store::Shared(shared) => shared.bytes(),
         }
     }
 
@@ -272,15 +382,18 @@ impl DerefMut for RxBuf {
         if let Store::Shared(shared) = &mut self.store {
             let data = match Arc::get_mut(shared) {
                 // The last reference: take the storage (and its pool).
-                Some(only) => Store::Owned {
-                    data: std::mem::take(&mut only.data),
-                    pool: only.pool.take(),
+                Some(only) => match only.device.take() {
+                    Some(d) => Store::Device(d),
+                    None => Store::Owned {
+                        data: std::mem::take(&mut only.data),
+                        pool: only.pool.take(),
+                    },
                 },
                 // Copy on write: others still read the shared bytes.
                 None => {
                     count_copy(self.end - self.start);
                     Store::Owned {
-                        data: shared.data.clone(),
+                        data: shared.bytes().to_vec(),
                         pool: None,
                     }
                 }
@@ -290,6 +403,7 @@ impl DerefMut for RxBuf {
         let (start, end) = (self.start, self.end);
         match &mut self.store {
             Store::Owned { data, .. } => &mut data[start..end],
+            Store::Device(d) => &mut d.bytes_mut()[start..end],
             Store::Shared(_) => unreachable!("made owned above"),
         }
     }

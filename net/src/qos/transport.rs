@@ -430,7 +430,7 @@ impl Transport for UdpTransport {
                 ) =>
             {
                 let inner = self.inner.clone();
-                let headroom = tx.headroom();
+                let headroom = tx.wire_headroom();
                 op.start(
                     cx,
                     Box::pin(async move {
@@ -874,7 +874,7 @@ async fn read_loop(inner: Arc<TcpInner>, conn: Arc<Conn>) {
 /// it has none) under `guard`, `sent` bytes of the frame being out.
 async fn write_frame(mut guard: WriteGuard, tx: TxBuf, sent: usize) -> io::Result<()> {
     let len = tx.len();
-    let headroom = tx.headroom();
+    let headroom = tx.wire_headroom();
     let stream = &guard.conn.stream;
     guard.mid_frame = true;
     let res = if headroom >= FRAME_HEADER {
@@ -968,7 +968,7 @@ impl Transport for TcpTransport {
             return Poll::Ready(Err(not_connected("this reliable")));
         };
         let conn = lock(&inner.conns).get(&peer).cloned();
-        let headroom = tx.headroom();
+        let headroom = tx.wire_headroom();
         if headroom >= FRAME_HEADER {
             let len = tx.len() as u32;
             tx.frame_mut()[headroom - FRAME_HEADER..headroom].copy_from_slice(&len.to_be_bytes());

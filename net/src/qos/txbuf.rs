@@ -40,6 +40,8 @@ use std::task::{Context, Poll, Waker};
 
 use insane_uring::buf::IoBuf;
 
+use super::home::HomeBox;
+
 // ---- pools ------------------------------------------------------------------
 
 /// A bounded, thread-safe pool of heap buffers: at most `entries` are lent
@@ -211,11 +213,99 @@ impl From<CapacityError> for io::Error {
 /// # }
 /// ```
 pub struct TxBuf {
-    /// `headroom` reserved bytes, then the payload.
+    /// `headroom` reserved bytes, then the payload (empty for a device
+    /// buffer).
     data: Vec<u8>,
     headroom: usize,
     capacity: usize,
     pool: Option<Pool>,
+    /// The payload lives in a driver frame instead.
+    device: Option<DeviceTx>,
+}
+
+/// The storage of a [`TxBuf`] lent by a kernel-bypass transport: a driver
+/// transmit frame (UMEM frame, mbuf) whose data region already spans the
+/// whole payload capacity after the header room; the application's bytes
+/// are written there in place, and the transport trims the frame to
+/// [`TxBuf::len`] and prepends the headers when it sends.
+pub(crate) struct DeviceTx {
+    /// The driver frame, `!Send`, dropped at home.
+    pub(crate) frame: HomeBox,
+    /// Start of the payload in driver memory.
+    ptr: *mut u8,
+    /// Payload bytes written.
+    len: usize,
+    /// Header room in front of the payload inside the frame.
+    headroom: usize,
+    /// The stack host (device) the frame belongs to.
+    pub(crate) owner: u64,
+    /// Returns the buffer to its endpoint's lending count when dropped.
+    _ticket: Option<Ticket>,
+}
+
+// SAFETY: `ptr` points into driver memory owned by the frame in `frame`,
+// which stays mapped while the frame is alive and is accessed only
+// through this `DeviceTx` (exclusively via `&mut TxBuf`); the frame
+// itself is `HomeBox`, which is `Send`.
+unsafe impl Send for DeviceTx {}
+// SAFETY: shared access only reads the bytes (`&TxBuf`).
+unsafe impl Sync for DeviceTx {}
+
+impl DeviceTx {
+    /// A device buffer: `frame` (boxed at home), whose payload area of at
+    /// least the buffer's capacity starts at `ptr`, `headroom` bytes after
+    /// the frame's start, from the host `owner`.
+    ///
+    /// # Safety
+    /// `ptr` must point to at least `capacity` writable bytes (the
+    /// capacity of the `TxBuf` made from it) inside the frame boxed in
+    /// `frame`, valid while that frame lives and not otherwise accessed
+    /// until the frame is taken back at home.
+    pub(crate) unsafe fn new(
+        frame: HomeBox,
+        ptr: *mut u8,
+        headroom: usize,
+        owner: u64,
+        ticket: Option<Ticket>,
+    ) -> Self {
+        DeviceTx {
+            frame,
+            ptr,
+            len: 0,
+            headroom,
+            owner,
+            _ticket: ticket,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` lies inside the frame's payload area
+        // (`len <= capacity`, see `new`), initialised by earlier writes.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`; `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+/// One buffer lent by an endpoint: decrements the lent count when
+/// dropped.
+pub(crate) struct Ticket(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Ticket {
+    /// Counts one more buffer lent on `count`.
+    pub(crate) fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ticket(count.clone())
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl TxBuf {
@@ -234,7 +324,43 @@ impl TxBuf {
             headroom,
             capacity,
             pool: Some(pool),
+            device: None,
         }
+    }
+
+    /// A buffer whose payload (at most `capacity` bytes) is written
+    /// straight into a driver frame.
+    pub(crate) fn from_device(device: DeviceTx, capacity: usize) -> Self {
+        Self {
+            data: Vec::new(),
+            headroom: 0,
+            capacity,
+            pool: None,
+            device: Some(device),
+        }
+    }
+
+    /// The driver frame and the payload length, for the transport that
+    /// lent it; kernel buffers come back unchanged.
+    pub(crate) fn into_device(mut self) -> Result<(DeviceTx, usize), TxBuf> {
+        match self.device.take() {
+            Some(d) => {
+                let len = d.len;
+                Ok((d, len))
+            }
+            None => Err(self),
+        }
+    }
+
+    /// Which stack host's device frame holds the payload, if any.
+    pub(crate) fn device_owner(&self) -> Option<u64> {
+        self.device.as_ref().map(|d| d.owner)
+    }
+
+    /// Header room the kernel transports may write into (in `frame_mut`);
+    /// 0 for a device buffer, whose header room is in the driver frame.
+    pub(crate) fn wire_headroom(&self) -> usize {
+        self.headroom
     }
 
     /// A buffer outside any pool, `capacity` bytes of payload after
@@ -251,6 +377,7 @@ impl TxBuf {
             headroom,
             capacity,
             pool: None,
+            device: None,
         }
     }
 
@@ -262,7 +389,10 @@ impl TxBuf {
     /// assert_eq!(buf.len(), 3);
     /// ```
     pub fn len(&self) -> usize {
-        self.data.len() - self.headroom
+        match &self.device {
+            Some(d) => d.len,
+            None => self.data.len() - self.headroom,
+        }
     }
 
     /// Whether no payload was written.
@@ -296,13 +426,17 @@ impl TxBuf {
         self.capacity - self.len()
     }
 
-    /// Bytes reserved in front of the payload for the transport's headers.
+    /// Bytes reserved in front of the payload for the transport's headers
+    /// (in the driver frame, for the kernel-bypass transports).
     ///
     /// ```
     /// assert_eq!(insane_net::qos::TxBuf::unpooled(42, 1472).headroom(), 42);
     /// ```
     pub fn headroom(&self) -> usize {
-        self.headroom
+        match &self.device {
+            Some(d) => d.headroom,
+            None => self.headroom,
+        }
     }
 
     fn check(&self, new_len: usize) -> Result<(), CapacityError> {
@@ -330,7 +464,14 @@ impl TxBuf {
     /// [`CapacityError`] when `len() + bytes.len() > capacity()`.
     pub fn extend_from_slice(&mut self, bytes: &[u8]) -> Result<(), CapacityError> {
         self.check(self.len() + bytes.len())?;
-        self.data.extend_from_slice(bytes);
+        match &mut self.device {
+            Some(d) => {
+                let old = d.len;
+                d.len += bytes.len();
+                d.bytes_mut()[old..].copy_from_slice(bytes);
+            }
+            None => self.data.extend_from_slice(bytes),
+        }
         Ok(())
     }
 
@@ -362,7 +503,16 @@ impl TxBuf {
     /// [`CapacityError`] when `new_len > capacity()`.
     pub fn resize(&mut self, new_len: usize, value: u8) -> Result<(), CapacityError> {
         self.check(new_len)?;
-        self.data.resize(self.headroom + new_len, value);
+        match &mut self.device {
+            Some(d) => {
+                let old = d.len;
+                d.len = new_len;
+                if new_len > old {
+                    d.bytes_mut()[old..].fill(value);
+                }
+            }
+            None => self.data.resize(self.headroom + new_len, value),
+        }
         Ok(())
     }
 
@@ -375,7 +525,10 @@ impl TxBuf {
     /// assert_eq!(&buf[..], b"ab");
     /// ```
     pub fn truncate(&mut self, len: usize) {
-        self.data.truncate(self.headroom + len);
+        match &mut self.device {
+            Some(d) => d.len = d.len.min(len),
+            None => self.data.truncate(self.headroom + len),
+        }
     }
 
     /// Removes all payload bytes (the capacity stays).
@@ -393,13 +546,23 @@ impl TxBuf {
     /// The header room followed by the payload, for the transport to
     /// write its headers in place.
     pub(crate) fn frame_mut(&mut self) -> &mut [u8] {
-        &mut self.data
+        match &mut self.device {
+            // No header room is exposed (`wire_headroom` is 0).
+            Some(d) => d.bytes_mut(),
+            None => &mut self.data,
+        }
     }
 
     /// The storage (headroom, then payload), the headroom, and the pool
     /// it returns to: for turning a sent buffer into received messages
     /// without a copy (channels deliver it to local sources by reference).
     pub(crate) fn into_parts(mut self) -> (Vec<u8>, usize, Option<Pool>) {
+        if let Some(d) = self.device.take() {
+            // A driver frame cannot be shared by reference with other
+            // cores' sources: the payload is copied (counted).
+            super::rxbuf::count_copy(d.len);
+            return (d.bytes().to_vec(), 0, None);
+        }
         let data = std::mem::take(&mut self.data);
         (data, self.headroom, self.pool.take())
     }
@@ -413,6 +576,9 @@ impl TxBuf {
     /// Ensures the storage holds at least `additional` more payload bytes
     /// without moving again (bounded by the capacity).
     fn reserve(&mut self, additional: usize) {
+        if self.device.is_some() {
+            return; // driver frames have their whole capacity already
+        }
         let additional = additional.min(self.remaining());
         self.data.reserve(additional);
     }
@@ -430,13 +596,19 @@ impl Deref for TxBuf {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.data[self.headroom..]
+        match &self.device {
+            Some(d) => d.bytes(),
+            None => &self.data[self.headroom..],
+        }
     }
 }
 
 impl DerefMut for TxBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.data[self.headroom..]
+        match &mut self.device {
+            Some(d) => d.bytes_mut(),
+            None => &mut self.data[self.headroom..],
+        }
     }
 }
 
@@ -474,7 +646,7 @@ impl fmt::Debug for TxBuf {
 impl io::Write for TxBuf {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let n = bytes.len().min(self.remaining());
-        self.data.extend_from_slice(&bytes[..n]);
+        self.extend_from_slice(&bytes[..n])?;
         Ok(n)
     }
 
@@ -506,6 +678,15 @@ unsafe impl bytes::BufMut for TxBuf {
     }
 
     unsafe fn advance_mut(&mut self, cnt: usize) {
+        let room = self.remaining();
+        if let Some(d) = &mut self.device {
+            assert!(
+                cnt <= room,
+                "advance_mut({cnt}) past the {room} writable bytes of this TxBuf"
+            );
+            d.len += cnt;
+            return;
+        }
         let spare = self.data.capacity() - self.data.len();
         assert!(
             cnt <= spare.min(self.remaining()),
@@ -518,6 +699,12 @@ unsafe impl bytes::BufMut for TxBuf {
     }
 
     fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        let room = self.remaining();
+        if let Some(d) = &mut self.device {
+            // SAFETY: the payload area spans `capacity` bytes from `ptr`
+            // (see `DeviceTx::new`); `len + room == capacity`.
+            return unsafe { bytes::buf::UninitSlice::from_raw_parts_mut(d.ptr.add(d.len), room) };
+        }
         if self.data.capacity() == self.data.len() {
             self.reserve(64);
         }
@@ -535,17 +722,25 @@ pub(crate) struct Wire(TxBuf);
 // SAFETY: the bytes are the heap storage of the inner Vec, which does not
 // move when the `Wire` moves and is not resized while the `Wire` exists
 // (no `&mut` access is given out); all `len()` bytes are initialised.
+// For a device buffer, the bytes are the payload in driver memory, which
+// stays mapped and unmoved while the frame (owned by the `Wire`) lives.
 unsafe impl IoBuf for Wire {
     fn stable_ptr(&self) -> *const u8 {
-        self.0.data.as_ptr()
+        match &self.0.device {
+            Some(d) => d.ptr,
+            None => self.0.data.as_ptr(),
+        }
     }
 
     fn bytes_init(&self) -> usize {
-        self.0.data.len()
+        self.bytes_total()
     }
 
     fn bytes_total(&self) -> usize {
-        self.0.data.len()
+        match &self.0.device {
+            Some(d) => d.len,
+            None => self.0.data.len(),
+        }
     }
 }
 
@@ -553,7 +748,10 @@ impl Deref for Wire {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.0.data
+        match &self.0.device {
+            Some(d) => d.bytes(),
+            None => &self.0.data,
+        }
     }
 }
 

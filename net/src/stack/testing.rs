@@ -183,6 +183,12 @@ impl Deref for PairRxFrame {
     }
 }
 
+impl std::ops::DerefMut for PairRxFrame {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+}
+
 impl Drop for PairRxFrame {
     fn drop(&mut self) {
         self.in_use.set(self.in_use.get() - 1);
