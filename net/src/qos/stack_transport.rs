@@ -582,6 +582,7 @@ fn recv_at_home<D: StackDevice>(
                 // Latency: look at the device now rather than at the next
                 // turn of the core's loop.
                 polled = true;
+                host.shared.home.drain();
                 if let Ok(mut iface) = host.iface.try_borrow_mut() {
                     iface.poll(Instant::now());
                 }
