@@ -83,6 +83,10 @@ enum Scenario {
     /// flow while a bulk flow saturates the same core, with and without the
     /// per-core transmit scheduler (tables `qos-mix` and `qos-mix-bulk`).
     QosMix(scenarios::qos_mix::Args),
+    /// UDP ping-pong RTT over veth between two network namespaces (root):
+    /// insane AF_XDP (QoS endpoint) vs insane io_uring busy-poll vs std
+    /// busy-poll vs tokio vs the raw AF_XDP driver; 64 B and 1472 B.
+    XdpRtt(scenarios::xdp_rtt::Args),
     /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c and qos-mix with
     /// their defaults; writes every scenario's files, `<out>/report.md`,
     /// `<out>/results.json` and the plots.
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
             &args.net.common,
             Some(&args.net),
         ),
+        Scenario::XdpRtt(args) => (vec![scenarios::xdp_rtt::run(args)], &args.common, None),
         Scenario::All(args) => (all(args), &args.common, Some(args)),
     };
     let mut ok = true;

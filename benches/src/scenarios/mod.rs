@@ -16,6 +16,7 @@ pub mod runtime;
 pub mod tcp_echo;
 pub mod tcp_stream;
 pub mod udp_rtt;
+pub mod xdp_rtt;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

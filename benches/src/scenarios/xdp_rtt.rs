@@ -1,0 +1,569 @@
+//! The `xdp-rtt` scenario: UDP ping-pong over a veth pair between two
+//! network namespaces (created and removed by the scenario; needs root),
+//! 64 B and 1472 B by default, round-trip time p50/p99.
+//!
+//! Both ends run the contestant: the client in namespace A, the echo
+//! server in namespace B, each on its own thread (not pinned: the
+//! contestants that busy-poll spin on both ends).
+//!
+//! * `insane-af_xdp`: QoS endpoints (`latency=critical, best-effort,
+//!   resources=poll`) with an `[xdp]` section: insane's userspace stack on
+//!   an AF_XDP socket per side (its own address on each veth), busy-polled.
+//! * `insane-uring-busy-poll`: the same QoS without `[xdp]`: kernel UDP on
+//!   io_uring with `SO_BUSY_POLL`, the core spinning.
+//! * `std-busy-poll`: std UDP sockets, non-blocking, `SO_BUSY_POLL`,
+//!   spinning on `recv_from` (the kernel's floor without wake-ups).
+//! * `tokio-ct`: tokio current-thread runtimes, `UdpSocket`.
+//! * `raw-af_xdp`: the AF_XDP driver alone (`insane_xdp::XdpSocket`): the
+//!   client writes a prebuilt frame into a UMEM frame, the server swaps
+//!   addresses in place and sends the received frame back; no stack, no
+//!   runtime — the floor for `insane-af_xdp`.
+//!
+//! Each run is a fixed number of round trips after a warm-up; the first 8
+//! payload bytes carry a sequence number the client checks.
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use insane_testhosts::{Iface, TestHosts};
+
+use super::Common;
+use super::net::{latency_histogram, quantiles};
+use crate::report::{Cell, Report, Unit};
+
+/// Options of the `xdp-rtt` scenario.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Datagram sizes in bytes (comma-separated, 8 to 1472).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "64,1472",
+        value_parser = clap::value_parser!(u32).range(8..=1472)
+    )]
+    pub sizes: Vec<u32>,
+}
+
+/// The contestants, in column order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum System {
+    InsaneXdp,
+    InsaneUringBusyPoll,
+    StdBusyPoll,
+    TokioCt,
+    RawXdp,
+}
+
+const SYSTEMS: [System; 5] = [
+    System::InsaneXdp,
+    System::InsaneUringBusyPoll,
+    System::StdBusyPoll,
+    System::TokioCt,
+    System::RawXdp,
+];
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::InsaneXdp => "insane-af_xdp",
+            System::InsaneUringBusyPoll => "insane-uring-busy-poll",
+            System::StdBusyPoll => "std-busy-poll",
+            System::TokioCt => "tokio-ct",
+            System::RawXdp => "raw-af_xdp",
+        }
+    }
+}
+
+const SERVER_PORT: u16 = 9100;
+const CLIENT_PORT: u16 = 9101;
+/// A side gives up after this long without a datagram.
+const IDLE_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug)]
+struct Params {
+    size: usize,
+    warmup: u64,
+    trips: u64,
+}
+
+/// Runs the scenario and returns its report.
+pub fn run(args: &Args) -> Report {
+    let c = &args.common;
+    let names: Vec<&str> = SYSTEMS.iter().map(|s| s.name()).collect();
+    let mut report = Report::new("xdp-rtt", &names);
+    let repeats = c.repeats_or(1, 3);
+    let trips: u64 = if c.quick { 5_000 } else { 50_000 };
+    let warmup = c.warmup as u64 * 1_000;
+    report.param("round trips per timed run", trips);
+    report.param("warm-up round trips", warmup);
+    report.param("timed runs (median reported)", repeats);
+    say!(
+        "xdp-rtt scenario ({} mode)",
+        if c.quick { "quick" } else { "full" }
+    );
+    let available = TestHosts::available();
+    for &size in &args.sizes {
+        let label = format!("{size} B");
+        if !c.selected(&label) {
+            continue;
+        }
+        let p = Params {
+            size: size as usize,
+            warmup,
+            trips,
+        };
+        let mut p50 = Vec::new();
+        let mut p99 = Vec::new();
+        for &system in &SYSTEMS {
+            let mut runs: Result<Vec<[f64; 2]>, String> = Ok(Vec::new());
+            if let Err(why) = &available {
+                runs = Err(format!("no network-namespace test hosts: {why}"));
+            }
+            for _ in 0..repeats {
+                let Ok(done) = &mut runs else { break };
+                let name = format!("xdp-rtt {label} {}", system.name());
+                match super::isolated_try(&name, Duration::from_secs(c.timeout), move || {
+                    measure(system, p)
+                }) {
+                    Ok(q) => done.push(q),
+                    Err(e) => runs = Err(e),
+                }
+            }
+            let cell = |i: usize| match &runs {
+                Ok(v) if !v.is_empty() => Cell::from_samples(v.iter().map(|q| q[i]).collect()),
+                Ok(_) => Cell::failed("not run"),
+                Err(e) => Cell::failed(e.clone()),
+            };
+            p50.push(cell(0));
+            p99.push(cell(1));
+        }
+        report.row(&format!("{label} RTT p50"), Unit::Nanos, p50);
+        report.row(&format!("{label} RTT p99"), Unit::Nanos, p99);
+    }
+    report.notes.push(
+        "UDP ping-pong over a veth pair between two network namespaces; client in A, echo \
+         server in B, one datagram in flight; threads not pinned (busy-polling contestants \
+         spin on both ends, so on a 2-CPU machine the two ends own both CPUs)."
+            .to_owned(),
+    );
+    report.notes.push(
+        "insane-af_xdp: QoS endpoints over insane's userspace stack on AF_XDP (veth: copy \
+         mode; native XDP); raw-af_xdp: the AF_XDP driver alone, addresses swapped in place \
+         (no stack, no runtime)."
+            .to_owned(),
+    );
+    report
+}
+
+trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+/// p50 and p99 of `h` in ns.
+fn p50_p99(h: &Histogram<u64>) -> [f64; 2] {
+    let q = quantiles(h);
+    [q[0], q[2]]
+}
+
+fn stamp(buf: &mut [u8], seq: u64) {
+    buf[..8].copy_from_slice(&seq.to_be_bytes());
+}
+
+fn seq_of(buf: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(buf.get(..8)?.try_into().ok()?))
+}
+
+/// One timed run of `system` on fresh test hosts.
+fn measure(system: System, p: Params) -> Result<[f64; 2], String> {
+    let hosts = TestHosts::pair().ctx("test hosts")?;
+    let (a, b) = (hosts.iface(0, 0).clone(), hosts.iface(1, 0).clone());
+    let total = p.warmup + p.trips;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let server = {
+        let (a, b) = (a.clone(), b.clone());
+        hosts.spawn_in(1, move || serve(system, &a, &b, p, total, ready_tx))
+    };
+    match ready_rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("server: {e}")),
+        Err(e) => return Err(format!("server did not start: {e}")),
+    }
+    let client = hosts.run_in(0, move || client(system, &a, &b, p));
+    let served = server
+        .join()
+        .map_err(|p| format!("server panicked: {}", super::panic_message(&*p)))?;
+    served.ctx("server")?;
+    client
+}
+
+fn stack_ip(iface: &Iface, last: u8) -> Ipv4Addr {
+    let o = iface.addr.octets();
+    Ipv4Addr::new(o[0], o[1], o[2], last)
+}
+
+fn xdp_config(iface: &Iface, addr: Ipv4Addr) -> Result<insane::config::Config, String> {
+    insane::config::Config::from_toml_str(
+        &format!(
+            "[xdp]\ninterface = \"{}\"\nqueue = 0\naddress = \"{addr}/24\"\n",
+            iface.name
+        ),
+        "xdp-rtt",
+    )
+    .ctx("config")
+}
+
+fn critical() -> insane::qos::Qos {
+    insane::qos::Qos::builder()
+        .critical()
+        .best_effort()
+        .poll()
+        .build()
+}
+
+fn insane_rt() -> Result<insane::runtime::Runtime, String> {
+    insane::runtime::Runtime::builder()
+        .cores(1)
+        .pin_cores(false)
+        .driver(insane::runtime::Driver::Uring)
+        .build()
+        .ctx("insane runtime")
+}
+
+/// The server (in B): echoes `total` datagrams.
+fn serve(
+    system: System,
+    a: &Iface,
+    b: &Iface,
+    p: Params,
+    total: u64,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) -> Result<(), String> {
+    let fail = |ready: &std::sync::mpsc::Sender<Result<(), String>>, e: String| {
+        let _ = ready.send(Err(e.clone()));
+        e
+    };
+    match system {
+        System::InsaneXdp | System::InsaneUringBusyPoll => {
+            let (addr, config) = if system == System::InsaneXdp {
+                let ip = stack_ip(b, 200);
+                (ip, xdp_config(b, ip).map_err(|e| fail(&ready, e))?)
+            } else {
+                (b.addr, insane::config::Config::default())
+            };
+            let rt = insane_rt().map_err(|e| fail(&ready, e))?;
+            rt.block_on(async move {
+                let ep = insane::qos::Endpoint::bind_with_config(
+                    SocketAddr::from((addr, SERVER_PORT)),
+                    critical(),
+                    Default::default(),
+                    &config,
+                )
+                .await
+                .ctx("bind")
+                .map_err(|e| fail(&ready, e))?;
+                let want = if system == System::InsaneXdp {
+                    insane::qos::policy::Transport::XdpUdp
+                } else {
+                    insane::qos::policy::Transport::UringUdpBusyPoll
+                };
+                if ep.driver() != want {
+                    return Err(fail(&ready, format!("server got {}", ep.explain())));
+                }
+                let _ = ready.send(Ok(()));
+                for _ in 0..total {
+                    let msg = insane::time::timeout(IDLE_LIMIT, ep.recv())
+                        .await
+                        .ctx("server idle")?
+                        .ctx("recv")?;
+                    let mut out = ep.buffer().await;
+                    out.extend_from_slice(&msg).ctx("echo")?;
+                    let to = msg.peer();
+                    drop(msg);
+                    ep.send_to(out, to).await.ctx("send")?;
+                }
+                Ok(())
+            })
+        }
+        System::StdBusyPoll => {
+            let sock =
+                std_socket(SocketAddr::from((b.addr, SERVER_PORT))).map_err(|e| fail(&ready, e))?;
+            let _ = ready.send(Ok(()));
+            let mut buf = vec![0u8; 2048];
+            for _ in 0..total {
+                let (n, from) = spin_recv(&sock, &mut buf)?;
+                sock.send_to(&buf[..n], from).ctx("send")?;
+            }
+            Ok(())
+        }
+        System::TokioCt => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ctx("tokio")
+                .map_err(|e| fail(&ready, e))?;
+            rt.block_on(async move {
+                let sock = tokio::net::UdpSocket::bind((b.addr, SERVER_PORT))
+                    .await
+                    .ctx("bind")
+                    .map_err(|e| fail(&ready, e))?;
+                let _ = ready.send(Ok(()));
+                let mut buf = vec![0u8; 2048];
+                for _ in 0..total {
+                    let (n, from) = tokio::time::timeout(IDLE_LIMIT, sock.recv_from(&mut buf))
+                        .await
+                        .ctx("server idle")?
+                        .ctx("recv")?;
+                    sock.send_to(&buf[..n], from).await.ctx("send")?;
+                }
+                Ok(())
+            })
+        }
+        System::RawXdp => {
+            let _ = (a, p);
+            let sock = raw_socket(b, SERVER_PORT).map_err(|e| fail(&ready, e))?;
+            let _ = ready.send(Ok(()));
+            let mut echoed = 0;
+            let mut last = Instant::now();
+            while echoed < total {
+                sock.drive();
+                let Some(rx) = sock.recv() else {
+                    if last.elapsed() > IDLE_LIMIT {
+                        return Err(format!("server idle after {echoed} echoes"));
+                    }
+                    continue;
+                };
+                last = Instant::now();
+                let mut tx = rx.into_tx();
+                swap_addresses(&mut tx);
+                if sock.send(tx).is_err() {
+                    return Err("raw AF_XDP: TX ring full".into());
+                }
+                echoed += 1;
+            }
+            // Let the last echo leave before the socket closes.
+            for _ in 0..1000 {
+                sock.drive();
+                if sock.tx_in_flight() == 0 {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The client (in A): `warmup` untimed and `trips` timed round trips.
+fn client(system: System, a: &Iface, b: &Iface, p: Params) -> Result<[f64; 2], String> {
+    match system {
+        System::InsaneXdp | System::InsaneUringBusyPoll => {
+            let (local, server, config) = if system == System::InsaneXdp {
+                let ip = stack_ip(a, 100);
+                (ip, stack_ip(b, 200), xdp_config(a, ip)?)
+            } else {
+                (a.addr, b.addr, insane::config::Config::default())
+            };
+            let server = SocketAddr::from((server, SERVER_PORT));
+            insane_rt()?.block_on(async move {
+                let ep = insane::qos::Endpoint::bind_with_config(
+                    SocketAddr::from((local, CLIENT_PORT)),
+                    critical(),
+                    Default::default(),
+                    &config,
+                )
+                .await
+                .ctx("bind")?;
+                say!("  {}: {}", system.name(), ep.explain());
+                ep.connect(server).await.ctx("connect")?;
+                let mut msg = vec![0x5a_u8; p.size];
+                rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    let mut out = ep.buffer().await;
+                    out.extend_from_slice(&msg).ctx("payload")?;
+                    ep.send(out).await.ctx("send")?;
+                    let echo = insane::time::timeout(IDLE_LIMIT, ep.recv())
+                        .await
+                        .ctx("no echo")?
+                        .ctx("recv")?;
+                    Ok(seq_of(&echo))
+                })
+                .await
+            })
+        }
+        System::StdBusyPoll => {
+            let sock = std_socket(SocketAddr::from((a.addr, CLIENT_PORT)))?;
+            let server = SocketAddr::from((b.addr, SERVER_PORT));
+            let mut msg = vec![0x5a_u8; p.size];
+            let mut buf = vec![0u8; 2048];
+            block(rtt_loop(p, async |seq| {
+                stamp(&mut msg, seq);
+                sock.send_to(&msg, server).ctx("send")?;
+                let (n, _) = spin_recv(&sock, &mut buf)?;
+                Ok(seq_of(&buf[..n]))
+            }))
+        }
+        System::TokioCt => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ctx("tokio")?;
+            let server = SocketAddr::from((b.addr, SERVER_PORT));
+            rt.block_on(async move {
+                let sock = tokio::net::UdpSocket::bind((a.addr, CLIENT_PORT))
+                    .await
+                    .ctx("bind")?;
+                let mut msg = vec![0x5a_u8; p.size];
+                let mut buf = vec![0u8; 2048];
+                rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    sock.send_to(&msg, server).await.ctx("send")?;
+                    let (n, _) = tokio::time::timeout(IDLE_LIMIT, sock.recv_from(&mut buf))
+                        .await
+                        .ctx("no echo")?
+                        .ctx("recv")?;
+                    Ok(seq_of(&buf[..n]))
+                })
+                .await
+            })
+        }
+        System::RawXdp => {
+            let sock = raw_socket(a, CLIENT_PORT)?;
+            let mut payload = vec![0x5a_u8; p.size];
+            stamp(&mut payload, 0);
+            let template = insane::net::stack::testing::frames::udp_frame(
+                insane::net::stack::EthernetAddress(a.mac),
+                insane::net::stack::EthernetAddress(b.mac),
+                SocketAddrV4::new(a.addr, CLIENT_PORT),
+                SocketAddrV4::new(b.addr, SERVER_PORT),
+                &payload,
+            );
+            // The UDP checksum covers the sequence number: leave it out
+            // (0 = none, valid for UDP over IPv4; nobody verifies here).
+            const PAYLOAD: usize = 14 + 20 + 8;
+            block(rtt_loop(p, async |seq| {
+                let mut tx = sock.tx_frame().ok_or("no free TX frame")?;
+                tx.try_extend_from_slice(&template).ctx("frame")?;
+                tx[PAYLOAD - 2..PAYLOAD].fill(0);
+                tx[PAYLOAD..PAYLOAD + 8].copy_from_slice(&seq.to_be_bytes());
+                sock.send(tx).map_err(|_| "TX ring full".to_string())?;
+                let start = Instant::now();
+                loop {
+                    sock.drive();
+                    if let Some(rx) = sock.recv() {
+                        return Ok(seq_of(rx.get(PAYLOAD..).unwrap_or_default()));
+                    }
+                    if start.elapsed() > IDLE_LIMIT {
+                        return Err("no echo".to_string());
+                    }
+                }
+            }))
+        }
+    }
+}
+
+/// Runs the warm-up and the timed round trips; `trip(seq)` does one and
+/// returns the sequence number of the echo.
+async fn rtt_loop<F>(p: Params, mut trip: F) -> Result<[f64; 2], String>
+where
+    F: AsyncFnMut(u64) -> Result<Option<u64>, String>,
+{
+    let mut h = latency_histogram();
+    for seq in 0..p.warmup + p.trips {
+        let t = Instant::now();
+        let echo = trip(seq).await?;
+        let rtt = t.elapsed();
+        if echo != Some(seq) {
+            return Err(format!("round trip {seq}: echo carries {echo:?}"));
+        }
+        if seq >= p.warmup {
+            h.saturating_record(rtt.as_nanos() as u64);
+        }
+    }
+    Ok(p50_p99(&h))
+}
+
+/// Drives a future that never waits (its awaits complete at once).
+fn block<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// A non-blocking std UDP socket with `SO_BUSY_POLL` (50 µs).
+fn std_socket(addr: SocketAddr) -> Result<UdpSocket, String> {
+    let sock = UdpSocket::bind(addr).ctx("bind")?;
+    sock.set_nonblocking(true).ctx("nonblocking")?;
+    let usecs: libc::c_int = 50;
+    // SAFETY: the option value points to a live c_int whose size is passed;
+    // the descriptor is open.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SOL_SOCKET,
+            libc::SO_BUSY_POLL,
+            (&usecs as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(format!("SO_BUSY_POLL: {}", std::io::Error::last_os_error()));
+    }
+    Ok(sock)
+}
+
+/// Spins on a non-blocking `recv_from` until a datagram arrives.
+fn spin_recv(sock: &UdpSocket, buf: &mut [u8]) -> Result<(usize, SocketAddr), String> {
+    let start = Instant::now();
+    loop {
+        match sock.recv_from(buf) {
+            Ok(r) => return Ok(r),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if start.elapsed() > IDLE_LIMIT {
+                    return Err("idle".into());
+                }
+            }
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+    }
+}
+
+/// A raw AF_XDP socket on `iface` queue 0 steering `port`, busy-polled.
+fn raw_socket(iface: &Iface, port: u16) -> Result<insane_xdp::XdpSocket, String> {
+    insane_xdp::XdpSocket::open(
+        insane_xdp::XdpConfig::new(&iface.name, 0)
+            .busy_poll(Some(insane_xdp::BusyPoll::default()))
+            .port(port),
+    )
+    .ctx("AF_XDP socket")
+}
+
+/// Swaps Ethernet, IPv4 and UDP source and destination in place (the
+/// checksums stay valid: their sums do not depend on the order).
+fn swap_addresses(f: &mut [u8]) {
+    if f.len() < 42 {
+        return;
+    }
+    for i in 0..6 {
+        f.swap(i, 6 + i);
+    }
+    for i in 0..4 {
+        f.swap(26 + i, 30 + i);
+    }
+    for i in 0..2 {
+        f.swap(34 + i, 36 + i);
+    }
+}
