@@ -29,8 +29,18 @@
 //! ([`Config::load`](crate::config::Config::load)) and probes the host
 //! ([`Capabilities::probe`]); every endpoint then matches its QoS against
 //! that, restricted to the driver of the core it is bound on (a core
-//! running epoll cannot carry io_uring transports). Kernel-bypass
-//! transports are chosen only when their drivers are part of the build.
+//! running epoll cannot carry io_uring transports).
+//! [`bind_with_config`](Endpoint::bind_with_config) takes the
+//! configuration from the caller instead.
+//!
+//! Kernel bypass: with an `[xdp]` section, a `latency = critical,
+//! best-effort, resources = poll` endpoint bound to the section's address
+//! gets AF_XDP UDP: insane's userspace stack on an AF_XDP socket of the
+//! section's interface and queue, shared by the endpoints bound on the
+//! same core ([`stack_transport`](super::stack_transport)). An endpoint
+//! bound to another address never uses it; if opening it fails, the
+//! endpoint falls back to the next transport and
+//! [`explain`](Endpoint::explain) names the reason.
 //!
 //! # Busy polling
 //!

@@ -1,6 +1,6 @@
 //! Best-effort QoS transport over insane's userspace stack: UDP datagrams
 //! through an [`Interface`] on any [`FrameDevice`] — an AF_XDP socket
-//! ([`XdpDevice`]), a DPDK port queue, or the in-memory test device. One
+//! ([`XdpDevice`](crate::stack::xdp::XdpDevice)), a DPDK port queue, or the in-memory test device. One
 //! stack, several devices: [`StackUdpTransport<D>`] is generic over the
 //! device, and a driver plugs in by implementing [`StackDevice`].
 //!
@@ -15,12 +15,15 @@
 //! its last endpoint is dropped (and the last frames it lent are back).
 //!
 //! The core polls its hosts on every turn of its loop (a
-//! [`Reactor`](insane_runtime::reactor::Reactor)): returned frames are
+//! [`Reactor`]): returned frames are
 //! recycled, received frames are demultiplexed to the endpoints' queues
 //! (waking a task waiting in `recv`), ARP timers run and queued transmit
 //! frames leave in one batch (the AF_XDP `sendto` kick). These flows are
 //! latency-critical: the transport busy-polls, and the endpoint keeps the
-//! core spinning while it lives.
+//! core spinning while it lives (a caller using the transport without an
+//! [`Endpoint`](super::Endpoint) must hold a
+//! [`SpinGuard`](insane_runtime::runtime::SpinGuard) itself: the stack
+//! reactor does not park).
 //!
 //! # Zero copy
 //!
@@ -43,6 +46,10 @@
 //! Sends and receives made from another core are forwarded to the home
 //! core (a task spawned there), so they work, at the cost of a cross-core
 //! hop; use the endpoint on the core that bound it for the lowest latency.
+//! Away from home, `buffer()` lends heap buffers (copied into a frame at
+//! home when sent). A frame dropped on another thread after its home core
+//! stopped cannot be recycled and stays allocated until the process exits
+//! (see `home.rs`).
 //!
 //! # Limits
 //!
