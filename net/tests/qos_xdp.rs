@@ -620,3 +620,80 @@ fn xdp_program_leaves_the_kernels_address_to_the_kernel() {
     assert_eq!(to_stack, b"to the stack");
     assert_eq!(to_kernel, b"to the kernel");
 }
+
+/// Several endpoints on one core share one AF_XDP socket (one per queue):
+/// two ports of the stack's address both receive; an endpoint for the
+/// same queue bound on another core of the process is refused (the
+/// kernel cannot take the stack's address either), the error naming the
+/// core that serves the queue.
+#[test]
+fn xdp_endpoints_share_one_socket_per_queue() {
+    if !TestHosts::require("xdp_endpoints_share_one_socket_per_queue") {
+        return;
+    }
+    let hosts = TestHosts::pair().unwrap();
+    let (a, b) = (hosts.iface(A, 0).clone(), hosts.iface(B, 0).clone());
+    let ip = stack_ip(&a, 100);
+    let (one, two) = (SocketAddr::from((ip, 7300)), SocketAddr::from((ip, 7302)));
+    let from_b = SocketAddr::from((b.addr, PEER_PORT));
+    let config = xdp_config(&a.name, ip, "auto");
+    let (bound_tx, bound_rx) = mpsc::channel::<()>();
+    let ifname = a.name.clone();
+    let stack_side = hosts.spawn_in(A, move || {
+        runtime(2).block_on(async move {
+            let qos = critical();
+            let cfg = TransportConfig::default();
+            let e1 = Endpoint::bind_with_config(one, qos, cfg, &config)
+                .await
+                .unwrap();
+            let e2 = Endpoint::bind_with_config(two, qos, cfg, &config)
+                .await
+                .unwrap();
+            assert_eq!((e1.driver(), e2.driver()), (Kind::XdpUdp, Kind::XdpUdp));
+            let queue = format!("AF_XDP on {ifname} queue 0");
+            assert!(e2.explain().contains(&queue), "{}", e2.explain());
+            // The same queue from core 1: served by core 0 already; the
+            // kernel fallback cannot bind the stack's own address either,
+            // and the error says both.
+            let c2 = config.clone();
+            let other = spawn_on(1, async move {
+                Endpoint::bind_with_config(SocketAddr::from((ip, 7304)), qos, cfg, &c2)
+                    .await
+                    .map(|ep| ep.explain().to_string())
+            })
+            .await
+            .unwrap();
+            let e = other.expect_err("a second AF_XDP socket on the queue");
+            println!("{e}");
+            assert!(
+                e.to_string()
+                    .contains(&format!("{queue} is already served by core 0")),
+                "{e}"
+            );
+            assert!(
+                e.to_string().contains("io_uring busy-poll UDP")
+                    || e.to_string().contains("epoll busy-poll UDP"),
+                "{e}"
+            );
+            bound_tx.send(()).unwrap();
+            let m1 = timeout(Duration::from_secs(10), e1.recv())
+                .await
+                .expect("port 7300")
+                .unwrap();
+            let m2 = timeout(Duration::from_secs(10), e2.recv())
+                .await
+                .expect("port 7302")
+                .unwrap();
+            assert_eq!((m1.peer(), m2.peer()), (from_b, from_b));
+            (m1.to_vec(), m2.to_vec())
+        })
+    });
+    bound_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    hosts.run_in(B, move || {
+        let s = UdpSocket::bind(from_b).unwrap();
+        s.send_to(b"one", one).unwrap();
+        s.send_to(b"two", two).unwrap();
+    });
+    let (m1, m2) = stack_side.join().expect("A");
+    assert_eq!((&m1[..], &m2[..]), (&b"one"[..], &b"two"[..]));
+}

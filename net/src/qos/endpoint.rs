@@ -334,12 +334,22 @@ impl Endpoint {
         // Each failed bypass bind marks its technology unavailable and
         // chooses again: bounded by the number of technologies.
         let mut attempts = 0;
+        // Why a bypass transport chosen first could not be opened.
+        let mut bypass_failed: Option<String> = None;
+        let fallback_error = |e: io::Error, kind: T, why: &Option<String>| match why {
+            None => e,
+            Some(why) => io::Error::new(
+                e.kind(),
+                format!("binding {addr} with {kind} failed: {e}; AF_XDP was not usable: {why}"),
+            ),
+        };
         let (transport, choice, detail): (Arc<dyn Transport>, policy::Choice, String) = loop {
             attempts += 1;
             let choice = policy::choose(&qos, &caps)?;
             match choice.transport {
                 T::UringUdpBusyPoll | T::EpollUdpBusyPoll | T::UringUdp | T::EpollUdp => {
-                    let t = UdpTransport::bind(addr, choice.transport, &config)?;
+                    let t = UdpTransport::bind(addr, choice.transport, &config)
+                        .map_err(|e| fallback_error(e, choice.transport, &bypass_failed))?;
                     let detail = if t.busy_polls() {
                         format!(
                             "busy-poll: SO_BUSY_POLL={}us, the core using the endpoint spins while it lives",
@@ -370,6 +380,7 @@ impl Endpoint {
                         Err(e) => {
                             tracing::debug!("AF_XDP bind failed, falling back: {e}");
                             caps.xdp = Availability::Unavailable(e.to_string());
+                            bypass_failed = Some(e.to_string());
                         }
                     }
                 }

@@ -229,7 +229,13 @@ impl<D: StackDevice> Host<D> {
     /// Unbinds an endpoint; closes the host with its last one.
     fn unbind(&self, id: EndpointId, port: u16) {
         {
-            let mut iface = self.iface.borrow_mut();
+            let Ok(mut iface) = self.iface.try_borrow_mut() else {
+                // Dropped while the stack is busy (inside its own poll):
+                // unbind at the next poll instead.
+                lock(&self.shared.unbinds).push((id, port));
+                self.shared.unbind_pending.store(true, Ordering::Release);
+                return;
+            };
             iface.unbind(id);
             if let Err(e) = iface.device_mut().close_port(port) {
                 tracing::warn!("closing UDP port {port} on {}: {e}", self.describe);
