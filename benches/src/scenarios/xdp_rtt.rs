@@ -203,8 +203,12 @@ fn measure(system: System, p: Params) -> Result<[f64; 2], String> {
     let served = server
         .join()
         .map_err(|p| format!("server panicked: {}", super::panic_message(&*p)))?;
-    served.ctx("server")?;
-    client
+    match (client, served) {
+        (Ok(q), Ok(())) => Ok(q),
+        (Err(c), Ok(())) => Err(format!("client: {c}")),
+        (Ok(_), Err(s)) => Err(format!("server: {s}")),
+        (Err(c), Err(s)) => Err(format!("client: {c}; server: {s}")),
+    }
 }
 
 fn stack_ip(iface: &Iface, last: u8) -> Ipv4Addr {
@@ -281,11 +285,14 @@ fn serve(
                     return Err(fail(&ready, format!("server got {}", ep.explain())));
                 }
                 let _ = ready.send(Ok(()));
-                for _ in 0..total {
-                    let msg = insane::time::timeout(IDLE_LIMIT, ep.recv())
-                        .await
-                        .ctx("server idle")?
-                        .ctx("recv")?;
+                for i in 0..total {
+                    let Ok(msg) = insane::time::timeout(IDLE_LIMIT, ep.recv()).await else {
+                        return Err(format!(
+                            "server idle after {i} echoes ({})",
+                            ep.transport().diagnostics().unwrap_or_default()
+                        ));
+                    };
+                    let msg = msg.ctx("recv")?;
                     let mut out = ep.buffer().await;
                     out.extend_from_slice(&msg).ctx("echo")?;
                     let to = msg.peer();
@@ -391,10 +398,13 @@ fn client(system: System, a: &Iface, b: &Iface, p: Params) -> Result<[f64; 2], S
                     let mut out = ep.buffer().await;
                     out.extend_from_slice(&msg).ctx("payload")?;
                     ep.send(out).await.ctx("send")?;
-                    let echo = insane::time::timeout(IDLE_LIMIT, ep.recv())
-                        .await
-                        .ctx("no echo")?
-                        .ctx("recv")?;
+                    let Ok(echo) = insane::time::timeout(IDLE_LIMIT, ep.recv()).await else {
+                        return Err(format!(
+                            "no echo for round trip {seq} ({})",
+                            ep.transport().diagnostics().unwrap_or_default()
+                        ));
+                    };
+                    let echo = echo.ctx("recv")?;
                     Ok(seq_of(&echo))
                 })
                 .await

@@ -122,6 +122,20 @@ pub trait StackDevice:
     /// One line for `explain()`: the device and its modes.
     fn describe(&self) -> String;
 
+    /// The device's counters, for diagnosis (empty by default); part of
+    /// [`Transport::diagnostics`] (on the home core).
+    ///
+    /// ```
+    /// use insane_net::qos::stack_transport::StackDevice;
+    /// use insane_net::stack::EthernetAddress as Mac;
+    /// use insane_net::stack::testing::PairDevice;
+    /// let (a, _b) = PairDevice::pair(Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]), 1500);
+    /// assert_eq!(a.statistics(), "");
+    /// ```
+    fn statistics(&self) -> String {
+        String::new()
+    }
+
     /// The longest Ethernet frame the device can receive, when its buffers
     /// hold less than `mtu() + 14` bytes (AF_XDP: the UMEM frame minus the
     /// kernel's headroom). The endpoint's payload limit is lowered to fit,
@@ -146,6 +160,13 @@ impl StackDevice for crate::stack::xdp::XdpDevice {
 
     fn max_rx_frame(&self) -> Option<usize> {
         Some(self.socket().max_rx_frame())
+    }
+
+    fn statistics(&self) -> String {
+        match self.socket().stats() {
+            Ok(s) => format!("{s:?}"),
+            Err(e) => e.to_string(),
+        }
     }
 }
 
@@ -815,6 +836,17 @@ impl<D: StackDevice> Transport for StackUdpTransport<D> {
                 forwarded(poll_fn(|cx| std::pin::Pin::new(&mut task.0).poll(cx)).await)
             }),
         )
+    }
+
+    fn diagnostics(&self) -> Option<String> {
+        let host = self.local_host()?;
+        let iface = host.iface.borrow();
+        Some(format!(
+            "stack {:?}; endpoint {:?}; device {}",
+            iface.stats(),
+            iface.endpoint_stats(self.endpoint),
+            iface.device().statistics()
+        ))
     }
 
     fn poll_connect(

@@ -180,6 +180,21 @@ pub trait Transport: Send + Sync + fmt::Debug {
         op: &mut Op<io::Result<RxBuf>>,
     ) -> Poll<io::Result<RxBuf>>;
 
+    /// Counters for diagnosis (drops and their reasons, device
+    /// statistics), when the transport keeps any; the kernel transports
+    /// keep none (the kernel's are in `/proc/net/snmp`).
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) {
+    /// if let Some(d) = ep.transport().diagnostics() {
+    ///     eprintln!("{d}");
+    /// }
+    /// # }
+    /// ```
+    fn diagnostics(&self) -> Option<String> {
+        None
+    }
+
     /// Makes `peer` the default destination (UDP: `connect(2)`, which
     /// also filters receives; TCP: opens a connection).
     fn poll_connect(
