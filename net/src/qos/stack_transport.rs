@@ -217,15 +217,36 @@ thread_local! {
     static HOST_KEYS: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
 }
 
-/// The host `id` of this thread, if it is a `Host<D>`.
+/// The host `id` of this thread, if it is a `Host<D>` (none while the
+/// thread's registry is being destroyed, at thread exit).
 fn host<D: StackDevice>(id: u64) -> Option<Rc<Host<D>>> {
-    let any = HOSTS.with(|h| h.borrow().get(&id).cloned())?;
+    let any = HOSTS.try_with(|h| h.borrow().get(&id).cloned()).ok()??;
     any.downcast::<Host<D>>().ok()
 }
 
+/// This core's host named `key` (a host of an earlier runtime on this
+/// thread, whose core is gone, is not reused: nothing polls it).
 fn host_by_key<D: StackDevice>(key: &str) -> Option<Rc<Host<D>>> {
-    let id = HOST_KEYS.with(|k| k.borrow().get(key).copied())?;
-    host::<D>(id)
+    let id = HOST_KEYS
+        .try_with(|k| k.borrow().get(key).copied())
+        .ok()??;
+    host::<D>(id).filter(|h| h.shared.core.is_current())
+}
+
+/// Removes host `id` (named `key`) from this thread's registry.
+fn forget_host(id: u64, key: &str) {
+    let _ = HOST_KEYS.try_with(|k| {
+        let mut k = k.borrow_mut();
+        if k.get(key) == Some(&id) {
+            k.remove(key);
+        }
+    });
+    let removed = HOSTS
+        .try_with(|h| h.borrow_mut().remove(&id))
+        .ok()
+        .flatten();
+    // Dropped outside the registry's borrow.
+    drop(removed);
 }
 
 impl<D: StackDevice> Host<D> {
@@ -268,9 +289,7 @@ impl<D: StackDevice> Host<D> {
         if users == 0 {
             // The registry holds the last strong reference besides the
             // caller's: the host (and its device) goes when both are gone.
-            HOST_KEYS.with(|k| k.borrow_mut().remove(&self.key));
-            let removed = HOSTS.with(|h| h.borrow_mut().remove(&self.shared.id));
-            drop(removed);
+            forget_host(self.shared.id, &self.key);
         }
     }
 }
@@ -402,8 +421,13 @@ impl<D: StackDevice> StackUdpTransport<D> {
                         hosts: vec![Rc::downgrade(&host)],
                     })))?,
                 }
-                HOSTS.with(|h| h.borrow_mut().insert(id, host.clone() as Rc<dyn Any>));
-                HOST_KEYS.with(|k| k.borrow_mut().insert(key.to_string(), id));
+                let exiting = |_| io::Error::other("the core's thread is exiting");
+                HOSTS
+                    .try_with(|h| h.borrow_mut().insert(id, host.clone() as Rc<dyn Any>))
+                    .map_err(exiting)?;
+                HOST_KEYS
+                    .try_with(|k| k.borrow_mut().insert(key.to_string(), id))
+                    .map_err(exiting)?;
                 host
             }
         };
@@ -419,8 +443,7 @@ impl<D: StackDevice> StackUdpTransport<D> {
                 iface.unbind(endpoint);
                 drop(iface);
                 if host.users.get() == 0 {
-                    HOST_KEYS.with(|k| k.borrow_mut().remove(key));
-                    HOSTS.with(|h| h.borrow_mut().remove(&host.shared.id));
+                    forget_host(host.shared.id, key);
                 }
                 return Err(e);
             }
