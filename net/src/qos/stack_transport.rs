@@ -433,20 +433,34 @@ impl<D: StackDevice> StackUdpTransport<D> {
         };
         let (endpoint, local, max_payload) = {
             let mut iface = host.iface.borrow_mut();
-            let endpoint = iface.bind(port).map_err(|e| {
-                io::Error::new(io::ErrorKind::AddrInUse, format!("{e} ({})", host.describe))
-            })?;
-            let local = iface
-                .local_addr(endpoint)
-                .expect("an endpoint just bound has an address");
-            if let Err(e) = iface.device_mut().open_port(local.port()) {
-                iface.unbind(endpoint);
-                drop(iface);
-                if host.users.get() == 0 {
-                    forget_host(host.shared.id, key);
+            let opened = iface
+                .bind(port)
+                .map_err(|e| {
+                    io::Error::new(io::ErrorKind::AddrInUse, format!("{e} ({})", host.describe))
+                })
+                .and_then(|endpoint| {
+                    let local = iface.local_addr(endpoint).ok_or_else(|| {
+                        io::Error::other("the stack lost an endpoint it had just bound")
+                    });
+                    match local.and_then(|l| iface.device_mut().open_port(l.port()).map(|()| l)) {
+                        Ok(local) => Ok((endpoint, local)),
+                        Err(e) => {
+                            iface.unbind(endpoint);
+                            Err(e)
+                        }
+                    }
+                });
+            let (endpoint, local) = match opened {
+                Ok(v) => v,
+                Err(e) => {
+                    drop(iface);
+                    if host.users.get() == 0 {
+                        // A host opened for this endpoint closes again.
+                        forget_host(host.shared.id, key);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
+            };
             // The payload limit: the MTU's, or less if a device frame
             // holds less (a 2048-byte UMEM frame on a link with a larger
             // MTU).
