@@ -176,6 +176,78 @@ fn stack_transport_on_a_pair_device() {
     });
 }
 
+/// A device `TxBuf` written through `bytes::BufMut` and `io::Write`
+/// (raw-pointer paths into the driver frame), sent by the stack and, from
+/// another endpoint, by a kernel UDP endpoint (its bytes read in place).
+#[test]
+fn device_txbufs_through_bufmut_write_and_a_kernel_endpoint() {
+    use bytes::BufMut;
+    use insane_net::qos::{Endpoint, Qos};
+    use std::io::Write;
+
+    let rt = Runtime::builder()
+        .cores(1)
+        .on_core_start(Arc::new(|_| {
+            insane_uring::install_on_current_core(&Default::default())
+                .or_else(|_| insane_epoll::install_on_current_core())
+        }))
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let _spin = CoreHandle::current().unwrap().hold_spin();
+        let cfg = TransportConfig::default();
+        let (a_dev, b_dev) = PairDevice::pair(MAC_A, MAC_B, 1500);
+        let a = T::bind("bufmut a", 5000, Kind::DpdkUdp, &cfg, || {
+            Ok((host(a_dev, IP_A, (IP_B, MAC_B)), None))
+        })
+        .unwrap();
+        let b = T::bind("bufmut b", 6000, Kind::DpdkUdp, &cfg, || {
+            Ok((host(b_dev, IP_B, (IP_A, MAC_A)), None))
+        })
+        .unwrap();
+
+        let mut buf = a.try_buffer().unwrap();
+        buf.put_u16(0xabcd);
+        buf.put_slice(b"xyz");
+        write!(buf, "-{}", 42).unwrap();
+        buf.push(b'!').unwrap();
+        assert_eq!(buf.remaining_mut(), 1472 - buf.len());
+        assert_eq!(&buf[..], b"\xab\xcdxyz-42!");
+        buf[2] = b'X';
+        buf.truncate(9);
+        send(&a, buf, b.local_addr().unwrap()).await.unwrap();
+        let msg = recv(&b).await.unwrap();
+        assert_eq!(&msg[..], b"\xab\xcdXyz-42!");
+        // Filling a device buffer to the brim through BufMut stops there.
+        let mut full = a.try_buffer().unwrap();
+        full.put_bytes(7, 1472);
+        assert_eq!(full.remaining_mut(), 0);
+        assert!(full.push(1).is_err());
+        assert_eq!(std::io::Write::write(&mut full, b"more").unwrap(), 0);
+        drop(full);
+
+        // A device buffer sent by a kernel endpoint: its bytes are read
+        // in place from the frame.
+        let qos = Qos::builder().best_effort().low().build();
+        let tx = Endpoint::bind("127.0.0.1:0", qos).await.unwrap();
+        let rx = Endpoint::bind("127.0.0.1:0", qos).await.unwrap();
+        let mut buf = a.try_buffer().unwrap();
+        buf.extend_from_slice(b"device bytes via the kernel")
+            .unwrap();
+        tx.send_to(buf, rx.local_addr().unwrap()).await.unwrap();
+        let got = timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got[..], b"device bytes via the kernel");
+        assert_eq!(
+            a.tx_available(),
+            cfg.tx_buffers,
+            "every device buffer came back"
+        );
+    });
+}
+
 mod receive_entry {
     //! The receive path an AF_XDP (or DPDK) endpoint uses — frames taken
     //! by the core's stack reactor (`Interface::poll`), queued on the
