@@ -334,8 +334,18 @@ impl Endpoint {
         // Each failed bypass bind marks its technology unavailable and
         // chooses again: bounded by the number of technologies.
         let mut attempts = 0;
-        // Why a bypass transport chosen first could not be opened.
-        let mut bypass_failed: Option<String> = None;
+        // Why AF_XDP could not serve an endpoint on its own address (the
+        // kernel usually cannot bind that address either: its error then
+        // says why the bypass was not used).
+        let mut bypass_failed: Option<String> = match &host.xdp {
+            Some(xdp)
+                if addr.ip() == std::net::IpAddr::V4(xdp.address.address)
+                    && policy::preference(&qos).contains(&T::XdpUdp) =>
+            {
+                caps.xdp.why_not()
+            }
+            _ => None,
+        };
         let fallback_error = |e: io::Error, kind: T, why: &Option<String>| match why {
             None => e,
             Some(why) => io::Error::new(
