@@ -51,6 +51,18 @@
 //! stopped cannot be recycled and stays allocated until the process exits
 //! (see `home.rs`).
 //!
+//! # Plugging in a device
+//!
+//! A raw-frame driver (DPDK) gives its port queue to this transport by
+//! implementing [`FrameDevice`] and [`StackDevice`] for it, and binding
+//! endpoints with [`StackUdpTransport::<ItsDevice>::bind`](StackUdpTransport::bind):
+//! a key naming the device queue (one host per core and key), the policy's
+//! [`Transport`](policy::Transport) kind (e.g. `DpdkUdp`), and an opener
+//! that builds the [`Interface`] on the device with the configuration's
+//! address, run once per core and key. AF_XDP does exactly that in
+//! `bind_xdp` (below), which [`Endpoint`](super::Endpoint) calls when the
+//! policy picks AF_XDP.
+//!
 //! # Limits
 //!
 //! A datagram's payload is at most the device MTU minus the IPv4 and UDP
