@@ -65,7 +65,8 @@ enum Scenario {
     /// tokio current-thread vs tokio multi-thread (2 workers).
     Runtime(scenarios::runtime::Args),
     /// UDP ping-pong round-trip time over 127.0.0.1 (64 B by default):
-    /// insane (io_uring, epoll), tokio, std blocking, std busy-poll.
+    /// insane (io_uring, epoll), tokio, monoio, glommio, std blocking, std
+    /// busy-poll.
     UdpRtt(scenarios::udp_rtt::Args),
     /// TCP echo, 100 B requests on 1 and 64 connections (monoio's shape):
     /// requests/s and latency of each contestant's 1-core echo server.

@@ -15,7 +15,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -61,9 +61,7 @@ pub struct NetArgs {
 ///
 /// Extension points: a new contestant is a variant here plus one arm in
 /// each scenario's `measure` function (server side, and client side where
-/// the scenario runs the contestant on both ends). Planned: monoio and
-/// glommio (thread-per-core io_uring runtimes) with their own 1-core
-/// runtimes, placed like the others.
+/// the scenario runs the contestant on both ends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Contestant {
     /// insane's tokio-compatible sockets on the io_uring driver.
@@ -81,6 +79,13 @@ pub enum Contestant {
     /// std sockets in non-blocking mode, spinning on `WouldBlock`
     /// (kernel baseline without any wake-up; burns both CPUs).
     StdBusyPoll,
+    /// monoio (thread-per-core, io_uring driver, owned-buffer I/O), a
+    /// 1-core runtime per side.
+    Monoio,
+    /// glommio (thread-per-core, io_uring), a 1-core `LocalExecutor` per
+    /// side, not bound by glommio itself (the thread is pinned like the
+    /// others').
+    Glommio,
 }
 
 impl Contestant {
@@ -93,14 +98,27 @@ impl Contestant {
             Contestant::TokioCt => "tokio-ct",
             Contestant::StdBlocking => "std-blocking",
             Contestant::StdBusyPoll => "std-busy-poll",
+            Contestant::Monoio => "monoio",
+            Contestant::Glommio => "glommio",
         }
     }
 
-    /// `Err(reason)` when this contestant cannot run in this checkout or
-    /// on this host (the scenario then leaves its column out and says why
-    /// in the notes); the place to gate future contestants such as
-    /// monoio or glommio.
-    pub fn available(self) -> Result<(), &'static str> {
+    /// `Err(reason)` when this contestant cannot run on this host (the
+    /// scenario then leaves its column out and says why in the notes):
+    /// monoio and glommio are probed once by building a runtime on a
+    /// scratch thread (io_uring may be disabled, glommio may fail to
+    /// allocate its locked I/O memory).
+    pub fn available(self) -> Result<(), String> {
+        static MONOIO: OnceLock<Result<(), String>> = OnceLock::new();
+        static GLOMMIO: OnceLock<Result<(), String>> = OnceLock::new();
+        let probe = |f: fn() -> Result<(), String>| {
+            std::thread::Builder::new()
+                .name("runtime-probe".to_owned())
+                .spawn(f)
+                .ctx("spawn probe thread")?
+                .join()
+                .map_err(|p| format!("panicked: {}", super::panic_message(&*p)))?
+        };
         match self {
             Contestant::InsaneUring
             | Contestant::InsaneUringOwned
@@ -108,6 +126,12 @@ impl Contestant {
             | Contestant::TokioCt
             | Contestant::StdBlocking
             | Contestant::StdBusyPoll => Ok(()),
+            Contestant::Monoio => MONOIO
+                .get_or_init(|| probe(|| monoio_runtime().map(drop)))
+                .clone(),
+            Contestant::Glommio => GLOMMIO
+                .get_or_init(|| probe(|| glommio_executor().map(drop)))
+                .clone(),
         }
     }
 
@@ -151,7 +175,10 @@ pub fn available(
     for &c in wanted.iter().filter(|&&c| selected(c)) {
         match c.available() {
             Ok(()) => out.push(c),
-            Err(why) => notes.push(format!("{} not measured: {why}", c.name())),
+            Err(why) => {
+                say!("{} skipped: {why}", c.name());
+                notes.push(format!("{} not measured (skipped): {why}", c.name()));
+            }
         }
     }
     out
@@ -332,6 +359,25 @@ pub fn tokio_runtime() -> Result<tokio::runtime::Runtime, String> {
         .enable_all()
         .build()
         .ctx("build tokio runtime")
+}
+
+/// A 1-core monoio runtime on the calling thread, io_uring driver (no
+/// fallback: monoio's legacy epoll driver would not be monoio as
+/// benchmarked), no timer.
+pub fn monoio_runtime() -> Result<monoio::Runtime<monoio::IoUringDriver>, String> {
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .build()
+        .ctx("build monoio runtime (io_uring)")
+}
+
+/// A glommio `LocalExecutor` on the calling thread. `Placement::Unbound`:
+/// glommio does not change the thread's CPU affinity, so the thread stays
+/// where the harness pinned it, like every other contestant's.
+pub fn glommio_executor() -> Result<glommio::LocalExecutor, String> {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name("glommio-bench")
+        .make()
+        .ctx("build glommio executor")
 }
 
 /// Runs a future that never returns `Pending` (the async measurement loop

@@ -5,8 +5,9 @@
 //! latency, and the server's CPU time per request.
 //!
 //! Only the server varies: it is the contestant's echo server (insane with
-//! a 1-core runtime on io_uring or epoll, tokio current-thread, or std
-//! with a thread per connection), running on the server CPU. The client is
+//! a 1-core runtime on io_uring or epoll, tokio current-thread, monoio's
+//! 1-core io_uring runtime, a glommio `LocalExecutor`, or std with a thread
+//! per connection), running on the server CPU. The client is
 //! the same for everyone: one tokio current-thread runtime on the client
 //! CPU running one task per connection (a `LocalSet`). With two CPUs the
 //! client has one core like the server, so it can cap the request rate; the
@@ -24,8 +25,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, cdf_points, cells, describe_run,
-    each_contestant, finish, insane_runtime, latency_cdf, latency_histogram, quantiles,
-    start_server, tokio_runtime,
+    each_contestant, finish, glommio_executor, insane_runtime, latency_cdf, latency_histogram,
+    monoio_runtime, quantiles, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit, median};
@@ -46,11 +47,13 @@ pub struct Args {
 }
 
 /// The contestants, in column order.
-const CONTESTANTS: [Contestant; 5] = [
+const CONTESTANTS: [Contestant; 7] = [
     Contestant::InsaneUring,
     Contestant::InsaneUringOwned,
     Contestant::InsaneEpoll,
     Contestant::TokioCt,
+    Contestant::Monoio,
+    Contestant::Glommio,
     Contestant::StdBlocking,
 ];
 
@@ -201,7 +204,8 @@ pub fn run(args: &Args) -> Report {
     report.notes.push(
         "each connection writes a 100 B request and reads the 100 B echo before the next one \
          (TCP_NODELAY on both ends); the server reads up to 4 KiB and writes back what it read. \
-         insane-uring-owned: read_owned/write_all_owned with one 4 KiB Vec per connection. \
+         insane-uring-owned: read_owned/write_all_owned with one 4 KiB Vec per connection; \
+         monoio: its owned-buffer read/write_all, likewise; glommio: its futures-io stream. \
          std-blocking: a thread per connection, all on the server CPU."
             .to_owned(),
     );
@@ -305,6 +309,40 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
             }
             Ok(bytes)
         })?,
+        Contestant::Monoio => start_server("echo-server", p.placement.server, move |ready| {
+            monoio_runtime()?.block_on(async move {
+                let listener = monoio::net::TcpListener::bind("127.0.0.1:0").ctx("bind")?;
+                ready.send(listener.local_addr().ctx("local_addr")?);
+                let mut tasks = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (s, _) = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    tasks.push(monoio::spawn(monoio_echo(s)));
+                }
+                let mut bytes = 0;
+                for t in tasks {
+                    bytes += t.await?;
+                }
+                Ok(bytes)
+            })
+        })?,
+        Contestant::Glommio => start_server("echo-server", p.placement.server, move |ready| {
+            glommio_executor()?.run(async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").ctx("bind")?;
+                ready.send(listener.local_addr().ctx("local_addr")?);
+                let mut tasks = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let s = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    tasks.push(glommio::spawn_local(futures_echo(s)));
+                }
+                let mut bytes = 0;
+                for t in tasks {
+                    bytes += t.await?;
+                }
+                Ok(bytes)
+            })
+        })?,
         Contestant::StdBusyPoll => {
             return Err(format!("{} is not a tcp-echo contestant", who.name()));
         }
@@ -357,6 +395,44 @@ async fn owned_echo(s: insane::net::TcpStream) -> Result<u64, String> {
         }
         let (res, b) = s.write_all_owned(b).await;
         res.ctx("write_all_owned")?;
+        buf = b;
+        bytes += n as u64;
+    }
+}
+
+/// [`echo`] over the `futures` I/O traits (glommio's streams).
+async fn futures_echo<S>(mut s: S) -> Result<u64, String>
+where
+    S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
+{
+    use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0_u8; 4096];
+    let mut bytes = 0;
+    loop {
+        let n = s.read(&mut buf).await.ctx("read")?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        s.write_all(&buf[..n]).await.ctx("write")?;
+        bytes += n as u64;
+    }
+}
+
+/// [`echo`] on a monoio stream (owned buffers: one 4 KiB `Vec` moves
+/// through `read` and `write_all` and back).
+async fn monoio_echo(mut s: monoio::net::TcpStream) -> Result<u64, String> {
+    use monoio::io::{AsyncReadRent as _, AsyncWriteRentExt as _};
+    let mut buf = Vec::with_capacity(4096);
+    let mut bytes = 0;
+    loop {
+        buf.clear();
+        let (res, b) = s.read(buf).await;
+        let n = res.ctx("read")?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        let (res, b) = s.write_all(b).await;
+        res.ctx("write")?;
         buf = b;
         bytes += n as u64;
     }

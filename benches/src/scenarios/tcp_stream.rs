@@ -4,7 +4,8 @@
 //! gives the throughput in Gbit/s and the CPU time per GiB of both sides.
 //!
 //! Both ends are the contestant (like `udp-rtt`): insane with a 1-core
-//! runtime per side (io_uring or epoll), tokio current-thread per side, or
+//! runtime per side (io_uring or epoll), tokio current-thread per side,
+//! monoio (io_uring, owned buffers) or glommio 1-core runtimes per side, or
 //! std blocking threads; the client on the client CPU, the server on the
 //! server CPU. A run is timed from the first write until the client reads
 //! the server's 1-byte acknowledgement that every byte arrived; the next
@@ -19,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant, finish,
-    insane_runtime, start_server, tokio_runtime,
+    glommio_executor, insane_runtime, monoio_runtime, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -36,11 +37,13 @@ pub struct Args {
 }
 
 /// The contestants, in column order.
-const CONTESTANTS: [Contestant; 5] = [
+const CONTESTANTS: [Contestant; 7] = [
     Contestant::InsaneUring,
     Contestant::InsaneUringOwned,
     Contestant::InsaneEpoll,
     Contestant::TokioCt,
+    Contestant::Monoio,
+    Contestant::Glommio,
     Contestant::StdBlocking,
 ];
 
@@ -236,6 +239,46 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<StreamRun>, String> {
                 });
             (runs, server.join())
         }
+        Contestant::Monoio => {
+            let server_phases = phases.clone();
+            let server = start_server("stream-server", p.placement.server, move |ready| {
+                monoio_runtime()?.block_on(async move {
+                    let listener = monoio::net::TcpListener::bind("127.0.0.1:0").ctx("bind")?;
+                    ready.send(listener.local_addr().ctx("local_addr")?);
+                    let (s, _) = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    monoio_sink(s, &server_phases).await
+                })
+            })?;
+            let addr = server.addr;
+            let runs = monoio_runtime()?.block_on(async move {
+                let s = monoio::net::TcpStream::connect(addr).await.ctx("connect")?;
+                s.set_nodelay(true).ctx("set_nodelay")?;
+                monoio_source(s, &phases).await
+            });
+            (runs, server.join())
+        }
+        Contestant::Glommio => {
+            let server_phases = phases.clone();
+            let server = start_server("stream-server", p.placement.server, move |ready| {
+                glommio_executor()?.run(async move {
+                    let listener = glommio::net::TcpListener::bind("127.0.0.1:0").ctx("bind")?;
+                    ready.send(listener.local_addr().ctx("local_addr")?);
+                    let s = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    futures_sink(s, &server_phases).await
+                })
+            })?;
+            let addr = server.addr;
+            let runs = glommio_executor()?.run(async move {
+                let s = glommio::net::TcpStream::connect(addr)
+                    .await
+                    .ctx("connect")?;
+                s.set_nodelay(true).ctx("set_nodelay")?;
+                futures_source(s, &phases).await
+            });
+            (runs, server.join())
+        }
         Contestant::StdBusyPoll => {
             return Err(format!("{} is not a tcp-stream contestant", who.name()));
         }
@@ -364,6 +407,134 @@ async fn owned_sink(s: insane::net::TcpStream, phases: &[u64]) -> Result<u64, St
     }
     buf.clear();
     let (res, _) = s.read_owned(buf).await;
+    match res.ctx("read EOF")? {
+        0 => Ok(total),
+        n => Err(format!("{n} unexpected bytes after the last transfer")),
+    }
+}
+
+/// [`source`] over the `futures` I/O traits (glommio's streams).
+async fn futures_source<S>(mut s: S, phases: &[u64]) -> Result<Vec<StreamRun>, String>
+where
+    S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
+{
+    use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let data = vec![0xab_u8; CHUNK];
+    let mut ack = [0_u8; 1];
+    let mut runs = Vec::with_capacity(phases.len());
+    for &bytes in phases {
+        let cpu0 = CpuTimes::now();
+        let t0 = Instant::now();
+        let mut sent = 0;
+        while sent < bytes {
+            let n = (bytes - sent).min(CHUNK as u64) as usize;
+            s.write_all(&data[..n]).await.ctx("write")?;
+            sent += n as u64;
+        }
+        s.flush().await.ctx("flush")?;
+        s.read_exact(&mut ack).await.ctx("read acknowledgement")?;
+        runs.push(run_result(
+            bytes,
+            t0.elapsed(),
+            CpuTimes::now().since(&cpu0),
+        ));
+    }
+    s.close().await.ctx("close")?;
+    Ok(runs)
+}
+
+/// [`sink`] over the `futures` I/O traits (glommio's streams).
+async fn futures_sink<S>(mut s: S, phases: &[u64]) -> Result<u64, String>
+where
+    S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
+{
+    use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0_u8; CHUNK];
+    let mut total = 0;
+    for &want in phases {
+        let mut got = 0;
+        while got < want {
+            let n = s.read(&mut buf).await.ctx("read")?;
+            if n == 0 {
+                return Err(format!("EOF after {got} of {want} bytes"));
+            }
+            got += n as u64;
+        }
+        if got != want {
+            return Err(format!("received {got} bytes, expected {want}"));
+        }
+        total += got;
+        s.write_all(&[1]).await.ctx("write acknowledgement")?;
+        s.flush().await.ctx("flush")?;
+    }
+    match s.read(&mut buf).await.ctx("read EOF")? {
+        0 => Ok(total),
+        n => Err(format!("{n} unexpected bytes after the last transfer")),
+    }
+}
+
+/// [`source`] on a monoio stream: `write_all` of one 64 KiB `Vec` that
+/// comes back after each write (monoio's I/O is owned-buffer only).
+async fn monoio_source(
+    mut s: monoio::net::TcpStream,
+    phases: &[u64],
+) -> Result<Vec<StreamRun>, String> {
+    use monoio::io::{AsyncReadRentExt as _, AsyncWriteRent as _, AsyncWriteRentExt as _};
+    let mut data = vec![0xab_u8; CHUNK];
+    let mut ack = Vec::with_capacity(1);
+    let mut runs = Vec::with_capacity(phases.len());
+    for &bytes in phases {
+        let cpu0 = CpuTimes::now();
+        let t0 = Instant::now();
+        let mut sent = 0;
+        while sent < bytes {
+            let n = (bytes - sent).min(CHUNK as u64) as usize;
+            data.truncate(n);
+            let (res, d) = s.write_all(data).await;
+            res.ctx("write")?;
+            data = d;
+            sent += n as u64;
+        }
+        ack.clear();
+        let (res, a) = s.read_exact(ack).await;
+        ack = a;
+        res.ctx("read acknowledgement")?;
+        runs.push(run_result(
+            bytes,
+            t0.elapsed(),
+            CpuTimes::now().since(&cpu0),
+        ));
+    }
+    s.shutdown().await.ctx("shutdown")?;
+    Ok(runs)
+}
+
+/// [`sink`] on a monoio stream: `read` into one 64 KiB `Vec`.
+async fn monoio_sink(mut s: monoio::net::TcpStream, phases: &[u64]) -> Result<u64, String> {
+    use monoio::io::{AsyncReadRent as _, AsyncWriteRentExt as _};
+    let mut buf = Vec::with_capacity(CHUNK);
+    let mut total = 0;
+    for &want in phases {
+        let mut got = 0;
+        while got < want {
+            buf.clear();
+            let (res, b) = s.read(buf).await;
+            buf = b;
+            let n = res.ctx("read")?;
+            if n == 0 {
+                return Err(format!("EOF after {got} of {want} bytes"));
+            }
+            got += n as u64;
+        }
+        if got != want {
+            return Err(format!("received {got} bytes, expected {want}"));
+        }
+        total += got;
+        let (res, _) = s.write_all(vec![1_u8]).await;
+        res.ctx("write acknowledgement")?;
+    }
+    buf.clear();
+    let (res, _) = s.read(buf).await;
     match res.ctx("read EOF")? {
         0 => Ok(total),
         n => Err(format!("{n} unexpected bytes after the last transfer")),

@@ -6,8 +6,9 @@
 //! Both ends are the contestant, each on its own thread and runtime: the
 //! client on the client CPU, the server on the server CPU (see
 //! [`Placement`]). insane: two 1-core runtimes (`insane::net::UdpSocket`,
-//! io_uring or epoll driver); tokio: two current-thread runtimes; std
-//! blocking: two threads blocking in `recv_from`; std busy-poll: two
+//! io_uring or epoll driver); tokio: two current-thread runtimes; monoio:
+//! two 1-core io_uring runtimes (owned buffers); glommio: two
+//! `LocalExecutor`s; std blocking: two threads blocking in `recv_from`; std busy-poll: two
 //! threads spinning on a non-blocking `recv_from` (the kernel's floor,
 //! without any wake-up).
 //!
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, QUANTILE_NAMES, cdf_points, cells, describe_run,
-    each_contestant, finish, insane_runtime, latency_cdf, latency_histogram, quantiles, run_sync,
-    start_server, tokio_runtime,
+    each_contestant, finish, glommio_executor, insane_runtime, latency_cdf, latency_histogram,
+    monoio_runtime, quantiles, run_sync, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -45,11 +46,13 @@ pub struct Args {
 }
 
 /// The contestants, in column order.
-const CONTESTANTS: [Contestant; 6] = [
+const CONTESTANTS: [Contestant; 8] = [
     Contestant::InsaneUring,
     Contestant::InsaneUringOwned,
     Contestant::InsaneEpoll,
     Contestant::TokioCt,
+    Contestant::Monoio,
+    Contestant::Glommio,
     Contestant::StdBlocking,
     Contestant::StdBusyPoll,
 ];
@@ -272,6 +275,66 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<RttRun>, String> {
             server.join()?;
             runs
         }
+        Contestant::Monoio => {
+            let server = start_server("udp-server", p.placement.server, move |ready| {
+                monoio_runtime()?.block_on(async move {
+                    let sock = monoio::net::udp::UdpSocket::bind("127.0.0.1:0").ctx("bind")?;
+                    ready.send(sock.local_addr().ctx("local_addr")?);
+                    monoio_echo_server(&sock, p.size).await
+                })
+            })?;
+            let to = server.addr;
+            let runs = monoio_runtime()?.block_on(async move {
+                let sock = monoio::net::udp::UdpSocket::bind("127.0.0.1:0").ctx("bind")?;
+                // monoio's I/O is owned-buffer only: both buffers travel
+                // through the kernel and come back.
+                let (mut msg, mut buf) = (vec![0x5a_u8; p.size], Vec::with_capacity(p.size + 64));
+                let runs = rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    let (res, m) = sock.send_to(std::mem::take(&mut msg), to).await;
+                    msg = m;
+                    res?;
+                    buf.clear();
+                    let (res, b) = sock.recv_from(std::mem::take(&mut buf)).await;
+                    buf = b;
+                    let (n, _) = res?;
+                    Ok((n, stamp_of(&buf[..n])))
+                })
+                .await;
+                let (res, _) = sock.send_to(Vec::<u8>::new(), to).await;
+                res.ctx("send stop")?;
+                runs
+            });
+            server.join()?;
+            runs
+        }
+        Contestant::Glommio => {
+            let server = start_server("udp-server", p.placement.server, move |ready| {
+                glommio_executor()?.run(async move {
+                    let mut sock = glommio::net::UdpSocket::bind("127.0.0.1:0").ctx("bind")?;
+                    sock.set_buffer_size(p.size + 64);
+                    ready.send(sock.local_addr().ctx("local_addr")?);
+                    echo_server(&sock, p.size).await
+                })
+            })?;
+            let to = server.addr;
+            let runs = glommio_executor()?.run(async move {
+                let mut sock = glommio::net::UdpSocket::bind("127.0.0.1:0").ctx("bind")?;
+                sock.set_buffer_size(p.size + 64);
+                let (mut msg, mut buf) = (vec![0x5a_u8; p.size], vec![0_u8; p.size + 64]);
+                let runs = rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    sock.send_dgram(&msg, to).await?;
+                    let (n, _) = sock.recv_dgram(&mut buf).await?;
+                    Ok((n, stamp_of(&buf[..n])))
+                })
+                .await;
+                sock.send_dgram(&[], to).await.ctx("send stop")?;
+                runs
+            });
+            server.join()?;
+            runs
+        }
         Contestant::StdBlocking | Contestant::StdBusyPoll => {
             let spin = who == Contestant::StdBusyPoll;
             let server = start_server("udp-server", p.placement.server, move |ready| {
@@ -397,6 +460,37 @@ impl Datagram for tokio::net::UdpSocket {
     }
     async fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.recv_from(buf).await
+    }
+}
+
+impl Datagram for glommio::net::UdpSocket {
+    async fn send_dgram(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        Ok(self.send_to(buf, to).await?)
+    }
+    async fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        Ok(self.recv_from(buf).await?)
+    }
+}
+
+/// [`echo_server`] on a monoio socket (owned buffers: one `Vec` moves
+/// through `recv_from` and `send_to` and back).
+async fn monoio_echo_server(
+    sock: &monoio::net::udp::UdpSocket,
+    size: usize,
+) -> Result<u64, String> {
+    let mut buf = Vec::with_capacity(size + 64);
+    let mut echoed = 0;
+    loop {
+        buf.clear();
+        let (res, b) = sock.recv_from(buf).await;
+        let (n, from) = res.ctx("recv_from")?;
+        if n == 0 {
+            return Ok(echoed);
+        }
+        let (res, b) = sock.send_to(b, from).await;
+        res.ctx("send_to")?;
+        buf = b;
+        echoed += 1;
     }
 }
 
