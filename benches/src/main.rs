@@ -1,7 +1,10 @@
 //! `insane-bench`: the command-line entry point of insane's benchmark
 //! harness. Each subcommand is a scenario (see [`scenarios`]) that measures
-//! insane side by side with its baselines in the same process; `all` runs
-//! every scenario. A progress bar runs on a terminal meanwhile.
+//! insane side by side with its baselines in the same run; `all` runs
+//! every scenario. The network scenarios (udp-rtt, tcp-echo, tcp-stream)
+//! measure each contestant in its own process (this binary re-executed
+//! with the hidden first argument `__run`), the others on threads of this
+//! process. A progress bar runs on a terminal meanwhile.
 //!
 //! Every run writes into `--out DIR` (default `target/bench-report`):
 //! - `<scenario>.md` and `<scenario>.json`: one scenario's table and data;
@@ -91,6 +94,11 @@ enum Scenario {
 }
 
 fn main() -> ExitCode {
+    // A measurement's own process (see scenarios::net::each_contestant_process).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(scenarios::net::CHILD_COMMAND) {
+        scenarios::child_main(&argv[2..]);
+    }
     let cli = Cli::parse();
     let info = meta::RunInfo::collect();
     progress::start();

@@ -22,6 +22,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// The child-process side of [`net::each_contestant_process`]: runs the
+/// measurement named by `args[0]` (a scenario's `KEY`) and exits. `main`
+/// calls it when the first argument is [`net::CHILD_COMMAND`].
+pub fn child_main(args: &[String]) -> ! {
+    net::child_main(args, |key| match key {
+        udp_rtt::KEY => Some(udp_rtt::child),
+        tcp_echo::KEY => Some(tcp_echo::child),
+        tcp_stream::KEY => Some(tcp_stream::child),
+        _ => None,
+    })
+}
+
 /// Options every scenario accepts.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Common {

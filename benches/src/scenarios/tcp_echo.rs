@@ -25,8 +25,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, cdf_points, cells, describe_run,
-    each_contestant, finish, glommio_executor, insane_runtime, latency_cdf, latency_histogram,
-    monoio_runtime, quantiles, start_server, tokio_runtime,
+    each_contestant_process, finish, glommio_executor, insane_runtime, latency_cdf,
+    latency_histogram, monoio_runtime, quantiles, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit, median};
@@ -64,7 +64,7 @@ const MESSAGE: usize = 100;
 const STD_IDLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Settings of one connection count, derived from [`Args`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Params {
     connections: usize,
     warmup: Duration,
@@ -75,7 +75,7 @@ struct Params {
 }
 
 /// One timed run (window).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct EchoRun {
     /// Requests per second, all connections together.
     rate: f64,
@@ -146,12 +146,13 @@ pub fn run(args: &Args) -> Report {
             idle: args.net.idle,
             placement,
         };
-        let results = each_contestant(
+        let results: Vec<Result<Vec<EchoRun>, String>> = each_contestant_process(
             &format!("tcp-echo {label}"),
+            KEY,
             &contestants,
             placement,
             &args.net,
-            move |who| measure(who, p),
+            &p,
         );
         report.row(
             &format!("{label} requests"),
@@ -216,6 +217,15 @@ pub fn run(args: &Args) -> Report {
     );
     finish(&mut report);
     report
+}
+
+/// The name this scenario's measurement is registered under for child
+/// processes (see [`super::child_main`]).
+pub const KEY: &str = "tcp-echo";
+
+/// [`measure`] in a child process: parameters and result as JSON.
+pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, measure)
 }
 
 /// Measures one contestant: starts its echo server, runs the shared client

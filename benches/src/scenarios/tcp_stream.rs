@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
-    Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant, finish,
-    glommio_executor, insane_runtime, monoio_runtime, start_server, tokio_runtime,
+    Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant_process,
+    finish, glommio_executor, insane_runtime, monoio_runtime, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -57,7 +57,7 @@ const GIB: u64 = 1024 * MIB;
 const STD_IDLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Settings derived from [`Args`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Params {
     /// Bytes of the untimed warm-up transfer (0: none).
     warmup_bytes: u64,
@@ -79,7 +79,7 @@ impl Params {
 }
 
 /// One timed run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct StreamRun {
     /// Payload bits per second.
     bits_per_sec: f64,
@@ -122,12 +122,13 @@ pub fn run(args: &Args) -> Report {
         format!("{mib} MiB")
     };
     if c.selected(&label) || c.selected("stream") {
-        let results = each_contestant(
+        let results: Vec<Result<Vec<StreamRun>, String>> = each_contestant_process(
             &format!("tcp-stream {label}"),
+            KEY,
             &contestants,
             placement,
             &args.net,
-            move |who| measure(who, p),
+            &p,
         );
         report.row(
             &format!("{label} stream throughput"),
@@ -149,6 +150,15 @@ pub fn run(args: &Args) -> Report {
     );
     finish(&mut report);
     report
+}
+
+/// The name this scenario's measurement is registered under for child
+/// processes (see [`super::child_main`]).
+pub const KEY: &str = "tcp-stream";
+
+/// [`measure`] in a child process: parameters and result as JSON.
+pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, measure)
 }
 
 /// Measures one contestant: starts its receiving server, runs its sending

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, QUANTILE_NAMES, cdf_points, cells, describe_run,
-    each_contestant, finish, glommio_executor, insane_runtime, latency_cdf, latency_histogram,
-    monoio_runtime, quantiles, run_sync, start_server, tokio_runtime,
+    each_contestant_process, finish, glommio_executor, insane_runtime, latency_cdf,
+    latency_histogram, monoio_runtime, quantiles, run_sync, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -62,7 +62,7 @@ const CONTESTANTS: [Contestant; 8] = [
 const STD_IDLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Counts for one size, derived from [`Args`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Params {
     size: usize,
     trips: u64,
@@ -74,7 +74,7 @@ struct Params {
 }
 
 /// One timed run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct RttRun {
     /// p50, p90, p99, p99.9 in ns.
     quantiles: [f64; 4],
@@ -126,12 +126,13 @@ pub fn run(args: &Args) -> Report {
             idle: args.net.idle,
             placement,
         };
-        let results = each_contestant(
+        let results: Vec<Result<Vec<RttRun>, String>> = each_contestant_process(
             &format!("udp-rtt {label}"),
+            KEY,
             &contestants,
             placement,
             &args.net,
-            move |who| measure(who, p),
+            &p,
         );
         for (i, q) in QUANTILE_NAMES.iter().enumerate() {
             report.row(
@@ -175,6 +176,15 @@ pub fn run(args: &Args) -> Report {
     );
     finish(&mut report);
     report
+}
+
+/// The name this scenario's measurement is registered under for child
+/// processes (see [`super::child_main`]).
+pub const KEY: &str = "udp-rtt";
+
+/// [`measure`] in a child process: parameters and result as JSON.
+pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, measure)
 }
 
 /// Measures one contestant: starts its server, runs its client here.
