@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! cargo run --release -p insane-bench -- runtime [--quick] [--out DIR]
-//! cargo run --release -p insane-bench -- udp-rtt [--quick] [--sizes 64,1024]
+//! cargo run --release -p insane-bench -- udp-rtt [--quick] [--sizes 64,1024,16384]
 //! cargo run --release -p insane-bench -- tcp-echo [--quick] [--connections 1,64]
 //! cargo run --release -p insane-bench -- tcp-stream [--quick] [--mib 1024]
 //! cargo run --release -p insane-bench -- http [--quick]        # wrk
@@ -67,12 +67,13 @@ enum Scenario {
     /// cross-core round trip latency, timer insert+cancel cost; insane vs
     /// tokio current-thread vs tokio multi-thread (2 workers).
     Runtime(scenarios::runtime::Args),
-    /// UDP ping-pong round-trip time over 127.0.0.1 (64 B by default):
+    /// UDP ping-pong round-trip time over 127.0.0.1 (64 B, 1 KiB, 16 KiB):
     /// insane (io_uring, epoll), tokio, monoio, glommio, std blocking, std
     /// busy-poll.
     UdpRtt(scenarios::udp_rtt::Args),
-    /// TCP echo, 100 B requests on 1 and 64 connections (monoio's shape):
-    /// requests/s and latency of each contestant's 1-core echo server.
+    /// TCP echo, 64 B / 1 KiB / 16 KiB requests on 1, 16 and 64 connections:
+    /// requests/s, latency and CPU per request of each contestant's 1-core
+    /// echo server.
     TcpEcho(scenarios::tcp_echo::Args),
     /// One TCP connection streaming 1 GiB in 64 KiB writes: Gbit/s.
     TcpStream(scenarios::tcp_stream::Args),
@@ -175,10 +176,14 @@ fn all(args: &NetArgs) -> Vec<Report> {
     };
     let udp = udp_rtt::Args {
         net: args.clone(),
-        sizes: vec![64],
+        sizes: udp_rtt::DEFAULT_SIZES
+            .split(',')
+            .filter_map(|s| s.parse().ok())
+            .collect(),
     };
     let echo = tcp_echo::Args {
         net: args.clone(),
+        sizes: Vec::new(),
         connections: Vec::new(),
         duration: None,
     };

@@ -1,5 +1,5 @@
 //! The `udp-rtt` scenario: UDP ping-pong over 127.0.0.1. The client sends a
-//! datagram (64 B by default; `--sizes 64,1024` adds sizes), the server
+//! datagram (64 B, 1 KiB and 16 KiB by default; `--sizes` chooses), the server
 //! receives it with `recv_from` and sends it back with `send_to`, and the
 //! client times each round trip (HdrHistogram, p50/p90/p99/p99.9).
 //!
@@ -35,15 +35,18 @@ pub struct Args {
     pub net: NetArgs,
 
     /// Datagram sizes in bytes (comma-separated, 8 to 65507), e.g.
-    /// `--sizes 64,1024`.
+    /// `--sizes 64`; default 64 B, 1 KiB and 16 KiB.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "64",
+        default_value = DEFAULT_SIZES,
         value_parser = clap::value_parser!(u32).range(8..=65507)
     )]
     pub sizes: Vec<u32>,
 }
+
+/// Datagram sizes measured by default (`--sizes`).
+pub const DEFAULT_SIZES: &str = "64,1024,16384";
 
 /// The contestants, in column order.
 const CONTESTANTS: [Contestant; 8] = [
