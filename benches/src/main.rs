@@ -23,7 +23,7 @@
 //! cargo run --release -p insane-bench -- runtime [--quick] [--out DIR]
 //! cargo run --release -p insane-bench -- udp-rtt [--quick] [--sizes 64,1024,16384]
 //! cargo run --release -p insane-bench -- tcp-echo [--quick] [--connections 1,64]
-//! cargo run --release -p insane-bench -- tcp-stream [--quick] [--mib 1024]
+//! cargo run --release -p insane-bench -- tcp-stream [--quick] [--writes 64,65536]
 //! cargo run --release -p insane-bench -- http [--quick]        # wrk
 //! cargo run --release -p insane-bench -- udp-rtt-c [--quick]   # C client
 //! cargo run --release -p insane-bench -- qos-mix [--quick]     # QoS endpoints
@@ -75,7 +75,8 @@ enum Scenario {
     /// requests/s, latency and CPU per request of each contestant's 1-core
     /// echo server.
     TcpEcho(scenarios::tcp_echo::Args),
-    /// One TCP connection streaming 1 GiB in 64 KiB writes: Gbit/s.
+    /// One TCP connection streaming in 64 B, 1 KiB, 16 KiB and 64 KiB writes:
+    /// Gbit/s, writes/s and CPU per write.
     TcpStream(scenarios::tcp_stream::Args),
     /// HTTP/1.1 keep-alive GET load by `wrk` against insane's
     /// `examples/hyper_server` (1 core, each driver); skipped without wrk.
@@ -190,6 +191,7 @@ fn all(args: &NetArgs) -> Vec<Report> {
     let stream = tcp_stream::Args {
         net: args.clone(),
         mib: None,
+        writes: Vec::new(),
     };
     let ext = external::Args {
         common: args.common.clone(),
