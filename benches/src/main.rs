@@ -24,8 +24,9 @@
 //! cargo run --release -p insane-bench -- udp-rtt [--quick] [--sizes 64,1024,16384]
 //! cargo run --release -p insane-bench -- tcp-echo [--quick] [--connections 1,64]
 //! cargo run --release -p insane-bench -- tcp-stream [--quick] [--writes 64,65536]
-//! cargo run --release -p insane-bench -- http [--quick]        # wrk
+//! cargo run --release -p insane-bench -- http [--quick]        # wrk, h2load
 //! cargo run --release -p insane-bench -- udp-rtt-c [--quick]   # C client
+//! cargo run --release -p insane-bench -- tcp-bulk [--quick]    # socat
 //! cargo run --release -p insane-bench -- qos-mix [--quick]     # QoS endpoints
 //! cargo run --release -p insane-bench -- all [--quick] [--out DIR]
 //! ```
@@ -78,18 +79,22 @@ enum Scenario {
     /// One TCP connection streaming in 64 B, 1 KiB, 16 KiB and 64 KiB writes:
     /// Gbit/s, writes/s and CPU per write.
     TcpStream(scenarios::tcp_stream::Args),
-    /// HTTP/1.1 keep-alive GET load by `wrk` against insane's
-    /// `examples/hyper_server` (1 core, each driver); skipped without wrk.
+    /// HTTP/1.1 keep-alive GET load by `wrk` and `h2load --h1` against
+    /// insane's `examples/hyper_server` (1 core, each driver) and its tokio
+    /// twin; skipped without wrk and h2load.
     Http(scenarios::external::Args),
     /// UDP ping-pong measured by a C client (`benches/c/udp_pingpong.c`,
     /// built with `cc`) against insane's `examples/echo_udp`.
     UdpRttC(scenarios::external::Args),
+    /// Bulk TCP by `socat` through insane's `examples/echo_tcp` (1 core,
+    /// each driver) and its tokio twin: Gbit/s; skipped without socat.
+    TcpBulk(scenarios::external::Args),
     /// QoS endpoints (`insane::qos`): 32 B RTT per QoS class (critical,
     /// normal, reliable) against tokio UDP, and the latency of a critical
     /// flow while a bulk flow saturates the same core, with and without the
     /// per-core transmit scheduler (tables `qos-mix` and `qos-mix-bulk`).
     QosMix(scenarios::qos_mix::Args),
-    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c and qos-mix with
+    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c, tcp-bulk and qos-mix with
     /// their defaults; writes every scenario's files, `<out>/report.md`,
     /// `<out>/results.json` and the plots.
     All(NetArgs),
@@ -100,6 +105,10 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(scenarios::net::CHILD_COMMAND) {
         scenarios::child_main(&argv[2..]);
+    }
+    // A tokio baseline server of the external scenarios (scenarios::tokio_servers).
+    if argv.get(1).map(String::as_str) == Some(scenarios::tokio_servers::SERVE_COMMAND) {
+        scenarios::tokio_servers::serve_main(&argv[2..]);
     }
     let cli = Cli::parse();
     let info = meta::RunInfo::collect();
@@ -123,6 +132,11 @@ fn main() -> ExitCode {
         ),
         Scenario::Http(args) => (vec![scenarios::external::http(args)], &args.common, None),
         Scenario::UdpRttC(args) => (vec![scenarios::external::udp_c(args)], &args.common, None),
+        Scenario::TcpBulk(args) => (
+            vec![scenarios::external::tcp_bulk(args)],
+            &args.common,
+            None,
+        ),
         Scenario::QosMix(args) => (
             scenarios::qos_mix::run(args),
             &args.net.common,
@@ -207,6 +221,7 @@ fn all(args: &NetArgs) -> Vec<Report> {
         tcp_stream::run(&stream),
         external::http(&ext),
         external::udp_c(&ext),
+        external::tcp_bulk(&ext),
     ];
     reports.extend(qos_mix::run(&qos));
     reports

@@ -15,6 +15,7 @@ pub mod qos_mix;
 pub mod runtime;
 pub mod tcp_echo;
 pub mod tcp_stream;
+pub mod tokio_servers;
 pub mod udp_rtt;
 
 use std::path::PathBuf;
