@@ -180,7 +180,8 @@ pub fn http(args: &Args) -> Report {
         "clients",
         format!(
             "wrk -t1 -c N -d {secs}s --latency; h2load --h1 -t1 -c N -D {secs} \
-             (HTTP/1.1: the servers speak no h2c); GET / with keep-alive"
+             (HTTP/1.1: the servers speak no h2c; --quick: only at the largest N); GET / with \
+             keep-alive"
         ),
     );
     report.param(
@@ -207,11 +208,14 @@ pub fn http(args: &Args) -> Report {
         }
         say!("http {label}:");
         crate::progress::add(SERVERS.len());
+        // --quick: h2load only at the largest connection count.
+        let h2load_rows = h2load_found && (!c.quick || Some(&n) == connections.iter().max());
         let results: Vec<Result<HttpRuns, String>> = SERVERS
             .iter()
             .map(|&server| {
                 let warmup = c.warmup;
                 let name = server.name;
+                let h2load_here = h2load_rows;
                 isolated_try(&format!("http {label}/{name}"), timeout, move || {
                     let proc =
                         ServerProcess::start("hyper_server", "http", server, placement.server)?;
@@ -230,7 +234,7 @@ pub fn http(args: &Args) -> Report {
                             wrk_runs.push(run);
                         }
                     }
-                    if h2load_found {
+                    if h2load_here {
                         if warmup > 0 && !wrk_found {
                             h2load(&url, n, 1, placement.client)?;
                         }
@@ -273,7 +277,7 @@ pub fn http(args: &Args) -> Report {
                 cells(&wrk_results, |r| r.server_cpu),
             );
         }
-        if h2load_found {
+        if h2load_rows {
             report.row(
                 &format!("{label} h2load requests"),
                 Unit::Rate { what: "req" },

@@ -94,14 +94,15 @@ pub fn run(args: &Args) -> Report {
     let c = &args.net.common;
     let placement = Placement::new(args.net.no_pin);
     let repeats = c.repeats_or(1, 3);
-    let trips: u64 = if c.quick { 10_000 } else { 100_000 };
+    let trips: u64 = if c.quick { 5_000 } else { 100_000 };
+    let warmup_trips = c.warmup as u64 * if c.quick { 1_000 } else { 2_000 };
     let mut notes = Vec::new();
     let contestants = super::net::available(&args.net, &CONTESTANTS, &mut notes);
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("udp-rtt", &names);
     describe_run(&mut report, &args.net, &placement, repeats, true);
     report.param("round trips per timed run", trips);
-    report.param("warm-up round trips", c.warmup as u64 * 2_000);
+    report.param("warm-up round trips", warmup_trips);
     report.param(
         "sizes",
         args.sizes
@@ -123,9 +124,9 @@ pub fn run(args: &Args) -> Report {
         let p = Params {
             size: size as usize,
             trips,
-            warmup_trips: c.warmup as u64 * 2_000,
+            warmup_trips,
             repeats,
-            max_run: Duration::from_secs(if c.quick { 3 } else { 10 }),
+            max_run: Duration::from_secs_f64(if c.quick { 1.5 } else { 10.0 }),
             idle: args.net.idle,
             placement,
         };
