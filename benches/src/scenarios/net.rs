@@ -939,3 +939,27 @@ pub fn kernel_release() -> String {
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_result_round_trip() {
+        let ok = serde_json::to_string(&ChildResult::Ok(vec![1.5_f64])).unwrap();
+        assert_eq!(ok, r#"{"ok":[1.5]}"#);
+        let back: ChildResult<Vec<f64>> = serde_json::from_str(&ok).unwrap();
+        assert!(matches!(back, ChildResult::Ok(v) if v == [1.5]));
+        let err = serde_json::to_string(&ChildResult::<()>::Error("boom".into())).unwrap();
+        let back: ChildResult<Vec<f64>> = serde_json::from_str(&err).unwrap();
+        assert!(matches!(back, ChildResult::Error(e) if e == "boom"));
+    }
+
+    #[test]
+    fn contestant_names_round_trip() {
+        for c in Contestant::ALL {
+            assert_eq!(Contestant::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Contestant::from_name("nope"), None);
+    }
+}
