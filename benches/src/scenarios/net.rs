@@ -933,6 +933,15 @@ pub fn finish(report: &mut Report) {
     }
 }
 
+/// `64 B`, `1 KiB`, `16 KiB`.
+pub fn size_label(bytes: u32) -> String {
+    if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
 /// `uname -r`.
 pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")

@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, cdf_points, cells, describe_run,
     each_contestant_process, finish, glommio_executor, insane_runtime, latency_cdf,
-    latency_histogram, monoio_runtime, quantiles, start_server, tokio_runtime,
+    latency_histogram, monoio_runtime, quantiles, size_label, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit, median};
@@ -260,15 +260,6 @@ pub const KEY: &str = "tcp-echo";
 /// [`measure`] in a child process: parameters and result as JSON.
 pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
     super::net::child_measure(who, params, measure)
-}
-
-/// `64 B`, `1 KiB`, `16 KiB`.
-pub fn size_label(bytes: u32) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
-        format!("{} KiB", bytes / 1024)
-    } else {
-        format!("{bytes} B")
-    }
 }
 
 /// Measures one contestant: starts its echo server, runs the shared client

@@ -23,7 +23,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant_process,
-    finish, glommio_executor, insane_runtime, monoio_runtime, start_server, tokio_runtime,
+    finish, glommio_executor, insane_runtime, monoio_runtime, size_label, start_server,
+    tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -203,11 +204,6 @@ pub const KEY: &str = "tcp-stream";
 /// [`measure`] in a child process: parameters and result as JSON.
 pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
     super::net::child_measure(who, params, measure)
-}
-
-/// `64 B`, `1 KiB`, `64 KiB`.
-fn size_label(bytes: u32) -> String {
-    super::tcp_echo::size_label(bytes)
 }
 
 /// Measures one contestant: starts its receiving server, runs its sending

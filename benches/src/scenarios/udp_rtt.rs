@@ -117,7 +117,7 @@ pub fn run(args: &Args) -> Report {
     );
 
     for &size in &args.sizes {
-        let label = super::tcp_echo::size_label(size);
+        let label = super::net::size_label(size);
         if !c.selected(&label) {
             continue;
         }
