@@ -759,10 +759,10 @@ fn child_process<T: DeserializeOwned>(
     let result = run_child(timeout, key, who, cpu, params);
     match &result {
         Ok(_) => say!(
-            "  {label:<36} ok ({:.1} s, own process)",
+            "  {label:<42} ok ({:.1} s, own process)",
             started.elapsed().as_secs_f64()
         ),
-        Err(e) => say!("  {label:<36} FAILED: {e}"),
+        Err(e) => say!("  {label:<42} FAILED: {e}"),
     }
     crate::progress::done();
     result
