@@ -81,7 +81,7 @@ enum Scenario {
     TcpStream(scenarios::tcp_stream::Args),
     /// HTTP/1.1 keep-alive GET load by `wrk` and `h2load --h1` against
     /// insane's `examples/hyper_server` (1 core, each driver) and its tokio
-    /// twin; skipped without wrk and h2load.
+    /// and monoio twins; skipped without wrk and h2load.
     Http(scenarios::external::Args),
     /// UDP ping-pong measured by a C client (`benches/c/udp_pingpong.c`,
     /// built with `cc`) against insane's `examples/echo_udp`.
@@ -106,9 +106,9 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some(scenarios::net::CHILD_COMMAND) {
         scenarios::child_main(&argv[2..]);
     }
-    // A tokio baseline server of the external scenarios (scenarios::tokio_servers).
-    if argv.get(1).map(String::as_str) == Some(scenarios::tokio_servers::SERVE_COMMAND) {
-        scenarios::tokio_servers::serve_main(&argv[2..]);
+    // A baseline server of the external scenarios (scenarios::baseline_servers).
+    if argv.get(1).map(String::as_str) == Some(scenarios::baseline_servers::SERVE_COMMAND) {
+        scenarios::baseline_servers::serve_main(&argv[2..]);
     }
     let cli = Cli::parse();
     let info = meta::RunInfo::collect();

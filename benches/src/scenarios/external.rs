@@ -8,8 +8,8 @@
 //!
 //! The insane servers are the example binaries, started as child processes
 //! with `--bind 127.0.0.1:0 --cores 1` and `INSANE_DRIVER=uring|epoll`; the
-//! baseline `tokio-ct` is the equivalent tokio server built into this
-//! binary ([`super::tokio_servers`], `insane-bench __serve KIND`). Every
+//! baseline `tokio-ct` (and `monoio` for http) is the equivalent server
+//! built into this binary ([`super::baseline_servers`], `insane-bench __serve KIND`). Every
 //! server is pinned to the server CPU; its `listening on ADDR` line gives
 //! the address. The client process is pinned to the client CPU. The
 //! server's CPU time over a client run (`/proc/PID/stat`, utime + stime)
@@ -26,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::net::{Placement, cells};
+use super::net::{Contestant, Placement, cells};
 use super::{Common, isolated_try};
 use crate::report::{Report, Unit};
 
@@ -55,9 +55,12 @@ pub struct Args {
 struct Server {
     /// Column name.
     name: &'static str,
-    /// `INSANE_DRIVER` of the example; `None`: the tokio baseline
-    /// (`insane-bench __serve`).
+    /// `INSANE_DRIVER` of the example; `None`: a baseline server of this
+    /// binary (`insane-bench __serve`).
     driver: Option<&'static str>,
+    /// For a baseline: appended to the scenario's server kind (`""`:
+    /// tokio, `"-monoio"`: monoio).
+    suffix: &'static str,
 }
 
 /// The contestants: insane's example servers on each driver, then tokio.
@@ -65,14 +68,29 @@ const SERVERS: [Server; 3] = [
     Server {
         name: "insane-uring",
         driver: Some("uring"),
+        suffix: "",
     },
     Server {
         name: "insane-epoll",
         driver: Some("epoll"),
+        suffix: "",
     },
     Server {
         name: "tokio-ct",
         driver: None,
+        suffix: "",
+    },
+];
+
+/// The http scenario's contestants: [`SERVERS`] and monoio's twin.
+const HTTP_SERVERS: [Server; 4] = [
+    SERVERS[0],
+    SERVERS[1],
+    SERVERS[2],
+    Server {
+        name: "monoio",
+        driver: None,
+        suffix: "-monoio",
     },
 ];
 
@@ -121,8 +139,14 @@ struct BulkRun {
 }
 
 /// Common report parameters; `false` plus a note when `tool` is missing.
-fn start_report(scenario: &str, args: &Args, tool: &str, repeats: usize) -> (Report, bool) {
-    let names: Vec<&str> = SERVERS.iter().map(|d| d.name).collect();
+fn start_report(
+    scenario: &str,
+    servers: &[Server],
+    args: &Args,
+    tool: &str,
+    repeats: usize,
+) -> (Report, bool) {
+    let names: Vec<&str> = servers.iter().map(|d| d.name).collect();
     let mut report = Report::new(scenario, &names);
     report.ratios_against("insane", "tokio-ct");
     report.param("mode", if args.common.quick { "quick" } else { "full" });
@@ -136,8 +160,8 @@ fn start_report(scenario: &str, args: &Args, tool: &str, repeats: usize) -> (Rep
     );
     report.param(
         "servers",
-        "insane example, --cores 1 (1-core runtime); tokio-ct: the same server on a tokio \
-         current-thread runtime (insane-bench __serve)",
+        "insane example, --cores 1 (1-core runtime); tokio-ct (and monoio for http): the same \
+         server on a tokio current-thread (monoio io_uring) runtime, insane-bench __serve",
     );
     report.notes.extend(args.common.note.iter().cloned());
     let found = tool_found(tool, scenario, &mut report, "nothing measured");
@@ -168,7 +192,25 @@ fn tool_found(tool: &str, scenario: &str, report: &mut Report, what: &str) -> bo
 pub fn http(args: &Args) -> Report {
     let c = &args.common;
     let repeats = c.repeats_or(1, 3);
-    let (mut report, wrk_found) = start_report("http", args, "wrk", repeats);
+    // monoio's twin only where monoio runs (see Contestant::available).
+    let mut monoio_skipped = None;
+    let servers: Vec<Server> = HTTP_SERVERS
+        .into_iter()
+        .filter(|s| match (s.name, Contestant::Monoio.available()) {
+            ("monoio", Err(why)) => {
+                monoio_skipped = Some(why);
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let (mut report, wrk_found) = start_report("http", &servers, args, "wrk", repeats);
+    if let Some(why) = monoio_skipped {
+        say!("monoio skipped: {why}");
+        report
+            .notes
+            .push(format!("monoio not measured (skipped): {why}"));
+    }
     let h2load_found = tool_found("h2load", "http", &mut report, "no h2load rows");
     let connections: Vec<u32> = if args.connections.is_empty() {
         vec![1, if c.quick { 16 } else { 64 }]
@@ -207,10 +249,10 @@ pub fn http(args: &Args) -> Report {
             continue;
         }
         say!("http {label}:");
-        crate::progress::add(SERVERS.len());
+        crate::progress::add(servers.len());
         // --quick: h2load only at the largest connection count.
         let h2load_rows = h2load_found && (!c.quick || Some(&n) == connections.iter().max());
-        let results: Vec<Result<HttpRuns, String>> = SERVERS
+        let results: Vec<Result<HttpRuns, String>> = servers
             .iter()
             .map(|&server| {
                 let warmup = c.warmup;
@@ -308,7 +350,7 @@ pub fn http(args: &Args) -> Report {
 pub fn udp_c(args: &Args) -> Report {
     let c = &args.common;
     let repeats = c.repeats_or(1, 3);
-    let (mut report, found) = start_report("udp-rtt-c", args, "cc", repeats);
+    let (mut report, found) = start_report("udp-rtt-c", &SERVERS, args, "cc", repeats);
     let trips: u64 = if c.quick { 10_000 } else { 100_000 };
     let size = 64;
     report.param(
@@ -395,7 +437,7 @@ pub fn udp_c(args: &Args) -> Report {
 pub fn tcp_bulk(args: &Args) -> Report {
     let c = &args.common;
     let repeats = c.repeats_or(3, 5);
-    let (mut report, found) = start_report("tcp-bulk", args, "socat", repeats);
+    let (mut report, found) = start_report("tcp-bulk", &SERVERS, args, "socat", repeats);
     let mib: u64 = if c.quick { 128 } else { 1024 };
     report.param(
         "client",
@@ -659,7 +701,7 @@ struct ServerProcess {
 impl ServerProcess {
     /// Starts `server` on 127.0.0.1 with one core, pinned to `cpu`: insane's
     /// example `name` with the server's driver, or the tokio server `kind`
-    /// of this binary ([`super::tokio_servers`]); waits (at most 30 s) for
+    /// of this binary ([`super::baseline_servers`]); waits (at most 30 s) for
     /// its `listening on ADDR` line.
     fn start(
         name: &str,
@@ -677,16 +719,13 @@ impl ServerProcess {
             None => {
                 let mut cmd =
                     Command::new(std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?);
-                cmd.args([
-                    super::tokio_servers::SERVE_COMMAND,
-                    kind,
-                    "--bind",
-                    "127.0.0.1:0",
-                ]);
+                cmd.arg(super::baseline_servers::SERVE_COMMAND)
+                    .arg(format!("{kind}{}", server.suffix))
+                    .args(["--bind", "127.0.0.1:0"]);
                 cmd
             }
         };
-        let driver = server.driver.unwrap_or("tokio");
+        let driver = server.driver.unwrap_or(server.name);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

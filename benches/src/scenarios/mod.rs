@@ -9,13 +9,13 @@
 //! (`udp-rtt`, `tcp-echo`, `tcp-stream`, `qos-mix`) share their contestants, CPU
 //! placement and server plumbing through [`net`].
 
+pub mod baseline_servers;
 pub mod external;
 pub mod net;
 pub mod qos_mix;
 pub mod runtime;
 pub mod tcp_echo;
 pub mod tcp_stream;
-pub mod tokio_servers;
 pub mod udp_rtt;
 
 use std::path::PathBuf;

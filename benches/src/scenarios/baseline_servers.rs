@@ -1,18 +1,20 @@
-//! tokio equivalents of insane's example servers, the baseline of the
-//! external-client scenarios ([`super::external`]): the same external
-//! client (wrk, h2load, the C ping-pong client, socat) measures insane's
-//! example and this server, so the report has a ratio.
+//! tokio (and monoio) equivalents of insane's example servers, the
+//! baselines of the external-client scenarios ([`super::external`]): the
+//! same external client (wrk, h2load, the C ping-pong client, socat)
+//! measures insane's example and these servers, so the report has ratios.
 //!
-//! `insane-bench __serve KIND --bind ADDR` runs one of them on a tokio
-//! current-thread runtime (one core, like the examples started with
-//! `--cores 1`) and prints `listening on ADDR` as they do, then serves until
-//! killed. Each does what its example does:
+//! `insane-bench __serve KIND --bind ADDR` runs one of them on one core
+//! (like the examples started with `--cores 1`) and prints `listening on
+//! ADDR` as they do, then serves until killed. Each does what its example
+//! does; all but `http-monoio` run on a tokio current-thread runtime:
 //! - `http`: `examples/hyper_server`, HTTP/1.1 keep-alive with hyper,
 //!   `200 OK`, `text/plain`, `Hello, World!`, `TCP_NODELAY`;
 //! - `echo-tcp`: `examples/echo_tcp`, a task per connection echoing through
 //!   a 16 KiB buffer, `TCP_NODELAY`;
 //! - `echo-udp`: `examples/echo_udp`, every datagram back to its sender
-//!   through a 64 KiB buffer.
+//!   through a 64 KiB buffer;
+//! - `http-monoio`: `http` on a 1-core monoio runtime (io_uring driver),
+//!   hyper over monoio's poll-style stream (`TcpStream::try_into_poll_io`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const SERVE_COMMAND: &str = "__serve";
 
 /// The servers, by `KIND` name.
-pub const KINDS: [&str; 3] = ["http", "echo-tcp", "echo-udp"];
+pub const KINDS: [&str; 4] = ["http", "echo-tcp", "echo-udp", "http-monoio"];
 
 /// Runs the server named by `args` (`KIND --bind ADDR`) until killed;
 /// exits with status 1 and a message on stderr when it cannot start.
@@ -46,6 +48,9 @@ pub fn serve_main(args: &[String]) -> ! {
             return Err(format!("expected --bind, got {flag:?}"));
         }
         let bind: SocketAddr = bind.parse().map_err(|e| format!("--bind {bind}: {e}"))?;
+        if kind == "http-monoio" {
+            return http_monoio(bind);
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -71,6 +76,34 @@ pub fn serve_main(args: &[String]) -> ! {
 /// Prints the line the harness waits for, as the examples do.
 fn announce(addr: SocketAddr) {
     println!("listening on {addr} (1 core, tokio current-thread)");
+}
+
+/// `examples/hyper_server` on a 1-core monoio runtime (io_uring).
+fn http_monoio(bind: SocketAddr) -> Result<(), String> {
+    let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .build()
+        .map_err(|e| format!("build monoio runtime (io_uring): {e}"))?;
+    rt.block_on(async move {
+        let listener =
+            monoio::net::TcpListener::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("listening on {addr} (1 core, monoio io_uring)");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            monoio::spawn(async move {
+                let _ = stream.set_nodelay(true);
+                let Ok(stream) = stream.try_into_poll_io() else {
+                    return;
+                };
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service_fn(hello))
+                    .await;
+            });
+        }
+    })
 }
 
 /// A TCP listener on `bind`, announced.
