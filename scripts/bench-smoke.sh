@@ -13,22 +13,28 @@ cd "$(dirname "$0")/.."
 out=${1:-target/bench-smoke}
 limit=120
 
-# wrk for the http scenario (external client); without it that scenario is
-# skipped with a note, which this check accepts.
-if ! command -v wrk >/dev/null 2>&1; then
+# External clients (Debian packages): wrk and h2load (nghttp2-client) for
+# the http scenario, socat for tcp-bulk. Installed when missing (once: apt
+# is not touched when they are all there); without one, its rows or
+# scenario are skipped with a note in the report, which this check accepts.
+missing=()
+for pair in wrk:wrk h2load:nghttp2-client socat:socat; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing wrk"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null ||
-            echo "note: could not install wrk; the http scenario will be skipped"
+        echo "installing ${missing[*]}"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+            echo "note: could not install ${missing[*]}; the scenarios using them will be skipped"
     else
-        echo "note: wrk missing and cannot be installed; the http scenario will be skipped"
+        echo "note: ${missing[*]} missing and cannot be installed; the scenarios using them will be skipped"
     fi
 fi
 
 # The harness and the example servers its external-client scenarios start
 # (built here so that their compilation stays out of the timed run).
 cargo build --release -p insane-bench
-cargo build --release --example hyper_server --example echo_udp
+cargo build --release --example hyper_server --example echo_udp --example echo_tcp
 bin="${CARGO_TARGET_DIR:-target}/release/insane-bench"
 
 rm -rf "$out"
@@ -48,7 +54,7 @@ if [ "$status" = 124 ] || [ "$status" = 137 ]; then
 elif [ "$status" != 0 ]; then
     problems+=("exited with status $status")
 fi
-for f in report.md results.json runtime.md udp-rtt.md tcp-echo.md tcp-stream.md http.md udp-rtt-c.md \
+for f in report.md results.json runtime.md udp-rtt.md tcp-echo.md tcp-stream.md http.md udp-rtt-c.md tcp-bulk.md \
     runtime-throughput.png udp-rtt-latency-cdf.png udp-rtt-throughput.png \
     tcp-echo-latency-cdf.png tcp-echo-throughput.png tcp-stream-throughput.png; do
     if [ ! -s "$out/$f" ]; then
@@ -57,6 +63,13 @@ for f in report.md results.json runtime.md udp-rtt.md tcp-echo.md tcp-stream.md 
         problems+=("$out/$f is not a PNG file")
     fi
 done
+# A contestant that cannot run on this host (monoio or glommio without
+# io_uring, say) is left out with its reason in the report ("not measured
+# (skipped)"): shown here, not a failure. A crash, hang or error of a
+# contestant that did run is a FAILED cell, which is.
+if [ -s "$out/report.md" ]; then
+    grep -h -- 'not measured (skipped)' "$out/report.md" | sort -u | sed 's/^- /note: /' || true
+fi
 if [ -s "$out/report.md" ] && grep -q FAILED "$out/report.md"; then
     problems+=("a contestant FAILED: $(grep -h -- '- FAILED on' "$out/report.md" | head -5 | tr '\n' ' ')")
 fi

@@ -1,7 +1,10 @@
 //! `insane-bench`: the command-line entry point of insane's benchmark
 //! harness. Each subcommand is a scenario (see [`scenarios`]) that measures
-//! insane side by side with its baselines in the same process; `all` runs
-//! every scenario. A progress bar runs on a terminal meanwhile.
+//! insane side by side with its baselines in the same run; `all` runs
+//! every scenario. The network scenarios (udp-rtt, tcp-echo, tcp-stream)
+//! measure each contestant in its own process (this binary re-executed
+//! with the hidden first argument `__run`), the others on threads of this
+//! process. A progress bar runs on a terminal meanwhile.
 //!
 //! Every run writes into `--out DIR` (default `target/bench-report`):
 //! - `<scenario>.md` and `<scenario>.json`: one scenario's table and data;
@@ -18,11 +21,12 @@
 //!
 //! ```text
 //! cargo run --release -p insane-bench -- runtime [--quick] [--out DIR]
-//! cargo run --release -p insane-bench -- udp-rtt [--quick] [--sizes 64,1024]
+//! cargo run --release -p insane-bench -- udp-rtt [--quick] [--sizes 64,1024,16384]
 //! cargo run --release -p insane-bench -- tcp-echo [--quick] [--connections 1,64]
-//! cargo run --release -p insane-bench -- tcp-stream [--quick] [--mib 1024]
-//! cargo run --release -p insane-bench -- http [--quick]        # wrk
+//! cargo run --release -p insane-bench -- tcp-stream [--quick] [--writes 64,65536]
+//! cargo run --release -p insane-bench -- http [--quick]        # wrk, h2load
 //! cargo run --release -p insane-bench -- udp-rtt-c [--quick]   # C client
+//! cargo run --release -p insane-bench -- tcp-bulk [--quick]    # socat
 //! cargo run --release -p insane-bench -- qos-mix [--quick]     # QoS endpoints
 //! cargo run --release -p insane-bench -- all [--quick] [--out DIR]
 //! ```
@@ -64,20 +68,27 @@ enum Scenario {
     /// cross-core round trip latency, timer insert+cancel cost; insane vs
     /// tokio current-thread vs tokio multi-thread (2 workers).
     Runtime(scenarios::runtime::Args),
-    /// UDP ping-pong round-trip time over 127.0.0.1 (64 B by default):
-    /// insane (io_uring, epoll), tokio, std blocking, std busy-poll.
+    /// UDP ping-pong round-trip time over 127.0.0.1 (64 B, 1 KiB, 16 KiB):
+    /// insane (io_uring, epoll), tokio, monoio, glommio, std blocking, std
+    /// busy-poll.
     UdpRtt(scenarios::udp_rtt::Args),
-    /// TCP echo, 100 B requests on 1 and 64 connections (monoio's shape):
-    /// requests/s and latency of each contestant's 1-core echo server.
+    /// TCP echo, 64 B / 1 KiB / 16 KiB requests on 1, 16 and 64 connections:
+    /// requests/s, latency and CPU per request of each contestant's 1-core
+    /// echo server.
     TcpEcho(scenarios::tcp_echo::Args),
-    /// One TCP connection streaming 1 GiB in 64 KiB writes: Gbit/s.
+    /// One TCP connection streaming in 64 B, 1 KiB, 16 KiB and 64 KiB writes:
+    /// Gbit/s, writes/s and CPU per write.
     TcpStream(scenarios::tcp_stream::Args),
-    /// HTTP/1.1 keep-alive GET load by `wrk` against insane's
-    /// `examples/hyper_server` (1 core, each driver); skipped without wrk.
+    /// HTTP/1.1 keep-alive GET load by `wrk` and `h2load --h1` against
+    /// insane's `examples/hyper_server` (1 core, each driver) and its tokio
+    /// and monoio twins; skipped without wrk and h2load.
     Http(scenarios::external::Args),
     /// UDP ping-pong measured by a C client (`benches/c/udp_pingpong.c`,
     /// built with `cc`) against insane's `examples/echo_udp`.
     UdpRttC(scenarios::external::Args),
+    /// Bulk TCP by `socat` through insane's `examples/echo_tcp` (1 core,
+    /// each driver) and its tokio twin: Gbit/s; skipped without socat.
+    TcpBulk(scenarios::external::Args),
     /// QoS endpoints (`insane::qos`): 32 B RTT per QoS class (critical,
     /// normal, reliable) against tokio UDP, and the latency of a critical
     /// flow while a bulk flow saturates the same core, with and without the
@@ -87,13 +98,22 @@ enum Scenario {
     /// insane AF_XDP (QoS endpoint) vs insane io_uring busy-poll vs std
     /// busy-poll vs tokio vs the raw AF_XDP driver; 64 B and 1472 B.
     XdpRtt(scenarios::xdp_rtt::Args),
-    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c and qos-mix with
+    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c, tcp-bulk and qos-mix with
     /// their defaults; writes every scenario's files, `<out>/report.md`,
     /// `<out>/results.json` and the plots.
     All(NetArgs),
 }
 
 fn main() -> ExitCode {
+    // A measurement's own process (see scenarios::net::each_contestant_process).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(scenarios::net::CHILD_COMMAND) {
+        scenarios::child_main(&argv[2..]);
+    }
+    // A baseline server of the external scenarios (scenarios::baseline_servers).
+    if argv.get(1).map(String::as_str) == Some(scenarios::baseline_servers::SERVE_COMMAND) {
+        scenarios::baseline_servers::serve_main(&argv[2..]);
+    }
     let cli = Cli::parse();
     let info = meta::RunInfo::collect();
     progress::start();
@@ -116,6 +136,11 @@ fn main() -> ExitCode {
         ),
         Scenario::Http(args) => (vec![scenarios::external::http(args)], &args.common, None),
         Scenario::UdpRttC(args) => (vec![scenarios::external::udp_c(args)], &args.common, None),
+        Scenario::TcpBulk(args) => (
+            vec![scenarios::external::tcp_bulk(args)],
+            &args.common,
+            None,
+        ),
         Scenario::QosMix(args) => (
             scenarios::qos_mix::run(args),
             &args.net.common,
@@ -171,16 +196,21 @@ fn all(args: &NetArgs) -> Vec<Report> {
     };
     let udp = udp_rtt::Args {
         net: args.clone(),
-        sizes: vec![64],
+        sizes: udp_rtt::DEFAULT_SIZES
+            .split(',')
+            .filter_map(|s| s.parse().ok())
+            .collect(),
     };
     let echo = tcp_echo::Args {
         net: args.clone(),
+        sizes: Vec::new(),
         connections: Vec::new(),
         duration: None,
     };
     let stream = tcp_stream::Args {
         net: args.clone(),
         mib: None,
+        writes: Vec::new(),
     };
     let ext = external::Args {
         common: args.common.clone(),
@@ -196,6 +226,7 @@ fn all(args: &NetArgs) -> Vec<Report> {
         tcp_stream::run(&stream),
         external::http(&ext),
         external::udp_c(&ext),
+        external::tcp_bulk(&ext),
     ];
     reports.extend(qos_mix::run(&qos));
     reports

@@ -1,16 +1,22 @@
 //! Scenarios measured by external clients, so that not only insane-bench's
-//! own Rust clients measure insane: `http` runs `wrk` against
-//! `examples/hyper_server`, `udp-rtt-c` runs a small C UDP ping-pong client
+//! own Rust clients measure insane: `http` runs `wrk` and `h2load` (HTTP/1.1,
+//! `--h1`: the example speaks no h2c) against `examples/hyper_server`,
+//! `udp-rtt-c` runs a small C UDP ping-pong client
 //! (`benches/c/udp_pingpong.c`, compiled here with the system C compiler)
-//! against `examples/echo_udp`.
+//! against `examples/echo_udp`, and `tcp-bulk` pushes bytes with `socat`
+//! through `examples/echo_tcp` and back.
 //!
-//! The servers are insane's example binaries, started as child processes
-//! with `--bind 127.0.0.1:0 --cores 1` and `INSANE_DRIVER=uring|epoll` (the
-//! contestants), pinned to the server CPU; their `listening on ADDR` line
-//! gives the address. The client process is pinned to the client CPU. The
-//! example binaries are built with cargo when they are missing (a no-op
-//! when they are fresh). When `wrk` or `cc` is missing the scenario is
-//! skipped and its report says why. Loopback only, bounded in time.
+//! The insane servers are the example binaries, started as child processes
+//! with `--bind 127.0.0.1:0 --cores 1` and `INSANE_DRIVER=uring|epoll`; the
+//! baseline `tokio-ct` (and `monoio` for http) is the equivalent server
+//! built into this binary ([`super::baseline_servers`], `insane-bench __serve KIND`). Every
+//! server is pinned to the server CPU; its `listening on ADDR` line gives
+//! the address. The client process is pinned to the client CPU. The
+//! server's CPU time over a client run (`/proc/PID/stat`, utime + stime)
+//! gives its CPU per request. The example binaries are built with cargo
+//! when they are missing (a no-op when they are fresh). When a client tool
+//! is missing its rows (or the scenario) are skipped and the report says
+//! why. Loopback only, bounded in time.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -20,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::net::{Placement, cells};
+use super::net::{Contestant, Placement, cells};
 use super::{Common, isolated_try};
 use crate::report::{Report, Unit};
 
@@ -43,8 +49,50 @@ pub struct Args {
     pub duration: Option<u32>,
 }
 
-/// The contestants: insane's example servers on each driver.
-const DRIVERS: [(&str, &str); 2] = [("insane-uring", "uring"), ("insane-epoll", "epoll")];
+/// A server of the external scenarios: insane's example on a driver, or
+/// the tokio baseline.
+#[derive(Clone, Copy, Debug)]
+struct Server {
+    /// Column name.
+    name: &'static str,
+    /// `INSANE_DRIVER` of the example; `None`: a baseline server of this
+    /// binary (`insane-bench __serve`).
+    driver: Option<&'static str>,
+    /// For a baseline: appended to the scenario's server kind (`""`:
+    /// tokio, `"-monoio"`: monoio).
+    suffix: &'static str,
+}
+
+/// The contestants: insane's example servers on each driver, then tokio.
+const SERVERS: [Server; 3] = [
+    Server {
+        name: "insane-uring",
+        driver: Some("uring"),
+        suffix: "",
+    },
+    Server {
+        name: "insane-epoll",
+        driver: Some("epoll"),
+        suffix: "",
+    },
+    Server {
+        name: "tokio-ct",
+        driver: None,
+        suffix: "",
+    },
+];
+
+/// The http scenario's contestants: [`SERVERS`] and monoio's twin.
+const HTTP_SERVERS: [Server; 4] = [
+    SERVERS[0],
+    SERVERS[1],
+    SERVERS[2],
+    Server {
+        name: "monoio",
+        driver: None,
+        suffix: "-monoio",
+    },
+];
 
 /// One wrk run.
 #[derive(Clone, Debug)]
@@ -52,20 +100,55 @@ struct HttpRun {
     rate: f64,
     /// p50, p90, p99 in ns (wrk's latency distribution).
     quantiles: [f64; 3],
+    /// Server CPU time per request, ns.
+    server_cpu: f64,
+}
+
+/// The wrk and the h2load runs of one server.
+type HttpRuns = (Vec<HttpRun>, Vec<H2loadRun>);
+
+/// One h2load run.
+#[derive(Clone, Debug)]
+struct H2loadRun {
+    rate: f64,
+    /// Mean request time in ns (h2load gives no percentiles).
+    mean: f64,
+    /// Server CPU time per request, ns.
+    server_cpu: f64,
 }
 
 /// One C client run.
 #[derive(Clone, Debug)]
 struct UdpRun {
+    /// Timed round trips.
+    trips: f64,
     rate: f64,
     /// p50, p90, p99, p99.9 in ns.
     quantiles: [f64; 4],
+    /// Server CPU time per round trip, ns.
+    server_cpu: f64,
 }
 
-/// Common report parameters; `None` plus a note when `tool` is missing.
-fn start_report(scenario: &str, args: &Args, tool: &str, repeats: usize) -> (Report, bool) {
-    let names: Vec<&str> = DRIVERS.iter().map(|d| d.0).collect();
+/// One socat transfer through the echo server.
+#[derive(Clone, Debug)]
+struct BulkRun {
+    /// Payload bits per second, one direction (the same bytes come back).
+    bits_per_sec: f64,
+    /// Server CPU time per MiB echoed, ns.
+    server_cpu_per_mib: f64,
+}
+
+/// Common report parameters; `false` plus a note when `tool` is missing.
+fn start_report(
+    scenario: &str,
+    servers: &[Server],
+    args: &Args,
+    tool: &str,
+    repeats: usize,
+) -> (Report, bool) {
+    let names: Vec<&str> = servers.iter().map(|d| d.name).collect();
     let mut report = Report::new(scenario, &names);
+    report.ratios_against("insane", "tokio-ct");
     report.param("mode", if args.common.quick { "quick" } else { "full" });
     report.param("timed runs (median reported)", repeats);
     report.param(
@@ -75,25 +158,60 @@ fn start_report(scenario: &str, args: &Args, tool: &str, repeats: usize) -> (Rep
             .replace("thread(s)", "process")
             .replace("client thread", "client process"),
     );
-    report.param("server", "insane example, --cores 1 (1-core runtime)");
+    report.param(
+        "servers",
+        "insane example, --cores 1 (1-core runtime); tokio-ct (and monoio for http): the same \
+         server on a tokio current-thread (monoio io_uring) runtime, insane-bench __serve",
+    );
     report.notes.extend(args.common.note.iter().cloned());
+    let found = tool_found(tool, scenario, &mut report, "nothing measured");
+    (report, found)
+}
+
+/// Whether `tool` is on `PATH`; if not, says so and adds a note (`what`
+/// tells what is skipped).
+fn tool_found(tool: &str, scenario: &str, report: &mut Report, what: &str) -> bool {
     let found = which(tool).is_some();
     if !found {
+        let package = match tool {
+            "cc" => "gcc",
+            "h2load" => "nghttp2-client",
+            t => t,
+        };
         let why = format!(
-            "skipped: `{tool}` is not installed (Debian: apt-get install {}); nothing measured.",
-            if tool == "cc" { "gcc" } else { tool }
+            "skipped: `{tool}` is not installed (Debian: apt-get install {package}); {what}."
         );
         say!("{scenario} scenario {why}");
         report.notes.push(why);
     }
-    (report, found)
+    found
 }
 
-/// Runs the `http` scenario: wrk against `examples/hyper_server`.
+/// Runs the `http` scenario: wrk and h2load against `examples/hyper_server`
+/// and its tokio twin.
 pub fn http(args: &Args) -> Report {
     let c = &args.common;
     let repeats = c.repeats_or(1, 3);
-    let (mut report, found) = start_report("http", args, "wrk", repeats);
+    // monoio's twin only where monoio runs (see Contestant::available).
+    let mut monoio_skipped = None;
+    let servers: Vec<Server> = HTTP_SERVERS
+        .into_iter()
+        .filter(|s| match (s.name, Contestant::Monoio.available()) {
+            ("monoio", Err(why)) => {
+                monoio_skipped = Some(why);
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let (mut report, wrk_found) = start_report("http", &servers, args, "wrk", repeats);
+    if let Some(why) = monoio_skipped {
+        say!("monoio skipped: {why}");
+        report
+            .notes
+            .push(format!("monoio not measured (skipped): {why}"));
+    }
+    let h2load_found = tool_found("h2load", "http", &mut report, "no h2load rows");
     let connections: Vec<u32> = if args.connections.is_empty() {
         vec![1, if c.quick { 16 } else { 64 }]
     } else {
@@ -101,8 +219,12 @@ pub fn http(args: &Args) -> Report {
     };
     let secs = args.duration.unwrap_or(if c.quick { 1 } else { 3 }).max(1);
     report.param(
-        "client",
-        format!("wrk -t1 -c N -d {secs}s --latency, GET / (keep-alive)"),
+        "clients",
+        format!(
+            "wrk -t1 -c N -d {secs}s --latency; h2load --h1 -t1 -c N -D {secs} \
+             (HTTP/1.1: the servers speak no h2c; --quick: only at the largest N); GET / with \
+             keep-alive"
+        ),
     );
     report.param(
         "connections",
@@ -112,7 +234,7 @@ pub fn http(args: &Args) -> Report {
             .collect::<Vec<_>>()
             .join(", "),
     );
-    if !found {
+    if !wrk_found && !h2load_found {
         return report;
     }
     say!(
@@ -127,39 +249,97 @@ pub fn http(args: &Args) -> Report {
             continue;
         }
         say!("http {label}:");
-        crate::progress::add(DRIVERS.len());
-        let results: Vec<Result<Vec<HttpRun>, String>> = DRIVERS
+        crate::progress::add(servers.len());
+        // --quick: h2load only at the largest connection count.
+        let h2load_rows = h2load_found && (!c.quick || Some(&n) == connections.iter().max());
+        let results: Vec<Result<HttpRuns, String>> = servers
             .iter()
-            .map(|&(name, driver)| {
+            .map(|&server| {
                 let warmup = c.warmup;
+                let name = server.name;
+                let h2load_here = h2load_rows;
                 isolated_try(&format!("http {label}/{name}"), timeout, move || {
-                    let server = ServerProcess::start("hyper_server", driver, placement.server)?;
-                    let url = format!("http://{}/", server.addr);
-                    if warmup > 0 {
-                        wrk(&url, n, 1, placement.client)?;
+                    let proc =
+                        ServerProcess::start("hyper_server", "http", server, placement.server)?;
+                    let url = format!("http://{}/", proc.addr);
+                    let mut wrk_runs = Vec::new();
+                    let mut h2_runs = Vec::new();
+                    if wrk_found {
+                        if warmup > 0 {
+                            wrk(&url, n, 1, placement.client)?;
+                        }
+                        for _ in 0..repeats {
+                            let cpu0 = proc.cpu_time();
+                            let mut run = wrk(&url, n, secs, placement.client)?;
+                            run.server_cpu =
+                                per_op(proc.cpu_time(), cpu0, run.rate * f64::from(secs));
+                            wrk_runs.push(run);
+                        }
                     }
-                    (0..repeats)
-                        .map(|_| wrk(&url, n, secs, placement.client))
-                        .collect()
+                    if h2load_here {
+                        if warmup > 0 && !wrk_found {
+                            h2load(&url, n, 1, placement.client)?;
+                        }
+                        for _ in 0..repeats {
+                            let cpu0 = proc.cpu_time();
+                            let mut run = h2load(&url, n, secs, placement.client)?;
+                            run.server_cpu =
+                                per_op(proc.cpu_time(), cpu0, run.rate * f64::from(secs));
+                            h2_runs.push(run);
+                        }
+                    }
+                    Ok((wrk_runs, h2_runs))
                 })
             })
             .collect();
-        report.row(
-            &format!("{label} requests"),
-            Unit::Rate { what: "req" },
-            cells(&results, |r| r.rate),
-        );
-        for (i, q) in [(0, "p50"), (2, "p99")] {
+        let wrk_results: Vec<Result<Vec<HttpRun>, String>> = results
+            .iter()
+            .map(|r| r.as_ref().map(|(w, _)| w.clone()).map_err(Clone::clone))
+            .collect();
+        let h2_results: Vec<Result<Vec<H2loadRun>, String>> = results
+            .iter()
+            .map(|r| r.as_ref().map(|(_, h)| h.clone()).map_err(Clone::clone))
+            .collect();
+        if wrk_found {
             report.row(
-                &format!("{label} latency {q}"),
+                &format!("{label} wrk requests"),
+                Unit::Rate { what: "req" },
+                cells(&wrk_results, |r| r.rate),
+            );
+            for (i, q) in [(0, "p50"), (2, "p99")] {
+                report.row(
+                    &format!("{label} wrk latency {q}"),
+                    Unit::Nanos,
+                    cells(&wrk_results, |r| r.quantiles[i]),
+                );
+            }
+            report.row(
+                &format!("{label} wrk server CPU per request"),
                 Unit::Nanos,
-                cells(&results, |r| r.quantiles[i]),
+                cells(&wrk_results, |r| r.server_cpu),
+            );
+        }
+        if h2load_rows {
+            report.row(
+                &format!("{label} h2load requests"),
+                Unit::Rate { what: "req" },
+                cells(&h2_results, |r| r.rate),
+            );
+            report.row(
+                &format!("{label} h2load mean latency"),
+                Unit::Nanos,
+                cells(&h2_results, |r| r.mean),
+            );
+            report.row(
+                &format!("{label} h2load server CPU per request"),
+                Unit::Nanos,
+                cells(&h2_results, |r| r.server_cpu),
             );
         }
     }
     report.notes.push(
-        "only insane is measured here (the servers are insane's examples); the same wrk \
-         against another runtime's server is the comparison to add."
+        "server CPU per request: the server process's CPU time (/proc/PID/stat utime + stime, \
+         10 ms ticks) over a client run divided by the requests of that run."
             .to_owned(),
     );
     report
@@ -170,7 +350,7 @@ pub fn http(args: &Args) -> Report {
 pub fn udp_c(args: &Args) -> Report {
     let c = &args.common;
     let repeats = c.repeats_or(1, 3);
-    let (mut report, found) = start_report("udp-rtt-c", args, "cc", repeats);
+    let (mut report, found) = start_report("udp-rtt-c", &SERVERS, args, "cc", repeats);
     let trips: u64 = if c.quick { 10_000 } else { 100_000 };
     let size = 64;
     report.param(
@@ -201,17 +381,21 @@ pub fn udp_c(args: &Args) -> Report {
     let max_secs = if c.quick { 3 } else { 10 };
     let warmup = c.warmup as u64 * 2_000;
     say!("udp-rtt-c {size} B:");
-    crate::progress::add(DRIVERS.len());
-    let results: Vec<Result<Vec<UdpRun>, String>> = DRIVERS
+    crate::progress::add(SERVERS.len());
+    let results: Vec<Result<Vec<UdpRun>, String>> = SERVERS
         .iter()
-        .map(|&(name, driver)| {
+        .map(|&server| {
             let client = client.clone();
-            isolated_try(&format!("udp-rtt-c/{name}"), timeout, move || {
-                let server = ServerProcess::start("echo_udp", driver, placement.server)?;
+            isolated_try(&format!("udp-rtt-c/{}", server.name), timeout, move || {
+                let proc = ServerProcess::start("echo_udp", "echo-udp", server, placement.server)?;
                 (0..repeats)
                     .map(|i| {
                         let w = if i == 0 { warmup } else { 0 };
-                        ping_pong(&client, server.addr, size, w, trips, max_secs, placement)
+                        let cpu0 = proc.cpu_time();
+                        let mut run =
+                            ping_pong(&client, proc.addr, size, w, trips, max_secs, placement)?;
+                        run.server_cpu = per_op(proc.cpu_time(), cpu0, run.trips + w as f64);
+                        Ok(run)
                     })
                     .collect()
             })
@@ -232,12 +416,185 @@ pub fn udp_c(args: &Args) -> Report {
         },
         cells(&results, |r| r.rate),
     );
+    report.row(
+        &format!("{label} server CPU per round trip"),
+        Unit::Nanos,
+        cells(&results, |r| r.server_cpu),
+    );
     report.notes.push(
         "the client is C (blocking send/recv on a connected socket, CLOCK_MONOTONIC per round \
-         trip); compare with the udp-rtt scenario, where both ends are the contestant."
+         trip); compare with the udp-rtt scenario, where both ends are the contestant. Server \
+         CPU per round trip: the server process's CPU time (/proc/PID/stat) over a client run \
+         (warm-up included) divided by its round trips."
             .to_owned(),
     );
     report
+}
+
+/// Runs the `tcp-bulk` scenario: `socat` streams zeros through
+/// `examples/echo_tcp` (and its tokio twin) and writes the echo to
+/// /dev/null; one connection, 64 KiB socat blocks.
+pub fn tcp_bulk(args: &Args) -> Report {
+    let c = &args.common;
+    let repeats = c.repeats_or(3, 5);
+    let (mut report, found) = start_report("tcp-bulk", &SERVERS, args, "socat", repeats);
+    let mib: u64 = if c.quick { 128 } else { 1024 };
+    report.param(
+        "client",
+        format!(
+            "socat -b65536 OPEN:/dev/zero,readbytes={} TCP:ADDR (the echo goes back into \
+             /dev/zero), one connection",
+            mib << 20
+        ),
+    );
+    report.param("bytes per timed run", format!("{mib} MiB each way"));
+    if !found {
+        return report;
+    }
+    say!(
+        "tcp-bulk scenario ({} mode)",
+        if c.quick { "quick" } else { "full" }
+    );
+    let placement = Placement::new(args.no_pin);
+    let timeout = Duration::from_secs(c.timeout);
+    let label = format!("{mib} MiB");
+    say!("tcp-bulk {label}:");
+    crate::progress::add(SERVERS.len());
+    let warmup = c.warmup;
+    let results: Vec<Result<Vec<BulkRun>, String>> = SERVERS
+        .iter()
+        .map(|&server| {
+            isolated_try(&format!("tcp-bulk/{}", server.name), timeout, move || {
+                let proc = ServerProcess::start("echo_tcp", "echo-tcp", server, placement.server)?;
+                if warmup > 0 {
+                    socat(proc.addr, (mib << 20) / 4, placement.client)?;
+                }
+                (0..repeats)
+                    .map(|_| {
+                        let cpu0 = proc.cpu_time();
+                        let elapsed = socat(proc.addr, mib << 20, placement.client)?;
+                        Ok(BulkRun {
+                            bits_per_sec: (mib << 20) as f64 * 8.0 / elapsed.as_secs_f64(),
+                            server_cpu_per_mib: per_op(proc.cpu_time(), cpu0, mib as f64),
+                        })
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    report.row(
+        &format!("{label} echo throughput"),
+        Unit::BitsPerSec,
+        cells(&results, |r| r.bits_per_sec),
+    );
+    report.row(
+        &format!("{label} server CPU per MiB"),
+        Unit::Nanos,
+        cells(&results, |r| r.server_cpu_per_mib),
+    );
+    report.notes.push(
+        "throughput: bytes sent one way over the time socat ran (start to exit: every byte \
+         sent, echoed and read back); server CPU per MiB: the server process's CPU time \
+         (/proc/PID/stat) over the run divided by the MiB echoed."
+            .to_owned(),
+    );
+    report
+}
+
+/// Runs socat once, pushing `bytes` through the echo server at `to`;
+/// returns how long it ran.
+fn socat(to: SocketAddr, bytes: u64, cpu: Option<usize>) -> Result<Duration, String> {
+    let mut cmd = Command::new("socat");
+    cmd.args(["-b65536", "-t", "30"])
+        .arg(format!("OPEN:/dev/zero,readbytes={bytes}"))
+        .arg(format!("TCP:{to}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    pin_child(&mut cmd, cpu);
+    let t0 = std::time::Instant::now();
+    let out = cmd.output().map_err(|e| format!("socat: {e}"))?;
+    let elapsed = t0.elapsed();
+    if !out.status.success() {
+        return Err(format!(
+            "socat exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(elapsed)
+}
+
+/// Runs `h2load --h1` for `secs` seconds with `conns` connections against
+/// `url`.
+fn h2load(url: &str, conns: u32, secs: u32, cpu: Option<usize>) -> Result<H2loadRun, String> {
+    let mut cmd = Command::new("h2load");
+    cmd.args(["--h1", "-t1"])
+        .arg(format!("-c{conns}"))
+        .arg(format!("-D{secs}"))
+        .arg(url)
+        .stdin(Stdio::null());
+    pin_child(&mut cmd, cpu);
+    let out = cmd.output().map_err(|e| format!("h2load: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "h2load exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    parse_h2load(&text)
+}
+
+/// Requests/s and the mean request time of h2load's output; an error when
+/// a request failed.
+fn parse_h2load(text: &str) -> Result<H2loadRun, String> {
+    let mut rate = None;
+    let mut mean = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("finished in") {
+            // "finished in 1.00s, 38703.58 req/s, 4.24MB/s"
+            rate = rest
+                .split(',')
+                .nth(1)
+                .and_then(|f| f.trim().strip_suffix("req/s"))
+                .and_then(|v| v.trim().parse::<f64>().ok());
+        } else if let Some(rest) = line.strip_prefix("requests:") {
+            // "requests: N total, N started, N done, N succeeded, 0 failed, 0 errored, 0 timeout"
+            for f in rest.split(',') {
+                let mut w = f.split_whitespace();
+                if let (Some(n), Some(what)) = (w.next(), w.next())
+                    && matches!(what, "failed" | "errored" | "timeout")
+                    && n != "0"
+                {
+                    return Err(format!("h2load: {}", rest.trim()));
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("time for request:") {
+            // min max mean sd +/- sd
+            mean = rest.split_whitespace().nth(2).and_then(wrk_duration);
+        }
+    }
+    match (rate, mean) {
+        (Some(rate), Some(mean)) => Ok(H2loadRun {
+            rate,
+            mean,
+            server_cpu: f64::NAN,
+        }),
+        _ => Err(format!(
+            "cannot read h2load's output: {}",
+            text.lines().take(3).collect::<Vec<_>>().join(" / ")
+        )),
+    }
+}
+
+/// CPU time per operation in ns between two [`ServerProcess::cpu_time`]
+/// readings; NaN when unknown.
+fn per_op(after: Option<Duration>, before: Option<Duration>, ops: f64) -> f64 {
+    match (after, before) {
+        (Some(a), Some(b)) if ops > 0.0 => a.saturating_sub(b).as_nanos() as f64 / ops,
+        _ => f64::NAN,
+    }
 }
 
 /// `tool`'s path on `PATH`, if any.
@@ -342,20 +699,40 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts example `name` on 127.0.0.1 with one core and `driver`, and
-    /// waits (at most 30 s) for its `listening on ADDR` line.
-    fn start(name: &str, driver: &str, cpu: Option<usize>) -> Result<ServerProcess, String> {
-        let bin = example(name)?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["--bind", "127.0.0.1:0", "--cores", "1"])
-            .env("INSANE_DRIVER", driver)
-            .stdin(Stdio::null())
+    /// Starts `server` on 127.0.0.1 with one core, pinned to `cpu`: insane's
+    /// example `name` with the server's driver, or the tokio server `kind`
+    /// of this binary ([`super::baseline_servers`]); waits (at most 30 s) for
+    /// its `listening on ADDR` line.
+    fn start(
+        name: &str,
+        kind: &str,
+        server: Server,
+        cpu: Option<usize>,
+    ) -> Result<ServerProcess, String> {
+        let mut cmd = match server.driver {
+            Some(driver) => {
+                let mut cmd = Command::new(example(name)?);
+                cmd.args(["--bind", "127.0.0.1:0", "--cores", "1"])
+                    .env("INSANE_DRIVER", driver);
+                cmd
+            }
+            None => {
+                let mut cmd =
+                    Command::new(std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?);
+                cmd.arg(super::baseline_servers::SERVE_COMMAND)
+                    .arg(format!("{kind}{}", server.suffix))
+                    .args(["--bind", "127.0.0.1:0"]);
+                cmd
+            }
+        };
+        let driver = server.driver.unwrap_or(server.name);
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         pin_child(&mut cmd, cpu);
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("start {}: {e}", bin.display()))?;
+            .map_err(|e| format!("start {name} ({driver}): {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -382,11 +759,28 @@ impl ServerProcess {
             Err(_) => {
                 let status = server.child.try_wait().ok().flatten();
                 Err(format!(
-                    "{name} (INSANE_DRIVER={driver}) printed no `listening on` line{}",
+                    "{name} ({driver}) printed no `listening on` line{}",
                     status.map_or(String::new(), |s| format!(" and exited: {s}"))
                 ))
             }
         }
+    }
+}
+
+impl ServerProcess {
+    /// The server's CPU time so far (user + system, all its threads), from
+    /// `/proc/PID/stat`; `None` when unreadable.
+    fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the `(comm)`, which may contain spaces: state is
+        // field 3, utime 14 and stime 15 (1-based).
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a configuration value.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = if hz > 0 { hz as f64 } else { 100.0 };
+        Some(Duration::from_secs_f64(ticks as f64 / hz))
     }
 }
 
@@ -451,6 +845,7 @@ fn parse_wrk(text: &str) -> Result<HttpRun, String> {
         (Some(rate), [Some(a), Some(b), Some(c)]) => Ok(HttpRun {
             rate,
             quantiles: [a, b, c],
+            server_cpu: f64::NAN,
         }),
         _ => Err(format!(
             "cannot read wrk's output: {}",
@@ -511,6 +906,8 @@ fn parse_ping_pong(text: &str) -> Result<UdpRun, String> {
     };
     let (trips, secs) = (field("trips")?, field("seconds")?);
     Ok(UdpRun {
+        trips,
+        server_cpu: f64::NAN,
         rate: trips / secs.max(1e-9),
         quantiles: [
             field("p50_ns")?,
@@ -536,6 +933,18 @@ mod tests {
         let bad = format!("{text}  Socket errors: connect 0, read 2, write 0, timeout 0\n");
         assert!(parse_wrk(&bad).is_err());
         assert!(parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn h2load_output() {
+        let text = "finished in 1.00s, 38703.58 req/s, 4.24MB/s\nrequests: 20000 total, \
+            20000 started, 20000 done, 20000 succeeded, 0 failed, 0 errored, 0 timeout\n\
+            time for request:       21us      4.90ms       410us       254us    86.63%\n";
+        let r = parse_h2load(text).unwrap();
+        assert_eq!(r.rate, 38703.58);
+        assert_eq!(r.mean, 410_000.0);
+        let bad = text.replace("0 failed", "3 failed");
+        assert!(parse_h2load(&bad).is_err());
     }
 
     #[test]

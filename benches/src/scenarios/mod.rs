@@ -9,6 +9,7 @@
 //! (`udp-rtt`, `tcp-echo`, `tcp-stream`, `qos-mix`) share their contestants, CPU
 //! placement and server plumbing through [`net`].
 
+pub mod baseline_servers;
 pub mod external;
 pub mod net;
 pub mod qos_mix;
@@ -22,6 +23,18 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
+
+/// The child-process side of [`net::each_contestant_process`]: runs the
+/// measurement named by `args[0]` (a scenario's `KEY`) and exits. `main`
+/// calls it when the first argument is [`net::CHILD_COMMAND`].
+pub fn child_main(args: &[String]) -> ! {
+    net::child_main(args, |key| match key {
+        udp_rtt::KEY => Some(udp_rtt::child),
+        tcp_echo::KEY => Some(tcp_echo::child),
+        tcp_stream::KEY => Some(tcp_stream::child),
+        _ => None,
+    })
+}
 
 /// Options every scenario accepts.
 #[derive(clap::Args, Clone, Debug)]

@@ -4,23 +4,30 @@
 //! plumbing ([`start_server`]), CPU-time snapshots ([`CpuTimes`]) and the
 //! runtimes each contestant builds.
 //!
-//! Every measurement runs through [`super::isolated_try`] on a fresh
-//! thread that becomes the client thread (pinned to the client CPU); it
-//! starts the server on a second thread (pinned to the server CPU), so a
-//! panic, an error or a hang on either side turns into a `FAILED` cell.
-//! Everything talks over 127.0.0.1 only.
+//! `udp-rtt`, `tcp-echo` and `tcp-stream` run every measurement in its own
+//! child process ([`each_contestant_process`]): this binary re-executed as
+//! `insane-bench __run KEY CONTESTANT CPU PARAMS-JSON` ([`child_main`]),
+//! whose main thread becomes the client thread (pinned to the client CPU)
+//! and starts the server on a second thread (pinned to the server CPU); it
+//! prints its result as JSON. A panic, an error, a crash or a hang (the
+//! child is killed after `--timeout`) on either side turns into a `FAILED`
+//! cell. Scenarios whose results do not cross a process boundary use
+//! [`each_contestant`], the same on a fresh thread of this process
+//! ([`super::isolated_try`]). Everything talks over 127.0.0.1 only.
 
 use insane::runtime::affinity;
 use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::runtime::Idle;
 use super::{Common, isolated_try};
@@ -61,9 +68,7 @@ pub struct NetArgs {
 ///
 /// Extension points: a new contestant is a variant here plus one arm in
 /// each scenario's `measure` function (server side, and client side where
-/// the scenario runs the contestant on both ends). Planned: monoio and
-/// glommio (thread-per-core io_uring runtimes) with their own 1-core
-/// runtimes, placed like the others.
+/// the scenario runs the contestant on both ends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Contestant {
     /// insane's tokio-compatible sockets on the io_uring driver.
@@ -81,6 +86,13 @@ pub enum Contestant {
     /// std sockets in non-blocking mode, spinning on `WouldBlock`
     /// (kernel baseline without any wake-up; burns both CPUs).
     StdBusyPoll,
+    /// monoio (thread-per-core, io_uring driver, owned-buffer I/O), a
+    /// 1-core runtime per side.
+    Monoio,
+    /// glommio (thread-per-core, io_uring), a 1-core `LocalExecutor` per
+    /// side, not bound by glommio itself (the thread is pinned like the
+    /// others').
+    Glommio,
 }
 
 impl Contestant {
@@ -93,14 +105,44 @@ impl Contestant {
             Contestant::TokioCt => "tokio-ct",
             Contestant::StdBlocking => "std-blocking",
             Contestant::StdBusyPoll => "std-busy-poll",
+            Contestant::Monoio => "monoio",
+            Contestant::Glommio => "glommio",
         }
     }
 
-    /// `Err(reason)` when this contestant cannot run in this checkout or
-    /// on this host (the scenario then leaves its column out and says why
-    /// in the notes); the place to gate future contestants such as
-    /// monoio or glommio.
-    pub fn available(self) -> Result<(), &'static str> {
+    /// Every contestant, for [`Contestant::from_name`].
+    pub const ALL: [Contestant; 8] = [
+        Contestant::InsaneUring,
+        Contestant::InsaneUringOwned,
+        Contestant::InsaneEpoll,
+        Contestant::TokioCt,
+        Contestant::StdBlocking,
+        Contestant::StdBusyPoll,
+        Contestant::Monoio,
+        Contestant::Glommio,
+    ];
+
+    /// The contestant whose column name is `name`.
+    pub fn from_name(name: &str) -> Option<Contestant> {
+        Contestant::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// `Err(reason)` when this contestant cannot run on this host (the
+    /// scenario then leaves its column out and says why in the notes):
+    /// monoio and glommio are probed once by building a runtime on a
+    /// scratch thread (io_uring may be disabled, glommio may fail to
+    /// allocate its locked I/O memory).
+    pub fn available(self) -> Result<(), String> {
+        static MONOIO: OnceLock<Result<(), String>> = OnceLock::new();
+        static GLOMMIO: OnceLock<Result<(), String>> = OnceLock::new();
+        let probe = |f: fn() -> Result<(), String>| {
+            std::thread::Builder::new()
+                .name("runtime-probe".to_owned())
+                .spawn(f)
+                .ctx("spawn probe thread")?
+                .join()
+                .map_err(|p| format!("panicked: {}", super::panic_message(&*p)))?
+        };
         match self {
             Contestant::InsaneUring
             | Contestant::InsaneUringOwned
@@ -108,6 +150,12 @@ impl Contestant {
             | Contestant::TokioCt
             | Contestant::StdBlocking
             | Contestant::StdBusyPoll => Ok(()),
+            Contestant::Monoio => MONOIO
+                .get_or_init(|| probe(|| monoio_runtime().map(drop)))
+                .clone(),
+            Contestant::Glommio => GLOMMIO
+                .get_or_init(|| probe(|| glommio_executor().map(drop)))
+                .clone(),
         }
     }
 
@@ -151,7 +199,10 @@ pub fn available(
     for &c in wanted.iter().filter(|&&c| selected(c)) {
         match c.available() {
             Ok(()) => out.push(c),
-            Err(why) => notes.push(format!("{} not measured: {why}", c.name())),
+            Err(why) => {
+                say!("{} skipped: {why}", c.name());
+                notes.push(format!("{} not measured (skipped): {why}", c.name()));
+            }
         }
     }
     out
@@ -159,7 +210,7 @@ pub fn available(
 
 /// Which CPU the client and the server threads are pinned to (`None`: not
 /// pinned).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Placement {
     pub client: Option<usize>,
     pub server: Option<usize>,
@@ -334,6 +385,25 @@ pub fn tokio_runtime() -> Result<tokio::runtime::Runtime, String> {
         .ctx("build tokio runtime")
 }
 
+/// A 1-core monoio runtime on the calling thread, io_uring driver (no
+/// fallback: monoio's legacy epoll driver would not be monoio as
+/// benchmarked), no timer.
+pub fn monoio_runtime() -> Result<monoio::Runtime<monoio::IoUringDriver>, String> {
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .build()
+        .ctx("build monoio runtime (io_uring)")
+}
+
+/// A glommio `LocalExecutor` on the calling thread. `Placement::Unbound`:
+/// glommio does not change the thread's CPU affinity, so the thread stays
+/// where the harness pinned it, like every other contestant's.
+pub fn glommio_executor() -> Result<glommio::LocalExecutor, String> {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .name("glommio-bench")
+        .make()
+        .ctx("build glommio executor")
+}
+
 /// Runs a future that never returns `Pending` (the async measurement loop
 /// driven by blocking or spinning std calls) to completion.
 pub fn run_sync<F: Future>(fut: F) -> F::Output {
@@ -419,21 +489,67 @@ where
     T: Send + 'static,
     F: Fn(C) -> Result<T, String> + Clone + Send + 'static,
 {
+    let timeout = Duration::from_secs(args.common.timeout);
+    each_with_retries(what, contestants, args, |c, label| {
+        let measure = measure.clone();
+        isolated_try(label, timeout, move || {
+            pin_current_thread(placement.client)?;
+            measure(c)
+        })
+    })
+}
+
+/// [`each_contestant`], but each measurement runs in its own child
+/// process: this binary again, as `insane-bench __run KEY CONTESTANT CPU
+/// PARAMS` (see [`child_main`]), which pins its main thread to the client
+/// CPU, runs the measurement registered under `key` with `params` and
+/// prints its result as JSON. A crash (signal, abort), an exit without a
+/// result or a hang past `--timeout` (the child is then killed) becomes a
+/// `FAILED` cell; nothing of a contestant stays behind to disturb the next
+/// one, and getrusage's process CPU time is the contestant's alone.
+pub fn each_contestant_process<P, T>(
+    what: &str,
+    key: &str,
+    contestants: &[Contestant],
+    placement: Placement,
+    args: &NetArgs,
+    params: &P,
+) -> Vec<Result<T, String>>
+where
+    P: Serialize,
+    T: DeserializeOwned,
+{
+    let timeout = Duration::from_secs(args.common.timeout);
+    let params = match serde_json::to_string(params) {
+        Ok(p) => p,
+        Err(e) => {
+            let e = format!("cannot serialise the parameters: {e}");
+            return contestants.iter().map(|_| Err(e.clone())).collect();
+        }
+    };
+    each_with_retries(what, contestants, args, |c, label| {
+        child_process(label, timeout, key, c, placement.client, &params)
+    })
+}
+
+/// Runs `measure(contestant, label)` for every contestant, repeating a
+/// measurement that other processes disturbed (see [`each_contestant`]).
+fn each_with_retries<C: Column, T>(
+    what: &str,
+    contestants: &[C],
+    args: &NetArgs,
+    measure: impl Fn(C, &str) -> Result<T, String>,
+) -> Vec<Result<T, String>> {
     say!("{what}:");
     crate::progress::add(contestants.len());
-    let timeout = Duration::from_secs(args.common.timeout);
     contestants
         .iter()
         .map(|&c| {
             let label = format!("{what}/{}", c.name());
             let mut best: Option<(Result<T, String>, f64)> = None;
             for attempt in 0..=args.retries {
-                let measure = measure.clone();
                 let load = ForeignLoad::start();
-                let result = isolated_try(&label, timeout, move || {
-                    pin_current_thread(placement.client)?;
-                    measure(c)
-                });
+                let result = measure(c, &label);
                 let foreign = load.cpus();
                 let failed = result.is_err();
                 if best.as_ref().is_none_or(|(_, f)| foreign < *f) {
@@ -536,18 +652,203 @@ fn machine_times() -> Option<[Duration; 2]> {
     Some([d(user + nice), d(system + irq + softirq)])
 }
 
-/// This process's `[user, system]` CPU time, from `getrusage`.
+/// This process's `[user, system]` CPU time and that of its finished
+/// (waited-for) children, such as the measurement processes of
+/// [`each_contestant_process`], from `getrusage`.
 fn own_times() -> [Duration; 2] {
-    // SAFETY: rusage is plain data; all-zero is a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a live rusage the kernel fills in.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return [Duration::ZERO; 2];
-    }
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    let times = |who: libc::c_int| {
+        // SAFETY: rusage is plain data; all-zero is a valid value.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a live rusage the kernel fills in.
+        if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+            return [Duration::ZERO; 2];
+        }
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        [tv(ru.ru_utime), tv(ru.ru_stime)]
     };
-    [tv(ru.ru_utime), tv(ru.ru_stime)]
+    let (me, children) = (times(libc::RUSAGE_SELF), times(libc::RUSAGE_CHILDREN));
+    [me[0] + children[0], me[1] + children[1]]
+}
+
+/// The hidden first argument that makes this binary a measurement child
+/// process (see [`each_contestant_process`] and [`child_main`]).
+pub const CHILD_COMMAND: &str = "__run";
+
+/// Marks the stdout line of a child process that carries its result.
+const RESULT_MARKER: &str = "INSANE_BENCH_RESULT ";
+
+/// What a child process prints after [`RESULT_MARKER`].
+#[derive(Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ChildResult<T> {
+    Ok(T),
+    Error(String),
+}
+
+/// A measurement a child process can run: deserialises its parameters,
+/// measures, serialises the result (see [`child_measure`]).
+pub type ChildFn = fn(Contestant, &str) -> Result<serde_json::Value, String>;
+
+/// The [`ChildFn`] body of a scenario: `measure(who, params)` with the
+/// parameters read from JSON and the result written as JSON.
+pub fn child_measure<P: DeserializeOwned, T: Serialize>(
+    who: Contestant,
+    params: &str,
+    measure: fn(Contestant, P) -> Result<T, String>,
+) -> Result<serde_json::Value, String> {
+    let p: P = serde_json::from_str(params).ctx("parameters")?;
+    let result = measure(who, p)?;
+    serde_json::to_value(result).ctx("serialise the result")
+}
+
+/// The child side of [`each_contestant_process`]: `args` are `KEY
+/// CONTESTANT CPU PARAMS` (CPU `-` for not pinned); `lookup` finds the
+/// measurement registered under KEY. Prints the result line and exits
+/// without waiting for threads that might still run.
+pub fn child_main(args: &[String], lookup: impl Fn(&str) -> Option<ChildFn>) -> ! {
+    let result = (|| {
+        let [key, who, cpu, params] = args else {
+            return Err(format!(
+                "usage: insane-bench {CHILD_COMMAND} KEY CONTESTANT CPU PARAMS (got {} arguments)",
+                args.len()
+            ));
+        };
+        let measure = lookup(key).ok_or_else(|| format!("no measurement called {key:?}"))?;
+        let who = Contestant::from_name(who).ok_or_else(|| format!("no contestant {who:?}"))?;
+        let cpu = match cpu.as_str() {
+            "-" => None,
+            n => Some(n.parse::<usize>().ctx("CPU")?),
+        };
+        pin_current_thread(cpu)?;
+        std::panic::catch_unwind(|| measure(who, params))
+            .map_err(|p| format!("panicked: {}", super::panic_message(&*p)))?
+    })();
+    let line = match result {
+        Ok(v) => serde_json::to_string(&ChildResult::Ok(v)),
+        Err(e) => serde_json::to_string(&ChildResult::<()>::Error(e)),
+    };
+    let code = match line {
+        Ok(line) => {
+            println!("{RESULT_MARKER}{line}");
+            0
+        }
+        Err(e) => {
+            eprintln!("cannot serialise the result: {e}");
+            1
+        }
+    };
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::process::exit(code)
+}
+
+/// Runs one measurement in a child process (see
+/// [`each_contestant_process`]) and reads its result, with the progress
+/// bar and log line of [`isolated_try`].
+fn child_process<T: DeserializeOwned>(
+    label: &str,
+    timeout: Duration,
+    key: &str,
+    who: Contestant,
+    cpu: Option<usize>,
+    params: &str,
+) -> Result<T, String> {
+    crate::progress::begin(label);
+    let started = std::time::Instant::now();
+    let result = run_child(timeout, key, who, cpu, params);
+    match &result {
+        Ok(_) => say!(
+            "  {label:<42} ok ({:.1} s, own process)",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => say!("  {label:<42} FAILED: {e}"),
+    }
+    crate::progress::done();
+    result
+}
+
+/// [`child_process`] without the logging.
+fn run_child<T: DeserializeOwned>(
+    timeout: Duration,
+    key: &str,
+    who: Contestant,
+    cpu: Option<usize>,
+    params: &str,
+) -> Result<T, String> {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().ctx("current_exe")?;
+    let mut child = Command::new(exe)
+        .arg(CHILD_COMMAND)
+        .arg(key)
+        .arg(who.name())
+        .arg(cpu.map_or("-".to_owned(), |c| c.to_string()))
+        .arg(params)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ctx("start the measurement process")?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        let _ = tx.send(out);
+    });
+    let errors = std::thread::spawn(move || {
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        err
+    });
+    let out = match rx.recv_timeout(timeout) {
+        Ok(out) => out,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "hung: no result after {} s (process killed)",
+                timeout.as_secs()
+            ));
+        }
+    };
+    let status = child.wait().ctx("wait for the measurement process")?;
+    let line = out.lines().find_map(|l| l.strip_prefix(RESULT_MARKER));
+    let Some(line) = line else {
+        use std::os::unix::process::ExitStatusExt as _;
+        let stderr = errors.join().unwrap_or_default();
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        let how = match status.signal() {
+            Some(sig) => format!("crashed: killed by signal {sig}{}", signal_name(sig)),
+            None => format!("exited with {status} without a result"),
+        };
+        return Err(match last {
+            Some(l) => format!("{how}; its last message: {}", l.trim()),
+            None => how,
+        });
+    };
+    match serde_json::from_str::<ChildResult<T>>(line) {
+        Ok(ChildResult::Ok(v)) => Ok(v),
+        Ok(ChildResult::Error(e)) => Err(e),
+        Err(e) => Err(format!(
+            "unreadable result from the measurement process: {e}"
+        )),
+    }
+}
+
+/// ` (SIGSEGV)` and the like for the common fatal signals.
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGBUS => " (SIGBUS)",
+        libc::SIGILL => " (SIGILL)",
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGFPE => " (SIGFPE)",
+        _ => "",
+    }
 }
 
 /// One cell per contestant: `f` of each timed run, median over the runs.
@@ -632,9 +933,42 @@ pub fn finish(report: &mut Report) {
     }
 }
 
+/// `64 B`, `1 KiB`, `16 KiB`.
+pub fn size_label(bytes: u32) -> String {
+    if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
 /// `uname -r`.
 pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_result_round_trip() {
+        let ok = serde_json::to_string(&ChildResult::Ok(vec![1.5_f64])).unwrap();
+        assert_eq!(ok, r#"{"ok":[1.5]}"#);
+        let back: ChildResult<Vec<f64>> = serde_json::from_str(&ok).unwrap();
+        assert!(matches!(back, ChildResult::Ok(v) if v == [1.5]));
+        let err = serde_json::to_string(&ChildResult::<()>::Error("boom".into())).unwrap();
+        let back: ChildResult<Vec<f64>> = serde_json::from_str(&err).unwrap();
+        assert!(matches!(back, ChildResult::Error(e) if e == "boom"));
+    }
+
+    #[test]
+    fn contestant_names_round_trip() {
+        for c in Contestant::ALL {
+            assert_eq!(Contestant::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Contestant::from_name("nope"), None);
+    }
 }

@@ -51,7 +51,9 @@ pub struct Args {
 }
 
 /// Command-line names for insane's [`insane::runtime::IdlePolicy`].
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
 pub enum Idle {
     /// `IdlePolicy::default()`.
     Default,

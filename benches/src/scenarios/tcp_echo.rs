@@ -1,12 +1,14 @@
 //! The `tcp-echo` scenario, in the shape of monoio's echo benchmark: N
-//! connections (1 and 64; `--quick`: 1 and 16) each send a 100 B request
-//! and wait for its 100 B echo, back to back, for a fixed duration; the
+//! connections (1, 16 and 64; `--quick`: 1 and 16) each send a request
+//! (64 B, 1 KiB and 16 KiB; `--quick`: 64 B and 16 KiB) and wait for its
+//! echo, back to back, for a fixed duration; the
 //! report gives requests/s over all connections, the p50/p99 request
 //! latency, and the server's CPU time per request.
 //!
 //! Only the server varies: it is the contestant's echo server (insane with
-//! a 1-core runtime on io_uring or epoll, tokio current-thread, or std
-//! with a thread per connection), running on the server CPU. The client is
+//! a 1-core runtime on io_uring or epoll, tokio current-thread, monoio's
+//! 1-core io_uring runtime, a glommio `LocalExecutor`, or std with a thread
+//! per connection), running on the server CPU. The client is
 //! the same for everyone: one tokio current-thread runtime on the client
 //! CPU running one task per connection (a `LocalSet`). With two CPUs the
 //! client has one core like the server, so it can cap the request rate; the
@@ -24,8 +26,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, cdf_points, cells, describe_run,
-    each_contestant, finish, insane_runtime, latency_cdf, latency_histogram, quantiles,
-    start_server, tokio_runtime,
+    each_contestant_process, finish, glommio_executor, insane_runtime, latency_cdf,
+    latency_histogram, monoio_runtime, quantiles, size_label, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit, median};
@@ -36,33 +38,43 @@ pub struct Args {
     #[command(flatten)]
     pub net: NetArgs,
 
-    /// Connection counts (comma-separated); default 1,64 (--quick: 1,16).
+    /// Request (and echo) sizes in bytes (comma-separated); default
+    /// 64,1024,16384 (--quick: 64,16384).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1048576))]
+    pub sizes: Vec<u32>,
+
+    /// Connection counts (comma-separated); default 1,16,64 (--quick: 1,16).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub connections: Vec<u32>,
 
-    /// Seconds of one timed run; default 3 (--quick: 1).
+    /// Seconds of one timed run; default 2 (--quick: 0.5).
     #[arg(long)]
     pub duration: Option<f64>,
 }
 
 /// The contestants, in column order.
-const CONTESTANTS: [Contestant; 5] = [
+const CONTESTANTS: [Contestant; 7] = [
     Contestant::InsaneUring,
     Contestant::InsaneUringOwned,
     Contestant::InsaneEpoll,
     Contestant::TokioCt,
+    Contestant::Monoio,
+    Contestant::Glommio,
     Contestant::StdBlocking,
 ];
 
-/// Request and response size, as in monoio's benchmark.
-const MESSAGE: usize = 100;
+/// The echo servers read into a buffer of this size, or of the request
+/// size if that is larger.
+const READ_BUFFER: usize = 4096;
 
 /// A std echo thread gives up after this long without data.
 const STD_IDLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Settings of one connection count, derived from [`Args`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Params {
+    /// Request (and echo) size in bytes.
+    size: usize,
     connections: usize,
     warmup: Duration,
     duration: Duration,
@@ -72,7 +84,7 @@ struct Params {
 }
 
 /// One timed run (window).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct EchoRun {
     /// Requests per second, all connections together.
     rate: f64,
@@ -94,13 +106,26 @@ pub fn run(args: &Args) -> Report {
     let placement = Placement::new(args.net.no_pin);
     let repeats = c.repeats_or(1, 3);
     let connections: Vec<u32> = if args.connections.is_empty() {
-        vec![1, if c.quick { 16 } else { 64 }]
+        if c.quick {
+            vec![1, 16]
+        } else {
+            vec![1, 16, 64]
+        }
     } else {
         args.connections.clone()
     };
+    let sizes: Vec<u32> = if args.sizes.is_empty() {
+        if c.quick {
+            vec![64, 16384]
+        } else {
+            vec![64, 1024, 16384]
+        }
+    } else {
+        args.sizes.clone()
+    };
     let duration = Duration::from_secs_f64(
         args.duration
-            .unwrap_or(if c.quick { 1.0 } else { 3.0 })
+            .unwrap_or(if c.quick { 0.5 } else { 2.0 })
             .max(0.1),
     );
     let warmup = Duration::from_secs_f64(if c.quick { 0.2 } else { 0.5 }) * c.warmup as u32;
@@ -109,7 +134,14 @@ pub fn run(args: &Args) -> Report {
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("tcp-echo", &names);
     describe_run(&mut report, &args.net, &placement, repeats, false);
-    report.param("message", format!("{MESSAGE} B request, {MESSAGE} B echo"));
+    report.param(
+        "request (= echo) sizes",
+        sizes
+            .iter()
+            .map(|&s| size_label(s))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     report.param(
         "connections",
         connections
@@ -130,12 +162,16 @@ pub fn run(args: &Args) -> Report {
         if c.quick { "quick" } else { "full" }
     );
 
-    for &n in &connections {
-        let label = format!("{n} conn");
+    let configs = sizes
+        .iter()
+        .flat_map(|&size| connections.iter().map(move |&n| (size, n)));
+    for (size, n) in configs {
+        let label = format!("{} {n} conn", size_label(size));
         if !c.selected(&label) {
             continue;
         }
         let p = Params {
+            size: size as usize,
             connections: n as usize,
             warmup,
             duration,
@@ -143,12 +179,13 @@ pub fn run(args: &Args) -> Report {
             idle: args.net.idle,
             placement,
         };
-        let results = each_contestant(
+        let results: Vec<Result<Vec<EchoRun>, String>> = each_contestant_process(
             &format!("tcp-echo {label}"),
+            KEY,
             &contestants,
             placement,
             &args.net,
-            move |who| measure(who, p),
+            &p,
         );
         report.row(
             &format!("{label} requests"),
@@ -199,9 +236,11 @@ pub fn run(args: &Args) -> Report {
 
     report.notes.extend(notes);
     report.notes.push(
-        "each connection writes a 100 B request and reads the 100 B echo before the next one \
-         (TCP_NODELAY on both ends); the server reads up to 4 KiB and writes back what it read. \
-         insane-uring-owned: read_owned/write_all_owned with one 4 KiB Vec per connection. \
+        "each connection writes a request and reads its echo (same size) before the next one \
+         (TCP_NODELAY on both ends); the server reads into a buffer of max(4 KiB, request size) \
+         and writes back what it read. \
+         insane-uring-owned: read_owned/write_all_owned with one Vec per connection; \
+         monoio: its owned-buffer read/write_all, likewise; glommio: its futures-io stream. \
          std-blocking: a thread per connection, all on the server CPU."
             .to_owned(),
     );
@@ -214,10 +253,20 @@ pub fn run(args: &Args) -> Report {
     report
 }
 
+/// The name this scenario's measurement is registered under for child
+/// processes (see [`super::child_main`]).
+pub const KEY: &str = "tcp-echo";
+
+/// [`measure`] in a child process: parameters and result as JSON.
+pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, measure)
+}
+
 /// Measures one contestant: starts its echo server, runs the shared client
 /// here.
 fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
     let n = p.connections;
+    let cap = p.size.max(READ_BUFFER);
     let server = match who {
         Contestant::InsaneUring | Contestant::InsaneEpoll => {
             let driver = who.insane_driver().expect("an insane contestant");
@@ -231,7 +280,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
                     for _ in 0..n {
                         let (s, _) = listener.accept().await.ctx("accept")?;
                         s.set_nodelay(true).ctx("set_nodelay")?;
-                        tasks.push(insane::spawn(echo(s)));
+                        tasks.push(insane::spawn(echo(s, cap)));
                     }
                     let mut bytes = 0;
                     for t in tasks {
@@ -253,7 +302,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
                     for _ in 0..n {
                         let (s, _) = listener.accept().await.ctx("accept")?;
                         s.set_nodelay(true).ctx("set_nodelay")?;
-                        tasks.push(insane::spawn(owned_echo(s)));
+                        tasks.push(insane::spawn(owned_echo(s, cap)));
                     }
                     let mut bytes = 0;
                     for t in tasks {
@@ -273,7 +322,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
                 for _ in 0..n {
                     let (s, _) = listener.accept().await.ctx("accept")?;
                     s.set_nodelay(true).ctx("set_nodelay")?;
-                    tasks.push(tokio::spawn(echo(s)));
+                    tasks.push(tokio::spawn(echo(s, cap)));
                 }
                 let mut bytes = 0;
                 for t in tasks {
@@ -295,7 +344,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
                 threads.push(
                     std::thread::Builder::new()
                         .name("echo-conn".to_owned())
-                        .spawn(move || std_echo(s))
+                        .spawn(move || std_echo(s, cap))
                         .ctx("spawn echo thread")?,
                 );
             }
@@ -304,6 +353,40 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
                 bytes += t.join().map_err(|_| "echo thread panicked".to_owned())??;
             }
             Ok(bytes)
+        })?,
+        Contestant::Monoio => start_server("echo-server", p.placement.server, move |ready| {
+            monoio_runtime()?.block_on(async move {
+                let listener = monoio::net::TcpListener::bind("127.0.0.1:0").ctx("bind")?;
+                ready.send(listener.local_addr().ctx("local_addr")?);
+                let mut tasks = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (s, _) = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    tasks.push(monoio::spawn(monoio_echo(s, cap)));
+                }
+                let mut bytes = 0;
+                for t in tasks {
+                    bytes += t.await?;
+                }
+                Ok(bytes)
+            })
+        })?,
+        Contestant::Glommio => start_server("echo-server", p.placement.server, move |ready| {
+            glommio_executor()?.run(async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").ctx("bind")?;
+                ready.send(listener.local_addr().ctx("local_addr")?);
+                let mut tasks = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let s = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    tasks.push(glommio::spawn_local(futures_echo(s, cap)));
+                }
+                let mut bytes = 0;
+                for t in tasks {
+                    bytes += t.await?;
+                }
+                Ok(bytes)
+            })
         })?,
         Contestant::StdBusyPoll => {
             return Err(format!("{} is not a tcp-echo contestant", who.name()));
@@ -330,8 +413,8 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
 }
 
 /// Echoes until EOF; returns the bytes echoed.
-async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> Result<u64, String> {
-    let mut buf = vec![0_u8; 4096];
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, cap: usize) -> Result<u64, String> {
+    let mut buf = vec![0_u8; cap];
     let mut bytes = 0;
     loop {
         let n = s.read(&mut buf).await.ctx("read")?;
@@ -343,10 +426,10 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> Result<u64, String
     }
 }
 
-/// [`echo`] with insane's owned-buffer calls: one 4 KiB buffer moves
+/// [`echo`] with insane's owned-buffer calls: one `cap`-byte buffer moves
 /// through `read_owned` and `write_all_owned` and back.
-async fn owned_echo(s: insane::net::TcpStream) -> Result<u64, String> {
-    let mut buf = Vec::with_capacity(4096);
+async fn owned_echo(s: insane::net::TcpStream, cap: usize) -> Result<u64, String> {
+    let mut buf = Vec::with_capacity(cap);
     let mut bytes = 0;
     loop {
         buf.clear();
@@ -362,9 +445,47 @@ async fn owned_echo(s: insane::net::TcpStream) -> Result<u64, String> {
     }
 }
 
+/// [`echo`] over the `futures` I/O traits (glommio's streams).
+async fn futures_echo<S>(mut s: S, cap: usize) -> Result<u64, String>
+where
+    S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
+{
+    use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0_u8; cap];
+    let mut bytes = 0;
+    loop {
+        let n = s.read(&mut buf).await.ctx("read")?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        s.write_all(&buf[..n]).await.ctx("write")?;
+        bytes += n as u64;
+    }
+}
+
+/// [`echo`] on a monoio stream (owned buffers: one `cap`-byte `Vec` moves
+/// through `read` and `write_all` and back).
+async fn monoio_echo(mut s: monoio::net::TcpStream, cap: usize) -> Result<u64, String> {
+    use monoio::io::{AsyncReadRent as _, AsyncWriteRentExt as _};
+    let mut buf = Vec::with_capacity(cap);
+    let mut bytes = 0;
+    loop {
+        buf.clear();
+        let (res, b) = s.read(buf).await;
+        let n = res.ctx("read")?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        let (res, b) = s.write_all(b).await;
+        res.ctx("write")?;
+        buf = b;
+        bytes += n as u64;
+    }
+}
+
 /// [`echo`] with blocking std calls.
-fn std_echo(mut s: StdTcpStream) -> Result<u64, String> {
-    let mut buf = vec![0_u8; 4096];
+fn std_echo(mut s: StdTcpStream, cap: usize) -> Result<u64, String> {
+    let mut buf = vec![0_u8; cap];
     let mut bytes = 0;
     loop {
         let n = s.read(&mut buf).ctx("read")?;
@@ -400,7 +521,13 @@ fn client(addr: std::net::SocketAddr, p: Params) -> Result<Vec<EchoRun>, String>
         let tasks: Vec<_> = streams
             .into_iter()
             .map(|s| {
-                tokio::task::spawn_local(connection(s, phase.clone(), windows.clone(), p.repeats))
+                tokio::task::spawn_local(connection(
+                    s,
+                    p.size,
+                    phase.clone(),
+                    windows.clone(),
+                    p.repeats,
+                ))
             })
             .collect();
         tokio::time::sleep(p.warmup).await;
@@ -446,12 +573,13 @@ fn client(addr: std::net::SocketAddr, p: Params) -> Result<Vec<EchoRun>, String>
 /// phase passes `repeats`; records into the current window.
 async fn connection(
     mut s: tokio::net::TcpStream,
+    size: usize,
     phase: Rc<Cell<usize>>,
     windows: Windows,
     repeats: usize,
 ) -> Result<(), String> {
-    let msg = [0x42_u8; MESSAGE];
-    let mut buf = [0_u8; MESSAGE];
+    let msg = vec![0x42_u8; size];
+    let mut buf = vec![0_u8; size];
     loop {
         let ph = phase.get();
         if ph > repeats {

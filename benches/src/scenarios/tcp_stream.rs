@@ -1,10 +1,14 @@
 //! The `tcp-stream` scenario: one TCP connection over 127.0.0.1 streams
-//! 1 GiB (`--quick`: 128 MiB) from the client to the server in 64 KiB
-//! writes; the server reads into a 64 KiB buffer and discards. The report
-//! gives the throughput in Gbit/s and the CPU time per GiB of both sides.
+//! from the client to the server in writes of 64 B, 1 KiB, 16 KiB and
+//! 64 KiB (`--quick`: 64 B, 16 KiB, 64 KiB), up to 1 GiB or 1 Mi writes
+//! per run (`--quick`: 128 MiB or 64 Ki writes); the server reads into a
+//! 64 KiB buffer and discards. The report gives per write size the
+//! throughput in Gbit/s, the writes (messages) per second and the CPU time
+//! per write of both sides.
 //!
 //! Both ends are the contestant (like `udp-rtt`): insane with a 1-core
-//! runtime per side (io_uring or epoll), tokio current-thread per side, or
+//! runtime per side (io_uring or epoll), tokio current-thread per side,
+//! monoio (io_uring, owned buffers) or glommio 1-core runtimes per side, or
 //! std blocking threads; the client on the client CPU, the server on the
 //! server CPU. A run is timed from the first write until the client reads
 //! the server's 1-byte acknowledgement that every byte arrived; the next
@@ -18,8 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
-    Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant, finish,
-    insane_runtime, start_server, tokio_runtime,
+    Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant_process,
+    finish, glommio_executor, insane_runtime, monoio_runtime, size_label, start_server,
+    tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -30,32 +35,42 @@ pub struct Args {
     #[command(flatten)]
     pub net: NetArgs,
 
-    /// MiB streamed per timed run; default 1024 (--quick: 128).
+    /// MiB streamed per timed run at most; default 1024 (--quick: 128).
+    /// Small writes stream less: at most a fixed number of writes per run
+    /// (1 Mi; --quick: 64 Ki).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub mib: Option<u64>,
+
+    /// Write sizes in bytes (comma-separated); default 64,1024,16384,65536
+    /// (--quick: 64,16384,65536).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1048576))]
+    pub writes: Vec<u32>,
 }
 
 /// The contestants, in column order.
-const CONTESTANTS: [Contestant; 5] = [
+const CONTESTANTS: [Contestant; 7] = [
     Contestant::InsaneUring,
     Contestant::InsaneUringOwned,
     Contestant::InsaneEpoll,
     Contestant::TokioCt,
+    Contestant::Monoio,
+    Contestant::Glommio,
     Contestant::StdBlocking,
 ];
 
-/// Size of one write and of the server's read buffer.
+/// Size of the server's read buffer (and the largest default write).
 const CHUNK: usize = 64 * 1024;
 
 const MIB: u64 = 1024 * 1024;
-const GIB: u64 = 1024 * MIB;
 
 /// A std side gives up after this long without progress.
 const STD_IDLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Settings derived from [`Args`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Params {
+    /// Size of one write of the sender.
+    write: usize,
     /// Bytes of the untimed warm-up transfer (0: none).
     warmup_bytes: u64,
     /// Bytes of one timed run.
@@ -76,12 +91,14 @@ impl Params {
 }
 
 /// One timed run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct StreamRun {
     /// Payload bits per second.
     bits_per_sec: f64,
-    /// Process CPU time (both sides) per GiB, ns.
-    cpu_per_gib: f64,
+    /// Writes (messages) per second.
+    writes_per_sec: f64,
+    /// Process CPU time (both sides) per write, ns.
+    cpu_per_write: f64,
 }
 
 /// Runs the scenario and returns its report.
@@ -93,59 +110,100 @@ pub fn run(args: &Args) -> Report {
     let repeats = c.repeats_or(3, 5);
     let mib = args.mib.unwrap_or(if c.quick { 128 } else { 1024 });
     let warmup_mib = c.warmup as u64 * if c.quick { 16 } else { 64 };
+    let max_writes: u64 = if c.quick { 64 << 10 } else { 1 << 20 };
+    let writes: Vec<u32> = if args.writes.is_empty() {
+        if c.quick {
+            vec![64, 16 << 10, 64 << 10]
+        } else {
+            vec![64, 1 << 10, 16 << 10, 64 << 10]
+        }
+    } else {
+        args.writes.clone()
+    };
     let mut notes = Vec::new();
     let contestants = super::net::available(&args.net, &CONTESTANTS, &mut notes);
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("tcp-stream", &names);
     describe_run(&mut report, &args.net, &placement, repeats, true);
-    report.param("bytes per timed run", format!("{mib} MiB"));
-    report.param("warm-up transfer", format!("{warmup_mib} MiB"));
-    report.param("write size / read buffer", "64 KiB / 64 KiB");
+    report.param(
+        "bytes per timed run",
+        format!("{mib} MiB or {max_writes} writes, whichever is less"),
+    );
+    report.param(
+        "warm-up transfer",
+        format!("{warmup_mib} MiB or a quarter of a timed run, whichever is less"),
+    );
+    report.param(
+        "write sizes",
+        writes
+            .iter()
+            .map(|&w| size_label(w))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    report.param("read buffer", "64 KiB");
     say!(
         "tcp-stream scenario ({} mode)",
         if c.quick { "quick" } else { "full" }
     );
 
-    let p = Params {
-        warmup_bytes: warmup_mib * MIB,
-        bytes: mib * MIB,
-        repeats,
-        idle: args.net.idle,
-        placement,
-    };
-    let label = if mib % 1024 == 0 {
-        format!("{} GiB", mib / 1024)
-    } else {
-        format!("{mib} MiB")
-    };
-    if c.selected(&label) || c.selected("stream") {
-        let results = each_contestant(
+    for &write in &writes {
+        let label = format!("{} writes", size_label(write));
+        if !(c.selected(&label) || c.selected("stream")) {
+            continue;
+        }
+        let bytes = (mib * MIB).min(u64::from(write) * max_writes);
+        let p = Params {
+            write: write as usize,
+            warmup_bytes: (warmup_mib * MIB).min(bytes / 4),
+            bytes,
+            repeats,
+            idle: args.net.idle,
+            placement,
+        };
+        let results: Vec<Result<Vec<StreamRun>, String>> = each_contestant_process(
             &format!("tcp-stream {label}"),
+            KEY,
             &contestants,
             placement,
             &args.net,
-            move |who| measure(who, p),
+            &p,
         );
         report.row(
-            &format!("{label} stream throughput"),
+            &format!("{label} throughput"),
             Unit::BitsPerSec,
             cells(&results, |r| r.bits_per_sec),
         );
         report.row(
-            &format!("{label} stream CPU per GiB (both sides)"),
+            &format!("{label} messages"),
+            Unit::Rate { what: "writes" },
+            cells(&results, |r| r.writes_per_sec),
+        );
+        report.row(
+            &format!("{label} CPU per message (both sides)"),
             Unit::Nanos,
-            cells(&results, |r| r.cpu_per_gib),
+            cells(&results, |r| r.cpu_per_write),
         );
     }
 
     report.notes.extend(notes);
     report.notes.push(
         "throughput counts payload bytes from the first write to the server's acknowledgement; \
-         CPU per GiB is process CPU time (getrusage) over the run, scaled to 1 GiB."
+         a message is one write of the sender; CPU per message is process CPU time (getrusage, \
+         both sides) over the run divided by the writes."
             .to_owned(),
     );
     finish(&mut report);
     report
+}
+
+/// The name this scenario's measurement is registered under for child
+/// processes (see [`super::child_main`]).
+pub const KEY: &str = "tcp-stream";
+
+/// [`measure`] in a child process: parameters and result as JSON.
+pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, measure)
 }
 
 /// Measures one contestant: starts its receiving server, runs its sending
@@ -172,7 +230,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<StreamRun>, String> {
             let runs = insane_runtime(driver, p.idle)?.block_on(async move {
                 let s = insane::net::TcpStream::connect(addr).await.ctx("connect")?;
                 s.set_nodelay(true).ctx("set_nodelay")?;
-                source(s, &phases).await
+                source(s, &phases, p.write).await
             });
             (runs, server.join())
         }
@@ -194,7 +252,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<StreamRun>, String> {
             let runs = insane_runtime(driver, p.idle)?.block_on(async move {
                 let s = insane::net::TcpStream::connect(addr).await.ctx("connect")?;
                 s.set_nodelay(true).ctx("set_nodelay")?;
-                owned_source(s, &phases).await
+                owned_source(s, &phases, p.write).await
             });
             (runs, server.join())
         }
@@ -215,7 +273,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<StreamRun>, String> {
             let runs = tokio_runtime()?.block_on(async move {
                 let s = tokio::net::TcpStream::connect(addr).await.ctx("connect")?;
                 s.set_nodelay(true).ctx("set_nodelay")?;
-                source(s, &phases).await
+                source(s, &phases, p.write).await
             });
             (runs, server.join())
         }
@@ -232,8 +290,48 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<StreamRun>, String> {
                 .ctx("connect")
                 .and_then(|s| {
                     std_configure(&s)?;
-                    std_source(s, &phases)
+                    std_source(s, &phases, p.write)
                 });
+            (runs, server.join())
+        }
+        Contestant::Monoio => {
+            let server_phases = phases.clone();
+            let server = start_server("stream-server", p.placement.server, move |ready| {
+                monoio_runtime()?.block_on(async move {
+                    let listener = monoio::net::TcpListener::bind("127.0.0.1:0").ctx("bind")?;
+                    ready.send(listener.local_addr().ctx("local_addr")?);
+                    let (s, _) = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    monoio_sink(s, &server_phases).await
+                })
+            })?;
+            let addr = server.addr;
+            let runs = monoio_runtime()?.block_on(async move {
+                let s = monoio::net::TcpStream::connect(addr).await.ctx("connect")?;
+                s.set_nodelay(true).ctx("set_nodelay")?;
+                monoio_source(s, &phases, p.write).await
+            });
+            (runs, server.join())
+        }
+        Contestant::Glommio => {
+            let server_phases = phases.clone();
+            let server = start_server("stream-server", p.placement.server, move |ready| {
+                glommio_executor()?.run(async move {
+                    let listener = glommio::net::TcpListener::bind("127.0.0.1:0").ctx("bind")?;
+                    ready.send(listener.local_addr().ctx("local_addr")?);
+                    let s = listener.accept().await.ctx("accept")?;
+                    s.set_nodelay(true).ctx("set_nodelay")?;
+                    futures_sink(s, &server_phases).await
+                })
+            })?;
+            let addr = server.addr;
+            let runs = glommio_executor()?.run(async move {
+                let s = glommio::net::TcpStream::connect(addr)
+                    .await
+                    .ctx("connect")?;
+                s.set_nodelay(true).ctx("set_nodelay")?;
+                futures_source(s, &phases, p.write).await
+            });
             (runs, server.join())
         }
         Contestant::StdBusyPoll => {
@@ -252,8 +350,9 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<StreamRun>, String> {
 async fn source<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
     phases: &[u64],
+    write: usize,
 ) -> Result<Vec<StreamRun>, String> {
-    let data = vec![0xab_u8; CHUNK];
+    let data = vec![0xab_u8; write];
     let mut ack = [0_u8; 1];
     let mut runs = Vec::with_capacity(phases.len());
     for &bytes in phases {
@@ -261,13 +360,14 @@ async fn source<S: AsyncRead + AsyncWrite + Unpin>(
         let t0 = Instant::now();
         let mut sent = 0;
         while sent < bytes {
-            let n = (bytes - sent).min(CHUNK as u64) as usize;
+            let n = (bytes - sent).min(write as u64) as usize;
             s.write_all(&data[..n]).await.ctx("write")?;
             sent += n as u64;
         }
         s.read_exact(&mut ack).await.ctx("read acknowledgement")?;
         runs.push(run_result(
             bytes,
+            write,
             t0.elapsed(),
             CpuTimes::now().since(&cpu0),
         ));
@@ -304,20 +404,21 @@ async fn sink<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, phases: &[u64]) -> Re
 }
 
 /// [`source`] with insane's owned-buffer calls: `write_all_owned` of one
-/// 64 KiB `Vec` (sent with `SEND_ZC` on io_uring: it is above the driver's
-/// 16 KiB zero-copy threshold) that comes back after each write.
+/// `write`-byte `Vec` (sent with `SEND_ZC` on io_uring from the driver's
+/// 16 KiB zero-copy threshold on) that comes back after each write.
 async fn owned_source(
     mut s: insane::net::TcpStream,
     phases: &[u64],
+    write: usize,
 ) -> Result<Vec<StreamRun>, String> {
-    let mut data = vec![0xab_u8; CHUNK];
+    let mut data = vec![0xab_u8; write];
     let mut runs = Vec::with_capacity(phases.len());
     for &bytes in phases {
         let cpu0 = CpuTimes::now();
         let t0 = Instant::now();
         let mut sent = 0;
         while sent < bytes {
-            let n = (bytes - sent).min(CHUNK as u64) as usize;
+            let n = (bytes - sent).min(write as u64) as usize;
             data.truncate(n);
             let (res, d) = s.write_all_owned(data).await;
             res.ctx("write_all_owned")?;
@@ -330,6 +431,7 @@ async fn owned_source(
         }
         runs.push(run_result(
             bytes,
+            write,
             t0.elapsed(),
             CpuTimes::now().since(&cpu0),
         ));
@@ -370,6 +472,137 @@ async fn owned_sink(s: insane::net::TcpStream, phases: &[u64]) -> Result<u64, St
     }
 }
 
+/// [`source`] over the `futures` I/O traits (glommio's streams).
+async fn futures_source<S>(mut s: S, phases: &[u64], write: usize) -> Result<Vec<StreamRun>, String>
+where
+    S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
+{
+    use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let data = vec![0xab_u8; write];
+    let mut ack = [0_u8; 1];
+    let mut runs = Vec::with_capacity(phases.len());
+    for &bytes in phases {
+        let cpu0 = CpuTimes::now();
+        let t0 = Instant::now();
+        let mut sent = 0;
+        while sent < bytes {
+            let n = (bytes - sent).min(write as u64) as usize;
+            s.write_all(&data[..n]).await.ctx("write")?;
+            sent += n as u64;
+        }
+        s.flush().await.ctx("flush")?;
+        s.read_exact(&mut ack).await.ctx("read acknowledgement")?;
+        runs.push(run_result(
+            bytes,
+            write,
+            t0.elapsed(),
+            CpuTimes::now().since(&cpu0),
+        ));
+    }
+    s.close().await.ctx("close")?;
+    Ok(runs)
+}
+
+/// [`sink`] over the `futures` I/O traits (glommio's streams).
+async fn futures_sink<S>(mut s: S, phases: &[u64]) -> Result<u64, String>
+where
+    S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
+{
+    use futures::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0_u8; CHUNK];
+    let mut total = 0;
+    for &want in phases {
+        let mut got = 0;
+        while got < want {
+            let n = s.read(&mut buf).await.ctx("read")?;
+            if n == 0 {
+                return Err(format!("EOF after {got} of {want} bytes"));
+            }
+            got += n as u64;
+        }
+        if got != want {
+            return Err(format!("received {got} bytes, expected {want}"));
+        }
+        total += got;
+        s.write_all(&[1]).await.ctx("write acknowledgement")?;
+        s.flush().await.ctx("flush")?;
+    }
+    match s.read(&mut buf).await.ctx("read EOF")? {
+        0 => Ok(total),
+        n => Err(format!("{n} unexpected bytes after the last transfer")),
+    }
+}
+
+/// [`source`] on a monoio stream: `write_all` of one `write`-byte `Vec` that
+/// comes back after each write (monoio's I/O is owned-buffer only).
+async fn monoio_source(
+    mut s: monoio::net::TcpStream,
+    phases: &[u64],
+    write: usize,
+) -> Result<Vec<StreamRun>, String> {
+    use monoio::io::{AsyncReadRentExt as _, AsyncWriteRent as _, AsyncWriteRentExt as _};
+    let mut data = vec![0xab_u8; write];
+    let mut ack = Vec::with_capacity(1);
+    let mut runs = Vec::with_capacity(phases.len());
+    for &bytes in phases {
+        let cpu0 = CpuTimes::now();
+        let t0 = Instant::now();
+        let mut sent = 0;
+        while sent < bytes {
+            let n = (bytes - sent).min(write as u64) as usize;
+            data.truncate(n);
+            let (res, d) = s.write_all(data).await;
+            res.ctx("write")?;
+            data = d;
+            sent += n as u64;
+        }
+        ack.clear();
+        let (res, a) = s.read_exact(ack).await;
+        ack = a;
+        res.ctx("read acknowledgement")?;
+        runs.push(run_result(
+            bytes,
+            write,
+            t0.elapsed(),
+            CpuTimes::now().since(&cpu0),
+        ));
+    }
+    s.shutdown().await.ctx("shutdown")?;
+    Ok(runs)
+}
+
+/// [`sink`] on a monoio stream: `read` into one 64 KiB `Vec`.
+async fn monoio_sink(mut s: monoio::net::TcpStream, phases: &[u64]) -> Result<u64, String> {
+    use monoio::io::{AsyncReadRent as _, AsyncWriteRentExt as _};
+    let mut buf = Vec::with_capacity(CHUNK);
+    let mut total = 0;
+    for &want in phases {
+        let mut got = 0;
+        while got < want {
+            buf.clear();
+            let (res, b) = s.read(buf).await;
+            buf = b;
+            let n = res.ctx("read")?;
+            if n == 0 {
+                return Err(format!("EOF after {got} of {want} bytes"));
+            }
+            got += n as u64;
+        }
+        if got != want {
+            return Err(format!("received {got} bytes, expected {want}"));
+        }
+        total += got;
+        let (res, _) = s.write_all(vec![1_u8]).await;
+        res.ctx("write acknowledgement")?;
+    }
+    buf.clear();
+    let (res, _) = s.read(buf).await;
+    match res.ctx("read EOF")? {
+        0 => Ok(total),
+        n => Err(format!("{n} unexpected bytes after the last transfer")),
+    }
+}
+
 fn std_configure(s: &StdTcpStream) -> Result<(), String> {
     s.set_nodelay(true).ctx("set_nodelay")?;
     s.set_read_timeout(Some(STD_IDLE_LIMIT))
@@ -379,8 +612,8 @@ fn std_configure(s: &StdTcpStream) -> Result<(), String> {
 }
 
 /// [`source`] with blocking std calls.
-fn std_source(mut s: StdTcpStream, phases: &[u64]) -> Result<Vec<StreamRun>, String> {
-    let data = vec![0xab_u8; CHUNK];
+fn std_source(mut s: StdTcpStream, phases: &[u64], write: usize) -> Result<Vec<StreamRun>, String> {
+    let data = vec![0xab_u8; write];
     let mut ack = [0_u8; 1];
     let mut runs = Vec::with_capacity(phases.len());
     for &bytes in phases {
@@ -388,13 +621,14 @@ fn std_source(mut s: StdTcpStream, phases: &[u64]) -> Result<Vec<StreamRun>, Str
         let t0 = Instant::now();
         let mut sent = 0;
         while sent < bytes {
-            let n = (bytes - sent).min(CHUNK as u64) as usize;
+            let n = (bytes - sent).min(write as u64) as usize;
             s.write_all(&data[..n]).ctx("write")?;
             sent += n as u64;
         }
         s.read_exact(&mut ack).ctx("read acknowledgement")?;
         runs.push(run_result(
             bytes,
+            write,
             t0.elapsed(),
             CpuTimes::now().since(&cpu0),
         ));
@@ -428,9 +662,11 @@ fn std_sink(mut s: StdTcpStream, phases: &[u64]) -> Result<u64, String> {
     }
 }
 
-fn run_result(bytes: u64, elapsed: Duration, cpu: CpuTimes) -> StreamRun {
+fn run_result(bytes: u64, write: usize, elapsed: Duration, cpu: CpuTimes) -> StreamRun {
+    let writes = bytes.div_ceil(write as u64).max(1) as f64;
     StreamRun {
         bits_per_sec: bytes as f64 * 8.0 / elapsed.as_secs_f64(),
-        cpu_per_gib: cpu.process.as_nanos() as f64 * GIB as f64 / bytes as f64,
+        writes_per_sec: writes / elapsed.as_secs_f64(),
+        cpu_per_write: cpu.process.as_nanos() as f64 / writes,
     }
 }

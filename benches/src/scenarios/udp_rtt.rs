@@ -1,13 +1,14 @@
 //! The `udp-rtt` scenario: UDP ping-pong over 127.0.0.1. The client sends a
-//! datagram (64 B by default; `--sizes 64,1024` adds sizes), the server
+//! datagram (64 B, 1 KiB and 16 KiB by default; `--sizes` chooses), the server
 //! receives it with `recv_from` and sends it back with `send_to`, and the
 //! client times each round trip (HdrHistogram, p50/p90/p99/p99.9).
 //!
 //! Both ends are the contestant, each on its own thread and runtime: the
 //! client on the client CPU, the server on the server CPU (see
 //! [`Placement`]). insane: two 1-core runtimes (`insane::net::UdpSocket`,
-//! io_uring or epoll driver); tokio: two current-thread runtimes; std
-//! blocking: two threads blocking in `recv_from`; std busy-poll: two
+//! io_uring or epoll driver); tokio: two current-thread runtimes; monoio:
+//! two 1-core io_uring runtimes (owned buffers); glommio: two
+//! `LocalExecutor`s; std blocking: two threads blocking in `recv_from`; std busy-poll: two
 //! threads spinning on a non-blocking `recv_from` (the kernel's floor,
 //! without any wake-up).
 //!
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, QUANTILE_NAMES, cdf_points, cells, describe_run,
-    each_contestant, finish, insane_runtime, latency_cdf, latency_histogram, quantiles, run_sync,
-    start_server, tokio_runtime,
+    each_contestant_process, finish, glommio_executor, insane_runtime, latency_cdf,
+    latency_histogram, monoio_runtime, quantiles, run_sync, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -34,22 +35,27 @@ pub struct Args {
     pub net: NetArgs,
 
     /// Datagram sizes in bytes (comma-separated, 8 to 65507), e.g.
-    /// `--sizes 64,1024`.
+    /// `--sizes 64`; default 64 B, 1 KiB and 16 KiB.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "64",
+        default_value = DEFAULT_SIZES,
         value_parser = clap::value_parser!(u32).range(8..=65507)
     )]
     pub sizes: Vec<u32>,
 }
 
+/// Datagram sizes measured by default (`--sizes`).
+pub const DEFAULT_SIZES: &str = "64,1024,16384";
+
 /// The contestants, in column order.
-const CONTESTANTS: [Contestant; 6] = [
+const CONTESTANTS: [Contestant; 8] = [
     Contestant::InsaneUring,
     Contestant::InsaneUringOwned,
     Contestant::InsaneEpoll,
     Contestant::TokioCt,
+    Contestant::Monoio,
+    Contestant::Glommio,
     Contestant::StdBlocking,
     Contestant::StdBusyPoll,
 ];
@@ -59,7 +65,7 @@ const CONTESTANTS: [Contestant; 6] = [
 const STD_IDLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Counts for one size, derived from [`Args`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Params {
     size: usize,
     trips: u64,
@@ -71,7 +77,7 @@ struct Params {
 }
 
 /// One timed run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct RttRun {
     /// p50, p90, p99, p99.9 in ns.
     quantiles: [f64; 4],
@@ -88,14 +94,15 @@ pub fn run(args: &Args) -> Report {
     let c = &args.net.common;
     let placement = Placement::new(args.net.no_pin);
     let repeats = c.repeats_or(1, 3);
-    let trips: u64 = if c.quick { 10_000 } else { 100_000 };
+    let trips: u64 = if c.quick { 5_000 } else { 100_000 };
+    let warmup_trips = c.warmup as u64 * if c.quick { 1_000 } else { 2_000 };
     let mut notes = Vec::new();
     let contestants = super::net::available(&args.net, &CONTESTANTS, &mut notes);
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("udp-rtt", &names);
     describe_run(&mut report, &args.net, &placement, repeats, true);
     report.param("round trips per timed run", trips);
-    report.param("warm-up round trips", c.warmup as u64 * 2_000);
+    report.param("warm-up round trips", warmup_trips);
     report.param(
         "sizes",
         args.sizes
@@ -110,25 +117,26 @@ pub fn run(args: &Args) -> Report {
     );
 
     for &size in &args.sizes {
-        let label = format!("{size} B");
+        let label = super::net::size_label(size);
         if !c.selected(&label) {
             continue;
         }
         let p = Params {
             size: size as usize,
             trips,
-            warmup_trips: c.warmup as u64 * 2_000,
+            warmup_trips,
             repeats,
-            max_run: Duration::from_secs(if c.quick { 3 } else { 10 }),
+            max_run: Duration::from_secs_f64(if c.quick { 1.5 } else { 10.0 }),
             idle: args.net.idle,
             placement,
         };
-        let results = each_contestant(
+        let results: Vec<Result<Vec<RttRun>, String>> = each_contestant_process(
             &format!("udp-rtt {label}"),
+            KEY,
             &contestants,
             placement,
             &args.net,
-            move |who| measure(who, p),
+            &p,
         );
         for (i, q) in QUANTILE_NAMES.iter().enumerate() {
             report.row(
@@ -172,6 +180,15 @@ pub fn run(args: &Args) -> Report {
     );
     finish(&mut report);
     report
+}
+
+/// The name this scenario's measurement is registered under for child
+/// processes (see [`super::child_main`]).
+pub const KEY: &str = "udp-rtt";
+
+/// [`measure`] in a child process: parameters and result as JSON.
+pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, measure)
 }
 
 /// Measures one contestant: starts its server, runs its client here.
@@ -267,6 +284,66 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<RttRun>, String> {
                 })
                 .await;
                 sock.send_to(&[], to).await.ctx("send stop")?;
+                runs
+            });
+            server.join()?;
+            runs
+        }
+        Contestant::Monoio => {
+            let server = start_server("udp-server", p.placement.server, move |ready| {
+                monoio_runtime()?.block_on(async move {
+                    let sock = monoio::net::udp::UdpSocket::bind("127.0.0.1:0").ctx("bind")?;
+                    ready.send(sock.local_addr().ctx("local_addr")?);
+                    monoio_echo_server(&sock, p.size).await
+                })
+            })?;
+            let to = server.addr;
+            let runs = monoio_runtime()?.block_on(async move {
+                let sock = monoio::net::udp::UdpSocket::bind("127.0.0.1:0").ctx("bind")?;
+                // monoio's I/O is owned-buffer only: both buffers travel
+                // through the kernel and come back.
+                let (mut msg, mut buf) = (vec![0x5a_u8; p.size], Vec::with_capacity(p.size + 64));
+                let runs = rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    let (res, m) = sock.send_to(std::mem::take(&mut msg), to).await;
+                    msg = m;
+                    res?;
+                    buf.clear();
+                    let (res, b) = sock.recv_from(std::mem::take(&mut buf)).await;
+                    buf = b;
+                    let (n, _) = res?;
+                    Ok((n, stamp_of(&buf[..n])))
+                })
+                .await;
+                let (res, _) = sock.send_to(Vec::<u8>::new(), to).await;
+                res.ctx("send stop")?;
+                runs
+            });
+            server.join()?;
+            runs
+        }
+        Contestant::Glommio => {
+            let server = start_server("udp-server", p.placement.server, move |ready| {
+                glommio_executor()?.run(async move {
+                    let mut sock = glommio::net::UdpSocket::bind("127.0.0.1:0").ctx("bind")?;
+                    sock.set_buffer_size(p.size + 64);
+                    ready.send(sock.local_addr().ctx("local_addr")?);
+                    echo_server(&sock, p.size).await
+                })
+            })?;
+            let to = server.addr;
+            let runs = glommio_executor()?.run(async move {
+                let mut sock = glommio::net::UdpSocket::bind("127.0.0.1:0").ctx("bind")?;
+                sock.set_buffer_size(p.size + 64);
+                let (mut msg, mut buf) = (vec![0x5a_u8; p.size], vec![0_u8; p.size + 64]);
+                let runs = rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    sock.send_dgram(&msg, to).await?;
+                    let (n, _) = sock.recv_dgram(&mut buf).await?;
+                    Ok((n, stamp_of(&buf[..n])))
+                })
+                .await;
+                sock.send_dgram(&[], to).await.ctx("send stop")?;
                 runs
             });
             server.join()?;
@@ -397,6 +474,37 @@ impl Datagram for tokio::net::UdpSocket {
     }
     async fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.recv_from(buf).await
+    }
+}
+
+impl Datagram for glommio::net::UdpSocket {
+    async fn send_dgram(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        Ok(self.send_to(buf, to).await?)
+    }
+    async fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        Ok(self.recv_from(buf).await?)
+    }
+}
+
+/// [`echo_server`] on a monoio socket (owned buffers: one `Vec` moves
+/// through `recv_from` and `send_to` and back).
+async fn monoio_echo_server(
+    sock: &monoio::net::udp::UdpSocket,
+    size: usize,
+) -> Result<u64, String> {
+    let mut buf = Vec::with_capacity(size + 64);
+    let mut echoed = 0;
+    loop {
+        buf.clear();
+        let (res, b) = sock.recv_from(buf).await;
+        let (n, from) = res.ctx("recv_from")?;
+        if n == 0 {
+            return Ok(echoed);
+        }
+        let (res, b) = sock.send_to(b, from).await;
+        res.ctx("send_to")?;
+        buf = b;
+        echoed += 1;
     }
 }
 
