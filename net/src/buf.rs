@@ -18,8 +18,9 @@
 //!   readiness round trip and no syscall per operation (submissions are
 //!   batched by the driver). `write_all_owned` on TCP and `send_owned` on
 //!   UDP use `SEND_ZC` for at least the driver's `send_zc_threshold`
-//!   (16 KiB by default): the NIC (or loopback) reads your buffer in
-//!   place, and the buffer comes back once the kernel is done with it —
+//!   (16 KiB by default) when the peer is not on loopback (loopback
+//!   copies the pages anyway, so there a plain send is cheaper): the NIC
+//!   reads your buffer in place, and the buffer comes back once the kernel is done with it —
 //!   for TCP, once the peer acknowledged the data, so the peer must be
 //!   reading (write and read concurrently when both sides send a lot).
 //!   [`recv_stream`](crate::TcpStream::recv_stream) goes further: one

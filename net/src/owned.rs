@@ -303,6 +303,22 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
         (res, buf)
     }
 
+    /// Whether `SEND_ZC` can save a copy on this socket: its kind supports
+    /// it and the connected peer is not on loopback, where the kernel
+    /// copies the pages anyway and `SEND_ZC` only adds page pinning and a
+    /// second completion (measured: 16 KiB echoes on loopback at a sixth
+    /// of the rate of plain sends). The peer is read once.
+    fn zero_copy_pays(&self, kind: SockKind) -> bool {
+        kind.zero_copy()
+            && !*self.peer_is_loopback.get_or_init(|| {
+                self.sock()
+                    .peer_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .is_some_and(|a| a.ip().is_loopback())
+            })
+    }
+
     /// Sends the initialised bytes of `buf` once (maybe not all of them on
     /// a stream socket). With `zero_copy` (and a socket that supports it,
     /// connected to a peer that is not on loopback, where the kernel copies
@@ -321,14 +337,7 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
         }
         if on_uring() {
             let guard = self.fd_guard();
-            let peer_is_loopback = *self.peer_is_loopback.get_or_init(|| {
-                self.sock()
-                    .peer_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .is_some_and(|a| a.ip().is_loopback())
-            });
-            return if zero_copy && kind.zero_copy() && !peer_is_loopback {
+            return if zero_copy && self.zero_copy_pays(kind) {
                 // SAFETY: as in `recv_owned`.
                 unsafe { CoreBound::<_, B>::new(op::send_auto(guard, buf)) }.await
             } else {
@@ -361,7 +370,7 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
         }
         if on_uring() {
             let guard = self.fd_guard();
-            if kind.zero_copy() {
+            if self.zero_copy_pays(kind) {
                 // SAFETY: as in `recv_owned`.
                 return unsafe { CoreBound::<_, B>::new(op::send_all(guard, buf)) }.await;
             }

@@ -386,7 +386,8 @@ impl UdpSocket {
 
     /// Sends `buf` as one datagram to the connected peer and gives it
     /// back with the number of bytes sent. On io_uring, datagrams of at
-    /// least the driver's `send_zc_threshold` go out with `SEND_ZC`.
+    /// least the driver's `send_zc_threshold` go out with `SEND_ZC`
+    /// (unless the peer is on loopback, where the kernel copies anyway).
     ///
     /// ```no_run
     /// # async fn f() -> std::io::Result<()> {

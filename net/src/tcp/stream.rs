@@ -352,7 +352,8 @@ impl TcpStream {
     ///
     /// On an io_uring core, buffers (and remaining parts) of at least the
     /// driver's `send_zc_threshold` (`UringConfig`, 16 KiB by default;
-    /// `usize::MAX` turns it off) go out with `SEND_ZC`: the kernel
+    /// `usize::MAX` turns it off) to a peer not on loopback (where the
+    /// kernel copies anyway) go out with `SEND_ZC`: the kernel
     /// transmits from `buf` without copying it. The buffer then comes back
     /// once the kernel no longer reads it, i.e. once the peer's TCP stack
     /// acknowledged the data: the peer must be receiving (a copying write
