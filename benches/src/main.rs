@@ -98,8 +98,8 @@ enum Scenario {
     /// insane AF_XDP (QoS endpoint) vs insane io_uring busy-poll vs std
     /// busy-poll vs tokio vs the raw AF_XDP driver; 64 B and 1472 B.
     XdpRtt(scenarios::xdp_rtt::Args),
-    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c, tcp-bulk and qos-mix with
-    /// their defaults; writes every scenario's files, `<out>/report.md`,
+    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c, tcp-bulk, qos-mix and
+    /// (as root, with network namespaces) xdp-rtt with their defaults; writes every scenario's files, `<out>/report.md`,
     /// `<out>/results.json` and the plots.
     All(NetArgs),
 }
@@ -229,6 +229,16 @@ fn all(args: &NetArgs) -> Vec<Report> {
         external::tcp_bulk(&ext),
     ];
     reports.extend(qos_mix::run(&qos));
+    // Bypass scenarios need their host capability (xdp-rtt: root and
+    // network namespaces); without it they are left out with the reason
+    // instead of filling a report with failed cells.
+    match insane_testhosts::TestHosts::available() {
+        Ok(()) => reports.push(scenarios::xdp_rtt::run(&scenarios::xdp_rtt::Args {
+            common: args.common.clone(),
+            sizes: vec![64, 1472],
+        })),
+        Err(why) => say!("xdp-rtt left out of `all`: {why}"),
+    }
     reports
 }
 
