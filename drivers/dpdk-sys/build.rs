@@ -17,7 +17,12 @@ const INSTALL: &str = "apt-get install -y libdpdk-dev pkg-config libclang-dev";
 
 /// The poll-mode drivers linked explicitly (Debian also loads every PMD as
 /// a plugin from its `pmds-*` directory; linking does not depend on that).
-const PMDS: &[&str] = &["rte_net_ring", "rte_net_memif", "rte_net_af_packet", "rte_net_null"];
+const PMDS: &[&str] = &[
+    "rte_net_ring",
+    "rte_net_memif",
+    "rte_net_af_packet",
+    "rte_net_null",
+];
 
 /// Functions, types and variables bindgen generates (and what they use).
 const ALLOW: &[&str] = &[
@@ -70,8 +75,15 @@ fn main() {
         Err(e) => {
             // pkg-config's error spans several lines; a cargo:warning is one.
             let e = e.to_string();
-            let first = e.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-            return unavailable(required, &format!("pkg-config cannot find libdpdk ({first})"));
+            let first = e
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            return unavailable(
+                required,
+                &format!("pkg-config cannot find libdpdk ({first})"),
+            );
         }
     };
 
@@ -153,7 +165,9 @@ fn main() {
                 let real = std::fs::canonicalize(&path).unwrap_or(path);
                 pmd_paths.push(real.display().to_string());
             }
-            None => println!("cargo:warning=DPDK PMD lib{pmd}.so not found; that driver may be missing"),
+            None => {
+                println!("cargo:warning=DPDK PMD lib{pmd}.so not found; that driver may be missing")
+            }
         }
     }
     let version = lib.version.clone();
@@ -202,13 +216,13 @@ fn extra_cflags(cflags: &str) -> Vec<String> {
 
 /// Builds the crate without DPDK, or fails when it is required.
 fn unavailable(required: bool, why: &str) {
-    let message = format!(
-        "DPDK not available: {why}. Install it with `{INSTALL}` and rebuild."
-    );
+    let message = format!("DPDK not available: {why}. Install it with `{INSTALL}` and rebuild.");
     if required {
         panic!("INSANE_REQUIRE_DPDK=1: {message}");
     }
-    println!("cargo:warning={message} Building insane-dpdk-sys in unavailable mode: every DPDK entry point returns an error.");
+    println!(
+        "cargo:warning={message} Building insane-dpdk-sys in unavailable mode: every DPDK entry point returns an error."
+    );
     println!("cargo:rustc-cfg=insane_dpdk_unavailable");
     println!("cargo:available=0");
 }

@@ -30,7 +30,6 @@
 //! }
 //! ```
 
-
 /// Whether this build has DPDK (libdpdk was found at build time).
 pub const AVAILABLE: bool = cfg!(not(insane_dpdk_unavailable));
 

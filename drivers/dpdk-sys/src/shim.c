@@ -60,3 +60,8 @@ uint16_t insane_rte_pktmbuf_data_room_size(struct rte_mempool *mp) {
 }
 
 const char *insane_rte_version(void) { return rte_version(); }
+
+const uint64_t insane_rss_ip_udp = RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP;
+const uint64_t insane_rx_offload_checksum = RTE_ETH_RX_OFFLOAD_CHECKSUM;
+const uint64_t insane_tx_offload_ipv4_cksum = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+const uint64_t insane_tx_offload_udp_cksum = RTE_ETH_TX_OFFLOAD_UDP_CKSUM;

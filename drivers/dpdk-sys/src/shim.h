@@ -12,6 +12,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
+#include <rte_eth_ring.h>
 #include <rte_version.h>
 
 int insane_rte_errno(void);
@@ -34,5 +35,12 @@ int insane_rte_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 int insane_rte_pktmbuf_is_contiguous(const struct rte_mbuf *m);
 uint16_t insane_rte_pktmbuf_data_room_size(struct rte_mempool *mp);
 const char *insane_rte_version(void);
+
+/* Flag sets that DPDK defines with RTE_BIT64 macros, which bindgen cannot
+ * evaluate. */
+extern const uint64_t insane_rss_ip_udp;        /* RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP */
+extern const uint64_t insane_rx_offload_checksum; /* IPV4 | UDP | TCP checksum */
+extern const uint64_t insane_tx_offload_ipv4_cksum;
+extern const uint64_t insane_tx_offload_udp_cksum;
 
 #endif
