@@ -83,6 +83,10 @@ enum Scenario {
     /// flow while a bulk flow saturates the same core, with and without the
     /// per-core transmit scheduler (tables `qos-mix` and `qos-mix-bulk`).
     QosMix(scenarios::qos_mix::Args),
+    /// DPDK net_memif two-process ping-pong RTT p50/p99 and one-way
+    /// message rate: insane's stack vs a raw rx/tx_burst loop (feature
+    /// `dpdk`).
+    DpdkRtt(scenarios::dpdk_rtt::Args),
     /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c and qos-mix with
     /// their defaults; writes every scenario's files, `<out>/report.md`,
     /// `<out>/results.json` and the plots.
@@ -90,6 +94,9 @@ enum Scenario {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = scenarios::dpdk_rtt::child_main() {
+        return code;
+    }
     let cli = Cli::parse();
     let info = meta::RunInfo::collect();
     progress::start();
@@ -117,6 +124,7 @@ fn main() -> ExitCode {
             &args.net.common,
             Some(&args.net),
         ),
+        Scenario::DpdkRtt(args) => (vec![scenarios::dpdk_rtt::run(args)], &args.common, None),
         Scenario::All(args) => (all(args), &args.common, Some(args)),
     };
     let mut ok = true;
