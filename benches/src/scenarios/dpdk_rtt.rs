@@ -121,7 +121,7 @@ pub fn run(args: &Args) -> Report {
     report
 }
 
-#[cfg(feature = "dpdk")]
+#[cfg(insane_dpdk_available)]
 mod imp {
     //! The measurement: spawns the two children and reads their results.
 
@@ -820,9 +820,10 @@ mod imp {
     }
 }
 
-#[cfg(not(feature = "dpdk"))]
+#[cfg(not(insane_dpdk_available))]
 mod imp {
-    //! Without the `dpdk` feature: every cell says how to get it.
+    //! Without the `dpdk` feature or without libdpdk: every cell says how
+    //! to get them.
 
     use std::process::ExitCode;
 
@@ -846,11 +847,19 @@ mod imp {
 
     pub fn measure(p: &RunParams) -> Result<Measured, String> {
         let _ = (p.raw, p.trips, p.messages, p.size, p.burst);
-        Err("insane-bench was built without its `dpdk` feature (cargo run --release -p insane-bench --features dpdk -- dpdk-rtt)".into())
+        Err(why().into())
+    }
+
+    fn why() -> &'static str {
+        if cfg!(feature = "dpdk") {
+            "DPDK not available: insane was built without libdpdk (install libdpdk-dev pkg-config libclang-dev and rebuild)"
+        } else {
+            "insane-bench was built without its `dpdk` feature (cargo run --release -p insane-bench --features dpdk -- dpdk-rtt)"
+        }
     }
 
     pub fn child(role: &str) -> ExitCode {
-        println!("FAILED {role}: built without the dpdk feature");
+        println!("FAILED {role}: {}", why());
         ExitCode::FAILURE
     }
 }
