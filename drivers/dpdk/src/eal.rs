@@ -159,7 +159,11 @@ impl Eal {
     /// Registers the calling (non-EAL) thread with the EAL, giving it an
     /// lcore id and with it the mempools' per-lcore caches (faster mbuf
     /// allocation and free). Threads that are not registered still work:
-    /// their allocations and frees go to the pools' rings directly.
+    /// their allocations and frees go to the pools' rings directly. The
+    /// lcore id stays taken for the rest of the process, also after the
+    /// thread exits (`rte_thread_unregister` is not wrapped here), so
+    /// register long-lived core threads only; calling it again on the same
+    /// thread returns the same id.
     ///
     /// # Errors
     /// No lcore id is free (`RTE_MAX_LCORE`), or the thread is already an

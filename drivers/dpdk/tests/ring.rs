@@ -250,3 +250,37 @@ fn missing_port_is_named_with_the_ports_there_are() {
     let e = eal().port_by_name("net_nosuch9").unwrap_err();
     assert!(e.to_string().contains("net_nosuch9"), "{e}");
 }
+
+#[test]
+fn registered_threads_get_an_lcore_and_allocate_through_its_cache() {
+    if !require_dpdk("register_thread") {
+        return;
+    }
+    let eal = eal();
+    let pool = Mempool::create(
+        "reg",
+        &MempoolConfig {
+            mbufs: 1023,
+            cache: 64,
+            data_room: 2176,
+        },
+    )
+    .unwrap();
+    let pool2 = pool.clone();
+    let (lcore, again) = std::thread::spawn(move || {
+        let lcore = eal.register_thread().unwrap();
+        let again = eal.register_thread().unwrap();
+        // Allocate and free through this lcore's cache: the counts (which
+        // include the caches) stay exact.
+        let bufs: Vec<Mbuf> = (0..100).map(|_| pool2.alloc().unwrap()).collect();
+        assert_eq!(pool2.in_use_count(), 100);
+        drop(bufs);
+        (lcore, again)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(lcore, again, "registering twice keeps the lcore");
+    assert_ne!(lcore, 0, "lcore 0 is the EAL's main lcore");
+    assert_eq!(pool.in_use_count(), 0);
+    assert_eq!(pool.avail_count(), 1023);
+}
