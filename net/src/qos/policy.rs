@@ -191,7 +191,9 @@ pub fn probe_xdp(interface: &str, queue: u32) -> Availability {
 /// port). Feature `dpdk`.
 ///
 /// The EAL is initialised once per process: probing initialises it with
-/// `eal`, and the driver later reuses that EAL (same arguments).
+/// `eal`, and the driver later reuses that EAL (same arguments). Like any
+/// `rte_eal_init`, it makes the calling thread the EAL's main lcore and
+/// pins it to the first CPU of `-l` (see `insane_dpdk::Eal::init`).
 #[cfg(feature = "dpdk")]
 pub fn probe_dpdk(eal: &[String], port: u16) -> Availability {
     match insane_dpdk::probe(eal, port) {
