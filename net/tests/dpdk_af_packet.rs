@@ -78,6 +78,7 @@ fn stack_on_af_packet_echoes_kernel_udp_across_namespaces() {
                 "-m".into(),
                 "256".into(),
                 "--no-telemetry".into(),
+                "--no-shconf".into(),
                 "--log-level=*:error".into(),
                 format!("--file-prefix=insane-afp-{}", std::process::id()),
                 format!("--vdev=net_af_packet0,iface={},qpairs=1", a2.name),

@@ -52,6 +52,7 @@ fn eal_args(role: &str, lcore: u32, sock: &str, mac: &str) -> Vec<String> {
         "-m".into(),
         "256".into(),
         "--no-telemetry".into(),
+        "--no-shconf".into(),
         "--log-level=*:error".into(),
         format!("--file-prefix=insane-memif-{role}-{}", std::process::id()),
         format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"),
@@ -87,8 +88,10 @@ fn wait_link(iface: &mut Interface<DpdkDevice>) -> Result<(), String> {
     Ok(())
 }
 
-/// The child: memif client, sends and checks.
-fn client(sock: &str) -> Result<String, String> {
+/// The child: memif client, sends and checks. Returns the report and the
+/// interface, which must stay open (not polled) until the server has
+/// closed its side.
+fn client(sock: &str) -> Result<(String, Interface<DpdkDevice>), String> {
     let args = eal_args("client", 1, sock, "02:00:00:00:09:02");
     // A client started before its server fails to start: retry.
     let mut iface = open(&args, CLIENT_IP, 100)?;
@@ -140,10 +143,11 @@ fn client(sock: &str) -> Result<String, String> {
     if drops.total() != 0 {
         return Err(format!("client dropped received frames: {drops:?}"));
     }
-    Ok(format!(
+    let report = format!(
         "DONE checked={checked} in {secs:.2} s ({:.0} echoes/s)",
         checked as f64 / secs
-    ))
+    );
+    Ok((report, iface))
 }
 
 fn server(sock: &str) -> Result<String, String> {
@@ -267,10 +271,17 @@ fn main() -> ExitCode {
         let sock = args.get(pos + 1).cloned().unwrap_or_default();
         let result = client(&sock);
         let ok = result.is_ok();
-        match result {
-            Ok(report) => println!("CHILD-OK {report}"),
-            Err(why) => println!("CHILD-FAILED {why}"),
-        }
+        // Keeps the port open (not polled) until the server is gone.
+        let _open = match result {
+            Ok((report, iface)) => {
+                println!("CHILD-OK {report}");
+                Some(iface)
+            }
+            Err(why) => {
+                println!("CHILD-FAILED {why}");
+                None
+            }
+        };
         let _ = std::io::stdout().flush();
         // Wait (not polling) until the server has closed its port.
         let mut line = String::new();

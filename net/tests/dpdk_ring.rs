@@ -41,6 +41,7 @@ fn eal_args() -> Vec<String> {
         "-m",
         "256",
         "--no-telemetry",
+        "--no-shconf",
         "--log-level=*:error",
         "--vdev=net_ring0",
     ]

@@ -305,6 +305,39 @@ mod imp {
             .ok_or_else(|| format!("{name} missing or not a number"))
     }
 
+    /// What keeps a child's port open: its queue, or the stack built on it.
+    enum Open {
+        Queue(insane_dpdk::Queue),
+        Stack(Box<Interface<DpdkDevice>>),
+        Empty,
+    }
+
+    impl Open {
+        /// The stack on the queue (built on first use).
+        fn stack(&mut self, ip: Ipv4Addr) -> Result<&mut Interface<DpdkDevice>, String> {
+            if let Open::Queue(_) = self {
+                let Open::Queue(queue) = std::mem::replace(self, Open::Empty) else {
+                    return Err("the port's queue is gone".into());
+                };
+                let device = DpdkDevice::new(queue).map_err(|e| e.to_string())?;
+                let config = Config::new(Ipv4Cidr::new(ip, 24));
+                *self = Open::Stack(Box::new(Interface::new(device, config)));
+            }
+            match self {
+                Open::Stack(iface) => Ok(iface),
+                _ => Err("the port's queue is gone".into()),
+            }
+        }
+
+        /// The port id, for the raw loop (which leaves the queue unused).
+        fn port(&self) -> Result<u16, String> {
+            match self {
+                Open::Queue(q) => Ok(q.port_info().id),
+                _ => Err("not a raw queue".into()),
+            }
+        }
+    }
+
     struct ChildParams {
         server: bool,
         raw: bool,
@@ -349,18 +382,33 @@ mod imp {
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            match (p.server, p.raw) {
-                (true, true) => raw_server(&p, queue).map(|()| "SERVER-DONE".to_string()),
-                (false, true) => raw_client(&p, queue),
-                (true, false) => insane_server(&p, queue).map(|()| "SERVER-DONE".to_string()),
-                (false, false) => insane_client(&p, queue),
-            }
+            // The port (inside `open`) must stay open, not polled, until the
+            // peer has closed its side: closing a memif port makes the
+            // peer's PMD unmap shared memory, which crashes an rx_burst
+            // running there.
+            let mut open = Open::Queue(queue);
+            let line = match (p.server, p.raw) {
+                (true, true) => raw_server(&p, &open).map(|()| "SERVER-DONE".to_string()),
+                (false, true) => raw_client(&p, &open),
+                (true, false) => insane_server(&p, &mut open).map(|()| "SERVER-DONE".to_string()),
+                (false, false) => insane_client(&p, &mut open),
+            };
+            Ok((line, open))
         });
-        let ok = result.is_ok();
-        match result {
-            Ok(line) => println!("{line}"),
-            Err(e) => println!("FAILED {role}: {e}"),
-        }
+        let (ok, _open) = match result {
+            Ok((Ok(line), open)) => {
+                println!("{line}");
+                (true, Some(open))
+            }
+            Ok((Err(e), open)) => {
+                println!("FAILED {role}: {e}");
+                (false, Some(open))
+            }
+            Err(e) => {
+                println!("FAILED {role}: {e}");
+                (false, None)
+            }
+        };
         let _ = std::io::stdout().flush();
         // Stay (not polling) until the parent says the peer has closed.
         let mut line = String::new();
@@ -387,6 +435,7 @@ mod imp {
             "-m".into(),
             "256".into(),
             "--no-telemetry".into(),
+            "--no-shconf".into(),
             "--log-level=*:error".into(),
             format!("--file-prefix=insane-bench-{role}-{}", std::process::id()),
             format!(
@@ -446,13 +495,8 @@ mod imp {
         }
     }
 
-    fn stack(queue: insane_dpdk::Queue, ip: Ipv4Addr) -> Result<Interface<DpdkDevice>, String> {
-        let device = DpdkDevice::new(queue).map_err(|e| e.to_string())?;
-        Ok(Interface::new(device, Config::new(Ipv4Cidr::new(ip, 24))))
-    }
-
-    fn insane_server(p: &ChildParams, queue: insane_dpdk::Queue) -> Result<(), String> {
-        let mut iface = stack(queue, SERVER_IP)?;
+    fn insane_server(p: &ChildParams, open: &mut Open) -> Result<(), String> {
+        let iface = open.stack(SERVER_IP)?;
         let ep = iface.bind(UDP_PORT).map_err(|e| e.to_string())?;
         let (mut counted, mut first) = (0u64, None::<Instant>);
         let mut idle = 0u64;
@@ -509,8 +553,8 @@ mod imp {
         }
     }
 
-    fn insane_client(p: &ChildParams, queue: insane_dpdk::Queue) -> Result<String, String> {
-        let mut iface = stack(queue, CLIENT_IP)?;
+    fn insane_client(p: &ChildParams, open: &mut Open) -> Result<String, String> {
+        let iface = open.stack(CLIENT_IP)?;
         let ep = iface.bind(UDP_PORT).map_err(|e| e.to_string())?;
         let server = SocketAddrV4::new(SERVER_IP, UDP_PORT);
         let mut msg = vec![0u8; p.size];
@@ -601,12 +645,11 @@ mod imp {
         pool: *mut sys::rte_mempool,
     }
 
-    fn raw_port(queue: insane_dpdk::Queue) -> Result<RawPort, String> {
+    fn raw_port(open: &Open) -> Result<RawPort, String> {
         // The port was configured and started by insane-dpdk (same EAL
-        // and PMD); the data path below uses only raw calls. Its queue is
-        // given up so nothing else polls it, but the port stays open: keep
-        // the Queue alive by leaking it (the child exits right after).
-        let port = queue.port_info().id;
+        // and PMD); the data path below uses only raw calls on it. The
+        // Queue stays alive, unused, in `open`, which keeps the port open.
+        let port = open.port()?;
         let name = std::ffi::CString::new(format!("raw-{}", std::process::id()))
             .map_err(|e| e.to_string())?;
         // SAFETY: the EAL is initialised; the name is NUL-terminated.
@@ -623,7 +666,6 @@ mod imp {
         if pool.is_null() {
             return Err("rte_pktmbuf_pool_create failed".into());
         }
-        std::mem::forget(queue);
         Ok(RawPort { port, pool })
     }
 
@@ -698,8 +740,8 @@ mod imp {
         Ok(())
     }
 
-    fn raw_server(p: &ChildParams, queue: insane_dpdk::Queue) -> Result<(), String> {
-        let raw = raw_port(queue)?;
+    fn raw_server(p: &ChildParams, open: &Open) -> Result<(), String> {
+        let raw = raw_port(open)?;
         let mut bufs = [std::ptr::null_mut::<sys::rte_mbuf>(); 32];
         let (mut counted, mut first) = (0u64, None::<Instant>);
         let mut idle = 0u64;
@@ -766,8 +808,8 @@ mod imp {
         }
     }
 
-    fn raw_client(p: &ChildParams, queue: insane_dpdk::Queue) -> Result<String, String> {
-        let raw = raw_port(queue)?;
+    fn raw_client(p: &ChildParams, open: &Open) -> Result<String, String> {
+        let raw = raw_port(open)?;
         let mut msg = vec![0u8; p.size];
         msg[0] = TAG_PING;
         let mut bufs = [std::ptr::null_mut::<sys::rte_mbuf>(); 32];

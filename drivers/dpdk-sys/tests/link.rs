@@ -24,6 +24,7 @@ fn eal_registers_the_linked_pmds_and_the_shim_works() {
         "-m".into(),
         "128".into(),
         "--no-telemetry".into(),
+        "--no-shconf".into(),
         format!("--file-prefix=insane-sys-{}", std::process::id()),
         "--vdev=net_ring0".into(),
         "--vdev=net_null0".into(),
@@ -51,6 +52,11 @@ fn eal_registers_the_linked_pmds_and_the_shim_works() {
     // SAFETY: plain reads of the thread's rte_errno and a static string.
     let why = unsafe { CStr::from_ptr(sys::rte_strerror(sys::insane_rte_errno())) };
     assert!(rc >= 0, "rte_eal_init failed: {why:?}");
+
+    // With --no-shconf the runtime directory is empty: remove it.
+    // SAFETY: the EAL is initialised; a NUL-terminated path comes back.
+    let dir = unsafe { CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+    let _ = std::fs::remove_dir(dir.to_string_lossy().as_ref());
 
     // SAFETY: the EAL is initialised.
     let ports = unsafe { sys::rte_eth_dev_count_avail() };

@@ -37,6 +37,11 @@ impl Eal {
     /// thread becomes the EAL's main lcore: the EAL pins it to the first
     /// CPU of `-l` and gives it the mempool caches of that lcore.
     ///
+    /// With `--no-shconf` (no shared configuration files, no secondary
+    /// processes) the empty runtime directory the EAL still creates
+    /// (`/var/run/dpdk/<file-prefix>` as root) is removed after
+    /// initialisation, so short-lived processes leave nothing behind.
+    ///
     /// A bad argument is an error (`rte_eal_init` prints its usage text and
     /// returns `EINVAL`), not an abort. A `--vdev` whose probe fails is
     /// only logged by the EAL; [`Port::open`](crate::Port::open) then
@@ -229,6 +234,20 @@ fn init_once(args: &[String]) -> Result<&'static Eal> {
             "rte_eal_init({}) failed",
             args.join(" ")
         )));
+    }
+    if args.iter().any(|a| a == "--no-shconf") {
+        // Without shared config files the runtime directory
+        // (/var/run/dpdk/<file-prefix>) stays empty but is still created,
+        // and DPDK never removes it: remove it now (only if empty).
+        // SAFETY: the EAL is initialised; a NUL-terminated path comes back.
+        let dir = unsafe { sys::rte_eal_get_runtime_dir() };
+        if !dir.is_null() {
+            // SAFETY: as above; copied at once.
+            let dir = unsafe { CStr::from_ptr(dir) }
+                .to_string_lossy()
+                .into_owned();
+            let _ = std::fs::remove_dir(dir);
+        }
     }
     // SAFETY: returns a static NUL-terminated string.
     let version = unsafe { CStr::from_ptr(sys::insane_rte_version()) }

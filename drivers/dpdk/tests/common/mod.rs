@@ -28,6 +28,7 @@ pub fn eal_args(tag: &str, lcore: u32, extra: &[String]) -> Vec<String> {
         "-m".into(),
         "256".into(),
         "--no-telemetry".into(),
+        "--no-shconf".into(),
         "--log-level=*:error".into(),
         format!("--file-prefix=insane-{tag}-{}", std::process::id()),
     ];
