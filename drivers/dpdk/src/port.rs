@@ -223,8 +223,51 @@ fn configure(id: u16, config: &PortConfig) -> Result<Port> {
         socket
     };
     let mut pools = Vec::with_capacity(usize::from(queues));
+    if let Err(e) = set_up_and_start(id, config, &info, rxd, txd, socket, &mut pools) {
+        // RX queues that were set up keep pointers to these pools inside
+        // the device: never free them (leak the handles) rather than leave
+        // the device pointing at freed memory.
+        std::mem::forget(pools);
+        return Err(e);
+    }
+    // The MTU may have changed: read the information again.
+    let shared = Arc::new(Shared {
+        info: port_info(id)?,
+    });
+    let queues = pools
+        .into_iter()
+        .zip(0..)
+        .map(|(pool, q)| {
+            Some(Queue {
+                port: shared.clone(),
+                pool,
+                id: q,
+                pending: Vec::with_capacity(BURST),
+                stats: QueueStats::default(),
+                link_up: false,
+                since_link_check: 0,
+            })
+        })
+        .collect();
+    Ok(Port { shared, queues })
+}
+
+/// Sets up the queues (a new pool each, pushed to `pools`), the MAC and
+/// MTU, starts the port (with retries) and sets promiscuous mode.
+fn set_up_and_start(
+    id: u16,
+    config: &PortConfig,
+    info: &PortInfo,
+    rxd: u16,
+    txd: u16,
+    socket: i32,
+    pools: &mut Vec<Mempool>,
+) -> Result<()> {
+    let queues = config.queues;
     for q in 0..queues {
         let pool = Mempool::create(&format!("p{id}q{q}"), &config.mempool)?;
+        // Kept from now on (see the caller: never freed on failure).
+        pools.push(pool.clone());
         // SAFETY: the port is configured and stopped; `pool` is a live
         // pktmbuf pool that outlives the queue's use of it (each Queue
         // holds a handle, and the port is closed before the last Queue's
@@ -247,7 +290,6 @@ fn configure(id: u16, config: &PortConfig) -> Result<Port> {
                 rc,
             ));
         }
-        pools.push(pool);
     }
     if let Some(mtu) = config.mtu {
         // SAFETY: the port is configured.
@@ -300,26 +342,7 @@ fn configure(id: u16, config: &PortConfig) -> Result<Port> {
             ));
         }
     }
-    // The MTU may have changed: read the information again.
-    let shared = Arc::new(Shared {
-        info: port_info(id)?,
-    });
-    let queues = pools
-        .into_iter()
-        .zip(0..)
-        .map(|(pool, q)| {
-            Some(Queue {
-                port: shared.clone(),
-                pool,
-                id: q,
-                pending: Vec::with_capacity(BURST),
-                stats: QueueStats::default(),
-                link_up: false,
-                since_link_check: 0,
-            })
-        })
-        .collect();
-    Ok(Port { shared, queues })
+    Ok(())
 }
 
 /// `rte_eth_link_get_nowait` as a [`Link`] (down when it fails).

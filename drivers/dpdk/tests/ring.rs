@@ -284,3 +284,27 @@ fn registered_threads_get_an_lcore_and_allocate_through_its_cache() {
     assert_eq!(pool.in_use_count(), 0);
     assert_eq!(pool.avail_count(), 1023);
 }
+
+#[test]
+fn an_mtu_the_pmd_cannot_set_is_a_clear_error_and_releases_the_port() {
+    if !require_dpdk("mtu") {
+        return;
+    }
+    eal();
+    let (a, _b) = ring_pair(256).unwrap();
+    let asked = PortConfig {
+        mtu: Some(1280),
+        ..PortConfig::default()
+    };
+    // net_ring has no MTU operation: ENOTSUP, naming the call and port.
+    let e = Port::open(a, &asked).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("rte_eth_dev_set_mtu(port {a}, 1280)")),
+        "{msg}"
+    );
+    assert_eq!(e.raw_errno(), Some(libc::ENOTSUP), "{msg}");
+    // The failed open released the port: it can be opened again.
+    let port = Port::open(a, &PortConfig::default()).unwrap();
+    assert_eq!(port.info().driver, "net_ring");
+}
