@@ -87,6 +87,10 @@ enum Scenario {
     /// insane AF_XDP (QoS endpoint) vs insane io_uring busy-poll vs std
     /// busy-poll vs tokio vs the raw AF_XDP driver; 64 B and 1472 B.
     XdpRtt(scenarios::xdp_rtt::Args),
+    /// DPDK net_memif two-process ping-pong RTT p50/p99 and one-way
+    /// message rate: insane's stack vs a raw rx/tx_burst loop (feature
+    /// `dpdk`).
+    DpdkRtt(scenarios::dpdk_rtt::Args),
     /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c and qos-mix with
     /// their defaults; writes every scenario's files, `<out>/report.md`,
     /// `<out>/results.json` and the plots.
@@ -94,6 +98,9 @@ enum Scenario {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = scenarios::dpdk_rtt::child_main() {
+        return code;
+    }
     let cli = Cli::parse();
     let info = meta::RunInfo::collect();
     progress::start();
@@ -122,6 +129,7 @@ fn main() -> ExitCode {
             Some(&args.net),
         ),
         Scenario::XdpRtt(args) => (vec![scenarios::xdp_rtt::run(args)], &args.common, None),
+        Scenario::DpdkRtt(args) => (vec![scenarios::dpdk_rtt::run(args)], &args.common, None),
         Scenario::All(args) => (all(args), &args.common, Some(args)),
     };
     let mut ok = true;

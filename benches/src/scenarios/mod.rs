@@ -9,6 +9,7 @@
 //! (`udp-rtt`, `tcp-echo`, `tcp-stream`, `qos-mix`) share their contestants, CPU
 //! placement and server plumbing through [`net`].
 
+pub mod dpdk_rtt;
 pub mod external;
 pub mod net;
 pub mod qos_mix;
