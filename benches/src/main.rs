@@ -98,6 +98,10 @@ enum Scenario {
     /// insane AF_XDP (QoS endpoint) vs insane io_uring busy-poll vs std
     /// busy-poll vs tokio vs the raw AF_XDP driver; 64 B and 1472 B.
     XdpRtt(scenarios::xdp_rtt::Args),
+    /// DPDK net_memif two-process ping-pong RTT p50/p99 and one-way
+    /// message rate: insane's stack vs a raw rx/tx_burst loop (feature
+    /// `dpdk`).
+    DpdkRtt(scenarios::dpdk_rtt::Args),
     /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c, tcp-bulk, qos-mix and
     /// (as root, with network namespaces) xdp-rtt with their defaults; writes every scenario's files, `<out>/report.md`,
     /// `<out>/results.json` and the plots.
@@ -105,6 +109,9 @@ enum Scenario {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = scenarios::dpdk_rtt::child_main() {
+        return code;
+    }
     // A measurement's own process (see scenarios::net::each_contestant_process).
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(scenarios::net::CHILD_COMMAND) {
@@ -147,6 +154,7 @@ fn main() -> ExitCode {
             Some(&args.net),
         ),
         Scenario::XdpRtt(args) => (vec![scenarios::xdp_rtt::run(args)], &args.common, None),
+        Scenario::DpdkRtt(args) => (vec![scenarios::dpdk_rtt::run(args)], &args.common, None),
         Scenario::All(args) => (all(args), &args.common, Some(args)),
     };
     let mut ok = true;

@@ -10,6 +10,7 @@
 //! placement and server plumbing through [`net`].
 
 pub mod baseline_servers;
+pub mod dpdk_rtt;
 pub mod external;
 pub mod net;
 pub mod qos_mix;

@@ -101,8 +101,9 @@ impl Capabilities {
     }
 
     /// Probes this host: io_uring and epoll for real; DPDK only when
-    /// `dpdk_configured` (its driver is not part of this build yet, so a
-    /// configured one reports that); RDMA by looking for devices in
+    /// `dpdk_configured` (without the `dpdk` feature a configured one
+    /// reports that its driver is not part of this build; with it, that it
+    /// was not probed: [`probe_with`](Self::probe_with) probes it); RDMA by looking for devices in
     /// `/sys/class/infiniband`. AF_XDP needs its interface and queue: see
     /// [`probe_with`](Self::probe_with) (here a configured one reports that
     /// it was not probed).
@@ -125,7 +126,13 @@ impl Capabilities {
                 Availability::NotConfigured
             },
             dpdk: if dpdk_configured {
-                not_built("DPDK")
+                if cfg!(feature = "dpdk") {
+                    Availability::Unavailable(
+                        "DPDK is configured but its port was not probed (Capabilities::probe_with probes it)".into(),
+                    )
+                } else {
+                    not_built("DPDK")
+                }
             } else {
                 Availability::NotConfigured
             },
@@ -138,11 +145,16 @@ impl Capabilities {
 
     /// Probes this host for `config`: as [`probe`](Self::probe), and AF_XDP
     /// for real when the configuration has an `[xdp]` section
-    /// ([`probe_xdp`]).
+    /// ([`probe_xdp`]), DPDK for real when it has a `[dpdk]` section and
+    /// the `dpdk` feature is on (`probe_dpdk`).
     pub fn probe_with(config: &crate::config::Config) -> Self {
         let mut caps = Self::probe(false, config.dpdk.is_some());
         if let Some(xdp) = &config.xdp {
             caps.xdp = probe_xdp(&xdp.interface, xdp.queue);
+        }
+        #[cfg(feature = "dpdk")]
+        if let Some(dpdk) = &config.dpdk {
+            caps.dpdk = probe_dpdk(&dpdk.eal, dpdk.port);
         }
         caps
     }
@@ -168,6 +180,31 @@ pub fn probe_xdp(interface: &str, queue: u32) -> Availability {
                 format!("{interface} queue {queue}: {e}")
             })
         }
+    }
+}
+
+/// DPDK port `port` after EAL initialisation with `eal`
+/// ([`insane_dpdk::probe`]): `Available("port 0 net_memif0, PMD
+/// net_memif, link down")` (the link as read now: down until the port is
+/// started and, for memif, its peer connected), or `Unavailable` with the reason (DPDK not in
+/// this build, EAL arguments rejected with `rte_errno`'s text, no such
+/// port). Feature `dpdk`.
+///
+/// The EAL is initialised once per process: probing initialises it with
+/// `eal`, and the driver later reuses that EAL (same arguments). Like any
+/// `rte_eal_init`, it makes the calling thread the EAL's main lcore and
+/// pins it to the first CPU of `-l` (see `insane_dpdk::Eal::init`).
+#[cfg(feature = "dpdk")]
+pub fn probe_dpdk(eal: &[String], port: u16) -> Availability {
+    match insane_dpdk::probe(eal, port) {
+        Ok((info, link)) => Availability::Available(format!(
+            "port {} {}, PMD {}, link {}",
+            info.id,
+            info.name,
+            info.driver,
+            if link.up { "up" } else { "down" }
+        )),
+        Err(e) => Availability::Unavailable(format!("DPDK port {port}: {e}")),
     }
 }
 

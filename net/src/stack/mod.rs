@@ -57,6 +57,8 @@
 
 mod arp;
 pub mod device;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 mod endpoint;
 mod iface;
 mod parse;

@@ -1,0 +1,942 @@
+//! `dpdk-rtt`: two processes over DPDK `net_memif` (this binary spawned
+//! twice: a server pinned to CPU 0 and a client pinned to CPU 1, each with
+//! its own EAL), measured two ways in the same binary:
+//!
+//! * **insane-dpdk**: insane's userspace stack ([`Interface`] over
+//!   [`DpdkDevice`]): UDP datagrams of `--size` bytes (64 by default) with
+//!   Ethernet/IPv4/UDP headers written into the mbuf headroom and checked
+//!   on receipt; the echo server allocates a reply, copies the payload and
+//!   sends it back through the stack.
+//! * **raw-dpdk**: a loop written directly on `insane-dpdk-sys`
+//!   (`rte_eth_rx_burst`/`tx_burst`, `rte_pktmbuf_alloc`): frames of the
+//!   same length as insane's (payload + 42 bytes), echoed in place (MAC
+//!   swap, the usual raw DPDK idiom).
+//!
+//! Rows: round-trip time p50 and p99 (one message in flight), and the
+//! one-way message rate (bursts of `--burst`, 32 by default, measured at
+//! the receiver from the first to the last message). The report's ratio
+//! column is insane relative to raw (the overhead). Feature `dpdk` of
+//! insane-bench; without it, or without libdpdk, the cells say why.
+
+use std::process::ExitCode;
+
+use crate::report::{Cell, Report, Unit};
+use crate::scenarios::Common;
+
+/// Systems, insane first (the ratio column compares it with raw).
+const SYSTEMS: [&str; 2] = ["insane-dpdk", "raw-dpdk"];
+
+/// Options of `dpdk-rtt`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: Common,
+    /// Payload bytes per message.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Messages per burst in the rate measurement.
+    #[arg(long, default_value_t = 32)]
+    pub burst: usize,
+}
+
+/// Environment variable that makes this binary a `dpdk-rtt` child.
+const CHILD: &str = "INSANE_BENCH_DPDK_CHILD";
+
+/// When this process is a `dpdk-rtt` child (server or client), runs it and
+/// returns its exit code; otherwise `None`. Called first thing in `main`.
+pub fn child_main() -> Option<ExitCode> {
+    let role = std::env::var(CHILD).ok()?;
+    Some(imp::child(&role))
+}
+
+/// Runs the scenario.
+pub fn run(args: &Args) -> Report {
+    let c = &args.common;
+    let mut report = Report::new("dpdk-rtt", &SYSTEMS);
+    let repeats = c.repeats_or(1, 3);
+    let trips: u64 = if c.quick { 20_000 } else { 200_000 };
+    let messages: u64 = if c.quick { 500_000 } else { 5_000_000 };
+    report.param(
+        "transport",
+        "DPDK net_memif between two processes (server CPU 0, client CPU 1)",
+    );
+    report.param("payload", format!("{} B", args.size));
+    report.param("burst (rate)", args.burst);
+    report.param("round trips per run", trips);
+    report.param("messages per rate run", messages);
+    report.param("timed runs (median)", repeats);
+    report
+        .notes
+        .push("insane-dpdk: UDP through insane's userspace stack (headers prepended in the mbuf headroom, checksums computed and verified, ARP); raw-dpdk: frames of the same length echoed in place with rx_burst/tx_burst on insane-dpdk-sys. Ratio column: insane relative to raw.".into());
+    report.notes.extend(c.note.iter().cloned());
+    let mut cells: [[Vec<f64>; 3]; 2] = Default::default();
+    let mut errors: [Option<String>; 2] = [None, None];
+    for (s, system) in SYSTEMS.iter().enumerate() {
+        if !c.selected(system) {
+            errors[s] = Some("not selected (--only)".into());
+            continue;
+        }
+        for run in 0..repeats + c.warmup {
+            let label = format!("dpdk-rtt {system} run {}", run + 1);
+            let params = imp::RunParams {
+                raw: s == 1,
+                trips,
+                messages,
+                size: args.size,
+                burst: args.burst,
+            };
+            let result = super::isolated_try(
+                &label,
+                std::time::Duration::from_secs(c.timeout),
+                move || imp::measure(&params),
+            );
+            match result {
+                Ok(m) if run >= c.warmup => {
+                    cells[s][0].push(m.p50_ns);
+                    cells[s][1].push(m.p99_ns);
+                    cells[s][2].push(m.rate);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    errors[s] = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    let rows: [(&str, Unit); 3] = [
+        ("RTT p50", Unit::Nanos),
+        ("RTT p99", Unit::Nanos),
+        ("one-way rate", Unit::Rate { what: "msg" }),
+    ];
+    for (r, (name, unit)) in rows.into_iter().enumerate() {
+        let row_cells = (0..2)
+            .map(|s| match &errors[s] {
+                Some(e) => Cell::failed(e.clone()),
+                None => Cell::from_samples(cells[s][r].clone()),
+            })
+            .collect();
+        report.row(&format!("{name} ({} B)", args.size), unit, row_cells);
+    }
+    report
+}
+
+#[cfg(insane_dpdk_available)]
+mod imp {
+    //! The measurement: spawns the two children and reads their results.
+
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::process::{Child, Command, ExitCode, Stdio};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use insane_dpdk::{Eal, Port, PortConfig};
+    use insane_dpdk_sys as sys;
+    use insane_net::stack::dpdk::DpdkDevice;
+    use insane_net::stack::{Config, Interface, Ipv4Cidr, TxFrame};
+
+    use super::CHILD;
+
+    /// One measurement's parameters.
+    #[derive(Clone, Copy, Debug)]
+    pub struct RunParams {
+        pub raw: bool,
+        pub trips: u64,
+        pub messages: u64,
+        pub size: usize,
+        pub burst: usize,
+    }
+
+    /// One measurement's results.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Measured {
+        pub p50_ns: f64,
+        pub p99_ns: f64,
+        pub rate: f64,
+    }
+
+    const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 1);
+    const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 2);
+    const UDP_PORT: u16 = 9000;
+    const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 11, 1];
+    const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 11, 2];
+    /// Headers insane writes (Ethernet 14 + IPv4 20 + UDP 8); raw frames
+    /// get the same length.
+    const HEADERS: usize = 42;
+    const TAG_PING: u8 = 1;
+    const TAG_RATE: u8 = 2;
+    const TAG_REPORT: u8 = 3;
+    /// Busy-poll iterations without progress before a child gives up
+    /// (about tens of seconds; bounds every loop).
+    const SPIN_LIMIT: u64 = 2_000_000_000;
+
+    /// Lines from a child's stdout, through a thread.
+    fn lines(child: &mut Child) -> mpsc::Receiver<String> {
+        let (tx, rx) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        rx
+    }
+
+    fn wait_for(rx: &mpsc::Receiver<String>, prefix: &str, who: &str) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(i) = line.find(prefix) {
+                        return Ok(line[i..].to_string());
+                    }
+                    if let Some(i) = line.find("FAILED") {
+                        return Err(format!("{who}: {}", &line[i..]));
+                    }
+                }
+                Err(_) => return Err(format!("{who}: no {prefix} line")),
+            }
+        }
+    }
+
+    fn spawn(role: &str, p: &RunParams, sock: &str) -> Result<Child, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        Command::new(exe)
+            .env(CHILD, role)
+            .env(
+                "INSANE_BENCH_DPDK_MODE",
+                if p.raw { "raw" } else { "insane" },
+            )
+            .env("INSANE_BENCH_DPDK_SOCK", sock)
+            .env("INSANE_BENCH_DPDK_TRIPS", p.trips.to_string())
+            .env("INSANE_BENCH_DPDK_MESSAGES", p.messages.to_string())
+            .env("INSANE_BENCH_DPDK_SIZE", p.size.to_string())
+            .env("INSANE_BENCH_DPDK_BURST", p.burst.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("spawning the {role}: {e}"))
+    }
+
+    fn finish(mut child: Child) -> Result<(), String> {
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = writeln!(stdin, "bye");
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match child.try_wait() {
+                Ok(Some(s)) if s.success() => return Ok(()),
+                Ok(Some(s)) => return Err(format!("child exited with {s}")),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => {
+                    let _ = child.kill();
+                    return Err("child did not exit".into());
+                }
+            }
+        }
+    }
+
+    /// Runs one server/client pair and parses the client's result line.
+    pub fn measure(p: &RunParams) -> Result<Measured, String> {
+        if !insane_dpdk::AVAILABLE {
+            return Err(insane_dpdk::Error::unavailable().to_string());
+        }
+        if p.size < 9 || p.size > 1400 || p.burst == 0 || p.burst > insane_dpdk::BURST {
+            return Err(format!(
+                "size must be 9..=1400 and burst 1..={} (got {} and {})",
+                insane_dpdk::BURST,
+                p.size,
+                p.burst
+            ));
+        }
+        let sock = format!("/tmp/insane-bench-memif-{}.sock", std::process::id());
+        let _ = std::fs::remove_file(&sock);
+        let mut server = spawn("server", p, &sock)?;
+        let server_rx = lines(&mut server);
+        if let Err(e) = wait_for(&server_rx, "SERVER-READY", "server") {
+            let _ = server.kill();
+            return Err(e);
+        }
+        let mut client = match spawn("client", p, &sock) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = server.kill();
+                return Err(e);
+            }
+        };
+        let client_rx = lines(&mut client);
+        let result = wait_for(&client_rx, "RESULT", "client");
+        let server_done = wait_for(&server_rx, "SERVER-DONE", "server");
+        // Neither polls any more: close the server's port, then the client's.
+        let s = finish(server);
+        let c = finish(client);
+        let _ = std::fs::remove_file(&sock);
+        let line = result?;
+        server_done?;
+        s?;
+        c?;
+        let field = |name: &str| -> Result<f64, String> {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("no {name} in {line:?}"))
+        };
+        Ok(Measured {
+            p50_ns: field("p50=")?,
+            p99_ns: field("p99=")?,
+            rate: field("rate=")?,
+        })
+    }
+
+    /// Reads a numeric environment variable of the child.
+    fn env_num(name: &str) -> Result<u64, String> {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} missing or not a number"))
+    }
+
+    /// What keeps a child's port open: its queue, or the stack built on it.
+    enum Open {
+        Queue(insane_dpdk::Queue),
+        Stack(Box<Interface<DpdkDevice>>),
+        Empty,
+    }
+
+    impl Open {
+        /// The stack on the queue (built on first use).
+        fn stack(&mut self, ip: Ipv4Addr) -> Result<&mut Interface<DpdkDevice>, String> {
+            if let Open::Queue(_) = self {
+                let Open::Queue(queue) = std::mem::replace(self, Open::Empty) else {
+                    return Err("the port's queue is gone".into());
+                };
+                let device = DpdkDevice::new(queue).map_err(|e| e.to_string())?;
+                let config = Config::new(Ipv4Cidr::new(ip, 24));
+                *self = Open::Stack(Box::new(Interface::new(device, config)));
+            }
+            match self {
+                Open::Stack(iface) => Ok(iface),
+                _ => Err("the port's queue is gone".into()),
+            }
+        }
+
+        /// The port id, for the raw loop (which leaves the queue unused).
+        fn port(&self) -> Result<u16, String> {
+            match self {
+                Open::Queue(q) => Ok(q.port_info().id),
+                _ => Err("not a raw queue".into()),
+            }
+        }
+    }
+
+    struct ChildParams {
+        server: bool,
+        raw: bool,
+        sock: String,
+        trips: u64,
+        messages: u64,
+        size: usize,
+        burst: usize,
+    }
+
+    pub fn child(role: &str) -> ExitCode {
+        let params = (|| {
+            Ok::<_, String>(ChildParams {
+                server: role == "server",
+                raw: std::env::var("INSANE_BENCH_DPDK_MODE").as_deref() == Ok("raw"),
+                sock: std::env::var("INSANE_BENCH_DPDK_SOCK").map_err(|e| e.to_string())?,
+                trips: env_num("INSANE_BENCH_DPDK_TRIPS")?,
+                messages: env_num("INSANE_BENCH_DPDK_MESSAGES")?,
+                size: env_num("INSANE_BENCH_DPDK_SIZE")? as usize,
+                burst: env_num("INSANE_BENCH_DPDK_BURST")? as usize,
+            })
+        })();
+        let result = params.and_then(|p| {
+            let args = eal_args(&p);
+            Eal::init(&args).map_err(|e| e.to_string())?;
+            let mut port = Port::open(
+                0,
+                &PortConfig {
+                    start_attempts: if p.server { 1 } else { 100 },
+                    ..PortConfig::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            let queue = port.take_queue(0).ok_or("no queue")?;
+            if p.server {
+                println!("SERVER-READY");
+            }
+            let start = Instant::now();
+            while !queue.link().up {
+                if start.elapsed() > Duration::from_secs(30) {
+                    return Err("memif link not up after 30 s".into());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The port (inside `open`) must stay open, not polled, until the
+            // peer has closed its side: closing a memif port makes the
+            // peer's PMD unmap shared memory, which crashes an rx_burst
+            // running there.
+            let mut open = Open::Queue(queue);
+            let line = match (p.server, p.raw) {
+                (true, true) => raw_server(&p, &open).map(|()| "SERVER-DONE".to_string()),
+                (false, true) => raw_client(&p, &open),
+                (true, false) => insane_server(&p, &mut open).map(|()| "SERVER-DONE".to_string()),
+                (false, false) => insane_client(&p, &mut open),
+            };
+            Ok((line, open))
+        });
+        let (ok, _open) = match result {
+            Ok((Ok(line), open)) => {
+                println!("{line}");
+                (true, Some(open))
+            }
+            Ok((Err(e), open)) => {
+                println!("FAILED {role}: {e}");
+                (false, Some(open))
+            }
+            Err(e) => {
+                println!("FAILED {role}: {e}");
+                (false, None)
+            }
+        };
+        let _ = std::io::stdout().flush();
+        // Stay (not polling) until the parent says the peer has closed.
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+
+    fn eal_args(p: &ChildParams) -> Vec<String> {
+        let (role, lcore, mac) = if p.server {
+            ("server", 0, SERVER_MAC)
+        } else {
+            ("client", 1, CLIENT_MAC)
+        };
+        let mac = mac.map(|b| format!("{b:02x}")).join(":");
+        vec![
+            "-l".into(),
+            lcore.to_string(),
+            "--no-pci".into(),
+            "--no-huge".into(),
+            "-m".into(),
+            "256".into(),
+            "--no-telemetry".into(),
+            "--no-shconf".into(),
+            "--log-level=*:error".into(),
+            format!("--file-prefix=insane-bench-{role}-{}", std::process::id()),
+            format!(
+                "--vdev=net_memif0,role={role},socket={},socket-abstract=no,mac={mac}",
+                p.sock
+            ),
+        ]
+    }
+
+    fn percentile(sorted: &[u64], q: f64) -> u64 {
+        if sorted.is_empty() {
+            return 0;
+        }
+        let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+        sorted[i.min(sorted.len() - 1)]
+    }
+
+    fn result_line(mut rtts: Vec<u64>, rate: f64) -> String {
+        rtts.sort_unstable();
+        format!(
+            "RESULT p50={} p99={} rate={rate:.0}",
+            percentile(&rtts, 0.50),
+            percentile(&rtts, 0.99)
+        )
+    }
+
+    // ---- insane: the userspace stack over DpdkDevice ----
+
+    /// The stack's notion of time while busy-polling: read again after a
+    /// poll that received something and every 64 idle polls, as an
+    /// executor shares one clock read per loop turn among its reactors
+    /// (the stack uses `now` only for ARP timers).
+    struct Coarse {
+        now: Instant,
+        idle: u32,
+    }
+
+    impl Coarse {
+        fn new() -> Self {
+            Self {
+                now: Instant::now(),
+                idle: 0,
+            }
+        }
+
+        fn get(&mut self) -> Instant {
+            self.now
+        }
+
+        /// After a poll: `got` frames were received.
+        fn after(&mut self, got: usize) {
+            self.idle += 1;
+            if got > 0 || self.idle >= 64 {
+                self.now = Instant::now();
+                self.idle = 0;
+            }
+        }
+    }
+
+    fn insane_server(p: &ChildParams, open: &mut Open) -> Result<(), String> {
+        let iface = open.stack(SERVER_IP)?;
+        let ep = iface.bind(UDP_PORT).map_err(|e| e.to_string())?;
+        let (mut counted, mut first) = (0u64, None::<Instant>);
+        let mut idle = 0u64;
+        let mut clock = Coarse::new();
+        loop {
+            let now = clock.get();
+            let got = iface.poll(now);
+            clock.after(got);
+            let mut progress = false;
+            while let Some(d) = iface.recv_from(ep) {
+                progress = true;
+                match d.first() {
+                    Some(&TAG_PING) => {
+                        let mut r = iface.alloc_tx().ok_or("server pool empty")?;
+                        TxFrame::extend_from_slice(&mut r, &d);
+                        let peer = d.peer();
+                        drop(d);
+                        iface
+                            .send_to(ep, peer, r, now)
+                            .map_err(|e| format!("echo: {:?}", e.kind))?;
+                    }
+                    Some(&TAG_RATE) => {
+                        let peer = d.peer();
+                        drop(d);
+                        let t0 = *first.get_or_insert(now);
+                        counted += 1;
+                        if counted == p.messages {
+                            let elapsed = now.duration_since(t0).as_nanos() as u64;
+                            let mut r = iface.alloc_tx().ok_or("server pool empty")?;
+                            let mut msg = vec![0u8; p.size];
+                            msg[0] = TAG_REPORT;
+                            msg[1..9].copy_from_slice(&elapsed.to_le_bytes());
+                            TxFrame::extend_from_slice(&mut r, &msg);
+                            iface
+                                .send_to(ep, peer, r, now)
+                                .map_err(|e| format!("report: {:?}", e.kind))?;
+                            for _ in 0..100_000 {
+                                iface.flush();
+                                if iface.device().queue().pending() == 0 {
+                                    return Ok(());
+                                }
+                            }
+                            return Err("report stuck in the TX batch".into());
+                        }
+                    }
+                    _ => return Err("unexpected message".into()),
+                }
+            }
+            iface.flush();
+            idle = if progress { 0 } else { idle + 1 };
+            if idle > SPIN_LIMIT {
+                return Err(format!("no traffic; rate messages counted {counted}"));
+            }
+        }
+    }
+
+    fn insane_client(p: &ChildParams, open: &mut Open) -> Result<String, String> {
+        let iface = open.stack(CLIENT_IP)?;
+        let ep = iface.bind(UDP_PORT).map_err(|e| e.to_string())?;
+        let server = SocketAddrV4::new(SERVER_IP, UDP_PORT);
+        let mut msg = vec![0u8; p.size];
+        msg[0] = TAG_PING;
+        let mut rtts = Vec::with_capacity(p.trips as usize);
+        // Warm-up (ARP resolution included), then the timed round trips.
+        let warm = (p.trips / 10).max(100);
+        for i in 0..warm + p.trips {
+            msg[1..9].copy_from_slice(&i.to_le_bytes());
+            let t0 = Instant::now();
+            let mut f = iface.alloc_tx().ok_or("client pool empty")?;
+            TxFrame::extend_from_slice(&mut f, &msg);
+            iface
+                .send_to(ep, server, f, t0)
+                .map_err(|e| format!("ping {i}: {:?}", e.kind))?;
+            iface.flush();
+            let mut spins = 0u64;
+            let mut clock = Coarse::new();
+            loop {
+                let got = iface.poll(clock.get());
+                clock.after(got);
+                if let Some(d) = iface.recv_from(ep) {
+                    if d.get(1..9) != Some(&msg[1..9]) {
+                        return Err(format!("echo {i} differs"));
+                    }
+                    break;
+                }
+                spins += 1;
+                if spins > SPIN_LIMIT {
+                    return Err(format!("no echo for ping {i}"));
+                }
+            }
+            if i >= warm {
+                rtts.push(t0.elapsed().as_nanos() as u64);
+            }
+        }
+        // Rate: bursts, never more than one batch outstanding in the queue.
+        msg[0] = TAG_RATE;
+        let mut sent = 0u64;
+        let now = Instant::now();
+        while sent < p.messages {
+            let mut spins = 0u64;
+            while iface.device().queue().pending() > 0 {
+                iface.flush();
+                spins += 1;
+                if spins > SPIN_LIMIT {
+                    return Err("TX batch never drains".into());
+                }
+            }
+            let n = (p.messages - sent).min(p.burst as u64);
+            for _ in 0..n {
+                msg[1..9].copy_from_slice(&sent.to_le_bytes());
+                let mut f = iface.alloc_tx().ok_or("client pool empty")?;
+                TxFrame::extend_from_slice(&mut f, &msg);
+                iface
+                    .send_to(ep, server, f, now)
+                    .map_err(|e| format!("rate {sent}: {:?}", e.kind))?;
+                sent += 1;
+            }
+            iface.flush();
+        }
+        let mut spins = 0u64;
+        let elapsed = loop {
+            iface.poll(Instant::now());
+            if let Some(d) = iface.recv_from(ep) {
+                if d.first() == Some(&TAG_REPORT) && d.len() >= 9 {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&d[1..9]);
+                    break u64::from_le_bytes(b);
+                }
+            }
+            spins += 1;
+            if spins > SPIN_LIMIT {
+                return Err("no report from the server".into());
+            }
+        };
+        Ok(result_line(
+            rtts,
+            p.messages as f64 / (elapsed.max(1) as f64 / 1e9),
+        ))
+    }
+
+    // ---- raw: rx_burst/tx_burst on insane-dpdk-sys ----
+
+    /// The raw loop's own port, set up with dpdk-sys calls.
+    struct RawPort {
+        port: u16,
+        pool: *mut sys::rte_mempool,
+    }
+
+    fn raw_port(open: &Open) -> Result<RawPort, String> {
+        // The port was configured and started by insane-dpdk (same EAL
+        // and PMD); the data path below uses only raw calls on it. The
+        // Queue stays alive, unused, in `open`, which keeps the port open.
+        let port = open.port()?;
+        let name = std::ffi::CString::new(format!("raw-{}", std::process::id()))
+            .map_err(|e| e.to_string())?;
+        // SAFETY: the EAL is initialised; the name is NUL-terminated.
+        let pool = unsafe {
+            sys::rte_pktmbuf_pool_create(
+                name.as_ptr(),
+                8191,
+                256,
+                0,
+                sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+                sys::rte_socket_id() as i32,
+            )
+        };
+        if pool.is_null() {
+            return Err("rte_pktmbuf_pool_create failed".into());
+        }
+        Ok(RawPort { port, pool })
+    }
+
+    /// Allocates a frame of `len` bytes: Ethernet addresses, then `msg`
+    /// at the payload offset.
+    ///
+    /// # Safety
+    /// `pool` is a live pktmbuf pool.
+    unsafe fn raw_frame(
+        pool: *mut sys::rte_mempool,
+        src: [u8; 6],
+        dst: [u8; 6],
+        msg: &[u8],
+    ) -> Option<*mut sys::rte_mbuf> {
+        // SAFETY: the caller guarantees the pool.
+        let m = unsafe { sys::insane_rte_pktmbuf_alloc(pool) };
+        if m.is_null() {
+            return None;
+        }
+        let len = HEADERS + msg.len();
+        // SAFETY: a fresh mbuf with 2048 bytes of tailroom (len <= 1442).
+        let data = unsafe { sys::insane_rte_pktmbuf_append(m, len as u16) };
+        if data.is_null() {
+            // SAFETY: ours.
+            unsafe { sys::insane_rte_pktmbuf_free(m) };
+            return None;
+        }
+        // SAFETY: `data` points at `len` writable bytes of the mbuf.
+        let frame = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) };
+        frame[..6].copy_from_slice(&dst);
+        frame[6..12].copy_from_slice(&src);
+        frame[12..14].copy_from_slice(&[0x88, 0xb5]); // local experimental ethertype
+        frame[HEADERS..].copy_from_slice(msg);
+        Some(m)
+    }
+
+    /// The payload of a raw frame.
+    ///
+    /// # Safety
+    /// `m` is a live single-segment mbuf.
+    unsafe fn raw_payload<'a>(m: *mut sys::rte_mbuf) -> &'a mut [u8] {
+        // SAFETY: the caller guarantees the mbuf; its data is data_len bytes.
+        unsafe {
+            let len = usize::from((*m).data_len);
+            let data = sys::insane_rte_pktmbuf_mtod(m).cast::<u8>();
+            let frame = std::slice::from_raw_parts_mut(data, len);
+            &mut frame[HEADERS.min(len)..]
+        }
+    }
+
+    /// Sends all of `bufs` (retrying what the PMD does not take).
+    fn raw_send_all(port: u16, bufs: &mut [*mut sys::rte_mbuf]) -> Result<(), String> {
+        let mut done = 0usize;
+        let mut spins = 0u64;
+        while done < bufs.len() {
+            // SAFETY: the port is started; the pointers are our mbufs; the
+            // PMD takes ownership of the first `n`.
+            let n = unsafe {
+                sys::insane_rte_eth_tx_burst(
+                    port,
+                    0,
+                    bufs[done..].as_mut_ptr(),
+                    (bufs.len() - done) as u16,
+                )
+            };
+            done += usize::from(n);
+            spins += 1;
+            if spins > SPIN_LIMIT {
+                return Err("tx_burst never takes the frames".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn raw_server(p: &ChildParams, open: &Open) -> Result<(), String> {
+        let raw = raw_port(open)?;
+        let mut bufs = [std::ptr::null_mut::<sys::rte_mbuf>(); 32];
+        let (mut counted, mut first) = (0u64, None::<Instant>);
+        let mut idle = 0u64;
+        let mut echo: Vec<*mut sys::rte_mbuf> = Vec::with_capacity(32);
+        loop {
+            // SAFETY: the port is started; `bufs` has room for 32.
+            let n = unsafe { sys::insane_rte_eth_rx_burst(raw.port, 0, bufs.as_mut_ptr(), 32) };
+            if n == 0 {
+                idle += 1;
+                if idle > SPIN_LIMIT {
+                    return Err(format!("no traffic; rate messages counted {counted}"));
+                }
+                continue;
+            }
+            idle = 0;
+            let now = Instant::now();
+            for &m in &bufs[..usize::from(n)] {
+                // SAFETY: a received mbuf, ours.
+                let payload = unsafe { raw_payload(m) };
+                match payload.first() {
+                    Some(&TAG_PING) => {
+                        // Echo in place: swap the MAC addresses.
+                        // SAFETY: ours; at least HEADERS bytes long.
+                        let frame = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                sys::insane_rte_pktmbuf_mtod(m).cast::<u8>(),
+                                usize::from((*m).data_len),
+                            )
+                        };
+                        for i in 0..6 {
+                            frame.swap(i, i + 6);
+                        }
+                        echo.push(m);
+                    }
+                    Some(&TAG_RATE) => {
+                        let t0 = *first.get_or_insert(now);
+                        counted += 1;
+                        // SAFETY: ours.
+                        unsafe { sys::insane_rte_pktmbuf_free(m) };
+                        if counted == p.messages {
+                            let elapsed = now.duration_since(t0).as_nanos() as u64;
+                            let mut msg = vec![0u8; p.size];
+                            msg[0] = TAG_REPORT;
+                            msg[1..9].copy_from_slice(&elapsed.to_le_bytes());
+                            // SAFETY: our live pool.
+                            let r = unsafe { raw_frame(raw.pool, SERVER_MAC, CLIENT_MAC, &msg) }
+                                .ok_or("raw pool empty")?;
+                            echo.push(r);
+                        }
+                    }
+                    _ => {
+                        // SAFETY: ours.
+                        unsafe { sys::insane_rte_pktmbuf_free(m) };
+                    }
+                }
+            }
+            if !echo.is_empty() {
+                raw_send_all(raw.port, &mut echo)?;
+                echo.clear();
+            }
+            if counted == p.messages {
+                return Ok(());
+            }
+        }
+    }
+
+    fn raw_client(p: &ChildParams, open: &Open) -> Result<String, String> {
+        let raw = raw_port(open)?;
+        let mut msg = vec![0u8; p.size];
+        msg[0] = TAG_PING;
+        let mut bufs = [std::ptr::null_mut::<sys::rte_mbuf>(); 32];
+        let mut rtts = Vec::with_capacity(p.trips as usize);
+        let warm = (p.trips / 10).max(100);
+        for i in 0..warm + p.trips {
+            msg[1..9].copy_from_slice(&i.to_le_bytes());
+            let t0 = Instant::now();
+            // SAFETY: our live pool.
+            let m = unsafe { raw_frame(raw.pool, CLIENT_MAC, SERVER_MAC, &msg) }
+                .ok_or("raw pool empty")?;
+            raw_send_all(raw.port, &mut [m])?;
+            let mut spins = 0u64;
+            loop {
+                // SAFETY: the port is started; room for 32.
+                let n = unsafe { sys::insane_rte_eth_rx_burst(raw.port, 0, bufs.as_mut_ptr(), 32) };
+                if n > 0 {
+                    let mut ok = false;
+                    for &m in &bufs[..usize::from(n)] {
+                        // SAFETY: a received mbuf, ours; freed right after.
+                        unsafe {
+                            ok |= raw_payload(m).get(1..9) == Some(&msg[1..9]);
+                            sys::insane_rte_pktmbuf_free(m);
+                        }
+                    }
+                    if !ok {
+                        return Err(format!("echo {i} differs"));
+                    }
+                    break;
+                }
+                spins += 1;
+                if spins > SPIN_LIMIT {
+                    return Err(format!("no echo for ping {i}"));
+                }
+            }
+            if i >= warm {
+                rtts.push(t0.elapsed().as_nanos() as u64);
+            }
+        }
+        msg[0] = TAG_RATE;
+        let mut sent = 0u64;
+        let mut out: Vec<*mut sys::rte_mbuf> = Vec::with_capacity(p.burst);
+        while sent < p.messages {
+            let n = (p.messages - sent).min(p.burst as u64);
+            for _ in 0..n {
+                msg[1..9].copy_from_slice(&sent.to_le_bytes());
+                // SAFETY: our live pool.
+                let m = unsafe { raw_frame(raw.pool, CLIENT_MAC, SERVER_MAC, &msg) }
+                    .ok_or("raw pool empty")?;
+                out.push(m);
+                sent += 1;
+            }
+            raw_send_all(raw.port, &mut out)?;
+            out.clear();
+        }
+        let mut spins = 0u64;
+        let elapsed = loop {
+            // SAFETY: the port is started; room for 32.
+            let n = unsafe { sys::insane_rte_eth_rx_burst(raw.port, 0, bufs.as_mut_ptr(), 32) };
+            let mut report = None;
+            for &m in &bufs[..usize::from(n)] {
+                // SAFETY: a received mbuf, ours; freed right after.
+                unsafe {
+                    let pl = raw_payload(m);
+                    if pl.first() == Some(&TAG_REPORT) && pl.len() >= 9 {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(&pl[1..9]);
+                        report = Some(u64::from_le_bytes(b));
+                    }
+                    sys::insane_rte_pktmbuf_free(m);
+                }
+            }
+            if let Some(e) = report {
+                break e;
+            }
+            spins += 1;
+            if spins > SPIN_LIMIT {
+                return Err("no report from the server".into());
+            }
+        };
+        Ok(result_line(
+            rtts,
+            p.messages as f64 / (elapsed.max(1) as f64 / 1e9),
+        ))
+    }
+}
+
+#[cfg(not(insane_dpdk_available))]
+mod imp {
+    //! Without the `dpdk` feature or without libdpdk: every cell says how
+    //! to get them.
+
+    use std::process::ExitCode;
+
+    /// One measurement's parameters.
+    #[derive(Clone, Copy, Debug)]
+    pub struct RunParams {
+        pub raw: bool,
+        pub trips: u64,
+        pub messages: u64,
+        pub size: usize,
+        pub burst: usize,
+    }
+
+    /// One measurement's results.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Measured {
+        pub p50_ns: f64,
+        pub p99_ns: f64,
+        pub rate: f64,
+    }
+
+    pub fn measure(p: &RunParams) -> Result<Measured, String> {
+        let _ = (p.raw, p.trips, p.messages, p.size, p.burst);
+        Err(why().into())
+    }
+
+    fn why() -> &'static str {
+        if cfg!(feature = "dpdk") {
+            "DPDK not available: insane was built without libdpdk (install libdpdk-dev pkg-config libclang-dev and rebuild)"
+        } else {
+            "insane-bench was built without its `dpdk` feature (cargo run --release -p insane-bench --features dpdk -- dpdk-rtt)"
+        }
+    }
+
+    pub fn child(role: &str) -> ExitCode {
+        println!("FAILED {role}: {}", why());
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,67 @@
+/* See shim.h. Compiled by build.rs with the flags of `pkg-config
+ * --cflags libdpdk`. */
+#include "shim.h"
+
+int insane_rte_errno(void) { return rte_errno; }
+void insane_rte_errno_set(int value) { rte_errno = value; }
+unsigned insane_rte_lcore_id(void) { return rte_lcore_id(); }
+
+uint16_t insane_rte_eth_rx_burst(uint16_t port, uint16_t queue,
+                                 struct rte_mbuf **pkts, uint16_t n) {
+    return rte_eth_rx_burst(port, queue, pkts, n);
+}
+
+uint16_t insane_rte_eth_tx_burst(uint16_t port, uint16_t queue,
+                                 struct rte_mbuf **pkts, uint16_t n) {
+    return rte_eth_tx_burst(port, queue, pkts, n);
+}
+
+struct rte_mbuf *insane_rte_pktmbuf_alloc(struct rte_mempool *mp) {
+    return rte_pktmbuf_alloc(mp);
+}
+
+int insane_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp,
+                                  struct rte_mbuf **mbufs, unsigned count) {
+    return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
+}
+
+void insane_rte_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
+
+char *insane_rte_pktmbuf_mtod(struct rte_mbuf *m) {
+    return rte_pktmbuf_mtod(m, char *);
+}
+
+uint16_t insane_rte_pktmbuf_headroom(const struct rte_mbuf *m) {
+    return rte_pktmbuf_headroom(m);
+}
+
+uint16_t insane_rte_pktmbuf_tailroom(const struct rte_mbuf *m) {
+    return rte_pktmbuf_tailroom(m);
+}
+
+char *insane_rte_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len) {
+    return rte_pktmbuf_prepend(m, len);
+}
+
+char *insane_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len) {
+    return rte_pktmbuf_append(m, len);
+}
+
+int insane_rte_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) {
+    return rte_pktmbuf_trim(m, len);
+}
+
+int insane_rte_pktmbuf_is_contiguous(const struct rte_mbuf *m) {
+    return rte_pktmbuf_is_contiguous(m);
+}
+
+uint16_t insane_rte_pktmbuf_data_room_size(struct rte_mempool *mp) {
+    return rte_pktmbuf_data_room_size(mp);
+}
+
+const char *insane_rte_version(void) { return rte_version(); }
+
+const uint64_t insane_rss_ip_udp = RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP;
+const uint64_t insane_rx_offload_checksum = RTE_ETH_RX_OFFLOAD_CHECKSUM;
+const uint64_t insane_tx_offload_ipv4_cksum = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+const uint64_t insane_tx_offload_udp_cksum = RTE_ETH_TX_OFFLOAD_UDP_CKSUM;

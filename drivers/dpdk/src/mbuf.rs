@@ -1,0 +1,208 @@
+//! [`Mbuf`]: one owned, single-segment DPDK packet buffer.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+
+use insane_dpdk_sys as sys;
+
+/// An owned single-segment `rte_mbuf`: a received frame, or a frame being
+/// built for transmission.
+///
+/// It dereferences to its data (`data_len` bytes at `buf_addr +
+/// data_off`). The data can grow at the back ([`append`](Self::append),
+/// into the tailroom) and at the front ([`prepend`](Self::prepend), into
+/// the headroom: 128 bytes in a fresh mbuf), so headers are written in
+/// front of a payload without moving it. Dropping it frees it to its pool
+/// (`rte_pktmbuf_free`), from any thread (see
+/// [`Mempool`](crate::Mempool)).
+pub struct Mbuf {
+    raw: NonNull<sys::rte_mbuf>,
+}
+
+// SAFETY: an Mbuf is the only owner of its mbuf; nothing else reads or
+// writes it while the handle exists, and freeing it is thread safe (the
+// pool's put is a multi-producer ring operation for threads without an
+// lcore cache).
+unsafe impl Send for Mbuf {}
+// SAFETY: `&Mbuf` only reads the mbuf.
+unsafe impl Sync for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of `raw`.
+    ///
+    /// # Safety
+    /// `raw` is a valid single-segment mbuf with a reference count of 1
+    /// that nothing else uses or frees.
+    pub(crate) unsafe fn from_raw(raw: NonNull<sys::rte_mbuf>) -> Self {
+        Self { raw }
+    }
+
+    /// Gives up ownership (for `tx_burst`): the caller frees it.
+    pub(crate) fn into_raw(self) -> *mut sys::rte_mbuf {
+        let raw = self.raw.as_ptr();
+        std::mem::forget(self);
+        raw
+    }
+
+    fn m(&self) -> &sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf (type invariant).
+        unsafe { self.raw.as_ref() }
+    }
+
+    fn m_mut(&mut self) -> &mut sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf exclusively (type invariant, `&mut`).
+        unsafe { self.raw.as_mut() }
+    }
+
+    /// Bytes of data.
+    pub fn len(&self) -> usize {
+        usize::from(self.m().data_len)
+    }
+
+    /// Whether there is no data.
+    pub fn is_empty(&self) -> bool {
+        self.m().data_len == 0
+    }
+
+    /// Free bytes before the data.
+    pub fn headroom(&self) -> usize {
+        usize::from(self.m().data_off)
+    }
+
+    /// Free bytes after the data.
+    pub fn tailroom(&self) -> usize {
+        let m = self.m();
+        usize::from(m.buf_len)
+            .saturating_sub(usize::from(m.data_off))
+            .saturating_sub(usize::from(m.data_len))
+    }
+
+    /// The port it was received on (meaningful for received frames).
+    pub fn port(&self) -> u16 {
+        self.m().port
+    }
+
+    /// Grows the data by `n` bytes at the back and returns them (content
+    /// unspecified), or `None`, changing nothing, when the tailroom is
+    /// smaller.
+    pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.tailroom() {
+            return None;
+        }
+        let old = self.len();
+        let n16 = u16::try_from(n).ok()?;
+        let m = self.m_mut();
+        m.data_len += n16;
+        m.pkt_len += u32::from(n16);
+        Some(&mut self[old..])
+    }
+
+    /// Grows the data by `n` bytes at the front and returns the whole data
+    /// (the new bytes first, content unspecified), or `None`, changing
+    /// nothing, when the headroom is smaller.
+    pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        if n > self.headroom() {
+            return None;
+        }
+        let n16 = u16::try_from(n).ok()?;
+        let m = self.m_mut();
+        m.data_off -= n16;
+        m.data_len += n16;
+        m.pkt_len += u32::from(n16);
+        Some(&mut self[..])
+    }
+
+    /// Removes `n` bytes from the front of the data (they become
+    /// headroom); `false`, changing nothing, when the data is shorter.
+    pub fn adj(&mut self, n: usize) -> bool {
+        let Ok(n16) = u16::try_from(n) else {
+            return false;
+        };
+        if n > self.len() {
+            return false;
+        }
+        let m = self.m_mut();
+        m.data_off += n16;
+        m.data_len -= n16;
+        m.pkt_len -= u32::from(n16);
+        true
+    }
+
+    /// Shortens the data to `len` bytes (no effect when already shorter).
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            let m = self.m_mut();
+            // len < data_len <= u16::MAX
+            m.data_len = len as u16;
+            m.pkt_len = len as u32;
+        }
+    }
+
+    /// Appends `bytes`; `false`, changing nothing, when they do not fit.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) -> bool {
+        match self.append(bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the mbuf is a single segment (always true for mbufs this
+    /// crate hands out; received multi-segment frames are dropped).
+    pub(crate) fn raw_is_single_segment(raw: NonNull<sys::rte_mbuf>) -> bool {
+        // SAFETY: called on a valid mbuf just received.
+        let m = unsafe { raw.as_ref() };
+        m.nb_segs == 1 && m.next.is_null()
+    }
+}
+
+impl Deref for Mbuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        let m = self.m();
+        // SAFETY: a single-segment mbuf's data is `data_len` initialised
+        // bytes at `buf_addr + data_off`, inside its `buf_len`-byte buffer
+        // (kept by every method here and by the PMDs); we own it.
+        unsafe {
+            std::slice::from_raw_parts(
+                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+}
+
+impl DerefMut for Mbuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let m = self.m();
+        let (addr, off, len) = (m.buf_addr, m.data_off, m.data_len);
+        // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                addr.cast::<u8>().add(usize::from(off)),
+                usize::from(len),
+            )
+        }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; freeing it is thread safe (see the type).
+        unsafe { sys::insane_rte_pktmbuf_free(self.raw.as_ptr()) };
+    }
+}
+
+impl fmt::Debug for Mbuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mbuf")
+            .field("len", &self.len())
+            .field("headroom", &self.headroom())
+            .field("tailroom", &self.tailroom())
+            .finish()
+    }
+}
