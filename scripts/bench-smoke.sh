@@ -33,7 +33,17 @@ fi
 
 # The harness and the example servers its external-client scenarios start
 # (built here so that their compilation stays out of the timed run).
-cargo build --release -p insane-bench
+# With libdpdk (installed by scripts/install-deps.sh, which the test command
+# runs) the harness is built with DPDK so that `all` includes dpdk-rtt.
+features=()
+if pkg-config --exists libdpdk 2>/dev/null; then
+    features=(--features dpdk)
+    export INSANE_REQUIRE_DPDK=1
+elif [ "${CI:-}" = true ]; then
+    echo "bench smoke: libdpdk missing under CI (run scripts/install-deps.sh)" >&2
+    exit 1
+fi
+cargo build --release -p insane-bench "${features[@]}"
 cargo build --release --example hyper_server --example echo_udp --example echo_tcp
 bin="${CARGO_TARGET_DIR:-target}/release/insane-bench"
 
@@ -67,6 +77,9 @@ done
 # them), left out of `all` with a printed reason elsewhere.
 if [ "${CI:-}" = true ] && [ ! -s "$out/xdp-rtt.md" ]; then
     problems+=("$out/xdp-rtt.md is missing (CI runs as root with network namespaces)")
+fi
+if [ ${#features[@]} -gt 0 ] && [ ! -s "$out/dpdk-rtt.md" ]; then
+    problems+=("$out/dpdk-rtt.md is missing (insane-bench was built with DPDK)")
 fi
 # A contestant that cannot run on this host (monoio or glommio without
 # io_uring, say) is left out with its reason in the report ("not measured

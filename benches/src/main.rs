@@ -102,8 +102,10 @@ enum Scenario {
     /// message rate: insane's stack vs a raw rx/tx_burst loop (feature
     /// `dpdk`).
     DpdkRtt(scenarios::dpdk_rtt::Args),
-    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c, tcp-bulk, qos-mix and
-    /// (as root, with network namespaces) xdp-rtt with their defaults; writes every scenario's files, `<out>/report.md`,
+    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c, tcp-bulk, qos-mix,
+    /// xdp-rtt (as root, with network namespaces) and dpdk-rtt (built with
+    /// the `dpdk` feature) with their defaults; writes every scenario's
+    /// files, `<out>/report.md`,
     /// `<out>/results.json` and the plots.
     All(NetArgs),
 }
@@ -246,6 +248,19 @@ fn all(args: &NetArgs) -> Vec<Report> {
             sizes: vec![64, 1472],
         })),
         Err(why) => say!("xdp-rtt left out of `all`: {why}"),
+    }
+    // dpdk-rtt: only in a build with the `dpdk` feature and libdpdk.
+    if cfg!(insane_dpdk_available) {
+        reports.push(scenarios::dpdk_rtt::run(&scenarios::dpdk_rtt::Args {
+            common: args.common.clone(),
+            size: 64,
+            burst: 32,
+        }));
+    } else {
+        say!(
+            "dpdk-rtt left out of `all`: insane-bench was built without DPDK \
+             (build with --features dpdk, libdpdk-dev installed)"
+        );
     }
     reports
 }
