@@ -112,9 +112,6 @@ impl Capabilities {
             format!("io_uring on Linux {}", f.kernel_release)
         });
         let epoll = Availability::from_probe(insane_epoll::probe(), |_| "epoll".into());
-        let not_built = |what: &str| {
-            Availability::Unavailable(format!("the {what} driver is not part of this build yet"))
-        };
         Self {
             uring,
             epoll,
@@ -131,7 +128,10 @@ impl Capabilities {
                         "DPDK is configured but its port was not probed (Capabilities::probe_with probes it)".into(),
                     )
                 } else {
-                    not_built("DPDK")
+                    Availability::Unavailable(
+                        "the DPDK driver is not part of this build (insane-net feature `dpdk`)"
+                            .into(),
+                    )
                 }
             } else {
                 Availability::NotConfigured
