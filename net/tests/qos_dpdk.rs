@@ -10,7 +10,9 @@
 //! * a `[dpdk]` section whose port does not exist: io_uring busy-poll UDP,
 //!   `explain()` naming the DPDK failure;
 //! * normal and `resources=low` QoS never use DPDK, nor does an endpoint
-//!   bound to another address (with the reason).
+//!   bound to another address (with the reason);
+//! * an endpoint on one end of a `net_ring` pair and a raw stack on the
+//!   other exchange checked datagrams without a copy or an mbuf leak.
 //!
 //! All tests share one EAL (same arguments; `Eal::init` returns the first
 //! result). Under `CI=true` a build without libdpdk fails; otherwise the
@@ -303,4 +305,168 @@ fn normal_low_and_other_address_endpoints_never_use_dpdk() {
         opened_before,
         "no endpoint of these QoS opened (or used) the DPDK port"
     );
+}
+
+/// Payload `i`: 1..=1472 bytes; the first 8 (when there is room) hold `i`.
+fn payload(i: usize) -> Vec<u8> {
+    let len = 1 + (i * 7919) % 1472;
+    let mut p: Vec<u8> = (0..len).map(|j| (i * 5 + j * 13) as u8).collect();
+    let n = len.min(8);
+    p[..n].copy_from_slice(&(i as u64).to_le_bytes()[..n]);
+    p
+}
+
+/// A QoS endpoint on one end of a `net_ring` pair and a raw stack
+/// (echoing, on a thread of its own) on the other: checked datagrams of
+/// 1..=1472 bytes in order, every 8th sent from the other core (through
+/// the home core), received buffers are mbufs (no copy), half of them
+/// dropped on the other core; both ports' mempools back to their counts
+/// before the traffic (the endpoint's transmit mbufs freed by the peer,
+/// the peer's mbufs freed by the endpoint's receive buffers).
+#[test]
+fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() {
+    use insane_dpdk::{Port, PortConfig, ring_pair};
+    use insane_net::stack::dpdk::DpdkDevice;
+    use insane_net::stack::{EthernetAddress, Interface, TxFrame};
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    if !require_dpdk("endpoint_and_a_raw_stack_over_a_ring_pair") {
+        return;
+    }
+    insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    let (a, b) = ring_pair(1024).expect("ring pair");
+    let mut port_b = Port::open(b, &PortConfig::default()).expect("port b");
+    let device = DpdkDevice::with_mac(
+        port_b.take_queue(0).unwrap(),
+        EthernetAddress([2, 0, 0, 0, 0x78, 2]),
+    )
+    .unwrap();
+    let pool_b = device.queue().pool().clone();
+    let mut peer = Interface::new(
+        device,
+        insane_net::stack::Config::new("10.78.0.2/24".parse().unwrap()),
+    );
+    let peer_ep = peer.bind(7701).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // The peer echoes until told to stop (at most 120 s).
+    let echo = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut echoed = 0usize;
+        while !stop2.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
+            let now = Instant::now();
+            let mut busy = peer.poll(now) > 0;
+            while let Some(d) = peer.recv_from(peer_ep) {
+                let mut r = peer.alloc_tx().expect("peer mbufs");
+                assert!(TxFrame::extend_from_slice(&mut r, &d));
+                let to = d.peer();
+                drop(d);
+                peer.send_to(peer_ep, to, r, now).expect("echo");
+                echoed += 1;
+                busy = true;
+            }
+            peer.flush();
+            if !busy {
+                std::thread::yield_now();
+            }
+        }
+        (echoed, peer, port_b)
+    });
+
+    const N: usize = 5000;
+    let config = dpdk_config(a, "10.78.0.1/24");
+    let rt = runtime(2);
+    let copies = insane_net::qos::debug_copy_count();
+    let pool_b2 = pool_b.clone();
+    rt.block_on(async move {
+        let ep = Endpoint::bind_with_config(
+            "10.78.0.1:7700",
+            critical(),
+            TransportConfig::default(),
+            &config,
+        )
+        .await
+        .expect("bind");
+        assert_eq!(ep.driver(), Kind::DpdkUdp, "{}", ep.explain());
+        let ep = Arc::new(ep);
+        let pool_a = insane_net::qos::dpdk::port_pool(a).expect("port a opened");
+        let (free_a, used_b) = (pool_a.avail_count(), pool_b2.in_use_count());
+        let to: SocketAddr = "10.78.0.2:7701".parse().unwrap();
+        let (mut sent, mut got, mut device_frames) = (0usize, 0usize, 0usize);
+        while got < N {
+            // The first datagram waits for ARP alone; then a window.
+            let window = if got == 0 { 1 } else { 32 };
+            while sent < N && sent - got < window {
+                let p = payload(sent);
+                if sent % 8 == 7 {
+                    let ep = ep.clone();
+                    spawn_on(1, async move {
+                        let mut buf = ep.buffer().await;
+                        buf.extend_from_slice(&p).unwrap();
+                        ep.send_to(buf, to).await
+                    })
+                    .await
+                    .expect("task on core 1")
+                    .unwrap_or_else(|e| panic!("send {sent} from core 1: {e}"));
+                } else {
+                    let mut buf = ep.buffer().await;
+                    buf.extend_from_slice(&p).unwrap();
+                    ep.send_to(buf, to)
+                        .await
+                        .unwrap_or_else(|e| panic!("send {sent}: {e}"));
+                }
+                sent += 1;
+            }
+            let msg = insane_runtime::time::timeout(Duration::from_secs(10), ep.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "echo {got} of {N} missing ({sent} sent): {:?}",
+                        ep.transport().diagnostics()
+                    )
+                })
+                .unwrap();
+            assert_eq!(msg.peer(), to);
+            assert!(
+                msg[..] == payload(got)[..],
+                "echo {got}: {} bytes, corrupt or out of order",
+                msg.len()
+            );
+            if msg.is_device_frame() {
+                device_frames += 1;
+            }
+            if got % 2 == 0 {
+                spawn_on(1, async move { drop(msg) });
+            }
+            got += 1;
+        }
+        assert_eq!(device_frames, N, "every RxBuf holds its mbuf");
+        // Bounded wait for the frames dropped on core 1 to come home.
+        for _ in 0..2000 {
+            if pool_a.avail_count() == free_a && pool_b2.in_use_count() == used_b {
+                break;
+            }
+            insane_runtime::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            pool_a.avail_count(),
+            free_a,
+            "the endpoint's pool lost mbufs"
+        );
+        assert_eq!(
+            pool_b2.in_use_count(),
+            used_b,
+            "the peer's mbufs held by the endpoint's RxBufs came back"
+        );
+    });
+    assert_eq!(
+        insane_net::qos::debug_copy_count(),
+        copies,
+        "no payload copy on the DPDK receive path"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (echoed, _peer, _port) = echo.join().expect("echo thread");
+    assert_eq!(echoed, N);
 }
