@@ -40,7 +40,11 @@
 //! same core ([`stack_transport`](super::stack_transport)). An endpoint
 //! bound to another address never uses it; if opening it fails, the
 //! endpoint falls back to the next transport and
-//! [`explain`](Endpoint::explain) names the reason.
+//! [`explain`](Endpoint::explain) names the reason. With a `[dpdk]` section
+//! (and the `dpdk` feature), DPDK UDP comes first: the same stack on a
+//! queue of the section's DPDK port, under the same rules
+//! ([`qos::dpdk`](super::dpdk) has the details: EAL once per process,
+//! the port open for the rest of the process, one polling core per port).
 //!
 //! # Busy polling
 //!
@@ -268,8 +272,8 @@ impl Endpoint {
 
     /// Like [`bind_with`](Self::bind_with), with the host configuration
     /// given here instead of loaded from `insane.toml`/`INSANE_*` (builder
-    /// style): a `[xdp]` section offers AF_XDP to endpoints bound to its
-    /// address. The kernel drivers are probed as usual; a bypass device is
+    /// style): a `[xdp]` section offers AF_XDP, a `[dpdk]` section DPDK
+    /// (feature `dpdk`), to endpoints bound to the section's address. The kernel drivers are probed as usual; a bypass device is
     /// probed by opening it, and when that fails the endpoint falls back
     /// to the next transport, [`explain`](Self::explain) naming the reason.
     ///
@@ -303,6 +307,10 @@ impl Endpoint {
                 xdp.interface, xdp.queue
             ));
         }
+        #[cfg(feature = "dpdk")]
+        if let Some(dpdk) = &host.dpdk {
+            caps.dpdk = Availability::Available(format!("port {} (opened at bind)", dpdk.port));
+        }
         Self::bind_inner(addr, qos, config, caps, host).await
     }
 
@@ -330,27 +338,49 @@ impl Endpoint {
                 xdp.interface
             ));
         }
+        if let Some(dpdk) = &host.dpdk
+            && caps.dpdk.is_available()
+            && addr.ip() != std::net::IpAddr::V4(dpdk.address.address)
+        {
+            caps.dpdk = Availability::Unavailable(format!(
+                "{} is not {}, the stack's address on DPDK port {} ([dpdk] address)",
+                addr.ip(),
+                dpdk.address.address,
+                dpdk.port
+            ));
+        }
         use policy::Transport as T;
         // Each failed bypass bind marks its technology unavailable and
         // chooses again: bounded by the number of technologies.
         let mut attempts = 0;
-        // Why AF_XDP could not serve an endpoint on its own address (the
-        // kernel usually cannot bind that address either: its error then
-        // says why the bypass was not used).
-        let mut bypass_failed: Option<String> = match &host.xdp {
-            Some(xdp)
-                if addr.ip() == std::net::IpAddr::V4(xdp.address.address)
-                    && policy::preference(&qos).contains(&T::XdpUdp) =>
-            {
-                caps.xdp.why_not()
-            }
-            _ => None,
+        // Why a bypass technology could not serve an endpoint on its own
+        // address (the kernel usually cannot bind that address either: its
+        // error then says why the bypass was not used).
+        let mut bypass_failed: Option<String> = None;
+        let on_own_address = |section: std::net::Ipv4Addr, kind: T| {
+            addr.ip() == std::net::IpAddr::V4(section) && policy::preference(&qos).contains(&kind)
         };
+        if let Some(dpdk) = &host.dpdk
+            && on_own_address(dpdk.address.address, T::DpdkUdp)
+        {
+            bypass_failed = caps
+                .dpdk
+                .why_not()
+                .map(|w| format!("DPDK was not usable: {w}"));
+        }
+        if let Some(xdp) = &host.xdp
+            && on_own_address(xdp.address.address, T::XdpUdp)
+        {
+            bypass_failed = caps
+                .xdp
+                .why_not()
+                .map(|w| format!("AF_XDP was not usable: {w}"));
+        }
         let fallback_error = |e: io::Error, kind: T, why: &Option<String>| match why {
             None => e,
             Some(why) => io::Error::new(
                 e.kind(),
-                format!("binding {addr} with {kind} failed: {e}; AF_XDP was not usable: {why}"),
+                format!("binding {addr} with {kind} failed: {e}; {why}"),
             ),
         };
         let (transport, choice, detail): (Arc<dyn Transport>, policy::Choice, String) = loop {
@@ -390,7 +420,29 @@ impl Endpoint {
                         Err(e) => {
                             tracing::debug!("AF_XDP bind failed, falling back: {e}");
                             caps.xdp = Availability::Unavailable(e.to_string());
-                            bypass_failed = Some(e.to_string());
+                            bypass_failed = Some(format!("AF_XDP was not usable: {e}"));
+                        }
+                    }
+                }
+                #[cfg(feature = "dpdk")]
+                T::DpdkUdp if attempts < 8 => {
+                    let dpdk = host
+                        .dpdk
+                        .as_ref()
+                        .ok_or_else(|| io::Error::other("DPDK chosen without a [dpdk] section"))?;
+                    match super::dpdk::bind_dpdk(dpdk, addr.port(), &config) {
+                        Ok(t) => {
+                            let detail = format!(
+                                "{}; busy-poll: the core {} spins while the endpoint lives",
+                                t.describe(),
+                                t.home_core()
+                            );
+                            break (Arc::new(t), choice, detail);
+                        }
+                        Err(e) => {
+                            tracing::debug!("DPDK bind failed, falling back: {e}");
+                            caps.dpdk = Availability::Unavailable(e.to_string());
+                            bypass_failed = Some(format!("DPDK was not usable: {e}"));
                         }
                     }
                 }

@@ -21,6 +21,8 @@
 //! ```
 
 pub mod channel;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 mod endpoint;
 mod home;
 pub mod policy;

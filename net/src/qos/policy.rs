@@ -112,9 +112,6 @@ impl Capabilities {
             format!("io_uring on Linux {}", f.kernel_release)
         });
         let epoll = Availability::from_probe(insane_epoll::probe(), |_| "epoll".into());
-        let not_built = |what: &str| {
-            Availability::Unavailable(format!("the {what} driver is not part of this build yet"))
-        };
         Self {
             uring,
             epoll,
@@ -131,7 +128,10 @@ impl Capabilities {
                         "DPDK is configured but its port was not probed (Capabilities::probe_with probes it)".into(),
                     )
                 } else {
-                    not_built("DPDK")
+                    Availability::Unavailable(
+                        "the DPDK driver is not part of this build (insane-net feature `dpdk`)"
+                            .into(),
+                    )
                 }
             } else {
                 Availability::NotConfigured
@@ -191,11 +191,18 @@ pub fn probe_xdp(interface: &str, queue: u32) -> Availability {
 /// port). Feature `dpdk`.
 ///
 /// The EAL is initialised once per process: probing initialises it with
-/// `eal`, and the driver later reuses that EAL (same arguments). Like any
-/// `rte_eal_init`, it makes the calling thread the EAL's main lcore and
-/// pins it to the first CPU of `-l` (see `insane_dpdk::Eal::init`).
+/// `eal`, and the driver later reuses that EAL (same arguments). It runs
+/// `rte_eal_init` on a short-lived thread of its own
+/// ([`init_eal`](super::dpdk::init_eal)), which the EAL makes its main
+/// lcore and pins to the first CPU of `-l`; the caller's thread is left
+/// as it is.
 #[cfg(feature = "dpdk")]
 pub fn probe_dpdk(eal: &[String], port: u16) -> Availability {
+    // The EAL initialised on a thread of its own (which it pins), not on
+    // the caller's (a runtime core's, pinned to its CPU).
+    if let Err(e) = super::dpdk::init_eal(eal) {
+        return Availability::Unavailable(format!("DPDK port {port}: {e}"));
+    }
     match insane_dpdk::probe(eal, port) {
         Ok((info, link)) => Availability::Available(format!(
             "port {} {}, PMD {}, link {}",

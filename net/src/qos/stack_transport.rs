@@ -61,7 +61,9 @@
 //! that builds the [`Interface`] on the device with the configuration's
 //! address, run once per core and key. AF_XDP does exactly that in
 //! `bind_xdp` (below), which [`Endpoint`](super::Endpoint) calls when the
-//! policy picks AF_XDP.
+//! policy picks AF_XDP; DPDK does it in `qos::dpdk` (feature `dpdk`: a
+//! port queue, kept by the process and handed back when its host closes),
+//! called when the policy picks DPDK.
 //!
 //! # Limits
 //!

@@ -1,0 +1,472 @@
+//! QoS endpoints and the DPDK driver inside one process (feature `dpdk`):
+//!
+//! * a `latency=critical, best-effort` endpoint bound to the `[dpdk]`
+//!   address gets DPDK UDP on the section's port (`net_ring`), and
+//!   `explain()` names the PMD; a second endpoint on the same core shares
+//!   the port's stack; an endpoint on another core meanwhile cannot (one
+//!   polling core per port) and says why; the port's queue is reused by
+//!   a later runtime after the endpoints are dropped; device send buffers
+//!   return to the mempool;
+//! * a `[dpdk]` section whose port does not exist: io_uring busy-poll UDP,
+//!   `explain()` naming the DPDK failure;
+//! * normal and `resources=low` QoS never use DPDK, nor does an endpoint
+//!   bound to another address (with the reason);
+//! * an endpoint on one end of a `net_ring` pair and a raw stack on the
+//!   other exchange checked datagrams without a copy or an mbuf leak.
+//!
+//! All tests share one EAL (same arguments; `Eal::init` returns the first
+//! result). Under `CI=true` a build without libdpdk fails; otherwise the
+//! tests are skipped with the reason. A `[dpdk]` section with bad EAL
+//! arguments is in `qos_dpdk_eal.rs` (a failed EAL stays failed in its
+//! process); endpoint ↔ endpoint traffic over `net_memif` between two
+//! processes in `qos_dpdk_memif.rs`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use insane_net::config::Config;
+use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::{Endpoint, Qos, TransportConfig};
+use insane_runtime::runtime::Runtime;
+use insane_runtime::task::spawn_on;
+
+/// Tests that use port 0 run one at a time (it has one polling core).
+static PORT0: Mutex<()> = Mutex::new(());
+
+fn require_dpdk(test: &str) -> bool {
+    if insane_dpdk::AVAILABLE {
+        return true;
+    }
+    let why = insane_dpdk::Error::unavailable();
+    if insane_testhosts::in_ci() {
+        panic!("{test}: DPDK is required under CI: {why}");
+    }
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
+fn eal_args() -> Vec<String> {
+    [
+        "-l",
+        "0",
+        "--no-pci",
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-telemetry",
+        "--no-shconf",
+        "--log-level=*:error",
+        "--vdev=net_ring0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!(
+        "--file-prefix=insane-qos-ring-{}",
+        std::process::id()
+    )])
+    .collect()
+}
+
+fn dpdk_config(port: u16, address: &str) -> Config {
+    let eal: Vec<String> = eal_args().iter().map(|a| format!("{a:?}")).collect();
+    Config::from_toml_str(
+        &format!(
+            "[dpdk]\neal = [{}]\nport = {port}\naddress = \"{address}\"\n",
+            eal.join(", ")
+        ),
+        "test config",
+    )
+    .expect("config")
+}
+
+fn runtime(cores: usize) -> Runtime {
+    Runtime::builder()
+        .cores(cores)
+        .on_core_start(Arc::new(|_| {
+            insane_uring::install_on_current_core(&Default::default())
+        }))
+        .build()
+        .expect("io_uring runtime")
+}
+
+fn critical() -> Qos {
+    Qos::builder().critical().best_effort().poll().build()
+}
+
+fn lock_port0() -> std::sync::MutexGuard<'static, ()> {
+    PORT0.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[test]
+fn critical_endpoint_on_the_dpdk_address_uses_dpdk_and_names_the_pmd() {
+    if !require_dpdk("critical_endpoint_on_the_dpdk_address_uses_dpdk") {
+        return;
+    }
+    let _port0 = lock_port0();
+    let eal = insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    let port = eal.port_by_name("net_ring0").expect("net_ring0");
+    let config = dpdk_config(port, "10.77.0.1/24");
+    let rt = runtime(2);
+    let c = config.clone();
+    let initial_free = rt.block_on(async move {
+        let ep = Endpoint::bind_with_config(
+            "10.77.0.1:7500",
+            critical(),
+            TransportConfig::default(),
+            &c,
+        )
+        .await
+        .expect("bind on the [dpdk] address");
+        let explain = ep.explain().to_string();
+        println!("{explain}");
+        assert_eq!(ep.driver(), Kind::DpdkUdp, "{explain}");
+        assert!(
+            explain.starts_with("latency=critical, best-effort, resources=poll -> DPDK UDP; "),
+            "{explain}"
+        );
+        assert!(explain.contains("PMD net_ring"), "{explain}");
+        assert!(
+            explain.contains(&format!("DPDK port {port} (net_ring0")),
+            "{explain}"
+        );
+        assert_eq!(ep.local_addr().unwrap(), "10.77.0.1:7500".parse().unwrap());
+        assert_eq!(
+            ep.max_payload(),
+            1472,
+            "MTU 1500 minus IPv4 and UDP headers"
+        );
+
+        // Device send buffers are mbufs of the port's pool.
+        let pool = insane_net::qos::dpdk::port_pool(port).expect("the endpoint opened the port");
+        let free = pool.avail_count();
+        let buf = ep.buffer().await;
+        assert_eq!(buf.capacity(), 1472);
+        assert_eq!(pool.avail_count(), free - 1, "the TxBuf holds an mbuf");
+        drop(buf);
+        assert_eq!(
+            pool.avail_count(),
+            free,
+            "the mbuf went back at once (home core)"
+        );
+
+        // A second endpoint on this core shares the port's stack.
+        let second =
+            Endpoint::bind_with_config("10.77.0.1:0", critical(), TransportConfig::default(), &c)
+                .await
+                .expect("second endpoint");
+        assert_eq!(second.driver(), Kind::DpdkUdp, "{}", second.explain());
+        assert_ne!(second.local_addr().unwrap().port(), 7500);
+
+        // Another core cannot poll the same queue: it falls back, and the
+        // kernel cannot bind the stack's address either; the error names
+        // both reasons.
+        let c2 = c.clone();
+        let other = spawn_on(1, async move {
+            Endpoint::bind_with_config(
+                "10.77.0.1:7501",
+                critical(),
+                TransportConfig::default(),
+                &c2,
+            )
+            .await
+            .map(|e| e.explain().to_string())
+        })
+        .await
+        .expect("task on core 1");
+        let e = other.expect_err("core 1 cannot use port 0's queue while core 0 polls it");
+        println!("{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "DPDK was not usable: DPDK port {port} queue 0 is polled by core 0"
+            )),
+            "{e}"
+        );
+        drop((ep, second));
+        pool.avail_count()
+    });
+    drop(rt);
+
+    // The queue went back to the port: a new runtime's endpoint takes it.
+    let rt = runtime(1);
+    rt.block_on(async move {
+        let ep = Endpoint::bind_with_config(
+            "10.77.0.1:7500",
+            critical(),
+            TransportConfig::default(),
+            &config,
+        )
+        .await
+        .expect("bind again");
+        assert_eq!(ep.driver(), Kind::DpdkUdp, "{}", ep.explain());
+        let pool = insane_net::qos::dpdk::port_pool(port).unwrap();
+        assert_eq!(
+            pool.avail_count(),
+            initial_free,
+            "no mbuf leaked across hosts"
+        );
+    });
+}
+
+#[test]
+fn missing_dpdk_port_falls_back_to_io_uring_busy_poll_naming_why() {
+    if !require_dpdk("missing_dpdk_port_falls_back") {
+        return;
+    }
+    insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    let config = dpdk_config(9, "127.0.0.1/8");
+    let rt = runtime(1);
+    rt.block_on(async move {
+        let ep = Endpoint::bind_with_config(
+            "127.0.0.1:0",
+            critical(),
+            TransportConfig::default(),
+            &config,
+        )
+        .await
+        .expect("falls back to the kernel");
+        let explain = ep.explain();
+        println!("{explain}");
+        assert_eq!(ep.driver(), Kind::UringUdpBusyPoll, "{explain}");
+        assert!(
+            explain.contains(
+                "-> io_uring busy-poll UDP (dpdk: opening DPDK port 9: DPDK port 9 does not exist"
+            ),
+            "{explain}"
+        );
+        // Still a working endpoint: a datagram to itself.
+        let mut buf = ep.buffer().await;
+        buf.extend_from_slice(b"fallback").unwrap();
+        ep.send_to(buf, ep.local_addr().unwrap()).await.unwrap();
+        let got = insane_runtime::time::timeout(Duration::from_secs(5), ep.recv())
+            .await
+            .expect("datagram to itself")
+            .unwrap();
+        assert_eq!(&got[..], b"fallback");
+    });
+    assert!(
+        insane_net::qos::dpdk::port_pool(9).is_none(),
+        "port 9 was never opened"
+    );
+}
+
+#[test]
+fn normal_low_and_other_address_endpoints_never_use_dpdk() {
+    if !require_dpdk("normal_low_and_other_address_endpoints_never_use_dpdk") {
+        return;
+    }
+    insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    // Port 0 (which exists) at 127.0.0.1: a QoS that DPDK does not serve
+    // must not open it.
+    let _port0 = lock_port0();
+    let opened_before = insane_net::qos::dpdk::port_pool(0).map(|p| p.avail_count());
+    let config = dpdk_config(0, "127.0.0.1/8");
+    let rt = runtime(1);
+    rt.block_on(async move {
+        let normal = Qos::builder().best_effort().build();
+        let ep = Endpoint::bind_with_config("127.0.0.1:0", normal, TransportConfig::default(), &config)
+            .await
+            .unwrap();
+        println!("{}", ep.explain());
+        assert_eq!(ep.driver(), Kind::UringUdp, "{}", ep.explain());
+        assert_eq!(
+            ep.explain(),
+            "latency=normal, best-effort, resources=low -> io_uring UDP"
+        );
+
+        let low = Qos::builder().critical().best_effort().low().build();
+        let ep = Endpoint::bind_with_config("127.0.0.1:0", low, TransportConfig::default(), &config)
+            .await
+            .unwrap();
+        assert_eq!(ep.driver(), Kind::UringUdp, "{}", ep.explain());
+
+        let reliable = Qos::builder().critical().reliable().poll().build();
+        let ep = Endpoint::bind_with_config("127.0.0.1:0", reliable, TransportConfig::default(), &config)
+            .await
+            .unwrap();
+        assert_eq!(ep.driver(), Kind::UringTcp, "{}", ep.explain());
+
+        // Critical best effort, but not on the [dpdk] address.
+        let elsewhere = dpdk_config(0, "10.77.9.1/24");
+        let ep = Endpoint::bind_with_config("127.0.0.1:0", critical(), TransportConfig::default(), &elsewhere)
+            .await
+            .unwrap();
+        println!("{}", ep.explain());
+        assert_eq!(ep.driver(), Kind::UringUdpBusyPoll, "{}", ep.explain());
+        assert!(
+            ep.explain().contains(
+                "(dpdk: 127.0.0.1 is not 10.77.9.1, the stack's address on DPDK port 0 ([dpdk] address)"
+            ),
+            "{}",
+            ep.explain()
+        );
+    });
+    assert_eq!(
+        insane_net::qos::dpdk::port_pool(0).map(|p| p.avail_count()),
+        opened_before,
+        "no endpoint of these QoS opened (or used) the DPDK port"
+    );
+}
+
+/// Payload `i`: 1..=1472 bytes; the first 8 (when there is room) hold `i`.
+fn payload(i: usize) -> Vec<u8> {
+    let len = 1 + (i * 7919) % 1472;
+    let mut p: Vec<u8> = (0..len).map(|j| (i * 5 + j * 13) as u8).collect();
+    let n = len.min(8);
+    p[..n].copy_from_slice(&(i as u64).to_le_bytes()[..n]);
+    p
+}
+
+/// A QoS endpoint on one end of a `net_ring` pair and a raw stack
+/// (echoing, on a thread of its own) on the other: checked datagrams of
+/// 1..=1472 bytes in order, every 8th sent from the other core (through
+/// the home core), received buffers are mbufs (no copy), half of them
+/// dropped on the other core; both ports' mempools back to their counts
+/// before the traffic (the endpoint's transmit mbufs freed by the peer,
+/// the peer's mbufs freed by the endpoint's receive buffers).
+#[test]
+fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() {
+    use insane_dpdk::{Port, PortConfig, ring_pair};
+    use insane_net::stack::dpdk::DpdkDevice;
+    use insane_net::stack::{EthernetAddress, Interface, TxFrame};
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    if !require_dpdk("endpoint_and_a_raw_stack_over_a_ring_pair") {
+        return;
+    }
+    insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    let (a, b) = ring_pair(1024).expect("ring pair");
+    let mut port_b = Port::open(b, &PortConfig::default()).expect("port b");
+    let device = DpdkDevice::with_mac(
+        port_b.take_queue(0).unwrap(),
+        EthernetAddress([2, 0, 0, 0, 0x78, 2]),
+    )
+    .unwrap();
+    let pool_b = device.queue().pool().clone();
+    let mut peer = Interface::new(
+        device,
+        insane_net::stack::Config::new("10.78.0.2/24".parse().unwrap()),
+    );
+    let peer_ep = peer.bind(7701).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // The peer echoes until told to stop (at most 120 s).
+    let echo = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut echoed = 0usize;
+        while !stop2.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
+            let now = Instant::now();
+            let mut busy = peer.poll(now) > 0;
+            while let Some(d) = peer.recv_from(peer_ep) {
+                let mut r = peer.alloc_tx().expect("peer mbufs");
+                assert!(TxFrame::extend_from_slice(&mut r, &d));
+                let to = d.peer();
+                drop(d);
+                peer.send_to(peer_ep, to, r, now).expect("echo");
+                echoed += 1;
+                busy = true;
+            }
+            peer.flush();
+            if !busy {
+                std::thread::yield_now();
+            }
+        }
+        (echoed, peer, port_b)
+    });
+
+    const N: usize = 5000;
+    let config = dpdk_config(a, "10.78.0.1/24");
+    let rt = runtime(2);
+    let copies = insane_net::qos::debug_copy_count();
+    let pool_b2 = pool_b.clone();
+    rt.block_on(async move {
+        let ep = Endpoint::bind_with_config(
+            "10.78.0.1:7700",
+            critical(),
+            TransportConfig::default(),
+            &config,
+        )
+        .await
+        .expect("bind");
+        assert_eq!(ep.driver(), Kind::DpdkUdp, "{}", ep.explain());
+        let ep = Arc::new(ep);
+        let pool_a = insane_net::qos::dpdk::port_pool(a).expect("port a opened");
+        let (free_a, used_b) = (pool_a.avail_count(), pool_b2.in_use_count());
+        let to: SocketAddr = "10.78.0.2:7701".parse().unwrap();
+        let (mut sent, mut got, mut device_frames) = (0usize, 0usize, 0usize);
+        while got < N {
+            // The first datagram waits for ARP alone; then a window.
+            let window = if got == 0 { 1 } else { 32 };
+            while sent < N && sent - got < window {
+                let p = payload(sent);
+                if sent % 8 == 7 {
+                    let ep = ep.clone();
+                    spawn_on(1, async move {
+                        let mut buf = ep.buffer().await;
+                        buf.extend_from_slice(&p).unwrap();
+                        ep.send_to(buf, to).await
+                    })
+                    .await
+                    .expect("task on core 1")
+                    .unwrap_or_else(|e| panic!("send {sent} from core 1: {e}"));
+                } else {
+                    let mut buf = ep.buffer().await;
+                    buf.extend_from_slice(&p).unwrap();
+                    ep.send_to(buf, to)
+                        .await
+                        .unwrap_or_else(|e| panic!("send {sent}: {e}"));
+                }
+                sent += 1;
+            }
+            let msg = insane_runtime::time::timeout(Duration::from_secs(10), ep.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "echo {got} of {N} missing ({sent} sent): {:?}",
+                        ep.transport().diagnostics()
+                    )
+                })
+                .unwrap();
+            assert_eq!(msg.peer(), to);
+            assert!(
+                msg[..] == payload(got)[..],
+                "echo {got}: {} bytes, corrupt or out of order",
+                msg.len()
+            );
+            if msg.is_device_frame() {
+                device_frames += 1;
+            }
+            if got % 2 == 0 {
+                spawn_on(1, async move { drop(msg) });
+            }
+            got += 1;
+        }
+        assert_eq!(device_frames, N, "every RxBuf holds its mbuf");
+        // Bounded wait for the frames dropped on core 1 to come home.
+        for _ in 0..2000 {
+            if pool_a.avail_count() == free_a && pool_b2.in_use_count() == used_b {
+                break;
+            }
+            insane_runtime::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            pool_a.avail_count(),
+            free_a,
+            "the endpoint's pool lost mbufs"
+        );
+        assert_eq!(
+            pool_b2.in_use_count(),
+            used_b,
+            "the peer's mbufs held by the endpoint's RxBufs came back"
+        );
+    });
+    assert_eq!(
+        insane_net::qos::debug_copy_count(),
+        copies,
+        "no payload copy on the DPDK receive path"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (echoed, _peer, _port) = echo.join().expect("echo thread");
+    assert_eq!(echoed, N);
+}
