@@ -190,6 +190,20 @@ impl FrameDevice for DpdkDevice {
     fn flush(&mut self) {
         self.queue.flush();
     }
+
+    /// Received and transmit buffers are both mbufs of this queue's pool:
+    /// the frame's data is narrowed to `data` in place (`adj` + `truncate`,
+    /// the freed front becomes headroom), and the same mbuf is transmitted.
+    fn rx_into_tx(&mut self, mut frame: Mbuf, data: std::ops::Range<usize>) -> Result<Mbuf, Mbuf> {
+        if data.start > data.end || data.end > frame.len() {
+            return Err(frame);
+        }
+        // Both checked above: `adj` cannot fail, and the data that is left
+        // is `data.len()` bytes or more.
+        frame.adj(data.start);
+        Mbuf::truncate(&mut frame, data.len());
+        Ok(frame)
+    }
 }
 
 /// `DpdkDevice` must stay movable between threads (a generic transport

@@ -56,6 +56,7 @@
 //! ```
 
 mod arp;
+mod checksum;
 pub mod device;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;

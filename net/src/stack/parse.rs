@@ -20,6 +20,7 @@ use smoltcp::wire::{
     Ipv4Packet, Ipv4Repr, UDP_HEADER_LEN, UdpPacket, UdpRepr,
 };
 
+use super::checksum;
 use super::stats::DropReason;
 
 /// What the parser needs to know about the receiving interface.
@@ -142,7 +143,7 @@ fn parse_ipv4(
     if packet.version() != 4 {
         return Err(DropReason::BadVersion);
     }
-    if local.verify_checksums && !packet.verify_checksum() {
+    if local.verify_checksums && !ipv4_checksum_ok(&packet) {
         return Err(DropReason::BadChecksum);
     }
     if usize::from(packet.header_len()) != IPV4_HEADER_LEN {
@@ -182,7 +183,7 @@ fn parse_udp(bytes: &[u8], ip: &Ipv4Repr, local: &Local) -> Result<Parsed, DropR
     // it is a length error, not a truncation.
     let packet = UdpPacket::new_checked(bytes).map_err(|_| DropReason::BadLength)?;
     let (src, dst) = (ip.src_addr.into(), ip.dst_addr.into());
-    let checksum_ok = !local.verify_checksums || packet.verify_checksum(&src, &dst);
+    let checksum_ok = !local.verify_checksums || udp_checksum_ok(&packet, ip);
     // Fails only on destination port 0, which no endpoint can bind.
     let udp = UdpRepr::parse(&packet, &src, &dst, &ChecksumCapabilities::ignored())
         .map_err(|_| DropReason::NoEndpoint)?;
@@ -194,6 +195,31 @@ fn parse_udp(bytes: &[u8], ip: &Ipv4Repr, local: &Local) -> Result<Parsed, DropR
         payload: start..end,
         checksum_ok,
     })
+}
+
+/// smoltcp's `Ipv4Packet::verify_checksum` with the fast sum: the header
+/// (options included) sums to all ones.
+fn ipv4_checksum_ok(packet: &Ipv4Packet<&[u8]>) -> bool {
+    let header = packet
+        .as_ref()
+        .get(..usize::from(packet.header_len()))
+        .unwrap_or_default();
+    checksum::is_valid(checksum::add(0, header))
+}
+
+/// smoltcp's `UdpPacket::verify_checksum` with the fast sum: zero means
+/// "no checksum" (RFC 768), otherwise pseudo-header, header and payload
+/// (`packet.len()` bytes, checked by `new_checked`) sum to all ones.
+fn udp_checksum_ok(packet: &UdpPacket<&[u8]>, ip: &Ipv4Repr) -> bool {
+    if packet.checksum() == 0 {
+        return true;
+    }
+    let len = packet.len();
+    let Some(datagram) = packet.as_ref().get(..usize::from(len)) else {
+        return false;
+    };
+    let acc = checksum::udp_pseudo_header(ip.src_addr.octets(), ip.dst_addr.octets(), len);
+    checksum::is_valid(checksum::add(acc, datagram))
 }
 
 fn parse_icmp(

@@ -241,6 +241,10 @@ pub struct TxStats {
     pub no_buffer: u64,
     /// Frames dropped because the device's transmit ring was full.
     pub device_full: u64,
+    /// Received frames turned into transmit buffers by
+    /// [`Interface::reuse_rx`](super::Interface::reuse_rx) (zero-copy
+    /// replies).
+    pub reused_rx: u64,
 }
 
 impl TxStats {

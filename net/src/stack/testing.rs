@@ -308,6 +308,31 @@ impl FrameDevice for PairDevice {
         })
     }
 
+    /// The received bytes become the transmit buffer (grown to a full
+    /// frame after `data.start`); it counts as a transmit buffer in use
+    /// from now on.
+    fn rx_into_tx(
+        &mut self,
+        mut frame: PairRxFrame,
+        data: std::ops::Range<usize>,
+    ) -> Result<PairTxFrame, PairRxFrame> {
+        if data.start > data.end || data.end > frame.bytes.len() {
+            return Err(frame);
+        }
+        let mut buf = std::mem::take(&mut frame.bytes);
+        // Dropping the emptied receive frame returns its slot.
+        drop(frame);
+        buf.resize(buf.len().max(data.start + self.mtu + 14), 0);
+        let side = self.mine();
+        side.tx_in_use.set(side.tx_in_use.get() + 1);
+        Ok(PairTxFrame {
+            buf,
+            start: data.start,
+            end: data.end,
+            in_use: side.tx_in_use.clone(),
+        })
+    }
+
     fn transmit(&mut self, frame: PairTxFrame) -> Result<(), PairTxFrame> {
         if self.peer().rx.borrow().len() >= self.mine().tx_ring.get() {
             return Err(frame);
