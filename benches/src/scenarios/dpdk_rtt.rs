@@ -482,10 +482,11 @@ mod imp {
 
     impl Coarse {
         fn new() -> Self {
-            Self {
-                now: Instant::now(),
-                idle: 0,
-            }
+            Self::starting(Instant::now())
+        }
+
+        fn starting(now: Instant) -> Self {
+            Self { now, idle: 0 }
         }
 
         fn get(&mut self) -> Instant {
@@ -587,16 +588,19 @@ mod imp {
                 .map_err(|e| format!("ping {i}: {:?}", e.kind))?;
             iface.flush();
             let mut spins = 0u64;
-            let mut clock = Coarse::new();
+            // The ping's own clock read serves the first polls (as an
+            // executor shares one read per loop turn); no read after the
+            // echo has arrived.
+            let mut clock = Coarse::starting(t0);
             loop {
                 let got = iface.poll(clock.get());
-                clock.after(got);
                 if let Some(d) = iface.recv_from(ep) {
                     if d.get(1..9) != Some(&msg[1..9]) {
                         return Err(format!("echo {i} differs"));
                     }
                     break;
                 }
+                clock.after(got);
                 spins += 1;
                 if spins > SPIN_LIMIT {
                     return Err(format!("no echo for ping {i}"));
@@ -745,34 +749,42 @@ mod imp {
         u16::from_be_bytes((acc as u16).to_ne_bytes())
     }
 
+    /// Adds a big-endian 16-bit field value to a native-endian sum.
+    fn raw_word(acc: u64, w: u16) -> u64 {
+        acc + u64::from(u16::from_ne_bytes(w.to_be_bytes()))
+    }
+
     /// Writes Ethernet, IPv4 (checksum) and UDP (checksum over the payload
-    /// already in `frame[HEADERS..]`) headers, the bytes insane writes.
+    /// already in `frame[HEADERS..]`) headers, the bytes insane writes;
+    /// header sums from the field values (no read-back of fresh stores).
     fn raw_headers(frame: &mut [u8], src: [u8; 6], dst: [u8; 6], src_ip: [u8; 4], dst_ip: [u8; 4]) {
         let udp_len = (frame.len() - 34) as u16;
+        let addrs = raw_sum(raw_sum(0, &src_ip), &dst_ip);
+        let ip_sum = !raw_fold(
+            [0x4500, udp_len + 20, 0x4000, 64 << 8 | 17]
+                .into_iter()
+                .fold(addrs, raw_word),
+        );
+        let acc = [17, udp_len, UDP_PORT, UDP_PORT, udp_len]
+            .into_iter()
+            .fold(addrs, raw_word);
+        let udp_sum = match !raw_fold(raw_sum(acc, &frame[HEADERS..])) {
+            0 => 0xffff,
+            s => s,
+        };
         frame[..6].copy_from_slice(&dst);
         frame[6..12].copy_from_slice(&src);
         frame[12..14].copy_from_slice(&[0x08, 0x00]);
         let ip = &mut frame[14..34];
         ip[..12].copy_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0]);
         ip[2..4].copy_from_slice(&(udp_len + 20).to_be_bytes());
+        ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
         ip[12..16].copy_from_slice(&src_ip);
         ip[16..20].copy_from_slice(&dst_ip);
-        let sum = !raw_fold(raw_sum(0, ip));
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
         frame[34..36].copy_from_slice(&UDP_PORT.to_be_bytes());
         frame[36..38].copy_from_slice(&UDP_PORT.to_be_bytes());
         frame[38..40].copy_from_slice(&udp_len.to_be_bytes());
-        frame[40..42].copy_from_slice(&[0, 0]);
-        let mut acc = raw_sum(0, &src_ip);
-        acc = raw_sum(acc, &dst_ip);
-        acc = raw_sum(acc, &[0, 17]);
-        acc = raw_sum(acc, &udp_len.to_be_bytes());
-        acc = raw_sum(acc, &frame[34..]);
-        let sum = match !raw_fold(acc) {
-            0 => 0xffff,
-            s => s,
-        };
-        frame[40..42].copy_from_slice(&sum.to_be_bytes());
+        frame[40..42].copy_from_slice(&udp_sum.to_be_bytes());
     }
 
     /// What a correct UDP responder checks before accepting a frame: our

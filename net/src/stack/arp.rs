@@ -257,6 +257,15 @@ impl<P> ArpCache<P> {
         self.next_deadline = next;
     }
 
+    /// Whether [`poll`](Self::poll) has nothing to do at `now` (no sweep
+    /// due, no resolution waiting for a retry or give-up): the stack
+    /// checks this on every poll and skips the call.
+    #[inline]
+    pub fn is_quiet(&self, now: Instant) -> bool {
+        self.next_sweep.is_some_and(|t| now < t)
+            && (self.pending == 0 || self.next_deadline.is_some_and(|t| now < t))
+    }
+
     fn lower_deadline(&mut self, t: Instant) {
         self.next_deadline = Some(self.next_deadline.map_or(t, |d| d.min(t)));
     }

@@ -43,6 +43,14 @@ pub(crate) fn add_u16(acc: u64, word: u16) -> u64 {
     acc + u64::from(u16::from_ne_bytes(word.to_be_bytes()))
 }
 
+/// Adds four bytes given by value (an IPv4 address) to the accumulator,
+/// without going through memory.
+#[inline]
+pub(crate) fn add_u32(acc: u64, bytes: [u8; 4]) -> u64 {
+    let w = u32::from_ne_bytes(bytes);
+    acc + u64::from(w & 0xffff) + u64::from(w >> 16)
+}
+
 /// Folds the accumulator to the 16-bit one's complement sum, in network
 /// byte order as a number (what smoltcp's `checksum::data` returns).
 #[inline]
@@ -72,9 +80,7 @@ pub(crate) fn is_valid(acc: u64) -> bool {
 /// protocol 17, UDP length.
 #[inline]
 pub(crate) fn udp_pseudo_header(src: [u8; 4], dst: [u8; 4], udp_len: u16) -> u64 {
-    let acc = add(0, &src);
-    let acc = add(acc, &dst);
-    add_u16(add_u16(acc, 17), udp_len)
+    add_u16(add_u16(add_u32(add_u32(0, src), dst), 17), udp_len)
 }
 
 #[cfg(test)]
@@ -122,6 +128,7 @@ mod tests {
         let split = fold(add(add(0, &d[..42]), &d[42..]));
         assert_eq!(whole, split);
         assert_eq!(fold(add_u16(0, 0x1234)), 0x1234);
+        assert_eq!(fold(add_u32(0, [1, 2, 3, 4])), reference(&[1, 2, 3, 4]));
         let pseudo = [10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 72];
         assert_eq!(
             fold(udp_pseudo_header([10, 0, 0, 1], [10, 0, 0, 2], 72)),

@@ -192,8 +192,9 @@ impl UdpHeaders {
     /// `emit` writes (version 4, IHL 5, DSCP/ECN 0, ident 0, DF set, no
     /// fragment offset; the tests compare them), written directly into one
     /// 42-byte prepend instead of three emits, and the UDP checksum is one
-    /// pass over the payload with [`checksum::add`] plus the 8-byte header
-    /// and pseudo-header: sending costs the payload sum and 42 byte writes.
+    /// pass over the payload with [`checksum::add`] plus the header and
+    /// pseudo-header fields as numbers: sending costs the payload sum and
+    /// 42 byte writes.
     fn write<T: TxFrame>(&self, frame: &mut T) -> Option<()> {
         let payload_len = frame.data().len();
         let udp_len = u16::try_from(UDP_HEADER_LEN + payload_len).ok()?;
@@ -204,6 +205,26 @@ impl UdpHeaders {
         let buf = frame.prepend(UDP_HEADROOM)?;
         let (headers, payload) = buf.split_at_mut_checked(UDP_HEADROOM)?;
         let headers: &mut [u8; UDP_HEADROOM] = headers.try_into().ok()?;
+
+        // Both checksums are computed from the field values, not read
+        // back from the bytes just written: reading 8 bytes over a few
+        // fresh 2- and 4-byte stores defeats store-to-load forwarding and
+        // stalled this function for a good part of its time.
+        let addrs = checksum::add_u32(checksum::add_u32(0, src_ip), dst_ip);
+        let ip_sum = checksum::finish(
+            [0x4500, ip_len, 0x4000, u16::from(self.hop_limit) << 8 | 17]
+                .into_iter()
+                .fold(addrs, checksum::add_u16),
+        );
+        let acc = [17, udp_len, src_port, dst_port, udp_len]
+            .into_iter()
+            .fold(addrs, checksum::add_u16);
+        let udp_sum = match checksum::finish(checksum::add(acc, payload)) {
+            // RFC 768: a computed zero is sent as all ones (zero means
+            // "no checksum").
+            0 => 0xffff,
+            sum => sum,
+        };
 
         // Ethernet.
         headers[0..6].copy_from_slice(&self.dst_mac.0);
@@ -218,26 +239,14 @@ impl UdpHeaders {
         ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
         ip[8] = self.hop_limit;
         ip[9] = 17; // UDP
-        ip[10..12].copy_from_slice(&[0, 0]);
+        ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
         ip[12..16].copy_from_slice(&src_ip);
         ip[16..20].copy_from_slice(&dst_ip);
-        let ip_sum = checksum::finish(checksum::add(0, ip));
-        ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
         // UDP.
         let udp = &mut headers[34..42];
         udp[0..2].copy_from_slice(&src_port.to_be_bytes());
         udp[2..4].copy_from_slice(&dst_port.to_be_bytes());
         udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
-        udp[6..8].copy_from_slice(&[0, 0]);
-        let acc = checksum::udp_pseudo_header(src_ip, dst_ip, udp_len);
-        let acc = checksum::add(acc, udp);
-        let acc = checksum::add(acc, payload);
-        let udp_sum = match checksum::finish(acc) {
-            // RFC 768: a computed zero is sent as all ones (zero means
-            // "no checksum").
-            0 => 0xffff,
-            sum => sum,
-        };
         udp[6..8].copy_from_slice(&udp_sum.to_be_bytes());
         Some(())
     }
@@ -434,11 +443,7 @@ impl<D: FrameDevice> Interface<D> {
     /// does not yet): then allocate with [`alloc_tx`](Interface::alloc_tx)
     /// and copy.
     pub fn reuse_rx(&mut self, datagram: RxDatagram<D::Rx>) -> Result<D::Tx, RxDatagram<D::Rx>> {
-        let (peer, local, range) = (
-            datagram.peer(),
-            datagram.local_addr(),
-            datagram.payload_range(),
-        );
+        let range = datagram.payload_range();
         // The payload of every datagram the stack delivers starts after
         // the 42 bytes of headers, so the reply's headers fit in front.
         debug_assert!(range.start >= UDP_HEADROOM);
@@ -447,7 +452,7 @@ impl<D: FrameDevice> Interface<D> {
                 self.stats.tx.reused_rx += 1;
                 Ok(frame)
             }
-            Err(frame) => Err(RxDatagram::new(frame, range, peer, local)),
+            Err(frame) => Err(RxDatagram::new(frame, range)),
         }
     }
 
@@ -489,6 +494,7 @@ impl<D: FrameDevice> Interface<D> {
         outcome
     }
 
+    #[inline]
     fn handle(&mut self, frame: D::Rx, parsed: Parsed, now: Instant) -> RxOutcome {
         match parsed {
             Parsed::Arp {
@@ -498,7 +504,8 @@ impl<D: FrameDevice> Interface<D> {
                 target_ip,
             } => self.handle_arp(operation, source_mac, source_ip, target_ip, now),
             Parsed::Udp {
-                peer,
+                // Read back from the frame by `RxDatagram::peer`.
+                peer: _,
                 local,
                 payload,
                 checksum_ok,
@@ -519,9 +526,7 @@ impl<D: FrameDevice> Interface<D> {
                     endpoint.stats.queue_full += 1;
                     return RxOutcome::Dropped(DropReason::EndpointQueueFull);
                 }
-                endpoint
-                    .queue
-                    .push_back(RxDatagram::new(frame, payload, peer, local));
+                endpoint.queue.push_back(RxDatagram::new(frame, payload));
                 endpoint.stats.delivered += 1;
                 if let Some(waker) = endpoint.waker.take() {
                     waker.wake();
@@ -843,6 +848,9 @@ impl<D: FrameDevice> Interface<D> {
     /// ARP timers: retries, give-ups (waiting packets dropped and
     /// counted), expiry.
     fn poll_arp(&mut self, now: Instant) {
+        if self.arp.is_quiet(now) {
+            return;
+        }
         let due = &mut self.arp_due;
         let endpoints = &mut self.endpoints;
         let mut unresolved = 0;

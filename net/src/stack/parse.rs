@@ -72,7 +72,104 @@ const L3: usize = ETHERNET_HEADER_LEN;
 const L4: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
 
 /// Parses one received frame.
+#[inline]
 pub(crate) fn parse_frame(frame: &[u8], local: &Local) -> Result<Parsed, DropReason> {
+    match fast_udp(frame, local) {
+        Some(parsed) => Ok(parsed),
+        None => parse_frame_checked(frame, local),
+    }
+}
+
+/// Reads a big-endian u16 at `at` (the caller has checked the length).
+#[inline(always)]
+fn be16(frame: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([frame[at], frame[at + 1]])
+}
+
+/// The fast path for the frame the data path is made of: a unicast
+/// Ethernet/IPv4/UDP datagram to our MAC and address, no IPv4 options, not
+/// a fragment, lengths consistent. It reads the fixed offsets directly
+/// instead of going through smoltcp's layered checked views and `Repr`s,
+/// and decides nothing itself: any frame it does not recognise *entirely*
+/// (broadcast, ARP, ICMP, anything malformed, a bad IPv4 checksum) gets
+/// `None` and goes through [`parse_frame_checked`], which finds the
+/// [`DropReason`]. For every frame it accepts it returns exactly what
+/// `parse_frame_checked` returns (the unit tests compare both on valid and
+/// mutated frames).
+#[inline(always)]
+fn fast_udp(frame: &[u8], local: &Local) -> Option<Parsed> {
+    const IP: usize = L3;
+    const UDP: usize = L4;
+    if frame.len() < UDP + UDP_HEADER_LEN || frame.len() > local.mtu + ETHERNET_HEADER_LEN {
+        return None;
+    }
+    // Ethernet: to our MAC (broadcast takes the slow path), from a unicast
+    // source (the group bit clear), IPv4.
+    if frame[0..6] != local.mac.0 || frame[6] & 1 != 0 || be16(frame, 12) != 0x0800 {
+        return None;
+    }
+    // IPv4: version 4, no options, UDP, no MF flag and offset 0, total
+    // length covering the UDP header and inside the frame.
+    if frame[IP] != 0x45 || frame[IP + 9] != 17 || be16(frame, IP + 6) & 0x3fff != 0 {
+        return None;
+    }
+    let total_len = usize::from(be16(frame, IP + 2));
+    if total_len < IPV4_HEADER_LEN + UDP_HEADER_LEN || IP + total_len > frame.len() {
+        return None;
+    }
+    let header = &frame[IP..UDP];
+    if local.verify_checksums && !checksum::is_valid(checksum::add(0, header)) {
+        return None;
+    }
+    let src = Ipv4Addr::new(
+        frame[IP + 12],
+        frame[IP + 13],
+        frame[IP + 14],
+        frame[IP + 15],
+    );
+    let dst = Ipv4Addr::new(
+        frame[IP + 16],
+        frame[IP + 17],
+        frame[IP + 18],
+        frame[IP + 19],
+    );
+    if dst != local.ip
+        || src.is_broadcast()
+        || src.is_multicast()
+        || src.is_unspecified()
+        || src == local.ip
+        || Some(src) == local.broadcast
+    {
+        return None;
+    }
+    // UDP: length field inside the IPv4 payload, destination port set.
+    let udp_len = usize::from(be16(frame, UDP + 4));
+    if udp_len < UDP_HEADER_LEN || udp_len > total_len - IPV4_HEADER_LEN {
+        return None;
+    }
+    let dst_port = be16(frame, UDP + 2);
+    if dst_port == 0 {
+        return None;
+    }
+    let checksum_ok = !local.verify_checksums || {
+        let stored = be16(frame, UDP + 6);
+        stored == 0 || {
+            let acc = checksum::udp_pseudo_header(src.octets(), dst.octets(), udp_len as u16);
+            checksum::is_valid(checksum::add(acc, &frame[UDP..UDP + udp_len]))
+        }
+    };
+    Some(Parsed::Udp {
+        peer: SocketAddrV4::new(src, be16(frame, UDP)),
+        local: SocketAddrV4::new(dst, dst_port),
+        payload: UDP + UDP_HEADER_LEN..UDP + udp_len,
+        checksum_ok,
+    })
+}
+
+/// Parses one received frame through smoltcp's checked views: every
+/// frame the fast path does not take, and the reference it is tested
+/// against.
+fn parse_frame_checked(frame: &[u8], local: &Local) -> Result<Parsed, DropReason> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
     let eth = EthernetRepr::parse(&eth).map_err(|_| DropReason::Truncated)?;
     if eth.dst_addr != local.mac && !eth.dst_addr.is_broadcast() {
@@ -292,6 +389,59 @@ mod tests {
             parse_frame(&eth([8, 6], &body), &LOCAL),
             Err(DropReason::Truncated)
         );
+    }
+
+    /// A valid UDP datagram to LOCAL, as the stack's peers send them.
+    fn udp_to_local(payload: &[u8]) -> Vec<u8> {
+        crate::stack::testing::frames::udp_frame(
+            EthernetAddress([2, 0, 0, 0, 0, 2]),
+            LOCAL.mac,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 4000),
+            SocketAddrV4::new(LOCAL.ip, 5000),
+            payload,
+        )
+    }
+
+    /// The fast path takes valid datagrams, and whatever it takes it
+    /// parses as the checked path does: every single-byte mutation of a
+    /// valid frame (each byte set to several values, with and without
+    /// checksum verification), and truncations and extensions.
+    #[test]
+    fn fast_path_agrees_with_checked_path() {
+        let mut taken = 0;
+        for verify in [true, false] {
+            let local = Local {
+                verify_checksums: verify,
+                ..LOCAL
+            };
+            for len in [0usize, 1, 17, 64] {
+                let frame = udp_to_local(&vec![0xa5; len]);
+                assert!(fast_udp(&frame, &local).is_some());
+                let mut variants = Vec::new();
+                for at in 0..frame.len() {
+                    for v in [0u8, 1, 2, 0x40, 0x45, 0x7f, 0x80, 0xfe, 0xff] {
+                        let mut f = frame.clone();
+                        f[at] = v;
+                        variants.push(f.clone());
+                        crate::stack::testing::frames::refresh_checksums(&mut f);
+                        variants.push(f);
+                    }
+                }
+                for cut in 0..frame.len() {
+                    variants.push(frame[..cut].to_vec());
+                }
+                let mut longer = frame.clone();
+                longer.extend_from_slice(&[0; 9]);
+                variants.push(longer);
+                for f in variants {
+                    if let Some(fast) = fast_udp(&f, &local) {
+                        taken += 1;
+                        assert_eq!(Ok(fast), parse_frame_checked(&f, &local), "{f:02x?}");
+                    }
+                }
+            }
+        }
+        assert!(taken > 1000, "{taken}");
     }
 
     #[test]
