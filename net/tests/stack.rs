@@ -1172,3 +1172,31 @@ fn arp_change_is_seen_by_the_next_send() {
     assert_eq!(wire.len(), 1);
     assert_eq!(wire[0][..6], moved.0);
 }
+
+/// A device that reports RX checksums verified by hardware: the stack
+/// trusts the report (a frame whose checksum it would reject is
+/// delivered, and counted as offloaded); without the report the same
+/// frame is verified in software and dropped.
+#[test]
+fn hardware_verified_checksums_are_trusted_and_others_checked() {
+    let mut corrupt = valid_udp();
+    corrupt[UDP + 9] ^= 0x40;
+
+    let (mut a, raw) = host();
+    a.bind(5000).unwrap();
+    raw.send_raw(corrupt.clone());
+    a.poll(Instant::now());
+    assert_eq!(a.stats().rx.drops.bad_checksum, 1);
+    assert_eq!(a.stats().rx.checksum_offloaded, 0);
+
+    let (mut a, raw) = host();
+    let ea = a.bind(5000).unwrap();
+    a.device().set_checksum_offload(true);
+    raw.send_raw(corrupt);
+    raw.send_raw(valid_udp());
+    a.poll(Instant::now());
+    assert_eq!(a.stats().rx.udp_delivered, 2);
+    assert_eq!(a.stats().rx.checksum_offloaded, 2);
+    assert_eq!(a.queued(ea), 2);
+    assert_accounted(&a);
+}

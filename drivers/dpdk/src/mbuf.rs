@@ -83,6 +83,27 @@ impl Mbuf {
         self.m().port
     }
 
+    /// Whether the NIC has verified this received frame's IPv4 header
+    /// checksum and its UDP/TCP checksum and found both good
+    /// (`RTE_MBUF_F_RX_IP_CKSUM_GOOD` and `RTE_MBUF_F_RX_L4_CKSUM_GOOD` in
+    /// `ol_flags`). False when either is bad, unknown or not checked: PMDs
+    /// without checksum offload (`net_memif`, `net_ring`) leave both
+    /// "unknown", and [`Port::open`](crate::Port::open) enables the RX
+    /// offload only where the device reports it.
+    pub fn rx_checksums_good(&self) -> bool {
+        let ol = self.m().ol_flags;
+        // SAFETY: constants defined in the shim.
+        let (ip_mask, ip_good, l4_mask, l4_good) = unsafe {
+            (
+                sys::insane_rx_ip_cksum_mask,
+                sys::insane_rx_ip_cksum_good,
+                sys::insane_rx_l4_cksum_mask,
+                sys::insane_rx_l4_cksum_good,
+            )
+        };
+        ol & ip_mask == ip_good && ol & l4_mask == l4_good
+    }
+
     /// Grows the data by `n` bytes at the back and returns them (content
     /// unspecified), or `None`, changing nothing, when the tailroom is
     /// smaller.

@@ -124,6 +124,17 @@ pub trait FrameDevice {
     /// between two polls leave as one batch. The default does nothing.
     fn flush(&mut self) {}
 
+    /// Whether the hardware has verified `frame`'s IPv4 header checksum and
+    /// its UDP checksum and found both good (DPDK: the mbuf's RX checksum
+    /// offload flags). The stack then skips its own verification of the
+    /// frame. A frame the hardware calls bad or did not check is verified
+    /// in software as usual, so only a positive report is trusted. The
+    /// default, for devices without such reports: `false`.
+    fn rx_checksum_verified(&self, frame: &Self::Rx) -> bool {
+        let _ = frame;
+        false
+    }
+
     /// Turns a received frame into a transmit buffer without a copy: the
     /// buffer's data is `frame[data]` (the bytes before `data.start`
     /// become headroom, the rest of the buffer tailroom), so a reply can

@@ -179,6 +179,10 @@ impl FrameDevice for DpdkDevice {
         self.queue.rx_burst(max, out)
     }
 
+    fn rx_checksum_verified(&self, frame: &Mbuf) -> bool {
+        frame.rx_checksums_good()
+    }
+
     fn alloc_tx(&mut self) -> Option<Self::Tx> {
         self.queue.alloc()
     }

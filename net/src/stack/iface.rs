@@ -486,7 +486,19 @@ impl<D: FrameDevice> Interface<D> {
     pub fn receive(&mut self, frame: D::Rx, now: Instant) -> RxOutcome {
         self.stats.rx.frames += 1;
         self.stats.rx.bytes += frame.len() as u64;
-        let outcome = match parse_frame(&frame, &self.local) {
+        let parsed = if self.local.verify_checksums && self.device.rx_checksum_verified(&frame) {
+            self.stats.rx.checksum_offloaded += 1;
+            parse_frame(
+                &frame,
+                &Local {
+                    verify_checksums: false,
+                    ..self.local
+                },
+            )
+        } else {
+            parse_frame(&frame, &self.local)
+        };
+        let outcome = match parsed {
             Ok(parsed) => self.handle(frame, parsed, now),
             Err(reason) => RxOutcome::Dropped(reason),
         };
