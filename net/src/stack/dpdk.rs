@@ -191,6 +191,7 @@ impl FrameDevice for DpdkDevice {
         self.queue.enqueue(frame)
     }
 
+    #[inline]
     fn flush(&mut self) {
         self.queue.flush();
     }

@@ -470,8 +470,10 @@ impl<D: FrameDevice> Interface<D> {
         let n = self
             .device
             .poll_rx(self.config.rx_burst, &mut |f| frames.push(f));
-        for frame in frames.drain(..) {
-            self.receive(frame, now);
+        if n > 0 {
+            for frame in frames.drain(..) {
+                self.receive(frame, now);
+            }
         }
         self.rx_scratch = frames;
         self.poll_arp(now);
