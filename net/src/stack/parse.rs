@@ -2,10 +2,13 @@
 //! interface must do with it, or the [`DropReason`] that says why not.
 //!
 //! A pure function over `&[u8]`, so it can be tested and fuzzed on its own.
-//! Every header is read through smoltcp's checked views
+//! Valid unicast UDP datagrams to us take a fast path at fixed offsets
+//! (`fast_udp`), which declines everything else. Otherwise every header
+//! is read through smoltcp's checked views
 //! (`EthernetFrame::new_checked`, `Ipv4Packet::new_checked`,
 //! `UdpPacket::new_checked`, `ArpPacket::new_checked`,
-//! `Icmpv4Packet::new_checked`) and `Repr::parse`; checksums through
+//! `Icmpv4Packet::new_checked`) and `Repr::parse`; IPv4 and UDP checksums
+//! through the stack's one-pass sum (`super::checksum`), ICMP's through
 //! smoltcp's `verify_checksum`. The only unchecked view is used to
 //! *classify* an IPv4 header that failed its length check, after checking
 //! that the 20 fixed bytes it reads are there. No input panics.
