@@ -20,7 +20,7 @@ use super::arp::{ArpCache, ArpConfig, Enqueue, Lookup};
 use super::checksum;
 use super::device::{FrameDevice, TxFrame};
 use super::endpoint::{BindError, EndpointId, Endpoints, RxDatagram};
-use super::parse::{Local, Parsed, parse_frame};
+use super::parse::{Local, Parsed, fast_udp_to_us, parse_frame_checked};
 use super::stats::{DropReason, EndpointStats, RxOutcome, Stats};
 
 /// Configuration of an [`Interface`].
@@ -488,19 +488,25 @@ impl<D: FrameDevice> Interface<D> {
     pub fn receive(&mut self, frame: D::Rx, now: Instant) -> RxOutcome {
         self.stats.rx.frames += 1;
         self.stats.rx.bytes += frame.len() as u64;
-        let parsed = if self.local.verify_checksums && self.device.rx_checksum_verified(&frame) {
+        let offloaded = self.local.verify_checksums && self.device.rx_checksum_verified(&frame);
+        let local = if offloaded {
             self.stats.rx.checksum_offloaded += 1;
-            parse_frame(
-                &frame,
-                &Local {
-                    verify_checksums: false,
-                    ..self.local
-                },
-            )
+            Local {
+                verify_checksums: false,
+                ..self.local
+            }
         } else {
-            parse_frame(&frame, &self.local)
+            self.local
         };
-        let outcome = match parsed {
+        // The data path: a valid unicast datagram to us goes straight to
+        // its endpoint (see `parse::fast_udp_to_us`); everything else
+        // through the checked parser.
+        if let Some(udp) = fast_udp_to_us(&frame, &local) {
+            let outcome = self.deliver_udp(frame, udp.dst_port, udp.payload, udp.checksum_ok);
+            self.stats.rx.record(outcome);
+            return outcome;
+        }
+        let outcome = match parse_frame_checked(&frame, &local) {
             Ok(parsed) => self.handle(frame, parsed, now),
             Err(reason) => RxOutcome::Dropped(reason),
         };
@@ -523,30 +529,7 @@ impl<D: FrameDevice> Interface<D> {
                 local,
                 payload,
                 checksum_ok,
-            } => {
-                let Some((id, endpoint)) = self.endpoints.by_port(local.port()) else {
-                    return RxOutcome::Dropped(if checksum_ok {
-                        DropReason::NoEndpoint
-                    } else {
-                        DropReason::BadChecksum
-                    });
-                };
-                endpoint.stats.received += 1;
-                if !checksum_ok {
-                    endpoint.stats.bad_checksum += 1;
-                    return RxOutcome::Dropped(DropReason::BadChecksum);
-                }
-                if endpoint.queue.len() >= endpoint.capacity {
-                    endpoint.stats.queue_full += 1;
-                    return RxOutcome::Dropped(DropReason::EndpointQueueFull);
-                }
-                endpoint.queue.push_back(RxDatagram::new(frame, payload));
-                endpoint.stats.delivered += 1;
-                if let Some(waker) = endpoint.waker.take() {
-                    waker.wake();
-                }
-                RxOutcome::Delivered(id)
-            }
+            } => self.deliver_udp(frame, local.port(), payload, checksum_ok),
             Parsed::IcmpEcho {
                 source_mac,
                 source_ip,
@@ -559,6 +542,40 @@ impl<D: FrameDevice> Interface<D> {
                 RxOutcome::IcmpEcho
             }
         }
+    }
+
+    /// Queues a parsed datagram on the endpoint bound to `port`, or says
+    /// why not.
+    #[inline]
+    fn deliver_udp(
+        &mut self,
+        frame: D::Rx,
+        port: u16,
+        payload: std::ops::Range<usize>,
+        checksum_ok: bool,
+    ) -> RxOutcome {
+        let Some((id, endpoint)) = self.endpoints.by_port(port) else {
+            return RxOutcome::Dropped(if checksum_ok {
+                DropReason::NoEndpoint
+            } else {
+                DropReason::BadChecksum
+            });
+        };
+        endpoint.stats.received += 1;
+        if !checksum_ok {
+            endpoint.stats.bad_checksum += 1;
+            return RxOutcome::Dropped(DropReason::BadChecksum);
+        }
+        if endpoint.queue.len() >= endpoint.capacity {
+            endpoint.stats.queue_full += 1;
+            return RxOutcome::Dropped(DropReason::EndpointQueueFull);
+        }
+        endpoint.queue.push_back(RxDatagram::new(frame, payload));
+        endpoint.stats.delivered += 1;
+        if let Some(waker) = endpoint.waker.take() {
+            waker.wake();
+        }
+        RxOutcome::Delivered(id)
     }
 
     fn handle_arp(

@@ -74,8 +74,11 @@ const L3: usize = ETHERNET_HEADER_LEN;
 /// Offset of the UDP or ICMP header in a frame (IPv4 options are refused).
 const L4: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
 
-/// Parses one received frame.
-#[inline]
+/// Parses one received frame: the fast path, then the checked parser.
+/// `Interface::receive` does the same with [`fast_udp_to_us`] (which
+/// hands the datagram over without building a [`Parsed`]) and
+/// [`parse_frame_checked`]; this whole-frame form is for the tests.
+#[cfg(test)]
 pub(crate) fn parse_frame(frame: &[u8], local: &Local) -> Result<Parsed, DropReason> {
     match fast_udp(frame, local) {
         Some(parsed) => Ok(parsed),
@@ -89,6 +92,34 @@ fn be16(frame: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([frame[at], frame[at + 1]])
 }
 
+/// [`fast_udp_to_us`]'s result as a whole [`Parsed`], to compare with
+/// [`parse_frame_checked`] (the tests).
+#[cfg(test)]
+fn fast_udp(frame: &[u8], local: &Local) -> Option<Parsed> {
+    let udp = fast_udp_to_us(frame, local)?;
+    let addr = |ip: usize, port: usize| {
+        SocketAddrV4::new(
+            Ipv4Addr::new(frame[ip], frame[ip + 1], frame[ip + 2], frame[ip + 3]),
+            be16(frame, port),
+        )
+    };
+    Some(Parsed::Udp {
+        peer: addr(L3 + 12, L4),
+        local: addr(L3 + 16, L4 + 2),
+        payload: udp.payload,
+        checksum_ok: udp.checksum_ok,
+    })
+}
+
+/// What the receive path needs of a datagram the fast path accepted: the
+/// rest (addresses) stays in the frame, read by
+/// [`RxDatagram`](super::RxDatagram) when asked.
+pub(crate) struct FastUdp {
+    pub dst_port: u16,
+    pub payload: Range<usize>,
+    pub checksum_ok: bool,
+}
+
 /// The fast path for the frame the data path is made of: a unicast
 /// Ethernet/IPv4/UDP datagram to our MAC and address, no IPv4 options, not
 /// a fragment, lengths consistent. It reads the fixed offsets directly
@@ -97,10 +128,14 @@ fn be16(frame: &[u8], at: usize) -> u16 {
 /// (broadcast, ARP, ICMP, anything malformed, a bad IPv4 checksum) gets
 /// `None` and goes through [`parse_frame_checked`], which finds the
 /// [`DropReason`]. For every frame it accepts it returns exactly what
-/// `parse_frame_checked` returns (the unit tests compare both on valid and
+/// `parse_frame_checked` returns (as `fast_udp`) (the unit tests compare both on valid and
 /// mutated frames).
+///
+/// It returns only what delivery needs, small enough to stay in
+/// registers: building a whole [`Parsed`] here put socket addresses on
+/// the stack and read them back, a store-forwarding stall per datagram.
 #[inline(always)]
-fn fast_udp(frame: &[u8], local: &Local) -> Option<Parsed> {
+pub(crate) fn fast_udp_to_us(frame: &[u8], local: &Local) -> Option<FastUdp> {
     const IP: usize = L3;
     const UDP: usize = L4;
     if frame.len() < UDP + UDP_HEADER_LEN || frame.len() > local.mtu + ETHERNET_HEADER_LEN {
@@ -161,9 +196,8 @@ fn fast_udp(frame: &[u8], local: &Local) -> Option<Parsed> {
             checksum::is_valid(checksum::add(acc, &frame[UDP..UDP + udp_len]))
         }
     };
-    Some(Parsed::Udp {
-        peer: SocketAddrV4::new(src, be16(frame, UDP)),
-        local: SocketAddrV4::new(dst, dst_port),
+    Some(FastUdp {
+        dst_port,
         payload: UDP + UDP_HEADER_LEN..UDP + udp_len,
         checksum_ok,
     })
@@ -172,7 +206,7 @@ fn fast_udp(frame: &[u8], local: &Local) -> Option<Parsed> {
 /// Parses one received frame through smoltcp's checked views: every
 /// frame the fast path does not take, and the reference it is tested
 /// against.
-fn parse_frame_checked(frame: &[u8], local: &Local) -> Result<Parsed, DropReason> {
+pub(crate) fn parse_frame_checked(frame: &[u8], local: &Local) -> Result<Parsed, DropReason> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
     let eth = EthernetRepr::parse(&eth).map_err(|_| DropReason::Truncated)?;
     if eth.dst_addr != local.mac && !eth.dst_addr.is_broadcast() {
