@@ -556,6 +556,7 @@ impl Queue {
 
     /// An empty transmit buffer from this queue's pool (128 bytes of
     /// headroom), or `None` when the pool is exhausted.
+    #[inline]
     pub fn alloc(&self) -> Option<Mbuf> {
         self.pool.alloc()
     }
@@ -566,6 +567,7 @@ impl Queue {
     ///
     /// # Errors
     /// The frame, unchanged, when there is no room.
+    #[inline]
     pub fn enqueue(&mut self, frame: Mbuf) -> Result<(), Mbuf> {
         if self.pending.len() >= BURST {
             self.flush();
@@ -584,6 +586,7 @@ impl Queue {
     }
 
     /// Frames waiting in the TX batch.
+    #[inline]
     pub fn pending(&self) -> usize {
         self.pending.len()
     }

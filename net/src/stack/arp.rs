@@ -118,6 +118,7 @@ impl<P> ArpCache<P> {
         }
     }
 
+    #[inline]
     pub fn lookup(&self, ip: Ipv4Addr, now: Instant) -> Lookup {
         if let Some((last_ip, mac, expires)) = self.last.get() {
             if last_ip == ip && expires.is_none_or(|e| now < e) {

@@ -17,7 +17,7 @@
 /// Adds `data` to the accumulator `acc`. `data` must start at an even
 /// offset of what is checksummed (a trailing odd byte is padded with a
 /// zero, as RFC 1071 says for the end of the data).
-#[inline]
+#[inline(always)]
 pub(crate) fn add(mut acc: u64, data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {

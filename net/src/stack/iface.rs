@@ -546,7 +546,7 @@ impl<D: FrameDevice> Interface<D> {
 
     /// Queues a parsed datagram on the endpoint bound to `port`, or says
     /// why not.
-    #[inline]
+    #[inline(always)]
     fn deliver_udp(
         &mut self,
         frame: D::Rx,
