@@ -18,7 +18,9 @@ use insane_net::config::Config as InsaneConfig;
 use insane_net::qos::Qos;
 use insane_net::qos::policy::{Capabilities, Transport, choose};
 use insane_net::stack::dpdk::DpdkDevice;
-use insane_net::stack::{Config, EthernetAddress, Interface, RxDatagram, SendStatus, TxFrame};
+use insane_net::stack::{
+    Config, EthernetAddress, Interface, RxDatagram, SendStatus, TxFrame, UDP_HEADROOM,
+};
 
 fn require_dpdk(test: &str) -> bool {
     if insane_dpdk::AVAILABLE {
@@ -123,10 +125,20 @@ fn stack_over_a_ring_pair_resolves_arp_and_echoes_checked_datagrams() {
                 d.peer(),
                 SocketAddrV4::new("10.8.0.1".parse().unwrap(), 5000)
             );
-            let mut r = b.alloc_tx().expect("b has mbufs");
-            assert!(TxFrame::extend_from_slice(&mut r, &d));
             let peer = d.peer();
-            drop(d);
+            // Every other echo reuses the received mbuf (zero-copy
+            // reply), the others copy into a fresh one.
+            let r = if echoed % 2 == 0 {
+                let len = d.len();
+                let r = b.reuse_rx(d).expect("DPDK reuses received mbufs");
+                assert_eq!(r.len(), len);
+                assert!(TxFrame::headroom(&r) >= UDP_HEADROOM);
+                r
+            } else {
+                let mut r = b.alloc_tx().expect("b has mbufs");
+                assert!(TxFrame::extend_from_slice(&mut r, &d));
+                r
+            };
             b.send_to(eb, peer, r, now).expect("echo");
             echoed += 1;
         }

@@ -42,5 +42,11 @@ extern const uint64_t insane_rss_ip_udp;        /* RTE_ETH_RSS_IP | RTE_ETH_RSS_
 extern const uint64_t insane_rx_offload_checksum; /* IPV4 | UDP | TCP checksum */
 extern const uint64_t insane_tx_offload_ipv4_cksum;
 extern const uint64_t insane_tx_offload_udp_cksum;
+extern const uint64_t insane_rx_offload_ipv4_udp_cksum; /* IPV4 | UDP checksum */
+/* Received mbuf ol_flags: the checksum status fields and their GOOD value. */
+extern const uint64_t insane_rx_ip_cksum_mask;
+extern const uint64_t insane_rx_ip_cksum_good;
+extern const uint64_t insane_rx_l4_cksum_mask;
+extern const uint64_t insane_rx_l4_cksum_good;
 
 #endif

@@ -34,43 +34,51 @@ impl Mbuf {
     /// # Safety
     /// `raw` is a valid single-segment mbuf with a reference count of 1
     /// that nothing else uses or frees.
+    #[inline]
     pub(crate) unsafe fn from_raw(raw: NonNull<sys::rte_mbuf>) -> Self {
         Self { raw }
     }
 
     /// Gives up ownership (for `tx_burst`): the caller frees it.
+    #[inline]
     pub(crate) fn into_raw(self) -> *mut sys::rte_mbuf {
         let raw = self.raw.as_ptr();
         std::mem::forget(self);
         raw
     }
 
+    #[inline]
     fn m(&self) -> &sys::rte_mbuf {
         // SAFETY: we own a valid mbuf (type invariant).
         unsafe { self.raw.as_ref() }
     }
 
+    #[inline]
     fn m_mut(&mut self) -> &mut sys::rte_mbuf {
         // SAFETY: we own a valid mbuf exclusively (type invariant, `&mut`).
         unsafe { self.raw.as_mut() }
     }
 
     /// Bytes of data.
+    #[inline]
     pub fn len(&self) -> usize {
         usize::from(self.m().data_len)
     }
 
     /// Whether there is no data.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.m().data_len == 0
     }
 
     /// Free bytes before the data.
+    #[inline]
     pub fn headroom(&self) -> usize {
         usize::from(self.m().data_off)
     }
 
     /// Free bytes after the data.
+    #[inline]
     pub fn tailroom(&self) -> usize {
         let m = self.m();
         usize::from(m.buf_len)
@@ -83,9 +91,32 @@ impl Mbuf {
         self.m().port
     }
 
+    /// Whether the NIC has verified this received frame's IPv4 header
+    /// checksum and its UDP/TCP checksum and found both good
+    /// (`RTE_MBUF_F_RX_IP_CKSUM_GOOD` and `RTE_MBUF_F_RX_L4_CKSUM_GOOD` in
+    /// `ol_flags`). False when either is bad, unknown or not checked: PMDs
+    /// without checksum offload (`net_memif`, `net_ring`) leave both
+    /// "unknown", and [`Port::open`](crate::Port::open) enables the RX
+    /// offload only where the device reports it.
+    #[inline]
+    pub fn rx_checksums_good(&self) -> bool {
+        let ol = self.m().ol_flags;
+        // SAFETY: constants defined in the shim.
+        let (ip_mask, ip_good, l4_mask, l4_good) = unsafe {
+            (
+                sys::insane_rx_ip_cksum_mask,
+                sys::insane_rx_ip_cksum_good,
+                sys::insane_rx_l4_cksum_mask,
+                sys::insane_rx_l4_cksum_good,
+            )
+        };
+        ol & ip_mask == ip_good && ol & l4_mask == l4_good
+    }
+
     /// Grows the data by `n` bytes at the back and returns them (content
     /// unspecified), or `None`, changing nothing, when the tailroom is
     /// smaller.
+    #[inline]
     pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
         if n > self.tailroom() {
             return None;
@@ -101,6 +132,7 @@ impl Mbuf {
     /// Grows the data by `n` bytes at the front and returns the whole data
     /// (the new bytes first, content unspecified), or `None`, changing
     /// nothing, when the headroom is smaller.
+    #[inline]
     pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         if n > self.headroom() {
             return None;
@@ -115,6 +147,7 @@ impl Mbuf {
 
     /// Removes `n` bytes from the front of the data (they become
     /// headroom); `false`, changing nothing, when the data is shorter.
+    #[inline]
     pub fn adj(&mut self, n: usize) -> bool {
         let Ok(n16) = u16::try_from(n) else {
             return false;
@@ -130,6 +163,7 @@ impl Mbuf {
     }
 
     /// Shortens the data to `len` bytes (no effect when already shorter).
+    #[inline]
     pub fn truncate(&mut self, len: usize) {
         if len < self.len() {
             let m = self.m_mut();
@@ -140,6 +174,7 @@ impl Mbuf {
     }
 
     /// Appends `bytes`; `false`, changing nothing, when they do not fit.
+    #[inline]
     pub fn extend_from_slice(&mut self, bytes: &[u8]) -> bool {
         match self.append(bytes.len()) {
             Some(dst) => {
@@ -162,6 +197,7 @@ impl Mbuf {
 impl Deref for Mbuf {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         let m = self.m();
         // SAFETY: a single-segment mbuf's data is `data_len` initialised
@@ -177,6 +213,7 @@ impl Deref for Mbuf {
 }
 
 impl DerefMut for Mbuf {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         let m = self.m();
         let (addr, off, len) = (m.buf_addr, m.data_off, m.data_len);
@@ -191,6 +228,7 @@ impl DerefMut for Mbuf {
 }
 
 impl Drop for Mbuf {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: we own the mbuf; freeing it is thread safe (see the type).
         unsafe { sys::insane_rte_pktmbuf_free(self.raw.as_ptr()) };

@@ -137,6 +137,7 @@ impl Mempool {
 
     /// An empty mbuf with the standard headroom (128 bytes), or `None`
     /// when the pool is empty.
+    #[inline]
     pub fn alloc(&self) -> Option<Mbuf> {
         // SAFETY: the pool is a live pktmbuf pool.
         let m = unsafe { sys::insane_rte_pktmbuf_alloc(self.inner.raw.as_ptr()) };

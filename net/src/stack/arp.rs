@@ -5,6 +5,7 @@
 //! This module only keeps state and time; the interface builds and sends
 //! the ARP packets (through smoltcp's `ArpRepr`) when the cache asks it to.
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -94,6 +95,13 @@ pub(crate) struct ArpCache<P> {
     next_deadline: Option<Instant>,
     /// Next sweep of expired resolved entries.
     next_sweep: Option<Instant>,
+    /// The last resolved lookup (address, MAC, expiry): a datagram flow
+    /// sends to the same next hop again and again, and this answers it
+    /// without hashing the address (`entries` uses the DoS-resistant
+    /// SipHash, since its keys come from the network). Every change to
+    /// `entries` clears it, so it never outlives its entry; expiry is
+    /// checked on each hit as on the map.
+    last: Cell<Option<(Ipv4Addr, EthernetAddress, Option<Instant>)>>,
     pub events: CacheEvents,
 }
 
@@ -105,13 +113,21 @@ impl<P> ArpCache<P> {
             pending: 0,
             next_deadline: None,
             next_sweep: None,
+            last: Cell::new(None),
             events: CacheEvents::default(),
         }
     }
 
+    #[inline]
     pub fn lookup(&self, ip: Ipv4Addr, now: Instant) -> Lookup {
+        if let Some((last_ip, mac, expires)) = self.last.get() {
+            if last_ip == ip && expires.is_none_or(|e| now < e) {
+                return Lookup::Resolved(mac);
+            }
+        }
         match self.entries.get(&ip) {
             Some(&Entry::Resolved { mac, expires }) if expires.is_none_or(|e| now < e) => {
+                self.last.set(Some((ip, mac, expires)));
                 Lookup::Resolved(mac)
             }
             _ => Lookup::Unresolved,
@@ -121,6 +137,7 @@ impl<P> ArpCache<P> {
     /// Adds a permanent entry (replacing whatever was there; packets
     /// waiting for this address are returned so they can be sent).
     pub fn insert_static(&mut self, ip: Ipv4Addr, mac: EthernetAddress) -> VecDeque<P> {
+        self.last.set(None);
         let old = self
             .entries
             .insert(ip, Entry::Resolved { mac, expires: None });
@@ -130,6 +147,7 @@ impl<P> ArpCache<P> {
     /// Holds `packet` until `ip` is resolved. The caller has checked that
     /// `lookup` gave `Unresolved`.
     pub fn enqueue(&mut self, ip: Ipv4Addr, packet: P, now: Instant) -> Enqueue<P> {
+        self.last.set(None);
         let limit = self.config.pending_per_host;
         if let Some(Entry::Pending { queue, .. }) = self.entries.get_mut(&ip) {
             if queue.len() >= limit {
@@ -174,6 +192,7 @@ impl<P> ArpCache<P> {
         create: bool,
     ) -> VecDeque<P> {
         let expires = Some(now + self.config.entry_ttl);
+        self.last.set(None);
         if let Some(entry) = self.entries.get_mut(&ip) {
             if matches!(entry, Entry::Resolved { expires: None, .. }) {
                 return VecDeque::new();
@@ -239,6 +258,15 @@ impl<P> ArpCache<P> {
         self.next_deadline = next;
     }
 
+    /// Whether [`poll`](Self::poll) has nothing to do at `now` (no sweep
+    /// due, no resolution waiting for a retry or give-up): the stack
+    /// checks this on every poll and skips the call.
+    #[inline]
+    pub fn is_quiet(&self, now: Instant) -> bool {
+        self.next_sweep.is_some_and(|t| now < t)
+            && (self.pending == 0 || self.next_deadline.is_some_and(|t| now < t))
+    }
+
     fn lower_deadline(&mut self, t: Instant) {
         self.next_deadline = Some(self.next_deadline.map_or(t, |d| d.min(t)));
     }
@@ -254,6 +282,7 @@ impl<P> ArpCache<P> {
     }
 
     fn sweep(&mut self, now: Instant) {
+        self.last.set(None);
         let before = self.entries.len();
         self.entries.retain(|_, e| match e {
             Entry::Resolved {
@@ -286,6 +315,7 @@ impl<P> ArpCache<P> {
             .min();
         match oldest {
             Some((_, ip)) => {
+                self.last.set(None);
                 self.entries.remove(&ip);
                 self.events.evicted += 1;
                 true

@@ -123,4 +123,37 @@ pub trait FrameDevice {
     /// and from [`Interface::flush`](super::Interface::flush), so sends made
     /// between two polls leave as one batch. The default does nothing.
     fn flush(&mut self) {}
+
+    /// Whether the hardware has verified `frame`'s IPv4 header checksum and
+    /// its UDP checksum and found both good (DPDK: the mbuf's RX checksum
+    /// offload flags). The stack then skips its own verification of the
+    /// frame. A frame the hardware calls bad or did not check is verified
+    /// in software as usual, so only a positive report is trusted. The
+    /// default, for devices without such reports: `false`.
+    fn rx_checksum_verified(&self, frame: &Self::Rx) -> bool {
+        let _ = frame;
+        false
+    }
+
+    /// Turns a received frame into a transmit buffer without a copy: the
+    /// buffer's data is `frame[data]` (the bytes before `data.start`
+    /// become headroom, the rest of the buffer tailroom), so a reply can
+    /// be built in the request's buffer, as raw DPDK echo servers do. It
+    /// must leave at least [`UDP_HEADROOM`](super::UDP_HEADROOM) bytes of
+    /// headroom when `data.start >= UDP_HEADROOM`, and room after the data
+    /// up to a full frame, as [`alloc_tx`](FrameDevice::alloc_tx) does.
+    ///
+    /// Gives the frame back unchanged when the device cannot (receive and
+    /// transmit buffers of different kinds, `data` out of bounds): the
+    /// default, so the caller falls back to `alloc_tx` and a copy.
+    /// [`Interface::reuse_rx`](super::Interface::reuse_rx) is the stack's
+    /// use of it.
+    fn rx_into_tx(
+        &mut self,
+        frame: Self::Rx,
+        data: std::ops::Range<usize>,
+    ) -> Result<Self::Tx, Self::Rx> {
+        let _ = data;
+        Err(frame)
+    }
 }

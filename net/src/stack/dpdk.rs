@@ -39,34 +39,42 @@ use super::UDP_HEADROOM;
 use super::device::{FrameDevice, TxFrame};
 
 impl TxFrame for Mbuf {
+    #[inline]
     fn headroom(&self) -> usize {
         Mbuf::headroom(self)
     }
 
+    #[inline]
     fn tailroom(&self) -> usize {
         Mbuf::tailroom(self)
     }
 
+    #[inline]
     fn data(&self) -> &[u8] {
         self
     }
 
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         self
     }
 
+    #[inline]
     fn append(&mut self, n: usize) -> Option<&mut [u8]> {
         Mbuf::append(self, n)
     }
 
+    #[inline]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         Mbuf::prepend(self, n)
     }
 
+    #[inline]
     fn truncate(&mut self, len: usize) {
         Mbuf::truncate(self, len);
     }
 
+    #[inline]
     fn extend_from_slice(&mut self, bytes: &[u8]) -> bool {
         Mbuf::extend_from_slice(self, bytes)
     }
@@ -175,20 +183,43 @@ impl FrameDevice for DpdkDevice {
         self.mtu
     }
 
+    #[inline]
     fn poll_rx(&mut self, max: usize, out: &mut impl FnMut(Self::Rx)) -> usize {
         self.queue.rx_burst(max, out)
     }
 
+    #[inline]
+    fn rx_checksum_verified(&self, frame: &Mbuf) -> bool {
+        frame.rx_checksums_good()
+    }
+
+    #[inline]
     fn alloc_tx(&mut self) -> Option<Self::Tx> {
         self.queue.alloc()
     }
 
+    #[inline]
     fn transmit(&mut self, frame: Self::Tx) -> Result<(), Self::Tx> {
         self.queue.enqueue(frame)
     }
 
+    #[inline]
     fn flush(&mut self) {
         self.queue.flush();
+    }
+
+    /// Received and transmit buffers are both mbufs of this queue's pool:
+    /// the frame's data is narrowed to `data` in place (`adj` + `truncate`,
+    /// the freed front becomes headroom), and the same mbuf is transmitted.
+    fn rx_into_tx(&mut self, mut frame: Mbuf, data: std::ops::Range<usize>) -> Result<Mbuf, Mbuf> {
+        if data.start > data.end || data.end > frame.len() {
+            return Err(frame);
+        }
+        // Both checked above: `adj` cannot fail, and the data that is left
+        // is `data.len()` bytes or more.
+        frame.adj(data.start);
+        Mbuf::truncate(&mut frame, data.len());
+        Ok(frame)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::{Deref, Range};
 use std::task::Waker;
 
@@ -25,36 +25,49 @@ pub struct EndpointId {
 /// A received UDP datagram whose payload is still in the driver's frame:
 /// no copy. It dereferences to the payload; dropping it returns the frame
 /// to the driver's pool.
+///
+/// It holds only the frame and where the payload lies: the addresses are
+/// read from the frame's IPv4 and UDP headers when asked for (the stack
+/// delivers only IPv4 datagrams without options, so they lie at fixed
+/// offsets). That keeps the endpoint queue entry small and the receive
+/// path from assembling socket addresses nobody may read.
 pub struct RxDatagram<F> {
     frame: F,
     payload: Range<usize>,
-    peer: SocketAddrV4,
-    local: SocketAddrV4,
 }
 
+/// Offsets in a delivered frame (Ethernet 14, IPv4 without options 20).
+const SRC_IP: usize = 26;
+const DST_IP: usize = 30;
+const SRC_PORT: usize = 34;
+const DST_PORT: usize = 36;
+
 impl<F: RxFrame> RxDatagram<F> {
-    pub(crate) fn new(
-        frame: F,
-        payload: Range<usize>,
-        peer: SocketAddrV4,
-        local: SocketAddrV4,
-    ) -> Self {
-        RxDatagram {
-            frame,
-            payload,
-            peer,
-            local,
+    /// `frame` is an Ethernet/IPv4 (no options)/UDP frame the parser has
+    /// accepted; `payload` the UDP payload's range in it.
+    pub(crate) fn new(frame: F, payload: Range<usize>) -> Self {
+        RxDatagram { frame, payload }
+    }
+
+    fn addr(&self, ip: usize, port: usize) -> SocketAddrV4 {
+        let f: &[u8] = &self.frame;
+        match (f.get(ip..ip + 4), f.get(port..port + 2)) {
+            (Some(&[a, b, c, d]), Some(&[p0, p1])) => {
+                SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), u16::from_be_bytes([p0, p1]))
+            }
+            // Not reached: the parser accepted only frames this long.
+            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
         }
     }
 
     /// The sender's address and port.
     pub fn peer(&self) -> SocketAddrV4 {
-        self.peer
+        self.addr(SRC_IP, SRC_PORT)
     }
 
     /// The address and port it was sent to: ours, or a broadcast address.
     pub fn local_addr(&self) -> SocketAddrV4 {
-        self.local
+        self.addr(DST_IP, DST_PORT)
     }
 
     /// The UDP payload.
@@ -89,8 +102,8 @@ impl<F: RxFrame> Deref for RxDatagram<F> {
 impl<F: RxFrame> fmt::Debug for RxDatagram<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RxDatagram")
-            .field("peer", &self.peer)
-            .field("local", &self.local)
+            .field("peer", &self.peer())
+            .field("local", &self.local_addr())
             .field("len", &self.payload.len())
             .finish()
     }

@@ -2,10 +2,13 @@
 //! interface must do with it, or the [`DropReason`] that says why not.
 //!
 //! A pure function over `&[u8]`, so it can be tested and fuzzed on its own.
-//! Every header is read through smoltcp's checked views
+//! Valid unicast UDP datagrams to us take a fast path at fixed offsets
+//! (`fast_udp`), which declines everything else. Otherwise every header
+//! is read through smoltcp's checked views
 //! (`EthernetFrame::new_checked`, `Ipv4Packet::new_checked`,
 //! `UdpPacket::new_checked`, `ArpPacket::new_checked`,
-//! `Icmpv4Packet::new_checked`) and `Repr::parse`; checksums through
+//! `Icmpv4Packet::new_checked`) and `Repr::parse`; IPv4 and UDP checksums
+//! through the stack's one-pass sum (`super::checksum`), ICMP's through
 //! smoltcp's `verify_checksum`. The only unchecked view is used to
 //! *classify* an IPv4 header that failed its length check, after checking
 //! that the 20 fixed bytes it reads are there. No input panics.
@@ -20,6 +23,7 @@ use smoltcp::wire::{
     Ipv4Packet, Ipv4Repr, UDP_HEADER_LEN, UdpPacket, UdpRepr,
 };
 
+use super::checksum;
 use super::stats::DropReason;
 
 /// What the parser needs to know about the receiving interface.
@@ -70,8 +74,139 @@ const L3: usize = ETHERNET_HEADER_LEN;
 /// Offset of the UDP or ICMP header in a frame (IPv4 options are refused).
 const L4: usize = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
 
-/// Parses one received frame.
+/// Parses one received frame: the fast path, then the checked parser.
+/// `Interface::receive` does the same with [`fast_udp_to_us`] (which
+/// hands the datagram over without building a [`Parsed`]) and
+/// [`parse_frame_checked`]; this whole-frame form is for the tests.
+#[cfg(test)]
 pub(crate) fn parse_frame(frame: &[u8], local: &Local) -> Result<Parsed, DropReason> {
+    match fast_udp(frame, local) {
+        Some(parsed) => Ok(parsed),
+        None => parse_frame_checked(frame, local),
+    }
+}
+
+/// Reads a big-endian u16 at `at` (the caller has checked the length).
+#[inline(always)]
+fn be16(frame: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([frame[at], frame[at + 1]])
+}
+
+/// [`fast_udp_to_us`]'s result as a whole [`Parsed`], to compare with
+/// [`parse_frame_checked`] (the tests).
+#[cfg(test)]
+fn fast_udp(frame: &[u8], local: &Local) -> Option<Parsed> {
+    let udp = fast_udp_to_us(frame, local)?;
+    let addr = |ip: usize, port: usize| {
+        SocketAddrV4::new(
+            Ipv4Addr::new(frame[ip], frame[ip + 1], frame[ip + 2], frame[ip + 3]),
+            be16(frame, port),
+        )
+    };
+    Some(Parsed::Udp {
+        peer: addr(L3 + 12, L4),
+        local: addr(L3 + 16, L4 + 2),
+        payload: udp.payload,
+        checksum_ok: udp.checksum_ok,
+    })
+}
+
+/// What the receive path needs of a datagram the fast path accepted: the
+/// rest (addresses) stays in the frame, read by
+/// [`RxDatagram`](super::RxDatagram) when asked.
+pub(crate) struct FastUdp {
+    pub dst_port: u16,
+    pub payload: Range<usize>,
+    pub checksum_ok: bool,
+}
+
+/// The fast path for the frame the data path is made of: a unicast
+/// Ethernet/IPv4/UDP datagram to our MAC and address, no IPv4 options, not
+/// a fragment, lengths consistent. It reads the fixed offsets directly
+/// instead of going through smoltcp's layered checked views and `Repr`s,
+/// and decides nothing itself: any frame it does not recognise *entirely*
+/// (broadcast, ARP, ICMP, anything malformed, a bad IPv4 checksum) gets
+/// `None` and goes through [`parse_frame_checked`], which finds the
+/// [`DropReason`]. For every frame it accepts it returns exactly what
+/// `parse_frame_checked` returns (as `fast_udp`) (the unit tests compare both on valid and
+/// mutated frames).
+///
+/// It returns only what delivery needs, small enough to stay in
+/// registers: building a whole [`Parsed`] here put socket addresses on
+/// the stack and read them back, a store-forwarding stall per datagram.
+#[inline(always)]
+pub(crate) fn fast_udp_to_us(frame: &[u8], local: &Local) -> Option<FastUdp> {
+    const IP: usize = L3;
+    const UDP: usize = L4;
+    if frame.len() < UDP + UDP_HEADER_LEN || frame.len() > local.mtu + ETHERNET_HEADER_LEN {
+        return None;
+    }
+    // Ethernet: to our MAC (broadcast takes the slow path), from a unicast
+    // source (the group bit clear), IPv4.
+    if frame[0..6] != local.mac.0 || frame[6] & 1 != 0 || be16(frame, 12) != 0x0800 {
+        return None;
+    }
+    // IPv4: version 4, no options, UDP, no MF flag and offset 0, total
+    // length covering the UDP header and inside the frame.
+    if frame[IP] != 0x45 || frame[IP + 9] != 17 || be16(frame, IP + 6) & 0x3fff != 0 {
+        return None;
+    }
+    let total_len = usize::from(be16(frame, IP + 2));
+    if total_len < IPV4_HEADER_LEN + UDP_HEADER_LEN || IP + total_len > frame.len() {
+        return None;
+    }
+    let header = &frame[IP..UDP];
+    if local.verify_checksums && !checksum::is_valid(checksum::add(0, header)) {
+        return None;
+    }
+    let src = Ipv4Addr::new(
+        frame[IP + 12],
+        frame[IP + 13],
+        frame[IP + 14],
+        frame[IP + 15],
+    );
+    let dst = Ipv4Addr::new(
+        frame[IP + 16],
+        frame[IP + 17],
+        frame[IP + 18],
+        frame[IP + 19],
+    );
+    if dst != local.ip
+        || src.is_broadcast()
+        || src.is_multicast()
+        || src.is_unspecified()
+        || src == local.ip
+        || Some(src) == local.broadcast
+    {
+        return None;
+    }
+    // UDP: length field inside the IPv4 payload, destination port set.
+    let udp_len = usize::from(be16(frame, UDP + 4));
+    if udp_len < UDP_HEADER_LEN || udp_len > total_len - IPV4_HEADER_LEN {
+        return None;
+    }
+    let dst_port = be16(frame, UDP + 2);
+    if dst_port == 0 {
+        return None;
+    }
+    let checksum_ok = !local.verify_checksums || {
+        let stored = be16(frame, UDP + 6);
+        stored == 0 || {
+            let acc = checksum::udp_pseudo_header(src.octets(), dst.octets(), udp_len as u16);
+            checksum::is_valid(checksum::add(acc, &frame[UDP..UDP + udp_len]))
+        }
+    };
+    Some(FastUdp {
+        dst_port,
+        payload: UDP + UDP_HEADER_LEN..UDP + udp_len,
+        checksum_ok,
+    })
+}
+
+/// Parses one received frame through smoltcp's checked views: every
+/// frame the fast path does not take, and the reference it is tested
+/// against.
+pub(crate) fn parse_frame_checked(frame: &[u8], local: &Local) -> Result<Parsed, DropReason> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
     let eth = EthernetRepr::parse(&eth).map_err(|_| DropReason::Truncated)?;
     if eth.dst_addr != local.mac && !eth.dst_addr.is_broadcast() {
@@ -142,7 +277,7 @@ fn parse_ipv4(
     if packet.version() != 4 {
         return Err(DropReason::BadVersion);
     }
-    if local.verify_checksums && !packet.verify_checksum() {
+    if local.verify_checksums && !ipv4_checksum_ok(&packet) {
         return Err(DropReason::BadChecksum);
     }
     if usize::from(packet.header_len()) != IPV4_HEADER_LEN {
@@ -182,7 +317,7 @@ fn parse_udp(bytes: &[u8], ip: &Ipv4Repr, local: &Local) -> Result<Parsed, DropR
     // it is a length error, not a truncation.
     let packet = UdpPacket::new_checked(bytes).map_err(|_| DropReason::BadLength)?;
     let (src, dst) = (ip.src_addr.into(), ip.dst_addr.into());
-    let checksum_ok = !local.verify_checksums || packet.verify_checksum(&src, &dst);
+    let checksum_ok = !local.verify_checksums || udp_checksum_ok(&packet, ip);
     // Fails only on destination port 0, which no endpoint can bind.
     let udp = UdpRepr::parse(&packet, &src, &dst, &ChecksumCapabilities::ignored())
         .map_err(|_| DropReason::NoEndpoint)?;
@@ -194,6 +329,31 @@ fn parse_udp(bytes: &[u8], ip: &Ipv4Repr, local: &Local) -> Result<Parsed, DropR
         payload: start..end,
         checksum_ok,
     })
+}
+
+/// smoltcp's `Ipv4Packet::verify_checksum` with the fast sum: the header
+/// (options included) sums to all ones.
+fn ipv4_checksum_ok(packet: &Ipv4Packet<&[u8]>) -> bool {
+    let header = packet
+        .as_ref()
+        .get(..usize::from(packet.header_len()))
+        .unwrap_or_default();
+    checksum::is_valid(checksum::add(0, header))
+}
+
+/// smoltcp's `UdpPacket::verify_checksum` with the fast sum: zero means
+/// "no checksum" (RFC 768), otherwise pseudo-header, header and payload
+/// (`packet.len()` bytes, checked by `new_checked`) sum to all ones.
+fn udp_checksum_ok(packet: &UdpPacket<&[u8]>, ip: &Ipv4Repr) -> bool {
+    if packet.checksum() == 0 {
+        return true;
+    }
+    let len = packet.len();
+    let Some(datagram) = packet.as_ref().get(..usize::from(len)) else {
+        return false;
+    };
+    let acc = checksum::udp_pseudo_header(ip.src_addr.octets(), ip.dst_addr.octets(), len);
+    checksum::is_valid(checksum::add(acc, datagram))
 }
 
 fn parse_icmp(
@@ -266,6 +426,59 @@ mod tests {
             parse_frame(&eth([8, 6], &body), &LOCAL),
             Err(DropReason::Truncated)
         );
+    }
+
+    /// A valid UDP datagram to LOCAL, as the stack's peers send them.
+    fn udp_to_local(payload: &[u8]) -> Vec<u8> {
+        crate::stack::testing::frames::udp_frame(
+            EthernetAddress([2, 0, 0, 0, 0, 2]),
+            LOCAL.mac,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 4000),
+            SocketAddrV4::new(LOCAL.ip, 5000),
+            payload,
+        )
+    }
+
+    /// The fast path takes valid datagrams, and whatever it takes it
+    /// parses as the checked path does: every single-byte mutation of a
+    /// valid frame (each byte set to several values, with and without
+    /// checksum verification), and truncations and extensions.
+    #[test]
+    fn fast_path_agrees_with_checked_path() {
+        let mut taken = 0;
+        for verify in [true, false] {
+            let local = Local {
+                verify_checksums: verify,
+                ..LOCAL
+            };
+            for len in [0usize, 1, 17, 64] {
+                let frame = udp_to_local(&vec![0xa5; len]);
+                assert!(fast_udp(&frame, &local).is_some());
+                let mut variants = Vec::new();
+                for at in 0..frame.len() {
+                    for v in [0u8, 1, 2, 0x40, 0x45, 0x7f, 0x80, 0xfe, 0xff] {
+                        let mut f = frame.clone();
+                        f[at] = v;
+                        variants.push(f.clone());
+                        crate::stack::testing::frames::refresh_checksums(&mut f);
+                        variants.push(f);
+                    }
+                }
+                for cut in 0..frame.len() {
+                    variants.push(frame[..cut].to_vec());
+                }
+                let mut longer = frame.clone();
+                longer.extend_from_slice(&[0; 9]);
+                variants.push(longer);
+                for f in variants {
+                    if let Some(fast) = fast_udp(&f, &local) {
+                        taken += 1;
+                        assert_eq!(Ok(fast), parse_frame_checked(&f, &local), "{f:02x?}");
+                    }
+                }
+            }
+        }
+        assert!(taken > 1000, "{taken}");
     }
 
     #[test]

@@ -190,6 +190,10 @@ pub struct RxStats {
     pub icmp_echo_requests: u64,
     /// Frames dropped, by reason.
     pub drops: RxDrops,
+    /// Frames whose checksums the device had verified (hardware offload),
+    /// so the stack did not check them again; not an outcome (each frame
+    /// is also counted in one of the fields above).
+    pub checksum_offloaded: u64,
 }
 
 impl RxStats {
@@ -241,6 +245,10 @@ pub struct TxStats {
     pub no_buffer: u64,
     /// Frames dropped because the device's transmit ring was full.
     pub device_full: u64,
+    /// Received frames turned into transmit buffers by
+    /// [`Interface::reuse_rx`](super::Interface::reuse_rx) (zero-copy
+    /// replies).
+    pub reused_rx: u64,
 }
 
 impl TxStats {

@@ -37,6 +37,8 @@ struct Side {
     headroom: Cell<usize>,
     flushes: Cell<u64>,
     transmitted: Cell<u64>,
+    /// Report received frames as checksum-verified by "hardware".
+    checksum_offload: Cell<bool>,
 }
 
 impl Side {
@@ -48,6 +50,7 @@ impl Side {
             tx_pool: Cell::new(4096),
             tx_in_use: Rc::new(Cell::new(0)),
             tx_ring: Cell::new(usize::MAX),
+            checksum_offload: Cell::new(false),
             headroom: Cell::new(DEFAULT_HEADROOM),
             flushes: Cell::new(0),
             transmitted: Cell::new(0),
@@ -102,6 +105,13 @@ impl PairDevice {
 
     fn peer(&self) -> &Side {
         &self.sides[1 - self.me]
+    }
+
+    /// Makes this end report every received frame as checksum-verified by
+    /// the hardware ([`FrameDevice::rx_checksum_verified`]), like a NIC
+    /// with RX checksum offload: to test that the stack trusts it.
+    pub fn set_checksum_offload(&self, on: bool) {
+        self.mine().checksum_offload.set(on);
     }
 
     /// Puts `frame` in this end's receive queue, as if it came off the wire.
@@ -304,6 +314,35 @@ impl FrameDevice for PairDevice {
             buf: vec![0; headroom + self.mtu + 14],
             start: headroom,
             end: headroom,
+            in_use: side.tx_in_use.clone(),
+        })
+    }
+
+    fn rx_checksum_verified(&self, _frame: &PairRxFrame) -> bool {
+        self.mine().checksum_offload.get()
+    }
+
+    /// The received bytes become the transmit buffer (grown to a full
+    /// frame after `data.start`); it counts as a transmit buffer in use
+    /// from now on.
+    fn rx_into_tx(
+        &mut self,
+        mut frame: PairRxFrame,
+        data: std::ops::Range<usize>,
+    ) -> Result<PairTxFrame, PairRxFrame> {
+        if data.start > data.end || data.end > frame.bytes.len() {
+            return Err(frame);
+        }
+        let mut buf = std::mem::take(&mut frame.bytes);
+        // Dropping the emptied receive frame returns its slot.
+        drop(frame);
+        buf.resize(buf.len().max(data.start + self.mtu + 14), 0);
+        let side = self.mine();
+        side.tx_in_use.set(side.tx_in_use.get() + 1);
+        Ok(PairTxFrame {
+            buf,
+            start: data.start,
+            end: data.end,
             in_use: side.tx_in_use.clone(),
         })
     }
