@@ -26,23 +26,16 @@ use insane_net::stack::dpdk::DpdkDevice;
 use insane_net::stack::{Config, EthernetAddress, FrameDevice, Interface, Ipv4Cidr, TxFrame};
 use insane_testhosts::TestHosts;
 
+// One CI rule and EAL argument list for every DPDK test binary.
+#[path = "../../drivers/dpdk/tests/common/mod.rs"]
+mod dpdk_common;
+use dpdk_common::require_dpdk;
+
 const A: usize = 0;
 const B: usize = 1;
 const STACK_PORT: u16 = 7200;
 const PEER_PORT: u16 = 7201;
 const DATAGRAMS: u64 = 3000;
-
-fn require_dpdk(test: &str) -> bool {
-    if insane_dpdk::AVAILABLE {
-        return true;
-    }
-    let why = insane_dpdk::Error::unavailable();
-    if insane_testhosts::in_ci() {
-        panic!("{test}: DPDK is required under CI: {why}");
-    }
-    eprintln!("skipping {test}: {why}");
-    false
-}
 
 /// Payload `i`: 8 bytes of `i`, then up to 1400 bytes of a pattern.
 fn payload(i: u64) -> Vec<u8> {

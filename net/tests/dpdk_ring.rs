@@ -22,38 +22,13 @@ use insane_net::stack::{
     Config, EthernetAddress, Interface, RxDatagram, SendStatus, TxFrame, UDP_HEADROOM,
 };
 
-fn require_dpdk(test: &str) -> bool {
-    if insane_dpdk::AVAILABLE {
-        return true;
-    }
-    let why = insane_dpdk::Error::unavailable();
-    if insane_testhosts::in_ci() {
-        panic!("{test}: DPDK is required under CI: {why}");
-    }
-    eprintln!("skipping {test}: {why}");
-    false
-}
+// One CI rule and EAL argument list for every DPDK test binary.
+#[path = "../../drivers/dpdk/tests/common/mod.rs"]
+mod dpdk_common;
+use dpdk_common::require_dpdk;
 
 fn eal_args() -> Vec<String> {
-    [
-        "-l",
-        "0",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-telemetry",
-        "--no-shconf",
-        "--log-level=*:error",
-        "--vdev=net_ring0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!(
-        "--file-prefix=insane-net-ring-{}",
-        std::process::id()
-    )])
-    .collect()
+    dpdk_common::eal_args("net-ring", 0, &["--vdev=net_ring0".to_string()])
 }
 
 fn eal() -> &'static Eal {

@@ -30,41 +30,16 @@ use insane_net::qos::{Endpoint, Qos, TransportConfig};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;
 
+// One CI rule and EAL argument list for every DPDK test binary.
+#[path = "../../drivers/dpdk/tests/common/mod.rs"]
+mod dpdk_common;
+use dpdk_common::require_dpdk;
+
 /// Tests that use port 0 run one at a time (it has one polling core).
 static PORT0: Mutex<()> = Mutex::new(());
 
-fn require_dpdk(test: &str) -> bool {
-    if insane_dpdk::AVAILABLE {
-        return true;
-    }
-    let why = insane_dpdk::Error::unavailable();
-    if insane_testhosts::in_ci() {
-        panic!("{test}: DPDK is required under CI: {why}");
-    }
-    eprintln!("skipping {test}: {why}");
-    false
-}
-
 fn eal_args() -> Vec<String> {
-    [
-        "-l",
-        "0",
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-telemetry",
-        "--no-shconf",
-        "--log-level=*:error",
-        "--vdev=net_ring0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!(
-        "--file-prefix=insane-qos-ring-{}",
-        std::process::id()
-    )])
-    .collect()
+    dpdk_common::eal_args("qos-ring", 0, &["--vdev=net_ring0".to_string()])
 }
 
 fn dpdk_config(port: u16, address: &str) -> Config {
