@@ -95,7 +95,7 @@ use insane_runtime::runtime::CoreHandle;
 use super::home::{Home, HomeBox};
 use super::policy;
 use super::rxbuf::{DeviceRx, RxBuf};
-use super::transport::{Op, Transport, TransportConfig};
+use super::transport::{Op, Transport, TransportConfig, no_buffer};
 use super::txbuf::{DeviceTx, Ticket, TxBuf};
 use crate::stack::device::{FrameDevice, TxFrame};
 use crate::stack::{EndpointId, Interface, SendErrorKind, UDP_HEADROOM};
@@ -801,10 +801,7 @@ impl<D: StackDevice> Transport for StackUdpTransport<D> {
             return op.poll(cx);
         }
         let Some(tx) = buf.take() else {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "poll_send started without a buffer",
-            )));
+            return Poll::Ready(Err(no_buffer()));
         };
         if tx.len() > self.max_payload {
             return Poll::Ready(Err(too_large(tx.len(), self.max_payload, &self.describe)));

@@ -284,7 +284,9 @@ fn not_connected(what: &str) -> io::Error {
     )
 }
 
-fn no_buffer() -> io::Error {
+/// The error of a `poll_send` whose first poll had no buffer to take
+/// (shared by every `Transport`).
+pub(crate) fn no_buffer() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
         "poll_send started without a buffer",
