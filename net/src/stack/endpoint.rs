@@ -152,6 +152,10 @@ pub(crate) struct Endpoints<F> {
     slots: Vec<Slot<F>>,
     free: Vec<u32>,
     ports: HashMap<u16, u32, BuildHasherDefault<PortHasher>>,
+    /// The slot [`by_port`](Endpoints::by_port) found last: most traffic
+    /// goes to one endpoint, whose slot is checked before the port table.
+    /// Needs no invalidation (the slot's endpoint and port are compared).
+    last_hit: u32,
     next_ephemeral: u16,
 }
 
@@ -181,6 +185,7 @@ impl<F> Endpoints<F> {
             slots: Vec::new(),
             free: Vec::new(),
             ports: HashMap::default(),
+            last_hit: 0,
             next_ephemeral: EPHEMERAL_FIRST,
         }
     }
@@ -268,8 +273,20 @@ impl<F> Endpoints<F> {
     }
 
     /// The endpoint bound to `port`.
+    #[inline]
     pub fn by_port(&mut self, port: u16) -> Option<(EndpointId, &mut Endpoint<F>)> {
-        let index = *self.ports.get(&port)?;
+        let last = self.last_hit;
+        let hit = matches!(
+            self.slots.get(last as usize),
+            Some(Slot { endpoint: Some(e), .. }) if e.port == port
+        );
+        let index = if hit {
+            last
+        } else {
+            let index = *self.ports.get(&port)?;
+            self.last_hit = index;
+            index
+        };
         let slot = self.slots.get_mut(index as usize)?;
         let id = EndpointId {
             index,
@@ -280,5 +297,40 @@ impl<F> Endpoints<F> {
 
     pub fn len(&self) -> usize {
         self.ports.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port_of(table: &mut Endpoints<Vec<u8>>, port: u16) -> Option<EndpointId> {
+        table.by_port(port).map(|(id, e)| {
+            assert_eq!(e.port, port);
+            id
+        })
+    }
+
+    #[test]
+    fn by_port_finds_the_endpoint_bound_now_after_slots_are_reused() {
+        let mut table = Endpoints::<Vec<u8>>::new();
+        let a = table.bind(5000, 8).unwrap();
+        let b = table.bind(6000, 8).unwrap();
+        // Alternating lookups move the last-hit slot back and forth.
+        for _ in 0..3 {
+            assert_eq!(port_of(&mut table, 5000), Some(a));
+            assert_eq!(port_of(&mut table, 6000), Some(b));
+        }
+        // The last hit (6000's slot) is unbound and its slot reused for
+        // another port: neither the old port nor a stale id is found.
+        assert!(table.unbind(b).is_some());
+        assert_eq!(port_of(&mut table, 6000), None);
+        let c = table.bind(7000, 8).unwrap();
+        assert_eq!(c.index, b.index, "the freed slot is reused");
+        assert_ne!(c, b);
+        assert_eq!(port_of(&mut table, 6000), None);
+        assert_eq!(port_of(&mut table, 7000), Some(c));
+        assert_eq!(port_of(&mut table, 5000), Some(a));
+        assert_eq!(port_of(&mut table, 1), None);
     }
 }

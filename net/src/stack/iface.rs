@@ -465,20 +465,35 @@ impl<D: FrameDevice> Interface<D> {
     /// Receives one burst of frames from the device and handles them, runs
     /// the ARP timers (retries, give-ups, expiry) and flushes the device.
     /// Returns the number of frames received.
+    ///
+    /// Inlined into the caller's busy-poll loop: an empty poll is the
+    /// device's receive call and two comparisons (ARP timers, TX batch);
+    /// the work for received frames is out of line, so the empty poll
+    /// carries none of its stack frame.
+    #[inline]
     pub fn poll(&mut self, now: Instant) -> usize {
-        let mut frames = std::mem::take(&mut self.rx_scratch);
+        let scratch = &mut self.rx_scratch;
         let n = self
             .device
-            .poll_rx(self.config.rx_burst, &mut |f| frames.push(f));
+            .poll_rx(self.config.rx_burst, &mut |f| scratch.push(f));
         if n > 0 {
-            for frame in frames.drain(..) {
-                self.receive(frame, now);
-            }
+            self.receive_scratch(now);
         }
-        self.rx_scratch = frames;
-        self.poll_arp(now);
+        if !self.arp.is_quiet(now) {
+            self.poll_arp(now);
+        }
         self.device.flush();
         n
+    }
+
+    /// Handles the frames [`poll`](Interface::poll) received.
+    #[inline(never)]
+    fn receive_scratch(&mut self, now: Instant) {
+        let mut frames = std::mem::take(&mut self.rx_scratch);
+        for frame in frames.drain(..) {
+            self.receive(frame, now);
+        }
+        self.rx_scratch = frames;
     }
 
     /// Handles one received frame (as [`poll`](Interface::poll) does for
@@ -878,10 +893,8 @@ impl<D: FrameDevice> Interface<D> {
 
     /// ARP timers: retries, give-ups (waiting packets dropped and
     /// counted), expiry.
+    #[cold]
     fn poll_arp(&mut self, now: Instant) {
-        if self.arp.is_quiet(now) {
-            return;
-        }
         let due = &mut self.arp_due;
         let endpoints = &mut self.endpoints;
         let mut unresolved = 0;
