@@ -1,10 +1,12 @@
 //! `insane-bench`: the command-line entry point of insane's benchmark
 //! harness. Each subcommand is a scenario (see [`scenarios`]) that measures
 //! insane side by side with its baselines in the same run; `all` runs
-//! every scenario. The network scenarios (udp-rtt, tcp-echo, tcp-stream)
-//! measure each contestant in its own process (this binary re-executed
-//! with the hidden first argument `__run`), the others on threads of this
-//! process. A progress bar runs on a terminal meanwhile.
+//! every scenario. runtime, udp-rtt, tcp-echo, tcp-stream, qos-mix and
+//! xdp-rtt measure each contestant in its own pinned process (this binary
+//! re-executed with the hidden first argument `__run`); dpdk-rtt starts
+//! two processes of its own per measurement; the scenarios driving
+//! external clients (http, udp-rtt-c, tcp-bulk) start each server as a
+//! process of its own. A progress bar runs on a terminal meanwhile.
 //!
 //! Every run writes into `--out DIR` (default `target/bench-report`):
 //! - `<scenario>.md` and `<scenario>.json`: one scenario's table and data;
@@ -201,7 +203,7 @@ fn all(args: &NetArgs) -> Vec<Report> {
     use scenarios::{external, qos_mix, runtime, tcp_echo, tcp_stream, udp_rtt};
     let runtime = runtime::Args {
         common: args.common.clone(),
-        pin: false,
+        no_pin: args.no_pin,
         idle: args.idle,
     };
     let udp = udp_rtt::Args {
@@ -246,6 +248,7 @@ fn all(args: &NetArgs) -> Vec<Report> {
         Ok(()) => reports.push(scenarios::xdp_rtt::run(&scenarios::xdp_rtt::Args {
             common: args.common.clone(),
             sizes: vec![64, 1472],
+            no_pin: args.no_pin,
         })),
         Err(why) => say!("xdp-rtt left out of `all`: {why}"),
     }

@@ -1,13 +1,18 @@
 //! Benchmark scenarios, one module each, plus what they share: the common
-//! command-line options ([`Common`]) and [`isolated`], which runs one
-//! system's measurement on its own thread so that a panic or a hang in one
-//! runtime turns into a `FAILED` cell instead of killing the whole run.
+//! command-line options ([`Common`]), the registry of measurements a child
+//! process can run ([`child_main`]) and [`isolated_try`], which runs a
+//! measurement on its own thread so that a panic or a hang turns into a
+//! `FAILED` cell instead of killing the whole run.
 //!
 //! A scenario exposes a `clap::Args` struct (flattening [`Common`]) and a
 //! `run(&Args) -> Report` function; `main.rs` adds it as a subcommand and
 //! takes care of printing and writing the report. The network scenarios
 //! (`udp-rtt`, `tcp-echo`, `tcp-stream`, `qos-mix`) share their contestants, CPU
-//! placement and server plumbing through [`net`].
+//! placement and server plumbing through [`net`]; they, `runtime` and
+//! `xdp-rtt` measure each contestant in its own pinned child process
+//! ([`net::each_contestant_process`]). The scenarios driving external
+//! programs (`http`, `udp-rtt-c`, `tcp-bulk`) and `dpdk-rtt` (two
+//! processes of its own) use [`isolated_try`].
 
 pub mod baseline_servers;
 pub mod dpdk_rtt;
@@ -29,12 +34,24 @@ use std::time::Duration;
 /// measurement named by `args[0]` (a scenario's `KEY`) and exits. `main`
 /// calls it when the first argument is [`net::CHILD_COMMAND`].
 pub fn child_main(args: &[String]) -> ! {
-    net::child_main(args, |key| match key {
+    net::child_main(args, measurement)
+}
+
+/// The measurement registered under `key` (a scenario's `KEY`).
+fn measurement(key: &str) -> Option<net::ChildFn> {
+    match key {
         udp_rtt::KEY => Some(udp_rtt::child),
         tcp_echo::KEY => Some(tcp_echo::child),
         tcp_stream::KEY => Some(tcp_stream::child),
+        qos_mix::KEY => Some(qos_mix::child),
+        qos_mix::BULK_KEY => Some(qos_mix::bulk_child),
+        runtime::SPAWN_JOIN => Some(runtime::spawn_join_child),
+        runtime::YIELD => Some(runtime::yield_child),
+        runtime::ROUND_TRIP => Some(runtime::round_trip_child),
+        runtime::TIMERS => Some(runtime::timers_child),
+        xdp_rtt::KEY => Some(xdp_rtt::child),
         _ => None,
-    })
+    }
 }
 
 /// Options every scenario accepts.
@@ -60,7 +77,8 @@ pub struct Common {
     pub warmup: usize,
 
     /// Seconds one system may spend on one measurement before it is
-    /// declared hung (its thread is abandoned and the cell marked FAILED).
+    /// declared hung (its process is killed, or its thread abandoned, and
+    /// the cell marked FAILED).
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
 
@@ -106,18 +124,9 @@ pub fn abandoned_threads() -> bool {
 
 /// Runs `f` on a fresh thread named `label`, waiting at most `timeout`.
 ///
-/// Returns `Err` with a description if `f` panicked or did not finish in
-/// time (the thread is then left running; see [`abandoned_threads`]).
-pub fn isolated<T, F>(label: &str, timeout: Duration, f: F) -> Result<T, String>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    isolated_try(label, timeout, move || Ok(f()))
-}
-
-/// [`isolated`] for a measurement that reports its own failure: an `Err`
-/// from `f` is returned (and printed) like a panic or a hang.
+/// Returns `Err` with a description if `f` returned one, panicked or did
+/// not finish in time (the thread is then left running; see
+/// [`abandoned_threads`]).
 pub fn isolated_try<T, F>(label: &str, timeout: Duration, f: F) -> Result<T, String>
 where
     T: Send + 'static,
@@ -173,5 +182,40 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_names_a_measurement() {
+        let keys = [
+            udp_rtt::KEY,
+            tcp_echo::KEY,
+            tcp_stream::KEY,
+            qos_mix::KEY,
+            qos_mix::BULK_KEY,
+            runtime::SPAWN_JOIN,
+            runtime::YIELD,
+            runtime::ROUND_TRIP,
+            runtime::TIMERS,
+            xdp_rtt::KEY,
+        ];
+        for key in keys {
+            assert!(measurement(key).is_some(), "{key}");
+        }
+        let mut unique = keys.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "two measurements share a key");
+        assert!(measurement("nope").is_none());
+    }
+
+    #[test]
+    fn an_unknown_contestant_is_an_error() {
+        let err = measurement(runtime::YIELD).unwrap()("nope", "{}").unwrap_err();
+        assert!(err.contains("no contestant"), "{err}");
     }
 }

@@ -1,19 +1,20 @@
-//! What the network scenarios (`udp-rtt`, `tcp-echo`, `tcp-stream`) share:
-//! their command-line options ([`NetArgs`]), the [`Contestant`]s, where
-//! client and server threads run ([`Placement`]), the server thread
-//! plumbing ([`start_server`]), CPU-time snapshots ([`CpuTimes`]) and the
-//! runtimes each contestant builds.
+//! What the network scenarios (`udp-rtt`, `tcp-echo`, `tcp-stream`,
+//! `qos-mix`) share: their command-line options ([`NetArgs`]), the
+//! [`Contestant`]s, where client and server threads run ([`Placement`]),
+//! the server thread plumbing ([`start_server`]), CPU-time snapshots
+//! ([`CpuTimes`]) and the runtimes each contestant builds; and how every
+//! scenario that compares contestants side by side (these, `runtime` and
+//! `xdp-rtt`) measures each one in a process of its own.
 //!
-//! `udp-rtt`, `tcp-echo` and `tcp-stream` run every measurement in its own
-//! child process ([`each_contestant_process`]): this binary re-executed as
+//! [`each_contestant_process`] runs every measurement in its own child
+//! process ([`in_own_process`] runs one): this binary re-executed as
 //! `insane-bench __run KEY CONTESTANT CPU PARAMS-JSON` ([`child_main`]),
 //! whose main thread becomes the client thread (pinned to the client CPU)
 //! and starts the server on a second thread (pinned to the server CPU); it
 //! prints its result as JSON. A panic, an error, a crash or a hang (the
 //! child is killed after `--timeout`) on either side turns into a `FAILED`
-//! cell. Scenarios whose results do not cross a process boundary use
-//! [`each_contestant`], the same on a fresh thread of this process
-//! ([`super::isolated_try`]). Everything talks over 127.0.0.1 only.
+//! cell. Network scenarios talk over 127.0.0.1 only (`xdp-rtt`: over a
+//! veth pair between network namespaces).
 
 use insane::runtime::affinity;
 use std::fmt::Display;
@@ -29,8 +30,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::Common;
 use super::runtime::Idle;
-use super::{Common, isolated_try};
 use crate::report::{Cdf, Cell, Report};
 
 /// Options of every network scenario.
@@ -110,23 +111,6 @@ impl Contestant {
         }
     }
 
-    /// Every contestant, for [`Contestant::from_name`].
-    pub const ALL: [Contestant; 8] = [
-        Contestant::InsaneUring,
-        Contestant::InsaneUringOwned,
-        Contestant::InsaneEpoll,
-        Contestant::TokioCt,
-        Contestant::StdBlocking,
-        Contestant::StdBusyPoll,
-        Contestant::Monoio,
-        Contestant::Glommio,
-    ];
-
-    /// The contestant whose column name is `name`.
-    pub fn from_name(name: &str) -> Option<Contestant> {
-        Contestant::ALL.into_iter().find(|c| c.name() == name)
-    }
-
     /// `Err(reason)` when this contestant cannot run on this host (the
     /// scenario then leaves its column out and says why in the notes):
     /// monoio and glommio are probed once by building a runtime on a
@@ -170,15 +154,35 @@ impl Contestant {
     }
 }
 
-/// A column of a network scenario's table that [`each_contestant`] and
+/// A column of a scenario's table that [`each_contestant_process`] and
 /// [`latency_cdf`] can measure: a [`Contestant`], or a scenario's own kind
-/// of column (e.g. the QoS classes of `qos-mix`).
+/// of column (e.g. the QoS classes of `qos-mix`, the systems of `runtime`).
+/// A child process finds its column by name ([`Column::from_name`]).
 pub trait Column: Copy + Send + 'static {
+    /// Every column of this kind.
+    const ALL: &'static [Self];
+
     /// Column name.
     fn name(self) -> &'static str;
+
+    /// The column whose name is `name`.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.name() == name)
+    }
 }
 
 impl Column for Contestant {
+    const ALL: &'static [Contestant] = &[
+        Contestant::InsaneUring,
+        Contestant::InsaneUringOwned,
+        Contestant::InsaneEpoll,
+        Contestant::TokioCt,
+        Contestant::StdBlocking,
+        Contestant::StdBusyPoll,
+        Contestant::Monoio,
+        Contestant::Glommio,
+    ];
+
     fn name(self) -> &'static str {
         Contestant::name(self)
     }
@@ -472,54 +476,54 @@ where
     }
 }
 
-/// Runs `measure(contestant)` for every contestant, each isolated on a
-/// fresh thread pinned to the client CPU, with the `--timeout` of `args`.
-///
-/// A measurement during which other processes used the CPUs (see
-/// [`ForeignLoad`]) is repeated up to `--retries` times; the least
-/// disturbed attempt is kept, and a note names any disturbance left.
-pub fn each_contestant<C: Column, T, F>(
-    what: &str,
-    contestants: &[C],
-    placement: Placement,
-    args: &NetArgs,
-    measure: F,
-) -> Vec<Result<T, String>>
-where
-    T: Send + 'static,
-    F: Fn(C) -> Result<T, String> + Clone + Send + 'static,
-{
-    let timeout = Duration::from_secs(args.common.timeout);
-    each_with_retries(what, contestants, args, |c, label| {
-        let measure = measure.clone();
-        isolated_try(label, timeout, move || {
-            pin_current_thread(placement.client)?;
-            measure(c)
-        })
-    })
+/// How long one measurement may take and how often one that other
+/// processes disturbed is repeated (see [`each_contestant_process`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The child process is killed (and the cell `FAILED`) after this.
+    pub timeout: Duration,
+    /// Measure again up to this many times when other processes used the
+    /// CPUs meanwhile.
+    pub retries: usize,
 }
 
-/// [`each_contestant`], but each measurement runs in its own child
-/// process: this binary again, as `insane-bench __run KEY CONTESTANT CPU
-/// PARAMS` (see [`child_main`]), which pins its main thread to the client
-/// CPU, runs the measurement registered under `key` with `params` and
-/// prints its result as JSON. A crash (signal, abort), an exit without a
-/// result or a hang past `--timeout` (the child is then killed) becomes a
-/// `FAILED` cell; nothing of a contestant stays behind to disturb the next
-/// one, and getrusage's process CPU time is the contestant's alone.
-pub fn each_contestant_process<P, T>(
+impl NetArgs {
+    /// `--timeout` and `--retries`.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            timeout: Duration::from_secs(self.common.timeout),
+            retries: self.retries,
+        }
+    }
+}
+
+/// Runs the measurement registered under `key` (see [`child_main`]) for
+/// every contestant, each in its own child process: this binary again, as
+/// `insane-bench __run KEY CONTESTANT CPU PARAMS` (see [`in_own_process`]),
+/// which pins its main thread to the client CPU of `placement`, runs the
+/// measurement with `params` and prints its result as JSON. A crash
+/// (signal, abort), an exit without a result or a hang past
+/// `limits.timeout` (the child is then killed) becomes a `FAILED` cell;
+/// nothing of a contestant stays behind to disturb the next one, and
+/// getrusage's process CPU time is the contestant's alone.
+///
+/// A measurement during which other processes used the CPUs (see
+/// [`ForeignLoad`]) is repeated up to `limits.retries` times; the least
+/// disturbed attempt is kept, and a note names any disturbance left (taken
+/// into the report by [`finish`] or [`disturbance_notes`]).
+pub fn each_contestant_process<C, P, T>(
     what: &str,
     key: &str,
-    contestants: &[Contestant],
+    contestants: &[C],
     placement: Placement,
-    args: &NetArgs,
+    limits: Limits,
     params: &P,
 ) -> Vec<Result<T, String>>
 where
+    C: Column,
     P: Serialize,
     T: DeserializeOwned,
 {
-    let timeout = Duration::from_secs(args.common.timeout);
     let params = match serde_json::to_string(params) {
         Ok(p) => p,
         Err(e) => {
@@ -527,17 +531,48 @@ where
             return contestants.iter().map(|_| Err(e.clone())).collect();
         }
     };
-    each_with_retries(what, contestants, args, |c, label| {
-        child_process(label, timeout, key, c, placement.client, &params)
+    each_with_retries(what, contestants, limits.retries, |c, label| {
+        child_process(
+            label,
+            limits.timeout,
+            key,
+            c.name(),
+            placement.client,
+            &params,
+        )
     })
 }
 
+/// One measurement in its own child process, as in
+/// [`each_contestant_process`] but without its loop over contestants and
+/// retries: for a scenario that prepares something per measurement in
+/// this process (`xdp-rtt` creates fresh network namespaces for each run
+/// and removes them after, whatever became of the child). The child's
+/// main thread is pinned to `cpu`; `label` names it in the log.
+pub fn in_own_process<C, P, T>(
+    label: &str,
+    key: &str,
+    who: C,
+    cpu: Option<usize>,
+    timeout: Duration,
+    params: &P,
+) -> Result<T, String>
+where
+    C: Column,
+    P: Serialize,
+    T: DeserializeOwned,
+{
+    let params = serde_json::to_string(params).ctx("cannot serialise the parameters")?;
+    child_process(label, timeout, key, who.name(), cpu, &params)
+}
+
 /// Runs `measure(contestant, label)` for every contestant, repeating a
-/// measurement that other processes disturbed (see [`each_contestant`]).
+/// measurement that other processes disturbed up to `retries` times (see
+/// [`each_contestant_process`]).
 fn each_with_retries<C: Column, T>(
     what: &str,
     contestants: &[C],
-    args: &NetArgs,
+    retries: usize,
     measure: impl Fn(C, &str) -> Result<T, String>,
 ) -> Vec<Result<T, String>> {
     say!("{what}:");
@@ -547,7 +582,7 @@ fn each_with_retries<C: Column, T>(
         .map(|&c| {
             let label = format!("{what}/{}", c.name());
             let mut best: Option<(Result<T, String>, f64)> = None;
-            for attempt in 0..=args.retries {
+            for attempt in 0..=retries {
                 let load = ForeignLoad::start();
                 let result = measure(c, &label);
                 let foreign = load.cpus();
@@ -559,13 +594,13 @@ fn each_with_retries<C: Column, T>(
                 if failed || foreign <= FOREIGN_LOAD_NOTE {
                     break;
                 }
-                let next = if attempt < args.retries {
+                let next = if attempt < retries {
                     "; measuring again"
                 } else {
                     ""
                 };
                 say!("    (other processes used {foreign:.2} CPUs meanwhile{next})");
-                if attempt < args.retries {
+                if attempt < retries {
                     crate::progress::add(1);
                 }
             }
@@ -576,7 +611,7 @@ fn each_with_retries<C: Column, T>(
                         "{label}: other processes used {foreign:.2} CPUs on average during \
                          the measurement (least disturbed of {} attempts); its numbers are \
                          disturbed.",
-                        args.retries + 1
+                        retries + 1
                     ));
                 }
             }
@@ -687,17 +722,20 @@ enum ChildResult<T> {
     Error(String),
 }
 
-/// A measurement a child process can run: deserialises its parameters,
-/// measures, serialises the result (see [`child_measure`]).
-pub type ChildFn = fn(Contestant, &str) -> Result<serde_json::Value, String>;
+/// A measurement a child process can run: finds its contestant by name
+/// (first argument), deserialises its parameters (second), measures,
+/// serialises the result (see [`child_measure`]).
+pub type ChildFn = fn(&str, &str) -> Result<serde_json::Value, String>;
 
 /// The [`ChildFn`] body of a scenario: `measure(who, params)` with the
-/// parameters read from JSON and the result written as JSON.
-pub fn child_measure<P: DeserializeOwned, T: Serialize>(
-    who: Contestant,
+/// contestant ([`Column`]) found by its name, the parameters read from
+/// JSON and the result written as JSON.
+pub fn child_measure<C: Column, P: DeserializeOwned, T: Serialize>(
+    who: &str,
     params: &str,
-    measure: fn(Contestant, P) -> Result<T, String>,
+    measure: fn(C, P) -> Result<T, String>,
 ) -> Result<serde_json::Value, String> {
+    let who = C::from_name(who).ok_or_else(|| format!("no contestant {who:?}"))?;
     let p: P = serde_json::from_str(params).ctx("parameters")?;
     let result = measure(who, p)?;
     serde_json::to_value(result).ctx("serialise the result")
@@ -705,8 +743,9 @@ pub fn child_measure<P: DeserializeOwned, T: Serialize>(
 
 /// The child side of [`each_contestant_process`]: `args` are `KEY
 /// CONTESTANT CPU PARAMS` (CPU `-` for not pinned); `lookup` finds the
-/// measurement registered under KEY. Prints the result line and exits
-/// without waiting for threads that might still run.
+/// measurement registered under KEY, which finds its contestant by name.
+/// Pins the main thread to CPU, prints the result line and exits without
+/// waiting for threads that might still run.
 pub fn child_main(args: &[String], lookup: impl Fn(&str) -> Option<ChildFn>) -> ! {
     let result = (|| {
         let [key, who, cpu, params] = args else {
@@ -716,7 +755,6 @@ pub fn child_main(args: &[String], lookup: impl Fn(&str) -> Option<ChildFn>) -> 
             ));
         };
         let measure = lookup(key).ok_or_else(|| format!("no measurement called {key:?}"))?;
-        let who = Contestant::from_name(who).ok_or_else(|| format!("no contestant {who:?}"))?;
         let cpu = match cpu.as_str() {
             "-" => None,
             n => Some(n.parse::<usize>().ctx("CPU")?),
@@ -745,12 +783,12 @@ pub fn child_main(args: &[String], lookup: impl Fn(&str) -> Option<ChildFn>) -> 
 
 /// Runs one measurement in a child process (see
 /// [`each_contestant_process`]) and reads its result, with the progress
-/// bar and log line of [`isolated_try`].
+/// bar and log line of [`super::isolated_try`].
 fn child_process<T: DeserializeOwned>(
     label: &str,
     timeout: Duration,
     key: &str,
-    who: Contestant,
+    who: &str,
     cpu: Option<usize>,
     params: &str,
 ) -> Result<T, String> {
@@ -772,7 +810,7 @@ fn child_process<T: DeserializeOwned>(
 fn run_child<T: DeserializeOwned>(
     timeout: Duration,
     key: &str,
-    who: Contestant,
+    who: &str,
     cpu: Option<usize>,
     params: &str,
 ) -> Result<T, String> {
@@ -782,7 +820,7 @@ fn run_child<T: DeserializeOwned>(
     let mut child = Command::new(exe)
         .arg(CHILD_COMMAND)
         .arg(key)
-        .arg(who.name())
+        .arg(who)
         .arg(cpu.map_or("-".to_owned(), |c| c.to_string()))
         .arg(params)
         .stdin(Stdio::null())
@@ -918,10 +956,16 @@ pub fn describe_run(
 }
 
 /// Finishes a report: ratio columns of every insane contestant against
-/// tokio, notes about other processes' load, and the abandoned-thread
-/// warning.
+/// tokio, then [`disturbance_notes`].
 pub fn finish(report: &mut Report) {
     report.ratios_against("insane", Contestant::TokioCt.name());
+    disturbance_notes(report);
+}
+
+/// Adds the notes about other processes' load during the measurements
+/// made since the last report (see [`each_contestant_process`]) and the
+/// abandoned-thread warning to `report`.
+pub fn disturbance_notes(report: &mut Report) {
     if let Ok(mut notes) = LOAD_NOTES.lock() {
         report.notes.append(&mut notes);
     }
@@ -966,7 +1010,7 @@ mod tests {
 
     #[test]
     fn contestant_names_round_trip() {
-        for c in Contestant::ALL {
+        for &c in Contestant::ALL {
             assert_eq!(Contestant::from_name(c.name()), Some(c));
         }
         assert_eq!(Contestant::from_name("nope"), None);

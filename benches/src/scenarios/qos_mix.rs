@@ -28,6 +28,11 @@
 //! bulk against ~112 µs with a scheduler). Reported: the critical RTT and
 //! the bulk datagrams actually sent per second.
 //!
+//! Every column is measured in its own child process
+//! ([`each_contestant_process`]): its main thread is the client, pinned to
+//! the client CPU, and the echo server runs on a second thread pinned to
+//! the server CPU.
+//!
 //! The first 8 bytes of a ping carry a sequence number that the client
 //! checks in the echo; a 1-byte message stops the server.
 
@@ -44,7 +49,7 @@ use insane::task::{spawn_local, yield_now};
 
 use super::net::{
     Column, Ctx, NetArgs, Placement, QUANTILE_NAMES, cdf_points, cells, describe_run,
-    each_contestant, finish, insane_runtime, latency_cdf, latency_histogram, quantiles,
+    each_contestant_process, finish, insane_runtime, latency_cdf, latency_histogram, quantiles,
     start_server, tokio_runtime,
 };
 use super::runtime::Idle;
@@ -87,6 +92,8 @@ impl QosColumn {
 }
 
 impl Column for QosColumn {
+    const ALL: &'static [QosColumn] = &QOS_COLUMNS;
+
     fn name(self) -> &'static str {
         match self {
             QosColumn::Critical => "insane-critical",
@@ -116,6 +123,8 @@ enum Mode {
 }
 
 impl Column for Mode {
+    const ALL: &'static [Mode] = &[Mode::Sched, Mode::Fifo];
+
     fn name(self) -> &'static str {
         match self {
             Mode::Sched => "insane-app-sched",
@@ -135,7 +144,7 @@ fn bulk_qos() -> Qos {
 }
 
 /// Counts derived from [`Args`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Params {
     trips: u64,
     warmup_trips: u64,
@@ -146,7 +155,7 @@ struct Params {
 }
 
 /// One timed run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct RttRun {
     /// p50, p90, p99, p99.9 in ns.
     quantiles: [f64; 4],
@@ -196,9 +205,14 @@ pub fn run(args: &Args) -> Vec<Report> {
         report.param("round trips per timed run", p.trips);
         report.param("warm-up round trips", p.warmup_trips);
         report.param("size", format!("{SIZE} B"));
-        let results = each_contestant("qos-mix 32 B", &columns, placement, &args.net, move |who| {
-            measure_class(who, p)
-        });
+        let results: Vec<Result<Measured, String>> = each_contestant_process(
+            "qos-mix 32 B",
+            KEY,
+            &columns,
+            placement,
+            args.net.limits(),
+            &p,
+        );
         let runs: Vec<Result<Vec<RttRun>, String>> = results
             .iter()
             .map(|r| {
@@ -259,12 +273,13 @@ pub fn run(args: &Args) -> Vec<Report> {
             "bulk queue bound (scheduler)",
             format!("{BULK_BOUND} items"),
         );
-        let results = each_contestant(
+        let results: Vec<Result<Measured, String>> = each_contestant_process(
             "qos-mix under bulk",
+            BULK_KEY,
             &modes,
             placement,
-            &args.net,
-            move |mode| measure_bulk(mode, p),
+            args.net.limits(),
+            &p,
         );
         let runs: Vec<Result<Vec<RttRun>, String>> = results
             .iter()
@@ -319,6 +334,22 @@ pub fn run(args: &Args) -> Vec<Report> {
         reports.push(report);
     }
     reports
+}
+
+/// The name the per-class measurement is registered under for child
+/// processes (see [`super::child_main`]).
+pub const KEY: &str = "qos-mix";
+/// The name the bulk-table measurement is registered under.
+pub const BULK_KEY: &str = "qos-mix-bulk";
+
+/// [`measure_class`] in a child process: parameters and result as JSON.
+pub fn child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, measure_class)
+}
+
+/// [`measure_bulk`] in a child process: parameters and result as JSON.
+pub fn bulk_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, measure_bulk)
 }
 
 /// Writes sequence number `seq` into the first 8 bytes of `msg`.

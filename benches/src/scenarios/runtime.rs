@@ -1,5 +1,5 @@
 //! The `runtime` scenario: executor micro-benchmarks run side by side, in
-//! the same process, on insane, tokio current-thread (`tokio-ct`) and tokio
+//! the same run, on insane, tokio current-thread (`tokio-ct`) and tokio
 //! multi-thread with 2 workers (`tokio-mt`):
 //!
 //! 1. **spawn+join** — spawn a batch of tiny tasks (each returns a `u64`),
@@ -15,11 +15,19 @@
 //!    each once with a no-op waker (registers it in the timer wheel), drop
 //!    them all (cancels), repeat until N timers were handled.
 //!
-//! Every measurement builds its own runtime (outside the timed region), runs
-//! `--warmup` untimed repetitions, then `--repeats` timed ones, and reports
-//! the median. Bodies that run "inside the runtime" run on insane's core 0
-//! (`block_on`), on tokio-ct's `block_on` thread, and on a tokio-mt worker
-//! (`block_on(tokio::spawn(body))`), so every system runs them as a task.
+//! Every measurement of every system runs in its own child process
+//! ([`each_contestant_process`]), builds its own runtime (outside the timed
+//! region), runs `--warmup` untimed repetitions, then `--repeats` timed
+//! ones, and reports the median. Bodies that run "inside the runtime" run
+//! on insane's core 0 (`block_on`), on tokio-ct's `block_on` thread, and on
+//! a tokio-mt worker (`block_on(tokio::spawn(body))`), so every system runs
+//! them as a task.
+//!
+//! Threads are pinned like the network scenarios' client and server (see
+//! [`Placement`]; `--no-pin` leaves them alone): the child's main thread
+//! (insane's core 0, tokio-ct's `block_on` thread) on the first allowed
+//! CPU; insane's core 1 and tokio-ct's runtime B on the second; tokio-mt's
+//! workers one on each.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -28,8 +36,10 @@ use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use serde::de::DeserializeOwned;
 
-use super::{Common, isolated};
+use super::Common;
+use super::net::{Column, Limits, Placement, disturbance_notes, each_contestant_process};
 use crate::report::{Cell, Report, Unit};
 
 /// Options of the `runtime` scenario.
@@ -38,10 +48,12 @@ pub struct Args {
     #[command(flatten)]
     pub common: Common,
 
-    /// Pin insane's cores to CPUs (`Runtime::builder().pin_cores(true)`);
-    /// tokio's threads are never pinned.
+    /// Do not pin the threads of the runtimes to CPUs (by default, in every
+    /// contestant's process alike, the thread running the benchmark body is
+    /// pinned to the first allowed CPU and the runtime's second thread, if
+    /// any, to the second).
     #[arg(long)]
-    pub pin: bool,
+    pub no_pin: bool,
 
     /// insane's idle policy (`Runtime::builder().idle(..)`): `default`
     /// (spin briefly, then park), `park` (sleep at once, like tokio) or
@@ -76,7 +88,7 @@ impl Idle {
 }
 
 /// Counts for one run, derived from [`Args`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Params {
     spawn_tasks: u64,
     spawn_batch: usize,
@@ -86,8 +98,8 @@ struct Params {
     timer_batch: usize,
     warmup: usize,
     repeats: usize,
-    pin: bool,
-    idle: insane::runtime::IdlePolicy,
+    placement: Placement,
+    idle: Idle,
 }
 
 impl Params {
@@ -102,13 +114,23 @@ impl Params {
             timer_batch: 10_000,
             warmup: args.common.warmup,
             repeats: args.common.repeats(),
-            pin: args.pin,
-            idle: args.idle.policy(),
+            placement: Placement::new(args.no_pin),
+            idle: args.idle,
         }
     }
 
     fn runs(&self) -> usize {
         self.warmup + self.repeats
+    }
+
+    /// The CPU of a runtime's `i`-th thread (0: the one running the body):
+    /// the client CPU, then the server CPU, alternately.
+    fn cpu(&self, i: usize) -> Option<usize> {
+        if i % 2 == 0 {
+            self.placement.client
+        } else {
+            self.placement.server
+        }
     }
 }
 
@@ -122,7 +144,9 @@ enum System {
 
 const SYSTEMS: [System; 3] = [System::Insane, System::TokioCt, System::TokioMt];
 
-impl System {
+impl Column for System {
+    const ALL: &'static [System] = &SYSTEMS;
+
     fn name(self) -> &'static str {
         match self {
             System::Insane => "insane",
@@ -132,10 +156,44 @@ impl System {
     }
 }
 
+/// The names this scenario's measurements are registered under for child
+/// processes (see [`super::child_main`]), with their child sides.
+pub const SPAWN_JOIN: &str = "runtime-spawn-join";
+/// See [`SPAWN_JOIN`].
+pub const YIELD: &str = "runtime-yield";
+/// See [`SPAWN_JOIN`].
+pub const ROUND_TRIP: &str = "runtime-cross-core";
+/// See [`SPAWN_JOIN`].
+pub const TIMERS: &str = "runtime-timers";
+
+/// [`spawn_join`] in a child process: parameters and result as JSON.
+pub fn spawn_join_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, |s, p| Ok(spawn_join(s, p)))
+}
+
+/// [`yield_loop`] in a child process.
+pub fn yield_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, |s, p| Ok(yield_loop(s, p)))
+}
+
+/// [`round_trip`] in a child process.
+pub fn round_trip_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, |s, p| Ok(round_trip(s, p)))
+}
+
+/// [`timer_insert_cancel`] in a child process.
+pub fn timers_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, |s, p| Ok(timer_insert_cancel(s, p)))
+}
+
 /// Runs the scenario and returns its report.
 pub fn run(args: &Args) -> Report {
     let p = Params::new(args);
-    let timeout = Duration::from_secs(args.common.timeout);
+    // No --retries here: a measurement is made once.
+    let limits = Limits {
+        timeout: Duration::from_secs(args.common.timeout),
+        retries: 0,
+    };
     let names: Vec<&str> = SYSTEMS.iter().map(|s| s.name()).collect();
     let mut report = Report::new("runtime", &names);
     report.param("mode", if args.common.quick { "quick" } else { "full" });
@@ -152,10 +210,20 @@ pub fn run(args: &Args) -> Report {
         format!("{} (batches of {})", p.timers, p.timer_batch),
     );
     report.param("insane cores", "1 (2 for the cross-core round trip)");
-    report.param("insane pin_cores", p.pin);
+    report.param(
+        "placement",
+        match (p.placement.client, p.placement.server) {
+            (Some(c), Some(s)) => format!(
+                "each system in its own process; body thread (insane core 0, tokio block_on) \
+                 on CPU {c}; insane core 1, tokio-ct runtime B on CPU {s}; tokio-mt workers \
+                 one on each"
+            ),
+            _ => "each system in its own process; not pinned".to_owned(),
+        },
+    );
     report.param(
         "insane idle policy",
-        format!("{:?} (--idle {:?})", p.idle, args.idle).to_lowercase(),
+        format!("{:?} (--idle {:?})", p.idle.policy(), args.idle).to_lowercase(),
     );
     report.param("tokio-mt worker threads", 2);
     report.param(
@@ -163,19 +231,15 @@ pub fn run(args: &Args) -> Report {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
 
-    // Runs `f(system, params)` for every system, each isolated.
-    fn each<T: Send + 'static>(
+    // Runs the measurement registered under `key` for every system, each
+    // in its own process.
+    fn each<T: DeserializeOwned>(
         what: &str,
-        p: Params,
-        timeout: Duration,
-        f: fn(System, Params) -> T,
+        key: &str,
+        p: &Params,
+        limits: Limits,
     ) -> Vec<Result<T, String>> {
-        say!("{what}:");
-        crate::progress::add(SYSTEMS.len());
-        SYSTEMS
-            .iter()
-            .map(|&s| isolated(&format!("{what}/{}", s.name()), timeout, move || f(s, p)))
-            .collect()
+        each_contestant_process(what, key, &SYSTEMS, p.placement, limits, p)
     }
     // One cell per system from per-run durations, mapped to the row's unit.
     fn cells(results: &[Result<Vec<Duration>, String>], f: impl Fn(Duration) -> f64) -> Vec<Cell> {
@@ -195,7 +259,7 @@ pub fn run(args: &Args) -> Report {
 
     let c = &args.common;
     if c.selected("spawn+join") {
-        let spawn = each("spawn+join", p, timeout, spawn_join);
+        let spawn = each::<Vec<Duration>>("spawn+join", SPAWN_JOIN, &p, limits);
         let n = p.spawn_tasks as f64;
         report.row(
             "spawn+join",
@@ -210,7 +274,7 @@ pub fn run(args: &Args) -> Report {
     }
 
     if c.selected("yield") {
-        let yields = each("yield", p, timeout, yield_loop);
+        let yields = each::<Vec<Duration>>("yield", YIELD, &p, limits);
         let total = 2.0 * p.yields as f64;
         report.row(
             "yield (2 tasks)",
@@ -220,7 +284,7 @@ pub fn run(args: &Args) -> Report {
     }
 
     if c.selected("cross-core round trip") {
-        let rtt = each("cross-core round trip", p, timeout, round_trip);
+        let rtt = each::<Vec<Latencies>>("cross-core round trip", ROUND_TRIP, &p, limits);
         for (i, what) in ["p50", "p99", "mean"].into_iter().enumerate() {
             let row = rtt
                 .iter()
@@ -234,7 +298,7 @@ pub fn run(args: &Args) -> Report {
     }
 
     if c.selected("timer insert+cancel") {
-        let timers = each("timer insert+cancel", p, timeout, timer_insert_cancel);
+        let timers = each::<Vec<Duration>>("timer insert+cancel", TIMERS, &p, limits);
         let n = p.timers as f64;
         report.row(
             "timer insert+cancel",
@@ -260,12 +324,7 @@ pub fn run(args: &Args) -> Report {
             .to_owned(),
     );
     report.notes.extend(args.common.note.iter().cloned());
-    if super::abandoned_threads() {
-        report.notes.push(
-            "a measurement hung and its thread kept running: numbers measured after it are suspect"
-                .to_owned(),
-        );
-    }
+    disturbance_notes(&mut report);
     report
 }
 
@@ -279,10 +338,26 @@ fn tokio_ct() -> tokio::runtime::Runtime {
         .expect("build tokio current-thread runtime")
 }
 
-fn tokio_mt() -> tokio::runtime::Runtime {
+/// Pins the calling thread to `cpu` (`None`: leaves it alone).
+fn pin(cpu: Option<usize>) -> std::io::Result<()> {
+    cpu.map_or(Ok(()), insane::runtime::affinity::pin_current_thread)
+}
+
+/// A tokio multi-thread runtime with 2 workers, the `k`-th thread it starts
+/// pinned to `p.cpu(k)`: one worker on each CPU. A failed pin aborts the
+/// process (the measurement's cell then says why).
+fn tokio_mt(p: Params) -> tokio::runtime::Runtime {
+    let started = std::sync::atomic::AtomicUsize::new(0);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()
+        .on_thread_start(move || {
+            let k = started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = pin(p.cpu(k)) {
+                eprintln!("tokio-mt thread {k}: {e}");
+                std::process::abort();
+            }
+        })
         .build()
         .expect("build tokio multi-thread runtime")
 }
@@ -306,7 +381,7 @@ fn spawn_join(system: System, p: Params) -> Vec<Duration> {
             tokio_ct().block_on(spawn_join_body(p, |i| tokio::spawn(async move { i })))
         }
         System::TokioMt => on_tokio_worker(
-            &tokio_mt(),
+            &tokio_mt(p),
             spawn_join_body(p, |i| tokio::spawn(async move { i })),
         ),
     }
@@ -359,7 +434,7 @@ fn yield_loop(system: System, p: Params) -> Vec<Duration> {
     match system {
         System::Insane => insane_side::yield_loop(p),
         System::TokioCt => tokio_ct().block_on(yield_body(p, tokio_yielder)),
-        System::TokioMt => on_tokio_worker(&tokio_mt(), yield_body(p, tokio_yielder)),
+        System::TokioMt => on_tokio_worker(&tokio_mt(p), yield_body(p, tokio_yielder)),
     }
 }
 
@@ -402,6 +477,7 @@ fn round_trip(system: System, p: Params) -> Vec<Latencies> {
             let thread_b = std::thread::Builder::new()
                 .name("tokio-ct-b".to_owned())
                 .spawn(move || {
+                    pin(p.cpu(1)).expect("pin runtime B's thread");
                     rt_b.block_on(async move {
                         let _ = stopped.await;
                     })
@@ -412,9 +488,10 @@ fn round_trip(system: System, p: Params) -> Vec<Latencies> {
             thread_b.join().expect("runtime B thread panicked");
             out
         }
-        System::TokioMt => {
-            on_tokio_worker(&tokio_mt(), rtt_body(p, |i| tokio::spawn(async move { i })))
-        }
+        System::TokioMt => on_tokio_worker(
+            &tokio_mt(p),
+            rtt_body(p, |i| tokio::spawn(async move { i })),
+        ),
     }
 }
 
@@ -463,7 +540,7 @@ fn timer_insert_cancel(system: System, p: Params) -> Vec<Duration> {
     match system {
         System::Insane => insane_side::timer_insert_cancel(p),
         System::TokioCt => tokio_ct().block_on(tokio_body(p)),
-        System::TokioMt => on_tokio_worker(&tokio_mt(), tokio_body(p)),
+        System::TokioMt => on_tokio_worker(&tokio_mt(p), tokio_body(p)),
     }
 }
 
@@ -514,11 +591,15 @@ mod insane_side {
     use super::*;
     use insane::runtime::Runtime;
 
+    /// `cores` cores, core `i` pinned to `p.cpu(i)` (by a hook: the
+    /// builder's `pin_cores` would read the allowed CPUs from the calling
+    /// thread, already pinned to the first CPU).
     fn runtime(cores: usize, p: Params) -> Runtime {
         Runtime::builder()
             .cores(cores)
-            .pin_cores(p.pin)
-            .idle(p.idle)
+            .pin_cores(false)
+            .on_core_start(std::sync::Arc::new(move |i| pin(p.cpu(i))))
+            .idle(p.idle.policy())
             .build()
             .expect("build insane runtime")
     }

@@ -184,7 +184,7 @@ pub fn run(args: &Args) -> Report {
             KEY,
             &contestants,
             placement,
-            &args.net,
+            args.net.limits(),
             &p,
         );
         report.row(
@@ -258,7 +258,7 @@ pub fn run(args: &Args) -> Report {
 pub const KEY: &str = "tcp-echo";
 
 /// [`measure`] in a child process: parameters and result as JSON.
-pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
+pub fn child(who: &str, params: &str) -> Result<serde_json::Value, String> {
     super::net::child_measure(who, params, measure)
 }
 

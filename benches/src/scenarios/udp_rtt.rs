@@ -135,7 +135,7 @@ pub fn run(args: &Args) -> Report {
             KEY,
             &contestants,
             placement,
-            &args.net,
+            args.net.limits(),
             &p,
         );
         for (i, q) in QUANTILE_NAMES.iter().enumerate() {
@@ -187,7 +187,7 @@ pub fn run(args: &Args) -> Report {
 pub const KEY: &str = "udp-rtt";
 
 /// [`measure`] in a child process: parameters and result as JSON.
-pub fn child(who: Contestant, params: &str) -> Result<serde_json::Value, String> {
+pub fn child(who: &str, params: &str) -> Result<serde_json::Value, String> {
     super::net::child_measure(who, params, measure)
 }
 

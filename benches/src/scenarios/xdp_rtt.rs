@@ -2,9 +2,14 @@
 //! network namespaces (created and removed by the scenario; needs root),
 //! 64 B and 1472 B by default, round-trip time p50/p99.
 //!
-//! Both ends run the contestant: the client in namespace A, the echo
-//! server in namespace B, each on its own thread (not pinned: the
-//! contestants that busy-poll spin on both ends).
+//! Both ends run the contestant, in a child process of their own for each
+//! timed run ([`in_own_process`]): its main thread enters namespace A and
+//! is the client, pinned to the client CPU; the echo server runs on a
+//! second thread that enters namespace B, pinned to the server CPU (see
+//! [`Placement`]; the contestants that busy-poll spin on both ends). This
+//! process creates the namespaces and the veth pair before each run and
+//! removes them after it, so a child that crashed or hung (and was killed)
+//! leaves nothing behind.
 //!
 //! * `insane-af_xdp`: QoS endpoints (`latency=critical, best-effort,
 //!   resources=poll`) with an `[xdp]` section: insane's userspace stack on
@@ -27,10 +32,12 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use insane_testhosts::{Iface, TestHosts};
+use insane_testhosts::{TestHosts, enter_netns};
 
 use super::Common;
-use super::net::{latency_histogram, quantiles};
+use super::net::{
+    Column, Ctx, Placement, Ready, in_own_process, latency_histogram, quantiles, start_server,
+};
 use crate::report::{Cell, Report, Unit};
 
 /// Options of the `xdp-rtt` scenario.
@@ -47,6 +54,12 @@ pub struct Args {
         value_parser = clap::value_parser!(u32).range(8..=1472)
     )]
     pub sizes: Vec<u32>,
+
+    /// Do not pin the client and server threads to CPUs (by default the
+    /// client runs on the first allowed CPU and the server on the second,
+    /// for every contestant alike).
+    #[arg(long)]
+    pub no_pin: bool,
 }
 
 /// The contestants, in column order.
@@ -67,7 +80,9 @@ const SYSTEMS: [System; 5] = [
     System::RawXdp,
 ];
 
-impl System {
+impl Column for System {
+    const ALL: &'static [System] = &SYSTEMS;
+
     fn name(self) -> &'static str {
         match self {
             System::InsaneXdp => "insane-af_xdp",
@@ -84,16 +99,69 @@ const CLIENT_PORT: u16 = 9101;
 /// A side gives up after this long without a datagram.
 const IDLE_LIMIT: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Params {
     size: usize,
     warmup: u64,
     trips: u64,
 }
 
+/// One end of the veth pair, as the child process needs it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct End {
+    /// The namespace of its host.
+    netns: String,
+    /// Interface name.
+    name: String,
+    addr: Ipv4Addr,
+    mac: [u8; 6],
+}
+
+impl End {
+    /// Host `host`'s end of the link of `hosts`.
+    fn of(hosts: &TestHosts, host: usize) -> End {
+        let iface = hosts.iface(host, 0);
+        End {
+            netns: hosts.netns(host).to_owned(),
+            name: iface.name.clone(),
+            addr: iface.addr,
+            mac: iface.mac,
+        }
+    }
+}
+
+/// What a child process measures: one timed run between `a` (client) and
+/// `b` (server), pinned as `placement` says.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Job {
+    p: Params,
+    placement: Placement,
+    a: End,
+    b: End,
+}
+
+/// A child's result: p50 and p99 in ns, and the client endpoint's
+/// `explain()` (insane contestants).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Run {
+    p50_p99: [f64; 2],
+    explain: Option<String>,
+}
+
+/// The name this scenario's measurement is registered under for child
+/// processes (see [`super::child_main`]).
+pub const KEY: &str = "xdp-rtt";
+
+/// [`measure`] in a child process: parameters and result as JSON.
+pub fn child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, measure)
+}
+
 /// Runs the scenario and returns its report.
 pub fn run(args: &Args) -> Report {
     let c = &args.common;
+    let placement = Placement::new(args.no_pin);
+    let timeout = Duration::from_secs(c.timeout);
     let names: Vec<&str> = SYSTEMS.iter().map(|s| s.name()).collect();
     let mut report = Report::new("xdp-rtt", &names);
     let repeats = c.repeats_or(1, 3);
@@ -127,9 +195,7 @@ pub fn run(args: &Args) -> Report {
             for _ in 0..repeats {
                 let Ok(done) = &mut runs else { break };
                 let name = format!("xdp-rtt {label} {}", system.name());
-                match super::isolated_try(&name, Duration::from_secs(c.timeout), move || {
-                    measure(system, p)
-                }) {
+                match run_once(&name, system, p, placement, timeout) {
                     Ok(q) => done.push(q),
                     Err(e) => runs = Err(e),
                 }
@@ -145,29 +211,53 @@ pub fn run(args: &Args) -> Report {
         report.row(&format!("{label} RTT p50"), Unit::Nanos, p50);
         report.row(&format!("{label} RTT p99"), Unit::Nanos, p99);
     }
-    report.notes.push(
-        "UDP ping-pong over a veth pair between two network namespaces; client in A, echo \
-         server in B, one datagram in flight; threads not pinned (busy-polling contestants \
-         spin on both ends, so on a 2-CPU machine the two ends own both CPUs)."
-            .to_owned(),
-    );
+    report.notes.push(format!(
+        "UDP ping-pong over a veth pair between two network namespaces (fresh ones for each \
+         timed run); client in A, echo server in B, one datagram in flight; each run in its own \
+         process, {} (busy-polling contestants spin on both ends).",
+        placement.describe()
+    ));
     report.notes.push(
         "insane-af_xdp: QoS endpoints over insane's userspace stack on AF_XDP (veth: copy \
          mode; native XDP); raw-af_xdp: the AF_XDP driver alone, addresses swapped in place \
          (no stack, no runtime)."
             .to_owned(),
     );
+    super::net::disturbance_notes(&mut report);
     report
 }
 
-trait Ctx<T> {
-    fn ctx(self, what: &str) -> Result<T, String>;
-}
-
-impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
-    fn ctx(self, what: &str) -> Result<T, String> {
-        self.map_err(|e| format!("{what}: {e}"))
+/// One timed run of `system` in its own process (see [`measure`]), on
+/// fresh test hosts: created here before the child starts and removed
+/// here after it ended, whatever became of it.
+fn run_once(
+    label: &str,
+    system: System,
+    p: Params,
+    placement: Placement,
+    timeout: Duration,
+) -> Result<[f64; 2], String> {
+    crate::progress::add(1);
+    let hosts = match TestHosts::pair().ctx("test hosts") {
+        Ok(hosts) => hosts,
+        Err(e) => {
+            say!("  {label:<42} FAILED: {e}");
+            crate::progress::done();
+            return Err(e);
+        }
+    };
+    let job = Job {
+        p,
+        placement,
+        a: End::of(&hosts, 0),
+        b: End::of(&hosts, 1),
+    };
+    let run: Run = in_own_process(label, KEY, system, placement.client, timeout, &job)?;
+    if let Some(explain) = run.explain {
+        say!("  {}: {explain}", system.name());
     }
+    drop(hosts);
+    Ok(run.p50_p99)
 }
 
 /// p50 and p99 of `h` in ns.
@@ -184,39 +274,38 @@ fn seq_of(buf: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(buf.get(..8)?.try_into().ok()?))
 }
 
-/// One timed run of `system` on fresh test hosts.
-fn measure(system: System, p: Params) -> Result<[f64; 2], String> {
-    let hosts = TestHosts::pair().ctx("test hosts")?;
-    let (a, b) = (hosts.iface(0, 0).clone(), hosts.iface(1, 0).clone());
+/// One timed run of `system` in this (child) process: the echo server on
+/// a thread that enters B's namespace, pinned to the server CPU; the
+/// client on this thread (already pinned to the client CPU), after it
+/// entered A's namespace (`setns` moves only the calling thread).
+fn measure(system: System, job: Job) -> Result<Run, String> {
+    let Job { p, placement, a, b } = job;
     let total = p.warmup + p.trips;
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let server = {
         let (a, b) = (a.clone(), b.clone());
-        hosts.spawn_in(1, move || serve(system, &a, &b, p, total, ready_tx))
+        start_server("xdp-server", placement.server, move |ready| {
+            enter_netns(&b.netns).ctx("server")?;
+            serve(system, &a, &b, p, total, ready)
+        })?
     };
-    match ready_rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("server: {e}")),
-        Err(e) => return Err(format!("server did not start: {e}")),
-    }
-    let client = hosts.run_in(0, move || client(system, &a, &b, p));
-    let served = server
-        .join()
-        .map_err(|p| format!("server panicked: {}", super::panic_message(&*p)))?;
+    let client = enter_netns(&a.netns)
+        .ctx("client")
+        .and_then(|()| client(system, &a, &b, p));
+    let served = server.join();
     match (client, served) {
-        (Ok(q), Ok(())) => Ok(q),
+        (Ok((p50_p99, explain)), Ok(())) => Ok(Run { p50_p99, explain }),
         (Err(c), Ok(())) => Err(format!("client: {c}")),
-        (Ok(_), Err(s)) => Err(format!("server: {s}")),
-        (Err(c), Err(s)) => Err(format!("client: {c}; server: {s}")),
+        (Ok(_), Err(s)) => Err(s),
+        (Err(c), Err(s)) => Err(format!("client: {c}; {s}")),
     }
 }
 
-fn stack_ip(iface: &Iface, last: u8) -> Ipv4Addr {
+fn stack_ip(iface: &End, last: u8) -> Ipv4Addr {
     let o = iface.addr.octets();
     Ipv4Addr::new(o[0], o[1], o[2], last)
 }
 
-fn xdp_config(iface: &Iface, addr: Ipv4Addr) -> Result<insane::config::Config, String> {
+fn xdp_config(iface: &End, addr: Ipv4Addr) -> Result<insane::config::Config, String> {
     insane::config::Config::from_toml_str(
         &format!(
             "[xdp]\ninterface = \"{}\"\nqueue = 0\naddress = \"{addr}/24\"\n",
@@ -247,25 +336,22 @@ fn insane_rt() -> Result<insane::runtime::Runtime, String> {
 /// The server (in B): echoes `total` datagrams.
 fn serve(
     system: System,
-    a: &Iface,
-    b: &Iface,
+    a: &End,
+    b: &End,
     p: Params,
     total: u64,
-    ready: std::sync::mpsc::Sender<Result<(), String>>,
+    ready: Ready,
 ) -> Result<(), String> {
-    let fail = |ready: &std::sync::mpsc::Sender<Result<(), String>>, e: String| {
-        let _ = ready.send(Err(e.clone()));
-        e
-    };
+    let local = SocketAddr::from((b.addr, SERVER_PORT));
     match system {
         System::InsaneXdp | System::InsaneUringBusyPoll => {
             let (addr, config) = if system == System::InsaneXdp {
                 let ip = stack_ip(b, 200);
-                (ip, xdp_config(b, ip).map_err(|e| fail(&ready, e))?)
+                (ip, xdp_config(b, ip)?)
             } else {
                 (b.addr, insane::config::Config::default())
             };
-            let rt = insane_rt().map_err(|e| fail(&ready, e))?;
+            let rt = insane_rt()?;
             rt.block_on(async move {
                 let ep = insane::qos::Endpoint::bind_with_config(
                     SocketAddr::from((addr, SERVER_PORT)),
@@ -274,17 +360,16 @@ fn serve(
                     &config,
                 )
                 .await
-                .ctx("bind")
-                .map_err(|e| fail(&ready, e))?;
+                .ctx("bind")?;
                 let want = if system == System::InsaneXdp {
                     insane::qos::policy::Transport::XdpUdp
                 } else {
                     insane::qos::policy::Transport::UringUdpBusyPoll
                 };
                 if ep.driver() != want {
-                    return Err(fail(&ready, format!("server got {}", ep.explain())));
+                    return Err(format!("server got {}", ep.explain()));
                 }
-                let _ = ready.send(Ok(()));
+                ready.send(SocketAddr::from((addr, SERVER_PORT)));
                 for i in 0..total {
                     let Ok(msg) = insane::time::timeout(IDLE_LIMIT, ep.recv()).await else {
                         return Err(format!(
@@ -303,9 +388,8 @@ fn serve(
             })
         }
         System::StdBusyPoll => {
-            let sock =
-                std_socket(SocketAddr::from((b.addr, SERVER_PORT))).map_err(|e| fail(&ready, e))?;
-            let _ = ready.send(Ok(()));
+            let sock = std_socket(local)?;
+            ready.send(local);
             let mut buf = vec![0u8; 2048];
             for _ in 0..total {
                 let (n, from) = spin_recv(&sock, &mut buf)?;
@@ -317,14 +401,10 @@ fn serve(
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .ctx("tokio")
-                .map_err(|e| fail(&ready, e))?;
+                .ctx("tokio")?;
             rt.block_on(async move {
-                let sock = tokio::net::UdpSocket::bind((b.addr, SERVER_PORT))
-                    .await
-                    .ctx("bind")
-                    .map_err(|e| fail(&ready, e))?;
-                let _ = ready.send(Ok(()));
+                let sock = tokio::net::UdpSocket::bind(local).await.ctx("bind")?;
+                ready.send(local);
                 let mut buf = vec![0u8; 2048];
                 for _ in 0..total {
                     let (n, from) = tokio::time::timeout(IDLE_LIMIT, sock.recv_from(&mut buf))
@@ -338,8 +418,8 @@ fn serve(
         }
         System::RawXdp => {
             let _ = (a, p);
-            let sock = raw_socket(b, SERVER_PORT).map_err(|e| fail(&ready, e))?;
-            let _ = ready.send(Ok(()));
+            let sock = raw_socket(b, SERVER_PORT)?;
+            ready.send(local);
             let mut echoed = 0;
             let mut last = Instant::now();
             while echoed < total {
@@ -370,8 +450,14 @@ fn serve(
     }
 }
 
-/// The client (in A): `warmup` untimed and `trips` timed round trips.
-fn client(system: System, a: &Iface, b: &Iface, p: Params) -> Result<[f64; 2], String> {
+/// The client (in A): `warmup` untimed and `trips` timed round trips;
+/// p50 and p99, and the endpoint's `explain()` for insane's contestants.
+fn client(
+    system: System,
+    a: &End,
+    b: &End,
+    p: Params,
+) -> Result<([f64; 2], Option<String>), String> {
     match system {
         System::InsaneXdp | System::InsaneUringBusyPoll => {
             let (local, server, config) = if system == System::InsaneXdp {
@@ -390,10 +476,10 @@ fn client(system: System, a: &Iface, b: &Iface, p: Params) -> Result<[f64; 2], S
                 )
                 .await
                 .ctx("bind")?;
-                say!("  {}: {}", system.name(), ep.explain());
+                let explain = ep.explain().to_owned();
                 ep.connect(server).await.ctx("connect")?;
                 let mut msg = vec![0x5a_u8; p.size];
-                rtt_loop(p, async |seq| {
+                let q = rtt_loop(p, async |seq| {
                     stamp(&mut msg, seq);
                     let mut out = ep.buffer().await;
                     out.extend_from_slice(&msg).ctx("payload")?;
@@ -407,7 +493,8 @@ fn client(system: System, a: &Iface, b: &Iface, p: Params) -> Result<[f64; 2], S
                     let echo = echo.ctx("recv")?;
                     Ok(seq_of(&echo))
                 })
-                .await
+                .await?;
+                Ok((q, Some(explain)))
             })
         }
         System::StdBusyPoll => {
@@ -421,6 +508,7 @@ fn client(system: System, a: &Iface, b: &Iface, p: Params) -> Result<[f64; 2], S
                 let (n, _) = spin_recv(&sock, &mut buf)?;
                 Ok(seq_of(&buf[..n]))
             }))
+            .map(|q| (q, None))
         }
         System::TokioCt => {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -444,6 +532,7 @@ fn client(system: System, a: &Iface, b: &Iface, p: Params) -> Result<[f64; 2], S
                     Ok(seq_of(&buf[..n]))
                 })
                 .await
+                .map(|q| (q, None))
             })
         }
         System::RawXdp => {
@@ -477,6 +566,7 @@ fn client(system: System, a: &Iface, b: &Iface, p: Params) -> Result<[f64; 2], S
                     }
                 }
             }))
+            .map(|q| (q, None))
         }
     }
 }
@@ -552,7 +642,7 @@ fn spin_recv(sock: &UdpSocket, buf: &mut [u8]) -> Result<(usize, SocketAddr), St
 }
 
 /// A raw AF_XDP socket on `iface` queue 0 steering `port`, busy-polled.
-fn raw_socket(iface: &Iface, port: u16) -> Result<insane_xdp::XdpSocket, String> {
+fn raw_socket(iface: &End, port: u16) -> Result<insane_xdp::XdpSocket, String> {
     insane_xdp::XdpSocket::open(
         insane_xdp::XdpConfig::new(&iface.name, 0)
             .busy_poll(Some(insane_xdp::BusyPoll::default()))
