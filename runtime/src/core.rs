@@ -56,6 +56,10 @@ pub(crate) struct CoreShared {
     /// sleeping, whatever its idle policy (latency-critical flows).
     pub(crate) spin_holds: std::sync::atomic::AtomicUsize,
     owner: std::sync::OnceLock<ThreadId>,
+    /// Set when the core has shut down: work handed to it afterwards is
+    /// dropped (cancelled) instead of waiting forever in `remote`, which
+    /// a `CoreHandle` may keep alive.
+    shut_down: AtomicBool,
 }
 
 impl CoreShared {
@@ -68,6 +72,7 @@ impl CoreShared {
             sleeping: AtomicBool::new(false),
             spin_holds: std::sync::atomic::AtomicUsize::new(0),
             owner: std::sync::OnceLock::new(),
+            shut_down: AtomicBool::new(false),
         })
     }
 
@@ -92,7 +97,33 @@ impl CoreShared {
             drop(e.into_inner());
             return;
         }
+        // Pairs with the fence in `Core::shutdown`: either its last drain
+        // sees this task, or we see the core shut down and cancel it.
+        fence(Ordering::SeqCst);
+        if self.shut_down.load(Ordering::SeqCst) {
+            self.cancel_remote();
+            return;
+        }
         self.wake();
+    }
+
+    /// Whether the core has shut down (its runtime was dropped).
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
+    }
+
+    /// Cancels the tasks left in `remote` (dropping a runnable cancels
+    /// its task: its `JoinHandle` reports a cancellation). A `!Send` task
+    /// can only be dropped on its own thread; elsewhere it is leaked.
+    fn cancel_remote(&self) {
+        let on_owner = self.owner.get() == Some(&std::thread::current().id());
+        while let Ok(runnable) = self.remote.pop() {
+            if on_owner || !runnable.metadata().is_local() {
+                drop(runnable);
+            } else {
+                std::mem::forget(runnable);
+            }
+        }
     }
 
     /// Unparks the core if it may be sleeping.
@@ -108,16 +139,7 @@ impl CoreShared {
 
 impl Drop for CoreShared {
     fn drop(&mut self) {
-        let on_owner = self.owner.get() == Some(&std::thread::current().id());
-        while let Ok(runnable) = self.remote.pop() {
-            if on_owner || !runnable.metadata().is_local() {
-                drop(runnable);
-            } else {
-                // A `!Send` task can only be dropped on its own thread;
-                // after its core is gone, leaking it is the safe choice.
-                std::mem::forget(runnable);
-            }
-        }
+        self.cancel_remote();
     }
 }
 
@@ -439,6 +461,11 @@ impl Core {
         self.parker.set(None);
         drop(io_driver);
         drop(reactors);
+        // From here on, work handed to this core is cancelled by whoever
+        // hands it (see `push_remote`); the loop below runs what came
+        // before.
+        self.shared.shut_down.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         // Reactors dropping their pending operations may have woken tasks.
         loop {
             while let Ok(r) = self.shared.remote.pop() {

@@ -371,6 +371,12 @@ impl CoreHandle {
         self.shared.uid
     }
 
+    /// Whether the core has shut down (its runtime was dropped): a future
+    /// [`spawn`](Self::spawn)ed on it now is cancelled at once.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.is_shut_down()
+    }
+
     /// Whether the caller runs on this core.
     pub fn is_current(&self) -> bool {
         context::with_core(|c| c.shared.uid == self.shared.uid).unwrap_or(false)
@@ -398,7 +404,8 @@ impl CoreHandle {
     }
 
     /// Spawns a `Send` future on this core, from any thread. If the core has
-    /// shut down, the future is dropped without running.
+    /// shut down, the future is dropped without running and the handle
+    /// reports a cancellation.
     pub fn spawn<F>(&self, future: F) -> crate::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

@@ -493,3 +493,39 @@ fn a_spin_guard_keeps_a_parking_core_awake_and_releases_it() {
         assert_eq!(task::spawn_on(1, async { 7 }).await.unwrap(), 7);
     });
 }
+
+#[test]
+fn work_spawned_on_a_core_of_a_dropped_runtime_is_cancelled_not_lost() {
+    use insane_runtime::runtime::CoreHandle;
+    let old = rt(2);
+    let (core0, core1) = old.block_on(async {
+        let here = CoreHandle::current().unwrap();
+        let there = task::spawn_on(1, async { CoreHandle::current().unwrap() })
+            .await
+            .unwrap();
+        assert!(!here.is_shut_down() && !there.is_shut_down());
+        (here, there)
+    });
+    drop(old);
+    assert!(core0.is_shut_down() && core1.is_shut_down());
+    // The handles keep the cores' queues alive; a future handed to them
+    // now must not wait there forever: it is dropped, unrun, and its
+    // handle reports the cancellation.
+    let ran = Arc::new(AtomicBool::new(false));
+    let counter = DropCounter::default();
+    rt(1).block_on(async {
+        for core in [&core0, &core1] {
+            let (ran, guard) = (ran.clone(), counter.guard());
+            let err = core
+                .spawn(async move {
+                    let _guard = guard;
+                    ran.store(true, Ordering::SeqCst);
+                })
+                .await
+                .expect_err("a shut-down core runs nothing");
+            assert!(err.is_cancelled(), "{err}");
+        }
+    });
+    assert!(!ran.load(Ordering::SeqCst));
+    assert_eq!(counter.count(), 2, "both futures were dropped");
+}

@@ -19,11 +19,13 @@
 //!   process: DPDK releases a virtual port when it is closed, so it could
 //!   not be opened again, and a `net_memif` port must not close while its
 //!   peer polls. One RX/TX queue pair per port, polled by one core at a
-//!   time (the core of the first endpoint bound on it; endpoints bound on
-//!   another core meanwhile fall back, with the reason). When that core's
-//!   last endpoint on the port is dropped, the queue goes back to the
-//!   port, unpolled, and the next endpoint (on any core, any runtime)
-//!   takes it.
+//!   time: the core of the first endpoint bound on it. Endpoints bound on
+//!   other cores meanwhile are served by that core (software dispatch:
+//!   it receives their datagrams and hands them over, their sends are
+//!   forwarded to it; see [`StackUdpTransport::bind_dispatched`]). When
+//!   the serving core's last endpoint on the port is dropped, the queue
+//!   goes back to the port, unpolled, and the next endpoint (on any core,
+//!   any runtime) takes it.
 //! * **MAC**: the port's own; a PMD without one (`net_ring`: all zeros)
 //!   gets a locally administered address made of the stack's IPv4
 //!   address (`02:00:a:b:c:d`).
@@ -264,6 +266,10 @@ impl FrameDevice for PortQueue {
         self.device.poll_rx(max, out)
     }
 
+    fn rx_checksum_verified(&self, frame: &Mbuf) -> bool {
+        self.device.rx_checksum_verified(frame)
+    }
+
     fn alloc_tx(&mut self) -> Option<Self::Tx> {
         self.device.alloc_tx()
     }
@@ -290,7 +296,7 @@ impl StackDevice for PortQueue {
 /// Binds UDP `port` of the `[dpdk]` section's address on this core's
 /// host for the section's DPDK port, opening it (EAL, port, the stack
 /// with the section's address) for the first endpoint.
-pub(crate) fn bind_dpdk(
+pub(crate) async fn bind_dpdk(
     dpdk: &DpdkConfig,
     port: u16,
     config: &TransportConfig,
@@ -299,13 +305,22 @@ pub(crate) fn bind_dpdk(
         "DPDK port {} at {}/{}",
         dpdk.port, dpdk.address.address, dpdk.address.prefix
     );
-    StackUdpTransport::<PortQueue>::bind(&key, port, policy::Transport::DpdkUdp, config, || {
+    let dpdk = dpdk.clone();
+    let open = move || {
         init_eal(&dpdk.eal)?;
-        let device = take_queue(dpdk)?;
+        let device = take_queue(&dpdk)?;
         let cidr = crate::stack::Ipv4Cidr::new(dpdk.address.address, dpdk.address.prefix);
         Ok((
             Interface::new(device, crate::stack::Config::new(cidr)),
             None,
         ))
-    })
+    };
+    StackUdpTransport::<PortQueue>::bind_dispatched(
+        &key,
+        port,
+        policy::Transport::DpdkUdp,
+        config,
+        open,
+    )
+    .await
 }

@@ -408,13 +408,9 @@ impl Endpoint {
                     let xdp = host.xdp.as_ref().ok_or_else(|| {
                         io::Error::other("AF_XDP chosen without an [xdp] section")
                     })?;
-                    match super::stack_transport::bind_xdp(xdp, addr.port(), &config) {
+                    match super::stack_transport::bind_xdp(xdp, addr.port(), &config).await {
                         Ok(t) => {
-                            let detail = format!(
-                                "{}; busy-poll: the core {} spins while the endpoint lives",
-                                t.describe(),
-                                t.home_core()
-                            );
+                            let detail = format!("{}; {}", t.describe(), t.explain_cores());
                             break (Arc::new(t), choice, detail);
                         }
                         Err(e) => {
@@ -430,13 +426,9 @@ impl Endpoint {
                         .dpdk
                         .as_ref()
                         .ok_or_else(|| io::Error::other("DPDK chosen without a [dpdk] section"))?;
-                    match super::dpdk::bind_dpdk(dpdk, addr.port(), &config) {
+                    match super::dpdk::bind_dpdk(dpdk, addr.port(), &config).await {
                         Ok(t) => {
-                            let detail = format!(
-                                "{}; busy-poll: the core {} spins while the endpoint lives",
-                                t.describe(),
-                                t.home_core()
-                            );
+                            let detail = format!("{}; {}", t.describe(), t.explain_cores());
                             break (Arc::new(t), choice, detail);
                         }
                         Err(e) => {

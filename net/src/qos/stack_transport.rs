@@ -19,11 +19,10 @@
 //! recycled, received frames are demultiplexed to the endpoints' queues
 //! (waking a task waiting in `recv`), ARP timers run and queued transmit
 //! frames leave in one batch (the AF_XDP `sendto` kick). These flows are
-//! latency-critical: the transport busy-polls, and the endpoint keeps the
-//! core spinning while it lives (a caller using the transport without an
-//! [`Endpoint`](super::Endpoint) must hold a
-//! [`SpinGuard`](insane_runtime::runtime::SpinGuard) itself: the stack
-//! reactor does not park).
+//! latency-critical: the transport busy-polls, and every endpoint keeps
+//! its host's core spinning while it lives (a
+//! [`SpinGuard`](insane_runtime::runtime::SpinGuard): the stack reactor
+//! cannot wake a parked core when frames arrive).
 //!
 //! # Zero copy
 //!
@@ -40,7 +39,14 @@
 //!
 //! # Cores
 //!
-//! Device frames belong to the core that owns the host. `TxBuf`s and
+//! Device frames belong to the core that owns the host. One core serves
+//! a device queue: an endpoint bound on another core of the process for
+//! the same queue ([`bind_dispatched`](StackUdpTransport::bind_dispatched),
+//! what [`Endpoint`](super::Endpoint) uses) binds its UDP port on the
+//! serving core's host, which receives its datagrams and hands them over:
+//! software dispatch, for devices with one queue or without flow
+//! steering. `explain()` says so ("bound from core 1, served by core 0").
+//! `TxBuf`s and
 //! `RxBuf`s are `Send` nevertheless: one dropped on another thread is sent
 //! back to its core's return queue and recycled there on the next poll.
 //! Sends and receives made from another core are forwarded to the home
@@ -90,7 +96,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use insane_runtime::reactor::{self, Reactor};
-use insane_runtime::runtime::CoreHandle;
+use insane_runtime::runtime::{CoreHandle, SpinGuard};
 
 use super::home::{Home, HomeBox};
 use super::policy;
@@ -263,6 +269,32 @@ fn forget_host(id: u64, key: &str) {
     drop(removed);
 }
 
+/// The core serving each host key in this process (see "Cores" in the
+/// [module docs](self)): an endpoint bound on another core for the same
+/// key binds on this core's host instead of opening the device again.
+struct Server {
+    key: String,
+    host: u64,
+    core: CoreHandle,
+}
+
+static SERVERS: Mutex<Vec<Server>> = Mutex::new(Vec::new());
+
+/// The running core whose host serves `key`, if any.
+fn server_of(key: &str) -> Option<CoreHandle> {
+    lock(&SERVERS)
+        .iter()
+        .find(|s| s.key == key && !s.core.is_shut_down())
+        .map(|s| s.core.clone())
+}
+
+impl<D: StackDevice> Drop for Host<D> {
+    fn drop(&mut self) {
+        let id = self.shared.id;
+        lock(&SERVERS).retain(|s| s.host != id);
+    }
+}
+
 impl<D: StackDevice> Host<D> {
     /// Recycles returned frames, unbinds endpoints dropped elsewhere, and
     /// polls the interface. Returns the events handled.
@@ -311,6 +343,19 @@ impl<D: StackDevice> Host<D> {
 /// The stack reactor of one core: polls every host of device type `D`.
 struct StackReactor<D: StackDevice> {
     hosts: Vec<Weak<Host<D>>>,
+}
+
+/// Dropped when the core shuts down: its hosts close with it (their
+/// devices released — a DPDK queue back to its port, an AF_XDP socket
+/// closed), also on a thread that lives on, such as the one that ran
+/// `block_on`, whose registry would otherwise keep them. Endpoints that
+/// outlive the runtime then report the host gone.
+impl<D: StackDevice> Drop for StackReactor<D> {
+    fn drop(&mut self) {
+        for host in self.hosts.drain(..).filter_map(|w| w.upgrade()) {
+            forget_host(host.shared.id, &host.key);
+        }
+    }
 }
 
 impl<D: StackDevice> Reactor for StackReactor<D> {
@@ -378,6 +423,12 @@ pub struct StackUdpTransport<D: StackDevice> {
     tx_buffers: usize,
     rx_buffers: usize,
     describe: String,
+    /// The core the endpoint was bound from, when another core's host
+    /// serves it (software dispatch).
+    dispatched_from: Option<usize>,
+    /// Keeps the home core spinning while the endpoint lives: its stack
+    /// reactor cannot wake a parked core when frames arrive.
+    _spin: SpinGuard,
     _device: PhantomData<fn() -> D>,
 }
 
@@ -442,6 +493,11 @@ impl<D: StackDevice> StackUdpTransport<D> {
                 HOST_KEYS
                     .try_with(|k| k.borrow_mut().insert(key.to_string(), id))
                     .map_err(exiting)?;
+                lock(&SERVERS).push(Server {
+                    key: key.to_string(),
+                    host: id,
+                    core: host.shared.core.clone(),
+                });
                 host
             }
         };
@@ -500,8 +556,110 @@ impl<D: StackDevice> StackUdpTransport<D> {
             tx_buffers: config.tx_buffers.max(1),
             rx_buffers: config.rx_buffers.max(1),
             describe: host.describe.clone(),
+            dispatched_from: None,
+            _spin: host.shared.core.hold_spin(),
             _device: PhantomData,
         })
+    }
+
+    /// Like [`bind`](Self::bind), but when another core of the process
+    /// already serves `key` (its host has the device queue), the endpoint
+    /// is bound on that core's host instead of failing to open the device
+    /// a second time: that core receives the endpoint's datagrams and
+    /// hands them over (software dispatch), and this core's sends and
+    /// receives are forwarded there (one cross-core hop each way, see
+    /// "Cores" in the [module docs](self)).
+    /// [`dispatched_from`](Self::dispatched_from) then names this core.
+    ///
+    /// ```
+    /// use insane_net::qos::policy::Transport as Kind;
+    /// use insane_net::qos::stack_transport::StackUdpTransport;
+    /// use insane_net::qos::TransportConfig;
+    /// use insane_net::stack::testing::PairDevice;
+    /// use insane_net::stack::{Config, EthernetAddress as Mac, Interface};
+    /// # let rt = insane_runtime::runtime::Runtime::builder().cores(2).build()?;
+    /// # rt.block_on(async {
+    /// let open = || {
+    ///     let (a, _b) = PairDevice::pair(Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]), 1500);
+    ///     Ok((Interface::new(a, Config::new("10.0.0.1/24".parse().unwrap())), None))
+    /// };
+    /// let cfg = TransportConfig::default();
+    /// let here = StackUdpTransport::bind_dispatched("link", 5000, Kind::XdpUdp, &cfg, open).await?;
+    /// // Core 1 binds on core 0's host: the device is not opened twice.
+    /// let there = insane_runtime::task::spawn_on(1, async move {
+    ///     StackUdpTransport::bind_dispatched("link", 5001, Kind::XdpUdp, &cfg, open).await
+    /// })
+    /// .await
+    /// .unwrap()?;
+    /// assert_eq!((there.home_core(), there.dispatched_from()), (0, Some(1)));
+    /// # drop(here);
+    /// # std::io::Result::Ok(())
+    /// # })?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind), run on the serving core (or on this one
+    /// when no core serves `key`, or the serving core has stopped).
+    pub async fn bind_dispatched<F>(
+        key: &str,
+        port: u16,
+        kind: policy::Transport,
+        config: &TransportConfig,
+        open: F,
+    ) -> io::Result<Self>
+    where
+        F: FnOnce() -> io::Result<OpenedHost<D>> + Clone + Send + 'static,
+    {
+        let here = CoreHandle::current().map(|c| c.index());
+        // Bounded: a retry follows only a lost race or a stopped core.
+        for _ in 0..3 {
+            let Some(server) = server_of(key).filter(|core| !core.is_current()) else {
+                match Self::bind(key, port, kind, config, open.clone()) {
+                    // Another core opened the device between our look at
+                    // the servers and our own open: bind on it instead.
+                    Err(_) if server_of(key).is_some_and(|core| !core.is_current()) => continue,
+                    bound => return bound,
+                }
+            };
+            let (owned_key, config_there, open_there) = (key.to_string(), *config, open.clone());
+            let there = server
+                .spawn(async move { Self::bind(&owned_key, port, kind, &config_there, open_there) })
+                .await;
+            match there {
+                Ok(bound) => {
+                    return bound.map(|mut t| {
+                        t.dispatched_from = here;
+                        t
+                    });
+                }
+                // The serving core stopped (its runtime shut down) before
+                // running the bind: its host is gone with it.
+                Err(_) => lock(&SERVERS).retain(|s| s.core.uid() != server.uid()),
+            }
+        }
+        Self::bind(key, port, kind, config, open)
+    }
+
+    /// The core this endpoint was bound from when another core's host
+    /// serves it ([`bind_dispatched`](Self::bind_dispatched)); `None` when
+    /// it is served by the core that bound it.
+    pub fn dispatched_from(&self) -> Option<usize> {
+        self.dispatched_from
+    }
+
+    /// The part of `explain()` that says which core serves the endpoint.
+    pub fn explain_cores(&self) -> String {
+        match self.dispatched_from {
+            None => format!(
+                "busy-poll: the core {} spins while the endpoint lives",
+                self.home_core()
+            ),
+            Some(from) => format!(
+                "bound from core {from}, served by core {} (software dispatch: that core owns the device queue and spins while the endpoint lives; each send and receive crosses cores once)",
+                self.home_core()
+            ),
+        }
     }
 
     /// The device's description (e.g. the AF_XDP modes).
@@ -977,7 +1135,7 @@ impl Drop for QueueClaim {
 /// AF_XDP host for that interface and queue, opening it (socket, XDP
 /// program, the stack with the section's address claimed) for the first
 /// endpoint.
-pub(crate) fn bind_xdp(
+pub(crate) async fn bind_xdp(
     xdp: &crate::config::XdpConfig,
     port: u16,
     config: &TransportConfig,
@@ -986,7 +1144,9 @@ pub(crate) fn bind_xdp(
     use insane_xdp::{BusyPoll, ModeRequest, XdpSocket};
 
     let key = format!("AF_XDP on {} queue {}", xdp.interface, xdp.queue);
-    StackUdpTransport::<XdpDevice>::bind(&key, port, policy::Transport::XdpUdp, config, || {
+    let (xdp, claim_key) = (xdp.clone(), key.clone());
+    let open = move || {
+        let key = claim_key;
         let core = CoreHandle::current().map_or(0, |c| c.index());
         let claim = QueueClaim::take(&key, core)?;
         let mode = match xdp.mode {
@@ -1008,5 +1168,13 @@ pub(crate) fn bind_xdp(
         let cidr = crate::stack::Ipv4Cidr::new(addr, xdp.address.prefix);
         let iface = Interface::new(device, crate::stack::Config::new(cidr));
         Ok((iface, Some(Box::new(claim) as Box<dyn Any>)))
-    })
+    };
+    StackUdpTransport::<XdpDevice>::bind_dispatched(
+        &key,
+        port,
+        policy::Transport::XdpUdp,
+        config,
+        open,
+    )
+    .await
 }
