@@ -61,6 +61,13 @@ uint16_t insane_rte_pktmbuf_data_room_size(struct rte_mempool *mp) {
 
 const char *insane_rte_version(void) { return rte_version(); }
 
+void insane_mbuf_tx_offload(struct rte_mbuf *m, uint64_t flags, uint16_t l2_len,
+                            uint16_t l3_len) {
+    m->ol_flags |= flags;
+    m->l2_len = l2_len;
+    m->l3_len = l3_len;
+}
+
 const uint64_t insane_rss_ip_udp = RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP;
 const uint64_t insane_rx_offload_checksum = RTE_ETH_RX_OFFLOAD_CHECKSUM;
 const uint64_t insane_tx_offload_ipv4_cksum = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
@@ -71,3 +78,5 @@ const uint64_t insane_rx_ip_cksum_mask = RTE_MBUF_F_RX_IP_CKSUM_MASK;
 const uint64_t insane_rx_ip_cksum_good = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
 const uint64_t insane_rx_l4_cksum_mask = RTE_MBUF_F_RX_L4_CKSUM_MASK;
 const uint64_t insane_rx_l4_cksum_good = RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+const uint64_t insane_tx_ipv4_udp_cksum_flags =
+    RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;

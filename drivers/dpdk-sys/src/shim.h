@@ -35,6 +35,10 @@ int insane_rte_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 int insane_rte_pktmbuf_is_contiguous(const struct rte_mbuf *m);
 uint16_t insane_rte_pktmbuf_data_room_size(struct rte_mempool *mp);
 const char *insane_rte_version(void);
+/* Marks an IPv4/UDP frame for TX checksum offload: ol_flags |= flags
+ * (insane_tx_ipv4_udp_cksum_flags), l2_len and l3_len set (bit-fields). */
+void insane_mbuf_tx_offload(struct rte_mbuf *m, uint64_t flags, uint16_t l2_len,
+                            uint16_t l3_len);
 
 /* Flag sets that DPDK defines with RTE_BIT64 macros, which bindgen cannot
  * evaluate. */
@@ -48,5 +52,8 @@ extern const uint64_t insane_rx_ip_cksum_mask;
 extern const uint64_t insane_rx_ip_cksum_good;
 extern const uint64_t insane_rx_l4_cksum_mask;
 extern const uint64_t insane_rx_l4_cksum_good;
+/* TX mbuf ol_flags asking for IPv4 header and UDP checksums:
+ * RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM. */
+extern const uint64_t insane_tx_ipv4_udp_cksum_flags;
 
 #endif

@@ -113,6 +113,35 @@ impl Mbuf {
         ol & ip_mask == ip_good && ol & l4_mask == l4_good
     }
 
+    /// Asks the device to compute this frame's IPv4 header checksum and
+    /// its UDP checksum when it transmits it: `l2_len` bytes of Ethernet
+    /// header, then `l3_len` bytes of IPv4 header. The IPv4 checksum field
+    /// must hold 0 and the UDP checksum field the folded, uncomplemented
+    /// pseudo-header sum (what `rte_ipv4_phdr_cksum` gives). Only for a
+    /// queue whose [`tx_checksum_offload`](crate::Queue::tx_checksum_offload)
+    /// is true.
+    #[inline]
+    pub fn request_tx_checksums(&mut self, l2_len: u16, l3_len: u16) {
+        // SAFETY: our mbuf; a constant defined in the shim; the shim sets
+        // the flags and the two length bit-fields, nothing else.
+        unsafe {
+            sys::insane_mbuf_tx_offload(
+                self.raw.as_ptr(),
+                sys::insane_tx_ipv4_udp_cksum_flags,
+                l2_len,
+                l3_len,
+            );
+        }
+    }
+
+    /// Clears the offload flags: a received mbuf reused for transmission
+    /// must not carry its receive flags (or requests it did not make) to
+    /// the transmit path.
+    #[inline]
+    pub fn clear_offload_flags(&mut self) {
+        self.m_mut().ol_flags = 0;
+    }
+
     /// Grows the data by `n` bytes at the back and returns them (content
     /// unspecified), or `None`, changing nothing, when the tailroom is
     /// smaller.

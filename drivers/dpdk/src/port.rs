@@ -38,6 +38,9 @@ pub struct Port {
 #[derive(Debug)]
 struct Shared {
     info: PortInfo,
+    /// IPv4 and UDP checksums computed by the device on transmit
+    /// (`RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | UDP_CKSUM` enabled).
+    tx_checksum: bool,
 }
 
 impl Drop for Shared {
@@ -198,6 +201,17 @@ fn configure(id: u16, config: &PortConfig) -> Result<Port> {
     if dev.rx_offload_capa & rx_checksum == rx_checksum {
         conf.rxmode.offloads |= rx_checksum;
     }
+    // And checksum computation on transmit, which frames then request
+    // one by one (`Mbuf::request_tx_checksums`).
+    // SAFETY: constants defined in the shim.
+    let tx_checksum =
+        unsafe { sys::insane_tx_offload_ipv4_cksum | sys::insane_tx_offload_udp_cksum };
+    let tx_checksum = if dev.tx_offload_capa & tx_checksum == tx_checksum {
+        conf.txmode.offloads |= tx_checksum;
+        true
+    } else {
+        false
+    };
     if queues > 1 && info.rss {
         conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
         // SAFETY: a constant defined in the shim.
@@ -242,6 +256,7 @@ fn configure(id: u16, config: &PortConfig) -> Result<Port> {
     // The MTU may have changed: read the information again.
     let shared = Arc::new(Shared {
         info: port_info(id)?,
+        tx_checksum,
     });
     let queues = pools
         .into_iter()
@@ -595,6 +610,14 @@ impl Queue {
             self.flush();
         }
         Ok(())
+    }
+
+    /// Whether the device computes IPv4 and UDP checksums on transmit for
+    /// frames that ask ([`Mbuf::request_tx_checksums`]): enabled by
+    /// [`Port::open`] where the device offers both.
+    #[inline]
+    pub fn tx_checksum_offload(&self) -> bool {
+        self.port.tx_checksum
     }
 
     /// Frames waiting in the TX batch.

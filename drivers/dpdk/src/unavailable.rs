@@ -163,6 +163,16 @@ impl Mbuf {
     }
 
     /// Unreachable.
+    pub fn request_tx_checksums(&mut self, _l2_len: u16, _l3_len: u16) {
+        match self.0 {}
+    }
+
+    /// Unreachable.
+    pub fn clear_offload_flags(&mut self) {
+        match self.0 {}
+    }
+
+    /// Unreachable.
     pub fn append(&mut self, _n: usize) -> Option<&mut [u8]> {
         match self.0 {}
     }
@@ -301,6 +311,11 @@ impl Queue {
     /// # Errors
     /// Never returns.
     pub fn enqueue(&mut self, _frame: Mbuf) -> Result<(), Mbuf> {
+        match self.0 {}
+    }
+
+    /// Unreachable.
+    pub fn tx_checksum_offload(&self) -> bool {
         match self.0 {}
     }
 

@@ -270,6 +270,10 @@ impl FrameDevice for PortQueue {
         self.device.rx_checksum_verified(frame)
     }
 
+    fn offload_tx_checksums(&mut self, frame: &mut Mbuf) -> bool {
+        self.device.offload_tx_checksums(frame)
+    }
+
     fn alloc_tx(&mut self) -> Option<Self::Tx> {
         self.device.alloc_tx()
     }

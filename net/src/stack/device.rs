@@ -135,6 +135,19 @@ pub trait FrameDevice {
         false
     }
 
+    /// Asks the device to compute the IPv4 header checksum and the UDP
+    /// checksum of `frame` (an Ethernet + IPv4 without options + UDP
+    /// datagram the stack is about to write) when it transmits it, and
+    /// says whether it will (DPDK: a port with TX checksum offload). When
+    /// it will, the stack writes 0 into the IPv4 checksum field and the
+    /// folded, uncomplemented pseudo-header sum into the UDP one, as
+    /// NICs expect, instead of summing the payload. The default: `false`,
+    /// the stack computes both.
+    fn offload_tx_checksums(&mut self, frame: &mut Self::Tx) -> bool {
+        let _ = frame;
+        false
+    }
+
     /// Turns a received frame into a transmit buffer without a copy: the
     /// buffer's data is `frame[data]` (the bytes before `data.start`
     /// become headroom, the rest of the buffer tailroom), so a reply can

@@ -161,12 +161,17 @@ impl DpdkDevice {
         let info = self.queue.port_info();
         let link = self.queue.link();
         format!(
-            "DPDK port {} ({}, PMD {}), queue {}, link {}",
+            "DPDK port {} ({}, PMD {}), queue {}, link {}{}",
             info.id,
             info.name,
             info.driver,
             self.queue.id(),
-            if link.up { "up" } else { "down" }
+            if link.up { "up" } else { "down" },
+            if self.queue.tx_checksum_offload() {
+                ", TX checksum offload"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -198,6 +203,17 @@ impl FrameDevice for DpdkDevice {
         self.queue.alloc()
     }
 
+    /// Where the port computes checksums on transmit (enabled by
+    /// `Port::open` when the PMD offers it: `net_tap`, most NICs).
+    #[inline]
+    fn offload_tx_checksums(&mut self, frame: &mut Mbuf) -> bool {
+        if !self.queue.tx_checksum_offload() {
+            return false;
+        }
+        frame.request_tx_checksums(14, 20);
+        true
+    }
+
     #[inline]
     fn transmit(&mut self, frame: Self::Tx) -> Result<(), Self::Tx> {
         self.queue.enqueue(frame)
@@ -219,6 +235,8 @@ impl FrameDevice for DpdkDevice {
         // is `data.len()` bytes or more.
         frame.adj(data.start);
         Mbuf::truncate(&mut frame, data.len());
+        // Its receive flags must not reach the transmit path.
+        frame.clear_offload_flags();
         Ok(frame)
     }
 }

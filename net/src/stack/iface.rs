@@ -195,7 +195,12 @@ impl UdpHeaders {
     /// pass over the payload with [`checksum::add`] plus the header and
     /// pseudo-header fields as numbers: sending costs the payload sum and
     /// 42 byte writes.
-    fn write<T: TxFrame>(&self, frame: &mut T) -> Option<()> {
+    ///
+    /// With `offloaded` (the device computes the checksums, see
+    /// [`FrameDevice::offload_tx_checksums`]) the IPv4 checksum is 0 and
+    /// the UDP checksum field holds the folded pseudo-header sum, not
+    /// complemented; the payload is not read.
+    fn write<T: TxFrame>(&self, frame: &mut T, offloaded: bool) -> Option<()> {
         let payload_len = frame.data().len();
         let udp_len = u16::try_from(UDP_HEADER_LEN + payload_len).ok()?;
         let ip_len = udp_len.checked_add(IPV4_HEADER_LEN as u16)?;
@@ -211,19 +216,27 @@ impl UdpHeaders {
         // fresh 2- and 4-byte stores defeats store-to-load forwarding and
         // stalled this function for a good part of its time.
         let addrs = checksum::add_u32(checksum::add_u32(0, src_ip), dst_ip);
-        let ip_sum = checksum::finish(
-            [0x4500, ip_len, 0x4000, u16::from(self.hop_limit) << 8 | 17]
+        let (ip_sum, udp_sum) = if offloaded {
+            (
+                0,
+                checksum::fold(checksum::udp_pseudo_header(src_ip, dst_ip, udp_len)),
+            )
+        } else {
+            let ip_sum = checksum::finish(
+                [0x4500, ip_len, 0x4000, u16::from(self.hop_limit) << 8 | 17]
+                    .into_iter()
+                    .fold(addrs, checksum::add_u16),
+            );
+            let acc = [17, udp_len, src_port, dst_port, udp_len]
                 .into_iter()
-                .fold(addrs, checksum::add_u16),
-        );
-        let acc = [17, udp_len, src_port, dst_port, udp_len]
-            .into_iter()
-            .fold(addrs, checksum::add_u16);
-        let udp_sum = match checksum::finish(checksum::add(acc, payload)) {
-            // RFC 768: a computed zero is sent as all ones (zero means
-            // "no checksum").
-            0 => 0xffff,
-            sum => sum,
+                .fold(addrs, checksum::add_u16);
+            let udp_sum = match checksum::finish(checksum::add(acc, payload)) {
+                // RFC 768: a computed zero is sent as all ones (zero means
+                // "no checksum").
+                0 => 0xffff,
+                sum => sum,
+            };
+            (ip_sum, udp_sum)
         };
 
         // Ethernet.
@@ -693,7 +706,8 @@ impl<D: FrameDevice> Interface<D> {
             dst_mac: dst_mac.unwrap_or(EthernetAddress([0; 6])),
             hop_limit: self.config.hop_limit,
         };
-        if headers.write(&mut frame).is_none() {
+        let offloaded = self.device.offload_tx_checksums(&mut frame);
+        if headers.write(&mut frame, offloaded).is_none() {
             // Only a device whose `TxFrame` misreports its headroom gets here.
             return Err(SendError {
                 kind: SendErrorKind::NoHeadroom,
@@ -701,6 +715,9 @@ impl<D: FrameDevice> Interface<D> {
             });
         }
 
+        if offloaded {
+            self.stats.tx.checksum_offloaded += 1;
+        }
         let hop = match (dst_mac, next_hop) {
             (Some(_), _) | (None, None) => {
                 return if self.transmit_udp(frame, id) {

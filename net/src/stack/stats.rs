@@ -249,6 +249,9 @@ pub struct TxStats {
     /// [`Interface::reuse_rx`](super::Interface::reuse_rx) (zero-copy
     /// replies).
     pub reused_rx: u64,
+    /// UDP datagrams whose IPv4 and UDP checksums the device computes
+    /// ([`FrameDevice::offload_tx_checksums`](super::FrameDevice::offload_tx_checksums)).
+    pub checksum_offloaded: u64,
 }
 
 impl TxStats {

@@ -39,6 +39,11 @@ struct Side {
     transmitted: Cell<u64>,
     /// Report received frames as checksum-verified by "hardware".
     checksum_offload: Cell<bool>,
+    /// Compute IPv4/UDP checksums of frames marked for it on transmit.
+    tx_checksum_offload: Cell<bool>,
+    /// Frames marked for TX checksum offload whose checksum fields were
+    /// not what a NIC expects (IPv4 0, UDP the pseudo-header sum).
+    offload_violations: Cell<u64>,
 }
 
 impl Side {
@@ -51,6 +56,8 @@ impl Side {
             tx_in_use: Rc::new(Cell::new(0)),
             tx_ring: Cell::new(usize::MAX),
             checksum_offload: Cell::new(false),
+            tx_checksum_offload: Cell::new(false),
+            offload_violations: Cell::new(0),
             headroom: Cell::new(DEFAULT_HEADROOM),
             flushes: Cell::new(0),
             transmitted: Cell::new(0),
@@ -112,6 +119,23 @@ impl PairDevice {
     /// with RX checksum offload: to test that the stack trusts it.
     pub fn set_checksum_offload(&self, on: bool) {
         self.mine().checksum_offload.set(on);
+    }
+
+    /// Makes this end compute the IPv4 header and UDP checksums of the
+    /// frames the stack marks for it ([`FrameDevice::offload_tx_checksums`]),
+    /// like a NIC with TX checksum offload, after checking that the stack
+    /// left the fields as a NIC expects them
+    /// ([`offload_violations`](Self::offload_violations) counts frames
+    /// that were not).
+    pub fn set_tx_checksum_offload(&self, on: bool) {
+        self.mine().tx_checksum_offload.set(on);
+    }
+
+    /// Frames marked for TX checksum offload whose IPv4 checksum field was
+    /// not 0 or whose UDP checksum field was not the folded pseudo-header
+    /// sum.
+    pub fn offload_violations(&self) -> u64 {
+        self.mine().offload_violations.get()
     }
 
     /// Puts `frame` in this end's receive queue, as if it came off the wire.
@@ -218,6 +242,8 @@ pub struct PairTxFrame {
     start: usize,
     end: usize,
     in_use: Rc<Cell<usize>>,
+    /// Marked for TX checksum offload.
+    offload: bool,
 }
 
 impl Drop for PairTxFrame {
@@ -315,6 +341,7 @@ impl FrameDevice for PairDevice {
             start: headroom,
             end: headroom,
             in_use: side.tx_in_use.clone(),
+            offload: false,
         })
     }
 
@@ -344,14 +371,29 @@ impl FrameDevice for PairDevice {
             start: data.start,
             end: data.end,
             in_use: side.tx_in_use.clone(),
+            offload: false,
         })
+    }
+
+    fn offload_tx_checksums(&mut self, frame: &mut PairTxFrame) -> bool {
+        frame.offload = self.mine().tx_checksum_offload.get();
+        frame.offload
     }
 
     fn transmit(&mut self, frame: PairTxFrame) -> Result<(), PairTxFrame> {
         if self.peer().rx.borrow().len() >= self.mine().tx_ring.get() {
             return Err(frame);
         }
-        self.peer().rx.borrow_mut().push_back(frame.data().to_vec());
+        let mut bytes = frame.data().to_vec();
+        if frame.offload {
+            if !offload_fields_ok(&bytes) {
+                let side = self.mine();
+                side.offload_violations
+                    .set(side.offload_violations.get() + 1);
+            }
+            frames::refresh_checksums(&mut bytes);
+        }
+        self.peer().rx.borrow_mut().push_back(bytes);
         let side = self.mine();
         side.transmitted.set(side.transmitted.get() + 1);
         Ok(())
@@ -361,6 +403,25 @@ impl FrameDevice for PairDevice {
         let side = self.mine();
         side.flushes.set(side.flushes.get() + 1);
     }
+}
+
+/// Whether an Ethernet + IPv4 (no options) + UDP frame has the checksum
+/// fields a NIC with TX checksum offload expects: IPv4 0, UDP the folded
+/// (not complemented) sum of the pseudo-header. Written out here, not with
+/// the stack's checksum code, so the two check each other.
+fn offload_fields_ok(frame: &[u8]) -> bool {
+    let Some(h) = frame.get(..42) else {
+        return false;
+    };
+    let word = |i: usize| u32::from(u16::from_be_bytes([h[i], h[i + 1]]));
+    if h[12..14] != [0x08, 0x00] || h[14] != 0x45 || h[23] != 17 {
+        return false;
+    }
+    let mut sum: u32 = (26..34).step_by(2).map(word).sum::<u32>() + 17 + word(38);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    word(24) == 0 && word(40) == sum
 }
 
 /// Builders of well-formed frames (complete checksums), for injecting into
