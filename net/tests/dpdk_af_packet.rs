@@ -63,19 +63,11 @@ fn stack_on_af_packet_echoes_kernel_udp_across_namespaces() {
     let a2 = a.clone();
     let stack = hosts.spawn_in(A, move || -> Result<(u64, u64, String), String> {
         let opened = (|| {
-            let args = vec![
-                "-l".to_string(),
-                "0".into(),
-                "--no-pci".into(),
-                "--no-huge".into(),
-                "-m".into(),
-                "256".into(),
-                "--no-telemetry".into(),
-                "--no-shconf".into(),
-                "--log-level=*:error".into(),
-                format!("--file-prefix=insane-afp-{}", std::process::id()),
-                format!("--vdev=net_af_packet0,iface={},qpairs=1", a2.name),
-            ];
+            let args = dpdk_common::eal_args(
+                "afp",
+                0,
+                &[format!("--vdev=net_af_packet0,iface={},qpairs=1", a2.name)],
+            );
             Eal::init(&args).map_err(|e| e.to_string())?;
             let mut port = Port::open(0, &PortConfig::default()).map_err(|e| e.to_string())?;
             let queue = port.take_queue(0).ok_or("no queue")?;
@@ -141,36 +133,7 @@ fn stack_on_af_packet_echoes_kernel_udp_across_namespaces() {
     let checked = hosts.run_in(B, move || -> Result<u64, String> {
         let sock =
             UdpSocket::bind(SocketAddrV4::new(b2.addr, PEER_PORT)).map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(Duration::from_millis(500)))
-            .map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 2048];
-        let mut checked = 0u64;
-        for i in 0..DATAGRAMS {
-            let p = payload(i);
-            // One retry per datagram for the first ARP exchange only.
-            let mut tries = 0;
-            loop {
-                tries += 1;
-                sock.send_to(&p, target).map_err(|e| e.to_string())?;
-                match sock.recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        if from != std::net::SocketAddr::V4(target) {
-                            return Err(format!("reply from {from}"));
-                        }
-                        if buf[..n] != p[..] {
-                            return Err(format!("echo {i} differs ({n} bytes)"));
-                        }
-                        checked += 1;
-                        break;
-                    }
-                    Err(e) if i == 0 && tries < 10 => {
-                        eprintln!("first datagram: {e}, retrying");
-                    }
-                    Err(e) => return Err(format!("datagram {i}: {e}")),
-                }
-            }
-        }
-        Ok(checked)
+        dpdk_common::kernel_echoes(&sock, target, DATAGRAMS, payload, 10)
     });
     stop.store(true, Ordering::Relaxed);
     let report = stack.join().expect("stack thread");

@@ -64,19 +64,7 @@ fn stack_on_tap_offloads_checksums_and_the_kernel_accepts_them() {
     let tap2 = tap.clone();
     let stack = hosts.spawn_in(HOST, move || -> Result<(u64, Stats, String), String> {
         let opened = (|| {
-            let args = vec![
-                "-l".to_string(),
-                "0".into(),
-                "--no-pci".into(),
-                "--no-huge".into(),
-                "-m".into(),
-                "256".into(),
-                "--no-telemetry".into(),
-                "--no-shconf".into(),
-                "--log-level=*:error".into(),
-                format!("--file-prefix=insane-tap-{}", std::process::id()),
-                format!("--vdev=net_tap0,iface={tap2}"),
-            ];
+            let args = dpdk_common::eal_args("tap", 0, &[format!("--vdev=net_tap0,iface={tap2}")]);
             Eal::init(&args).map_err(|e| e.to_string())?;
             let mut port = Port::open(0, &PortConfig::default()).map_err(|e| e.to_string())?;
             let queue = port.take_queue(0).ok_or("no queue")?;
@@ -159,38 +147,9 @@ fn stack_on_tap_offloads_checksums_and_the_kernel_accepts_them() {
     let checked = hosts.run_in(HOST, move || -> Result<u64, String> {
         let sock = UdpSocket::bind(SocketAddrV4::new(KERNEL_IP, KERNEL_PORT))
             .map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(Duration::from_millis(500)))
-            .map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 2048];
-        let mut checked = 0u64;
-        for i in 0..DATAGRAMS {
-            let p = payload(i);
-            // Retries for the first datagram only (ARP, the link coming
-            // up); a datagram the kernel drops for a bad checksum never
-            // arrives, and the test fails here.
-            let mut tries = 0;
-            loop {
-                tries += 1;
-                sock.send_to(&p, target).map_err(|e| e.to_string())?;
-                match sock.recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        if from != std::net::SocketAddr::V4(target) {
-                            return Err(format!("reply from {from}"));
-                        }
-                        if buf[..n] != p[..] {
-                            return Err(format!("echo {i} differs ({n} bytes)"));
-                        }
-                        checked += 1;
-                        break;
-                    }
-                    Err(e) if i == 0 && tries < 20 => {
-                        eprintln!("first datagram: {e}, retrying");
-                    }
-                    Err(e) => return Err(format!("datagram {i}: {e}")),
-                }
-            }
-        }
-        Ok(checked)
+        // A datagram the kernel drops for a bad checksum never comes
+        // back, and this fails.
+        dpdk_common::kernel_echoes(&sock, target, DATAGRAMS, payload, 20)
     });
     stop.store(true, Ordering::Relaxed);
     let report = stack.join().expect("stack thread");
