@@ -27,6 +27,10 @@ use insane_dpdk::{Eal, Port, PortConfig};
 use insane_net::stack::dpdk::DpdkDevice;
 use insane_net::stack::{Config, Interface, TxFrame};
 
+// One CI rule and libtest-style output for every DPDK test binary.
+#[path = "../../drivers/dpdk/tests/common/mod.rs"]
+mod dpdk_common;
+
 const MESSAGES: u64 = 100_000;
 const WINDOW: u64 = 32;
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
@@ -292,46 +296,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    let name = "stack_echoes_100k_datagrams_between_two_processes_over_memif";
-    if let Some(filter) = args.iter().skip(1).find(|a| !a.starts_with('-')) {
-        if !name.contains(filter.as_str()) {
-            println!(
-                "\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out\n"
-            );
-            return ExitCode::SUCCESS;
-        }
-    }
-    println!("\nrunning 1 test");
-    if !insane_dpdk::AVAILABLE {
-        let why = insane_dpdk::Error::unavailable();
-        if insane_testhosts::in_ci() {
-            println!("test {name} ... FAILED: DPDK is required under CI: {why}");
-            println!(
-                "\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n"
-            );
-            return ExitCode::FAILURE;
-        }
-        eprintln!("skipping {name}: {why}");
-        println!(
-            "test {name} ... ignored\n\ntest result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out\n"
-        );
-        return ExitCode::SUCCESS;
-    }
-    let sock = format!("/tmp/insane-memif-test-{}.sock", std::process::id());
-    match server(&sock) {
-        Ok(report) => {
-            println!("test {name} ... ok ({report})");
-            println!(
-                "\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n"
-            );
-            ExitCode::SUCCESS
-        }
-        Err(why) => {
-            println!("test {name} ... FAILED: {why}");
-            println!(
-                "\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n"
-            );
-            ExitCode::FAILURE
-        }
-    }
+    dpdk_common::run_single_test(
+        "stack_echoes_100k_datagrams_between_two_processes_over_memif",
+        || {
+            server(&format!(
+                "/tmp/insane-memif-test-{}.sock",
+                std::process::id()
+            ))
+        },
+    )
 }

@@ -17,6 +17,10 @@ use insane_net::qos::policy::Transport as Kind;
 use insane_net::qos::{Endpoint, Qos};
 use insane_runtime::runtime::Runtime;
 
+// One CI rule and libtest-style output for every DPDK test binary.
+#[path = "../../drivers/dpdk/tests/common/mod.rs"]
+mod dpdk_common;
+
 const NAME: &str = "endpoint_bind_uses_dpdk_from_insane_dpdk_variables";
 
 /// The calling thread's allowed CPUs.
@@ -92,45 +96,5 @@ fn run() -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(filter) = args.iter().skip(1).find(|a| !a.starts_with('-'))
-        && !NAME.contains(filter.as_str())
-    {
-        println!(
-            "\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out\n"
-        );
-        return ExitCode::SUCCESS;
-    }
-    println!("\nrunning 1 test");
-    if !insane_dpdk::AVAILABLE {
-        let why = insane_dpdk::Error::unavailable();
-        if insane_testhosts::in_ci() {
-            println!("test {NAME} ... FAILED: DPDK is required under CI: {why}");
-            println!(
-                "\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n"
-            );
-            return ExitCode::FAILURE;
-        }
-        eprintln!("skipping {NAME}: {why}");
-        println!(
-            "test {NAME} ... ignored\n\ntest result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out\n"
-        );
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(report) => {
-            println!("test {NAME} ... ok ({report})");
-            println!(
-                "\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n"
-            );
-            ExitCode::SUCCESS
-        }
-        Err(why) => {
-            println!("test {NAME} ... FAILED: {why}");
-            println!(
-                "\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n"
-            );
-            ExitCode::FAILURE
-        }
-    }
+    dpdk_common::run_single_test(NAME, run)
 }

@@ -37,6 +37,10 @@ use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;
 use insane_runtime::time::{sleep, timeout};
 
+// One CI rule and libtest-style output for every DPDK test binary.
+#[path = "../../drivers/dpdk/tests/common/mod.rs"]
+mod dpdk_common;
+
 const MESSAGES: usize = 20_000;
 const WINDOW: usize = 32;
 const MAX_PAYLOAD: usize = 1472;
@@ -351,46 +355,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    let name = "qos_endpoints_exchange_datagrams_between_two_processes_over_memif";
-    if let Some(filter) = args.iter().skip(1).find(|a| !a.starts_with('-'))
-        && !name.contains(filter.as_str())
-    {
-        println!(
-            "\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out\n"
-        );
-        return ExitCode::SUCCESS;
-    }
-    println!("\nrunning 1 test");
-    if !insane_dpdk::AVAILABLE {
-        let why = insane_dpdk::Error::unavailable();
-        if insane_testhosts::in_ci() {
-            println!("test {name} ... FAILED: DPDK is required under CI: {why}");
-            println!(
-                "\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n"
-            );
-            return ExitCode::FAILURE;
-        }
-        eprintln!("skipping {name}: {why}");
-        println!(
-            "test {name} ... ignored\n\ntest result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out\n"
-        );
-        return ExitCode::SUCCESS;
-    }
-    let sock = format!("/tmp/insane-qos-memif-{}.sock", std::process::id());
-    match server(&sock) {
-        Ok(report) => {
-            println!("test {name} ... ok ({report})");
-            println!(
-                "\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n"
-            );
-            ExitCode::SUCCESS
-        }
-        Err(why) => {
-            println!("test {name} ... FAILED: {why}");
-            println!(
-                "\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n"
-            );
-            ExitCode::FAILURE
-        }
-    }
+    dpdk_common::run_single_test(
+        "qos_endpoints_exchange_datagrams_between_two_processes_over_memif",
+        || {
+            server(&format!(
+                "/tmp/insane-qos-memif-{}.sock",
+                std::process::id()
+            ))
+        },
+    )
 }

@@ -79,3 +79,50 @@ pub fn kernel_echoes(
     }
     Ok(checked)
 }
+
+/// The `main` of a `harness = false` DPDK test binary that holds one test
+/// (an EAL of its own, or child processes): applies the name filter of
+/// `cargo test NAME`, the CI rule of [`require_dpdk`], runs `test` and
+/// prints libtest's lines, so `cargo test` reports it like any other.
+/// `test` returns a one-line report on success, the reason on failure.
+pub fn run_single_test(
+    name: &str,
+    test: impl FnOnce() -> Result<String, String>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let summary = |passed: u32, failed: u32, ignored: u32, filtered: u32| {
+        let verdict = if failed == 0 { "ok" } else { "FAILED" };
+        format!(
+            "\ntest result: {verdict}. {passed} passed; {failed} failed; {ignored} ignored; 0 measured; {filtered} filtered out\n"
+        )
+    };
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(filter) = args.iter().skip(1).find(|a| !a.starts_with('-'))
+        && !name.contains(filter.as_str())
+    {
+        println!("\nrunning 0 tests\n{}", summary(0, 0, 0, 1));
+        return ExitCode::SUCCESS;
+    }
+    println!("\nrunning 1 test");
+    if !insane_dpdk::AVAILABLE {
+        let why = insane_dpdk::Error::unavailable();
+        if insane_testhosts::in_ci() {
+            println!("test {name} ... FAILED: DPDK is required under CI: {why}");
+            println!("{}", summary(0, 1, 0, 0));
+            return ExitCode::FAILURE;
+        }
+        eprintln!("skipping {name}: {why}");
+        println!("test {name} ... ignored\n{}", summary(0, 0, 1, 0));
+        return ExitCode::SUCCESS;
+    }
+    match test() {
+        Ok(report) => {
+            println!("test {name} ... ok ({report})\n{}", summary(1, 0, 0, 0));
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            println!("test {name} ... FAILED: {why}\n{}", summary(0, 1, 0, 0));
+            ExitCode::FAILURE
+        }
+    }
+}
