@@ -123,9 +123,9 @@ pub struct XdpProgram {
     mode: AttachMode,
     notes: Vec<String>,
     /// Claims per redirected port.
-    bound: Mutex<HashMap<u16, u32>>,
+    bound: Mutex<ClaimCounts<u16>>,
     /// Claims per redirected address.
-    claimed: Mutex<HashMap<Ipv4Addr, u32>>,
+    claimed: Mutex<ClaimCounts<Ipv4Addr>>,
 }
 
 impl XdpProgram {
@@ -180,8 +180,8 @@ impl XdpProgram {
                         ifindex,
                         mode: m,
                         notes,
-                        bound: Mutex::new(HashMap::new()),
-                        claimed: Mutex::new(HashMap::new()),
+                        bound: Mutex::new(ClaimCounts::default()),
+                        claimed: Mutex::new(ClaimCounts::default()),
                     });
                 }
                 Err(e) => {
@@ -229,17 +229,14 @@ impl XdpProgram {
     /// The map is full ([`MAX_PORTS`]) or the update fails.
     pub fn add_port(&self, port: u16) -> io::Result<()> {
         let mut bound = self.bound.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = bound.get(&port).copied().unwrap_or(0);
-        if count == 0 {
+        bound.claim(port, || {
             map_update(&self.ports, &port.to_be_bytes(), &[1u8]).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("cannot add UDP port {port} to the XDP port map: {e}"),
                 )
-            })?;
-        }
-        bound.insert(port, count + 1);
-        Ok(())
+            })
+        })
     }
 
     /// Drops one claim on `port`; when none is left, its datagrams reach
@@ -249,32 +246,17 @@ impl XdpProgram {
     /// The map update fails.
     pub fn remove_port(&self, port: u16) -> io::Result<()> {
         let mut bound = self.bound.lock().unwrap_or_else(PoisonError::into_inner);
-        match bound.get(&port).copied() {
-            None => Ok(()),
-            Some(n) if n > 1 => {
-                bound.insert(port, n - 1);
-                Ok(())
-            }
-            Some(_) => {
-                match map_delete(&self.ports, &port.to_be_bytes()) {
-                    Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
-                        return Err(io::Error::new(
-                            e.kind(),
-                            format!("cannot remove UDP port {port} from the XDP port map: {e}"),
-                        ));
-                    }
-                    _ => {}
-                }
-                bound.remove(&port);
-                Ok(())
-            }
-        }
+        bound.release(port, || {
+            map_delete_present(&self.ports, &port.to_be_bytes(), || {
+                format!("UDP port {port} from the XDP port map")
+            })
+        })
     }
 
     /// The UDP ports currently redirected, sorted.
     pub fn ports(&self) -> Vec<u16> {
         let bound = self.bound.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut ports: Vec<u16> = bound.keys().copied().collect();
+        let mut ports: Vec<u16> = bound.keys().collect();
         ports.sort_unstable();
         ports
     }
@@ -298,7 +280,6 @@ impl XdpProgram {
             ));
         }
         let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = claimed.get(&addr).copied().unwrap_or(0);
         if claimed.is_empty() {
             // The marker: from now on bound UDP ports are redirected only
             // for claimed destination addresses.
@@ -309,16 +290,14 @@ impl XdpProgram {
                 )
             })?;
         }
-        if count == 0 {
+        claimed.claim(addr, || {
             map_update(&self.addrs, &addr.octets(), &[1u8]).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("cannot add IPv4 address {addr} to the XDP address map: {e}"),
                 )
-            })?;
-        }
-        claimed.insert(addr, count + 1);
-        Ok(())
+            })
+        })
     }
 
     /// Drops one claim on `addr`; when none is left its ARP and ICMP reach
@@ -328,49 +307,25 @@ impl XdpProgram {
     /// The map update fails.
     pub fn remove_address(&self, addr: Ipv4Addr) -> io::Result<()> {
         let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
-        match claimed.get(&addr).copied() {
-            None => Ok(()),
-            Some(n) if n > 1 => {
-                claimed.insert(addr, n - 1);
-                Ok(())
-            }
-            Some(_) => {
-                match map_delete(&self.addrs, &addr.octets()) {
-                    Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
-                        return Err(io::Error::new(
-                            e.kind(),
-                            format!(
-                                "cannot remove IPv4 address {addr} from the XDP address map: {e}"
-                            ),
-                        ));
-                    }
-                    _ => {}
-                }
-                claimed.remove(&addr);
-                if claimed.is_empty() {
-                    // No claims left: bound ports are redirected whatever
-                    // their destination address again.
-                    match map_delete(&self.addrs, &[0; 4]) {
-                        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
-                            return Err(io::Error::new(
-                                e.kind(),
-                                format!(
-                                    "cannot remove the claim marker from the XDP address map: {e}"
-                                ),
-                            ));
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(())
-            }
+        claimed.release(addr, || {
+            map_delete_present(&self.addrs, &addr.octets(), || {
+                format!("IPv4 address {addr} from the XDP address map")
+            })
+        })?;
+        if claimed.is_empty() {
+            // No claims left: bound ports are redirected whatever their
+            // destination address again.
+            map_delete_present(&self.addrs, &[0; 4], || {
+                "the claim marker from the XDP address map".into()
+            })?;
         }
+        Ok(())
     }
 
     /// The addresses whose ARP and ICMP are redirected, sorted.
     pub fn addresses(&self) -> Vec<Ipv4Addr> {
         let claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut addrs: Vec<Ipv4Addr> = claimed.keys().copied().collect();
+        let mut addrs: Vec<Ipv4Addr> = claimed.keys().collect();
         addrs.sort_unstable();
         addrs
     }
@@ -572,6 +527,70 @@ fn map_delete(map: &OwnedFd, key: &[u8]) -> io::Result<()> {
     // SAFETY: key points to a live buffer of the map's key size; the kernel
     // only reads it.
     unsafe { sys::bpf(sys::BPF_MAP_DELETE_ELEM, &mut attr) }.map(drop)
+}
+
+/// Deletes `key` from `map`; a key that is not there (ENOENT) is not an
+/// error. `what` names the entry for the error message ("UDP port 7000
+/// from the XDP port map").
+fn map_delete_present(map: &OwnedFd, key: &[u8], what: impl FnOnce() -> String) -> io::Result<()> {
+    match map_delete(map, key) {
+        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err(io::Error::new(
+            e.kind(),
+            format!("cannot remove {}: {e}", what()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Reference counts of the keys claimed in a map (UDP ports, addresses):
+/// several sockets or endpoints may claim one key; the map entry is added
+/// with the first claim and removed with the last.
+#[derive(Debug)]
+struct ClaimCounts<K>(HashMap<K, u32>);
+
+impl<K> Default for ClaimCounts<K> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash> ClaimCounts<K> {
+    /// Counts one more claim on `key`, running `add` (the map update)
+    /// first when it is the first; a failed `add` counts nothing.
+    fn claim(&mut self, key: K, add: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let count = self.0.get(&key).copied().unwrap_or(0);
+        if count == 0 {
+            add()?;
+        }
+        self.0.insert(key, count + 1);
+        Ok(())
+    }
+
+    /// Drops one claim on `key`, running `remove` (the map delete) when
+    /// it was the last; an unclaimed key is not an error. A failed
+    /// `remove` keeps the last claim.
+    fn release(&mut self, key: K, remove: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        match self.0.get(&key).copied() {
+            None => Ok(()),
+            Some(n) if n > 1 => {
+                self.0.insert(key, n - 1);
+                Ok(())
+            }
+            Some(_) => {
+                remove()?;
+                self.0.remove(&key);
+                Ok(())
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = K> + '_ {
+        self.0.keys().copied()
+    }
 }
 
 /// Loads `insns` as an XDP program; on rejection loads again with the
