@@ -595,6 +595,10 @@ impl<K: Copy + Eq + std::hash::Hash> ClaimCounts<K> {
 
 /// Loads `insns` as an XDP program; on rejection loads again with the
 /// verifier log enabled and returns the log in the error.
+/// How many times `BPF_PROG_LOAD` is tried while the kernel answers
+/// EAGAIN.
+const LOAD_ATTEMPTS: u32 = 5;
+
 pub(crate) fn load(insns: &[Insn], name: &str) -> io::Result<OwnedFd> {
     const LICENSE: &[u8] = b"Dual MIT/GPL\0";
     let attempt = |log: Option<&mut Vec<u8>>| {
@@ -612,10 +616,20 @@ pub(crate) fn load(insns: &[Insn], name: &str) -> io::Result<OwnedFd> {
             attr.log_size = buf.len() as u32;
             attr.log_buf = buf.as_mut_ptr() as u64;
         }
-        // SAFETY: `insns` and `LICENSE` are live for the call and are only
-        // read; the log buffer, when given, is live and writable for
-        // `log_size` bytes.
-        unsafe { sys::bpf_fd(sys::BPF_PROG_LOAD, &mut attr) }
+        // The kernel may answer EAGAIN to a program it would load (seen
+        // here under CPU load, with a clean verifier log): retry, as
+        // libbpf does (PROG_LOAD_ATTEMPTS, 5).
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            // SAFETY: `insns` and `LICENSE` are live for the call and are
+            // only read; the log buffer, when given, is live and writable
+            // for `log_size` bytes.
+            match unsafe { sys::bpf_fd(sys::BPF_PROG_LOAD, &mut attr) } {
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < LOAD_ATTEMPTS => {}
+                loaded => return loaded,
+            }
+        }
     };
     match attempt(None) {
         Ok(fd) => Ok(fd),
