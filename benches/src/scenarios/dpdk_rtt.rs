@@ -96,7 +96,7 @@ pub fn run(args: &Args) -> Report {
                 continue;
             }
             let label = format!("dpdk-rtt {system} run {}", run + 1);
-            let params = imp::RunParams {
+            let params = RunParams {
                 raw: s == 1,
                 trips,
                 messages,
@@ -136,6 +136,24 @@ pub fn run(args: &Args) -> Report {
     report
 }
 
+/// One measurement's parameters (both builds of `imp` take them).
+#[derive(Clone, Copy, Debug)]
+pub struct RunParams {
+    pub raw: bool,
+    pub trips: u64,
+    pub messages: u64,
+    pub size: usize,
+    pub burst: usize,
+}
+
+/// One measurement's results.
+#[derive(Clone, Copy, Debug)]
+pub struct Measured {
+    pub p50_ns: f64,
+    pub p99_ns: f64,
+    pub rate: f64,
+}
+
 #[cfg(insane_dpdk_available)]
 mod imp {
     //! The measurement: spawns the two children and reads their results.
@@ -151,25 +169,7 @@ mod imp {
     use insane_net::stack::dpdk::DpdkDevice;
     use insane_net::stack::{Config, Interface, Ipv4Cidr, TxFrame};
 
-    use super::CHILD;
-
-    /// One measurement's parameters.
-    #[derive(Clone, Copy, Debug)]
-    pub struct RunParams {
-        pub raw: bool,
-        pub trips: u64,
-        pub messages: u64,
-        pub size: usize,
-        pub burst: usize,
-    }
-
-    /// One measurement's results.
-    #[derive(Clone, Copy, Debug)]
-    pub struct Measured {
-        pub p50_ns: f64,
-        pub p99_ns: f64,
-        pub rate: f64,
-    }
+    use super::{CHILD, Measured, RunParams};
 
     const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 1);
     const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 2);
@@ -1054,23 +1054,7 @@ mod imp {
 
     use std::process::ExitCode;
 
-    /// One measurement's parameters.
-    #[derive(Clone, Copy, Debug)]
-    pub struct RunParams {
-        pub raw: bool,
-        pub trips: u64,
-        pub messages: u64,
-        pub size: usize,
-        pub burst: usize,
-    }
-
-    /// One measurement's results.
-    #[derive(Clone, Copy, Debug)]
-    pub struct Measured {
-        pub p50_ns: f64,
-        pub p99_ns: f64,
-        pub rate: f64,
-    }
+    use super::{Measured, RunParams};
 
     pub fn measure(p: &RunParams) -> Result<Measured, String> {
         let _ = (p.raw, p.trips, p.messages, p.size, p.burst);
