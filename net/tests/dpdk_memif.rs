@@ -17,10 +17,9 @@
 //! it. Under `CI=true` a build without libdpdk fails; otherwise it is
 //! skipped with the reason.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use insane_dpdk::{Eal, Port, PortConfig};
@@ -159,24 +158,7 @@ fn server(sock: &str) -> Result<String, String> {
     let args = eal_args("server", 0, sock, "02:00:00:00:09:01");
     let mut iface = open(&args, SERVER_IP, 1)?;
     let ep = iface.bind(PORT).map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .args(["--child", sock])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("spawning the client: {e}"))?;
-    let stdout = child.stdout.take().ok_or("child stdout")?;
-    let (line_tx, line_rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, line_rx) = dpdk_common::spawn_child(sock)?;
     let result = (|| {
         wait_link(&mut iface)?;
         let pool = iface.device().queue().pool().clone();

@@ -23,9 +23,9 @@
 //! output imitates libtest's. Under `CI=true` a build without libdpdk
 //! fails; otherwise it is skipped with the reason.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -209,27 +209,10 @@ fn server(sock: &str) -> Result<String, String> {
     let _ = std::fs::remove_file(sock);
     let config = config("server", 0, sock, "02:00:00:00:97:01", SERVER);
     let rt = runtime()?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let sock_owned = sock.to_string();
     let result = rt.block_on(async move {
         let (ep, free) = bind(&config, SERVER).await?;
-        let mut child = Command::new(exe)
-            .args(["--child", &sock_owned])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("spawning the client: {e}"))?;
-        let stdout = child.stdout.take().ok_or("child stdout")?;
-        let (line_tx, line_rx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, line_rx) = dpdk_common::spawn_child(&sock_owned)?;
         let echoed = async {
             let client: SocketAddr = format!("{CLIENT}:{PORT}")
                 .parse()

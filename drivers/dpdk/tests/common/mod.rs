@@ -126,3 +126,33 @@ pub fn run_single_test(
         }
     }
 }
+
+/// Starts this test binary again as `--child ARG` (the other process of a
+/// two-process test, with its own EAL), stdin and stdout piped, and
+/// returns it with its stdout lines, forwarded by a thread. The parent
+/// ends the child by writing a line to its stdin (or killing it).
+pub fn spawn_child(
+    arg: &str,
+) -> Result<(std::process::Child, std::sync::mpsc::Receiver<String>), String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .args(["--child", arg])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawning the child process: {e}"))?;
+    let stdout = child.stdout.take().ok_or("the child's stdout")?;
+    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((child, line_rx))
+}
