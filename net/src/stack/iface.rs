@@ -215,13 +215,13 @@ impl UdpHeaders {
         // back from the bytes just written: reading 8 bytes over a few
         // fresh 2- and 4-byte stores defeats store-to-load forwarding and
         // stalled this function for a good part of its time.
-        let addrs = checksum::add_u32(checksum::add_u32(0, src_ip), dst_ip);
         let (ip_sum, udp_sum) = if offloaded {
             (
                 0,
                 checksum::fold(checksum::udp_pseudo_header(src_ip, dst_ip, udp_len)),
             )
         } else {
+            let addrs = checksum::add_u32(checksum::add_u32(0, src_ip), dst_ip);
             let ip_sum = checksum::finish(
                 [0x4500, ip_len, 0x4000, u16::from(self.hop_limit) << 8 | 17]
                     .into_iter()
