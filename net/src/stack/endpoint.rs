@@ -166,6 +166,14 @@ pub enum BindError {
     PortInUse(u16),
     /// `bind(0)` found no free port in 49152..=65535.
     NoFreePort,
+    /// Another member of this interface's queue group (another queue of
+    /// the same host, see [`group`](super::group)) has the port.
+    PortInUseInGroup {
+        /// The port.
+        port: u16,
+        /// The member that has it.
+        member: usize,
+    },
 }
 
 impl fmt::Display for BindError {
@@ -173,6 +181,10 @@ impl fmt::Display for BindError {
         match self {
             BindError::PortInUse(p) => write!(f, "UDP port {p} is already bound on this interface"),
             BindError::NoFreePort => f.write_str("no free ephemeral UDP port (49152-65535)"),
+            BindError::PortInUseInGroup { port, member } => write!(
+                f,
+                "UDP port {port} is already bound on queue group member {member} (another queue of this host)"
+            ),
         }
     }
 }

@@ -20,6 +20,7 @@ use super::arp::{ArpCache, ArpConfig, Enqueue, Lookup};
 use super::checksum;
 use super::device::{FrameDevice, TxFrame};
 use super::endpoint::{BindError, EndpointId, Endpoints, RxDatagram};
+use super::group::{Forward, GroupMember};
 use super::parse::{Local, Parsed, fast_udp_to_us, parse_frame_checked};
 use super::stats::{DropReason, EndpointStats, RxOutcome, Stats};
 
@@ -171,6 +172,12 @@ pub struct Interface<D: FrameDevice> {
     stats: Stats,
     rx_scratch: Vec<D::Rx>,
     arp_due: Vec<Ipv4Addr>,
+    /// The other queues of this host, when it is one of several (see
+    /// [`group`](super::group)).
+    group: Option<GroupMember<D::Rx>>,
+    /// False while frames other members forwarded are handled: they are
+    /// never forwarded again.
+    may_forward: bool,
 }
 
 /// The headers of one outgoing UDP datagram.
@@ -288,10 +295,27 @@ impl<D: FrameDevice> Interface<D> {
             stats: Stats::default(),
             rx_scratch: Vec::with_capacity(config.rx_burst),
             arp_due: Vec::new(),
+            group: None,
+            may_forward: true,
             device,
             config,
             local,
         }
+    }
+
+    /// Like [`new`](Interface::new), for one of several interfaces that
+    /// are one host on the queues of one port: `member` of their
+    /// [`QueueGroup`](super::group::QueueGroup), whose members share the
+    /// UDP port table and what ARP learns (see [`group`](super::group)).
+    pub fn in_group(device: D, config: Config, member: GroupMember<D::Rx>) -> Self {
+        let mut iface = Self::new(device, config);
+        iface.group = Some(member);
+        iface
+    }
+
+    /// This interface's membership of a queue group, if it has one.
+    pub fn group(&self) -> Option<&GroupMember<D::Rx>> {
+        self.group.as_ref()
     }
 
     /// The device.
@@ -341,8 +365,37 @@ impl<D: FrameDevice> Interface<D> {
     }
 
     /// Binds a UDP endpoint to `port` (0: a free port from 49152..=65535).
+    ///
+    /// In a queue group the port must also be free on the other members
+    /// ([`BindError::PortInUseInGroup`]); an ephemeral port is one free in
+    /// the whole group.
     pub fn bind(&mut self, port: u16) -> Result<EndpointId, BindError> {
-        self.endpoints.bind(port, self.config.endpoint_queue)
+        let Some(member) = &self.group else {
+            return self.endpoints.bind(port, self.config.endpoint_queue);
+        };
+        // Ephemeral ports taken elsewhere in the group are skipped: at
+        // most one try per ephemeral port.
+        let tries = if port == 0 { 1 << 14 } else { 1 };
+        let mut last = BindError::NoFreePort;
+        for _ in 0..tries {
+            let id = self.endpoints.bind(port, self.config.endpoint_queue)?;
+            let bound = self.endpoints.get(id).map_or(port, |e| e.port);
+            match member.claim(bound) {
+                Ok(()) => return Ok(id),
+                Err(holder) => {
+                    self.endpoints.unbind(id);
+                    last = BindError::PortInUseInGroup {
+                        port: bound,
+                        member: holder,
+                    };
+                }
+            }
+        }
+        Err(if port == 0 {
+            BindError::NoFreePort
+        } else {
+            last
+        })
     }
 
     /// Unbinds the endpoint; datagrams still queued on it are dropped
@@ -351,6 +404,9 @@ impl<D: FrameDevice> Interface<D> {
     pub fn unbind(&mut self, id: EndpointId) -> bool {
         match self.endpoints.unbind(id) {
             Some(endpoint) => {
+                if let Some(member) = &self.group {
+                    member.release(endpoint.port);
+                }
                 if let Some(waker) = endpoint.waker {
                     waker.wake();
                 }
@@ -492,6 +548,10 @@ impl<D: FrameDevice> Interface<D> {
         if n > 0 {
             self.receive_scratch(now);
         }
+        let n = match &self.group {
+            Some(member) if member.has_news() => n + self.receive_news(now),
+            _ => n,
+        };
         if !self.arp.is_quiet(now) {
             self.poll_arp(now);
         }
@@ -507,6 +567,30 @@ impl<D: FrameDevice> Interface<D> {
             self.receive(frame, now);
         }
         self.rx_scratch = frames;
+    }
+
+    /// Takes what the other members of the group handed over: learns
+    /// their neighbours (sending what waited for them) and handles the
+    /// frames they forwarded. Returns the number of frames.
+    #[cold]
+    #[inline(never)]
+    fn receive_news(&mut self, now: Instant) -> usize {
+        let Some(member) = &self.group else {
+            return 0;
+        };
+        let news = member.take_news();
+        for (ip, mac) in news.neighbors {
+            for pending in self.arp.learn(ip, mac, now, true) {
+                self.send_pending(pending, mac);
+            }
+        }
+        let n = news.frames.len();
+        self.may_forward = false;
+        for frame in news.frames {
+            self.receive(frame, now);
+        }
+        self.may_forward = true;
+        n
     }
 
     /// Handles one received frame (as [`poll`](Interface::poll) does for
@@ -583,11 +667,7 @@ impl<D: FrameDevice> Interface<D> {
         checksum_ok: bool,
     ) -> RxOutcome {
         let Some((id, endpoint)) = self.endpoints.by_port(port) else {
-            return RxOutcome::Dropped(if checksum_ok {
-                DropReason::NoEndpoint
-            } else {
-                DropReason::BadChecksum
-            });
+            return self.no_endpoint(frame, port, checksum_ok);
         };
         endpoint.stats.received += 1;
         if !checksum_ok {
@@ -604,6 +684,24 @@ impl<D: FrameDevice> Interface<D> {
             waker.wake();
         }
         RxOutcome::Delivered(id)
+    }
+
+    /// A datagram for a port no endpoint of this interface has: another
+    /// member of the group may have it.
+    #[cold]
+    #[inline(never)]
+    fn no_endpoint(&mut self, frame: D::Rx, port: u16, checksum_ok: bool) -> RxOutcome {
+        if !checksum_ok {
+            return RxOutcome::Dropped(DropReason::BadChecksum);
+        }
+        match &self.group {
+            Some(member) if self.may_forward => match member.forward(port, frame) {
+                Forward::Sent(to) => RxOutcome::Forwarded(to),
+                Forward::Full => RxOutcome::Dropped(DropReason::ForwardQueueFull),
+                Forward::NoHolder(_) => RxOutcome::Dropped(DropReason::NoEndpoint),
+            },
+            _ => RxOutcome::Dropped(DropReason::NoEndpoint),
+        }
     }
 
     fn handle_arp(
@@ -628,6 +726,9 @@ impl<D: FrameDevice> Interface<D> {
         let waiting = self.arp.learn(source_ip, source_mac, now, for_us);
         for pending in waiting {
             self.send_pending(pending, source_mac);
+        }
+        if let (true, Some(member)) = (for_us, &self.group) {
+            member.publish_neighbor(source_ip, source_mac);
         }
         if !for_us {
             return RxOutcome::Dropped(DropReason::ArpNotForUs);

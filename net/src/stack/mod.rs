@@ -21,6 +21,9 @@
 //!   owned frames, lend transmit buffers with headroom, transmit).
 //! * [`Interface`]: one per core and device queue: address, ARP cache,
 //!   endpoints, statistics. Time is passed in (`poll(now)`), never read.
+//! * [`group`]: the interfaces on several queues of one port, one host:
+//!   a shared UDP port table (datagrams that arrive on another member's
+//!   queue are handed to it) and shared ARP news.
 //! * [`testing`]: [`PairDevice`](testing::PairDevice), two in-memory
 //!   ends of a link, and builders of valid frames, for tests.
 //!
@@ -67,6 +70,7 @@ pub mod device;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 mod endpoint;
+pub mod group;
 mod iface;
 mod parse;
 mod stats;

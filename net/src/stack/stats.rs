@@ -53,11 +53,14 @@ pub enum DropReason {
     NoEndpoint,
     /// UDP for an endpoint whose receive queue is full.
     EndpointQueueFull,
+    /// UDP for a port another member of the queue group has, whose inbox
+    /// is full (see [`group`](super::group)).
+    ForwardQueueFull,
 }
 
 impl DropReason {
     /// Every reason, in declaration order.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Truncated,
         DropReason::BadLength,
         DropReason::BadVersion,
@@ -74,6 +77,7 @@ impl DropReason {
         DropReason::IcmpUnsupported,
         DropReason::NoEndpoint,
         DropReason::EndpointQueueFull,
+        DropReason::ForwardQueueFull,
     ];
 }
 
@@ -96,6 +100,7 @@ impl fmt::Display for DropReason {
             DropReason::IcmpUnsupported => "unsupported ICMP",
             DropReason::NoEndpoint => "no endpoint on port",
             DropReason::EndpointQueueFull => "endpoint queue full",
+            DropReason::ForwardQueueFull => "queue group member's inbox full",
         };
         f.write_str(s)
     }
@@ -113,6 +118,9 @@ pub enum RxOutcome {
     ArpReply,
     /// An ICMP echo request to us: answered.
     IcmpEcho,
+    /// A UDP datagram for a port another member of the queue group has:
+    /// handed to that member (see [`group`](super::group)).
+    Forwarded(usize),
     /// Dropped, for this reason.
     Dropped(DropReason),
 }
@@ -137,6 +145,7 @@ pub struct RxDrops {
     pub icmp_unsupported: u64,
     pub no_endpoint: u64,
     pub endpoint_queue_full: u64,
+    pub forward_queue_full: u64,
 }
 
 impl RxDrops {
@@ -158,6 +167,7 @@ impl RxDrops {
             DropReason::IcmpUnsupported => &mut self.icmp_unsupported,
             DropReason::NoEndpoint => &mut self.no_endpoint,
             DropReason::EndpointQueueFull => &mut self.endpoint_queue_full,
+            DropReason::ForwardQueueFull => &mut self.forward_queue_full,
         }
     }
 
@@ -182,6 +192,9 @@ pub struct RxStats {
     pub bytes: u64,
     /// UDP datagrams queued on an endpoint.
     pub udp_delivered: u64,
+    /// UDP datagrams handed to another member of the queue group (which
+    /// counts them again when it handles them).
+    pub forwarded: u64,
     /// ARP requests for our address (answered).
     pub arp_requests: u64,
     /// ARP replies to us (learned).
@@ -200,6 +213,7 @@ impl RxStats {
     /// The sum of all outcomes; always equals [`frames`](RxStats::frames).
     pub fn accounted(&self) -> u64 {
         self.udp_delivered
+            + self.forwarded
             + self.arp_requests
             + self.arp_replies
             + self.icmp_echo_requests
@@ -209,6 +223,7 @@ impl RxStats {
     pub(crate) fn record(&mut self, outcome: RxOutcome) {
         match outcome {
             RxOutcome::Delivered(_) => self.udp_delivered += 1,
+            RxOutcome::Forwarded(_) => self.forwarded += 1,
             RxOutcome::ArpRequest => self.arp_requests += 1,
             RxOutcome::ArpReply => self.arp_replies += 1,
             RxOutcome::IcmpEcho => self.icmp_echo_requests += 1,
