@@ -16,6 +16,7 @@
 //!                         # INSANE_DPDK_EAL: space-separated
 //! port = 0                # INSANE_DPDK_PORT
 //! address = "10.0.1.1/24" # INSANE_DPDK_ADDRESS
+//! queues = 1              # INSANE_DPDK_QUEUES: RX/TX queue pairs, one per polling core
 //! ```
 //!
 //! Errors name the bad key, and for the file the line:
@@ -132,6 +133,15 @@ pub struct DpdkConfig {
     pub port: u16,
     /// The stack's IPv4 address and prefix on that port.
     pub address: Ipv4Cidr,
+    /// RX/TX queue pairs to open the port with (default 1): the cores
+    /// that bind endpoints each poll queues of their own, up to this many
+    /// cores (see `insane_net::qos::dpdk`).
+    #[serde(default = "one_queue")]
+    pub queues: u16,
+}
+
+fn one_queue() -> u16 {
+    1
 }
 
 /// An IPv4 address with its prefix length, written `10.0.0.1/24`.
@@ -307,7 +317,12 @@ impl Config {
             });
         }
 
-        let dpdk_keys = ["INSANE_DPDK_EAL", "INSANE_DPDK_PORT", "INSANE_DPDK_ADDRESS"];
+        let dpdk_keys = [
+            "INSANE_DPDK_EAL",
+            "INSANE_DPDK_PORT",
+            "INSANE_DPDK_ADDRESS",
+            "INSANE_DPDK_QUEUES",
+        ];
         if dpdk_keys.iter().any(|k| var(k).is_some()) {
             let address = match var("INSANE_DPDK_ADDRESS") {
                 Some(v) => Some(parse(
@@ -335,7 +350,22 @@ impl Config {
                 Some(v) => parse("INSANE_DPDK_PORT", &v, "a port id (0..=65535)")?,
                 None => self.dpdk.as_ref().map_or(0, |d| d.port),
             };
-            self.dpdk = Some(DpdkConfig { eal, port, address });
+            let queues = match var("INSANE_DPDK_QUEUES") {
+                Some(v) => parse("INSANE_DPDK_QUEUES", &v, "a queue count (1..=65535)")?,
+                None => self.dpdk.as_ref().map_or(1, |d| d.queues),
+            };
+            if queues == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "INSANE_DPDK_QUEUES=0: a port needs at least one queue",
+                ));
+            }
+            self.dpdk = Some(DpdkConfig {
+                eal,
+                port,
+                address,
+                queues,
+            });
         }
         Ok(self)
     }

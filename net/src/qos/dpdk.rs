@@ -54,14 +54,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use insane_dpdk::{Eal, Mbuf, Mempool, Port, PortConfig};
-use insane_runtime::runtime::CoreHandle;
 use smoltcp::wire::EthernetAddress;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::policy;
 use super::stack_transport::{StackDevice, StackUdpTransport};
 use super::transport::TransportConfig;
 use crate::config::DpdkConfig;
 use crate::stack::dpdk::DpdkDevice;
+use crate::stack::group::{GroupMember, QueueGroup};
 use crate::stack::{FrameDevice, Interface};
 
 impl StackDevice for DpdkDevice {
@@ -112,16 +114,76 @@ pub fn init_eal(args: &[String]) -> io::Result<&'static Eal> {
     }
 }
 
-/// A port this process opened, and its queue when no core polls it.
+/// A port this process opened.
 struct OpenPort {
     id: u16,
     /// Keeps the port open (see the module docs).
     _port: Port,
-    pool: Mempool,
-    /// The queue, while no host has it.
-    spare: Option<DpdkDevice>,
-    /// The core polling it: (index, uid).
-    owner: Option<(usize, u64)>,
+    /// Each queue's mempool, by queue index.
+    pools: Vec<Mempool>,
+    queues: Arc<PortQueues>,
+    /// The hosts on its queues, one host: shared port table and ARP news
+    /// (with several queues).
+    group: Option<Arc<QueueGroup<Mbuf>>>,
+}
+
+/// Which core polls which queue of one port (see the module docs).
+struct PortQueues {
+    /// The queue count.
+    total: usize,
+    state: Mutex<QueueState>,
+    /// Set while a host should look at `state`: queues wait for a host
+    /// to adopt them, or a core without a queue waits for one. One relaxed
+    /// load per poll of every host with several queues.
+    attention: AtomicBool,
+}
+
+#[derive(Default)]
+struct QueueState {
+    /// Queues no host polls.
+    spare: Vec<DpdkDevice>,
+    /// Cores waiting for a host to give up one of its extra queues.
+    wanted: usize,
+    /// Hosts polling queues of the port.
+    hosts: usize,
+    /// Queues they poll.
+    polled: usize,
+}
+
+impl QueueState {
+    /// Whether a host has something to do: give a queue to a waiting core
+    /// (one host has several), or adopt unpolled queues.
+    fn needs_attention(&self) -> bool {
+        (self.wanted > self.spare.len() && self.polled > self.hosts)
+            || (self.wanted == 0 && !self.spare.is_empty() && self.hosts > 0)
+    }
+}
+
+impl PortQueues {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a spare queue for a new host, which also adopts the other
+    /// spare queues when it is the only host (nobody would poll them).
+    fn take_spare(self: &Arc<Self>, state: &mut QueueState) -> Option<PortQueue> {
+        let own = state.spare.pop()?;
+        let adopted = if state.hosts == 0 {
+            std::mem::take(&mut state.spare)
+        } else {
+            Vec::new()
+        };
+        state.hosts += 1;
+        state.polled += 1 + adopted.len();
+        self.attention
+            .store(state.needs_attention(), Ordering::Release);
+        Some(PortQueue {
+            own: ManuallyDrop::new(own),
+            adopted,
+            queues: self.clone(),
+            multi: self.total > 1,
+        })
+    }
 }
 
 /// Ports opened by the QoS endpoints of this process.
@@ -131,10 +193,11 @@ fn ports() -> std::sync::MutexGuard<'static, Vec<OpenPort>> {
     PORTS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The mempool of the queue QoS endpoints use on DPDK port `port`, once
-/// an endpoint has opened it in this process: for leak checks (its
+/// The mempool of queue 0 of DPDK port `port`, once a QoS endpoint has
+/// opened it in this process: for leak checks (its
 /// [`avail_count`](Mempool::avail_count) is back to what it was once
-/// every buffer lent by the endpoints is dropped).
+/// every buffer lent by the endpoints is dropped). Each queue has a pool
+/// of its own: see [`port_pools`].
 ///
 /// ```no_run
 /// if let Some(pool) = insane_net::qos::dpdk::port_pool(0) {
@@ -142,17 +205,25 @@ fn ports() -> std::sync::MutexGuard<'static, Vec<OpenPort>> {
 /// }
 /// ```
 pub fn port_pool(port: u16) -> Option<Mempool> {
+    port_pools(port).into_iter().next()
+}
+
+/// The mempools of every queue of DPDK port `port` (by queue index), once
+/// a QoS endpoint has opened it in this process; empty before.
+pub fn port_pools(port: u16) -> Vec<Mempool> {
     ports()
         .iter()
         .find(|p| p.id == port)
-        .map(|p| p.pool.clone())
+        .map(|p| p.pools.clone())
+        .unwrap_or_default()
 }
 
-/// How QoS endpoints open a port: one queue pair, the default mempool,
-/// and start retries (a `net_memif` client started before its server
-/// fails to start: up to 5 s).
-fn port_config() -> PortConfig {
+/// How QoS endpoints open a port: `queues` queue pairs (RSS when the
+/// device has it), the default mempool, and start retries (a `net_memif`
+/// client started before its server fails to start: up to 5 s).
+fn port_config(queues: u16) -> PortConfig {
     PortConfig {
+        queues,
         start_attempts: 50,
         start_retry_delay: Duration::from_millis(100),
         ..PortConfig::default()
@@ -166,87 +237,181 @@ fn derived_mac(ip: std::net::Ipv4Addr) -> EthernetAddress {
     EthernetAddress([0x02, 0x00, o[0], o[1], o[2], o[3]])
 }
 
-/// Takes the queue of the section's port for the current core, opening
-/// the port on first use.
-fn take_queue(dpdk: &DpdkConfig) -> io::Result<PortQueue> {
-    let core = CoreHandle::current().ok_or_else(|| {
-        io::Error::other("a DPDK endpoint must be bound on a core of an insane runtime")
-    })?;
-    let me = (core.index(), core.uid());
+/// How long a core without a queue waits for a host with several to give
+/// one up (each host does it at its next poll: microseconds when it runs).
+const QUEUE_HANDOVER_WAIT: Duration = Duration::from_secs(1);
+
+/// What [`claim_queue`] found.
+enum Claim {
+    /// A queue (or several) for a new host on this core.
+    Queue(PortQueue, Option<GroupMember<Mbuf>>),
+    /// Every queue has a host that polls only it: bind on one of them.
+    AllPolled,
+    /// No spare queue, but a host polls several: one is being asked for.
+    Asked(Arc<PortQueues>),
+}
+
+/// Opens the section's port on first use (EAL, port with all its queues
+/// for the first host), or takes a spare queue of the open port; without
+/// one, asks a host that polls several to give one up (when `ask`).
+fn claim_queue(dpdk: &DpdkConfig, ask: bool) -> io::Result<Claim> {
+    init_eal(&dpdk.eal)?;
     let mut ports = ports();
     if let Some(open) = ports.iter_mut().find(|p| p.id == dpdk.port) {
-        return match open.spare.take() {
-            Some(device) => {
-                open.owner = Some(me);
-                Ok(PortQueue::new(device))
-            }
-            None => {
-                let owner = open
-                    .owner
-                    .map_or_else(|| "another core".into(), |(i, _)| format!("core {i}"));
-                Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!(
-                        "DPDK port {} queue 0 is polled by {owner} of this process (one queue per port, one core polls it): bind its endpoints on that core",
-                        dpdk.port
-                    ),
-                ))
-            }
-        };
+        let mut state = open.queues.lock();
+        if let Some(queue) = open.queues.take_spare(&mut state) {
+            let member = join(open.group.as_ref());
+            return Ok(Claim::Queue(queue, member));
+        }
+        if ask && state.polled > state.hosts {
+            state.wanted += 1;
+            open.queues.attention.store(true, Ordering::Release);
+            return Ok(Claim::Asked(open.queues.clone()));
+        }
+        return Ok(Claim::AllPolled);
     }
-    let mut port = Port::open(dpdk.port, &port_config())
+    let queues = dpdk.queues.max(1);
+    let mut port = Port::open(dpdk.port, &port_config(queues))
         .map_err(|e| io::Error::new(e.kind(), format!("opening DPDK port {}: {e}", dpdk.port)))?;
-    let queue = port.take_queue(0).ok_or_else(|| {
-        io::Error::other(format!(
-            "DPDK port {} has no queue 0 after opening",
-            dpdk.port
-        ))
-    })?;
-    let mac = match queue.port_info().mac {
+    let mac = match port.info().mac {
         [0, 0, 0, 0, 0, 0] => derived_mac(dpdk.address.address),
         mac => EthernetAddress(mac),
     };
-    let pool = queue.pool().clone();
-    // On error the queue and port go: a port that failed here is not
-    // offered again (its id is released by DPDK).
-    let device = DpdkDevice::with_mac(queue, mac)?;
+    let mut devices = Vec::with_capacity(usize::from(queues));
+    let mut pools = Vec::with_capacity(usize::from(queues));
+    // Highest index first: `take_spare` pops, so queue 0 is taken first.
+    for q in (0..queues).rev() {
+        let queue = port.take_queue(q).ok_or_else(|| {
+            io::Error::other(format!(
+                "DPDK port {} has no queue {q} after opening",
+                dpdk.port
+            ))
+        })?;
+        pools.push(queue.pool().clone());
+        // On error the queues and port go: a port that failed here is not
+        // offered again (its id is released by DPDK).
+        devices.push(DpdkDevice::with_mac(queue, mac)?);
+    }
+    pools.reverse();
+    let queues_state = Arc::new(PortQueues {
+        total: devices.len(),
+        state: Mutex::new(QueueState {
+            spare: devices,
+            ..QueueState::default()
+        }),
+        attention: AtomicBool::new(false),
+    });
+    let group = (queues > 1).then(|| QueueGroup::new(usize::from(queues)));
+    let queue = {
+        let mut state = queues_state.lock();
+        queues_state.take_spare(&mut state)
+    }
+    .ok_or_else(|| io::Error::other("a DPDK port opened without queues"))?;
+    let member = join(group.as_ref());
     ports.push(OpenPort {
         id: dpdk.port,
         _port: port,
-        pool,
-        spare: None,
-        owner: Some(me),
+        pools,
+        queues: queues_state,
+        group,
     });
-    Ok(PortQueue::new(device))
+    Ok(Claim::Queue(queue, member))
 }
 
-/// A port's queue taken by a core's host; it goes back to its port when
-/// the host closes.
+fn join(group: Option<&Arc<QueueGroup<Mbuf>>>) -> Option<GroupMember<Mbuf>> {
+    // A group has a slot per queue, and a host holds at least one queue.
+    group.and_then(QueueGroup::join)
+}
+
+/// Waits (bounded) for a host to give up one of its extra queues after
+/// [`Claim::Asked`]; `None` when none came (every host kept its own).
+async fn await_handover(queues: &Arc<PortQueues>, dpdk: &DpdkConfig) -> Option<Claim> {
+    let deadline = std::time::Instant::now() + QUEUE_HANDOVER_WAIT;
+    loop {
+        {
+            let mut state = queues.lock();
+            let done = !state.spare.is_empty() || std::time::Instant::now() >= deadline;
+            if done {
+                state.wanted = state.wanted.saturating_sub(1);
+                let queue = queues.take_spare(&mut state);
+                drop(state);
+                let ports = ports();
+                let open = ports.iter().find(|p| p.id == dpdk.port)?;
+                return queue.map(|q| Claim::Queue(q, join(open.group.as_ref())));
+            }
+        }
+        insane_runtime::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The queues one host polls: its own RX/TX queue pair, and RX queues it
+/// adopted because no other core polls them (a frame on a queue nobody
+/// polls would be lost). They go back to the port when the host closes,
+/// and another host adopts them.
 pub(crate) struct PortQueue {
-    device: ManuallyDrop<DpdkDevice>,
+    own: ManuallyDrop<DpdkDevice>,
+    adopted: Vec<DpdkDevice>,
+    queues: Arc<PortQueues>,
+    /// The port has several queues (else `queues` is never looked at).
+    multi: bool,
 }
 
 impl PortQueue {
-    fn new(device: DpdkDevice) -> Self {
-        Self {
-            device: ManuallyDrop::new(device),
+    /// The queue indexes this host polls, its own first.
+    fn polled(&self) -> Vec<u16> {
+        std::iter::once(self.own.queue().id())
+            .chain(self.adopted.iter().map(|d| d.queue().id()))
+            .collect()
+    }
+
+    /// Gives an extra queue to a core waiting for one, or adopts queues
+    /// no host polls.
+    #[cold]
+    #[inline(never)]
+    fn rebalance(&mut self) {
+        let mut state = self.queues.lock();
+        if state.wanted > state.spare.len() {
+            if let Some(extra) = self.adopted.pop() {
+                state.spare.push(extra);
+                state.polled -= 1;
+            }
+        } else if state.wanted == 0 && !state.spare.is_empty() {
+            let spare = std::mem::take(&mut state.spare);
+            state.polled += spare.len();
+            self.adopted.extend(spare);
         }
+        self.queues
+            .attention
+            .store(state.needs_attention(), Ordering::Release);
+    }
+
+    /// Receives from the adopted queues.
+    #[inline(never)]
+    fn poll_adopted(&mut self, max: usize, out: &mut impl FnMut(Mbuf)) -> usize {
+        let mut n = 0;
+        for device in &mut self.adopted {
+            if n >= max {
+                break;
+            }
+            n += device.poll_rx(max - n, out);
+        }
+        n
     }
 }
 
 impl Drop for PortQueue {
     fn drop(&mut self) {
-        // SAFETY: `device` is taken once, here, and never used again.
-        let device = unsafe { ManuallyDrop::take(&mut self.device) };
-        let id = device.queue().port_info().id;
-        let mut ports = ports();
-        match ports.iter_mut().find(|p| p.id == id) {
-            Some(open) => {
-                open.owner = None;
-                open.spare = Some(device);
-            }
-            None => drop(device),
-        }
+        // SAFETY: `own` is taken once, here, and never used again.
+        let own = unsafe { ManuallyDrop::take(&mut self.own) };
+        let mut state = self.queues.lock();
+        state.hosts = state.hosts.saturating_sub(1);
+        state.polled = state.polled.saturating_sub(1 + self.adopted.len());
+        state.spare.push(own);
+        state.spare.append(&mut self.adopted);
+        // Another host adopts them at its next poll.
+        self.queues
+            .attention
+            .store(state.needs_attention(), Ordering::Release);
     }
 }
 
@@ -255,51 +420,108 @@ impl FrameDevice for PortQueue {
     type Tx = Mbuf;
 
     fn mac(&self) -> EthernetAddress {
-        self.device.mac()
+        self.own.mac()
     }
 
     fn mtu(&self) -> usize {
-        self.device.mtu()
+        self.own.mtu()
     }
 
+    #[inline]
     fn poll_rx(&mut self, max: usize, out: &mut impl FnMut(Self::Rx)) -> usize {
-        self.device.poll_rx(max, out)
+        if self.multi && self.queues.attention.load(Ordering::Relaxed) {
+            self.rebalance();
+        }
+        let n = self.own.poll_rx(max, out);
+        if self.adopted.is_empty() || n >= max {
+            return n;
+        }
+        n + self.poll_adopted(max - n, out)
     }
 
+    #[inline]
     fn rx_checksum_verified(&self, frame: &Mbuf) -> bool {
-        self.device.rx_checksum_verified(frame)
+        self.own.rx_checksum_verified(frame)
     }
 
+    #[inline]
     fn offload_tx_checksums(&mut self, frame: &mut Mbuf) -> bool {
-        self.device.offload_tx_checksums(frame)
+        self.own.offload_tx_checksums(frame)
     }
 
+    #[inline]
     fn alloc_tx(&mut self) -> Option<Self::Tx> {
-        self.device.alloc_tx()
+        self.own.alloc_tx()
     }
 
+    #[inline]
     fn transmit(&mut self, frame: Self::Tx) -> Result<(), Self::Tx> {
-        self.device.transmit(frame)
+        self.own.transmit(frame)
     }
 
+    #[inline]
     fn flush(&mut self) {
-        self.device.flush();
+        self.own.flush();
+    }
+
+    fn rx_into_tx(&mut self, frame: Mbuf, data: std::ops::Range<usize>) -> Result<Mbuf, Mbuf> {
+        self.own.rx_into_tx(frame, data)
     }
 }
 
 impl StackDevice for PortQueue {
     fn describe(&self) -> String {
-        self.device.describe()
+        if !self.multi {
+            return self.own.describe();
+        }
+        let polled = self.polled();
+        let also = match &polled[1..] {
+            [] => String::new(),
+            rest => format!(
+                " (also polls queue(s) {} that no other core has)",
+                rest.iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        format!(
+            "{} of {}{also}; datagrams for ports bound on other queues' cores are handed over",
+            self.own.describe(),
+            self.queues.total
+        )
     }
 
     fn statistics(&self) -> String {
-        self.device.statistics()
+        std::iter::once(&*self.own)
+            .chain(&self.adopted)
+            .map(StackDevice::statistics)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
-/// Binds UDP `port` of the `[dpdk]` section's address on this core's
-/// host for the section's DPDK port, opening it (EAL, port, the stack
-/// with the section's address) for the first endpoint.
+/// The stack on `queue` with the section's address, in the port's queue
+/// group when it has several queues.
+fn interface(
+    queue: PortQueue,
+    member: Option<GroupMember<Mbuf>>,
+    dpdk: &DpdkConfig,
+) -> Interface<PortQueue> {
+    let cidr = crate::stack::Ipv4Cidr::new(dpdk.address.address, dpdk.address.prefix);
+    let config = crate::stack::Config::new(cidr);
+    match member {
+        Some(member) => Interface::in_group(queue, config, member),
+        None => Interface::new(queue, config),
+    }
+}
+
+/// Binds UDP `port` of the `[dpdk]` section's address for the section's
+/// DPDK port: on this core's host when it has one; else on a new host on
+/// a queue of this core's own (opening EAL and port for the first
+/// endpoint of the process, taking a spare queue, or one a host that
+/// polls several gives up); else, every queue being polled by a core of
+/// its own, on one of those hosts (software dispatch).
 pub(crate) async fn bind_dpdk(
     dpdk: &DpdkConfig,
     port: u16,
@@ -309,22 +531,28 @@ pub(crate) async fn bind_dpdk(
         "DPDK port {} at {}/{}",
         dpdk.port, dpdk.address.address, dpdk.address.prefix
     );
+    let kind = policy::Transport::DpdkUdp;
+    if !StackUdpTransport::<PortQueue>::serves_here(&key) {
+        let claim = match claim_queue(dpdk, true)? {
+            Claim::Asked(queues) => await_handover(&queues, dpdk).await,
+            claim => Some(claim),
+        };
+        if let Some(Claim::Queue(queue, member)) = claim {
+            let iface = interface(queue, member, dpdk);
+            return StackUdpTransport::bind(&key, port, kind, config, move || Ok((iface, None)));
+        }
+    }
     let dpdk = dpdk.clone();
-    let open = move || {
-        init_eal(&dpdk.eal)?;
-        let device = take_queue(&dpdk)?;
-        let cidr = crate::stack::Ipv4Cidr::new(dpdk.address.address, dpdk.address.prefix);
-        Ok((
-            Interface::new(device, crate::stack::Config::new(cidr)),
-            None,
-        ))
+    // Run where no core serves the port any more (its runtime stopped).
+    let open = move || match claim_queue(&dpdk, false)? {
+        Claim::Queue(queue, member) => Ok((interface(queue, member, &dpdk), None)),
+        Claim::Asked(_) | Claim::AllPolled => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "every queue of DPDK port {} is polled by a core of this process, none of which serves endpoints any more",
+                dpdk.port
+            ),
+        )),
     };
-    StackUdpTransport::<PortQueue>::bind_dispatched(
-        &key,
-        port,
-        policy::Transport::DpdkUdp,
-        config,
-        open,
-    )
-    .await
+    StackUdpTransport::<PortQueue>::bind_dispatched(&key, port, kind, config, open).await
 }

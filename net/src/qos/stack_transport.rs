@@ -641,6 +641,12 @@ impl<D: StackDevice> StackUdpTransport<D> {
         Self::bind(key, port, kind, config, open)
     }
 
+    /// Whether this core has a host named `key` (a bind there needs no
+    /// device).
+    pub(crate) fn serves_here(key: &str) -> bool {
+        host_by_key::<D>(key).is_some()
+    }
+
     /// The core this endpoint was bound from when another core's host
     /// serves it ([`bind_dispatched`](Self::bind_dispatched)); `None` when
     /// it is served by the core that bound it.
