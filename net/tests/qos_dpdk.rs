@@ -493,3 +493,242 @@ fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() 
 
 /// Datagrams exchanged through the endpoint bound on core 1.
 const DISPATCHED: usize = 500;
+
+/// Payload `i` of endpoint `ep`: 9..=1408 bytes, the first 9 say whose and
+/// which.
+fn tagged(ep: u8, i: u64) -> Vec<u8> {
+    let len = 9 + (i as usize * 7919) % 1400;
+    let mut p: Vec<u8> = (0..len).map(|j| (j * 13) as u8 ^ ep).collect();
+    p[0] = ep;
+    p[1..9].copy_from_slice(&i.to_le_bytes());
+    p
+}
+
+/// `forwarded: N` of the `rx` counters in an endpoint's diagnostics.
+fn forwarded_of(diagnostics: &str) -> u64 {
+    let at = diagnostics.find("forwarded: ").expect("rx counters") + "forwarded: ".len();
+    diagnostics[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count")
+}
+
+/// A port with two queue pairs (`[dpdk] queues = 2`, a `net_ring` pair
+/// whose sender chooses the receiver's queue, like memif or tap peers):
+/// an endpoint bound on core 0 and one on core 1 each get a queue of
+/// their own (no software dispatch), and the peer — two stacks on its two
+/// queues, one host — echoes from port 7801 on queue 0 and from 7802 on
+/// queue 1. Each endpoint sends to both: half its echoes arrive on the
+/// other core's queue and are handed over (counted), every one checked,
+/// exactly once. When the core-1 endpoint goes, core 0 polls queue 1
+/// again: echoes still arriving there are not lost. Every mbuf of every
+/// pool comes back.
+#[test]
+fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_elsewhere() {
+    use insane_dpdk::{Port, PortConfig, ring_pair_with_queues};
+    use insane_net::stack::dpdk::DpdkDevice;
+    use insane_net::stack::group::QueueGroup;
+    use insane_net::stack::{EthernetAddress, Interface, TxFrame};
+    use std::collections::HashSet;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    if !require_dpdk("a_multi_queue_port_gives_each_core_its_own_queue") {
+        return;
+    }
+    insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    let (a, b) = ring_pair_with_queues(1024, 2).expect("ring pair with 2 queues");
+    let mut port_b = Port::open(
+        b,
+        &PortConfig {
+            queues: 2,
+            ..PortConfig::default()
+        },
+    )
+    .expect("port b");
+    let group = QueueGroup::new(2);
+    let mut peers: Vec<_> = (0..2)
+        .map(|q| {
+            let device = DpdkDevice::with_mac(
+                port_b.take_queue(q).unwrap(),
+                EthernetAddress([2, 0, 0, 0, 0x79, 2]),
+            )
+            .unwrap();
+            Interface::in_group(
+                device,
+                insane_net::stack::Config::new("10.79.0.2/24".parse().unwrap()),
+                group.join().unwrap(),
+            )
+        })
+        .collect();
+    let peer_eps = [peers[0].bind(7801).unwrap(), peers[1].bind(7802).unwrap()];
+    let pools_b: Vec<_> = peers
+        .iter()
+        .map(|p| p.device().queue().pool().clone())
+        .collect();
+    let used_b: Vec<_> = pools_b.iter().map(|p| p.in_use_count()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // The peer echoes until told to stop (at most 120 s).
+    let echo = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut echoed = 0usize;
+        while !stop2.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
+            let now = Instant::now();
+            let mut busy = false;
+            for (peer, &ep) in peers.iter_mut().zip(&peer_eps) {
+                busy |= peer.poll(now) > 0;
+                while let Some(d) = peer.recv_from(ep) {
+                    let mut r = peer.alloc_tx().expect("peer mbufs");
+                    assert!(TxFrame::extend_from_slice(&mut r, &d));
+                    let to = d.peer();
+                    drop(d);
+                    peer.send_to(ep, to, r, now).expect("echo");
+                    echoed += 1;
+                    busy = true;
+                }
+                peer.flush();
+            }
+            if !busy {
+                std::thread::yield_now();
+            }
+        }
+        (echoed, peers, port_b)
+    });
+
+    const N: u64 = 2000;
+    const AFTER: u64 = 300;
+    let mut config = dpdk_config(a, "10.79.0.1/24");
+    config.dpdk.as_mut().unwrap().queues = 2;
+    let rt = runtime(2);
+    let copies = insane_net::qos::debug_copy_count();
+    // Ping-pongs from endpoint `tag` to both peer ports, a window of 16
+    // in flight, every echo checked.
+    async fn exchange(ep: &Endpoint, tag: u8, n: u64) {
+        let targets: [SocketAddr; 2] = [
+            "10.79.0.2:7801".parse().unwrap(),
+            "10.79.0.2:7802".parse().unwrap(),
+        ];
+        let mut seen = HashSet::new();
+        let mut sent = 0u64;
+        while (seen.len() as u64) < n {
+            let window = if sent == 0 { 1 } else { 16 };
+            while sent < n && sent - (seen.len() as u64) < window {
+                let mut buf = ep.buffer().await;
+                buf.extend_from_slice(&tagged(tag, sent)).unwrap();
+                ep.send_to(buf, targets[(sent % 2) as usize])
+                    .await
+                    .unwrap_or_else(|e| panic!("endpoint {tag}: send {sent}: {e}"));
+                sent += 1;
+            }
+            let msg = insane_runtime::time::timeout(Duration::from_secs(10), ep.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "endpoint {tag}: echo missing ({} of {n} back, {sent} sent): {:?}",
+                        seen.len(),
+                        ep.transport().diagnostics()
+                    )
+                })
+                .unwrap();
+            assert!(
+                msg.len() >= 9 && msg[0] == tag,
+                "endpoint {tag}: a datagram not its own"
+            );
+            let i = u64::from_le_bytes(msg[1..9].try_into().unwrap());
+            assert!(
+                msg[..] == tagged(tag, i)[..],
+                "endpoint {tag}: echo {i} corrupt"
+            );
+            assert_eq!(
+                msg.peer(),
+                targets[(i % 2) as usize],
+                "echo {i} from the wrong port"
+            );
+            assert!(msg.is_device_frame(), "the mbuf itself");
+            assert!(seen.insert(i), "endpoint {tag}: echo {i} twice");
+        }
+    }
+    // Datagrams the endpoint's core handed over to the other core so far.
+    let handed_over =
+        |ep: &Endpoint| forwarded_of(&ep.transport().diagnostics().expect("on the home core"));
+    rt.block_on(async move {
+        let ep0 = Endpoint::bind_with_config("10.79.0.1:7800", critical(), TransportConfig::default(), &config)
+            .await
+            .expect("bind on core 0");
+        assert_eq!(ep0.driver(), Kind::DpdkUdp, "{}", ep0.explain());
+        let pools_a = insane_net::qos::dpdk::port_pools(a);
+        assert_eq!(pools_a.len(), 2, "a pool per queue");
+        let free_a: Vec<_> = pools_a.iter().map(|p| p.avail_count()).collect();
+        let c1 = config.clone();
+        let bound = Arc::new(AtomicBool::new(false));
+        let bound1 = bound.clone();
+        let done0 = Arc::new(AtomicBool::new(false));
+        let done0_seen = done0.clone();
+        let on_core_1 = spawn_on(1, async move {
+            let ep1 = Endpoint::bind_with_config("10.79.0.1:7810", critical(), TransportConfig::default(), &c1)
+                .await
+                .expect("bind on core 1");
+            let explain = ep1.explain().to_string();
+            bound1.store(true, Ordering::Release);
+            exchange(&ep1, 1, N).await;
+            // Kept until core 0 is done: its echoes from queue 1 are
+            // handed over by this core meanwhile.
+            for _ in 0..30_000 {
+                if done0_seen.load(Ordering::Acquire) {
+                    break;
+                }
+                insane_runtime::time::sleep(Duration::from_millis(1)).await;
+            }
+            (explain, handed_over(&ep1))
+        });
+        // Core 0's exchange starts once core 1 has its queue (its bind
+        // asks core 0, which keeps polling meanwhile).
+        for _ in 0..5000 {
+            if bound.load(Ordering::Acquire) {
+                break;
+            }
+            insane_runtime::time::sleep(Duration::from_millis(1)).await;
+        }
+        let explain0_before = ep0.explain().to_string();
+        exchange(&ep0, 0, N).await;
+        done0.store(true, Ordering::Release);
+        let (explain1, by_core1) = on_core_1.await.expect("task on core 1");
+        let by_core0 = handed_over(&ep0);
+        let explain0 = ep0.explain().to_string();
+        println!("core 0: {explain0}\ncore 1: {explain1}\nhanded over by core 0: {by_core0}, by core 1: {by_core1}");
+        assert!(explain0_before.contains("queue 0 of 2"), "{explain0_before}");
+        assert!(explain1.contains("queue 1 of 2"), "{explain1}");
+        assert!(!explain1.contains("software dispatch"), "its own queue: {explain1}");
+        // The peer's port 7802 answers on queue 1 (core 1's), 7801 on
+        // queue 0: half of each endpoint's echoes cross.
+        assert_eq!(by_core0, N / 2, "echoes from 7801 to core 1's endpoint");
+        assert_eq!(by_core1, N / 2, "echoes from 7802 to core 0's endpoint");
+
+        // Core 1's host is gone with its endpoint: queue 1 is core 0's
+        // again, and echoes from port 7802 still arrive.
+        exchange(&ep0, 0, N + AFTER).await;
+        assert_eq!(handed_over(&ep0), by_core0, "nobody to hand over to");
+        for _ in 0..2000 {
+            if pools_a.iter().map(|p| p.avail_count()).eq(free_a.iter().copied()) {
+                break;
+            }
+            insane_runtime::time::sleep(Duration::from_millis(1)).await;
+        }
+        let now: Vec<_> = pools_a.iter().map(|p| p.avail_count()).collect();
+        assert_eq!(now, free_a, "every queue's pool got its mbufs back");
+    });
+    assert_eq!(
+        insane_net::qos::debug_copy_count(),
+        copies,
+        "no payload copy"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (echoed, peers, _port) = echo.join().expect("echo thread");
+    assert_eq!(echoed as u64, 3 * N + AFTER);
+    drop(peers);
+    let now_b: Vec<_> = pools_b.iter().map(|p| p.in_use_count()).collect();
+    assert_eq!(now_b, used_b, "the peer's mbufs all came back");
+}

@@ -76,10 +76,12 @@ pub use mempool::Mempool;
 #[cfg(insane_dpdk_available)]
 pub use port::{BURST, Port, Queue, probe};
 #[cfg(insane_dpdk_available)]
-pub use ring::ring_pair;
+pub use ring::{ring_pair, ring_pair_with_queues};
 
 #[cfg(not(insane_dpdk_available))]
-pub use unavailable::{BURST, Eal, Mbuf, Mempool, Port, Queue, probe, ring_pair};
+pub use unavailable::{
+    BURST, Eal, Mbuf, Mempool, Port, Queue, probe, ring_pair, ring_pair_with_queues,
+};
 
 /// Whether this build has DPDK.
 pub const AVAILABLE: bool = cfg!(insane_dpdk_available);

@@ -41,6 +41,8 @@ struct Shared {
     /// IPv4 and UDP checksums computed by the device on transmit
     /// (`RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | UDP_CKSUM` enabled).
     tx_checksum: bool,
+    /// Queue pairs configured.
+    queues: u16,
 }
 
 impl Drop for Shared {
@@ -257,6 +259,7 @@ fn configure(id: u16, config: &PortConfig) -> Result<Port> {
     let shared = Arc::new(Shared {
         info: port_info(id)?,
         tx_checksum,
+        queues: config.queues,
     });
     let queues = pools
         .into_iter()
@@ -618,6 +621,11 @@ impl Queue {
     #[inline]
     pub fn tx_checksum_offload(&self) -> bool {
         self.port.tx_checksum
+    }
+
+    /// How many queue pairs the port has (this one among them).
+    pub fn queue_count(&self) -> u16 {
+        self.port.queues
     }
 
     /// Frames waiting in the TX batch.

@@ -34,6 +34,19 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// # Ok::<(), insane_dpdk::Error>(())
 /// ```
 pub fn ring_pair(size: u32) -> Result<(u16, u16)> {
+    ring_pair_with_queues(size, 1)
+}
+
+/// Like [`ring_pair`], with `queues` queue pairs on each port: what the
+/// first port transmits on its queue `i` the second receives on its queue
+/// `i`, and the other way round (the sender chooses the receiver's queue,
+/// as a `net_memif` or `net_tap` peer does). Open the ports with
+/// [`PortConfig::queues`](crate::PortConfig::queues) set to `queues`.
+///
+/// # Errors
+/// As [`ring_pair`]; `queues` is 0 or more than DPDK's ring PMD takes
+/// (16).
+pub fn ring_pair_with_queues(size: u32, queues: u16) -> Result<(u16, u16)> {
     if Eal::get().is_none() {
         return Err(not_initialised("creating a ring pair"));
     }
@@ -43,9 +56,15 @@ pub fn ring_pair(size: u32) -> Result<(u16, u16)> {
             format!("ring size {size} is not a power of two"),
         ));
     }
+    if !(1..=16).contains(&queues) {
+        return Err(Error::other(
+            io::ErrorKind::InvalidInput,
+            format!("{queues} queues: a ring pair has 1 to 16"),
+        ));
+    }
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let ring = |dir: &str| -> Result<*mut sys::rte_ring> {
-        let name = CString::new(format!("insane-r{n}{dir}"))
+    let ring = |dir: &str, q: u16| -> Result<*mut sys::rte_ring> {
+        let name = CString::new(format!("insane-r{n}{dir}{q}"))
             .map_err(|_| Error::other(io::ErrorKind::InvalidInput, "ring name"))?;
         // SAFETY: the EAL is initialised; the name is NUL-terminated and
         // copied by DPDK.
@@ -59,37 +78,41 @@ pub fn ring_pair(size: u32) -> Result<(u16, u16)> {
         };
         if r.is_null() {
             return Err(Error::rte_errno(format!(
-                "rte_ring_create(insane-r{n}{dir}, {size})"
+                "rte_ring_create(insane-r{n}{dir}{q}, {size})"
             )));
         }
         Ok(r)
     };
-    let ab = ring("ab")?;
-    let ba = ring("ba")?;
-    let port = |name: String, rx: *mut sys::rte_ring, tx: *mut sys::rte_ring| -> Result<u16> {
-        let c = CString::new(name.as_str())
-            .map_err(|_| Error::other(io::ErrorKind::InvalidInput, "port name"))?;
-        let rxs = [rx];
-        let txs = [tx];
-        // SAFETY: the rings are live (never freed: the ports use them for
-        // the rest of the process); the arrays hold one ring each and are
-        // copied by the PMD.
-        let rc = unsafe {
-            sys::rte_eth_from_rings(
-                c.as_ptr(),
-                rxs.as_ptr(),
-                1,
-                txs.as_ptr(),
-                1,
-                sys::rte_socket_id(),
-            )
+    let mut ab = Vec::with_capacity(usize::from(queues));
+    let mut ba = Vec::with_capacity(usize::from(queues));
+    for q in 0..queues {
+        ab.push(ring("ab", q)?);
+        ba.push(ring("ba", q)?);
+    }
+    let port =
+        |name: String, rx: &[*mut sys::rte_ring], tx: &[*mut sys::rte_ring]| -> Result<u16> {
+            let c = CString::new(name.as_str())
+                .map_err(|_| Error::other(io::ErrorKind::InvalidInput, "port name"))?;
+            // SAFETY: the rings are live (never freed: the ports use them for
+            // the rest of the process); each slice holds `queues` rings and is
+            // copied by the PMD.
+            let rc = unsafe {
+                sys::rte_eth_from_rings(
+                    c.as_ptr(),
+                    rx.as_ptr(),
+                    u32::from(queues),
+                    tx.as_ptr(),
+                    u32::from(queues),
+                    sys::rte_socket_id(),
+                )
+            };
+            if rc < 0 {
+                return Err(Error::rte_errno(format!("rte_eth_from_rings({name})")));
+            }
+            u16::try_from(rc)
+                .map_err(|_| Error::other(io::ErrorKind::Other, "port id out of range"))
         };
-        if rc < 0 {
-            return Err(Error::rte_errno(format!("rte_eth_from_rings({name})")));
-        }
-        u16::try_from(rc).map_err(|_| Error::other(io::ErrorKind::Other, "port id out of range"))
-    };
-    let a = port(format!("net_ring_insane{n}a"), ba, ab)?;
-    let b = port(format!("net_ring_insane{n}b"), ab, ba)?;
+    let a = port(format!("net_ring_insane{n}a"), &ba, &ab)?;
+    let b = port(format!("net_ring_insane{n}b"), &ab, &ba)?;
     Ok((a, b))
 }

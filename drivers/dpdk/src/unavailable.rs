@@ -320,6 +320,11 @@ impl Queue {
     }
 
     /// Unreachable.
+    pub fn queue_count(&self) -> u16 {
+        match self.0 {}
+    }
+
+    /// Unreachable.
     pub fn pending(&self) -> usize {
         match self.0 {}
     }
@@ -343,5 +348,13 @@ pub fn probe<S: AsRef<str>>(_eal: &[S], _port: u16) -> Result<(PortInfo, Link)> 
 /// # Errors
 /// Always [`Error::unavailable`].
 pub fn ring_pair(_size: u32) -> Result<(u16, u16)> {
+    Err(Error::unavailable())
+}
+
+/// Always fails.
+///
+/// # Errors
+/// Always [`Error::unavailable`].
+pub fn ring_pair_with_queues(_size: u32, _queues: u16) -> Result<(u16, u16)> {
     Err(Error::unavailable())
 }

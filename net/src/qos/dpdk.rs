@@ -474,30 +474,23 @@ impl StackDevice for PortQueue {
         if !self.multi {
             return self.own.describe();
         }
-        let polled = self.polled();
-        let also = match &polled[1..] {
-            [] => String::new(),
-            rest => format!(
-                " (also polls queue(s) {} that no other core has)",
-                rest.iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
         format!(
-            "{} of {}{also}; datagrams for ports bound on other queues' cores are handed over",
-            self.own.describe(),
-            self.queues.total
+            "{}; queues of the port without a core of their own are polled by another core, and datagrams for ports bound on other cores' queues are handed over",
+            self.own.describe()
         )
     }
 
     fn statistics(&self) -> String {
-        std::iter::once(&*self.own)
+        let queues = std::iter::once(&*self.own)
             .chain(&self.adopted)
             .map(StackDevice::statistics)
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; ");
+        if self.multi {
+            format!("polling queues {:?}: {queues}", self.polled())
+        } else {
+            queues
+        }
     }
 }
 

@@ -156,12 +156,17 @@ impl DpdkDevice {
         self.queue
     }
 
-    /// One line for `explain()`: port, device, PMD, queue and link.
+    /// One line for `explain()`: port, device, PMD, queue (of how many)
+    /// and link.
     pub fn explain(&self) -> String {
         let info = self.queue.port_info();
         let link = self.queue.link();
+        let of = match self.queue.queue_count() {
+            1 => String::new(),
+            n => format!(" of {n}"),
+        };
         format!(
-            "DPDK port {} ({}, PMD {}), queue {}, link {}{}",
+            "DPDK port {} ({}, PMD {}), queue {}{of}, link {}{}",
             info.id,
             info.name,
             info.driver,
