@@ -504,16 +504,6 @@ fn tagged(ep: u8, i: u64) -> Vec<u8> {
     p
 }
 
-/// `forwarded: N` of the `rx` counters in an endpoint's diagnostics.
-fn forwarded_of(diagnostics: &str) -> u64 {
-    let at = diagnostics.find("forwarded: ").expect("rx counters") + "forwarded: ".len();
-    diagnostics[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("a count")
-}
-
 /// A port with two queue pairs (`[dpdk] queues = 2`, a `net_ring` pair
 /// whose sender chooses the receiver's queue, like memif or tap peers):
 /// an endpoint bound on core 0 and one on core 1 each get a queue of
@@ -652,8 +642,10 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
         }
     }
     // Datagrams the endpoint's core handed over to the other core so far.
-    let handed_over =
-        |ep: &Endpoint| forwarded_of(&ep.transport().diagnostics().expect("on the home core"));
+    let handed_over = |ep: &Endpoint| {
+        dpdk_common::forwarded_of(&ep.transport().diagnostics().expect("on the home core"))
+            .expect("rx counters")
+    };
     rt.block_on(async move {
         let ep0 = Endpoint::bind_with_config("10.79.0.1:7800", critical(), TransportConfig::default(), &config)
             .await

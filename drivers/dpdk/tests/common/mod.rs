@@ -156,3 +156,15 @@ pub fn spawn_child(
     });
     Ok((child, line_rx))
 }
+
+/// `forwarded: N` of the stack's receive counters in a userspace-stack
+/// endpoint's `diagnostics()`: the datagrams its core handed over to
+/// another core's queue (see `insane_net::stack::group`).
+pub fn forwarded_of(diagnostics: &str) -> Option<u64> {
+    let at = diagnostics.find("forwarded: ")? + "forwarded: ".len();
+    diagnostics[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
