@@ -467,6 +467,21 @@ address = "10.0.1.1/24"
     }
 
     #[test]
+    fn dpdk_queues_default_to_one_and_can_be_set_in_the_file_or_environment() {
+        let c = Config::from_toml_str(FULL, "insane.toml").unwrap();
+        assert_eq!(c.dpdk.as_ref().unwrap().queues, 1);
+        let c = Config::from_toml_str(&format!("{FULL}queues = 4\n"), "insane.toml").unwrap();
+        assert_eq!(c.dpdk.as_ref().unwrap().queues, 4);
+        let c = c.apply_env(env(&[("INSANE_DPDK_QUEUES", "2")])).unwrap();
+        assert_eq!(c.dpdk.unwrap().queues, 2);
+        let err = Config::from_toml_str(FULL, "insane.toml")
+            .unwrap()
+            .apply_env(env(&[("INSANE_DPDK_QUEUES", "0")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("at least one queue"), "{err}");
+    }
+
+    #[test]
     fn cidr_contains() {
         let net: Ipv4Cidr = "10.0.0.1/24".parse().unwrap();
         assert!(net.contains("10.0.0.200".parse().unwrap()));

@@ -18,14 +18,27 @@
 //! * **Ports** are opened on first use and stay open for the rest of the
 //!   process: DPDK releases a virtual port when it is closed, so it could
 //!   not be opened again, and a `net_memif` port must not close while its
-//!   peer polls. One RX/TX queue pair per port, polled by one core at a
-//!   time: the core of the first endpoint bound on it. Endpoints bound on
-//!   other cores meanwhile are served by that core (software dispatch:
-//!   it receives their datagrams and hands them over, their sends are
-//!   forwarded to it; see [`StackUdpTransport::bind_dispatched`]). When
-//!   the serving core's last endpoint on the port is dropped, the queue
-//!   goes back to the port, unpolled, and the next endpoint (on any core,
-//!   any runtime) takes it.
+//!   peer polls. A port has the section's `queues` RX/TX queue pairs
+//!   (default 1; RSS over IPv4/UDP when there are several and the device
+//!   has it).
+//! * **Queues and cores**: the first core that binds an endpoint takes
+//!   queue 0 and also polls every queue no other core has (a frame on an
+//!   unpolled queue would be lost). Each further core that binds one gets
+//!   a queue of its own while there is one: a spare one, or one the
+//!   first core gives up at its next poll (the new core waits for it up
+//!   to a second). Each core runs its own stack on its queues; together
+//!   they are one host (a [`QueueGroup`]): a UDP port is bound on one
+//!   core, and a datagram that arrives on another core's queue (the NIC's
+//!   RSS, or the peer, chose the queue) is handed to it without a copy;
+//!   what one core's ARP learns, every core learns. When every queue has
+//!   a core, an endpoint bound on yet another core is served by one of
+//!   them (software dispatch: it receives the endpoint's datagrams and
+//!   hands them over, the endpoint's sends are forwarded to it; see
+//!   [`StackUdpTransport::bind_dispatched`]). When a core's last endpoint
+//!   on the port is dropped, its queues go back to the port and another
+//!   core's stack polls them; with no core left, the next endpoint (on
+//!   any core, any runtime) takes them. `explain()` names the queue
+//!   ("queue 1 of 2") or the serving core.
 //! * **MAC**: the port's own; a PMD without one (`net_ring`: all zeros)
 //!   gets a locally administered address made of the stack's IPv4
 //!   address (`02:00:a:b:c:d`).

@@ -21,7 +21,7 @@
 //! frames leave in one batch (the AF_XDP `sendto` kick). These flows are
 //! latency-critical: the transport busy-polls, and every endpoint keeps
 //! its host's core spinning while it lives (a
-//! [`SpinGuard`](insane_runtime::runtime::SpinGuard): the stack reactor
+//! [`SpinGuard`]: the stack reactor
 //! cannot wake a parked core when frames arrive).
 //!
 //! # Zero copy
@@ -46,6 +46,9 @@
 //! serving core's host, which receives its datagrams and hands them over:
 //! software dispatch, for devices with one queue or without flow
 //! steering. `explain()` says so ("bound from core 1, served by core 0").
+//! A device with several queues (DPDK `queues = N`) gives each core a
+//! queue and a host of its own instead, the hosts forming one
+//! [`QueueGroup`](crate::stack::group::QueueGroup) (`qos::dpdk`).
 //! `TxBuf`s and
 //! `RxBuf`s are `Send` nevertheless: one dropped on another thread is sent
 //! back to its core's return queue and recycled there on the next poll.
