@@ -1,6 +1,7 @@
 /* See shim.h. Compiled by build.rs with the flags of `pkg-config
  * --cflags libdpdk`. */
 #include "shim.h"
+#include <rte_flow.h>
 
 int insane_rte_errno(void) { return rte_errno; }
 void insane_rte_errno_set(int value) { rte_errno = value; }
@@ -80,3 +81,36 @@ const uint64_t insane_rx_l4_cksum_mask = RTE_MBUF_F_RX_L4_CKSUM_MASK;
 const uint64_t insane_rx_l4_cksum_good = RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 const uint64_t insane_tx_ipv4_udp_cksum_flags =
     RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
+
+struct rte_flow *insane_flow_udp_to_queue(uint16_t port, uint32_t dst_ip,
+                                          uint16_t dst_port, uint16_t queue,
+                                          const char **message) {
+    struct rte_flow_attr attr = {.ingress = 1};
+    struct rte_flow_item_ipv4 ip_spec = {.hdr.dst_addr = dst_ip};
+    struct rte_flow_item_ipv4 ip_mask = {.hdr.dst_addr = 0xffffffff};
+    struct rte_flow_item_udp udp_spec = {.hdr.dst_port = rte_cpu_to_be_16(dst_port)};
+    struct rte_flow_item_udp udp_mask = {.hdr.dst_port = 0xffff};
+    struct rte_flow_item pattern[] = {
+        {.type = RTE_FLOW_ITEM_TYPE_ETH},
+        {.type = RTE_FLOW_ITEM_TYPE_IPV4, .spec = &ip_spec, .mask = &ip_mask},
+        {.type = RTE_FLOW_ITEM_TYPE_UDP, .spec = &udp_spec, .mask = &udp_mask},
+        {.type = RTE_FLOW_ITEM_TYPE_END},
+    };
+    struct rte_flow_action_queue to = {.index = queue};
+    struct rte_flow_action actions[] = {
+        {.type = RTE_FLOW_ACTION_TYPE_QUEUE, .conf = &to},
+        {.type = RTE_FLOW_ACTION_TYPE_END},
+    };
+    struct rte_flow_error error = {0};
+    struct rte_flow *flow = NULL;
+    if (rte_flow_validate(port, &attr, pattern, actions, &error) == 0)
+        flow = rte_flow_create(port, &attr, pattern, actions, &error);
+    if (flow == NULL)
+        *message = error.message != NULL ? error.message : "the PMD gave no reason";
+    return flow;
+}
+
+int insane_flow_destroy(uint16_t port, struct rte_flow *flow) {
+    struct rte_flow_error error = {0};
+    return rte_flow_destroy(port, flow, &error);
+}

@@ -15,6 +15,8 @@
 #include <rte_eth_ring.h>
 #include <rte_version.h>
 
+struct rte_flow; /* opaque; rte_flow.h is included by shim.c only */
+
 int insane_rte_errno(void);
 void insane_rte_errno_set(int value);
 unsigned insane_rte_lcore_id(void);
@@ -55,5 +57,16 @@ extern const uint64_t insane_rx_l4_cksum_good;
 /* TX mbuf ol_flags asking for IPv4 header and UDP checksums:
  * RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM. */
 extern const uint64_t insane_tx_ipv4_udp_cksum_flags;
+
+/* A flow rule (rte_flow) sending ingress IPv4/UDP datagrams to dst_ip
+ * (network byte order) port dst_port (host byte order) to RX queue
+ * `queue`: validated, then created. NULL on failure, with rte_errno set
+ * and *message pointing at the PMD's reason (a static string, or a fixed
+ * one when the PMD gave none). */
+struct rte_flow *insane_flow_udp_to_queue(uint16_t port, uint32_t dst_ip,
+                                          uint16_t dst_port, uint16_t queue,
+                                          const char **message);
+/* rte_flow_destroy; 0 or a negative errno. */
+int insane_flow_destroy(uint16_t port, struct rte_flow *flow);
 
 #endif

@@ -53,6 +53,8 @@ mod types;
 #[cfg(insane_dpdk_available)]
 mod eal;
 #[cfg(insane_dpdk_available)]
+mod flow;
+#[cfg(insane_dpdk_available)]
 mod mbuf;
 #[cfg(insane_dpdk_available)]
 mod mempool;
@@ -70,6 +72,8 @@ pub use types::{Link, MempoolConfig, PortConfig, PortInfo, PortStats, QueueStats
 #[cfg(insane_dpdk_available)]
 pub use eal::Eal;
 #[cfg(insane_dpdk_available)]
+pub use flow::FlowRule;
+#[cfg(insane_dpdk_available)]
 pub use mbuf::Mbuf;
 #[cfg(insane_dpdk_available)]
 pub use mempool::Mempool;
@@ -80,7 +84,7 @@ pub use ring::{ring_pair, ring_pair_with_queues};
 
 #[cfg(not(insane_dpdk_available))]
 pub use unavailable::{
-    BURST, Eal, Mbuf, Mempool, Port, Queue, probe, ring_pair, ring_pair_with_queues,
+    BURST, Eal, FlowRule, Mbuf, Mempool, Port, Queue, probe, ring_pair, ring_pair_with_queues,
 };
 
 /// Whether this build has DPDK.

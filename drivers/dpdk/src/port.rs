@@ -36,8 +36,8 @@ pub struct Port {
 }
 
 #[derive(Debug)]
-struct Shared {
-    info: PortInfo,
+pub(crate) struct Shared {
+    pub(crate) info: PortInfo,
     /// IPv4 and UDP checksums computed by the device on transmit
     /// (`RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | UDP_CKSUM` enabled).
     tx_checksum: bool,
@@ -626,6 +626,11 @@ impl Queue {
     /// How many queue pairs the port has (this one among them).
     pub fn queue_count(&self) -> u16 {
         self.port.queues
+    }
+
+    /// The port this queue belongs to (kept open by the queue).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.port
     }
 
     /// Frames waiting in the TX batch.

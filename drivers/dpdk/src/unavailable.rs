@@ -325,12 +325,31 @@ impl Queue {
     }
 
     /// Unreachable.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn steer_udp(&self, _ip: std::net::Ipv4Addr, _udp_port: u16) -> Result<FlowRule> {
+        match self.0 {}
+    }
+
+    /// Unreachable.
     pub fn pending(&self) -> usize {
         match self.0 {}
     }
 
     /// Unreachable.
     pub fn flush(&mut self) -> usize {
+        match self.0 {}
+    }
+}
+
+/// A flow rule (never created in this build).
+#[derive(Debug)]
+pub struct FlowRule(Never);
+
+impl FlowRule {
+    /// Unreachable.
+    pub fn queue(&self) -> u16 {
         match self.0 {}
     }
 }

@@ -308,3 +308,52 @@ fn an_mtu_the_pmd_cannot_set_is_a_clear_error_and_releases_the_port() {
     let port = Port::open(a, &PortConfig::default()).unwrap();
     assert_eq!(port.info().driver, "net_ring");
 }
+
+/// A ring pair with several queues: what one port sends on queue `i`
+/// arrives on the other's queue `i` (the sender picks the queue), and a
+/// flow rule is refused by the ring PMD with a reason, as unsupported.
+#[test]
+fn ring_pair_queues_carry_frames_queue_to_queue_and_flow_rules_are_unsupported() {
+    use insane_dpdk::ring_pair_with_queues;
+    if !require_dpdk("ring_pair_queues") {
+        return;
+    }
+    eal();
+    let e = ring_pair_with_queues(1024, 0).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    let (a, b) = ring_pair_with_queues(1024, 3).unwrap();
+    let config = PortConfig {
+        queues: 3,
+        ..PortConfig::default()
+    };
+    let mut pa = Port::open(a, &config).unwrap();
+    let mut pb = Port::open(b, &config).unwrap();
+    let mut qa: Vec<_> = (0..3).map(|q| pa.take_queue(q).unwrap()).collect();
+    let mut qb: Vec<_> = (0..3).map(|q| pb.take_queue(q).unwrap()).collect();
+    assert!(pa.take_queue(3).is_none());
+    assert_eq!(qa[2].queue_count(), 3);
+    for (q, queue) in qa.iter_mut().enumerate() {
+        for i in 0..10 {
+            let mut m = queue.alloc().unwrap();
+            assert!(m.extend_from_slice(&pattern(q * 100 + i, 60)));
+            queue.enqueue(m).unwrap();
+        }
+        queue.flush();
+    }
+    for (q, queue) in qb.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        queue.rx_burst(BURST, |m| got.push(m.to_vec()));
+        let want: Vec<_> = (0..10).map(|i| pattern(q * 100 + i, 60)).collect();
+        assert_eq!(got, want, "queue {q} got queue {q}'s frames, in order");
+    }
+
+    let e = qb[1]
+        .steer_udp("10.0.0.1".parse().unwrap(), 7000)
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("rte_flow rule UDP 10.0.0.1:7000 -> queue 1") && text.contains("net_ring"),
+        "{text}"
+    );
+}

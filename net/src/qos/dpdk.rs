@@ -66,7 +66,7 @@ use std::mem::ManuallyDrop;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use insane_dpdk::{Eal, Mbuf, Mempool, Port, PortConfig};
+use insane_dpdk::{Eal, FlowRule, Mbuf, Mempool, Port, PortConfig};
 use smoltcp::wire::EthernetAddress;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -195,6 +195,7 @@ impl PortQueues {
             adopted,
             queues: self.clone(),
             multi: self.total > 1,
+            steering: Steering::default(),
         })
     }
 }
@@ -367,9 +368,28 @@ pub(crate) struct PortQueue {
     queues: Arc<PortQueues>,
     /// The port has several queues (else `queues` is never looked at).
     multi: bool,
+    steering: Steering,
+}
+
+/// Flow rules steering this host's UDP ports to its own queue, where the
+/// device takes them (several queues only).
+#[derive(Default)]
+struct Steering {
+    /// The stack's address (set before the first port opens).
+    ip: Option<std::net::Ipv4Addr>,
+    rules: std::collections::HashMap<u16, FlowRule>,
+    /// Why the device refused a rule: when it does not do `rte_flow` at
+    /// all, no rule is asked for again.
+    refused: Option<(String, bool)>,
 }
 
 impl PortQueue {
+    /// Steers the UDP ports later opened on this queue's host, at `ip`, to
+    /// its own queue with flow rules, where the device takes them.
+    fn steer_to(&mut self, ip: std::net::Ipv4Addr) {
+        self.steering.ip = Some(ip);
+    }
+
     /// The queue indexes this host polls, its own first.
     fn polled(&self) -> Vec<u16> {
         std::iter::once(self.own.queue().id())
@@ -483,12 +503,51 @@ impl FrameDevice for PortQueue {
 }
 
 impl StackDevice for PortQueue {
+    /// With several queues: a flow rule steers the port's datagrams to
+    /// this host's own queue where the device takes one; datagrams that
+    /// arrive on another queue anyway (no rule, or before it) are handed
+    /// over by the core polling that queue.
+    fn open_port(&mut self, port: u16) -> io::Result<()> {
+        let Some(ip) = self.steering.ip.filter(|_| self.multi) else {
+            return Ok(());
+        };
+        if matches!(self.steering.refused, Some((_, true))) {
+            return Ok(());
+        }
+        match self.own.queue().steer_udp(ip, port) {
+            Ok(rule) => {
+                self.steering.rules.insert(port, rule);
+                self.steering.refused = None;
+            }
+            Err(e) => {
+                let unsupported = e.kind() == io::ErrorKind::Unsupported;
+                tracing::debug!("no flow rule for UDP port {port}: {e}");
+                self.steering.refused = Some((e.to_string(), unsupported));
+            }
+        }
+        Ok(())
+    }
+
+    fn close_port(&mut self, port: u16) -> io::Result<()> {
+        self.steering.rules.remove(&port);
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         if !self.multi {
             return self.own.describe();
         }
+        let steering = match (&self.steering.refused, self.steering.rules.len()) {
+            (Some((why, _)), _) => format!(
+                "no flow steering ({why}): datagrams arriving on other cores' queues are handed over"
+            ),
+            (None, 0) => "datagrams arriving on other cores' queues are handed over".to_string(),
+            (None, n) => format!(
+                "{n} UDP port(s) steered to this queue by rte_flow rules, stray datagrams handed over"
+            ),
+        };
         format!(
-            "{}; queues of the port without a core of their own are polled by another core, and datagrams for ports bound on other cores' queues are handed over",
+            "{}; {steering}; queues without a core of their own are polled by another core",
             self.own.describe()
         )
     }
@@ -517,7 +576,11 @@ fn interface(
     let cidr = crate::stack::Ipv4Cidr::new(dpdk.address.address, dpdk.address.prefix);
     let config = crate::stack::Config::new(cidr);
     match member {
-        Some(member) => Interface::in_group(queue, config, member),
+        Some(member) => {
+            let mut queue = queue;
+            queue.steer_to(dpdk.address.address);
+            Interface::in_group(queue, config, member)
+        }
         None => Interface::new(queue, config),
     }
 }

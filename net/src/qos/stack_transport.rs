@@ -504,7 +504,7 @@ impl<D: StackDevice> StackUdpTransport<D> {
                 host
             }
         };
-        let (endpoint, local, max_payload) = {
+        let (endpoint, local, max_payload, describe) = {
             let mut iface = host.iface.borrow_mut();
             let opened = iface
                 .bind(port)
@@ -544,7 +544,9 @@ impl<D: StackDevice> StackUdpTransport<D> {
             if let Some(rx) = iface.device().max_rx_frame() {
                 max_payload = max_payload.min(rx.saturating_sub(UDP_HEADROOM));
             }
-            (endpoint, local, max_payload)
+            // Described now: opening the port may have changed what the
+            // device says (a DPDK flow rule installed or refused).
+            (endpoint, local, max_payload, iface.device().describe())
         };
         host.users.set(host.users.get() + 1);
         Ok(Self {
@@ -558,7 +560,7 @@ impl<D: StackDevice> StackUdpTransport<D> {
             rx_lent: Arc::new(AtomicUsize::new(0)),
             tx_buffers: config.tx_buffers.max(1),
             rx_buffers: config.rx_buffers.max(1),
-            describe: host.describe.clone(),
+            describe,
             dispatched_from: None,
             _spin: host.shared.core.hold_spin(),
             _device: PhantomData,
