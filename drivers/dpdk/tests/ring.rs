@@ -322,8 +322,15 @@ fn ring_pair_queues_carry_frames_queue_to_queue_and_flow_rules_are_unsupported()
     let e = ring_pair_with_queues(1024, 0).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
     let (a, b) = ring_pair_with_queues(1024, 3).unwrap();
+    // Small pools: six of them share the EAL's memory with the other
+    // tests.
     let config = PortConfig {
         queues: 3,
+        mempool: MempoolConfig {
+            mbufs: 511,
+            cache: 0,
+            ..MempoolConfig::default()
+        },
         ..PortConfig::default()
     };
     let mut pa = Port::open(a, &config).unwrap();

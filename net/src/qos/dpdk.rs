@@ -258,7 +258,7 @@ const QUEUE_HANDOVER_WAIT: Duration = Duration::from_secs(1);
 /// What [`claim_queue`] found.
 enum Claim {
     /// A queue (or several) for a new host on this core.
-    Queue(PortQueue, Option<GroupMember<Mbuf>>),
+    Queue(Box<PortQueue>, Option<GroupMember<Mbuf>>),
     /// Every queue has a host that polls only it: bind on one of them.
     AllPolled,
     /// No spare queue, but a host polls several: one is being asked for.
@@ -275,7 +275,7 @@ fn claim_queue(dpdk: &DpdkConfig, ask: bool) -> io::Result<Claim> {
         let mut state = open.queues.lock();
         if let Some(queue) = open.queues.take_spare(&mut state) {
             let member = join(open.group.as_ref());
-            return Ok(Claim::Queue(queue, member));
+            return Ok(Claim::Queue(Box::new(queue), member));
         }
         if ask && state.polled > state.hosts {
             state.wanted += 1;
@@ -329,7 +329,7 @@ fn claim_queue(dpdk: &DpdkConfig, ask: bool) -> io::Result<Claim> {
         queues: queues_state,
         group,
     });
-    Ok(Claim::Queue(queue, member))
+    Ok(Claim::Queue(Box::new(queue), member))
 }
 
 fn join(group: Option<&Arc<QueueGroup<Mbuf>>>) -> Option<GroupMember<Mbuf>> {
@@ -351,7 +351,7 @@ async fn await_handover(queues: &Arc<PortQueues>, dpdk: &DpdkConfig) -> Option<C
                 drop(state);
                 let ports = ports();
                 let open = ports.iter().find(|p| p.id == dpdk.port)?;
-                return queue.map(|q| Claim::Queue(q, join(open.group.as_ref())));
+                return queue.map(|q| Claim::Queue(Box::new(q), join(open.group.as_ref())));
             }
         }
         insane_runtime::time::sleep(Duration::from_millis(1)).await;
@@ -607,14 +607,14 @@ pub(crate) async fn bind_dpdk(
             claim => Some(claim),
         };
         if let Some(Claim::Queue(queue, member)) = claim {
-            let iface = interface(queue, member, dpdk);
+            let iface = interface(*queue, member, dpdk);
             return StackUdpTransport::bind(&key, port, kind, config, move || Ok((iface, None)));
         }
     }
     let dpdk = dpdk.clone();
     // Run where no core serves the port any more (its runtime stopped).
     let open = move || match claim_queue(&dpdk, false)? {
-        Claim::Queue(queue, member) => Ok((interface(queue, member, &dpdk), None)),
+        Claim::Queue(queue, member) => Ok((interface(*queue, member, &dpdk), None)),
         Claim::Asked(_) | Claim::AllPolled => Err(io::Error::new(
             io::ErrorKind::AddrInUse,
             format!(
