@@ -513,7 +513,8 @@ fn tagged(ep: u8, i: u64) -> Vec<u8> {
 /// other core's queue and are handed over (counted), every one checked,
 /// exactly once. When the core-1 endpoint goes, core 0 polls queue 1
 /// again: echoes still arriving there are not lost. Every mbuf of every
-/// pool comes back.
+/// pool comes back, also those of received buffers kept past the
+/// runtime's end and dropped on another thread.
 #[test]
 fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_elsewhere() {
     use insane_dpdk::{Port, PortConfig, ring_pair_with_queues};
@@ -590,6 +591,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
 
     const N: u64 = 2000;
     const AFTER: u64 = 300;
+    const KEPT: u64 = 10;
     let mut config = dpdk_config(a, "10.79.0.1/24");
     config.dpdk.as_mut().unwrap().queues = 2;
     let rt = runtime(2);
@@ -646,7 +648,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
         dpdk_common::forwarded_of(&ep.transport().diagnostics().expect("on the home core"))
             .expect("rx counters")
     };
-    rt.block_on(async move {
+    let (pools_a, free_a, kept) = rt.block_on(async move {
         let ep0 = Endpoint::bind_with_config("10.79.0.1:7800", critical(), TransportConfig::default(), &config)
             .await
             .expect("bind on core 0");
@@ -718,7 +720,54 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
         }
         let now: Vec<_> = pools_a.iter().map(|p| p.avail_count()).collect();
         assert_eq!(now, free_a, "every queue's pool got its mbufs back");
+
+        // Received buffers that outlive the runtime: dropped afterwards,
+        // on another thread, their mbufs still go back to their pools.
+        let mut kept = Vec::new();
+        for i in 0..KEPT {
+            let mut buf = ep0.buffer().await;
+            buf.extend_from_slice(&tagged(0, i)).unwrap();
+            ep0.send_to(buf, "10.79.0.2:7801".parse().unwrap())
+                .await
+                .unwrap();
+            let msg = insane_runtime::time::timeout(Duration::from_secs(10), ep0.recv())
+                .await
+                .expect("echo to keep")
+                .unwrap();
+            assert!(msg.is_device_frame());
+            kept.push(msg);
+        }
+        (pools_a, free_a, kept)
     });
+    drop(rt);
+    // net_ring hands the sender's mbufs over: the kept buffers hold the
+    // peer's.
+    let in_use_b = || -> u32 { pools_b.iter().map(|p| p.in_use_count()).sum() };
+    let used_b_total: u32 = used_b.iter().sum();
+    assert_eq!(
+        u64::from(in_use_b() - used_b_total),
+        KEPT,
+        "the kept buffers hold their mbufs"
+    );
+    // On a thread that was never a core (core 0 ran on this one), half
+    // first: the other half keeps their (stopped) home alive, and the
+    // first half's mbufs are back at once all the same.
+    let mut kept = kept;
+    let rest = kept.split_off(kept.len() / 2);
+    std::thread::spawn(move || drop(kept)).join().unwrap();
+    assert_eq!(
+        u64::from(in_use_b() - used_b_total),
+        KEPT - KEPT / 2,
+        "half the mbufs back, none waiting for a core that has stopped"
+    );
+    std::thread::spawn(move || drop(rest)).join().unwrap();
+    assert_eq!(
+        in_use_b(),
+        used_b_total,
+        "dropped after their core stopped, the mbufs went straight back"
+    );
+    let now_a: Vec<_> = pools_a.iter().map(|p| p.avail_count()).collect();
+    assert_eq!(now_a, free_a);
     assert_eq!(
         insane_net::qos::debug_copy_count(),
         copies,
@@ -726,7 +775,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
     );
     stop.store(true, Ordering::Relaxed);
     let (echoed, peers, _port) = echo.join().expect("echo thread");
-    assert_eq!(echoed as u64, 3 * N + AFTER);
+    assert_eq!(echoed as u64, 3 * N + AFTER + KEPT);
     drop(peers);
     let now_b: Vec<_> = pools_b.iter().map(|p| p.in_use_count()).collect();
     assert_eq!(now_b, used_b, "the peer's mbufs all came back");

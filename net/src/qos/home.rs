@@ -17,6 +17,11 @@
 //! never be returned: it stays in the queue (with the driver memory it
 //! keeps alive) until the process exits. That is a bounded leak of one
 //! socket's memory, never an access from the wrong thread.
+//!
+//! DPDK mbufs need none of this: their mempool takes them back from any
+//! thread. [`HomeBox::frame`] recognises them, and such a box drops its
+//! mbuf wherever it is dropped — at once, and also after the home core
+//! has stopped.
 
 use std::any::Any;
 use std::fmt;
@@ -110,11 +115,15 @@ impl Home {
 pub(crate) struct HomeBox {
     value: ManuallyDrop<Box<dyn Any>>,
     home: Arc<Home>,
+    /// The value is `Send` (checked when boxed): dropped where the box is.
+    anywhere: bool,
 }
 
 // SAFETY: the value is touched (downcast, dropped) only on its home
-// thread: `take` checks the thread, `drop` sends it home otherwise. A
-// `&HomeBox` gives no access to the value at all.
+// thread: `take` checks the thread, `drop` sends it home otherwise —
+// except a value boxed with `anywhere`, whose type is `Send` (see
+// `HomeBox::frame`), which may be dropped on any thread. A `&HomeBox`
+// gives no access to the value at all.
 unsafe impl Send for HomeBox {}
 // SAFETY: as above; no method reads the value through `&self`.
 unsafe impl Sync for HomeBox {}
@@ -127,7 +136,36 @@ impl HomeBox {
         HomeBox {
             value: ManuallyDrop::new(Box::new(value)),
             home,
+            anywhere: false,
         }
+    }
+
+    /// Boxes a driver frame received on the current thread (`home`'s): a
+    /// DPDK [`Mbuf`](insane_dpdk::Mbuf), which is `Send`, is dropped
+    /// wherever the box is (its mempool takes it back from any thread);
+    /// any other frame as [`new`](Self::new) does.
+    pub(crate) fn frame<T: Any>(value: T, home: Arc<Home>) -> Self {
+        #[cfg(feature = "dpdk")]
+        {
+            let mut slot = Some(value);
+            let any: &mut dyn Any = &mut slot;
+            if let Some(mbuf) = any
+                .downcast_mut::<Option<insane_dpdk::Mbuf>>()
+                .and_then(Option::take)
+            {
+                return HomeBox {
+                    value: ManuallyDrop::new(Box::new(mbuf)),
+                    home,
+                    anywhere: true,
+                };
+            }
+            match slot {
+                Some(value) => Self::new(value, home),
+                None => unreachable!("only an mbuf is taken out"),
+            }
+        }
+        #[cfg(not(feature = "dpdk"))]
+        Self::new(value, home)
     }
 
     /// The value, if the caller is on the home thread and it is a `T`;
@@ -155,7 +193,7 @@ impl Drop for HomeBox {
     fn drop(&mut self) {
         // SAFETY: taken once, in drop; never used again.
         let value = unsafe { ManuallyDrop::take(&mut self.value) };
-        if self.home.is_current() {
+        if self.anywhere || self.home.is_current() {
             drop(value);
         } else {
             self.home.send_back(value);

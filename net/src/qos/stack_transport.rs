@@ -56,9 +56,10 @@
 //! core (a task spawned there), so they work, at the cost of a cross-core
 //! hop; use the endpoint on the core that bound it for the lowest latency.
 //! Away from home, `buffer()` lends heap buffers (copied into a frame at
-//! home when sent). A frame dropped on another thread after its home core
-//! stopped cannot be recycled and stays allocated until the process exits
-//! (see `home.rs`).
+//! home when sent). A DPDK mbuf dropped on another thread goes straight
+//! back to its mempool (thread-safe); an AF_XDP frame goes back through
+//! its home core, and one dropped after that core stopped stays allocated
+//! until its last sibling is dropped (see `home.rs`).
 //!
 //! # Plugging in a device
 //!
@@ -725,7 +726,7 @@ fn lend<D: StackDevice>(
     }
     // The data region spans the whole payload capacity; `send` trims it.
     let ptr = frame.append(max_payload)?.as_mut_ptr();
-    let frame = HomeBox::new(frame, host.shared.home.clone());
+    let frame = HomeBox::frame(frame, host.shared.home.clone());
     // SAFETY: `ptr` points to the `max_payload` bytes just appended inside
     // the frame now boxed in `frame`; driver memory does not move while
     // the frame lives, and only the `TxBuf` accesses it until `send`
@@ -814,7 +815,7 @@ fn recv_at_home<D: StackDevice>(
                 let mut frame = d.into_frame();
                 let len = frame.len();
                 let ptr = frame.as_mut_ptr();
-                let frame = HomeBox::new(frame, host.shared.home.clone());
+                let frame = HomeBox::frame(frame, host.shared.home.clone());
                 // SAFETY: `ptr..ptr + len` are the received frame's bytes
                 // in driver memory, owned by the frame now boxed in
                 // `frame`, which nothing else accesses until it is dropped.
