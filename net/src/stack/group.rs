@@ -68,6 +68,11 @@ pub const MAX_MEMBERS: usize = 254;
 /// Most frames waiting in one member's inbox.
 pub const INBOX_FRAMES: usize = 4096;
 
+/// Most neighbour updates waiting in one member's inbox (a flood of ARP
+/// requests cannot grow it; a member that misses one learns the neighbour
+/// from its own traffic).
+const INBOX_NEIGHBORS: usize = 256;
+
 /// The shared state of the interfaces on the queues of one port (see the
 /// [module docs](self)). `F` is the device's received-frame type.
 pub struct QueueGroup<F> {
@@ -261,7 +266,14 @@ impl<F> GroupMember<F> {
             if i == self.index || !slot.joined.load(Ordering::Acquire) {
                 continue;
             }
-            lock(&slot.inbox).neighbors.push((ip, mac));
+            {
+                let mut inbox = lock(&slot.inbox);
+                if inbox.neighbors.len() >= INBOX_NEIGHBORS || inbox.neighbors.contains(&(ip, mac))
+                {
+                    continue;
+                }
+                inbox.neighbors.push((ip, mac));
+            }
             slot.attention.store(true, Ordering::Release);
         }
     }
