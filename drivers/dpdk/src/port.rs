@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     tx_checksum: bool,
     /// Queue pairs configured.
     queues: u16,
+    /// Received flows spread over the queues by the device's hash (RSS
+    /// over IPv4/UDP, configured with several queues where offered).
+    rss: bool,
 }
 
 impl Drop for Shared {
@@ -214,7 +217,8 @@ fn configure(id: u16, config: &PortConfig) -> Result<Port> {
     } else {
         false
     };
-    if queues > 1 && info.rss {
+    let rss = queues > 1 && info.rss;
+    if rss {
         conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
         // SAFETY: a constant defined in the shim.
         conf.rx_adv_conf.rss_conf.rss_hf =
@@ -260,6 +264,7 @@ fn configure(id: u16, config: &PortConfig) -> Result<Port> {
         info: port_info(id)?,
         tx_checksum,
         queues: config.queues,
+        rss,
     });
     let queues = pools
         .into_iter()
@@ -626,6 +631,13 @@ impl Queue {
     /// How many queue pairs the port has (this one among them).
     pub fn queue_count(&self) -> u16 {
         self.port.queues
+    }
+
+    /// Whether the device spreads received flows over the port's queues by
+    /// hash (RSS over IPv4/UDP: enabled by [`Port::open`] with several
+    /// queues where the device offers it).
+    pub fn rss(&self) -> bool {
+        self.port.rss
     }
 
     /// The port this queue belongs to (kept open by the queue).

@@ -325,6 +325,11 @@ impl Queue {
     }
 
     /// Unreachable.
+    pub fn rss(&self) -> bool {
+        match self.0 {}
+    }
+
+    /// Unreachable.
     ///
     /// # Errors
     /// Never returns.

@@ -161,9 +161,10 @@ impl DpdkDevice {
     pub fn explain(&self) -> String {
         let info = self.queue.port_info();
         let link = self.queue.link();
-        let of = match self.queue.queue_count() {
-            1 => String::new(),
-            n => format!(" of {n}"),
+        let of = match (self.queue.queue_count(), self.queue.rss()) {
+            (1, _) => String::new(),
+            (n, true) => format!(" of {n} (RSS)"),
+            (n, false) => format!(" of {n}"),
         };
         format!(
             "DPDK port {} ({}, PMD {}), queue {}{of}, link {}{}",
