@@ -163,6 +163,12 @@ fn endpoints_on_two_cores_each_poll_a_tap_queue_and_every_kernel_flow_is_echoed(
         "{}",
         explains[1]
     );
+    // The tap PMD spreads flows over its queues by hash.
+    assert!(
+        explains[1].contains("queue 1 of 2 (RSS)"),
+        "{}",
+        explains[1]
+    );
 
     hosts
         .ip(
