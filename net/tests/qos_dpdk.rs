@@ -33,6 +33,8 @@ use insane_net::qos::{Endpoint, Qos, TransportConfig};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;
 
+mod common;
+
 // One CI rule and EAL argument list for every DPDK test binary.
 #[path = "../../drivers/dpdk/tests/common/mod.rs"]
 mod dpdk_common;
@@ -494,16 +496,6 @@ fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() 
 /// Datagrams exchanged through the endpoint bound on core 1.
 const DISPATCHED: usize = 500;
 
-/// Payload `i` of endpoint `ep`: 9..=1408 bytes, the first 9 say whose and
-/// which.
-fn tagged(ep: u8, i: u64) -> Vec<u8> {
-    let len = 9 + (i as usize * 7919) % 1400;
-    let mut p: Vec<u8> = (0..len).map(|j| (j * 13) as u8 ^ ep).collect();
-    p[0] = ep;
-    p[1..9].copy_from_slice(&i.to_le_bytes());
-    p
-}
-
 /// A port with two queue pairs (`[dpdk] queues = 2`, a `net_ring` pair
 /// whose sender chooses the receiver's queue, like memif or tap peers):
 /// an endpoint bound on core 0 and one on core 1 each get a queue of
@@ -521,7 +513,6 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
     use insane_net::stack::dpdk::DpdkDevice;
     use insane_net::stack::group::QueueGroup;
     use insane_net::stack::{EthernetAddress, Interface, TxFrame};
-    use std::collections::HashSet;
     use std::net::SocketAddr;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Instant;
@@ -596,52 +587,16 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
     config.dpdk.as_mut().unwrap().queues = 2;
     let rt = runtime(2);
     let copies = insane_net::qos::debug_copy_count();
-    // Ping-pongs from endpoint `tag` to both peer ports, a window of 16
-    // in flight, every echo checked.
-    async fn exchange(ep: &Endpoint, tag: u8, n: u64) {
-        let targets: [SocketAddr; 2] = [
-            "10.79.0.2:7801".parse().unwrap(),
-            "10.79.0.2:7802".parse().unwrap(),
-        ];
-        let mut seen = HashSet::new();
-        let mut sent = 0u64;
-        while (seen.len() as u64) < n {
-            let window = if sent == 0 { 1 } else { 16 };
-            while sent < n && sent - (seen.len() as u64) < window {
-                let mut buf = ep.buffer().await;
-                buf.extend_from_slice(&tagged(tag, sent)).unwrap();
-                ep.send_to(buf, targets[(sent % 2) as usize])
-                    .await
-                    .unwrap_or_else(|e| panic!("endpoint {tag}: send {sent}: {e}"));
-                sent += 1;
-            }
-            let msg = insane_runtime::time::timeout(Duration::from_secs(10), ep.recv())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "endpoint {tag}: echo missing ({} of {n} back, {sent} sent): {:?}",
-                        seen.len(),
-                        ep.transport().diagnostics()
-                    )
-                })
-                .unwrap();
-            assert!(
-                msg.len() >= 9 && msg[0] == tag,
-                "endpoint {tag}: a datagram not its own"
-            );
-            let i = u64::from_le_bytes(msg[1..9].try_into().unwrap());
-            assert!(
-                msg[..] == tagged(tag, i)[..],
-                "endpoint {tag}: echo {i} corrupt"
-            );
-            assert_eq!(
-                msg.peer(),
-                targets[(i % 2) as usize],
-                "echo {i} from the wrong port"
-            );
-            assert!(msg.is_device_frame(), "the mbuf itself");
-            assert!(seen.insert(i), "endpoint {tag}: echo {i} twice");
-        }
+    let targets: [SocketAddr; 2] = [
+        "10.79.0.2:7801".parse().unwrap(),
+        "10.79.0.2:7802".parse().unwrap(),
+    ];
+    // Ping-pongs from endpoint `tag` to both peer ports, every echo
+    // checked.
+    async fn exchange(ep: &Endpoint, tag: u8, n: u64, targets: [SocketAddr; 2]) {
+        common::echoes::ping_pong(ep, tag, n, &targets)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     // Datagrams the endpoint's core handed over to the other core so far.
     let handed_over = |ep: &Endpoint| {
@@ -667,7 +622,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
                 .expect("bind on core 1");
             let explain = ep1.explain().to_string();
             bound1.store(true, Ordering::Release);
-            exchange(&ep1, 1, N).await;
+            exchange(&ep1, 1, N, targets).await;
             // Kept until core 0 is done: its echoes from queue 1 are
             // handed over by this core meanwhile.
             for _ in 0..30_000 {
@@ -687,7 +642,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
             insane_runtime::time::sleep(Duration::from_millis(1)).await;
         }
         let explain0_before = ep0.explain().to_string();
-        exchange(&ep0, 0, N).await;
+        exchange(&ep0, 0, N, targets).await;
         done0.store(true, Ordering::Release);
         let (explain1, by_core1) = on_core_1.await.expect("task on core 1");
         let by_core0 = handed_over(&ep0);
@@ -710,7 +665,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
 
         // Core 1's host is gone with its endpoint: queue 1 is core 0's
         // again, and echoes from port 7802 still arrive.
-        exchange(&ep0, 0, N + AFTER).await;
+        exchange(&ep0, 0, N + AFTER, targets).await;
         assert_eq!(handed_over(&ep0), by_core0, "nobody to hand over to");
         for _ in 0..2000 {
             if pools_a.iter().map(|p| p.avail_count()).eq(free_a.iter().copied()) {
@@ -726,7 +681,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
         let mut kept = Vec::new();
         for i in 0..KEPT {
             let mut buf = ep0.buffer().await;
-            buf.extend_from_slice(&tagged(0, i)).unwrap();
+            buf.extend_from_slice(&common::echoes::tagged(0, i)).unwrap();
             ep0.send_to(buf, "10.79.0.2:7801".parse().unwrap())
                 .await
                 .unwrap();
