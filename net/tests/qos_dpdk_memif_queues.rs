@@ -1,0 +1,299 @@
+//! Multi-queue DPDK between two processes (feature `dpdk`): `net_memif`
+//! with two queue pairs on both sides (`[dpdk] queues = 2`), where the
+//! sender picks the queue (memif carries a sender's TX queue `i` to the
+//! receiver's RX queue `i`). Each process has an endpoint on core 0 and
+//! one on core 1, each with a queue of its own. The child's two endpoints
+//! ping-pong with both of this process's (echo servers); each datagram or
+//! echo sent by one core to the other core's endpoint arrives on the
+//! wrong queue and is handed over, on both sides: exactly half of each
+//! side's traffic, every datagram checked.
+//!
+//! Shutdown follows the memif rule (see `qos_dpdk_memif.rs`): the child
+//! drops its endpoints and reports, the parent drops its own, then lets
+//! the child exit. No libtest harness (one EAL per process). Under
+//! `CI=true` a build without libdpdk fails; otherwise it is skipped.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use insane_net::config::Config;
+use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::{Endpoint, Qos, TransportConfig};
+use insane_runtime::runtime::Runtime;
+use insane_runtime::task::spawn_on;
+use insane_runtime::time::{sleep, timeout};
+
+mod common;
+
+// One CI rule and libtest-style output for every DPDK test binary.
+#[path = "../../drivers/dpdk/tests/common/mod.rs"]
+mod dpdk_common;
+
+const SERVER: &str = "10.9.8.1";
+const CLIENT: &str = "10.9.8.2";
+/// Core `c`'s endpoint listens on `PORT + c`.
+const PORT: u16 = 7700;
+/// Datagrams each child endpoint exchanges.
+const N: u64 = 2000;
+
+fn config(role: &str, lcore: u32, sock: &str, mac: &str, ip: &str) -> Config {
+    let eal = [
+        "-l".to_string(),
+        lcore.to_string(),
+        "--no-pci".into(),
+        "--no-huge".into(),
+        "-m".into(),
+        "256".into(),
+        "--no-telemetry".into(),
+        "--no-shconf".into(),
+        "--log-level=*:error".into(),
+        format!(
+            "--file-prefix=insane-qos-memifq-{role}-{}",
+            std::process::id()
+        ),
+        format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"),
+    ];
+    let eal: Vec<String> = eal.iter().map(|a| format!("{a:?}")).collect();
+    Config::from_toml_str(
+        &format!(
+            "[dpdk]\neal = [{}]\nport = 0\naddress = \"{ip}/24\"\nqueues = 2\n",
+            eal.join(", ")
+        ),
+        "test config",
+    )
+    .expect("config")
+}
+
+fn runtime() -> Result<Runtime, String> {
+    Runtime::builder()
+        .cores(2)
+        .on_core_start(Arc::new(|_| {
+            insane_uring::install_on_current_core(&Default::default())
+        }))
+        .build()
+        .map_err(|e| format!("runtime: {e}"))
+}
+
+/// Binds core `core`'s endpoint (on that core) and checks it has queue
+/// `core` of 2 of the memif port.
+async fn bind(config: &Config, ip: &str, core: u16) -> Result<Endpoint, String> {
+    let local: SocketAddr = format!("{ip}:{}", PORT + core)
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let qos = Qos::builder().critical().best_effort().poll().build();
+    let ep = Endpoint::bind_with_config(local, qos, TransportConfig::default(), config)
+        .await
+        .map_err(|e| format!("bind {local}: {e}"))?;
+    let explain = ep.explain().to_string();
+    eprintln!("[{ip}] core {core}: {explain}");
+    let want = format!("PMD net_memif), queue {core} of 2");
+    if ep.driver() != Kind::DpdkUdp || !explain.contains(&want) {
+        return Err(format!(
+            "core {core}: not DPDK on queue {core} of 2: {explain}"
+        ));
+    }
+    if explain.contains("software dispatch") {
+        return Err(format!("core {core}: dispatched: {explain}"));
+    }
+    Ok(ep)
+}
+
+/// Datagrams the endpoint's core handed over to the other core's queue.
+fn handed_over(ep: &Endpoint) -> Result<u64, String> {
+    let diagnostics = ep.transport().diagnostics().ok_or("not on the home core")?;
+    dpdk_common::forwarded_of(&diagnostics).ok_or_else(|| format!("no counters: {diagnostics}"))
+}
+
+/// The child (memif client): endpoints on cores 0 and 1 ping-pong with
+/// both server endpoints.
+fn client(sock: &str) -> Result<String, String> {
+    let config = Arc::new(config("client", 1, sock, "02:00:00:00:98:02", CLIENT));
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let targets: Vec<SocketAddr> = (0..2)
+            .map(|c| format!("{SERVER}:{}", PORT + c).parse().unwrap())
+            .collect();
+        let mut endpoints = Vec::new();
+        // One after the other: core 0 opens the port, core 1 gets queue 1.
+        for core in 0..2u16 {
+            let config = config.clone();
+            let ep = spawn_on(usize::from(core), async move {
+                bind(&config, CLIENT, core).await
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            endpoints.push(Arc::new(ep));
+        }
+        let mut runs = Vec::new();
+        for (core, ep) in endpoints.iter().enumerate() {
+            let (ep, targets) = (ep.clone(), targets.clone());
+            runs.push(spawn_on(core, async move {
+                common::echoes::ping_pong(&ep, core as u8, N, &targets).await
+            }));
+        }
+        for run in runs {
+            run.await.map_err(|e| e.to_string())??;
+        }
+        // Read on each home core, after both are done.
+        let mut report = Vec::new();
+        for (core, ep) in endpoints.iter().enumerate() {
+            let ep = ep.clone();
+            let n = spawn_on(core, async move { handed_over(&ep) })
+                .await
+                .map_err(|e| e.to_string())??;
+            if n != N / 2 {
+                return Err(format!(
+                    "client core {core} handed over {n} echoes, {} expected",
+                    N / 2
+                ));
+            }
+            report.push(n);
+        }
+        Ok(format!(
+            "client: 2 x {N} echoes checked; handed over by core 0: {}, core 1: {}",
+            report[0], report[1]
+        ))
+    })
+}
+
+/// The parent (memif server): echo endpoints on cores 0 and 1; runs the
+/// child.
+fn server(sock: &str) -> Result<String, String> {
+    let _ = std::fs::remove_file(sock);
+    let config = Arc::new(config("server", 0, sock, "02:00:00:00:98:01", SERVER));
+    let rt = runtime()?;
+    let sock_owned = sock.to_string();
+    let result = rt.block_on(async move {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut echoers = Vec::new();
+        for core in 0..2u16 {
+            let config = config.clone();
+            let ep = spawn_on(usize::from(core), async move {
+                bind(&config, SERVER, core).await
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            let stop = stop.clone();
+            echoers.push(spawn_on(usize::from(core), async move {
+                let mut echoed = 0u64;
+                // Bounded: told to stop, or about 2 minutes.
+                for _ in 0..2400 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(msg) = timeout(Duration::from_millis(50), ep.recv()).await else {
+                        continue;
+                    };
+                    let msg = msg.map_err(|e| format!("core {core}: recv: {e}"))?;
+                    let mut out = ep.buffer().await;
+                    out.extend_from_slice(&msg).map_err(|e| e.to_string())?;
+                    ep.send_to(out, msg.peer())
+                        .await
+                        .map_err(|e| format!("core {core}: echo: {e}"))?;
+                    echoed += 1;
+                }
+                let handed = handed_over(&ep)?;
+                // Dropped here: the core stops polling for it before the
+                // client goes.
+                drop(ep);
+                Ok::<_, String>((echoed, handed))
+            }));
+        }
+        let (child, line_rx) = dpdk_common::spawn_child(&sock_owned)?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let report = loop {
+            match line_rx.try_recv() {
+                Ok(line) if line.starts_with("CHILD-") => break Ok(line),
+                Ok(_) => continue,
+                Err(mpsc::TryRecvError::Empty) if Instant::now() < deadline => {
+                    sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => break Err("no report from the client".to_string()),
+            }
+        };
+        stop.store(true, Ordering::Relaxed);
+        let mut counts = Vec::new();
+        for echoer in echoers {
+            counts.push(echoer.await.map_err(|e| e.to_string()));
+        }
+        Ok::<_, String>((child, report, counts))
+    });
+    let _ = std::fs::remove_file(sock);
+    let (mut child, report, counts) = result?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = writeln!(stdin, "bye");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let report = report?;
+    if !report.starts_with("CHILD-OK") {
+        return Err(format!("client: {report}"));
+    }
+    let mut echoed = Vec::new();
+    for (core, count) in counts.into_iter().enumerate() {
+        let (n, handed) = count??;
+        // Each client endpoint sends half its datagrams to this core's
+        // port; the other client core's half arrives on the other queue.
+        if n != N || handed != N / 2 {
+            return Err(format!(
+                "server core {core}: echoed {n} (expected {N}), handed over {handed} (expected {})",
+                N / 2
+            ));
+        }
+        echoed.push((n, handed));
+    }
+    match status {
+        Some(s) if s.success() => Ok(format!(
+            "server cores echoed {} and {}, handed over {} and {}; {report}",
+            echoed[0].0, echoed[1].0, echoed[0].1, echoed[1].1
+        )),
+        Some(s) => Err(format!("client exited with {s} after: {report}")),
+        None => Err(format!("client did not exit after: {report}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--child") {
+        let sock = args.get(pos + 1).cloned().unwrap_or_default();
+        let result = client(&sock);
+        let ok = result.is_ok();
+        match result {
+            Ok(report) => println!("CHILD-OK {report}"),
+            Err(why) => println!("CHILD-FAILED {why}"),
+        }
+        let _ = std::io::stdout().flush();
+        // Wait, not polling, until the server has stopped polling.
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    dpdk_common::run_single_test(
+        "memif_queues_give_each_core_of_both_processes_its_own_queue",
+        || {
+            server(&format!(
+                "/tmp/insane-qos-memifq-{}.sock",
+                std::process::id()
+            ))
+        },
+    )
+}
