@@ -17,7 +17,6 @@
 //! it. Under `CI=true` a build without libdpdk fails; otherwise it is
 //! skipped with the reason.
 
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -228,20 +227,7 @@ fn server(sock: &str) -> Result<String, String> {
     })();
     // Close our port first (the client no longer polls), then let it go.
     drop(iface);
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = writeln!(stdin, "bye");
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                break None;
-            }
-        }
-    };
+    let status = dpdk_common::finish_child(&mut child, Duration::from_secs(30));
     let _ = std::fs::remove_file(sock);
     let report = result?;
     match status {
@@ -252,31 +238,10 @@ fn server(sock: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(pos) = args.iter().position(|a| a == "--child") {
-        let sock = args.get(pos + 1).cloned().unwrap_or_default();
-        let result = client(&sock);
-        let ok = result.is_ok();
-        // Keeps the port open (not polled) until the server is gone.
-        let _open = match result {
-            Ok((report, iface)) => {
-                println!("CHILD-OK {report}");
-                Some(iface)
-            }
-            Err(why) => {
-                println!("CHILD-FAILED {why}");
-                None
-            }
-        };
-        let _ = std::io::stdout().flush();
-        // Wait (not polling) until the server has closed its port.
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        return if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+    // The child keeps its port open (not polled) until the server has
+    // closed its own.
+    if let Some(code) = dpdk_common::child_main(client) {
+        return code;
     }
     dpdk_common::run_single_test(
         "stack_echoes_100k_datagrams_between_two_processes_over_memif",

@@ -23,7 +23,6 @@
 //! output imitates libtest's. Under `CI=true` a build without libdpdk
 //! fails; otherwise it is skipped with the reason.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -282,21 +281,7 @@ fn server(sock: &str) -> Result<String, String> {
     });
     let _ = std::fs::remove_file(sock);
     let (mut child, echoed, report, leak, free) = result?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = writeln!(stdin, "bye");
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
+    let status = dpdk_common::finish_child(&mut child, Duration::from_secs(30));
     echoed?;
     let report = report?;
     if !report.starts_with("CHILD-OK") {
@@ -319,24 +304,9 @@ fn server(sock: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(pos) = args.iter().position(|a| a == "--child") {
-        let sock = args.get(pos + 1).cloned().unwrap_or_default();
-        let result = client(&sock);
-        let ok = result.is_ok();
-        match result {
-            Ok(report) => println!("CHILD-OK {report}"),
-            Err(why) => println!("CHILD-FAILED {why}"),
-        }
-        let _ = std::io::stdout().flush();
-        // Wait, not polling, until the server has stopped polling.
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        return if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+    // The child waits, not polling, until the server has stopped polling.
+    if let Some(code) = dpdk_common::child_main(|sock| client(sock).map(|r| (r, ()))) {
+        return code;
     }
     dpdk_common::run_single_test(
         "qos_endpoints_exchange_datagrams_between_two_processes_over_memif",

@@ -168,3 +168,63 @@ pub fn forwarded_of(diagnostics: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// The child side of a two-process test ([`spawn_child`]): when this
+/// process was started with `--child ARG`, runs `child(ARG)`, prints
+/// `CHILD-OK <report>` or `CHILD-FAILED <why>` for the parent, then waits
+/// — keeping what `child` returned alive (an open port), not polling —
+/// until the parent writes a line (it has stopped polling the link), and
+/// returns the exit code. `None` in the parent.
+pub fn child_main<T>(
+    child: impl FnOnce(&str) -> Result<(String, T), String>,
+) -> Option<std::process::ExitCode> {
+    use std::io::Write;
+    let args: Vec<String> = std::env::args().collect();
+    let pos = args.iter().position(|a| a == "--child")?;
+    let arg = args.get(pos + 1).cloned().unwrap_or_default();
+    let (ok, _kept) = match child(&arg) {
+        Ok((report, kept)) => {
+            println!("CHILD-OK {report}");
+            (true, Some(kept))
+        }
+        Err(why) => {
+            println!("CHILD-FAILED {why}");
+            (false, None)
+        }
+    };
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    Some(if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+/// Ends a child started by [`spawn_child`]: writes a line to its stdin
+/// (its signal to exit), waits up to `limit`, and kills it after that.
+/// Its exit status; `None` when it had to be killed.
+pub fn finish_child(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    use std::io::Write;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = writeln!(stdin, "bye");
+    }
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
