@@ -48,25 +48,11 @@ fn eal_args() -> Vec<String> {
 }
 
 fn dpdk_config(port: u16, address: &str) -> Config {
-    let eal: Vec<String> = eal_args().iter().map(|a| format!("{a:?}")).collect();
-    Config::from_toml_str(
-        &format!(
-            "[dpdk]\neal = [{}]\nport = {port}\naddress = \"{address}\"\n",
-            eal.join(", ")
-        ),
-        "test config",
-    )
-    .expect("config")
+    common::dpdk_config(&eal_args(), port, address, 1)
 }
 
 fn runtime(cores: usize) -> Runtime {
-    Runtime::builder()
-        .cores(cores)
-        .on_core_start(Arc::new(|_| {
-            insane_uring::install_on_current_core(&Default::default())
-        }))
-        .build()
-        .expect("io_uring runtime")
+    common::uring_runtime(cores)
 }
 
 fn critical() -> Qos {
@@ -294,6 +280,52 @@ fn payload(i: usize) -> Vec<u8> {
     p
 }
 
+/// A raw stack on one queue of the far end of a ring pair, and its echo
+/// endpoint.
+type Peer = (
+    insane_net::stack::Interface<insane_net::stack::dpdk::DpdkDevice>,
+    insane_net::stack::EndpointId,
+);
+
+/// The far end of a ring pair for the tests below: raw stacks (one per
+/// queue of `port`, one host) echoing every datagram to their endpoint on
+/// a thread of their own, until `stop` (at most 120 s). Returns the echo
+/// count, the stacks and the port (which stays open until then).
+fn echo_peers(
+    mut peers: Vec<Peer>,
+    port: insane_dpdk::Port,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<Peer>, insane_dpdk::Port)> {
+    use insane_net::stack::TxFrame;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut echoed = 0usize;
+        while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
+            let now = Instant::now();
+            let mut busy = false;
+            for (peer, ep) in &mut peers {
+                busy |= peer.poll(now) > 0;
+                while let Some(d) = peer.recv_from(*ep) {
+                    let mut r = peer.alloc_tx().expect("peer mbufs");
+                    assert!(TxFrame::extend_from_slice(&mut r, &d));
+                    let to = d.peer();
+                    drop(d);
+                    peer.send_to(*ep, to, r, now).expect("echo");
+                    echoed += 1;
+                    busy = true;
+                }
+                peer.flush();
+            }
+            if !busy {
+                std::thread::yield_now();
+            }
+        }
+        (echoed, peers, port)
+    })
+}
+
 /// A QoS endpoint on one end of a `net_ring` pair and a raw stack
 /// (echoing, on a thread of its own) on the other: checked datagrams of
 /// 1..=1472 bytes in order, every 8th sent from the other core (through
@@ -305,10 +337,9 @@ fn payload(i: usize) -> Vec<u8> {
 fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() {
     use insane_dpdk::{Port, PortConfig, ring_pair};
     use insane_net::stack::dpdk::DpdkDevice;
-    use insane_net::stack::{EthernetAddress, Interface, TxFrame};
+    use insane_net::stack::{EthernetAddress, Interface};
     use std::net::SocketAddr;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Instant;
 
     if !require_dpdk("endpoint_and_a_raw_stack_over_a_ring_pair") {
         return;
@@ -328,30 +359,7 @@ fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() 
     );
     let peer_ep = peer.bind(7701).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
-    // The peer echoes until told to stop (at most 120 s).
-    let echo = std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut echoed = 0usize;
-        while !stop2.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
-            let now = Instant::now();
-            let mut busy = peer.poll(now) > 0;
-            while let Some(d) = peer.recv_from(peer_ep) {
-                let mut r = peer.alloc_tx().expect("peer mbufs");
-                assert!(TxFrame::extend_from_slice(&mut r, &d));
-                let to = d.peer();
-                drop(d);
-                peer.send_to(peer_ep, to, r, now).expect("echo");
-                echoed += 1;
-                busy = true;
-            }
-            peer.flush();
-            if !busy {
-                std::thread::yield_now();
-            }
-        }
-        (echoed, peer, port_b)
-    });
+    let echo = echo_peers(vec![(peer, peer_ep)], port_b, stop.clone());
 
     const N: usize = 5000;
     let config = dpdk_config(a, "10.78.0.1/24");
@@ -512,10 +520,9 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
     use insane_dpdk::{Port, PortConfig, ring_pair_with_queues};
     use insane_net::stack::dpdk::DpdkDevice;
     use insane_net::stack::group::QueueGroup;
-    use insane_net::stack::{EthernetAddress, Interface, TxFrame};
+    use insane_net::stack::{EthernetAddress, Interface};
     use std::net::SocketAddr;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Instant;
 
     if !require_dpdk("a_multi_queue_port_gives_each_core_its_own_queue") {
         return;
@@ -552,33 +559,11 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
         .collect();
     let used_b: Vec<_> = pools_b.iter().map(|p| p.in_use_count()).collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
-    // The peer echoes until told to stop (at most 120 s).
-    let echo = std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut echoed = 0usize;
-        while !stop2.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(120) {
-            let now = Instant::now();
-            let mut busy = false;
-            for (peer, &ep) in peers.iter_mut().zip(&peer_eps) {
-                busy |= peer.poll(now) > 0;
-                while let Some(d) = peer.recv_from(ep) {
-                    let mut r = peer.alloc_tx().expect("peer mbufs");
-                    assert!(TxFrame::extend_from_slice(&mut r, &d));
-                    let to = d.peer();
-                    drop(d);
-                    peer.send_to(ep, to, r, now).expect("echo");
-                    echoed += 1;
-                    busy = true;
-                }
-                peer.flush();
-            }
-            if !busy {
-                std::thread::yield_now();
-            }
-        }
-        (echoed, peers, port_b)
-    });
+    let echo = echo_peers(
+        peers.into_iter().zip(peer_eps).collect(),
+        port_b,
+        stop.clone(),
+    );
 
     const N: u64 = 2000;
     const AFTER: u64 = 300;

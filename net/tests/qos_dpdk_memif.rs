@@ -25,7 +25,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +34,8 @@ use insane_net::qos::{Endpoint, Qos, TransportConfig, debug_copy_count};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;
 use insane_runtime::time::{sleep, timeout};
+
+mod common;
 
 // One CI rule and libtest-style output for every DPDK test binary.
 #[path = "../../drivers/dpdk/tests/common/mod.rs"]
@@ -60,42 +61,18 @@ fn payload(i: usize) -> Vec<u8> {
 }
 
 fn config(role: &str, lcore: u32, sock: &str, mac: &str, ip: &str) -> Config {
-    let eal = [
-        "-l".to_string(),
-        lcore.to_string(),
-        "--no-pci".into(),
-        "--no-huge".into(),
-        "-m".into(),
-        "256".into(),
-        "--no-telemetry".into(),
-        "--no-shconf".into(),
-        "--log-level=*:error".into(),
-        format!(
-            "--file-prefix=insane-qos-memif-{role}-{}",
-            std::process::id()
-        ),
-        format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"),
-    ];
-    let eal: Vec<String> = eal.iter().map(|a| format!("{a:?}")).collect();
-    Config::from_toml_str(
-        &format!(
-            "[dpdk]\neal = [{}]\nport = 0\naddress = \"{ip}/24\"\n",
-            eal.join(", ")
-        ),
-        "test config",
-    )
-    .map_err(|e| e.to_string())
-    .expect("config")
+    let eal = dpdk_common::eal_args(
+        &format!("qos-memif-{role}"),
+        lcore,
+        &[format!(
+            "--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"
+        )],
+    );
+    common::dpdk_config(&eal, 0, &format!("{ip}/24"), 1)
 }
 
 fn runtime() -> Result<Runtime, String> {
-    Runtime::builder()
-        .cores(2)
-        .on_core_start(Arc::new(|_| {
-            insane_uring::install_on_current_core(&Default::default())
-        }))
-        .build()
-        .map_err(|e| format!("runtime: {e}"))
+    Ok(common::uring_runtime(2))
 }
 
 fn critical() -> Qos {

@@ -41,41 +41,18 @@ const PORT: u16 = 7700;
 const N: u64 = 2000;
 
 fn config(role: &str, lcore: u32, sock: &str, mac: &str, ip: &str) -> Config {
-    let eal = [
-        "-l".to_string(),
-        lcore.to_string(),
-        "--no-pci".into(),
-        "--no-huge".into(),
-        "-m".into(),
-        "256".into(),
-        "--no-telemetry".into(),
-        "--no-shconf".into(),
-        "--log-level=*:error".into(),
-        format!(
-            "--file-prefix=insane-qos-memifq-{role}-{}",
-            std::process::id()
-        ),
-        format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"),
-    ];
-    let eal: Vec<String> = eal.iter().map(|a| format!("{a:?}")).collect();
-    Config::from_toml_str(
-        &format!(
-            "[dpdk]\neal = [{}]\nport = 0\naddress = \"{ip}/24\"\nqueues = 2\n",
-            eal.join(", ")
-        ),
-        "test config",
-    )
-    .expect("config")
+    let eal = dpdk_common::eal_args(
+        &format!("qos-memifq-{role}"),
+        lcore,
+        &[format!(
+            "--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"
+        )],
+    );
+    common::dpdk_config(&eal, 0, &format!("{ip}/24"), 2)
 }
 
 fn runtime() -> Result<Runtime, String> {
-    Runtime::builder()
-        .cores(2)
-        .on_core_start(Arc::new(|_| {
-            insane_uring::install_on_current_core(&Default::default())
-        }))
-        .build()
-        .map_err(|e| format!("runtime: {e}"))
+    Ok(common::uring_runtime(2))
 }
 
 /// Binds core `core`'s endpoint (on that core) and checks it has queue

@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use insane_net::config::Config;
 use insane_net::qos::policy::Transport as Kind;
 use insane_net::qos::{Endpoint, Qos, TransportConfig};
-use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;
 use insane_testhosts::TestHosts;
+
+mod common;
 
 // One CI rule and EAL argument list for every DPDK test binary.
 #[path = "../../drivers/dpdk/tests/common/mod.rs"]
@@ -55,19 +55,8 @@ fn endpoints_on_two_cores_each_poll_a_tap_queue_and_every_kernel_flow_is_echoed(
     }
     let hosts = TestHosts::builder().hosts(1).build().unwrap();
     let tap = format!("iqtap{}", std::process::id() % 100_000);
-    let eal: Vec<String> =
-        dpdk_common::eal_args("qos-tap", 0, &[format!("--vdev=net_tap0,iface={tap}")])
-            .iter()
-            .map(|a| format!("{a:?}"))
-            .collect();
-    let config = Config::from_toml_str(
-        &format!(
-            "[dpdk]\neal = [{}]\nport = 0\naddress = \"{STACK_IP}/24\"\nqueues = 2\n",
-            eal.join(", ")
-        ),
-        "test config",
-    )
-    .expect("config");
+    let eal = dpdk_common::eal_args("qos-tap", 0, &[format!("--vdev=net_tap0,iface={tap}")]);
+    let config = common::dpdk_config(&eal, 0, &format!("{STACK_IP}/24"), 2);
 
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
@@ -75,13 +64,7 @@ fn endpoints_on_two_cores_each_poll_a_tap_queue_and_every_kernel_flow_is_echoed(
     // The runtime starts on a thread in the namespace: its cores, and the
     // EAL thread one of them starts, are there too.
     let stack = hosts.spawn_in(HOST, move || -> Result<Vec<Report>, String> {
-        let rt = Runtime::builder()
-            .cores(2)
-            .on_core_start(Arc::new(|_| {
-                insane_uring::install_on_current_core(&Default::default())
-            }))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let rt = common::uring_runtime(2);
         rt.block_on(async move {
             let mut echoers = Vec::new();
             for core in 0..2u16 {

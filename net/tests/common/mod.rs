@@ -85,3 +85,34 @@ pub fn socket_path(tag: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_file(&path);
     path
 }
+
+/// A configuration whose only section is `[dpdk]`: the EAL arguments, the
+/// port id, the stack's address (`a.b.c.d/len`) and the queue count.
+pub fn dpdk_config(
+    eal: &[String],
+    port: u16,
+    address: &str,
+    queues: u16,
+) -> insane_net::config::Config {
+    let eal: Vec<String> = eal.iter().map(|a| format!("{a:?}")).collect();
+    insane_net::config::Config::from_toml_str(
+        &format!(
+            "[dpdk]\neal = [{}]\nport = {port}\naddress = \"{address}\"\nqueues = {queues}\n",
+            eal.join(", ")
+        ),
+        "test config",
+    )
+    .expect("a valid [dpdk] section")
+}
+
+/// A runtime of `cores` cores on io_uring, the QoS endpoint tests' kernel
+/// driver.
+pub fn uring_runtime(cores: usize) -> Runtime {
+    Runtime::builder()
+        .cores(cores)
+        .on_core_start(Arc::new(|_| {
+            insane_uring::install_on_current_core(&Default::default())
+        }))
+        .build()
+        .expect("io_uring runtime")
+}
