@@ -230,11 +230,7 @@ fn server(sock: &str) -> Result<String, String> {
     let status = dpdk_common::finish_child(&mut child, Duration::from_secs(30));
     let _ = std::fs::remove_file(sock);
     let report = result?;
-    match status {
-        Some(s) if s.success() => Ok(report),
-        Some(s) => Err(format!("client exited with {s} after: {report}")),
-        None => Err(format!("client did not exit after: {report}")),
-    }
+    dpdk_common::child_verdict(status, report)
 }
 
 fn main() -> ExitCode {

@@ -39,15 +39,6 @@ const STACK_PORT: u16 = 7400;
 const KERNEL_PORT: u16 = 7401;
 const DATAGRAMS: u64 = 2000;
 
-/// Payload `i`: 8 bytes of `i`, then up to 1464 bytes of a pattern (every
-/// length up to the 1472-byte limit occurs).
-fn payload(i: u64) -> Vec<u8> {
-    let len = 8 + (i as usize * 7919) % 1465;
-    let mut p: Vec<u8> = (0..len).map(|j| (i as usize * 7 + j * 5) as u8).collect();
-    p[..8].copy_from_slice(&i.to_le_bytes());
-    p
-}
-
 #[test]
 fn stack_on_tap_offloads_checksums_and_the_kernel_accepts_them() {
     let name = "stack_on_tap_offloads_checksums_and_the_kernel_accepts_them";
@@ -149,7 +140,7 @@ fn stack_on_tap_offloads_checksums_and_the_kernel_accepts_them() {
             .map_err(|e| e.to_string())?;
         // A datagram the kernel drops for a bad checksum never comes
         // back, and this fails.
-        dpdk_common::kernel_echoes(&sock, target, DATAGRAMS, payload, 20)
+        dpdk_common::kernel_echoes(&sock, target, DATAGRAMS, dpdk_common::numbered_payload, 20)
     });
     stop.store(true, Ordering::Relaxed);
     let report = stack.join().expect("stack thread");

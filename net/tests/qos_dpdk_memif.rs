@@ -271,13 +271,12 @@ fn server(sock: &str) -> Result<String, String> {
             "server pool: {after:?} free after the endpoint closed, {free} after binding"
         ));
     }
-    match status {
-        Some(s) if s.success() => Ok(format!(
+    dpdk_common::child_verdict(
+        status,
+        format!(
             "server echoed {MESSAGES}, all device frames, 0 copies, pool back to {free} free; {report}"
-        )),
-        Some(s) => Err(format!("client exited with {s} after: {report}")),
-        None => Err(format!("client did not exit after: {report}")),
-    }
+        ),
+    )
 }
 
 fn main() -> ExitCode {

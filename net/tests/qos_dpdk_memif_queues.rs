@@ -219,14 +219,13 @@ fn server(sock: &str) -> Result<String, String> {
         }
         echoed.push((n, handed));
     }
-    match status {
-        Some(s) if s.success() => Ok(format!(
+    dpdk_common::child_verdict(
+        status,
+        format!(
             "server cores echoed {} and {}, handed over {} and {}; {report}",
             echoed[0].0, echoed[1].0, echoed[0].1, echoed[1].1
-        )),
-        Some(s) => Err(format!("client exited with {s} after: {report}")),
-        None => Err(format!("client did not exit after: {report}")),
-    }
+        ),
+    )
 }
 
 fn main() -> ExitCode {

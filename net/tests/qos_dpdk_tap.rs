@@ -37,13 +37,6 @@ const STACK_PORT: u16 = 7500;
 const FLOWS: u16 = 16;
 const PER_FLOW: u64 = 100;
 
-fn payload(i: u64) -> Vec<u8> {
-    let len = 8 + (i as usize * 7919) % 1465;
-    let mut p: Vec<u8> = (0..len).map(|j| (i as usize * 3 + j * 11) as u8).collect();
-    p[..8].copy_from_slice(&i.to_le_bytes());
-    p
-}
-
 /// What one core's echo endpoint reports: explain(), echoes, diagnostics.
 type Report = (String, u64, String);
 
@@ -167,8 +160,14 @@ fn endpoints_on_two_cores_each_poll_a_tap_queue_and_every_kernel_flow_is_echoed(
                 .map_err(|e| e.to_string())?;
             for core in 0..2 {
                 let target = SocketAddrV4::new(STACK_IP, STACK_PORT + core);
-                checked += dpdk_common::kernel_echoes(&sock, target, PER_FLOW, payload, 20)
-                    .map_err(|e| format!("flow {flow} to core {core}'s endpoint: {e}"))?;
+                checked += dpdk_common::kernel_echoes(
+                    &sock,
+                    target,
+                    PER_FLOW,
+                    dpdk_common::numbered_payload,
+                    20,
+                )
+                .map_err(|e| format!("flow {flow} to core {core}'s endpoint: {e}"))?;
             }
         }
         Ok(checked)

@@ -228,3 +228,26 @@ pub fn finish_child(
         }
     }
 }
+
+/// The parent's verdict once the child has gone ([`finish_child`]'s
+/// status): `report` when it exited successfully, else why not, with the
+/// report.
+pub fn child_verdict(
+    status: Option<std::process::ExitStatus>,
+    report: String,
+) -> Result<String, String> {
+    match status {
+        Some(s) if s.success() => Ok(report),
+        Some(s) => Err(format!("client exited with {s} after: {report}")),
+        None => Err(format!("client did not exit after: {report}")),
+    }
+}
+
+/// Payload `i` of a kernel ↔ stack echo test: 8 bytes of `i`, then a
+/// pattern; every length from 8 to 1472 bytes occurs.
+pub fn numbered_payload(i: u64) -> Vec<u8> {
+    let len = 8 + (i as usize * 7919) % 1465;
+    let mut p: Vec<u8> = (0..len).map(|j| (i as usize * 7 + j * 5) as u8).collect();
+    p[..8].copy_from_slice(&i.to_le_bytes());
+    p
+}
