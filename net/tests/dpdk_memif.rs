@@ -46,19 +46,7 @@ fn payload(i: u64) -> Vec<u8> {
 }
 
 fn eal_args(role: &str, lcore: u32, sock: &str, mac: &str) -> Vec<String> {
-    vec![
-        "-l".into(),
-        lcore.to_string(),
-        "--no-pci".into(),
-        "--no-huge".into(),
-        "-m".into(),
-        "256".into(),
-        "--no-telemetry".into(),
-        "--no-shconf".into(),
-        "--log-level=*:error".into(),
-        format!("--file-prefix=insane-memif-{role}-{}", std::process::id()),
-        format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"),
-    ]
+    dpdk_common::memif_eal_args("memif", role, lcore, sock, mac)
 }
 
 /// Opens port 0 as a stack interface at `ip`.

@@ -61,13 +61,7 @@ fn payload(i: usize) -> Vec<u8> {
 }
 
 fn config(role: &str, lcore: u32, sock: &str, mac: &str, ip: &str) -> Config {
-    let eal = dpdk_common::eal_args(
-        &format!("qos-memif-{role}"),
-        lcore,
-        &[format!(
-            "--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"
-        )],
-    );
+    let eal = dpdk_common::memif_eal_args("qos-memif", role, lcore, sock, mac);
     common::dpdk_config(&eal, 0, &format!("{ip}/24"), 1)
 }
 

@@ -41,13 +41,7 @@ const PORT: u16 = 7700;
 const N: u64 = 2000;
 
 fn config(role: &str, lcore: u32, sock: &str, mac: &str, ip: &str) -> Config {
-    let eal = dpdk_common::eal_args(
-        &format!("qos-memifq-{role}"),
-        lcore,
-        &[format!(
-            "--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"
-        )],
-    );
+    let eal = dpdk_common::memif_eal_args("qos-memifq", role, lcore, sock, mac);
     common::dpdk_config(&eal, 0, &format!("{ip}/24"), 2)
 }
 

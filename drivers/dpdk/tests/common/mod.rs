@@ -36,6 +36,19 @@ pub fn eal_args(tag: &str, lcore: u32, extra: &[String]) -> Vec<String> {
     args
 }
 
+/// EAL arguments of one side (`role`: `server` or `client`) of a
+/// two-process `net_memif` test: [`eal_args`] with the tag `tag-role` and
+/// port 0 a memif on the socket file `sock` (not abstract), with `mac`.
+pub fn memif_eal_args(tag: &str, role: &str, lcore: u32, sock: &str, mac: &str) -> Vec<String> {
+    eal_args(
+        &format!("{tag}-{role}"),
+        lcore,
+        &[format!(
+            "--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"
+        )],
+    )
+}
+
 /// The kernel side of a stack-echo test: sends `count` datagrams
 /// `payload(0)`, `payload(1)`, ... from `sock` to `target`, one at a time,
 /// and checks that each comes back intact from `target`. Only the first
