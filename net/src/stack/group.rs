@@ -19,6 +19,12 @@
 //!   it) is given to every other member, which sends the packets it held
 //!   for that neighbour.
 //!
+//! A frame handed over is received, and possibly reused for a reply, by
+//! another member's device: the members' devices must take each other's
+//! frames (DPDK mbufs do: any queue sends an mbuf of any pool, and frees
+//! it to its own pool; AF_XDP UMEM frames do not, so AF_XDP does not use
+//! groups).
+//!
 //! Each member polls its inbox with one relaxed atomic load per poll; the
 //! inbox is a mutex-protected queue, taken only when something is in it.
 //! An inbox holds at most [`INBOX_FRAMES`] frames; more are dropped and
