@@ -164,6 +164,7 @@ impl<F> QueueGroup<F> {
         Some(GroupMember {
             group: self.clone(),
             index,
+            claimed: Vec::new(),
         })
     }
 
@@ -194,6 +195,8 @@ impl<F> QueueGroup<F> {
 pub struct GroupMember<F> {
     group: Arc<QueueGroup<F>>,
     index: usize,
+    /// The UDP ports this member has claimed (released when it leaves).
+    claimed: Vec<u16>,
 }
 
 impl<F> fmt::Debug for GroupMember<F> {
@@ -223,27 +226,33 @@ impl<F> GroupMember<F> {
 
     /// Claims UDP `port` for this member; `Err(holder)` when another
     /// member has it.
-    pub(crate) fn claim(&self, port: u16) -> Result<(), usize> {
+    pub(crate) fn claim(&mut self, port: u16) -> Result<(), usize> {
         match self.group.ports[usize::from(port)].compare_exchange(
             0,
             self.tag(),
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.claimed.push(port);
+                Ok(())
+            }
             Err(t) if t == self.tag() => Ok(()),
             Err(t) => Err(usize::from(t) - 1),
         }
     }
 
     /// Releases UDP `port` if this member has it.
-    pub(crate) fn release(&self, port: u16) {
-        let _ = self.group.ports[usize::from(port)].compare_exchange(
-            self.tag(),
-            0,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+    pub(crate) fn release(&mut self, port: u16) {
+        if let Some(i) = self.claimed.iter().position(|&p| p == port) {
+            self.claimed.swap_remove(i);
+            let _ = self.group.ports[usize::from(port)].compare_exchange(
+                self.tag(),
+                0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
     }
 
     /// Hands a datagram for UDP `port` to the member that has it.
@@ -305,8 +314,13 @@ impl<F> GroupMember<F> {
 impl<F> Drop for GroupMember<F> {
     fn drop(&mut self) {
         let tag = self.tag();
-        for port in self.group.ports.iter() {
-            let _ = port.compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Acquire);
+        for &port in &self.claimed {
+            let _ = self.group.ports[usize::from(port)].compare_exchange(
+                tag,
+                0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
         let slot = &self.group.members[self.index];
         let left = std::mem::take(&mut *lock(&slot.inbox));

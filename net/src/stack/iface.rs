@@ -370,7 +370,7 @@ impl<D: FrameDevice> Interface<D> {
     /// ([`BindError::PortInUseInGroup`]); an ephemeral port is one free in
     /// the whole group.
     pub fn bind(&mut self, port: u16) -> Result<EndpointId, BindError> {
-        let Some(member) = &self.group else {
+        let Some(member) = &mut self.group else {
             return self.endpoints.bind(port, self.config.endpoint_queue);
         };
         // Ephemeral ports taken elsewhere in the group are skipped: at
@@ -404,7 +404,7 @@ impl<D: FrameDevice> Interface<D> {
     pub fn unbind(&mut self, id: EndpointId) -> bool {
         match self.endpoints.unbind(id) {
             Some(endpoint) => {
-                if let Some(member) = &self.group {
+                if let Some(member) = &mut self.group {
                     member.release(endpoint.port);
                 }
                 if let Some(waker) = endpoint.waker {
