@@ -84,6 +84,15 @@ impl StackDevice for DpdkDevice {
         self.explain()
     }
 
+    /// An mbuf goes back to its mempool from any thread.
+    fn rx_anywhere(frame: Mbuf) -> Result<Box<dyn std::any::Any + Send>, Mbuf> {
+        Ok(Box::new(frame))
+    }
+
+    fn tx_anywhere(frame: Mbuf) -> Result<Box<dyn std::any::Any + Send>, Mbuf> {
+        Ok(Box::new(frame))
+    }
+
     fn statistics(&self) -> String {
         format!(
             "{:?}, pool {} mbufs free",
@@ -503,6 +512,14 @@ impl FrameDevice for PortQueue {
 }
 
 impl StackDevice for PortQueue {
+    fn rx_anywhere(frame: Mbuf) -> Result<Box<dyn std::any::Any + Send>, Mbuf> {
+        DpdkDevice::rx_anywhere(frame)
+    }
+
+    fn tx_anywhere(frame: Mbuf) -> Result<Box<dyn std::any::Any + Send>, Mbuf> {
+        DpdkDevice::tx_anywhere(frame)
+    }
+
     /// With several queues: a flow rule steers the port's datagrams to
     /// this host's own queue where the device takes one; datagrams that
     /// arrive on another queue anyway (no rule, or before it) are handed

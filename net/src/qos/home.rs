@@ -19,9 +19,9 @@
 //! socket's memory, never an access from the wrong thread.
 //!
 //! DPDK mbufs need none of this: their mempool takes them back from any
-//! thread. [`HomeBox::frame`] recognises them, and such a box drops its
-//! mbuf wherever it is dropped — at once, and also after the home core
-//! has stopped.
+//! thread. Their device says so (`StackDevice::rx_anywhere`), and
+//! [`HomeBox::anywhere`] drops such a frame wherever the box is dropped —
+//! at once, and also after the home core has stopped.
 
 use std::any::Any;
 use std::fmt;
@@ -121,8 +121,8 @@ pub(crate) struct HomeBox {
 
 // SAFETY: the value is touched (downcast, dropped) only on its home
 // thread: `take` checks the thread, `drop` sends it home otherwise —
-// except a value boxed with `anywhere`, whose type is `Send` (see
-// `HomeBox::frame`), which may be dropped on any thread. A `&HomeBox`
+// except a value boxed with `anywhere`, which is `Send` (the type of
+// `HomeBox::anywhere`'s argument) and may be dropped on any thread. A `&HomeBox`
 // gives no access to the value at all.
 unsafe impl Send for HomeBox {}
 // SAFETY: as above; no method reads the value through `&self`.
@@ -140,32 +140,14 @@ impl HomeBox {
         }
     }
 
-    /// Boxes a driver frame received on the current thread (`home`'s): a
-    /// DPDK [`Mbuf`](insane_dpdk::Mbuf), which is `Send`, is dropped
-    /// wherever the box is (its mempool takes it back from any thread);
-    /// any other frame as [`new`](Self::new) does.
-    pub(crate) fn frame<T: Any>(value: T, home: Arc<Home>) -> Self {
-        #[cfg(feature = "dpdk")]
-        {
-            let mut slot = Some(value);
-            let any: &mut dyn Any = &mut slot;
-            if let Some(mbuf) = any
-                .downcast_mut::<Option<insane_dpdk::Mbuf>>()
-                .and_then(Option::take)
-            {
-                return HomeBox {
-                    value: ManuallyDrop::new(Box::new(mbuf)),
-                    home,
-                    anywhere: true,
-                };
-            }
-            match slot {
-                Some(value) => Self::new(value, home),
-                None => unreachable!("only an mbuf is taken out"),
-            }
+    /// Boxes a `Send` driver frame (a DPDK mbuf: its pool takes it back
+    /// from any thread), which is dropped wherever the box is.
+    pub(crate) fn anywhere(value: Box<dyn Any + Send>, home: Arc<Home>) -> Self {
+        HomeBox {
+            value: ManuallyDrop::new(value),
+            home,
+            anywhere: true,
         }
-        #[cfg(not(feature = "dpdk"))]
-        Self::new(value, home)
     }
 
     /// The value, if the caller is on the home thread and it is a `T`;

@@ -167,6 +167,25 @@ pub trait StackDevice:
     fn max_rx_frame(&self) -> Option<usize> {
         None
     }
+
+    /// A received frame as a value that may be dropped on any thread, for
+    /// devices whose frames go back to their pool from anywhere (DPDK
+    /// mbufs); `Err(frame)` for the others (the default), whose frames
+    /// dropped on another thread are sent back to their home core.
+    ///
+    /// # Errors
+    /// The frame, when it must be dropped at home.
+    fn rx_anywhere(frame: Self::Rx) -> Result<Box<dyn Any + Send>, Self::Rx> {
+        Err(frame)
+    }
+
+    /// As [`rx_anywhere`](Self::rx_anywhere), for a transmit frame.
+    ///
+    /// # Errors
+    /// The frame, when it must be dropped at home.
+    fn tx_anywhere(frame: Self::Tx) -> Result<Box<dyn Any + Send>, Self::Tx> {
+        Err(frame)
+    }
 }
 
 impl StackDevice for crate::stack::xdp::XdpDevice {
@@ -726,7 +745,10 @@ fn lend<D: StackDevice>(
     }
     // The data region spans the whole payload capacity; `send` trims it.
     let ptr = frame.append(max_payload)?.as_mut_ptr();
-    let frame = HomeBox::frame(frame, host.shared.home.clone());
+    let frame = match D::tx_anywhere(frame) {
+        Ok(sendable) => HomeBox::anywhere(sendable, host.shared.home.clone()),
+        Err(frame) => HomeBox::new(frame, host.shared.home.clone()),
+    };
     // SAFETY: `ptr` points to the `max_payload` bytes just appended inside
     // the frame now boxed in `frame`; driver memory does not move while
     // the frame lives, and only the `TxBuf` accesses it until `send`
@@ -815,7 +837,10 @@ fn recv_at_home<D: StackDevice>(
                 let mut frame = d.into_frame();
                 let len = frame.len();
                 let ptr = frame.as_mut_ptr();
-                let frame = HomeBox::frame(frame, host.shared.home.clone());
+                let frame = match D::rx_anywhere(frame) {
+                    Ok(sendable) => HomeBox::anywhere(sendable, host.shared.home.clone()),
+                    Err(frame) => HomeBox::new(frame, host.shared.home.clone()),
+                };
                 // SAFETY: `ptr..ptr + len` are the received frame's bytes
                 // in driver memory, owned by the frame now boxed in
                 // `frame`, which nothing else accesses until it is dropped.
