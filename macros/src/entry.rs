@@ -581,6 +581,7 @@ mod tests {
     fn test_expansion_shape() {
         let out = expand_test(
             quote!(cores = 2),
+            // The input under test: its `#[ignore]` must be kept.
             quote! {
                 #[should_panic(expected = "boom")]
                 #[ignore]

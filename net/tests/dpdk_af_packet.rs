@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use insane_dpdk::{Eal, Port, PortConfig};
 use insane_net::stack::dpdk::DpdkDevice;
 use insane_net::stack::{Config, EthernetAddress, FrameDevice, Interface, Ipv4Cidr, TxFrame};
 use insane_testhosts::TestHosts;
@@ -68,10 +67,7 @@ fn stack_on_af_packet_echoes_kernel_udp_across_namespaces() {
                 0,
                 &[format!("--vdev=net_af_packet0,iface={},qpairs=1", a2.name)],
             );
-            Eal::init(&args).map_err(|e| e.to_string())?;
-            let mut port = Port::open(0, &PortConfig::default()).map_err(|e| e.to_string())?;
-            let queue = port.take_queue(0).ok_or("no queue")?;
-            DpdkDevice::new(queue).map_err(|e| e.to_string())
+            DpdkDevice::new(dpdk_common::open_port0_queue(&args)?).map_err(|e| e.to_string())
         })();
         let device = match opened {
             Ok(d) => d,

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use insane_dpdk::{Eal, Port, PortConfig};
 use insane_net::stack::dpdk::DpdkDevice;
 use insane_net::stack::{Config, Interface, Ipv4Cidr, Stats};
 use insane_testhosts::TestHosts;
@@ -56,10 +55,7 @@ fn stack_on_tap_offloads_checksums_and_the_kernel_accepts_them() {
     let stack = hosts.spawn_in(HOST, move || -> Result<(u64, Stats, String), String> {
         let opened = (|| {
             let args = dpdk_common::eal_args("tap", 0, &[format!("--vdev=net_tap0,iface={tap2}")]);
-            Eal::init(&args).map_err(|e| e.to_string())?;
-            let mut port = Port::open(0, &PortConfig::default()).map_err(|e| e.to_string())?;
-            let queue = port.take_queue(0).ok_or("no queue")?;
-            DpdkDevice::new(queue).map_err(|e| e.to_string())
+            DpdkDevice::new(dpdk_common::open_port0_queue(&args)?).map_err(|e| e.to_string())
         })();
         let device = match opened {
             Ok(d) => d,

@@ -592,12 +592,10 @@ fn interface(
 ) -> Interface<PortQueue> {
     let cidr = crate::stack::Ipv4Cidr::new(dpdk.address.address, dpdk.address.prefix);
     let config = crate::stack::Config::new(cidr);
+    let mut queue = queue;
+    queue.steer_to(dpdk.address.address);
     match member {
-        Some(member) => {
-            let mut queue = queue;
-            queue.steer_to(dpdk.address.address);
-            Interface::in_group(queue, config, member)
-        }
+        Some(member) => Interface::in_group(queue, config, member),
         None => Interface::new(queue, config),
     }
 }

@@ -49,6 +49,16 @@ pub fn memif_eal_args(tag: &str, role: &str, lcore: u32, sock: &str, mac: &str) 
     )
 }
 
+/// Initialises the EAL with `args` and opens port 0 with one queue pair,
+/// returned (it keeps the port open). For single-port PMD tests.
+pub fn open_port0_queue(args: &[String]) -> Result<insane_dpdk::Queue, String> {
+    insane_dpdk::Eal::init(args).map_err(|e| e.to_string())?;
+    let mut port = insane_dpdk::Port::open(0, &insane_dpdk::PortConfig::default())
+        .map_err(|e| e.to_string())?;
+    port.take_queue(0)
+        .ok_or_else(|| "port 0 has no queue 0".to_string())
+}
+
 /// The kernel side of a stack-echo test: sends `count` datagrams
 /// `payload(0)`, `payload(1)`, ... from `sock` to `target`, one at a time,
 /// and checks that each comes back intact from `target`. Only the first
