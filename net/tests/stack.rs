@@ -341,6 +341,40 @@ fn arp_entries_expire_and_are_resolved_again() {
     assert_accounted(&b);
 }
 
+/// The headers an endpoint keeps for its next datagram to a peer never
+/// outlive the next hop's ARP entry, even when no poll (no sweep) ran in
+/// between.
+#[test]
+fn kept_headers_expire_with_the_arp_entry() {
+    let (mut a, mut b) = pair();
+    let ea = a.bind(5000).unwrap();
+    let eb = b.bind(6000).unwrap();
+    let to = addr(IP_B, 6000);
+    let t0 = Instant::now();
+    let ttl = a.config().arp.entry_ttl;
+    assert_eq!(send(&mut a, ea, to, b"one", t0), SendStatus::Queued);
+    pump(&mut a, &mut b, t0);
+    assert_eq!(&*b.recv_from(eb).unwrap(), b"one");
+    // Built, then reused.
+    assert_eq!(send(&mut a, ea, to, b"two", t0), SendStatus::Sent);
+    assert_eq!(send(&mut a, ea, to, b"three", t0), SendStatus::Sent);
+    a.flush();
+    let t1 = t0 + ttl + Duration::from_millis(1);
+    assert_eq!(send(&mut a, ea, to, b"four", t1), SendStatus::Queued);
+    let frames = b.device().take_rx();
+    assert_eq!(frames.len(), 3, "two, three and an ARP request");
+    assert!(is_arp(&frames[2], ArpOperation::Request).is_some());
+    for f in frames {
+        b.device().inject(f);
+    }
+    pump(&mut a, &mut b, t1);
+    for expected in [&b"two"[..], b"three", b"four"] {
+        assert_eq!(&*b.recv_from(eb).unwrap(), expected);
+    }
+    assert_accounted(&a);
+    assert_accounted(&b);
+}
+
 #[test]
 fn expired_entries_are_swept() {
     let (mut a, raw) = host();
@@ -1101,6 +1135,33 @@ fn sent_frames_are_byte_identical_to_smoltcp_frames() {
         }
     }
     assert!(zero_found);
+}
+
+/// An endpoint keeps the headers of its last datagram for the next one to
+/// the same peer (only lengths and checksums change): datagrams of every
+/// length to one peer, and alternating between two peers, are still byte
+/// for byte smoltcp's frames.
+#[test]
+fn headers_kept_for_the_same_peer_give_smoltcp_frames_at_every_length() {
+    let (mut a, raw) = host();
+    a.add_static_neighbor(IP_X, MAC_X);
+    let ea = a.bind(5000).unwrap();
+    let now = Instant::now();
+    let one = addr(IP_X, 7000);
+    let other = addr(IP_X, 7001);
+    let lengths = [64, 64, 0, 1, 1472, 9, 8, 1000, 1000, 2, 63];
+    for (i, len) in lengths.into_iter().enumerate() {
+        let data = payload(len, i as u8);
+        for to in [one, one, other, one] {
+            assert_eq!(send(&mut a, ea, to, &data, now), SendStatus::Sent);
+            a.flush();
+            let wire = raw.take_rx();
+            assert_eq!(wire.len(), 1);
+            let expected = udp_frame(MAC_A, MAC_X, addr(IP_A, 5000), to, &data);
+            assert_eq!(wire[0], expected, "payload {len} to {to}");
+        }
+    }
+    assert_eq!(a.endpoint_stats(ea).unwrap().sent, 4 * lengths.len() as u64);
 }
 
 /// `reuse_rx`: the received frame becomes the reply's buffer, payload in

@@ -102,6 +102,8 @@ pub(crate) struct ArpCache<P> {
     /// `entries` clears it, so it never outlives its entry; expiry is
     /// checked on each hit as on the map.
     last: Cell<Option<(Ipv4Addr, EthernetAddress, Option<Instant>)>>,
+    /// Counts the changes to `entries` (see [`epoch`](Self::epoch)).
+    epoch: u64,
     pub events: CacheEvents,
 }
 
@@ -114,30 +116,60 @@ impl<P> ArpCache<P> {
             next_deadline: None,
             next_sweep: None,
             last: Cell::new(None),
+            epoch: 0,
             events: CacheEvents::default(),
         }
     }
 
     #[inline]
     pub fn lookup(&self, ip: Ipv4Addr, now: Instant) -> Lookup {
+        match self.resolved(ip, now) {
+            Some((mac, _)) => Lookup::Resolved(mac),
+            None => Lookup::Unresolved,
+        }
+    }
+
+    /// The MAC address of `ip` and when its entry expires (`None`: a
+    /// static entry), if resolved and not expired at `now`.
+    #[inline]
+    pub fn resolved(
+        &self,
+        ip: Ipv4Addr,
+        now: Instant,
+    ) -> Option<(EthernetAddress, Option<Instant>)> {
         if let Some((last_ip, mac, expires)) = self.last.get() {
             if last_ip == ip && expires.is_none_or(|e| now < e) {
-                return Lookup::Resolved(mac);
+                return Some((mac, expires));
             }
         }
         match self.entries.get(&ip) {
             Some(&Entry::Resolved { mac, expires }) if expires.is_none_or(|e| now < e) => {
                 self.last.set(Some((ip, mac, expires)));
-                Lookup::Resolved(mac)
+                Some((mac, expires))
             }
-            _ => Lookup::Unresolved,
+            _ => None,
         }
+    }
+
+    /// A number that changes whenever an entry is added, changed or
+    /// removed: what was looked up while it stays the same is still what
+    /// the cache says (until the entry's own expiry). Endpoints keep the
+    /// headers of their last datagram (with its next hop's MAC) under it.
+    #[inline]
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Records a change to `entries`.
+    fn changed(&mut self) {
+        self.last.set(None);
+        self.epoch += 1;
     }
 
     /// Adds a permanent entry (replacing whatever was there; packets
     /// waiting for this address are returned so they can be sent).
     pub fn insert_static(&mut self, ip: Ipv4Addr, mac: EthernetAddress) -> VecDeque<P> {
-        self.last.set(None);
+        self.changed();
         let old = self
             .entries
             .insert(ip, Entry::Resolved { mac, expires: None });
@@ -147,7 +179,7 @@ impl<P> ArpCache<P> {
     /// Holds `packet` until `ip` is resolved. The caller has checked that
     /// `lookup` gave `Unresolved`.
     pub fn enqueue(&mut self, ip: Ipv4Addr, packet: P, now: Instant) -> Enqueue<P> {
-        self.last.set(None);
+        self.changed();
         let limit = self.config.pending_per_host;
         if let Some(Entry::Pending { queue, .. }) = self.entries.get_mut(&ip) {
             if queue.len() >= limit {
@@ -192,7 +224,7 @@ impl<P> ArpCache<P> {
         create: bool,
     ) -> VecDeque<P> {
         let expires = Some(now + self.config.entry_ttl);
-        self.last.set(None);
+        self.changed();
         if let Some(entry) = self.entries.get_mut(&ip) {
             if matches!(entry, Entry::Resolved { expires: None, .. }) {
                 return VecDeque::new();
@@ -282,7 +314,7 @@ impl<P> ArpCache<P> {
     }
 
     fn sweep(&mut self, now: Instant) {
-        self.last.set(None);
+        self.changed();
         let before = self.entries.len();
         self.entries.retain(|_, e| match e {
             Entry::Resolved {
@@ -315,7 +347,7 @@ impl<P> ArpCache<P> {
             .min();
         match oldest {
             Some((_, ip)) => {
-                self.last.set(None);
+                self.changed();
                 self.entries.remove(&ip);
                 self.events.evicted += 1;
                 true

@@ -2,7 +2,7 @@
 //! received datagrams, each endpoint's bounded receive queue, and
 //! [`RxDatagram`], a received payload that stays in the driver's frame.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -10,6 +10,7 @@ use std::ops::{Deref, Range};
 use std::task::Waker;
 
 use super::device::RxFrame;
+use super::headers::CachedHeaders;
 use super::stats::EndpointStats;
 
 /// A bound UDP endpoint of an [`Interface`](super::Interface), from
@@ -109,12 +110,105 @@ impl<F: RxFrame> fmt::Debug for RxDatagram<F> {
     }
 }
 
+/// An endpoint's bounded FIFO of received datagrams: a ring of slots
+/// whose size is a power of two, grown by doubling (up to the first power
+/// of two at or above the bound) only when it is full, so an endpoint
+/// that is read as fast as it receives keeps a few slots.
+///
+/// Pushing and popping are an index mask and one slot write or take,
+/// inlined into the receive path (`VecDeque::push_back` was an
+/// out-of-line call with its growth check on every datagram).
+pub(crate) struct DatagramQueue<T> {
+    slots: Box<[Option<T>]>,
+    /// Index of the oldest entry (not masked: wraps with `u32`).
+    head: u32,
+    len: u32,
+    /// The most entries held at once.
+    bound: u32,
+}
+
+impl<T> DatagramQueue<T> {
+    /// Slots of a new queue (grown when needed).
+    const INITIAL: usize = 8;
+
+    pub fn new(bound: usize) -> Self {
+        DatagramQueue {
+            slots: Self::empty_slots(Self::INITIAL),
+            head: 0,
+            len: 0,
+            bound: u32::try_from(bound).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn empty_slots(n: usize) -> Box<[Option<T>]> {
+        std::iter::repeat_with(|| None).take(n).collect()
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    #[inline]
+    fn mask(&self) -> u32 {
+        // The slot count is a power of two, at most 2^31.
+        (self.slots.len() - 1) as u32
+    }
+
+    /// Appends `item`, or gives it back when the queue holds its bound.
+    #[inline]
+    pub fn push_back(&mut self, item: T) -> Result<(), T> {
+        if self.len >= self.bound {
+            return Err(item);
+        }
+        if self.len as usize == self.slots.len() {
+            self.grow();
+        }
+        let index = (self.head.wrapping_add(self.len) & self.mask()) as usize;
+        if let Some(slot) = self.slots.get_mut(index) {
+            *slot = Some(item);
+            self.len += 1;
+        }
+        Ok(())
+    }
+
+    /// Removes the oldest entry.
+    #[inline]
+    pub fn pop_front(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        let index = (self.head & self.mask()) as usize;
+        let item = self.slots.get_mut(index)?.take();
+        self.head = self.head.wrapping_add(1);
+        self.len -= 1;
+        item
+    }
+
+    /// Doubles the slots, keeping the entries in order.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let mut slots = Self::empty_slots(self.slots.len() * 2);
+        let mut n = 0;
+        while let Some(item) = self.pop_front() {
+            slots[n] = Some(item);
+            n += 1;
+        }
+        self.slots = slots;
+        self.head = 0;
+        self.len = n as u32;
+    }
+}
+
 pub(crate) struct Endpoint<F> {
     pub port: u16,
-    pub queue: VecDeque<RxDatagram<F>>,
-    pub capacity: usize,
+    pub queue: DatagramQueue<RxDatagram<F>>,
     pub stats: EndpointStats,
     pub waker: Option<Waker>,
+    /// The headers of the last datagram sent, for the next one to the
+    /// same peer.
+    pub headers: Option<CachedHeaders>,
 }
 
 struct Slot<F> {
@@ -212,10 +306,10 @@ impl<F> Endpoints<F> {
         };
         let endpoint = Endpoint {
             port,
-            queue: VecDeque::new(),
-            capacity,
+            queue: DatagramQueue::new(capacity),
             stats: EndpointStats::default(),
             waker: None,
+            headers: None,
         };
         let index = match self.free.pop() {
             Some(i) => {

@@ -17,10 +17,10 @@ use smoltcp::wire::{
 
 use super::UDP_HEADROOM;
 use super::arp::{ArpCache, ArpConfig, Enqueue, Lookup};
-use super::checksum;
 use super::device::{FrameDevice, TxFrame};
 use super::endpoint::{BindError, EndpointId, Endpoints, RxDatagram};
 use super::group::{Forward, GroupMember};
+use super::headers::{CachedHeaders, UdpHeaders};
 use super::parse::{Local, Parsed, fast_udp_to_us, parse_frame_checked};
 use super::stats::{DropReason, EndpointStats, RxOutcome, Stats};
 
@@ -178,98 +178,6 @@ pub struct Interface<D: FrameDevice> {
     /// False while frames other members forwarded are handled: they are
     /// never forwarded again.
     may_forward: bool,
-}
-
-/// The headers of one outgoing UDP datagram.
-struct UdpHeaders {
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
-    src_mac: EthernetAddress,
-    dst_mac: EthernetAddress,
-    hop_limit: u8,
-}
-
-impl UdpHeaders {
-    /// Writes the Ethernet, IPv4 and UDP headers (42 bytes) in front of
-    /// the payload, in the headroom of `frame`, whose data is the payload,
-    /// with complete IPv4 and UDP checksums. `None` if the headroom is too
-    /// small.
-    ///
-    /// The bytes are those smoltcp's `EthernetRepr`/`Ipv4Repr`/`UdpRepr`
-    /// `emit` writes (version 4, IHL 5, DSCP/ECN 0, ident 0, DF set, no
-    /// fragment offset; the tests compare them), written directly into one
-    /// 42-byte prepend instead of three emits, and the UDP checksum is one
-    /// pass over the payload with [`checksum::add`] plus the header and
-    /// pseudo-header fields as numbers: sending costs the payload sum and
-    /// 42 byte writes.
-    ///
-    /// With `offloaded` (the device computes the checksums, see
-    /// [`FrameDevice::offload_tx_checksums`]) the IPv4 checksum is 0 and
-    /// the UDP checksum field holds the folded pseudo-header sum, not
-    /// complemented; the payload is not read.
-    fn write<T: TxFrame>(&self, frame: &mut T, offloaded: bool) -> Option<()> {
-        let payload_len = frame.data().len();
-        let udp_len = u16::try_from(UDP_HEADER_LEN + payload_len).ok()?;
-        let ip_len = udp_len.checked_add(IPV4_HEADER_LEN as u16)?;
-        let (src_ip, dst_ip) = (self.src.ip().octets(), self.dst.ip().octets());
-        let (src_port, dst_port) = (self.src.port(), self.dst.port());
-
-        let buf = frame.prepend(UDP_HEADROOM)?;
-        let (headers, payload) = buf.split_at_mut_checked(UDP_HEADROOM)?;
-        let headers: &mut [u8; UDP_HEADROOM] = headers.try_into().ok()?;
-
-        // Both checksums are computed from the field values, not read
-        // back from the bytes just written: reading 8 bytes over a few
-        // fresh 2- and 4-byte stores defeats store-to-load forwarding and
-        // stalled this function for a good part of its time.
-        let (ip_sum, udp_sum) = if offloaded {
-            (
-                0,
-                checksum::fold(checksum::udp_pseudo_header(src_ip, dst_ip, udp_len)),
-            )
-        } else {
-            let addrs = checksum::add_u32(checksum::add_u32(0, src_ip), dst_ip);
-            let ip_sum = checksum::finish(
-                [0x4500, ip_len, 0x4000, u16::from(self.hop_limit) << 8 | 17]
-                    .into_iter()
-                    .fold(addrs, checksum::add_u16),
-            );
-            let acc = [17, udp_len, src_port, dst_port, udp_len]
-                .into_iter()
-                .fold(addrs, checksum::add_u16);
-            let udp_sum = match checksum::finish(checksum::add(acc, payload)) {
-                // RFC 768: a computed zero is sent as all ones (zero means
-                // "no checksum").
-                0 => 0xffff,
-                sum => sum,
-            };
-            (ip_sum, udp_sum)
-        };
-
-        // Ethernet.
-        headers[0..6].copy_from_slice(&self.dst_mac.0);
-        headers[6..12].copy_from_slice(&self.src_mac.0);
-        headers[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        // IPv4, without options.
-        let ip = &mut headers[14..34];
-        ip[0] = 0x45;
-        ip[1] = 0;
-        ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-        ip[4..6].copy_from_slice(&[0, 0]); // ident
-        ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
-        ip[8] = self.hop_limit;
-        ip[9] = 17; // UDP
-        ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-        ip[12..16].copy_from_slice(&src_ip);
-        ip[16..20].copy_from_slice(&dst_ip);
-        // UDP.
-        let udp = &mut headers[34..42];
-        udp[0..2].copy_from_slice(&src_port.to_be_bytes());
-        udp[2..4].copy_from_slice(&dst_port.to_be_bytes());
-        udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
-        udp[6..8].copy_from_slice(&udp_sum.to_be_bytes());
-        Some(())
-    }
 }
 
 /// Checksums we compute on transmit (all of them: see the veth checksum
@@ -674,11 +582,14 @@ impl<D: FrameDevice> Interface<D> {
             endpoint.stats.bad_checksum += 1;
             return RxOutcome::Dropped(DropReason::BadChecksum);
         }
-        if endpoint.queue.len() >= endpoint.capacity {
+        if endpoint
+            .queue
+            .push_back(RxDatagram::new(frame, payload))
+            .is_err()
+        {
             endpoint.stats.queue_full += 1;
             return RxOutcome::Dropped(DropReason::EndpointQueueFull);
         }
-        endpoint.queue.push_back(RxDatagram::new(frame, payload));
         endpoint.stats.delivered += 1;
         if let Some(waker) = endpoint.waker.take() {
             waker.wake();
@@ -762,17 +673,35 @@ impl<D: FrameDevice> Interface<D> {
                 frame: Some(frame),
             })
         };
-        let Some(endpoint) = self.endpoints.get(id) else {
+        let max_payload = self.max_payload();
+        let Some(endpoint) = self.endpoints.get_mut(id) else {
             return reject(SendErrorKind::UnknownEndpoint, frame);
         };
-        let src_port = endpoint.port;
-        let payload_len = frame.data().len();
-        if payload_len > self.max_payload() {
+        if frame.data().len() > max_payload {
             return reject(SendErrorKind::TooLarge, frame);
         }
         if frame.headroom() < UDP_HEADROOM {
             return reject(SendErrorKind::NoHeadroom, frame);
         }
+        // The same peer as the endpoint's last datagram, whose next hop's
+        // ARP entry has not changed since: its headers, copied.
+        let cached = endpoint.headers.as_ref();
+        if let Some(headers) = cached.and_then(|c| c.for_peer(peer, self.arp.epoch(), now)) {
+            let offloaded = self.device.offload_tx_checksums(&mut frame);
+            if headers.write(&mut frame, offloaded).is_none() {
+                // Only a device whose `TxFrame` misreports its headroom
+                // gets here.
+                return Err(SendError {
+                    kind: SendErrorKind::NoHeadroom,
+                    frame: None,
+                });
+            }
+            if offloaded {
+                self.stats.tx.checksum_offloaded += 1;
+            }
+            return self.transmit_udp(frame, id);
+        }
+        let src_port = endpoint.port;
         let dst = *peer.ip();
         if peer.port() == 0
             || dst.is_unspecified()
@@ -791,22 +720,22 @@ impl<D: FrameDevice> Interface<D> {
         } else {
             return reject(SendErrorKind::NoRoute, frame);
         };
-        let dst_mac = match next_hop {
-            None => Some(EthernetAddress::BROADCAST),
-            Some(hop) => match self.arp.lookup(hop, now) {
-                Lookup::Resolved(mac) => Some(mac),
-                Lookup::Unresolved => None,
+        let (dst_mac, expires) = match next_hop {
+            None => (Some(EthernetAddress::BROADCAST), None),
+            Some(hop) => match self.arp.resolved(hop, now) {
+                Some((mac, expires)) => (Some(mac), expires),
+                None => (None, None),
             },
         };
 
-        let headers = UdpHeaders {
-            src: SocketAddrV4::new(self.local.ip, src_port),
-            dst: peer,
-            src_mac: self.local.mac,
+        let headers = UdpHeaders::new(
+            SocketAddrV4::new(self.local.ip, src_port),
+            peer,
+            self.local.mac,
             // Patched in when ARP resolves.
-            dst_mac: dst_mac.unwrap_or(EthernetAddress([0; 6])),
-            hop_limit: self.config.hop_limit,
-        };
+            dst_mac.unwrap_or(EthernetAddress([0; 6])),
+            self.config.hop_limit,
+        );
         let offloaded = self.device.offload_tx_checksums(&mut frame);
         if headers.write(&mut frame, offloaded).is_none() {
             // Only a device whose `TxFrame` misreports its headroom gets here.
@@ -821,14 +750,12 @@ impl<D: FrameDevice> Interface<D> {
         }
         let hop = match (dst_mac, next_hop) {
             (Some(_), _) | (None, None) => {
-                return if self.transmit_udp(frame, id) {
-                    Ok(SendStatus::Sent)
-                } else {
-                    Err(SendError {
-                        kind: SendErrorKind::DeviceFull,
-                        frame: None,
-                    })
-                };
+                // Unicast to a resolved next hop: the next datagram to
+                // this peer reuses the headers.
+                if let (Some(_), Some(e)) = (next_hop, self.endpoints.get_mut(id)) {
+                    e.headers = Some(CachedHeaders::new(peer, self.arp.epoch(), expires, headers));
+                }
+                return self.transmit_udp(frame, id);
             }
             (None, Some(hop)) => hop,
         };
@@ -887,7 +814,14 @@ impl<D: FrameDevice> Interface<D> {
         }
     }
 
-    fn transmit_udp(&mut self, frame: D::Tx, id: EndpointId) -> bool {
+    /// Hands a finished datagram of endpoint `id` to the device, counting
+    /// it for the interface and the endpoint.
+    #[inline]
+    fn transmit_udp(
+        &mut self,
+        frame: D::Tx,
+        id: EndpointId,
+    ) -> Result<SendStatus, SendError<D::Tx>> {
         let sent = self.transmit(frame);
         if sent {
             self.stats.tx.udp_datagrams += 1;
@@ -899,14 +833,22 @@ impl<D: FrameDevice> Interface<D> {
                 e.stats.send_dropped += 1;
             }
         }
-        sent
+        if sent {
+            Ok(SendStatus::Sent)
+        } else {
+            Err(SendError {
+                kind: SendErrorKind::DeviceFull,
+                frame: None,
+            })
+        }
     }
 
     fn send_pending(&mut self, mut pending: Pending<D::Tx>, mac: EthernetAddress) {
         if let Ok(mut eth) = EthernetFrame::new_checked(pending.frame.data_mut()) {
             eth.set_dst_addr(mac);
         }
-        self.transmit_udp(pending.frame, pending.endpoint);
+        // Dropped and counted when the device is full.
+        let _ = self.transmit_udp(pending.frame, pending.endpoint);
     }
 
     /// Builds and transmits an ARP packet: a request (to broadcast) for

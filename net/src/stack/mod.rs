@@ -71,6 +71,7 @@ pub mod device;
 pub mod dpdk;
 mod endpoint;
 pub mod group;
+mod headers;
 mod iface;
 mod parse;
 mod stats;
