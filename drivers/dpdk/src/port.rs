@@ -677,7 +677,11 @@ impl Queue {
                 n,
             )
         };
-        self.pending.drain(..usize::from(sent));
+        if usize::from(sent) == self.pending.len() {
+            self.pending.clear();
+        } else {
+            self.pending.drain(..usize::from(sent));
+        }
         self.stats.tx += u64::from(sent);
         usize::from(sent)
     }

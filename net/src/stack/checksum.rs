@@ -54,10 +54,13 @@ pub(crate) fn add_u32(acc: u64, bytes: [u8; 4]) -> u64 {
 /// Folds the accumulator to the 16-bit one's complement sum, in network
 /// byte order as a number (what smoltcp's `checksum::data` returns).
 #[inline]
-pub(crate) fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
+pub(crate) fn fold(acc: u64) -> u16 {
+    // Four fixed end-around-carry steps, no loop: 64 -> 33 -> 32 bits,
+    // then 32 -> 17 -> 16.
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
     // `acc < 2^16` now: the native-endian sum; swap to network order.
     u16::from_be_bytes((acc as u16).to_ne_bytes())
 }

@@ -417,6 +417,45 @@ mod tests {
         })
     }
 
+    /// The endpoint queue is a FIFO up to its bound, across growth (from
+    /// 8 slots) and wrap-around of its indices, and refuses (gives back)
+    /// what is over the bound.
+    #[test]
+    fn datagram_queue_is_a_bounded_fifo_across_growth_and_wrap() {
+        let mut q = DatagramQueue::new(20);
+        let (mut next_in, mut next_out) = (0u32, 0u32);
+        // Fill to the bound (grows 8 -> 16 -> 32), refuse one more.
+        while q.len() < 20 {
+            assert!(q.push_back(next_in).is_ok());
+            next_in += 1;
+        }
+        assert_eq!(q.push_back(999), Err(999));
+        // Interleave so the head wraps round the slots many times.
+        for round in 0..1000 {
+            for _ in 0..(round % 7) {
+                assert_eq!(q.pop_front(), Some(next_out));
+                next_out += 1;
+            }
+            while q.push_back(next_in).is_ok() {
+                next_in += 1;
+            }
+            assert_eq!(q.len(), 20);
+        }
+        while let Some(v) = q.pop_front() {
+            assert_eq!(v, next_out);
+            next_out += 1;
+        }
+        assert_eq!(next_out, next_in);
+        assert_eq!(q.len(), 0);
+        assert_eq!(
+            q.slots.len(),
+            32,
+            "grown only to the power of two above the bound"
+        );
+        // A bound of zero holds nothing.
+        assert_eq!(DatagramQueue::new(0).push_back(1), Err(1));
+    }
+
     #[test]
     fn by_port_finds_the_endpoint_bound_now_after_slots_are_reused() {
         let mut table = Endpoints::<Vec<u8>>::new();

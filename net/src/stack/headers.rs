@@ -91,7 +91,7 @@ impl UdpHeaders {
     /// [`FrameDevice::offload_tx_checksums`](super::FrameDevice::offload_tx_checksums))
     /// the IPv4 checksum is 0 and the UDP checksum field holds the folded
     /// pseudo-header sum, not complemented; the payload is not read.
-    #[inline]
+    #[inline(always)]
     pub fn write<T: TxFrame>(&self, frame: &mut T, offloaded: bool) -> Option<()> {
         let udp_len = u16::try_from(UDP_HEADER_LEN + frame.data().len()).ok()?;
         let ip_len = udp_len.checked_add(IPV4_HEADER_LEN as u16)?;

@@ -22,7 +22,7 @@ use super::endpoint::{BindError, EndpointId, Endpoints, RxDatagram};
 use super::group::{Forward, GroupMember};
 use super::headers::{CachedHeaders, UdpHeaders};
 use super::parse::{Local, Parsed, fast_udp_to_us, parse_frame_checked};
-use super::stats::{DropReason, EndpointStats, RxOutcome, Stats};
+use super::stats::{DropReason, EndpointStats, RxOutcome, Stats, TxStats};
 
 /// Configuration of an [`Interface`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +178,53 @@ pub struct Interface<D: FrameDevice> {
     /// False while frames other members forwarded are handled: they are
     /// never forwarded again.
     may_forward: bool,
+}
+
+/// Hands `frame` to `device`, counting it in `stats`; false (frame
+/// dropped, counted) if the ring is full. A function of the fields it
+/// needs, so that the send path can call it while it holds an endpoint.
+#[inline]
+fn transmit_counted<D: FrameDevice>(device: &mut D, stats: &mut TxStats, frame: D::Tx) -> bool {
+    let len = frame.data().len() as u64;
+    match device.transmit(frame) {
+        Ok(()) => {
+            stats.frames += 1;
+            stats.bytes += len;
+            true
+        }
+        Err(_dropped) => {
+            stats.device_full += 1;
+            false
+        }
+    }
+}
+
+/// Counts a UDP datagram handed to the device (`sent`) or dropped because
+/// it was full, for the interface and the endpoint, and says so.
+#[inline]
+fn udp_sent<T>(
+    sent: bool,
+    stats: &mut TxStats,
+    endpoint: Option<&mut EndpointStats>,
+) -> Result<SendStatus, SendError<T>> {
+    if sent {
+        stats.udp_datagrams += 1;
+    }
+    if let Some(e) = endpoint {
+        if sent {
+            e.sent += 1;
+        } else {
+            e.send_dropped += 1;
+        }
+    }
+    if sent {
+        Ok(SendStatus::Sent)
+    } else {
+        Err(SendError {
+            kind: SendErrorKind::DeviceFull,
+            frame: None,
+        })
+    }
 }
 
 /// Checksums we compute on transmit (all of them: see the veth checksum
@@ -472,7 +519,7 @@ impl<D: FrameDevice> Interface<D> {
     fn receive_scratch(&mut self, now: Instant) {
         let mut frames = std::mem::take(&mut self.rx_scratch);
         for frame in frames.drain(..) {
-            self.receive(frame, now);
+            self.receive_inline(frame, now);
         }
         self.rx_scratch = frames;
     }
@@ -506,32 +553,47 @@ impl<D: FrameDevice> Interface<D> {
     /// packets released by an ARP reply) go to the device but are not
     /// flushed.
     pub fn receive(&mut self, frame: D::Rx, now: Instant) -> RxOutcome {
+        self.receive_inline(frame, now)
+    }
+
+    /// [`receive`](Interface::receive), inlined into the poll loop.
+    #[inline(always)]
+    fn receive_inline(&mut self, frame: D::Rx, now: Instant) -> RxOutcome {
         self.stats.rx.frames += 1;
         self.stats.rx.bytes += frame.len() as u64;
         let offloaded = self.local.verify_checksums && self.device.rx_checksum_verified(&frame);
+        let without_verification;
         let local = if offloaded {
             self.stats.rx.checksum_offloaded += 1;
-            Local {
+            without_verification = Local {
                 verify_checksums: false,
                 ..self.local
-            }
+            };
+            &without_verification
         } else {
-            self.local
+            &self.local
         };
         // The data path: a valid unicast datagram to us goes straight to
         // its endpoint (see `parse::fast_udp_to_us`); everything else
         // through the checked parser.
-        if let Some(udp) = fast_udp_to_us(&frame, &local) {
-            let outcome = self.deliver_udp(frame, udp.dst_port, udp.payload, udp.checksum_ok);
-            self.stats.rx.record(outcome);
-            return outcome;
-        }
-        let outcome = match parse_frame_checked(&frame, &local) {
-            Ok(parsed) => self.handle(frame, parsed, now),
-            Err(reason) => RxOutcome::Dropped(reason),
+        let outcome = match fast_udp_to_us(&frame, local) {
+            Some(udp) => self.deliver_udp(frame, udp.dst_port, udp.payload, udp.checksum_ok),
+            None => {
+                let local = *local;
+                self.receive_checked(frame, &local, now)
+            }
         };
         self.stats.rx.record(outcome);
         outcome
+    }
+
+    /// Every frame the fast path declines: the checked parser.
+    #[inline(never)]
+    fn receive_checked(&mut self, frame: D::Rx, local: &Local, now: Instant) -> RxOutcome {
+        match parse_frame_checked(&frame, local) {
+            Ok(parsed) => self.handle(frame, parsed, now),
+            Err(reason) => RxOutcome::Dropped(reason),
+        }
     }
 
     #[inline]
@@ -674,6 +736,7 @@ impl<D: FrameDevice> Interface<D> {
             })
         };
         let max_payload = self.max_payload();
+        let arp_epoch = self.arp.epoch();
         let Some(endpoint) = self.endpoints.get_mut(id) else {
             return reject(SendErrorKind::UnknownEndpoint, frame);
         };
@@ -686,7 +749,7 @@ impl<D: FrameDevice> Interface<D> {
         // The same peer as the endpoint's last datagram, whose next hop's
         // ARP entry has not changed since: its headers, copied.
         let cached = endpoint.headers.as_ref();
-        if let Some(headers) = cached.and_then(|c| c.for_peer(peer, self.arp.epoch(), now)) {
+        if let Some(headers) = cached.and_then(|c| c.for_peer(peer, arp_epoch, now)) {
             let offloaded = self.device.offload_tx_checksums(&mut frame);
             if headers.write(&mut frame, offloaded).is_none() {
                 // Only a device whose `TxFrame` misreports its headroom
@@ -696,10 +759,9 @@ impl<D: FrameDevice> Interface<D> {
                     frame: None,
                 });
             }
-            if offloaded {
-                self.stats.tx.checksum_offloaded += 1;
-            }
-            return self.transmit_udp(frame, id);
+            self.stats.tx.checksum_offloaded += u64::from(offloaded);
+            let sent = transmit_counted(&mut self.device, &mut self.stats.tx, frame);
+            return udp_sent(sent, &mut self.stats.tx, Some(&mut endpoint.stats));
         }
         let src_port = endpoint.port;
         let dst = *peer.ip();
@@ -800,47 +862,19 @@ impl<D: FrameDevice> Interface<D> {
     /// Hands a frame to the device, counting it; false (frame dropped) if
     /// the ring is full.
     fn transmit(&mut self, frame: D::Tx) -> bool {
-        let len = frame.data().len() as u64;
-        match self.device.transmit(frame) {
-            Ok(()) => {
-                self.stats.tx.frames += 1;
-                self.stats.tx.bytes += len;
-                true
-            }
-            Err(_dropped) => {
-                self.stats.tx.device_full += 1;
-                false
-            }
-        }
+        transmit_counted(&mut self.device, &mut self.stats.tx, frame)
     }
 
     /// Hands a finished datagram of endpoint `id` to the device, counting
     /// it for the interface and the endpoint.
-    #[inline]
     fn transmit_udp(
         &mut self,
         frame: D::Tx,
         id: EndpointId,
     ) -> Result<SendStatus, SendError<D::Tx>> {
-        let sent = self.transmit(frame);
-        if sent {
-            self.stats.tx.udp_datagrams += 1;
-        }
-        if let Some(e) = self.endpoints.get_mut(id) {
-            if sent {
-                e.stats.sent += 1;
-            } else {
-                e.stats.send_dropped += 1;
-            }
-        }
-        if sent {
-            Ok(SendStatus::Sent)
-        } else {
-            Err(SendError {
-                kind: SendErrorKind::DeviceFull,
-                frame: None,
-            })
-        }
+        let sent = transmit_counted(&mut self.device, &mut self.stats.tx, frame);
+        let endpoint = self.endpoints.get_mut(id).map(|e| &mut e.stats);
+        udp_sent(sent, &mut self.stats.tx, endpoint)
     }
 
     fn send_pending(&mut self, mut pending: Pending<D::Tx>, mac: EthernetAddress) {

@@ -220,6 +220,7 @@ impl RxStats {
             + self.drops.total()
     }
 
+    #[inline]
     pub(crate) fn record(&mut self, outcome: RxOutcome) {
         match outcome {
             RxOutcome::Delivered(_) => self.udp_delivered += 1,
