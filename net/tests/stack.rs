@@ -530,6 +530,34 @@ fn broadcast_send_and_receive() {
     assert_eq!(a.stats().tx.arp_requests, 0);
 }
 
+/// Datagrams of one burst reach their endpoint in arrival order, also
+/// when the first takes the full path (a broadcast) and the rest the fast
+/// path that delivers while the device hands the burst over.
+#[test]
+fn a_burst_is_delivered_in_arrival_order_across_both_receive_paths() {
+    let (mut a, raw) = host();
+    let ea = a.bind(5000).unwrap();
+    let now = Instant::now();
+    let from = addr(IP_X, 9);
+    let unicast = |tag: &[u8]| udp_frame(MAC_X, MAC_A, from, addr(IP_A, 5000), tag);
+    let broadcast = udp_frame(
+        MAC_X,
+        EthernetAddress::BROADCAST,
+        from,
+        addr(Ipv4Addr::BROADCAST, 5000),
+        b"b1",
+    );
+    raw.send_raw(unicast(b"u1"));
+    raw.send_raw(broadcast);
+    raw.send_raw(unicast(b"u2"));
+    raw.send_raw(unicast(b"u3"));
+    assert_eq!(a.poll(now), 4);
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| a.recv_from(ea).map(|d| d.to_vec())).collect();
+    assert_eq!(got, [&b"u1"[..], b"b1", b"u2", b"u3"]);
+    assert_eq!(a.stats().rx.udp_delivered, 4);
+    assert_accounted(&a);
+}
+
 #[test]
 fn icmp_echo_request_gets_a_reply_with_the_same_id_seq_and_data() {
     let (mut a, raw) = host();

@@ -482,8 +482,8 @@ impl FrameDevice for PortQueue {
     }
 
     #[inline]
-    fn rx_checksum_verified(&self, frame: &Mbuf) -> bool {
-        self.own.rx_checksum_verified(frame)
+    fn rx_checksum_verified(frame: &Mbuf) -> bool {
+        DpdkDevice::rx_checksum_verified(frame)
     }
 
     #[inline]

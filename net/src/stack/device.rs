@@ -130,7 +130,10 @@ pub trait FrameDevice {
     /// frame. A frame the hardware calls bad or did not check is verified
     /// in software as usual, so only a positive report is trusted. The
     /// default, for devices without such reports: `false`.
-    fn rx_checksum_verified(&self, frame: &Self::Rx) -> bool {
+    ///
+    /// The frame carries the verdict (as an mbuf carries its flags): the
+    /// stack asks while the device is still handing over the burst.
+    fn rx_checksum_verified(frame: &Self::Rx) -> bool {
         let _ = frame;
         false
     }

@@ -200,7 +200,7 @@ impl FrameDevice for DpdkDevice {
     }
 
     #[inline]
-    fn rx_checksum_verified(&self, frame: &Mbuf) -> bool {
+    fn rx_checksum_verified(frame: &Mbuf) -> bool {
         frame.rx_checksums_good()
     }
 

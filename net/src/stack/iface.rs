@@ -22,7 +22,7 @@ use super::endpoint::{BindError, EndpointId, Endpoints, RxDatagram};
 use super::group::{Forward, GroupMember};
 use super::headers::{CachedHeaders, UdpHeaders};
 use super::parse::{Local, Parsed, fast_udp_to_us, parse_frame_checked};
-use super::stats::{DropReason, EndpointStats, RxOutcome, Stats, TxStats};
+use super::stats::{DropReason, EndpointStats, RxOutcome, RxStats, Stats, TxStats};
 
 /// Configuration of an [`Interface`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +178,48 @@ pub struct Interface<D: FrameDevice> {
     /// False while frames other members forwarded are handled: they are
     /// never forwarded again.
     may_forward: bool,
+}
+
+/// The data path of [`Interface::poll`], run on each frame while the
+/// device is still handing over its burst: a valid unicast datagram to us
+/// (`parse::fast_udp_to_us`) with a good checksum, for an endpoint of this
+/// interface with room in its queue, is queued there and counted as
+/// [`Interface::receive`] would. Anything else is given back untouched
+/// and uncounted, for `receive` (which drops, forwards or answers it, and
+/// counts it). A function of the fields it needs, since the device is
+/// borrowed while it hands frames over.
+#[inline(always)]
+fn deliver_fast<D: FrameDevice>(
+    frame: D::Rx,
+    local: &Local,
+    endpoints: &mut Endpoints<D::Rx>,
+    stats: &mut RxStats,
+) -> Result<(), D::Rx> {
+    let offloaded = local.verify_checksums && D::rx_checksum_verified(&frame);
+    let verify = local.verify_checksums && !offloaded;
+    let Some(udp) = fast_udp_to_us(&frame, local, verify).filter(|u| u.checksum_ok) else {
+        return Err(frame);
+    };
+    let Some((_, endpoint)) = endpoints.by_port(udp.dst_port) else {
+        return Err(frame);
+    };
+    let len = frame.len() as u64;
+    if let Err(datagram) = endpoint
+        .queue
+        .push_back(RxDatagram::new(frame, udp.payload))
+    {
+        return Err(datagram.into_frame());
+    }
+    endpoint.stats.received += 1;
+    endpoint.stats.delivered += 1;
+    if let Some(waker) = endpoint.waker.take() {
+        waker.wake();
+    }
+    stats.frames += 1;
+    stats.bytes += len;
+    stats.udp_delivered += 1;
+    stats.checksum_offloaded += u64::from(offloaded);
+    Ok(())
 }
 
 /// Hands `frame` to `device`, counting it in `stats`; false (frame
@@ -496,11 +538,25 @@ impl<D: FrameDevice> Interface<D> {
     /// carries none of its stack frame.
     #[inline]
     pub fn poll(&mut self, now: Instant) -> usize {
-        let scratch = &mut self.rx_scratch;
-        let n = self
-            .device
-            .poll_rx(self.config.rx_burst, &mut |f| scratch.push(f));
-        if n > 0 {
+        let Interface {
+            device,
+            config,
+            local,
+            endpoints,
+            stats,
+            rx_scratch,
+            ..
+        } = self;
+        let n = device.poll_rx(config.rx_burst, &mut |frame| {
+            // Frames are handled in arrival order: once one waits for the
+            // full path, the rest of the burst waits behind it.
+            if !rx_scratch.is_empty() {
+                rx_scratch.push(frame);
+            } else if let Err(frame) = deliver_fast::<D>(frame, local, endpoints, &mut stats.rx) {
+                rx_scratch.push(frame);
+            }
+        });
+        if !self.rx_scratch.is_empty() {
             self.receive_scratch(now);
         }
         let n = match &self.group {
@@ -514,7 +570,8 @@ impl<D: FrameDevice> Interface<D> {
         n
     }
 
-    /// Handles the frames [`poll`](Interface::poll) received.
+    /// Handles the frames [`poll`](Interface::poll) received that
+    /// [`deliver_fast`] did not take.
     #[inline(never)]
     fn receive_scratch(&mut self, now: Instant) {
         let mut frames = std::mem::take(&mut self.rx_scratch);
@@ -561,25 +618,21 @@ impl<D: FrameDevice> Interface<D> {
     fn receive_inline(&mut self, frame: D::Rx, now: Instant) -> RxOutcome {
         self.stats.rx.frames += 1;
         self.stats.rx.bytes += frame.len() as u64;
-        let offloaded = self.local.verify_checksums && self.device.rx_checksum_verified(&frame);
-        let without_verification;
-        let local = if offloaded {
+        let offloaded = self.local.verify_checksums && D::rx_checksum_verified(&frame);
+        if offloaded {
             self.stats.rx.checksum_offloaded += 1;
-            without_verification = Local {
-                verify_checksums: false,
-                ..self.local
-            };
-            &without_verification
-        } else {
-            &self.local
-        };
-        // The data path: a valid unicast datagram to us goes straight to
-        // its endpoint (see `parse::fast_udp_to_us`); everything else
-        // through the checked parser.
-        let outcome = match fast_udp_to_us(&frame, local) {
+        }
+        let verify = self.local.verify_checksums && !offloaded;
+        // A valid unicast datagram to us goes straight to its endpoint (see
+        // `parse::fast_udp_to_us`); everything else through the checked
+        // parser.
+        let outcome = match fast_udp_to_us(&frame, &self.local, verify) {
             Some(udp) => self.deliver_udp(frame, udp.dst_port, udp.payload, udp.checksum_ok),
             None => {
-                let local = *local;
+                let local = Local {
+                    verify_checksums: verify,
+                    ..self.local
+                };
                 self.receive_checked(frame, &local, now)
             }
         };

@@ -207,6 +207,8 @@ impl PairDevice {
 pub struct PairRxFrame {
     bytes: Vec<u8>,
     in_use: Rc<Cell<usize>>,
+    /// Received while [`PairDevice::set_checksum_offload`] was on.
+    verified: bool,
 }
 
 impl Deref for PairRxFrame {
@@ -323,7 +325,11 @@ impl FrameDevice for PairDevice {
             };
             side.rx_in_use.set(side.rx_in_use.get() + 1);
             let in_use = side.rx_in_use.clone();
-            out(PairRxFrame { bytes, in_use });
+            out(PairRxFrame {
+                bytes,
+                in_use,
+                verified: side.checksum_offload.get(),
+            });
             n += 1;
         }
         n
@@ -345,8 +351,8 @@ impl FrameDevice for PairDevice {
         })
     }
 
-    fn rx_checksum_verified(&self, _frame: &PairRxFrame) -> bool {
-        self.mine().checksum_offload.get()
+    fn rx_checksum_verified(frame: &PairRxFrame) -> bool {
+        frame.verified
     }
 
     /// The received bytes become the transmit buffer (grown to a full
