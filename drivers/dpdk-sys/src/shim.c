@@ -75,10 +75,6 @@ const uint64_t insane_tx_offload_ipv4_cksum = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
 const uint64_t insane_tx_offload_udp_cksum = RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
 const uint64_t insane_rx_offload_ipv4_udp_cksum =
     RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
-const uint64_t insane_rx_ip_cksum_mask = RTE_MBUF_F_RX_IP_CKSUM_MASK;
-const uint64_t insane_rx_ip_cksum_good = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
-const uint64_t insane_rx_l4_cksum_mask = RTE_MBUF_F_RX_L4_CKSUM_MASK;
-const uint64_t insane_rx_l4_cksum_good = RTE_MBUF_F_RX_L4_CKSUM_GOOD;
 const uint64_t insane_tx_ipv4_udp_cksum_flags =
     RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
 

@@ -49,11 +49,6 @@ extern const uint64_t insane_rx_offload_checksum; /* IPV4 | UDP | TCP checksum *
 extern const uint64_t insane_tx_offload_ipv4_cksum;
 extern const uint64_t insane_tx_offload_udp_cksum;
 extern const uint64_t insane_rx_offload_ipv4_udp_cksum; /* IPV4 | UDP checksum */
-/* Received mbuf ol_flags: the checksum status fields and their GOOD value. */
-extern const uint64_t insane_rx_ip_cksum_mask;
-extern const uint64_t insane_rx_ip_cksum_good;
-extern const uint64_t insane_rx_l4_cksum_mask;
-extern const uint64_t insane_rx_l4_cksum_good;
 /* TX mbuf ol_flags asking for IPv4 header and UDP checksums:
  * RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM. */
 extern const uint64_t insane_tx_ipv4_udp_cksum_flags;

@@ -100,17 +100,14 @@ impl Mbuf {
     /// offload only where the device reports it.
     #[inline]
     pub fn rx_checksums_good(&self) -> bool {
+        // Compile-time constants (bindgen evaluates these macros), not
+        // the shim's variables: no loads on the per-frame path.
+        const IP_MASK: u64 = sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64;
+        const IP_GOOD: u64 = sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD as u64;
+        const L4_MASK: u64 = sys::RTE_MBUF_F_RX_L4_CKSUM_MASK as u64;
+        const L4_GOOD: u64 = sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD as u64;
         let ol = self.m().ol_flags;
-        // SAFETY: constants defined in the shim.
-        let (ip_mask, ip_good, l4_mask, l4_good) = unsafe {
-            (
-                sys::insane_rx_ip_cksum_mask,
-                sys::insane_rx_ip_cksum_good,
-                sys::insane_rx_l4_cksum_mask,
-                sys::insane_rx_l4_cksum_good,
-            )
-        };
-        ol & ip_mask == ip_good && ol & l4_mask == l4_good
+        ol & (IP_MASK | L4_MASK) == IP_GOOD | L4_GOOD
     }
 
     /// Asks the device to compute this frame's IPv4 header checksum and

@@ -92,6 +92,12 @@ fn be16(frame: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([frame[at], frame[at + 1]])
 }
 
+/// Reads a big-endian u32 at `at` (the caller has checked the length).
+#[inline(always)]
+fn be32(frame: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]])
+}
+
 /// [`fast_udp_to_us`]'s result as a whole [`Parsed`], to compare with
 /// [`parse_frame_checked`] (the tests).
 #[cfg(test)]
@@ -159,24 +165,17 @@ pub(crate) fn fast_udp_to_us(frame: &[u8], local: &Local, verify: bool) -> Optio
     if verify && !checksum::is_valid(checksum::add(0, header)) {
         return None;
     }
-    let src = Ipv4Addr::new(
-        frame[IP + 12],
-        frame[IP + 13],
-        frame[IP + 14],
-        frame[IP + 15],
-    );
-    let dst = Ipv4Addr::new(
-        frame[IP + 16],
-        frame[IP + 17],
-        frame[IP + 18],
-        frame[IP + 19],
-    );
-    if dst != local.ip
-        || src.is_broadcast()
-        || src.is_multicast()
-        || src.is_unspecified()
-        || src == local.ip
-        || Some(src) == local.broadcast
+    // Addresses as numbers: broadcast, multicast (224/4), unspecified,
+    // ours or our subnet's broadcast are not a unicast sender.
+    let src = be32(frame, IP + 12);
+    let dst = be32(frame, IP + 16);
+    let ours = u32::from(local.ip);
+    if dst != ours
+        || src == u32::MAX
+        || src >> 28 == 0xe
+        || src == 0
+        || src == ours
+        || local.broadcast.is_some_and(|b| u32::from(b) == src)
     {
         return None;
     }
@@ -192,7 +191,8 @@ pub(crate) fn fast_udp_to_us(frame: &[u8], local: &Local, verify: bool) -> Optio
     let checksum_ok = !verify || {
         let stored = be16(frame, UDP + 6);
         stored == 0 || {
-            let acc = checksum::udp_pseudo_header(src.octets(), dst.octets(), udp_len as u16);
+            let acc =
+                checksum::udp_pseudo_header(src.to_be_bytes(), dst.to_be_bytes(), udp_len as u16);
             checksum::is_valid(checksum::add(acc, &frame[UDP..UDP + udp_len]))
         }
     };
