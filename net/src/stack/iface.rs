@@ -536,7 +536,7 @@ impl<D: FrameDevice> Interface<D> {
     /// device's receive call and two comparisons (ARP timers, TX batch);
     /// the work for received frames is out of line, so the empty poll
     /// carries none of its stack frame.
-    #[inline]
+    #[inline(always)]
     pub fn poll(&mut self, now: Instant) -> usize {
         let Interface {
             device,
