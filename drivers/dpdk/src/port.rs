@@ -276,8 +276,8 @@ fn configure(id: u16, config: &PortConfig) -> Result<Port> {
                 id: q,
                 pending: Vec::with_capacity(BURST),
                 stats: QueueStats::default(),
-                link_up: false,
-                since_link_check: 0,
+                polls_before_link_check: 0,
+                tx_checksum: shared.tx_checksum,
             })
         })
         .collect();
@@ -484,8 +484,12 @@ pub struct Queue {
     id: u16,
     pending: Vec<NonNull<sys::rte_mbuf>>,
     stats: QueueStats,
-    link_up: bool,
-    since_link_check: u32,
+    /// Polls left before the link state is read again; 0: read it on the
+    /// next poll (always, while the link is down).
+    polls_before_link_check: u32,
+    /// The port's TX checksum offload, here to spare the send path a
+    /// pointer chase.
+    tx_checksum: bool,
 }
 
 // SAFETY: the queue is used by one thread at a time (`&mut self` for every
@@ -527,10 +531,10 @@ impl Queue {
     /// receive call and a counter.
     #[inline]
     pub fn rx_burst(&mut self, max: usize, mut out: impl FnMut(Mbuf)) -> usize {
-        if (!self.link_up || self.since_link_check >= LINK_CHECK_EVERY) && !self.recheck_link() {
+        if self.polls_before_link_check == 0 && !self.recheck_link() {
             return 0;
         }
-        self.since_link_check += 1;
+        self.polls_before_link_check -= 1;
         let mut total = 0;
         // Not zeroed: the PMD writes the first `n` entries and only those
         // are read. Zeroing 256 bytes on every poll was half the cost of
@@ -581,12 +585,13 @@ impl Queue {
     #[cold]
     #[inline(never)]
     fn recheck_link(&mut self) -> bool {
-        self.link_up = self.link().up;
-        self.since_link_check = 0;
-        if !self.link_up {
+        let up = self.link().up;
+        if up {
+            self.polls_before_link_check = LINK_CHECK_EVERY;
+        } else {
             self.stats.rx_link_down += 1;
         }
-        self.link_up
+        up
     }
 
     /// An empty transmit buffer from this queue's pool (128 bytes of
@@ -625,7 +630,7 @@ impl Queue {
     /// [`Port::open`] where the device offers both.
     #[inline]
     pub fn tx_checksum_offload(&self) -> bool {
-        self.port.tx_checksum
+        self.tx_checksum
     }
 
     /// How many queue pairs the port has (this one among them).

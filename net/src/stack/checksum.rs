@@ -28,8 +28,21 @@ pub(crate) fn add(mut acc: u64, data: &[u8]) -> u64 {
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
+        // The last 1 to 7 bytes, zero-padded, in fixed-size pieces (a
+        // variable-length copy here was a call to memcpy).
         let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
+        let mut at = 0;
+        if let (Some(four), Some(to)) = (rest.get(..4), w.get_mut(..4)) {
+            to.copy_from_slice(four);
+            at = 4;
+        }
+        if let (Some(two), Some(to)) = (rest.get(at..at + 2), w.get_mut(at..at + 2)) {
+            to.copy_from_slice(two);
+            at += 2;
+        }
+        if let (Some(&one), Some(to)) = (rest.get(at), w.get_mut(at)) {
+            *to = one;
+        }
         let w = u64::from_ne_bytes(w);
         acc += (w & 0xffff_ffff) + (w >> 32);
     }
