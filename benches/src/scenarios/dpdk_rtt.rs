@@ -145,23 +145,32 @@ pub fn run(args: &Args) -> Report {
 /// The ratios of each insane run to the raw run right after it (which saw
 /// the same period of this VM), as a note: their median is the comparison
 /// least disturbed by the VM's changes of speed, which can hit one
-/// system's runs more than the other's and skew the two medians.
+/// system's runs more than the other's and skew the two medians. Pairs
+/// whose ratio is outside 2/3..3/2 straddled a change of mode (the modes
+/// differ by 1.7x and 3.5x; the systems by far less) and are left out,
+/// and counted.
 fn paired_note(cells: &[[Vec<f64>; 3]; 2]) -> Option<String> {
     let paired = |row: usize, raw_over_insane: bool| {
-        let mut ratios: Vec<f64> = cells[0][row]
+        let all: Vec<f64> = cells[0][row]
             .iter()
             .zip(&cells[1][row])
             .filter(|(i, r)| **i > 0.0 && **r > 0.0)
             .map(|(i, r)| if raw_over_insane { r / i } else { i / r })
             .collect();
-        ratios.sort_by(f64::total_cmp);
-        let (first, last) = (*ratios.first()?, *ratios.last()?);
-        Some((crate::report::median(&ratios), first, last, ratios.len()))
+        let mut same_mode: Vec<f64> = all
+            .iter()
+            .copied()
+            .filter(|r| (2.0 / 3.0..=1.5).contains(r))
+            .collect();
+        same_mode.sort_by(f64::total_cmp);
+        let (first, last) = (*same_mode.first()?, *same_mode.last()?);
+        let median = crate::report::median(&same_mode);
+        Some((median, first, last, same_mode.len(), all.len()))
     };
-    let (rtt, rtt_lo, rtt_hi, n) = paired(0, true)?;
-    let (rate, rate_lo, rate_hi, _) = paired(2, false)?;
+    let (rtt, rtt_lo, rtt_hi, n, of) = paired(0, true)?;
+    let (rate, rate_lo, rate_hi, m, _) = paired(2, false)?;
     Some(format!(
-        "Paired runs (each insane run with the raw run right after it): RTT p50 insane/raw {rtt:.2}x (median of {n}; range {rtt_lo:.2}-{rtt_hi:.2}x), one-way rate {rate:.2}x (range {rate_lo:.2}-{rate_hi:.2}x); above 1: insane faster."
+        "Paired runs (each insane run with the raw run right after it; pairs that straddled a change of the VM's speed mode, ratio outside 0.67-1.5, left out): RTT p50 insane/raw {rtt:.2}x (median of {n} of {of} pairs, range {rtt_lo:.2}-{rtt_hi:.2}x), one-way rate {rate:.2}x (median of {m}, range {rate_lo:.2}-{rate_hi:.2}x); above 1: insane faster."
     ))
 }
 
