@@ -87,15 +87,9 @@ pub(crate) fn parse_frame(frame: &[u8], local: &Local) -> Result<Parsed, DropRea
 }
 
 /// Reads a big-endian u16 at `at` (the caller has checked the length).
-#[inline(always)]
+#[cfg(test)]
 fn be16(frame: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([frame[at], frame[at + 1]])
-}
-
-/// Reads a big-endian u32 at `at` (the caller has checked the length).
-#[inline(always)]
-fn be32(frame: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]])
 }
 
 /// [`fast_udp_to_us`]'s result as a whole [`Parsed`], to compare with
@@ -144,31 +138,36 @@ pub(crate) struct FastUdp {
 pub(crate) fn fast_udp_to_us(frame: &[u8], local: &Local, verify: bool) -> Option<FastUdp> {
     const IP: usize = L3;
     const UDP: usize = L4;
-    if frame.len() < UDP + UDP_HEADER_LEN || frame.len() > local.mtu + ETHERNET_HEADER_LEN {
+    // The 42 header bytes as one fixed-size array: a single length check,
+    // then every field at a constant offset without further checks.
+    let h: &[u8; UDP + UDP_HEADER_LEN] = frame.first_chunk()?;
+    let field16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let field32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    if frame.len() > local.mtu + ETHERNET_HEADER_LEN {
         return None;
     }
     // Ethernet: to our MAC (broadcast takes the slow path), from a unicast
     // source (the group bit clear), IPv4.
-    if frame[0..6] != local.mac.0 || frame[6] & 1 != 0 || be16(frame, 12) != 0x0800 {
+    let dst_mac = [h[0], h[1], h[2], h[3], h[4], h[5]];
+    if dst_mac != local.mac.0 || h[6] & 1 != 0 || field16(12) != 0x0800 {
         return None;
     }
     // IPv4: version 4, no options, UDP, no MF flag and offset 0, total
     // length covering the UDP header and inside the frame.
-    if frame[IP] != 0x45 || frame[IP + 9] != 17 || be16(frame, IP + 6) & 0x3fff != 0 {
+    if h[IP] != 0x45 || h[IP + 9] != 17 || field16(IP + 6) & 0x3fff != 0 {
         return None;
     }
-    let total_len = usize::from(be16(frame, IP + 2));
+    let total_len = usize::from(field16(IP + 2));
     if total_len < IPV4_HEADER_LEN + UDP_HEADER_LEN || IP + total_len > frame.len() {
         return None;
     }
-    let header = &frame[IP..UDP];
-    if verify && !checksum::is_valid(checksum::add(0, header)) {
+    if verify && !checksum::is_valid(checksum::add(0, &h[IP..UDP])) {
         return None;
     }
     // Addresses as numbers: broadcast, multicast (224/4), unspecified,
     // ours or our subnet's broadcast are not a unicast sender.
-    let src = be32(frame, IP + 12);
-    let dst = be32(frame, IP + 16);
+    let src = field32(IP + 12);
+    let dst = field32(IP + 16);
     let ours = u32::from(local.ip);
     if dst != ours
         || src == u32::MAX
@@ -180,21 +179,21 @@ pub(crate) fn fast_udp_to_us(frame: &[u8], local: &Local, verify: bool) -> Optio
         return None;
     }
     // UDP: length field inside the IPv4 payload, destination port set.
-    let udp_len = usize::from(be16(frame, UDP + 4));
+    let udp_len = usize::from(field16(UDP + 4));
     if udp_len < UDP_HEADER_LEN || udp_len > total_len - IPV4_HEADER_LEN {
         return None;
     }
-    let dst_port = be16(frame, UDP + 2);
+    let dst_port = field16(UDP + 2);
     if dst_port == 0 {
         return None;
     }
-    let checksum_ok = !verify || {
-        let stored = be16(frame, UDP + 6);
-        stored == 0 || {
-            let acc =
-                checksum::udp_pseudo_header(src.to_be_bytes(), dst.to_be_bytes(), udp_len as u16);
-            checksum::is_valid(checksum::add(acc, &frame[UDP..UDP + udp_len]))
-        }
+    let checksum_ok = !verify || field16(UDP + 6) == 0 || {
+        let acc = checksum::udp_pseudo_header(src.to_be_bytes(), dst.to_be_bytes(), udp_len as u16);
+        // Inside the frame: `udp_len <= total_len - 20` and
+        // `14 + total_len <= frame.len()` were checked above.
+        frame
+            .get(UDP..UDP + udp_len)
+            .is_some_and(|segment| checksum::is_valid(checksum::add(acc, segment)))
     };
     Some(FastUdp {
         dst_port,
