@@ -42,6 +42,8 @@ const SRC_IP: usize = 26;
 const DST_IP: usize = 30;
 const SRC_PORT: usize = 34;
 const DST_PORT: usize = 36;
+/// Bytes from the frame's start to the end of the UDP ports.
+const HEADERS_TO_PORTS: usize = 38;
 
 impl<F: RxFrame> RxDatagram<F> {
     /// `frame` is an Ethernet/IPv4 (no options)/UDP frame the parser has
@@ -50,23 +52,28 @@ impl<F: RxFrame> RxDatagram<F> {
         RxDatagram { frame, payload }
     }
 
+    #[inline]
     fn addr(&self, ip: usize, port: usize) -> SocketAddrV4 {
-        let f: &[u8] = &self.frame;
-        match (f.get(ip..ip + 4), f.get(port..port + 2)) {
-            (Some(&[a, b, c, d]), Some(&[p0, p1])) => {
-                SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), u16::from_be_bytes([p0, p1]))
-            }
+        // One length check for the 38 bytes up to the ports, then fixed
+        // offsets.
+        let Some(h) = self.frame.first_chunk::<HEADERS_TO_PORTS>() else {
             // Not reached: the parser accepted only frames this long.
-            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-        }
+            return SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        };
+        SocketAddrV4::new(
+            Ipv4Addr::new(h[ip], h[ip + 1], h[ip + 2], h[ip + 3]),
+            u16::from_be_bytes([h[port], h[port + 1]]),
+        )
     }
 
     /// The sender's address and port.
+    #[inline]
     pub fn peer(&self) -> SocketAddrV4 {
         self.addr(SRC_IP, SRC_PORT)
     }
 
     /// The address and port it was sent to: ours, or a broadcast address.
+    #[inline]
     pub fn local_addr(&self) -> SocketAddrV4 {
         self.addr(DST_IP, DST_PORT)
     }
