@@ -19,9 +19,13 @@
 //!   does: ARP (raw uses static MACs), statistics, the endpoint queue, the
 //!   fresh TTL and header rewrite of a reply (raw swaps fields).
 //!
-//! Rows: round-trip time p50 and p99 (one message in flight), and the
-//! one-way message rate (bursts of `--burst`, 32 by default, measured at
-//! the receiver from the first to the last message). The report's ratio
+//! Rows: round-trip time p50 and p99 (one message in flight), the one-way
+//! message rate (bursts of `--burst`, 32 by default, measured at the
+//! receiver from the first to the last message), and the CPU time of one
+//! round trip with both ends in one thread on a `net_ring` pair (a third
+//! child process): the processing cost of the two stacks against the raw
+//! loop's, without the cross-core transfer and with little of this VM's
+//! noise, which the memif rows have plenty of. The report's ratio
 //! column is insane relative to raw (the overhead). Feature `dpdk` of
 //! insane-bench; without it, or without libdpdk, the cells say why.
 
@@ -77,13 +81,13 @@ pub fn run(args: &Args) -> Report {
     report.param("timed runs (median)", repeats);
     report
         .notes
-.push("insane-dpdk: UDP through insane's userspace stack (headers prepended in the mbuf headroom, checksums computed and verified in software (net_memif offers no offload), ARP, endpoint queues; the echo reuses the request mbuf). raw-dpdk: rx_burst/tx_burst on insane-dpdk-sys doing what a minimal correct UDP responder must: same Ethernet/IPv4/UDP frames with checksums built by the client, checked (MAC, IPv4 header, checksums, address, port) and echoed in place by MAC/IP/port swap by the server, echo checksums checked by the client; no ARP (static MACs), no statistics. Ratio column: insane relative to raw.".into());
+.push("insane-dpdk: UDP through insane's userspace stack (headers prepended in the mbuf headroom, checksums computed and verified in software (net_memif offers no offload), ARP, endpoint queues; the echo reuses the request mbuf). raw-dpdk: rx_burst/tx_burst on insane-dpdk-sys doing what a minimal correct UDP responder must: same Ethernet/IPv4/UDP frames with checksums built by the client, checked (MAC, IPv4 header, checksums, address, port) and echoed in place by MAC/IP/port swap by the server, echo checksums checked by the client; no ARP (static MACs), no statistics. CPU per round trip: client and echo server in one thread on a net_ring pair (rings of mbuf pointers, no copy), static ARP entries learned by one exchange first, one message in flight; the same code paths as the memif rows without the cross-core transfer. Ratio column: insane relative to raw.".into());
     report.notes.extend(c.note.iter().cloned());
     report.param(
         "order",
         "interleaved: insane-dpdk, raw-dpdk, insane-dpdk, ...",
     );
-    let mut cells: [[Vec<f64>; 3]; 2] = Default::default();
+    let mut cells: [[Vec<f64>; 4]; 2] = Default::default();
     let mut errors: [Option<String>; 2] = [None, None];
     for (s, system) in SYSTEMS.iter().enumerate() {
         if !c.selected(system) {
@@ -120,15 +124,29 @@ pub fn run(args: &Args) -> Report {
                 Ok(_) => {}
                 Err(e) => errors[s] = Some(e),
             }
+            if errors[s].is_some() {
+                continue;
+            }
+            let result = super::isolated_try(
+                &format!("dpdk-rtt {system} cpu run {}", run + 1),
+                std::time::Duration::from_secs(c.timeout),
+                move || imp::measure_cpu(&params),
+            );
+            match result {
+                Ok(ns) if run >= c.warmup => cells[s][3].push(ns),
+                Ok(_) => {}
+                Err(e) => errors[s] = Some(e),
+            }
         }
     }
     if let Some(note) = paired_note(&cells) {
         report.notes.push(note);
     }
-    let rows: [(&str, Unit); 3] = [
+    let rows: [(&str, Unit); 4] = [
         ("RTT p50", Unit::Nanos),
         ("RTT p99", Unit::Nanos),
         ("one-way rate", Unit::Rate { what: "msg" }),
+        ("CPU per round trip, one thread", Unit::Nanos),
     ];
     for (r, (name, unit)) in rows.into_iter().enumerate() {
         let row_cells = (0..2)
@@ -149,7 +167,7 @@ pub fn run(args: &Args) -> Report {
 /// whose ratio is outside 2/3..3/2 straddled a change of mode (the modes
 /// differ by 1.7x and 3.5x; the systems by far less) and are left out,
 /// and counted.
-fn paired_note(cells: &[[Vec<f64>; 3]; 2]) -> Option<String> {
+fn paired_note(cells: &[[Vec<f64>; 4]; 2]) -> Option<String> {
     let paired = |row: usize, raw_over_insane: bool| {
         let all: Vec<f64> = cells[0][row]
             .iter()
@@ -205,7 +223,7 @@ mod imp {
     use insane_dpdk::{Eal, Port, PortConfig};
     use insane_dpdk_sys as sys;
     use insane_net::stack::dpdk::DpdkDevice;
-    use insane_net::stack::{Config, Interface, Ipv4Cidr, TxFrame};
+    use insane_net::stack::{Config, EthernetAddress, Interface, Ipv4Cidr, TxFrame};
 
     use super::{CHILD, Measured, RunParams};
 
@@ -350,6 +368,27 @@ mod imp {
         })
     }
 
+    /// Iterations of the one-thread CPU measurement per round-trip run.
+    const CPU_TRIPS_PER_TRIP: u64 = 5;
+
+    /// Runs the one-thread CPU measurement in a child (its own EAL) and
+    /// returns its nanoseconds per round trip.
+    pub fn measure_cpu(p: &RunParams) -> Result<f64, String> {
+        if !insane_dpdk::AVAILABLE {
+            return Err(insane_dpdk::Error::unavailable().to_string());
+        }
+        let mut child = spawn("cpu", p, "-")?;
+        let rx = lines(&mut child);
+        let result = wait_for(&rx, "RESULT", "cpu child");
+        let done = finish(child);
+        let line = result?;
+        done?;
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("cpu="))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no cpu= in {line:?}"))
+    }
+
     /// Reads a numeric environment variable of the child.
     fn env_num(name: &str) -> Result<u64, String> {
         std::env::var(name)
@@ -413,6 +452,19 @@ mod imp {
                 burst: env_num("INSANE_BENCH_DPDK_BURST")? as usize,
             })
         })();
+        if role == "cpu" {
+            let line = params.and_then(|p| cpu_child(&p));
+            return match line {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("FAILED cpu: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         let result = params.and_then(|p| {
             let args = eal_args(&p);
             Eal::init(&args).map_err(|e| e.to_string())?;
@@ -513,6 +565,171 @@ mod imp {
             percentile(&rtts, 0.50),
             percentile(&rtts, 0.99)
         )
+    }
+
+    // ---- CPU per round trip: both ends in one thread, net_ring ----
+
+    /// The `cpu` child: a net_ring pair in this process, the client on
+    /// one port and the echo server on the other, polled in turn by this
+    /// thread; prints `RESULT cpu=<ns per round trip>`.
+    fn cpu_child(p: &ChildParams) -> Result<String, String> {
+        let args: Vec<String> = [
+            "-l",
+            "1",
+            "--no-pci",
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-telemetry",
+            "--no-shconf",
+            "--log-level=*:error",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!(
+            "--file-prefix=insane-bench-cpu-{}",
+            std::process::id()
+        )])
+        .collect();
+        Eal::init(&args).map_err(|e| e.to_string())?;
+        let (a, b) = insane_dpdk::ring_pair(1024).map_err(|e| e.to_string())?;
+        let open = |id| Port::open(id, &PortConfig::default()).map_err(|e| e.to_string());
+        let (mut port_a, mut port_b) = (open(a)?, open(b)?);
+        let client = port_a.take_queue(0).ok_or("no queue")?;
+        let server = port_b.take_queue(0).ok_or("no queue")?;
+        let trips = p.trips * CPU_TRIPS_PER_TRIP;
+        let ns = if p.raw {
+            let pool = raw_pool("raw-cpu")?;
+            let (_client, _server) = (client, server);
+            cpu_raw(a, b, pool, p.size, trips)?
+        } else {
+            cpu_insane(client, server, p.size, trips)?
+        };
+        Ok(format!("RESULT cpu={ns:.1}"))
+    }
+
+    /// One client ping (through the client's stack), the server's echo
+    /// (received and sent back in the request's mbuf) and the client's
+    /// receipt, `trips` times; nanoseconds per round trip. The clock is
+    /// read only around the whole loop (the stacks get one `now`).
+    fn cpu_insane(
+        client: insane_dpdk::Queue,
+        server: insane_dpdk::Queue,
+        size: usize,
+        trips: u64,
+    ) -> Result<f64, String> {
+        let stack = |queue, mac, ip| {
+            DpdkDevice::with_mac(queue, EthernetAddress(mac))
+                .map(|d| Interface::new(d, Config::new(Ipv4Cidr::new(ip, 24))))
+                .map_err(|e| e.to_string())
+        };
+        let mut c = stack(client, CLIENT_MAC, CLIENT_IP)?;
+        let mut s = stack(server, SERVER_MAC, SERVER_IP)?;
+        let ce = c.bind(UDP_PORT).map_err(|e| e.to_string())?;
+        let se = s.bind(UDP_PORT).map_err(|e| e.to_string())?;
+        let to = SocketAddrV4::new(SERVER_IP, UDP_PORT);
+        let mut msg = vec![0u8; size];
+        msg[0] = TAG_PING;
+        let now = Instant::now();
+        // One exchange with ARP first (pumped until the echo is back).
+        let mut round_trip = |i: u64, polls: u32| -> Result<(), String> {
+            msg[1..9].copy_from_slice(&i.to_le_bytes());
+            let mut f = c.alloc_tx().ok_or("client pool empty")?;
+            TxFrame::extend_from_slice(&mut f, &msg);
+            c.send_to(ce, to, f, now)
+                .map_err(|e| format!("ping {i}: {:?}", e.kind))?;
+            c.flush();
+            for _ in 0..polls {
+                s.poll(now);
+                while let Some(d) = s.recv_from(se) {
+                    let peer = d.peer();
+                    let r = s.reuse_rx(d).map_err(|_| "the ring's mbufs are reusable")?;
+                    s.send_to(se, peer, r, now)
+                        .map_err(|e| format!("echo {i}: {:?}", e.kind))?;
+                }
+                s.flush();
+                c.poll(now);
+                if let Some(d) = c.recv_from(ce) {
+                    return if d.get(1..9) == Some(&msg[1..9]) {
+                        Ok(())
+                    } else {
+                        Err(format!("echo {i} differs"))
+                    };
+                }
+            }
+            Err(format!("no echo for ping {i}"))
+        };
+        round_trip(0, 10)?;
+        for i in 1..=trips / 10 {
+            round_trip(i, 1)?;
+        }
+        let start = Instant::now();
+        for i in 0..trips {
+            round_trip(i, 1)?;
+        }
+        Ok(start.elapsed().as_nanos() as f64 / trips as f64)
+    }
+
+    /// The raw loop's round trip on the same ring pair: the client builds
+    /// and sends a frame, the server checks and swaps it back, the client
+    /// checks the echo; nanoseconds per round trip.
+    fn cpu_raw(
+        a: u16,
+        b: u16,
+        pool: *mut sys::rte_mempool,
+        size: usize,
+        trips: u64,
+    ) -> Result<f64, String> {
+        let mut msg = vec![0u8; size];
+        msg[0] = TAG_PING;
+        let mut bufs = [std::ptr::null_mut::<sys::rte_mbuf>(); 32];
+        let mut echo: Vec<*mut sys::rte_mbuf> = Vec::with_capacity(32);
+        let mut round_trip = |i: u64| -> Result<(), String> {
+            msg[1..9].copy_from_slice(&i.to_le_bytes());
+            // SAFETY: our live pool.
+            let m =
+                unsafe { raw_frame(pool, CLIENT_MAC, SERVER_MAC, &msg) }.ok_or("raw pool empty")?;
+            raw_send_all(a, &mut [m])?;
+            // SAFETY: port b is started; room for 32.
+            let n = unsafe { sys::insane_rte_eth_rx_burst(b, 0, bufs.as_mut_ptr(), 32) };
+            for &m in &bufs[..usize::from(n)] {
+                // SAFETY: a received mbuf, ours.
+                let frame = unsafe { raw_frame_bytes(m) };
+                if raw_valid(frame, SERVER_MAC, SERVER_IP.octets()) {
+                    raw_swap(frame);
+                    echo.push(m);
+                } else {
+                    // SAFETY: ours.
+                    unsafe { sys::insane_rte_pktmbuf_free(m) };
+                }
+            }
+            raw_send_all(b, &mut echo)?;
+            echo.clear();
+            // SAFETY: port a is started; room for 32.
+            let n = unsafe { sys::insane_rte_eth_rx_burst(a, 0, bufs.as_mut_ptr(), 32) };
+            let mut ok = false;
+            for &m in &bufs[..usize::from(n)] {
+                // SAFETY: a received mbuf, ours; freed right after.
+                unsafe {
+                    ok |= raw_valid(raw_frame_bytes(m), CLIENT_MAC, CLIENT_IP.octets())
+                        && raw_payload(m).get(1..9) == Some(&msg[1..9]);
+                    sys::insane_rte_pktmbuf_free(m);
+                }
+            }
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("echo {i} missing or differs"))
+            }
+        };
+        for i in 0..=trips / 10 {
+            round_trip(i)?;
+        }
+        let start = Instant::now();
+        for i in 0..trips {
+            round_trip(i)?;
+        }
+        Ok(start.elapsed().as_nanos() as f64 / trips as f64)
     }
 
     // ---- insane: the userspace stack over DpdkDevice ----
@@ -717,7 +934,13 @@ mod imp {
         // and PMD); the data path below uses only raw calls on it. The
         // Queue stays alive, unused, in `open`, which keeps the port open.
         let port = open.port()?;
-        let name = std::ffi::CString::new(format!("raw-{}", std::process::id()))
+        let pool = raw_pool("raw")?;
+        Ok(RawPort { port, pool })
+    }
+
+    /// The raw loop's own mbuf pool (`tag` and the process id name it).
+    fn raw_pool(tag: &str) -> Result<*mut sys::rte_mempool, String> {
+        let name = std::ffi::CString::new(format!("{tag}-{}", std::process::id()))
             .map_err(|e| e.to_string())?;
         // SAFETY: the EAL is initialised; the name is NUL-terminated.
         let pool = unsafe {
@@ -733,7 +956,7 @@ mod imp {
         if pool.is_null() {
             return Err("rte_pktmbuf_pool_create failed".into());
         }
-        Ok(RawPort { port, pool })
+        Ok(pool)
     }
 
     /// Allocates a frame of `len` bytes: Ethernet addresses, then `msg`
@@ -882,6 +1105,20 @@ mod imp {
         raw_fold(acc) == 0xffff
     }
 
+    /// Turns a request into its echo in place: swaps MACs, IPv4 addresses
+    /// and UDP ports (the checksums stay valid).
+    fn raw_swap(frame: &mut [u8]) {
+        for i in 0..6 {
+            frame.swap(i, i + 6);
+        }
+        for i in 26..30 {
+            frame.swap(i, i + 4);
+        }
+        for i in 34..36 {
+            frame.swap(i, i + 2);
+        }
+    }
+
     /// The whole frame of a received mbuf.
     ///
     /// # Safety
@@ -962,17 +1199,7 @@ mod imp {
                 }
                 match frame.get(HEADERS) {
                     Some(&TAG_PING) => {
-                        // Echo in place: swap MACs, IPv4 addresses and
-                        // UDP ports (the checksums stay valid).
-                        for i in 0..6 {
-                            frame.swap(i, i + 6);
-                        }
-                        for i in 26..30 {
-                            frame.swap(i, i + 4);
-                        }
-                        for i in 34..36 {
-                            frame.swap(i, i + 2);
-                        }
+                        raw_swap(frame);
                         echo.push(m);
                     }
                     Some(&TAG_RATE) => {
@@ -1109,6 +1336,10 @@ mod imp {
 
     pub fn measure(p: &RunParams) -> Result<Measured, String> {
         let _ = (p.raw, p.trips, p.messages, p.size, p.burst);
+        Err(why().into())
+    }
+
+    pub fn measure_cpu(_: &RunParams) -> Result<f64, String> {
         Err(why().into())
     }
 
