@@ -707,16 +707,8 @@ mod imp {
             echo.clear();
             // SAFETY: port a is started; room for 32.
             let n = unsafe { sys::insane_rte_eth_rx_burst(a, 0, bufs.as_mut_ptr(), 32) };
-            let mut ok = false;
-            for &m in &bufs[..usize::from(n)] {
-                // SAFETY: a received mbuf, ours; freed right after.
-                unsafe {
-                    ok |= raw_valid(raw_frame_bytes(m), CLIENT_MAC, CLIENT_IP.octets())
-                        && raw_payload(m).get(1..9) == Some(&msg[1..9]);
-                    sys::insane_rte_pktmbuf_free(m);
-                }
-            }
-            if ok {
+            // SAFETY: rx_burst handed over the first `n`, ours.
+            if unsafe { raw_take_echo(&bufs[..usize::from(n)], &msg) } {
                 Ok(())
             } else {
                 Err(format!("echo {i} missing or differs"))
@@ -1105,6 +1097,24 @@ mod imp {
         raw_fold(acc) == 0xffff
     }
 
+    /// The client's check of received frames: whether one of them is a
+    /// valid echo of `msg` (same sequence bytes); frees them all.
+    ///
+    /// # Safety
+    /// `received` are live single-segment mbufs, ours, not used after.
+    unsafe fn raw_take_echo(received: &[*mut sys::rte_mbuf], msg: &[u8]) -> bool {
+        let mut ok = false;
+        for &m in received {
+            // SAFETY: the caller hands the mbufs over; freed right after.
+            unsafe {
+                ok |= raw_valid(raw_frame_bytes(m), CLIENT_MAC, CLIENT_IP.octets())
+                    && raw_payload(m).get(1..9) == Some(&msg[1..9]);
+                sys::insane_rte_pktmbuf_free(m);
+            }
+        }
+        ok
+    }
+
     /// Turns a request into its echo in place: swaps MACs, IPv4 addresses
     /// and UDP ports (the checksums stay valid).
     fn raw_swap(frame: &mut [u8]) {
@@ -1254,16 +1264,8 @@ mod imp {
                 // SAFETY: the port is started; room for 32.
                 let n = unsafe { sys::insane_rte_eth_rx_burst(raw.port, 0, bufs.as_mut_ptr(), 32) };
                 if n > 0 {
-                    let mut ok = false;
-                    for &m in &bufs[..usize::from(n)] {
-                        // SAFETY: a received mbuf, ours; freed right after.
-                        unsafe {
-                            ok |= raw_valid(raw_frame_bytes(m), CLIENT_MAC, CLIENT_IP.octets())
-                                && raw_payload(m).get(1..9) == Some(&msg[1..9]);
-                            sys::insane_rte_pktmbuf_free(m);
-                        }
-                    }
-                    if !ok {
+                    // SAFETY: rx_burst handed over the first `n`, ours.
+                    if !unsafe { raw_take_echo(&bufs[..usize::from(n)], &msg) } {
                         return Err(format!("echo {i} differs"));
                     }
                     break;
