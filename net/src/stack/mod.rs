@@ -6,9 +6,12 @@
 //! against a raw DPDK loop (`insane-bench dpdk-rtt`): the common received
 //! frame (unicast IPv4/UDP to us) is recognised at fixed offsets before
 //! smoltcp's layered parse (the fallback, and the reference the fast path
-//! is tested against), UDP headers are written as 42 bytes at once, and
-//! checksums use a one-pass 64-bit sum (`checksum`), skipped on receive
-//! only where the device says its hardware verified them. This module is
+//! is tested against) and queued on its endpoint while the device is still
+//! handing over the burst, UDP headers are written as 42 bytes at once
+//! (an endpoint keeps those of its last datagram for the next one to the
+//! same peer, `headers`), and checksums use a one-pass 64-bit sum
+//! (`checksum`), skipped on receive only where the device says its
+//! hardware verified them. This module is
 //! what smoltcp's interface layer cannot give without copying: demultiplexing received frames to
 //! UDP endpoints by port with the payload left in the driver's buffer,
 //! the ARP cache (timeouts, resolution with bounded retries, replies,
