@@ -667,7 +667,8 @@ impl<D: StackDevice> StackUdpTransport<D> {
     }
 
     /// Whether this core has a host named `key` (a bind there needs no
-    /// device).
+    /// device). Used by the DPDK transport (multi-queue ports).
+    #[cfg(feature = "dpdk")]
     pub(crate) fn serves_here(key: &str) -> bool {
         host_by_key::<D>(key).is_some()
     }
