@@ -222,6 +222,28 @@ fn deliver_fast<D: FrameDevice>(
     Ok(())
 }
 
+/// Writes `headers` in front of `frame`'s payload, leaving the checksums
+/// to `device` where it offers that (counted in `stats`).
+#[inline(always)]
+fn write_headers<D: FrameDevice>(
+    device: &mut D,
+    stats: &mut TxStats,
+    headers: &UdpHeaders,
+    mut frame: D::Tx,
+) -> Result<D::Tx, SendError<D::Tx>> {
+    let offloaded = device.offload_tx_checksums(&mut frame);
+    if headers.write(&mut frame, offloaded).is_none() {
+        // Only a device whose `TxFrame` misreports its headroom gets here
+        // (`send_to` checked it).
+        return Err(SendError {
+            kind: SendErrorKind::NoHeadroom,
+            frame: None,
+        });
+    }
+    stats.checksum_offloaded += u64::from(offloaded);
+    Ok(frame)
+}
+
 /// Hands `frame` to `device`, counting it in `stats`; false (frame
 /// dropped, counted) if the ring is full. A function of the fields it
 /// needs, so that the send path can call it while it holds an endpoint.
@@ -779,7 +801,7 @@ impl<D: FrameDevice> Interface<D> {
         &mut self,
         id: EndpointId,
         peer: SocketAddrV4,
-        mut frame: D::Tx,
+        frame: D::Tx,
         now: Instant,
     ) -> Result<SendStatus, SendError<D::Tx>> {
         let reject = |kind, frame| {
@@ -803,16 +825,7 @@ impl<D: FrameDevice> Interface<D> {
         // ARP entry has not changed since: its headers, copied.
         let cached = endpoint.headers.as_ref();
         if let Some(headers) = cached.and_then(|c| c.for_peer(peer, arp_epoch, now)) {
-            let offloaded = self.device.offload_tx_checksums(&mut frame);
-            if headers.write(&mut frame, offloaded).is_none() {
-                // Only a device whose `TxFrame` misreports its headroom
-                // gets here.
-                return Err(SendError {
-                    kind: SendErrorKind::NoHeadroom,
-                    frame: None,
-                });
-            }
-            self.stats.tx.checksum_offloaded += u64::from(offloaded);
+            let frame = write_headers(&mut self.device, &mut self.stats.tx, headers, frame)?;
             let sent = transmit_counted(&mut self.device, &mut self.stats.tx, frame);
             return udp_sent(sent, &mut self.stats.tx, Some(&mut endpoint.stats));
         }
@@ -851,18 +864,7 @@ impl<D: FrameDevice> Interface<D> {
             dst_mac.unwrap_or(EthernetAddress([0; 6])),
             self.config.hop_limit,
         );
-        let offloaded = self.device.offload_tx_checksums(&mut frame);
-        if headers.write(&mut frame, offloaded).is_none() {
-            // Only a device whose `TxFrame` misreports its headroom gets here.
-            return Err(SendError {
-                kind: SendErrorKind::NoHeadroom,
-                frame: None,
-            });
-        }
-
-        if offloaded {
-            self.stats.tx.checksum_offloaded += 1;
-        }
+        let frame = write_headers(&mut self.device, &mut self.stats.tx, &headers, frame)?;
         let hop = match (dst_mac, next_hop) {
             (Some(_), _) | (None, None) => {
                 // Unicast to a resolved next hop: the next datagram to
