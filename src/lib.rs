@@ -49,6 +49,7 @@ pub mod net {
     pub use insane_net::*;
 }
 
+#[cfg(feature = "qos")]
 pub mod qos {
     //! QoS streams: say what a flow needs (latency, reliability, resources)
     //! and the runtime picks the technology that serves it on this host,

@@ -1,6 +1,7 @@
 //! insane-net: tokio-compatible sockets over the core's kernel I/O driver
 //! (io_uring or epoll), owned-buffer (completion-based, zero-copy) I/O on
-//! the same sockets ([`buf`]), and QoS streams.
+//! the same sockets ([`owned`]), and QoS streams ([`qos`], feature `qos`,
+//! on by default).
 //!
 //! The sockets have tokio's names, signatures and semantics:
 //! [`TcpListener`], [`TcpStream`], [`TcpSocket`], [`UdpSocket`],
@@ -21,7 +22,7 @@
 //! `write_all_owned`, `send_to_owned`, `recv_from_owned`, `recv_stream` —
 //! which on io_uring are completion-based requests (provided-buffer rings
 //! for receives, `SEND_ZC` for large sends) and on epoll fall back to
-//! readiness; see [`buf`] for when to use which.
+//! readiness; see [`owned`] for when to use which.
 //!
 //! ```no_run
 //! use insane_net::{TcpListener, TcpStream};
@@ -48,19 +49,38 @@
 #![warn(missing_docs)]
 
 mod addr;
-pub mod buf;
 pub mod config;
 mod io;
-mod owned;
+pub mod owned;
+#[cfg(feature = "qos")]
 pub mod qos;
 mod registration;
-pub mod stack;
 pub mod tcp;
 mod udp;
 pub mod unix;
 
+#[cfg(feature = "qos")]
+pub mod stack {
+    //! The userspace network stack: the `insane-stack` crate, plus the
+    //! frame devices of the technologies that run it (AF_XDP, DPDK), which
+    //! live with the rest of each technology in
+    //! [`qos::transport`](crate::qos::transport).
+    pub use insane_stack::*;
+
+    pub use crate::qos::transport::xdp::device as xdp;
+
+    #[cfg(feature = "dpdk")]
+    pub use crate::qos::transport::dpdk::device as dpdk;
+}
+
+#[doc(hidden)]
+pub mod buf {
+    //! Renamed to [`owned`](crate::owned); this path stays for one release.
+    pub use crate::owned::*;
+}
+
 pub use addr::{ToSocketAddrs, lookup_host};
-pub use buf::{BufResult, IoBuf, IoBufMut, PooledBuf, RecvPool, RecvStream, Slice};
+pub use owned::{BufResult, IoBuf, IoBufMut, PooledBuf, RecvPool, RecvStream, Slice};
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};

@@ -13,7 +13,7 @@ use tokio::io::{Interest, ReadBuf, Ready};
 use crate::addr::{ToSocketAddrs, each_addr, to_socket_addrs};
 use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
 use crate::io::{PollIo, as_uninit};
-use crate::owned::SockKind;
+use crate::owned::ops::SockKind;
 
 /// A UDP socket, with tokio's API.
 ///
@@ -364,7 +364,7 @@ impl UdpSocket {
     }
 
     /// Receives one datagram into the spare capacity of `buf` (see
-    /// [`crate::buf`]) and gives the buffer back with its length and
+    /// [`crate::owned`]) and gives the buffer back with its length and
     /// sender. A datagram longer than the space is truncated.
     ///
     /// On an io_uring core this is one `RECVMSG` request; on epoll, a

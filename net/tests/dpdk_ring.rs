@@ -16,7 +16,7 @@ use std::time::Instant;
 use insane_dpdk::{Eal, Mbuf, Port, PortConfig, ring_pair};
 use insane_net::config::Config as InsaneConfig;
 use insane_net::qos::Qos;
-use insane_net::qos::policy::{Capabilities, Transport, choose};
+use insane_net::qos::policy::{Capabilities, TransportKind, choose};
 use insane_net::stack::dpdk::DpdkDevice;
 use insane_net::stack::{
     Config, EthernetAddress, Interface, RxDatagram, SendStatus, TxFrame, UDP_HEADROOM,
@@ -214,10 +214,15 @@ fn policy_probes_dpdk_names_the_pmd_and_prefers_it_for_critical_datagrams() {
     );
     let qos = Qos::builder().critical().best_effort().poll().build();
     let choice = choose(&qos, &caps).unwrap();
-    assert_eq!(choice.transport, Transport::DpdkUdp, "{}", choice.explain);
+    assert_eq!(
+        choice.transport,
+        TransportKind::DpdkUdp,
+        "{}",
+        choice.explain
+    );
 
     // A port that does not exist: Unavailable, with the reason.
-    let missing = insane_net::qos::policy::probe_dpdk(&eal_args(), 77);
+    let missing = insane_net::qos::transport::dpdk::probe_dpdk(&eal_args(), 77);
     assert!(!missing.is_available());
     let why = missing.why_not().unwrap();
     assert!(why.contains("port 77 does not exist"), "{why}");

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::on_each_driver;
-use insane_net::buf::{IoBuf, IoBufMut, PooledBuf, RecvPool};
+use insane_net::owned::{IoBuf, IoBufMut, PooledBuf, RecvPool};
 use insane_net::{TcpListener, TcpStream, UdpSocket, UnixStream};
 use insane_runtime::driver::{self, DriverKind};
 use insane_runtime::task::{JoinSet, spawn, yield_now};

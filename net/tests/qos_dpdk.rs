@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use insane_net::config::Config;
-use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Qos, TransportConfig};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;
@@ -69,7 +69,7 @@ fn critical_endpoint_on_the_dpdk_address_uses_dpdk_and_names_the_pmd() {
         return;
     }
     let _port0 = lock_port0();
-    let eal = insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    let eal = insane_net::qos::transport::dpdk::init_eal(&eal_args()).expect("EAL");
     let port = eal.port_by_name("net_ring0").expect("net_ring0");
     let config = dpdk_config(port, "10.77.0.1/24");
     let rt = runtime(2);
@@ -103,7 +103,8 @@ fn critical_endpoint_on_the_dpdk_address_uses_dpdk_and_names_the_pmd() {
         );
 
         // Device send buffers are mbufs of the port's pool.
-        let pool = insane_net::qos::dpdk::port_pool(port).expect("the endpoint opened the port");
+        let pool = insane_net::qos::transport::dpdk::port_pool(port)
+            .expect("the endpoint opened the port");
         let free = pool.avail_count();
         let buf = ep.buffer().await;
         assert_eq!(buf.capacity(), 1472);
@@ -162,7 +163,7 @@ fn critical_endpoint_on_the_dpdk_address_uses_dpdk_and_names_the_pmd() {
         .await
         .expect("bind again");
         assert_eq!(ep.driver(), Kind::DpdkUdp, "{}", ep.explain());
-        let pool = insane_net::qos::dpdk::port_pool(port).unwrap();
+        let pool = insane_net::qos::transport::dpdk::port_pool(port).unwrap();
         assert_eq!(
             pool.avail_count(),
             initial_free,
@@ -176,7 +177,7 @@ fn missing_dpdk_port_falls_back_to_io_uring_busy_poll_naming_why() {
     if !require_dpdk("missing_dpdk_port_falls_back") {
         return;
     }
-    insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    insane_net::qos::transport::dpdk::init_eal(&eal_args()).expect("EAL");
     let config = dpdk_config(9, "127.0.0.1/8");
     let rt = runtime(1);
     rt.block_on(async move {
@@ -208,7 +209,7 @@ fn missing_dpdk_port_falls_back_to_io_uring_busy_poll_naming_why() {
         assert_eq!(&got[..], b"fallback");
     });
     assert!(
-        insane_net::qos::dpdk::port_pool(9).is_none(),
+        insane_net::qos::transport::dpdk::port_pool(9).is_none(),
         "port 9 was never opened"
     );
 }
@@ -218,11 +219,11 @@ fn normal_low_and_other_address_endpoints_never_use_dpdk() {
     if !require_dpdk("normal_low_and_other_address_endpoints_never_use_dpdk") {
         return;
     }
-    insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    insane_net::qos::transport::dpdk::init_eal(&eal_args()).expect("EAL");
     // Port 0 (which exists) at 127.0.0.1: a QoS that DPDK does not serve
     // must not open it.
     let _port0 = lock_port0();
-    let opened_before = insane_net::qos::dpdk::port_pool(0).map(|p| p.avail_count());
+    let opened_before = insane_net::qos::transport::dpdk::port_pool(0).map(|p| p.avail_count());
     let config = dpdk_config(0, "127.0.0.1/8");
     let rt = runtime(1);
     rt.block_on(async move {
@@ -265,7 +266,7 @@ fn normal_low_and_other_address_endpoints_never_use_dpdk() {
         );
     });
     assert_eq!(
-        insane_net::qos::dpdk::port_pool(0).map(|p| p.avail_count()),
+        insane_net::qos::transport::dpdk::port_pool(0).map(|p| p.avail_count()),
         opened_before,
         "no endpoint of these QoS opened (or used) the DPDK port"
     );
@@ -344,7 +345,7 @@ fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() 
     if !require_dpdk("endpoint_and_a_raw_stack_over_a_ring_pair") {
         return;
     }
-    insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    insane_net::qos::transport::dpdk::init_eal(&eal_args()).expect("EAL");
     let (a, b) = ring_pair(1024).expect("ring pair");
     let mut port_b = Port::open(b, &PortConfig::default()).expect("port b");
     let device = DpdkDevice::with_mac(
@@ -377,7 +378,7 @@ fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() 
         .expect("bind");
         assert_eq!(ep.driver(), Kind::DpdkUdp, "{}", ep.explain());
         let ep = Arc::new(ep);
-        let pool_a = insane_net::qos::dpdk::port_pool(a).expect("port a opened");
+        let pool_a = insane_net::qos::transport::dpdk::port_pool(a).expect("port a opened");
         let (free_a, used_b) = (pool_a.avail_count(), pool_b2.in_use_count());
         let to: SocketAddr = "10.78.0.2:7701".parse().unwrap();
         let (mut sent, mut got, mut device_frames) = (0usize, 0usize, 0usize);
@@ -527,7 +528,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
     if !require_dpdk("a_multi_queue_port_gives_each_core_its_own_queue") {
         return;
     }
-    insane_net::qos::dpdk::init_eal(&eal_args()).expect("EAL");
+    insane_net::qos::transport::dpdk::init_eal(&eal_args()).expect("EAL");
     let (a, b) = ring_pair_with_queues(1024, 2).expect("ring pair with 2 queues");
     let mut port_b = Port::open(
         b,
@@ -593,7 +594,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
             .await
             .expect("bind on core 0");
         assert_eq!(ep0.driver(), Kind::DpdkUdp, "{}", ep0.explain());
-        let pools_a = insane_net::qos::dpdk::port_pools(a);
+        let pools_a = insane_net::qos::transport::dpdk::port_pools(a);
         assert_eq!(pools_a.len(), 2, "a pool per queue");
         let free_a: Vec<_> = pools_a.iter().map(|p| p.avail_count()).collect();
         let c1 = config.clone();

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use insane_net::config::Config;
-use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Qos, TransportConfig};
 use insane_runtime::runtime::Runtime;
 

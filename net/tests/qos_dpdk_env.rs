@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Qos};
 use insane_runtime::runtime::Runtime;
 

@@ -29,7 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use insane_net::config::Config;
-use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Qos, TransportConfig, debug_copy_count};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;
@@ -94,7 +94,8 @@ async fn bind(config: &Config, ip: &str) -> Result<(Endpoint, u32), String> {
     check(ep.max_payload() == MAX_PAYLOAD, || {
         format!("payload limit {}", ep.max_payload())
     })?;
-    let pool = insane_net::qos::dpdk::port_pool(0).ok_or("port 0 not opened by the endpoint")?;
+    let pool = insane_net::qos::transport::dpdk::port_pool(0)
+        .ok_or("port 0 not opened by the endpoint")?;
     Ok((ep, pool.avail_count()))
 }
 
@@ -102,7 +103,7 @@ async fn bind(config: &Config, ip: &str) -> Result<(Endpoint, u32), String> {
 /// endpoint's core still polls (and so recycles buffers dropped on the
 /// other core).
 async fn pool_back_to(free: u32) -> Result<(), String> {
-    let pool = insane_net::qos::dpdk::port_pool(0).ok_or("port 0 not opened")?;
+    let pool = insane_net::qos::transport::dpdk::port_pool(0).ok_or("port 0 not opened")?;
     for _ in 0..2000 {
         if pool.avail_count() == free {
             return Ok(());
@@ -259,7 +260,7 @@ fn server(sock: &str) -> Result<String, String> {
         return Err(format!("client: {report}"));
     }
     leak?;
-    let after = insane_net::qos::dpdk::port_pool(0).map(|p| p.avail_count());
+    let after = insane_net::qos::transport::dpdk::port_pool(0).map(|p| p.avail_count());
     if after != Some(free) {
         return Err(format!(
             "server pool: {after:?} free after the endpoint closed, {free} after binding"

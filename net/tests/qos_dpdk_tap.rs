@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Qos, TransportConfig};
 use insane_runtime::task::spawn_on;
 use insane_testhosts::TestHosts;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::BufMut;
 use common::on_each_driver;
 use insane_net::TcpStream;
-use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Latency, Qos, TransportConfig, debug_copy_count};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::{spawn, spawn_on};

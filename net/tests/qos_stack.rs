@@ -18,9 +18,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use insane_net::qos::policy::Transport as Kind;
-use insane_net::qos::stack_transport::StackUdpTransport;
+use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::Op;
+use insane_net::qos::transport::stack::StackUdpTransport;
 use insane_net::qos::{RxBuf, Transport, TransportConfig, TxBuf, debug_copy_count};
 use insane_net::stack::testing::PairDevice;
 use insane_net::stack::{Config, EthernetAddress, Interface};

@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use insane_net::config::Config;
-use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Qos, TransportConfig, TxBuf, debug_copy_count};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;

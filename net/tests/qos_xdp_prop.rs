@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use insane_net::config::Config;
-use insane_net::qos::policy::Transport as Kind;
+use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Qos, TransportConfig, debug_copy_count};
 use insane_net::stack::EthernetAddress;
 use insane_net::stack::testing::frames::udp_frame;

@@ -5,7 +5,7 @@
 
 use insane_net::config::Config;
 use insane_net::qos::Qos;
-use insane_net::qos::policy::{Availability, Capabilities, Transport, choose};
+use insane_net::qos::policy::{Availability, Capabilities, TransportKind, choose};
 use insane_testhosts::TestHosts;
 
 fn critical() -> Qos {
@@ -26,9 +26,9 @@ fn missing_xdp_interface_falls_back_to_kernel_busy_poll_and_is_explained() {
     assert!(why.contains("insane-nosuch0"), "{why}");
     let choice = choose(&critical(), &caps).unwrap();
     let kernel = if caps.uring.is_available() {
-        Transport::UringUdpBusyPoll
+        TransportKind::UringUdpBusyPoll
     } else {
-        Transport::EpollUdpBusyPoll
+        TransportKind::EpollUdpBusyPoll
     };
     assert_eq!(choice.transport, kernel, "{}", choice.explain);
     println!("{}", choice.explain);
@@ -66,8 +66,13 @@ fn xdp_on_a_veth_is_probed_and_chosen() {
     );
     let choice = choose(&critical(), &caps).unwrap();
     println!("{}", choice.explain);
-    assert_eq!(choice.transport, Transport::XdpUdp, "{}", choice.explain);
+    assert_eq!(
+        choice.transport,
+        TransportKind::XdpUdp,
+        "{}",
+        choice.explain
+    );
     // Normal and low-resource flows never get AF_XDP.
     let normal = choose(&Qos::default(), &caps).unwrap();
-    assert_ne!(normal.transport, Transport::XdpUdp);
+    assert_ne!(normal.transport, TransportKind::XdpUdp);
 }

@@ -362,9 +362,9 @@ fn serve(
                 .await
                 .ctx("bind")?;
                 let want = if system == System::InsaneXdp {
-                    insane::qos::policy::Transport::XdpUdp
+                    insane::qos::policy::TransportKind::XdpUdp
                 } else {
-                    insane::qos::policy::Transport::UringUdpBusyPoll
+                    insane::qos::policy::TransportKind::UringUdpBusyPoll
                 };
                 if ep.driver() != want {
                     return Err(format!("server got {}", ep.explain()));

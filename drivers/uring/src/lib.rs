@@ -21,15 +21,17 @@
 
 #![warn(missing_docs)]
 
-pub mod buf;
 pub mod bufring;
 mod driver;
 mod features;
 pub mod op;
 mod sockaddr;
 
-pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use driver::{Driver, Handle, UringConfig, check_sqpoll, install_on_current_core};
 pub use features::{UringFeatures, allowed_cpu_count, probe};
+/// The owned-buffer traits, from their own crate (`insane-buf`): the
+/// driver takes and returns these buffers.
+pub use insane_buf as buf;
+pub use insane_buf::{BufResult, IoBuf, IoBufMut, Slice};
 /// The io-uring crate, for [`op::Op::submit`] entries.
 pub use io_uring;

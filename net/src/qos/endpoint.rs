@@ -122,7 +122,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -132,10 +132,11 @@ use insane_runtime::driver::{self, DriverKind};
 use insane_runtime::runtime::CoreHandle;
 use tokio::sync::oneshot;
 
-use super::policy::{self, Availability, Capabilities};
+use super::policy::{self, Availability, Capabilities, TransportKind};
 use super::rxbuf::RxBuf;
 use super::sched::{Bound, Class, FlowHandle, Scheduler, TrySendError};
-use super::transport::{Op, TcpTransport, Transport, TransportConfig, UdpTransport};
+use super::transport::technology::{BoundTransport, TECHNOLOGIES, technology_of};
+use super::transport::{Op, Transport, TransportConfig};
 use super::txbuf::TxBuf;
 use super::{Qos, Reliability};
 use crate::addr::{ToSocketAddrs, to_socket_addrs};
@@ -300,20 +301,14 @@ impl Endpoint {
         config: TransportConfig,
         host: &crate::config::Config,
     ) -> io::Result<Endpoint> {
-        let mut caps = Capabilities::probe(false, host.dpdk.is_some());
-        if let Some(xdp) = &host.xdp {
-            caps.xdp = Availability::Available(format!(
-                "{} queue {} (opened at bind)",
-                xdp.interface, xdp.queue
-            ));
-        }
-        #[cfg(feature = "dpdk")]
-        if let Some(dpdk) = &host.dpdk {
-            caps.dpdk = Availability::Available(format!("port {} (opened at bind)", dpdk.port));
-        }
+        let caps = Capabilities::offered(host);
         Self::bind_inner(addr, qos, config, caps, host).await
     }
 
+    /// Walks the policy's choices for `qos` through the technology table:
+    /// the first technology whose bind succeeds carries the endpoint. A
+    /// kernel-bypass technology that cannot open its device is marked
+    /// unavailable (with the reason) and the policy chooses again.
     async fn bind_inner<A: ToSocketAddrs>(
         addr: A,
         qos: Qos,
@@ -326,126 +321,66 @@ impl Endpoint {
             .await?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to"))?;
-        // A bypass section's technology serves only its own address.
-        if let Some(xdp) = &host.xdp
-            && caps.xdp.is_available()
-            && addr.ip() != std::net::IpAddr::V4(xdp.address.address)
-        {
-            caps.xdp = Availability::Unavailable(format!(
-                "{} is not {}, the stack's address on {} ([xdp] address)",
-                addr.ip(),
-                xdp.address.address,
-                xdp.interface
-            ));
-        }
-        if let Some(dpdk) = &host.dpdk
-            && caps.dpdk.is_available()
-            && addr.ip() != std::net::IpAddr::V4(dpdk.address.address)
-        {
-            caps.dpdk = Availability::Unavailable(format!(
-                "{} is not {}, the stack's address on DPDK port {} ([dpdk] address)",
-                addr.ip(),
-                dpdk.address.address,
-                dpdk.port
-            ));
-        }
-        use policy::Transport as T;
-        // Each failed bypass bind marks its technology unavailable and
-        // chooses again: bounded by the number of technologies.
-        let mut attempts = 0;
-        // Why a bypass technology could not serve an endpoint on its own
-        // address (the kernel usually cannot bind that address either: its
-        // error then says why the bypass was not used).
+        // A technology with an address of its own (a bypass stack) serves
+        // only that address. An endpoint bound to it learns why the
+        // technology was not usable when the kernel cannot bind the
+        // address either.
         let mut bypass_failed: Option<String> = None;
-        let on_own_address = |section: std::net::Ipv4Addr, kind: T| {
-            addr.ip() == std::net::IpAddr::V4(section) && policy::preference(&qos).contains(&kind)
-        };
-        if let Some(dpdk) = &host.dpdk
-            && on_own_address(dpdk.address.address, T::DpdkUdp)
-        {
-            bypass_failed = caps
-                .dpdk
-                .why_not()
-                .map(|w| format!("DPDK was not usable: {w}"));
+        for tech in TECHNOLOGIES {
+            let Some((own, what)) = tech.own_address(host) else {
+                continue;
+            };
+            let wanted = tech
+                .kinds()
+                .iter()
+                .any(|k| policy::preference(&qos).contains(k));
+            for &kind in tech.kinds() {
+                let availability = kind.availability_mut(&mut caps);
+                if addr.ip() != IpAddr::V4(own) {
+                    if availability.is_available() {
+                        *availability = Availability::Unavailable(format!(
+                            "{} is not {own}, {what}",
+                            addr.ip()
+                        ));
+                    }
+                } else if wanted && let Some(why) = availability.why_not() {
+                    bypass_failed = Some(format!("{} was not usable: {why}", tech.name()));
+                }
+            }
         }
-        if let Some(xdp) = &host.xdp
-            && on_own_address(xdp.address.address, T::XdpUdp)
-        {
-            bypass_failed = caps
-                .xdp
-                .why_not()
-                .map(|w| format!("AF_XDP was not usable: {w}"));
-        }
-        let fallback_error = |e: io::Error, kind: T, why: &Option<String>| match why {
+        let decorate = |e: io::Error, kind: TransportKind, why: &Option<String>| match why {
             None => e,
             Some(why) => io::Error::new(
                 e.kind(),
                 format!("binding {addr} with {kind} failed: {e}; {why}"),
             ),
         };
-        let (transport, choice, detail): (Arc<dyn Transport>, policy::Choice, String) = loop {
+        // Each failed bind marks its technology unavailable and chooses
+        // again: bounded by the number of technologies.
+        let mut attempts = 0;
+        let (bound, choice) = loop {
             attempts += 1;
             let choice = policy::choose(&qos, &caps)?;
-            match choice.transport {
-                T::UringUdpBusyPoll | T::EpollUdpBusyPoll | T::UringUdp | T::EpollUdp => {
-                    let t = UdpTransport::bind(addr, choice.transport, &config)
-                        .map_err(|e| fallback_error(e, choice.transport, &bypass_failed))?;
-                    let detail = if t.busy_polls() {
-                        format!(
-                            "busy-poll: SO_BUSY_POLL={}us, the core using the endpoint spins while it lives",
-                            config.busy_poll_us
-                        )
-                    } else {
-                        String::new()
-                    };
-                    break (Arc::new(t), choice, detail);
-                }
-                T::UringTcp | T::EpollTcp => {
-                    let t = TcpTransport::bind(addr, choice.transport, &config).await?;
-                    break (Arc::new(t), choice, String::new());
-                }
-                T::XdpUdp if attempts < 8 => {
-                    let xdp = host.xdp.as_ref().ok_or_else(|| {
-                        io::Error::other("AF_XDP chosen without an [xdp] section")
-                    })?;
-                    match super::stack_transport::bind_xdp(xdp, addr.port(), &config).await {
-                        Ok(t) => {
-                            let detail = format!("{}; {}", t.describe(), t.explain_cores());
-                            break (Arc::new(t), choice, detail);
-                        }
-                        Err(e) => {
-                            tracing::debug!("AF_XDP bind failed, falling back: {e}");
-                            caps.xdp = Availability::Unavailable(e.to_string());
-                            bypass_failed = Some(format!("AF_XDP was not usable: {e}"));
-                        }
+            let kind = choice.transport;
+            let tech = technology_of(kind).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("the policy chose {kind}, whose driver is not part of this build"),
+                )
+            })?;
+            match tech.bind(kind, addr, &config, host).await {
+                Ok(bound) => break (bound, choice),
+                Err(e) if tech.falls_back() && attempts < 8 => {
+                    tracing::debug!("{} bind failed, falling back: {e}", tech.name());
+                    for &k in tech.kinds() {
+                        *k.availability_mut(&mut caps) = Availability::Unavailable(e.to_string());
                     }
+                    bypass_failed = Some(format!("{} was not usable: {e}", tech.name()));
                 }
-                #[cfg(feature = "dpdk")]
-                T::DpdkUdp if attempts < 8 => {
-                    let dpdk = host
-                        .dpdk
-                        .as_ref()
-                        .ok_or_else(|| io::Error::other("DPDK chosen without a [dpdk] section"))?;
-                    match super::dpdk::bind_dpdk(dpdk, addr.port(), &config).await {
-                        Ok(t) => {
-                            let detail = format!("{}; {}", t.describe(), t.explain_cores());
-                            break (Arc::new(t), choice, detail);
-                        }
-                        Err(e) => {
-                            tracing::debug!("DPDK bind failed, falling back: {e}");
-                            caps.dpdk = Availability::Unavailable(e.to_string());
-                            bypass_failed = Some(format!("DPDK was not usable: {e}"));
-                        }
-                    }
-                }
-                other => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        format!("the policy chose {other}, whose driver is not part of this build"),
-                    ));
-                }
+                Err(e) => return Err(decorate(e, kind, &bypass_failed)),
             }
         };
+        let BoundTransport { transport, detail } = bound;
         let mut explain = choice.explain;
         if !detail.is_empty() {
             explain.push_str("; ");
@@ -702,7 +637,7 @@ impl Endpoint {
     /// println!("carried by {}", ep.driver());
     /// # }
     /// ```
-    pub fn driver(&self) -> policy::Transport {
+    pub fn driver(&self) -> TransportKind {
         self.transport.kind()
     }
 

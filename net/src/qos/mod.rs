@@ -21,22 +21,31 @@
 //! ```
 
 pub mod channel;
-#[cfg(feature = "dpdk")]
-pub mod dpdk;
+mod core_frame;
 mod endpoint;
-mod home;
 pub mod policy;
 mod rxbuf;
 pub mod sched;
-pub mod stack_transport;
 pub mod transport;
 mod txbuf;
 
 pub use channel::{Session, SessionConfig, Sink, Source, channel_id};
 pub use endpoint::Endpoint;
+pub use policy::TransportKind;
 pub use rxbuf::{RxBuf, debug_copy_count};
 pub use transport::{Transport, TransportConfig};
 pub use txbuf::{CapacityError, TxBuf};
+
+/// The userspace-stack transport, now [`transport::stack`]; this path
+/// stays for one release.
+#[doc(hidden)]
+pub use transport::stack as stack_transport;
+
+/// The DPDK technology, now [`transport::dpdk`]; this path stays for one
+/// release.
+#[cfg(feature = "dpdk")]
+#[doc(hidden)]
+pub use transport::dpdk;
 
 use std::fmt;
 

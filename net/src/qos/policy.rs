@@ -1,7 +1,12 @@
 //! Driver selection: what this host can do ([`Capabilities`]), and which
 //! transport serves a [`Qos`] best ([`choose`]), with the reason in words.
 //!
-//! The order of preference is DESIGN.md's table:
+//! This module is pure: it probes nothing and opens nothing. The probes
+//! live with their technologies ([`transport`](super::transport)), which
+//! fill in a [`Capabilities`] ([`Capabilities::probe_with`]); here is only
+//! the table of transports and the choice.
+//!
+//! The order of preference (docs/ARCHITECTURE.md, "Driver selection"):
 //!
 //! | latency | reliability | first choice → fallbacks |
 //! |---|---|---|
@@ -11,7 +16,7 @@
 //! | any, resources = low | | kernel drivers only, never busy-poll |
 //!
 //! ```
-//! use insane_net::qos::policy::{Availability, Capabilities, Transport, choose};
+//! use insane_net::qos::policy::{Availability, Capabilities, TransportKind, choose};
 //! use insane_net::qos::Qos;
 //!
 //! let caps = Capabilities {
@@ -20,7 +25,7 @@
 //!     ..Capabilities::kernel_only()
 //! };
 //! let choice = choose(&Qos::builder().critical().best_effort().poll().build(), &caps).unwrap();
-//! assert_eq!(choice.transport, Transport::UringUdpBusyPoll);
+//! assert_eq!(choice.transport, TransportKind::UringUdpBusyPoll);
 //! assert_eq!(
 //!     choice.explain,
 //!     "latency=critical, best-effort, resources=poll -> io_uring busy-poll UDP \
@@ -58,13 +63,6 @@ impl Availability {
             Availability::Unavailable(why) => Some(why.clone()),
         }
     }
-
-    fn from_probe<T>(result: io::Result<T>, describe: impl FnOnce(&T) -> String) -> Self {
-        match result {
-            Ok(v) => Availability::Available(describe(&v)),
-            Err(e) => Availability::Unavailable(e.to_string()),
-        }
-    }
 }
 
 /// What this host offers, probed once at start-up.
@@ -99,140 +97,13 @@ impl Capabilities {
             ),
         }
     }
-
-    /// Probes this host: io_uring and epoll for real; DPDK only when
-    /// `dpdk_configured` (without the `dpdk` feature a configured one
-    /// reports that its driver is not part of this build; with it, that it
-    /// was not probed: [`probe_with`](Self::probe_with) probes it); RDMA by looking for devices in
-    /// `/sys/class/infiniband`. AF_XDP needs its interface and queue: see
-    /// [`probe_with`](Self::probe_with) (here a configured one reports that
-    /// it was not probed).
-    pub fn probe(xdp_configured: bool, dpdk_configured: bool) -> Self {
-        let uring = Availability::from_probe(insane_uring::probe(), |f| {
-            format!("io_uring on Linux {}", f.kernel_release)
-        });
-        let epoll = Availability::from_probe(insane_epoll::probe(), |_| "epoll".into());
-        Self {
-            uring,
-            epoll,
-            xdp: if xdp_configured {
-                Availability::Unavailable(
-                    "AF_XDP is configured but its interface was not probed (Capabilities::probe_with probes it)".into(),
-                )
-            } else {
-                Availability::NotConfigured
-            },
-            dpdk: if dpdk_configured {
-                if cfg!(feature = "dpdk") {
-                    Availability::Unavailable(
-                        "DPDK is configured but its port was not probed (Capabilities::probe_with probes it)".into(),
-                    )
-                } else {
-                    Availability::Unavailable(
-                        "the DPDK driver is not part of this build (insane-net feature `dpdk`)"
-                            .into(),
-                    )
-                }
-            } else {
-                Availability::NotConfigured
-            },
-            rdma: probe_rdma(),
-            bypass_tcp: Availability::Unavailable(
-                "reliable transport over kernel bypass is not built yet".into(),
-            ),
-        }
-    }
-
-    /// Probes this host for `config`: as [`probe`](Self::probe), and AF_XDP
-    /// for real when the configuration has an `[xdp]` section
-    /// ([`probe_xdp`]), DPDK for real when it has a `[dpdk]` section and
-    /// the `dpdk` feature is on (`probe_dpdk`).
-    pub fn probe_with(config: &crate::config::Config) -> Self {
-        let mut caps = Self::probe(false, config.dpdk.is_some());
-        if let Some(xdp) = &config.xdp {
-            caps.xdp = probe_xdp(&xdp.interface, xdp.queue);
-        }
-        #[cfg(feature = "dpdk")]
-        if let Some(dpdk) = &config.dpdk {
-            caps.dpdk = probe_dpdk(&dpdk.eal, dpdk.port);
-        }
-        caps
-    }
 }
 
-/// AF_XDP on `interface` queue `queue` ([`insane_xdp::probe`]: attaches the
-/// program, binds a socket, releases both): `Available("veth0 queue 0,
-/// native, copy")`, or `Unavailable` with the error, which names the
-/// interface. The queue stays busy for about a second afterwards (an
-/// AF_XDP socket opened then retries its bind).
-pub fn probe_xdp(interface: &str, queue: u32) -> Availability {
-    match insane_xdp::probe(interface, queue) {
-        Ok(mode) => Availability::Available(format!(
-            "{interface} queue {queue}, {}, {}",
-            mode.attach.as_str(),
-            if mode.zero_copy { "zero-copy" } else { "copy" }
-        )),
-        Err(e) => {
-            let e = e.to_string();
-            Availability::Unavailable(if e.contains(interface) {
-                e
-            } else {
-                format!("{interface} queue {queue}: {e}")
-            })
-        }
-    }
-}
-
-/// DPDK port `port` after EAL initialisation with `eal`
-/// ([`insane_dpdk::probe`]): `Available("port 0 net_memif0, PMD
-/// net_memif, link down")` (the link as read now: down until the port is
-/// started and, for memif, its peer connected), or `Unavailable` with the reason (DPDK not in
-/// this build, EAL arguments rejected with `rte_errno`'s text, no such
-/// port). Feature `dpdk`.
-///
-/// The EAL is initialised once per process: probing initialises it with
-/// `eal`, and the driver later reuses that EAL (same arguments). It runs
-/// `rte_eal_init` on a short-lived thread of its own
-/// ([`init_eal`](super::dpdk::init_eal)), which the EAL makes its main
-/// lcore and pins to the first CPU of `-l`; the caller's thread is left
-/// as it is.
-#[cfg(feature = "dpdk")]
-pub fn probe_dpdk(eal: &[String], port: u16) -> Availability {
-    // The EAL initialised on a thread of its own (which it pins), not on
-    // the caller's (a runtime core's, pinned to its CPU).
-    if let Err(e) = super::dpdk::init_eal(eal) {
-        return Availability::Unavailable(format!("DPDK port {port}: {e}"));
-    }
-    match insane_dpdk::probe(eal, port) {
-        Ok((info, link)) => Availability::Available(format!(
-            "port {} {}, PMD {}, link {}",
-            info.id,
-            info.name,
-            info.driver,
-            if link.up { "up" } else { "down" }
-        )),
-        Err(e) => Availability::Unavailable(format!("DPDK port {port}: {e}")),
-    }
-}
-
-fn probe_rdma() -> Availability {
-    match std::fs::read_dir("/sys/class/infiniband") {
-        Ok(mut entries) => match entries.next() {
-            Some(Ok(dev)) => Availability::Unavailable(format!(
-                "RDMA device {} found, but the RDMA driver is not part of this build yet",
-                dev.file_name().to_string_lossy()
-            )),
-            _ => {
-                Availability::Unavailable("no RDMA device (/sys/class/infiniband is empty)".into())
-            }
-        },
-        Err(_) => Availability::Unavailable("no RDMA device (no /sys/class/infiniband)".into()),
-    }
-}
-
-/// A way to carry a flow.
+/// A way to carry a flow: what [`Endpoint::driver`](super::Endpoint::driver)
+/// returns. Each kind belongs to one technology (a module of
+/// [`transport`](super::transport)), which binds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
+pub enum TransportKind {
     /// UDP over DPDK with the userspace stack.
     DpdkUdp,
     /// UDP over AF_XDP with the userspace stack.
@@ -255,17 +126,22 @@ pub enum Transport {
     EpollTcp,
 }
 
-impl Transport {
+/// The old name of [`TransportKind`] (it clashed with the
+/// [`Transport`](super::Transport) trait).
+#[deprecated(since = "0.1.0", note = "renamed to TransportKind")]
+pub type Transport = TransportKind;
+
+impl TransportKind {
     /// Whether the core carrying this transport busy-polls.
     pub fn busy_polls(self) -> bool {
         matches!(
             self,
-            Transport::DpdkUdp
-                | Transport::XdpUdp
-                | Transport::UringUdpBusyPoll
-                | Transport::EpollUdpBusyPoll
-                | Transport::RdmaRc
-                | Transport::BypassTcp
+            TransportKind::DpdkUdp
+                | TransportKind::XdpUdp
+                | TransportKind::UringUdpBusyPoll
+                | TransportKind::EpollUdpBusyPoll
+                | TransportKind::RdmaRc
+                | TransportKind::BypassTcp
         )
     }
 
@@ -273,54 +149,83 @@ impl Transport {
     pub fn is_reliable(self) -> bool {
         matches!(
             self,
-            Transport::RdmaRc | Transport::BypassTcp | Transport::UringTcp | Transport::EpollTcp
+            TransportKind::RdmaRc
+                | TransportKind::BypassTcp
+                | TransportKind::UringTcp
+                | TransportKind::EpollTcp
         )
     }
 
     /// The technology's name in `explain()` texts (`dpdk`, `af_xdp`, ...).
-    fn technology(self) -> &'static str {
+    pub fn technology(self) -> &'static str {
         match self {
-            Transport::DpdkUdp => "dpdk",
-            Transport::XdpUdp => "af_xdp",
-            Transport::UringUdpBusyPoll | Transport::UringUdp | Transport::UringTcp => "io_uring",
-            Transport::EpollUdpBusyPoll | Transport::EpollUdp | Transport::EpollTcp => "epoll",
-            Transport::RdmaRc => "rdma",
-            Transport::BypassTcp => "bypass tcp",
+            TransportKind::DpdkUdp => "dpdk",
+            TransportKind::XdpUdp => "af_xdp",
+            TransportKind::UringUdpBusyPoll | TransportKind::UringUdp | TransportKind::UringTcp => {
+                "io_uring"
+            }
+            TransportKind::EpollUdpBusyPoll | TransportKind::EpollUdp | TransportKind::EpollTcp => {
+                "epoll"
+            }
+            TransportKind::RdmaRc => "rdma",
+            TransportKind::BypassTcp => "bypass tcp",
         }
     }
 
-    fn availability(self, caps: &Capabilities) -> &Availability {
+    /// What `caps` says of this kind's technology.
+    pub fn availability(self, caps: &Capabilities) -> &Availability {
         match self {
-            Transport::DpdkUdp => &caps.dpdk,
-            Transport::XdpUdp => &caps.xdp,
-            Transport::UringUdpBusyPoll | Transport::UringUdp | Transport::UringTcp => &caps.uring,
-            Transport::EpollUdpBusyPoll | Transport::EpollUdp | Transport::EpollTcp => &caps.epoll,
-            Transport::RdmaRc => &caps.rdma,
-            Transport::BypassTcp => &caps.bypass_tcp,
+            TransportKind::DpdkUdp => &caps.dpdk,
+            TransportKind::XdpUdp => &caps.xdp,
+            TransportKind::UringUdpBusyPoll | TransportKind::UringUdp | TransportKind::UringTcp => {
+                &caps.uring
+            }
+            TransportKind::EpollUdpBusyPoll | TransportKind::EpollUdp | TransportKind::EpollTcp => {
+                &caps.epoll
+            }
+            TransportKind::RdmaRc => &caps.rdma,
+            TransportKind::BypassTcp => &caps.bypass_tcp,
+        }
+    }
+
+    /// As [`availability`](Self::availability), to record a probe's or a
+    /// failed bind's verdict.
+    pub fn availability_mut(self, caps: &mut Capabilities) -> &mut Availability {
+        match self {
+            TransportKind::DpdkUdp => &mut caps.dpdk,
+            TransportKind::XdpUdp => &mut caps.xdp,
+            TransportKind::UringUdpBusyPoll | TransportKind::UringUdp | TransportKind::UringTcp => {
+                &mut caps.uring
+            }
+            TransportKind::EpollUdpBusyPoll | TransportKind::EpollUdp | TransportKind::EpollTcp => {
+                &mut caps.epoll
+            }
+            TransportKind::RdmaRc => &mut caps.rdma,
+            TransportKind::BypassTcp => &mut caps.bypass_tcp,
         }
     }
 }
 
-impl fmt::Display for Transport {
+impl fmt::Display for TransportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Transport::DpdkUdp => "DPDK UDP",
-            Transport::XdpUdp => "AF_XDP UDP",
-            Transport::UringUdpBusyPoll => "io_uring busy-poll UDP",
-            Transport::EpollUdpBusyPoll => "epoll busy-poll UDP",
-            Transport::UringUdp => "io_uring UDP",
-            Transport::EpollUdp => "epoll UDP",
-            Transport::RdmaRc => "RDMA RC",
-            Transport::BypassTcp => "TCP over kernel bypass",
-            Transport::UringTcp => "io_uring TCP",
-            Transport::EpollTcp => "epoll TCP",
+            TransportKind::DpdkUdp => "DPDK UDP",
+            TransportKind::XdpUdp => "AF_XDP UDP",
+            TransportKind::UringUdpBusyPoll => "io_uring busy-poll UDP",
+            TransportKind::EpollUdpBusyPoll => "epoll busy-poll UDP",
+            TransportKind::UringUdp => "io_uring UDP",
+            TransportKind::EpollUdp => "epoll UDP",
+            TransportKind::RdmaRc => "RDMA RC",
+            TransportKind::BypassTcp => "TCP over kernel bypass",
+            TransportKind::UringTcp => "io_uring TCP",
+            TransportKind::EpollTcp => "epoll TCP",
         })
     }
 }
 
-/// The transports that may serve `qos`, best first (DESIGN.md's table).
-pub fn preference(qos: &Qos) -> &'static [Transport] {
-    use Transport::*;
+/// The transports that may serve `qos`, best first.
+pub fn preference(qos: &Qos) -> &'static [TransportKind] {
+    use TransportKind::*;
     match (qos.latency, qos.reliability, qos.resources) {
         (Latency::Critical, Reliability::BestEffort, Resources::Poll) => {
             &[DpdkUdp, XdpUdp, UringUdpBusyPoll, EpollUdpBusyPoll]
@@ -337,7 +242,7 @@ pub fn preference(qos: &Qos) -> &'static [Transport] {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Choice {
     /// What carries the flow.
-    pub transport: Transport,
+    pub transport: TransportKind,
     /// E.g. `latency=critical, best-effort, resources=poll -> io_uring
     /// busy-poll UDP (dpdk: not configured; af_xdp: interface eth1 not
     /// found)`: the QoS, the choice, and why each better one was passed.
@@ -394,7 +299,7 @@ mod tests {
             ..Capabilities::kernel_only()
         };
         let c = choose(&critical_datagrams(), &caps).unwrap();
-        assert_eq!(c.transport, Transport::DpdkUdp);
+        assert_eq!(c.transport, TransportKind::DpdkUdp);
         assert_eq!(
             c.explain,
             "latency=critical, best-effort, resources=poll -> DPDK UDP"
@@ -408,7 +313,7 @@ mod tests {
             ..Capabilities::kernel_only()
         };
         let c = choose(&critical_datagrams(), &caps).unwrap();
-        assert_eq!(c.transport, Transport::XdpUdp);
+        assert_eq!(c.transport, TransportKind::XdpUdp);
         assert!(
             c.explain.ends_with("(dpdk: not configured)"),
             "{}",
@@ -424,7 +329,7 @@ mod tests {
         };
         let qos = Qos::builder().critical().best_effort().low().build();
         let c = choose(&qos, &caps).unwrap();
-        assert_eq!(c.transport, Transport::UringUdp);
+        assert_eq!(c.transport, TransportKind::UringUdp);
         assert!(!c.transport.busy_polls());
     }
 
@@ -432,7 +337,7 @@ mod tests {
     fn reliable_critical_falls_back_to_kernel_tcp_naming_why() {
         let qos = Qos::builder().critical().reliable().poll().build();
         let c = choose(&qos, &Capabilities::kernel_only()).unwrap();
-        assert_eq!(c.transport, Transport::UringTcp);
+        assert_eq!(c.transport, TransportKind::UringTcp);
         assert!(c.explain.contains("rdma: no RDMA device"), "{}", c.explain);
         assert!(c.explain.contains("bypass tcp: "), "{}", c.explain);
     }
@@ -444,7 +349,7 @@ mod tests {
             ..Capabilities::kernel_only()
         };
         let c = choose(&Qos::default(), &caps).unwrap();
-        assert_eq!(c.transport, Transport::EpollTcp);
+        assert_eq!(c.transport, TransportKind::EpollTcp);
         assert_eq!(
             c.explain,
             "latency=normal, reliable, resources=low -> epoll TCP (io_uring: io_uring_setup: Operation not permitted)"
@@ -476,7 +381,9 @@ mod tests {
                     let last = *preference(&qos).last().unwrap();
                     assert!(matches!(
                         last,
-                        Transport::EpollUdp | Transport::EpollUdpBusyPoll | Transport::EpollTcp
+                        TransportKind::EpollUdp
+                            | TransportKind::EpollUdpBusyPoll
+                            | TransportKind::EpollTcp
                     ));
                     assert_eq!(last.is_reliable(), reliability == Reliability::Reliable);
                     if resources == Resources::Low {
@@ -485,23 +392,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn probe_on_this_host_finds_a_kernel_driver() {
-        let caps = Capabilities::probe(false, false);
-        assert!(
-            caps.uring.is_available() || caps.epoll.is_available(),
-            "{caps:?}"
-        );
-        assert_eq!(caps.dpdk, Availability::NotConfigured);
-    }
-
-    #[test]
-    fn xdp_probe_of_a_missing_interface_names_it() {
-        let Availability::Unavailable(why) = probe_xdp("insane-nosuch9", 0) else {
-            panic!("a missing interface probed as available");
-        };
-        assert!(why.contains("insane-nosuch9"), "{why}");
     }
 }

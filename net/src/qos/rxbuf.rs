@@ -29,10 +29,10 @@ use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use insane_uring::buf::{IoBuf, IoBufMut};
+use insane_buf::{IoBuf, IoBufMut};
 
-use super::home::HomeBox;
 use super::txbuf::{Pool, Ticket};
+use crate::qos::core_frame::CoreFrame;
 
 #[cfg(debug_assertions)]
 static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -127,7 +127,7 @@ impl Shared {
 /// A received driver frame (UMEM frame, mbuf) as an `RxBuf`'s storage.
 pub(crate) struct DeviceRx {
     /// The frame, `!Send`, dropped at home.
-    _frame: HomeBox,
+    _frame: CoreFrame,
     /// The frame's bytes in driver memory.
     ptr: *mut u8,
     len: usize,
@@ -135,7 +135,7 @@ pub(crate) struct DeviceRx {
 }
 
 // SAFETY: `ptr..ptr + len` is driver memory owned by the frame in
-// `_frame` (a `Send` `HomeBox`), mapped while it lives and accessed only
+// `_frame` (a `Send` `CoreFrame`), mapped while it lives and accessed only
 // through this `DeviceRx` (mutably only through `&mut RxBuf`).
 unsafe impl Send for DeviceRx {}
 // SAFETY: shared access only reads the bytes.
@@ -148,7 +148,7 @@ impl DeviceRx {
     /// `ptr..ptr + len` must be the frame's bytes, writable, valid while
     /// the frame lives and accessed by nothing else meanwhile.
     pub(crate) unsafe fn new(
-        frame: HomeBox,
+        frame: CoreFrame,
         ptr: *mut u8,
         len: usize,
         ticket: Option<Ticket>,

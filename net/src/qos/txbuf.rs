@@ -38,9 +38,9 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use insane_uring::buf::IoBuf;
+use insane_buf::IoBuf;
 
-use super::home::HomeBox;
+use crate::qos::core_frame::CoreFrame;
 
 // ---- pools ------------------------------------------------------------------
 
@@ -230,7 +230,7 @@ pub struct TxBuf {
 /// [`TxBuf::len`] and prepends the headers when it sends.
 pub(crate) struct DeviceTx {
     /// The driver frame, `!Send`, dropped at home.
-    pub(crate) frame: HomeBox,
+    pub(crate) frame: CoreFrame,
     /// Start of the payload in driver memory.
     ptr: *mut u8,
     /// Payload bytes written.
@@ -246,7 +246,7 @@ pub(crate) struct DeviceTx {
 // SAFETY: `ptr` points into driver memory owned by the frame in `frame`,
 // which stays mapped while the frame is alive and is accessed only
 // through this `DeviceTx` (exclusively via `&mut TxBuf`); the frame
-// itself is `HomeBox`, which is `Send`.
+// itself is `CoreFrame`, which is `Send`.
 unsafe impl Send for DeviceTx {}
 // SAFETY: shared access only reads the bytes (`&TxBuf`).
 unsafe impl Sync for DeviceTx {}
@@ -262,7 +262,7 @@ impl DeviceTx {
     /// `frame`, valid while that frame lives and not otherwise accessed
     /// until the frame is taken back at home.
     pub(crate) unsafe fn new(
-        frame: HomeBox,
+        frame: CoreFrame,
         ptr: *mut u8,
         headroom: usize,
         owner: u64,

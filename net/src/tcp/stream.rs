@@ -15,7 +15,7 @@ use tokio::io::{Interest, ReadBuf, Ready};
 use crate::addr::{ToSocketAddrs, each_addr};
 use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
 use crate::io::{PollIo, impl_stream_read, impl_stream_write};
-use crate::owned::SockKind;
+use crate::owned::ops::SockKind;
 use crate::tcp::split::{ReadHalf, WriteHalf, split};
 use crate::tcp::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 
@@ -305,7 +305,7 @@ impl TcpStream {
     /// The bytes go into the buffer's spare capacity (`len..capacity` of a
     /// `Vec` or `BytesMut`), whose length grows by `n`; a buffer without
     /// spare capacity (a `Box<[u8]>`, a full `Vec`) is filled from its
-    /// start (see [`crate::buf`]). On an io_uring core this is one `RECV`
+    /// start (see [`crate::owned`]). On an io_uring core this is one `RECV`
     /// request, completed by the kernel when data is there; on epoll, a
     /// readiness wait and `recv(2)`.
     ///

@@ -15,7 +15,7 @@ use tokio::io::{Interest, Ready};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
 use crate::io::{PollIo, impl_stream_read, impl_stream_write};
-use crate::owned::SockKind;
+use crate::owned::ops::SockKind;
 use crate::unix::split::{ReadHalf, WriteHalf, split};
 use crate::unix::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 use crate::unix::{SocketAddr, UCred, sock_addr};
