@@ -128,7 +128,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
-use insane_runtime::driver::{self, DriverKind};
+use insane_runtime::driver;
 use insane_runtime::runtime::CoreHandle;
 use tokio::sync::oneshot;
 
@@ -155,21 +155,17 @@ fn host_capabilities() -> io::Result<HostSetup> {
         .map_err(|(kind, msg)| io::Error::new(kind, msg))
 }
 
-/// `caps` as seen from the current core: only its own kernel driver can
-/// carry kernel transports.
+/// `caps` as seen from the current core (e.g. only the core's own kernel
+/// driver can carry kernel transports): each technology restricts its
+/// entry.
 fn for_current_core(mut caps: Capabilities) -> io::Result<Capabilities> {
-    match driver::current() {
-        Some((DriverKind::Uring, _)) => {
-            caps.epoll = Availability::Unavailable("this core runs the io_uring driver".into());
-        }
-        Some((DriverKind::Epoll, _)) => {
-            caps.uring = Availability::Unavailable("this core runs the epoll driver".into());
-        }
-        None => {
-            return Err(io::Error::other(
-                "QoS endpoints must be bound inside an insane runtime whose core has an I/O driver",
-            ));
-        }
+    if driver::current().is_none() {
+        return Err(io::Error::other(
+            "QoS endpoints must be bound inside an insane runtime whose core has an I/O driver",
+        ));
+    }
+    for tech in TECHNOLOGIES {
+        tech.restrict_to_current_core(&mut caps);
     }
     Ok(caps)
 }

@@ -67,6 +67,13 @@ pub(crate) trait Technology: Sync {
         let _ = (host, caps);
     }
 
+    /// Restricts `caps` to what the current core can use (the kernel
+    /// technology: only the core's own driver, io_uring or epoll). Called
+    /// at every bind, on the binding core.
+    fn restrict_to_current_core(&self, caps: &mut Capabilities) {
+        let _ = caps;
+    }
+
     /// The address of `host`'s section for this technology, when it only
     /// serves that address (a kernel-bypass stack has its own IPv4
     /// address): an endpoint bound to another address never uses it, and

@@ -17,6 +17,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 
 use super::technology::{BindFuture, BoundTransport, Technology};
+use insane_runtime::driver::{self, DriverKind};
+
 use super::{Transport, TransportConfig};
 use crate::config::Config;
 use crate::qos::policy::{Availability, Capabilities, TransportKind};
@@ -45,6 +47,18 @@ impl Technology for Kernel {
             format!("io_uring on Linux {}", f.kernel_release)
         });
         caps.epoll = Availability::from_probe(insane_epoll::probe(), |_| "epoll".into());
+    }
+
+    fn restrict_to_current_core(&self, caps: &mut Capabilities) {
+        match driver::current() {
+            Some((DriverKind::Uring, _)) => {
+                caps.epoll = Availability::Unavailable("this core runs the io_uring driver".into());
+            }
+            Some((DriverKind::Epoll, _)) => {
+                caps.uring = Availability::Unavailable("this core runs the epoll driver".into());
+            }
+            None => {}
+        }
     }
 
     fn bind<'a>(
