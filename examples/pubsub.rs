@@ -1,18 +1,20 @@
-//! Publish/subscribe on a channel: one sink, N sources spread over the
-//! runtime's cores, every message received by every source — by
-//! reference, one shared buffer per message, no copy.
+//! Publish/subscribe on a channel: one publisher, N subscribers spread
+//! over the runtime's cores, every message received by every subscriber
+//! — by reference, one shared buffer per message, no copy.
 //!
 //! ```text
-//! cargo run --release --example pubsub -- --sources 4 --messages 1000000
+//! cargo run --release --example pubsub -- --subscribers 4 --messages 1000000
 //! cargo run --release --example pubsub -- --best-effort --size 1024
 //! ```
 //!
-//! `--sources N` (default 4), `--messages M` (default 100000), `--size
-//! BYTES` per message (default 64, at least 8), `--cores C` (default 2),
-//! `--best-effort` (sources drop their oldest queued message when full
-//! and count it, instead of making the sink wait). Local only: the
-//! session has no peers (list them in `insane.toml`'s `[channels]` to
-//! reach other hosts). Prints each source's count and the rate.
+//! `--subscribers N` (default 4; `--sources N` is the old spelling, still
+//! accepted), `--messages M` (default 100000), `--size BYTES` per message
+//! (default 64, at least 8), `--cores C` (default 2), `--best-effort`
+//! (subscribers drop their oldest queued message when full and count it,
+//! instead of making the publisher wait). Local only: the session has no
+//! peers (list them in `insane.toml`'s `[channels]` to reach other
+//! hosts). Prints each subscriber's count (lines `source K (core C): ...`,
+//! the format tests/examples.rs reads) and the rate.
 //! `INSANE_DRIVER=epoll` runs on the epoll driver.
 
 use std::io;
@@ -25,7 +27,7 @@ use insane::task::{spawn_on, yield_now};
 
 #[derive(Clone, Copy, Debug)]
 struct Args {
-    sources: usize,
+    subscribers: usize,
     messages: u64,
     size: usize,
     cores: usize,
@@ -33,12 +35,12 @@ struct Args {
 }
 
 fn usage() -> &'static str {
-    "usage: pubsub [--sources N] [--messages M] [--size BYTES] [--cores C] [--best-effort]"
+    "usage: pubsub [--subscribers N] [--messages M] [--size BYTES] [--cores C] [--best-effort]"
 }
 
 fn parse() -> Result<Args, String> {
     let mut a = Args {
-        sources: 4,
+        subscribers: 4,
         messages: 100_000,
         size: 64,
         cores: 2,
@@ -51,7 +53,7 @@ fn parse() -> Result<Args, String> {
             v.parse().map_err(|e| format!("{flag} {v:?}: {e}"))
         };
         match arg.as_str() {
-            "--sources" => a.sources = value("--sources")? as usize,
+            "--subscribers" | "--sources" => a.subscribers = value(&arg)? as usize,
             "--messages" => a.messages = value("--messages")?,
             "--size" => a.size = value("--size")? as usize,
             "--cores" => a.cores = value("--cores")? as usize,
@@ -60,8 +62,8 @@ fn parse() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if a.sources == 0 || a.cores == 0 {
-        return Err("--sources and --cores must be at least 1".into());
+    if a.subscribers == 0 || a.cores == 0 {
+        return Err("--subscribers and --cores must be at least 1".into());
     }
     a.size = a.size.max(8);
     Ok(a)
@@ -100,53 +102,54 @@ fn run(args: Args) -> io::Result<()> {
         let topic = "demo/pubsub";
         let id = channel_id(topic);
         println!(
-            "channel {topic:?} = {id:#010x}, {} sources on {} cores (driver {driver}), {qos}",
-            args.sources, args.cores
+            "channel {topic:?} = {id:#010x}, {} subscribers on {} cores (driver {driver}), {qos}",
+            args.subscribers, args.cores
         );
         let start = Instant::now();
-        let receivers: Vec<_> = (0..args.sources)
+        let receivers: Vec<_> = (0..args.subscribers)
             .map(|k| {
-                let mut source = session.source(id, qos);
+                let mut subscriber = session.subscriber(id, qos);
                 spawn_on(k % args.cores, async move {
                     // Messages carry their index; an empty one ends the
                     // run (the newest message is never dropped).
                     let (mut count, mut bytes, mut next) = (0u64, 0u64, 0u64);
                     loop {
-                        let msg = source.recv().await?;
+                        let msg = subscriber.recv().await?;
                         if msg.is_empty() {
                             break;
                         }
                         let i = u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"));
-                        assert!(i >= next, "source {k}: message {i} after {next}");
+                        assert!(i >= next, "subscriber {k}: message {i} after {next}");
                         next = i + 1;
                         count += 1;
                         bytes += msg.len() as u64;
                     }
-                    io::Result::Ok((k, count, bytes, source.dropped()))
+                    io::Result::Ok((k, count, bytes, subscriber.dropped()))
                 })
             })
             .collect();
 
-        let mut sink = session.sink(id, qos);
+        let mut publisher = session.publisher(id, qos);
         for i in 0..args.messages {
-            let mut buf = sink.buffer().await;
+            let mut buf = publisher.buffer().await;
             buf.extend_from_slice(&i.to_le_bytes())?;
             buf.resize(args.size, 0xab)?;
-            sink.send(buf).await?;
+            publisher.send(buf).await?;
             if i % 64 == 63 {
-                // Let the sources on this core run: a best-effort sink
-                // never waits for them.
+                // Let the subscribers on this core run: a best-effort
+                // publisher never waits for them.
                 yield_now().await;
             }
         }
-        let end = sink.buffer().await;
-        sink.send(end).await?;
+        let end = publisher.buffer().await;
+        publisher.send(end).await?;
         let sent = start.elapsed();
 
         let mut total = 0;
         for r in receivers {
             let (k, count, bytes, dropped) = r.await.map_err(io::Error::other)??;
             total += count;
+            // "source": the line format tests/examples.rs reads.
             println!(
                 "source {k} (core {}): {count} messages, {bytes} bytes, {dropped} dropped",
                 k % args.cores

@@ -1,7 +1,9 @@
-//! Channels on both kernel drivers: local fan-out to sources on two cores
-//! by reference, two sessions talking as peers over loopback (best-effort
-//! and reliable), channel id stability, reliable backpressure and
-//! best-effort drop-oldest, and the `Stream`/`Sink` traits.
+//! Channels on both kernel drivers: local fan-out to subscribers on two
+//! cores by reference, two sessions talking as peers over loopback
+//! (best-effort and reliable), channel id stability, reliable
+//! backpressure and best-effort drop-oldest, the `Stream`/`Sink` traits,
+//! and the deprecated old names (`Sink`, `Source`, `Session::sink`,
+//! `Session::source`).
 
 mod common;
 
@@ -12,7 +14,9 @@ use std::time::Duration;
 
 use common::on_each_driver;
 use futures::StreamExt;
-use insane_net::qos::{Qos, Session, SessionConfig, Sink, Source, channel_id, debug_copy_count};
+use insane_net::qos::{
+    Publisher, Qos, Session, SessionConfig, Subscriber, channel_id, debug_copy_count,
+};
 use insane_runtime::task::{JoinHandle, spawn_on};
 use insane_runtime::time::{sleep, timeout};
 
@@ -38,7 +42,7 @@ fn progress(receivers: usize) -> Progress {
     Arc::new((0..receivers).map(|_| AtomicU64::new(0)).collect())
 }
 
-async fn send_all(sink: &mut Sink, n: u64, window: Option<(u64, Progress)>) {
+async fn send_all(publisher: &mut Publisher, n: u64, window: Option<(u64, Progress)>) {
     for i in 0..n {
         if let Some((window, progress)) = &window {
             let slowest = || progress.iter().map(|p| p.load(Ordering::Acquire)).min();
@@ -46,22 +50,22 @@ async fn send_all(sink: &mut Sink, n: u64, window: Option<(u64, Progress)>) {
                 sleep(Duration::from_millis(1)).await;
             }
         }
-        let mut buf = sink.buffer().await;
+        let mut buf = publisher.buffer().await;
         buf.extend_from_slice(&payload(i)).unwrap();
-        sink.send(buf).await.unwrap();
+        publisher.send(buf).await.unwrap();
     }
 }
 
 /// Receives `n` messages, checks order and contents, returns each
 /// payload's address.
-fn receive_all(core: usize, source: Source, n: u64) -> JoinHandle<Vec<usize>> {
-    receive_counting(core, source, n, progress(1), 0)
+fn receive_all(core: usize, subscriber: Subscriber, n: u64) -> JoinHandle<Vec<usize>> {
+    receive_counting(core, subscriber, n, progress(1), 0)
 }
 
 /// [`receive_all`], counting in `progress[slot]`.
 fn receive_counting(
     core: usize,
-    mut source: Source,
+    mut subscriber: Subscriber,
     n: u64,
     progress: Progress,
     slot: usize,
@@ -69,7 +73,7 @@ fn receive_counting(
     spawn_on(core, async move {
         let mut ptrs = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let msg = timeout(Duration::from_secs(20), source.recv())
+            let msg = timeout(Duration::from_secs(20), subscriber.recv())
                 .await
                 .unwrap_or_else(|_| panic!("message {i} never arrived"))
                 .unwrap();
@@ -77,7 +81,7 @@ fn receive_counting(
             ptrs.push(msg.as_ptr() as usize);
             progress[slot].store(i + 1, Ordering::Release);
         }
-        assert_eq!(source.dropped(), 0);
+        assert_eq!(subscriber.dropped(), 0);
         ptrs
     })
 }
@@ -97,18 +101,18 @@ fn channel_ids_are_stable_fnv1a() {
 }
 
 #[test]
-fn one_sink_four_sources_on_two_cores_by_reference() {
+fn one_publisher_four_subscribers_on_two_cores_by_reference() {
     on_each_driver(2, |driver| async move {
         const N: u64 = 10_000;
         let copies = debug_copy_count();
         let session = Session::new(SessionConfig::local()).unwrap();
         let id = channel_id("test/fanout");
-        let mut sink = session.sink(id, Qos::default());
+        let mut publisher = session.publisher(id, Qos::default());
         let receivers: Vec<_> = [0, 0, 1, 1]
             .into_iter()
-            .map(|core| receive_all(core, session.source(id, Qos::default()), N))
+            .map(|core| receive_all(core, session.subscriber(id, Qos::default()), N))
             .collect();
-        send_all(&mut sink, N, None).await;
+        send_all(&mut publisher, N, None).await;
         let mut all = Vec::new();
         for r in receivers {
             all.push(r.await.unwrap());
@@ -116,7 +120,7 @@ fn one_sink_four_sources_on_two_cores_by_reference() {
         for i in 0..N as usize {
             assert!(
                 all.iter().all(|p| p[i] == all[0][i]),
-                "{driver}: message {i} was copied for some source"
+                "{driver}: message {i} was copied for some subscriber"
             );
         }
         assert_eq!(debug_copy_count(), copies, "{driver}: no payload copy");
@@ -124,29 +128,29 @@ fn one_sink_four_sources_on_two_cores_by_reference() {
 }
 
 #[test]
-fn stream_and_sink_traits() {
+fn subscriber_stream_and_publisher_sink_traits() {
     on_each_driver(1, |_| async move {
         let session = Session::new(SessionConfig::local()).unwrap();
-        let mut source = session.source(5, best_effort());
-        let mut sink = session.sink(5, best_effort());
+        let mut subscriber = session.subscriber(5, best_effort());
+        let mut publisher = session.publisher(5, best_effort());
         for i in 0..10 {
-            let mut buf = sink.buffer().await;
+            let mut buf = publisher.buffer().await;
             buf.extend_from_slice(&payload(i)).unwrap();
-            futures::SinkExt::send(&mut sink, buf).await.unwrap();
+            futures::SinkExt::send(&mut publisher, buf).await.unwrap();
         }
         for i in 0..10 {
-            let msg = source.next().await.unwrap().unwrap();
+            let msg = subscriber.next().await.unwrap().unwrap();
             assert_eq!(&msg[..], &payload(i)[..]);
         }
         let mut oversize = insane_net::qos::TxBuf::unpooled(0, 70_000);
         oversize.resize(65_500, 0).unwrap();
-        let err = sink.send(oversize).await.unwrap_err();
+        let err = publisher.send(oversize).await.unwrap_err();
         assert!(err.to_string().contains("65499"), "{err}");
     });
 }
 
 #[test]
-fn reliable_source_backpressures_the_sink() {
+fn reliable_subscriber_backpressures_the_publisher() {
     on_each_driver(2, |driver| async move {
         const N: u64 = 100;
         let config = SessionConfig {
@@ -154,19 +158,19 @@ fn reliable_source_backpressures_the_sink() {
             ..SessionConfig::local()
         };
         let session = Session::new(config).unwrap();
-        let mut source = session.source(9, Qos::default());
-        let mut sink = session.sink(9, Qos::default());
+        let mut subscriber = session.subscriber(9, Qos::default());
+        let mut publisher = session.publisher(9, Qos::default());
         let sent = Arc::new(AtomicUsize::new(0));
         let counter = sent.clone();
         let sender = spawn_on(1, async move {
             for i in 0..N {
-                let mut buf = sink.buffer().await;
+                let mut buf = publisher.buffer().await;
                 buf.extend_from_slice(&payload(i)).unwrap();
-                sink.send(buf).await.unwrap();
+                publisher.send(buf).await.unwrap();
                 counter.fetch_add(1, Ordering::SeqCst);
             }
         });
-        // The sink fills the queue (4), then waits: it stays at 4.
+        // The publisher fills the queue (4), then waits: it stays at 4.
         for _ in 0..5000 {
             if sent.load(Ordering::SeqCst) >= 4 {
                 break;
@@ -174,45 +178,49 @@ fn reliable_source_backpressures_the_sink() {
             sleep(Duration::from_millis(1)).await;
         }
         sleep(Duration::from_millis(50)).await;
-        assert_eq!(sent.load(Ordering::SeqCst), 4, "{driver}: the sink waits");
-        assert_eq!(source.queued(), 4);
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            4,
+            "{driver}: the publisher waits"
+        );
+        assert_eq!(subscriber.queued(), 4);
         for i in 0..N {
             if i % 10 == 0 {
-                sleep(Duration::from_millis(1)).await; // a slow source
+                sleep(Duration::from_millis(1)).await; // a slow subscriber
             }
-            let msg = source.recv().await.unwrap();
+            let msg = subscriber.recv().await.unwrap();
             assert_eq!(&msg[..], &payload(i)[..], "{driver}: message {i}");
         }
         sender.await.unwrap();
-        assert_eq!(source.dropped(), 0);
+        assert_eq!(subscriber.dropped(), 0);
     });
 }
 
 #[test]
-fn best_effort_source_drops_oldest_and_counts() {
+fn best_effort_subscriber_drops_oldest_and_counts() {
     on_each_driver(1, |driver| async move {
         let config = SessionConfig {
             queue_depth: 4,
             ..SessionConfig::local()
         };
         let session = Session::new(config).unwrap();
-        let mut source = session.source(9, best_effort());
-        let mut reliable = session.source(9, Qos::default());
-        drop(reliable.try_recv()); // a reliable source that is dropped
+        let mut subscriber = session.subscriber(9, best_effort());
+        let mut reliable = session.subscriber(9, Qos::default());
+        drop(reliable.try_recv()); // a reliable subscriber that is dropped
         drop(reliable);
-        let mut sink = session.sink(9, Qos::default());
-        send_all(&mut sink, 100, None).await; // never waits
-        assert_eq!(source.dropped(), 96, "{driver}");
+        let mut publisher = session.publisher(9, Qos::default());
+        send_all(&mut publisher, 100, None).await; // never waits
+        assert_eq!(subscriber.dropped(), 96, "{driver}");
         for i in 96..100 {
-            let msg = source.try_recv().unwrap();
+            let msg = subscriber.try_recv().unwrap();
             assert_eq!(&msg[..], &payload(i)[..]);
         }
-        assert!(source.try_recv().is_none());
+        assert!(subscriber.try_recv().is_none());
     });
 }
 
-/// Session B listens on loopback; session A lists B as its peer; A's sink
-/// reaches B's two sources (and A's own local source).
+/// Session B listens on loopback; session A lists B as its peer; A's
+/// publisher reaches B's two subscribers (and A's own local subscriber).
 async fn peers(qos: Qos, n: u64, window: Option<u64>) {
     let b = Session::new(SessionConfig {
         listen: Some(LOCAL.parse().unwrap()),
@@ -230,13 +238,13 @@ async fn peers(qos: Qos, n: u64, window: Option<u64>) {
     let id = channel_id("test/peers");
     let done = progress(3);
     let receivers = vec![
-        receive_counting(0, b.source(id, qos), n, done.clone(), 0),
-        receive_counting(1, b.source(id, qos), n, done.clone(), 1),
-        receive_counting(1, a.source(id, qos), n, done.clone(), 2),
+        receive_counting(0, b.subscriber(id, qos), n, done.clone(), 0),
+        receive_counting(1, b.subscriber(id, qos), n, done.clone(), 1),
+        receive_counting(1, a.subscriber(id, qos), n, done.clone(), 2),
     ];
-    let mut sink = a.sink(id, qos);
-    send_all(&mut sink, n, window.map(|w| (w, done))).await;
-    assert!(sink.explain().is_some());
+    let mut publisher = a.publisher(id, qos);
+    send_all(&mut publisher, n, window.map(|w| (w, done))).await;
+    assert!(publisher.explain().is_some());
     for r in receivers {
         r.await.unwrap();
     }
@@ -253,7 +261,7 @@ fn two_sessions_as_peers_reliable() {
 }
 
 #[test]
-fn slow_reliable_source_on_a_peer_loses_nothing() {
+fn slow_reliable_subscriber_on_a_peer_loses_nothing() {
     on_each_driver(2, |driver| async move {
         const N: u64 = 500;
         let b = Session::new(SessionConfig {
@@ -268,18 +276,18 @@ fn slow_reliable_source_on_a_peer_loses_nothing() {
             ..SessionConfig::local()
         })
         .unwrap();
-        let mut source = b.source(3, Qos::default());
-        let mut sink = a.sink(3, Qos::default());
-        let sender = spawn_on(1, async move { send_all(&mut sink, N, None).await });
+        let mut subscriber = b.subscriber(3, Qos::default());
+        let mut publisher = a.publisher(3, Qos::default());
+        let sender = spawn_on(1, async move { send_all(&mut publisher, N, None).await });
         for i in 0..N {
             if i % 50 == 0 {
-                sleep(Duration::from_millis(5)).await; // a slow source
+                sleep(Duration::from_millis(5)).await; // a slow subscriber
             }
-            let msg = source.recv().await.unwrap();
+            let msg = subscriber.recv().await.unwrap();
             assert_eq!(&msg[..], &payload(i)[..], "{driver}: message {i}");
         }
         sender.await.unwrap();
-        assert_eq!(source.dropped(), 0);
+        assert_eq!(subscriber.dropped(), 0);
     });
 }
 
@@ -296,4 +304,27 @@ fn networked_session_outside_a_runtime_is_an_error() {
     );
     // Local sessions need no runtime.
     Session::new(SessionConfig::local()).unwrap();
+}
+
+/// The names before the rename (`Sink` and `Session::sink` for the
+/// sending end, `Source` and `Session::source` for the receiving end)
+/// still work, as deprecated aliases, for one release.
+#[test]
+#[allow(deprecated)]
+fn deprecated_old_names_still_work() {
+    use insane_net::qos::{Sink, Source};
+    on_each_driver(1, |_| async move {
+        let session = Session::new(SessionConfig::local()).unwrap();
+        let mut source: Source = session.source(11, Qos::default());
+        let mut sink: Sink = session.sink(11, Qos::default());
+        let publisher: &mut Publisher = &mut sink;
+        let subscriber: &mut Subscriber = &mut source;
+        let mut buf = Sink::buffer(publisher).await;
+        buf.extend_from_slice(b"old names").unwrap();
+        futures::SinkExt::send(publisher, buf).await.unwrap();
+        let msg = subscriber.next().await.unwrap().unwrap();
+        assert_eq!(&msg[..], b"old names");
+        assert_eq!(Source::dropped(&source), 0);
+        assert_eq!(format!("{sink:?}").split(' ').next(), Some("Publisher"));
+    });
 }

@@ -1,8 +1,9 @@
 //! Channels: INSANE's publish/subscribe model. A [`Session`] (one per
 //! process, usually) holds channels named by a `u32` id; applications
-//! *send* into a [`Sink`] and *receive* from a [`Source`]. Every message
-//! sent into any sink of channel `C` is received by every source of `C` —
-//! in this process, and on every peer host listed in the session's
+//! *send* through a [`Publisher`] ([`Session::publisher`]) and *receive*
+//! from a [`Subscriber`] ([`Session::subscriber`]). Every message
+//! published on channel `C` is received by every subscriber of `C` — in
+//! this process, and on every peer host listed in the session's
 //! configuration.
 //!
 //! ```
@@ -18,13 +19,13 @@
 //! # rt.block_on(async {
 //! let session = Session::new(SessionConfig::local())?;
 //! let topic = channel_id("sensors/temperature");
-//! let mut a = session.source(topic, Qos::default());
-//! let mut b = session.source(topic, Qos::default());
-//! let mut sink = session.sink(topic, Qos::default());
+//! let mut a = session.subscriber(topic, Qos::default());
+//! let mut b = session.subscriber(topic, Qos::default());
+//! let mut publisher = session.publisher(topic, Qos::default());
 //!
-//! let mut buf = sink.buffer().await;
+//! let mut buf = publisher.buffer().await;
 //! buf.extend_from_slice(b"21.5")?;
-//! sink.send(buf).await?;
+//! publisher.send(buf).await?;
 //!
 //! let (ma, mb) = (a.recv().await?, b.recv().await?);
 //! assert_eq!(&ma[..], b"21.5");
@@ -33,6 +34,27 @@
 //! # })?;
 //! # std::io::Result::Ok(())
 //! ```
+//!
+//! # Names: INSANE's sources and sinks
+//!
+//! INSANE names a channel's ends from the application's side: a *source*
+//! is where the application emits messages, a *sink* is where it receives
+//! them. Rust's `futures` names them from the data's side, the other way
+//! round: a `Sink` is what you send into, a `Stream` what you read from.
+//! So that neither reading can mislead, the ends are named after what the
+//! application does with them:
+//!
+//! | INSANE | here | made by | implements |
+//! |---|---|---|---|
+//! | *source*: the application emits | [`Publisher`] | [`Session::publisher`] | `futures::Sink<TxBuf>` |
+//! | *sink*: the application receives | [`Subscriber`] | [`Session::subscriber`] | `futures::Stream` |
+//!
+//! They used to be called `Sink` (made by `Session::sink`: the sending
+//! end, named in `futures`' terms) and `Source` (`Session::source`: the
+//! receiving end), which reads backwards to anyone who knows INSANE. The
+//! old names ([`Sink`], [`Source`], [`Session::sink`],
+//! [`Session::source`]) remain for one release as deprecated aliases; the
+//! changelog has the full list.
 //!
 //! # Channel ids
 //!
@@ -45,34 +67,35 @@
 //!
 //! # Local delivery: by reference
 //!
-//! [`Sink::buffer`] lends a buffer from the sink's pool; the application
-//! writes the payload in place and [`Sink::send`] turns it, without a
-//! copy, into an [`RxBuf`] whose storage is shared ([`RxBuf::share`]) by
-//! every local source's copy of the message: N sources hold N references
-//! to one buffer, which returns to the sink's pool when the last drops.
-//! Sources may live on any core: each source has its own thread-safe
-//! bounded queue; pushing into it wakes the receiving task on its core.
-//! Messages from one sink arrive at each source in the order sent. A
-//! message sent in this process tells `0.0.0.0:0` as its
-//! [`peer`](RxBuf::peer); one from a peer host, the address it was sent
-//! from.
+//! [`Publisher::buffer`] lends a buffer from the publisher's pool; the
+//! application writes the payload in place and [`Publisher::send`] turns
+//! it, without a copy, into an [`RxBuf`] whose storage is shared
+//! ([`RxBuf::share`]) by every local subscriber's copy of the message: N
+//! subscribers hold N references to one buffer, which returns to the
+//! publisher's pool when the last drops. Subscribers may live on any
+//! core: each subscriber has its own thread-safe bounded queue; pushing
+//! into it wakes the receiving task on its core. Messages from one
+//! publisher arrive at each subscriber in the order sent. A message sent
+//! in this process tells `0.0.0.0:0` as its [`peer`](RxBuf::peer); one
+//! from a peer host, the address it was sent from.
 //!
-//! # Queues: backpressure or drop-oldest, by the source's QoS
+//! # Queues: backpressure or drop-oldest, by the subscriber's QoS
 //!
-//! Each source has a bounded queue ([`SessionConfig::queue_depth`],
+//! Each subscriber has a bounded queue ([`SessionConfig::queue_depth`],
 //! default 256 messages). What happens when it is full is decided by the
-//! *source's* QoS:
+//! *subscriber's* QoS:
 //!
-//! - **Reliable** sources never lose a message: a sender (a local sink's
-//!   `send`, or the session's receiver of a peer's messages) waits until
-//!   the source made room. A slow reliable source therefore slows down
-//!   every sink of its channel (and, for messages from peers, TCP flow
-//!   control slows the peer's sink). A task that sends on a channel must
-//!   not also be the one that drains a reliable source of that channel,
-//!   or a full queue makes it wait for itself.
-//! - **Best-effort** sources never slow anyone down: when full, the
+//! - **Reliable** subscribers never lose a message: a sender (a local
+//!   publisher's `send`, or the session's receiver of a peer's messages)
+//!   waits until the subscriber made room. A slow reliable subscriber
+//!   therefore slows down every publisher of its channel (and, for
+//!   messages from peers, TCP flow control slows the peer's publisher). A
+//!   task that publishes on a channel must not also be the one that
+//!   drains a reliable subscriber of that channel, or a full queue makes
+//!   it wait for itself.
+//! - **Best-effort** subscribers never slow anyone down: when full, the
 //!   oldest queued message is dropped to make room, and counted
-//!   ([`Source::dropped`]).
+//!   ([`Subscriber::dropped`]).
 //!
 //! # Peers: other hosts
 //!
@@ -80,16 +103,16 @@
 //! [`peers`](SessionConfig::peers) binds, on the core that created it, a
 //! best-effort [`Endpoint`] (UDP) and a reliable one (TCP) on the same
 //! port, and delivers the messages peers send there to its local
-//! sources. Every message sent into a sink also goes to every peer
-//! through an endpoint of the *sink's* QoS (bound on first use, on the
-//! core that sends): best-effort sinks send one UDP datagram per peer,
-//! reliable sinks a framed message over TCP (per peer: once, intact, in
-//! order). On the wire a message is an 8-byte header — the channel id and
-//! the sink's sequence number, both `u32` big-endian — then the payload.
-//! The payload is copied once per peer into the endpoint's send buffer
-//! (local sources still share the original). Peer hosts are named by
-//! their session's `listen` address; see
-//! [`ChannelsConfig`](crate::config::ChannelsConfig) for the
+//! subscribers. Every message sent through a publisher also goes to every
+//! peer through an endpoint of the *publisher's* QoS (bound on first use,
+//! on the core that sends): best-effort publishers send one UDP datagram
+//! per peer, reliable publishers a framed message over TCP (per peer:
+//! once, intact, in order). On the wire a message is an 8-byte header —
+//! the channel id and the publisher's sequence number, both `u32`
+//! big-endian — then the payload. The payload is copied once per peer
+//! into the endpoint's send buffer (local subscribers still share the
+//! original). Peer hosts are named by their session's `listen` address;
+//! see [`ChannelsConfig`](crate::config::ChannelsConfig) for the
 //! `[channels]` section of `insane.toml`.
 
 use std::collections::{HashMap, VecDeque};
@@ -168,15 +191,17 @@ pub struct SessionConfig {
     /// with no peers: local delivery only; `None` with peers: an
     /// ephemeral port on the unspecified address.
     pub listen: Option<SocketAddr>,
-    /// Peer hosts' `listen` addresses: every message sent into a sink of
-    /// this session also goes to each.
+    /// Peer hosts' `listen` addresses: every message sent through a
+    /// publisher of this session also goes to each.
     pub peers: Vec<SocketAddr>,
-    /// Messages each source queues at most (default 256).
+    /// Messages each subscriber queues at most (default 256).
     pub queue_depth: usize,
-    /// Send buffers each sink lends at most at a time (default 1024).
-    /// Local sources hold a sent buffer until they drop the message, so
-    /// this bounds the messages of one sink alive in the process.
-    pub sink_buffers: usize,
+    /// Send buffers each publisher lends at most at a time (default
+    /// 1024). Local subscribers hold a sent buffer until they drop the
+    /// message, so this bounds the messages of one publisher alive in the
+    /// process. (Called `sink_buffers` before publishers were renamed; see
+    /// the [module docs](self#names-insanes-sources-and-sinks).)
+    pub publisher_buffers: usize,
 }
 
 impl SessionConfig {
@@ -186,7 +211,7 @@ impl SessionConfig {
             listen: None,
             peers: Vec::new(),
             queue_depth: 256,
-            sink_buffers: 1024,
+            publisher_buffers: 1024,
         }
     }
 }
@@ -218,9 +243,9 @@ impl From<&Config> for SessionConfig {
     }
 }
 
-// ---- per-source queues -----------------------------------------------------
+// ---- per-subscriber queues -------------------------------------------------
 
-/// One source's bounded queue; thread-safe, so senders on any core push
+/// One subscriber's bounded queue; thread-safe, so senders on any core push
 /// and wake the receiving task on its core.
 struct Queue {
     reliable: bool,
@@ -324,33 +349,33 @@ impl Queue {
     }
 }
 
-/// The sources of one channel, as a snapshot replaced on change so a
-/// sender clones one `Arc` per message.
+/// The subscribers of one channel, as a snapshot replaced on change so
+/// a sender clones one `Arc` per message.
 #[derive(Default)]
 struct Channel {
-    sources: Mutex<Arc<Vec<Arc<Queue>>>>,
+    subscribers: Mutex<Arc<Vec<Arc<Queue>>>>,
 }
 
 impl Channel {
     fn targets(&self) -> Arc<Vec<Arc<Queue>>> {
-        lock(&self.sources).clone()
+        lock(&self.subscribers).clone()
     }
 
     fn add(&self, q: Arc<Queue>) {
-        let mut sources = lock(&self.sources);
-        let mut next = Vec::clone(&sources);
+        let mut subscribers = lock(&self.subscribers);
+        let mut next = Vec::clone(&subscribers);
         next.push(q);
-        *sources = Arc::new(next);
+        *subscribers = Arc::new(next);
     }
 
     fn remove(&self, q: &Arc<Queue>) {
-        let mut sources = lock(&self.sources);
-        let next: Vec<_> = sources
+        let mut subscribers = lock(&self.subscribers);
+        let next: Vec<_> = subscribers
             .iter()
             .filter(|s| !Arc::ptr_eq(s, q))
             .cloned()
             .collect();
-        *sources = Arc::new(next);
+        *subscribers = Arc::new(next);
     }
 }
 
@@ -370,7 +395,7 @@ impl Registry {
     }
 }
 
-/// One message on its way into the queues of its channel's sources.
+/// One message on its way into the queues of its channel's subscribers.
 struct Fanout {
     msg: RxBuf,
     targets: Arc<Vec<Arc<Queue>>>,
@@ -429,7 +454,8 @@ impl Drop for SessionInner {
 /// other hosts. See the [module docs](self).
 ///
 /// Cheap to clone (a reference); `Send + Sync`. Its network receivers
-/// stop when the session and all its sources and sinks are dropped.
+/// stop when the session and all its publishers and subscribers are
+/// dropped.
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<SessionInner>,
@@ -549,25 +575,26 @@ impl Session {
         &self.inner.config
     }
 
-    /// A new source of channel `channel`: it receives every message sent
-    /// on the channel from now on, by any sink of this session or of a
+    /// A new subscriber of channel `channel` (INSANE's *sink*: where the
+    /// application receives): it receives every message published on the
+    /// channel from now on, by any publisher of this session or of a
     /// peer. `qos.reliability` picks what a full queue does
     /// (backpressure or drop-oldest, see the [module docs](self)).
     ///
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig, channel_id};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// let source = session.source(channel_id("logs"), Qos::builder().best_effort().build());
-    /// assert_eq!(source.channel(), channel_id("logs"));
+    /// let subscriber = session.subscriber(channel_id("logs"), Qos::builder().best_effort().build());
+    /// assert_eq!(subscriber.channel(), channel_id("logs"));
     /// ```
-    pub fn source(&self, channel: u32, qos: Qos) -> Source {
+    pub fn subscriber(&self, channel: u32, qos: Qos) -> Subscriber {
         let queue = Arc::new(Queue::new(
             qos.reliability == Reliability::Reliable,
             self.inner.config.queue_depth,
         ));
         let chan = self.inner.registry.channel(channel);
         chan.add(queue.clone());
-        Source {
+        Subscriber {
             id: channel,
             qos,
             queue,
@@ -576,18 +603,19 @@ impl Session {
         }
     }
 
-    /// A new sink of channel `channel`: what is sent into it reaches every
-    /// source of the channel, here and on the peers. `qos` picks the
+    /// A new publisher of channel `channel` (INSANE's *source*: where the
+    /// application emits): what is sent through it reaches every
+    /// subscriber of the channel, here and on the peers. `qos` picks the
     /// transport to the peers and the largest message
-    /// ([`max_payload`](Sink::max_payload)).
+    /// ([`max_payload`](Publisher::max_payload)).
     ///
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig, channel_id};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// let sink = session.sink(channel_id("logs"), Qos::default());
-    /// assert_eq!(sink.max_payload(), (16 << 20) - 8);
+    /// let publisher = session.publisher(channel_id("logs"), Qos::default());
+    /// assert_eq!(publisher.max_payload(), (16 << 20) - 8);
     /// ```
-    pub fn sink(&self, channel: u32, qos: Qos) -> Sink {
+    pub fn publisher(&self, channel: u32, qos: Qos) -> Publisher {
         let cfg = &self.inner.config;
         let max_payload = match qos.reliability {
             Reliability::BestEffort => {
@@ -604,17 +632,35 @@ impl Session {
             }
             Reliability::Reliable => super::TransportConfig::default().max_message - WIRE_HEADER,
         };
-        Sink {
+        Publisher {
             id: channel,
             qos,
             channel: self.inner.registry.channel(channel),
-            pool: Pool::new(cfg.sink_buffers, 256, 64 << 10),
+            pool: Pool::new(cfg.publisher_buffers, 256, 64 << 10),
             max_payload,
             seq: 0,
             remote: Arc::new(Mutex::new(None)),
             pending: None,
             session: self.inner.clone(),
         }
+    }
+
+    /// Renamed [`subscriber`](Self::subscriber) (the receiving end); see
+    /// the [module docs](self#names-insanes-sources-and-sinks).
+    #[deprecated(
+        note = "renamed to `Session::subscriber` (the receiving end, INSANE's sink); the old name is kept for one release only"
+    )]
+    pub fn source(&self, channel: u32, qos: Qos) -> Subscriber {
+        self.subscriber(channel, qos)
+    }
+
+    /// Renamed [`publisher`](Self::publisher) (the sending end); see the
+    /// [module docs](self#names-insanes-sources-and-sinks).
+    #[deprecated(
+        note = "renamed to `Session::publisher` (the sending end, INSANE's source); the old name is kept for one release only"
+    )]
+    pub fn sink(&self, channel: u32, qos: Qos) -> Publisher {
+        self.publisher(channel, qos)
     }
 }
 
@@ -655,7 +701,7 @@ async fn start_network(
     Ok((addr, tasks))
 }
 
-/// Delivers the messages peers send to `ep` to the local sources.
+/// Delivers the messages peers send to `ep` to the local subscribers.
 async fn receive_loop(ep: Endpoint, registry: Arc<Registry>) {
     loop {
         let mut msg = match ep.recv().await {
@@ -686,14 +732,15 @@ async fn receive_loop(ep: Endpoint, registry: Arc<Registry>) {
     }
 }
 
-// ---- sources -----------------------------------------------------------------
+// ---- subscribers -------------------------------------------------------------
 
-/// The receiving end of a channel: `recv().await` or a
-/// [`Stream`] of messages. See the [module docs](self).
+/// The receiving end of a channel (INSANE's *sink*): `recv().await` or
+/// a [`Stream`] of messages. Made by [`Session::subscriber`]. See the
+/// [module docs](self).
 ///
-/// The stream never ends (new sinks may appear at any time). `Send`: a
-/// source may move to, and receive on, any core.
-pub struct Source {
+/// The stream never ends (new publishers may appear at any time).
+/// `Send`: a subscriber may move to, and receive on, any core.
+pub struct Subscriber {
     id: u32,
     qos: Qos,
     queue: Arc<Queue>,
@@ -701,12 +748,12 @@ pub struct Source {
     _session: Arc<SessionInner>,
 }
 
-impl Source {
+impl Subscriber {
     /// The next message of the channel.
     ///
     /// ```no_run
-    /// # async fn f(mut source: insane_net::qos::Source) -> std::io::Result<()> {
-    /// let msg = source.recv().await?;
+    /// # async fn f(mut subscriber: insane_net::qos::Subscriber) -> std::io::Result<()> {
+    /// let msg = subscriber.recv().await?;
     /// println!("{} bytes from {}", msg.len(), msg.peer());
     /// # Ok(())
     /// # }
@@ -723,21 +770,21 @@ impl Source {
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// let mut source = session.source(1, Qos::default());
-    /// assert!(source.try_recv().is_none());
+    /// let mut subscriber = session.subscriber(1, Qos::default());
+    /// assert!(subscriber.try_recv().is_none());
     /// ```
     pub fn try_recv(&mut self) -> Option<RxBuf> {
         self.queue.try_pop()
     }
 
-    /// Messages dropped from this source's full queue (best-effort
-    /// sources only; reliable sources make senders wait instead).
+    /// Messages dropped from this subscriber's full queue (best-effort
+    /// subscribers only; reliable subscribers make senders wait instead).
     ///
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// let source = session.source(1, Qos::builder().best_effort().build());
-    /// assert_eq!(source.dropped(), 0);
+    /// let subscriber = session.subscriber(1, Qos::builder().best_effort().build());
+    /// assert_eq!(subscriber.dropped(), 0);
     /// ```
     pub fn dropped(&self) -> u64 {
         self.queue.dropped.load(Ordering::Relaxed)
@@ -748,7 +795,7 @@ impl Source {
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// assert_eq!(session.source(1, Qos::default()).queued(), 0);
+    /// assert_eq!(session.subscriber(1, Qos::default()).queued(), 0);
     /// ```
     pub fn queued(&self) -> usize {
         self.queue.len()
@@ -759,7 +806,7 @@ impl Source {
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// assert_eq!(session.source(7, Qos::default()).channel(), 7);
+    /// assert_eq!(session.subscriber(7, Qos::default()).channel(), 7);
     /// ```
     pub fn channel(&self) -> u32 {
         self.id
@@ -770,14 +817,14 @@ impl Source {
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// assert_eq!(session.source(7, Qos::default()).qos(), Qos::default());
+    /// assert_eq!(session.subscriber(7, Qos::default()).qos(), Qos::default());
     /// ```
     pub fn qos(&self) -> Qos {
         self.qos
     }
 }
 
-impl Stream for Source {
+impl Stream for Subscriber {
     type Item = io::Result<RxBuf>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -785,16 +832,16 @@ impl Stream for Source {
     }
 }
 
-impl Drop for Source {
+impl Drop for Subscriber {
     fn drop(&mut self) {
         self.channel.remove(&self.queue);
         self.queue.close();
     }
 }
 
-impl fmt::Debug for Source {
+impl fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Source")
+        f.debug_struct("Subscriber")
             .field("channel", &self.id)
             .field("qos", &self.qos)
             .field("queued", &self.queued())
@@ -803,26 +850,28 @@ impl fmt::Debug for Source {
     }
 }
 
-// ---- sinks -------------------------------------------------------------------
+// ---- publishers --------------------------------------------------------------
 
-/// A message being delivered: to the local sources, then to the peers.
+/// A message being delivered: to the local subscribers, then to the peers.
 struct Delivery {
     local: Fanout,
-    /// In a `Mutex` only to make `Sink` `Sync` (polled through
+    /// In a `Mutex` only to make `Publisher` `Sync` (polled through
     /// `get_mut`, never locked).
     remote: Option<Mutex<BoxFuture<io::Result<()>>>>,
 }
 
-/// The sending end of a channel: [`buffer`](Self::buffer), write the
-/// payload in place, [`send`](Self::send); or use it as a
-/// `futures::Sink<TxBuf>`. See the [module docs](self).
+/// The sending end of a channel (INSANE's *source*):
+/// [`buffer`](Self::buffer), write the payload in place,
+/// [`send`](Self::send); or use it as a `futures::Sink<TxBuf>`. Made by
+/// [`Session::publisher`]. See the [module docs](self).
 ///
-/// `Send + Sync`: a sink may move to, and send from, any core.
+/// `Send + Sync`: a publisher may move to, and send from, any core.
 ///
-/// With `futures::SinkExt` in scope, `sink.buffer()` on an owned `Sink`
-/// resolves to `SinkExt::buffer` (which takes the sink by value); write
-/// `Sink::buffer(&sink)` or `(&sink).buffer()` there.
-pub struct Sink {
+/// With `futures::SinkExt` in scope, `publisher.buffer()` on an owned
+/// `Publisher` resolves to `SinkExt::buffer` (which takes the publisher
+/// by value); write `Publisher::buffer(&publisher)` or
+/// `(&publisher).buffer()` there.
+pub struct Publisher {
     id: u32,
     qos: Qos,
     channel: Arc<Channel>,
@@ -835,17 +884,18 @@ pub struct Sink {
     session: Arc<SessionInner>,
 }
 
-impl Sink {
+impl Publisher {
     /// Lends a buffer for the next message: empty, with
     /// [`capacity`](TxBuf::capacity) = [`max_payload`](Self::max_payload).
-    /// Waits while all of the sink's buffers are in use (held by sources
-    /// or applications that did not drop their messages yet).
+    /// Waits while all of the publisher's buffers are in use (held by
+    /// subscribers or applications that did not drop their messages
+    /// yet).
     ///
     /// ```no_run
-    /// # async fn f(mut sink: insane_net::qos::Sink) -> std::io::Result<()> {
-    /// let mut buf = sink.buffer().await;
+    /// # async fn f(mut publisher: insane_net::qos::Publisher) -> std::io::Result<()> {
+    /// let mut buf = publisher.buffer().await;
     /// buf.extend_from_slice(b"hello")?;
-    /// sink.send(buf).await?;
+    /// publisher.send(buf).await?;
     /// # Ok(())
     /// # }
     /// ```
@@ -859,8 +909,8 @@ impl Sink {
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// let sink = session.sink(1, Qos::default());
-    /// assert!(sink.try_buffer().is_some());
+    /// let publisher = session.publisher(1, Qos::default());
+    /// assert!(publisher.try_buffer().is_some());
     /// ```
     pub fn try_buffer(&self) -> Option<TxBuf> {
         let data = self.pool.try_take()?;
@@ -872,26 +922,27 @@ impl Sink {
         ))
     }
 
-    /// Sends `buf` (its `len()` bytes) to every source of the channel:
-    /// local ones by reference, peers through the sink's endpoint. Waits
-    /// while a reliable source's queue is full, and for the peers' sends.
+    /// Sends `buf` (its `len()` bytes) to every subscriber of the
+    /// channel: local ones by reference, peers through the publisher's
+    /// endpoint. Waits while a reliable subscriber's queue is full, and
+    /// for the peers' sends.
     ///
     /// Cancel safety: dropping the future may leave the message
-    /// delivered to some sources only; the next `send` (or `flush`)
+    /// delivered to some subscribers only; the next `send` (or `flush`)
     /// completes that delivery first.
     ///
     /// ```no_run
-    /// # async fn f(mut sink: insane_net::qos::Sink) -> std::io::Result<()> {
-    /// let mut buf = sink.buffer().await;
+    /// # async fn f(mut publisher: insane_net::qos::Publisher) -> std::io::Result<()> {
+    /// let mut buf = publisher.buffer().await;
     /// buf.extend_from_slice(b"hello")?;
-    /// sink.send(buf).await?;
+    /// publisher.send(buf).await?;
     /// # Ok(())
     /// # }
     /// ```
     ///
     /// # Errors
     /// A message over [`max_payload`](Self::max_payload) (`InvalidInput`),
-    /// or a peer's send failing (local sources got the message).
+    /// or a peer's send failing (local subscribers got the message).
     pub async fn send(&mut self, buf: TxBuf) -> io::Result<()> {
         poll_fn(|cx| self.poll_deliver(cx)).await?;
         self.start(buf)?;
@@ -933,7 +984,7 @@ impl Sink {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "message of {} bytes over this sink's limit of {} bytes",
+                    "message of {} bytes over this publisher's limit of {} bytes",
                     buf.len(),
                     self.max_payload
                 ),
@@ -976,15 +1027,15 @@ impl Sink {
         Ok(())
     }
 
-    /// The largest message: 65499 bytes for best-effort sinks (a UDP
+    /// The largest message: 65499 bytes for best-effort publishers (a UDP
     /// datagram over IPv4 less the channel header), 16 MiB - 8 for
     /// reliable ones.
     ///
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// let sink = session.sink(1, Qos::builder().best_effort().build());
-    /// assert_eq!(sink.max_payload(), 65_499);
+    /// let publisher = session.publisher(1, Qos::builder().best_effort().build());
+    /// assert_eq!(publisher.max_payload(), 65_499);
     /// ```
     pub fn max_payload(&self) -> usize {
         self.max_payload
@@ -995,7 +1046,7 @@ impl Sink {
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// assert_eq!(session.sink(7, Qos::default()).channel(), 7);
+    /// assert_eq!(session.publisher(7, Qos::default()).channel(), 7);
     /// ```
     pub fn channel(&self) -> u32 {
         self.id
@@ -1006,7 +1057,7 @@ impl Sink {
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// assert_eq!(session.sink(7, Qos::default()).qos(), Qos::default());
+    /// assert_eq!(session.publisher(7, Qos::default()).qos(), Qos::default());
     /// ```
     pub fn qos(&self) -> Qos {
         self.qos
@@ -1019,7 +1070,7 @@ impl Sink {
     /// ```
     /// # use insane_net::qos::{Qos, Session, SessionConfig};
     /// let session = Session::new(SessionConfig::local()).unwrap();
-    /// assert!(session.sink(7, Qos::default()).explain().is_none());
+    /// assert!(session.publisher(7, Qos::default()).explain().is_none());
     /// ```
     pub fn explain(&self) -> Option<String> {
         lock(&self.remote)
@@ -1028,7 +1079,7 @@ impl Sink {
     }
 }
 
-/// The sink's endpoint to the peers, bound with its QoS on first use.
+/// The publisher's endpoint to the peers, bound with its QoS on first use.
 async fn remote_endpoint(
     slot: &Mutex<Option<Arc<Endpoint>>>,
     qos: Qos,
@@ -1046,7 +1097,7 @@ async fn remote_endpoint(
     Ok(ep)
 }
 
-impl futures_sink::Sink<TxBuf> for Sink {
+impl futures_sink::Sink<TxBuf> for Publisher {
     type Error = io::Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -1070,15 +1121,31 @@ impl futures_sink::Sink<TxBuf> for Sink {
     }
 }
 
-impl fmt::Debug for Sink {
+impl fmt::Debug for Publisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sink")
+        f.debug_struct("Publisher")
             .field("channel", &self.id)
             .field("qos", &self.qos)
             .field("max_payload", &self.max_payload)
             .finish()
     }
 }
+
+// ---- the old names ---------------------------------------------------------
+
+/// Renamed [`Publisher`] (the sending end, INSANE's *source*); see the
+/// [module docs](self#names-insanes-sources-and-sinks).
+#[deprecated(
+    note = "renamed to `Publisher` (the sending end, INSANE's source); the old name is kept for one release only"
+)]
+pub type Sink = Publisher;
+
+/// Renamed [`Subscriber`] (the receiving end, INSANE's *sink*); see the
+/// [module docs](self#names-insanes-sources-and-sinks).
+#[deprecated(
+    note = "renamed to `Subscriber` (the receiving end, INSANE's sink); the old name is kept for one release only"
+)]
+pub type Source = Subscriber;
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,10 @@ pub mod sched;
 pub mod transport;
 mod txbuf;
 
-pub use channel::{Session, SessionConfig, Sink, Source, channel_id};
+pub use channel::{Publisher, Session, SessionConfig, Subscriber, channel_id};
+// The old names of `Publisher` and `Subscriber`, deprecated for one release.
+#[allow(deprecated)]
+pub use channel::{Sink, Source};
 pub use endpoint::Endpoint;
 pub use policy::TransportKind;
 pub use rxbuf::{RxBuf, debug_copy_count};
