@@ -154,6 +154,25 @@ pub struct Ipv4Cidr {
 }
 
 impl Ipv4Cidr {
+    /// `address/prefix`.
+    ///
+    /// ```
+    /// use insane_net::config::Ipv4Cidr;
+    /// let cidr = Ipv4Cidr::new([10, 0, 0, 1].into(), 24);
+    /// assert_eq!(cidr, "10.0.0.1/24".parse().unwrap());
+    /// ```
+    ///
+    /// # Panics
+    /// When `prefix` is over 32 (parse untrusted text with `str::parse`,
+    /// which reports it as an error instead).
+    pub fn new(address: Ipv4Addr, prefix: u8) -> Self {
+        assert!(
+            prefix <= 32,
+            "an IPv4 prefix length is at most 32, got {prefix}"
+        );
+        Self { address, prefix }
+    }
+
     /// Whether `other` is on this subnet.
     pub fn contains(&self, other: Ipv4Addr) -> bool {
         let mask = if self.prefix == 0 {
@@ -181,6 +200,15 @@ impl FromStr for Ipv4Cidr {
             .filter(|p| *p <= 32)
             .ok_or_else(|| format!("{prefix:?} is not a prefix length (0..=32)"))?;
         Ok(Self { address, prefix })
+    }
+}
+
+/// The userspace stack's address type (smoltcp's): what
+/// [`stack::Config::new`](crate::stack::Config::new) takes.
+#[cfg(feature = "qos")]
+impl From<Ipv4Cidr> for insane_stack::wire::Ipv4Cidr {
+    fn from(cidr: Ipv4Cidr) -> Self {
+        insane_stack::wire::Ipv4Cidr::new(cidr.address, cidr.prefix)
     }
 }
 

@@ -21,8 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use insane_net::config::Ipv4Cidr;
 use insane_net::stack::dpdk::DpdkDevice;
-use insane_net::stack::{Config, EthernetAddress, FrameDevice, Interface, Ipv4Cidr, TxFrame};
+use insane_net::stack::{Config, EthernetAddress, FrameDevice, Interface, TxFrame};
 use insane_testhosts::TestHosts;
 
 // One CI rule and EAL argument list for every DPDK test binary.
@@ -80,7 +81,10 @@ fn stack_on_af_packet_echoes_kernel_udp_across_namespaces() {
             return Err(format!("PMD MAC {} is not the veth's", device.mac()));
         }
         let explain = device.explain();
-        let mut iface = Interface::new(device, Config::new(Ipv4Cidr::new(stack_ip, a2.prefix_len)));
+        let mut iface = Interface::new(
+            device,
+            Config::new(Ipv4Cidr::new(stack_ip, a2.prefix_len).into()),
+        );
         let ep = iface.bind(STACK_PORT).map_err(|e| e.to_string())?;
         let pool = iface.device().queue().pool().clone();
         let baseline = pool.in_use_count();

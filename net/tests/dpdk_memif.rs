@@ -62,7 +62,7 @@ fn open(args: &[String], ip: Ipv4Addr, attempts: u32) -> Result<Interface<DpdkDe
     .map_err(|e| e.to_string())?;
     let queue = port.take_queue(0).ok_or("no queue 0")?;
     let device = DpdkDevice::new(queue).map_err(|e| e.to_string())?;
-    let config = Config::new(insane_net::stack::Ipv4Cidr::new(ip, 24));
+    let config = Config::new(insane_net::config::Ipv4Cidr::new(ip, 24).into());
     Ok(Interface::new(device, config))
 }
 

@@ -91,7 +91,7 @@ pub use arp::ArpConfig;
 pub use device::{FrameDevice, RxFrame, TxFrame};
 pub use endpoint::{BindError, EndpointId, RxDatagram};
 pub use iface::{Config, Interface, SendError, SendErrorKind, SendStatus};
-pub use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
+pub use smoltcp::wire::EthernetAddress;
 
 /// smoltcp's packet formats (typed views and `Repr`s), which the stack is
 /// built on: for building and inspecting frames in drivers and tests.

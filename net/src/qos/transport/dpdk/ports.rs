@@ -509,8 +509,7 @@ fn interface(
     member: Option<GroupMember<Mbuf>>,
     dpdk: &DpdkConfig,
 ) -> Interface<PortQueue> {
-    let cidr = insane_stack::Ipv4Cidr::new(dpdk.address.address, dpdk.address.prefix);
-    let config = insane_stack::Config::new(cidr);
+    let config = insane_stack::Config::new(dpdk.address.into());
     let mut queue = queue;
     queue.steer_to(dpdk.address.address);
     match member {

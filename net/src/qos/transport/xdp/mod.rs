@@ -187,8 +187,7 @@ async fn bind_xdp(
         let device = XdpDevice::new(socket)?;
         let addr = xdp.address.address;
         device.claim_address(addr)?;
-        let cidr = insane_stack::Ipv4Cidr::new(addr, xdp.address.prefix);
-        let iface = Interface::new(device, insane_stack::Config::new(cidr));
+        let iface = Interface::new(device, insane_stack::Config::new(xdp.address.into()));
         Ok((iface, Some(Box::new(claim) as Box<dyn Any>)))
     };
     StackUdpTransport::<XdpDevice>::bind_dispatched(&key, port, TransportKind::XdpUdp, config, open)
