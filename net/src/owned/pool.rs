@@ -338,7 +338,7 @@ impl HeapPool {
 /// On io_uring it is a provided buffer the kernel wrote into (no copy);
 /// on epoll a heap buffer. It implements [`IoBuf`], so it can be sent on
 /// as is (`write_all_owned(buf)`), and is `!Send` (see the
-/// [module docs](self)).
+/// [module docs](crate::owned)).
 ///
 /// ```no_run
 /// # async fn f(stream: insane_net::TcpStream) -> std::io::Result<()> {

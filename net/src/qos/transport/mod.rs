@@ -20,14 +20,15 @@
 //! [`kernel`] (UDP and TCP sockets on io_uring or epoll, whichever drives
 //! the core), [`xdp`] (AF_XDP) and [`dpdk`] (DPDK, feature `dpdk`), both
 //! on [`stack`] (the userspace stack over any frame device), [`rdma`]
-//! (probe only: no RDMA driver yet). [`technology`] lists them:
-//! `Endpoint::bind` walks the policy's choices through that table.
+//! (probe only: no RDMA driver yet). The technology table
+//! (`technology.rs`) lists them: `Endpoint::bind` walks the policy's
+//! choices through it.
 
 pub mod dpdk;
 pub mod kernel;
 pub mod rdma;
 pub mod stack;
-pub mod technology;
+pub(crate) mod technology;
 pub mod xdp;
 
 pub use kernel::tcp::TcpTransport;

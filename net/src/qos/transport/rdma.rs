@@ -10,7 +10,7 @@ use super::technology::{BindFuture, Technology};
 use crate::config::Config;
 use crate::qos::policy::{Availability, Capabilities, TransportKind};
 
-/// RDMA in the [technology table](super::technology).
+/// RDMA in the technology table (`technology.rs`).
 pub(crate) struct Rdma;
 
 impl Technology for Rdma {

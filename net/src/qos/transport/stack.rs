@@ -1,6 +1,6 @@
 //! Best-effort QoS transport over insane's userspace stack: UDP datagrams
 //! through an [`Interface`] on any [`FrameDevice`] — an AF_XDP socket
-//! ([`XdpDevice`](insane_stack::xdp::XdpDevice)), a DPDK port queue, or the in-memory test device. One
+//! ([`XdpDevice`](crate::qos::transport::xdp::device::XdpDevice)), a DPDK port queue, or the in-memory test device. One
 //! stack, several devices: [`StackUdpTransport<D>`] is generic over the
 //! device, and a driver plugs in by implementing [`StackDevice`].
 //!
@@ -26,7 +26,7 @@
 //!
 //! # Zero copy
 //!
-//! * **Send**: [`Endpoint::buffer`](super::Endpoint::buffer) lends a
+//! * **Send**: [`Endpoint::buffer`](crate::qos::Endpoint::buffer) lends a
 //!   [`TxBuf`] whose storage is a device transmit frame: the application
 //!   writes its payload straight into driver memory, after room for the
 //!   Ethernet, IPv4 and UDP headers, which `send` writes in front of it in
@@ -34,7 +34,7 @@
 //!   frame first.
 //! * **Receive**: [`RxBuf`] holds the received frame itself; the payload
 //!   is a window of it. Dropping the `RxBuf` gives the frame back to the
-//!   device (the AF_XDP fill ring). [`debug_copy_count`](super::debug_copy_count)
+//!   device (the AF_XDP fill ring). [`debug_copy_count`](crate::qos::debug_copy_count)
 //!   stays 0.
 //!
 //! # Cores
@@ -42,7 +42,7 @@
 //! Device frames belong to the core that owns the host. One core serves
 //! a device queue: an endpoint bound on another core of the process for
 //! the same queue ([`bind_dispatched`](StackUdpTransport::bind_dispatched),
-//! what [`Endpoint`](super::Endpoint) uses) binds its UDP port on the
+//! what [`Endpoint`](crate::qos::Endpoint) uses) binds its UDP port on the
 //! serving core's host, which receives its datagrams and hands them over:
 //! software dispatch, for devices with one queue or without flow
 //! steering. `explain()` says so ("bound from core 1, served by core 0").
@@ -70,7 +70,7 @@
 //! [`Transport`](TransportKind) kind (e.g. `DpdkUdp`), and an opener
 //! that builds the [`Interface`] on the device with the configuration's
 //! address, run once per core and key. AF_XDP does exactly that in
-//! `bind_xdp` (below), which [`Endpoint`](super::Endpoint) calls when the
+//! `bind_xdp` (below), which [`Endpoint`](crate::qos::Endpoint) calls when the
 //! policy picks AF_XDP; DPDK does it in `qos::dpdk` (feature `dpdk`: a
 //! port queue, kept by the process and handed back when its host closes),
 //! called when the policy picks DPDK.
@@ -383,7 +383,7 @@ impl<D: StackDevice> Reactor for StackReactor<D> {
 /// Best-effort datagrams over the userspace stack on device `D` (see the
 /// [module docs](self)).
 ///
-/// Built by [`Endpoint::bind`](super::Endpoint::bind) when the policy
+/// Built by [`Endpoint::bind`](crate::qos::Endpoint::bind) when the policy
 /// picks a kernel-bypass transport, or directly with
 /// [`bind`](Self::bind) for a device the caller opens:
 ///

@@ -3,7 +3,7 @@
 //! DPDK port queue ([`device::DpdkDevice`]); its probe, its bind, its
 //! `[dpdk]` configuration section.
 //!
-//! [`Endpoint`](super::Endpoint) uses it when the policy picks
+//! [`Endpoint`](crate::qos::Endpoint) uses it when the policy picks
 //! [`DpdkUdp`](crate::qos::policy::TransportKind::DpdkUdp): the configuration has a
 //! `[dpdk]` section, the QoS is `latency = critical, best-effort,
 //! resources = poll`, and the endpoint is bound to the section's address.
@@ -71,7 +71,7 @@
 //! - `ports.rs`: the EAL, the ports and which core polls which queue, and
 //!   the bind;
 //! - here: the probe and the technology's entry in the
-//!   [technology table](super::technology).
+//!   technology table (`technology.rs`).
 //!
 //! Without the `dpdk` feature only the entry is built: a `[dpdk]` section
 //! is then reported as "not part of this build" and the policy moves on.
@@ -91,7 +91,7 @@ use super::technology::{BindFuture, Technology};
 use crate::config::Config;
 use crate::qos::policy::{Availability, Capabilities, TransportKind};
 
-/// DPDK in the [technology table](super::technology).
+/// DPDK in the technology table (`technology.rs`).
 pub(crate) struct Dpdk;
 
 /// A configured DPDK that was not probed (yet).

@@ -22,7 +22,7 @@ use crate::qos::transport::TransportConfig;
 use crate::qos::transport::stack::{StackDevice, StackUdpTransport};
 
 /// Initialises this process's EAL with `args` (see the
-/// [module docs](self)), or returns it when it already is, with the same
+/// [technology's docs](super)), or returns it when it already is, with the same
 /// arguments.
 ///
 /// ```no_run

@@ -23,7 +23,7 @@ use super::{Transport, TransportConfig};
 use crate::config::Config;
 use crate::qos::policy::{Availability, Capabilities, TransportKind};
 
-/// Kernel sockets in the [technology table](super::technology).
+/// Kernel sockets in the technology table (`technology.rs`).
 pub(crate) struct Kernel;
 
 impl Technology for Kernel {

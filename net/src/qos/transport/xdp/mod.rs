@@ -14,7 +14,7 @@
 //! - `device.rs`: [`device::XdpDevice`], an AF_XDP socket as the stack's
 //!   frame device;
 //! - here: [`probe_xdp`], the bind, and the entry in the
-//!   [technology table](super::technology).
+//!   technology table (`technology.rs`).
 
 pub mod device;
 
@@ -34,7 +34,7 @@ use crate::config::{Config, XdpConfig, XdpMode};
 use crate::qos::policy::{Availability, Capabilities, TransportKind};
 use device::XdpDevice;
 
-/// AF_XDP in the [technology table](super::technology).
+/// AF_XDP in the technology table (`technology.rs`).
 pub(crate) struct Xdp;
 
 impl Technology for Xdp {
