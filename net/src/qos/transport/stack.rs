@@ -665,6 +665,16 @@ impl<D: StackDevice> StackUdpTransport<D> {
         }
     }
 
+    /// As the technology table wants it: the transport, and for
+    /// `explain()` the device and the core serving it.
+    pub(crate) fn into_bound(self) -> super::technology::BoundTransport {
+        let detail = format!("{}; {}", self.describe(), self.explain_cores());
+        super::technology::BoundTransport {
+            transport: Arc::new(self),
+            detail,
+        }
+    }
+
     /// The device's description (e.g. the AF_XDP modes).
     pub fn describe(&self) -> &str {
         &self.describe

@@ -175,12 +175,9 @@ impl Technology for Dpdk {
             };
             #[cfg(feature = "dpdk")]
             {
-                let t = ports::bind_dpdk(dpdk, addr.port(), config).await?;
-                let detail = format!("{}; {}", t.describe(), t.explain_cores());
-                Ok(super::technology::BoundTransport {
-                    transport: std::sync::Arc::new(t),
-                    detail,
-                })
+                Ok(ports::bind_dpdk(dpdk, addr.port(), config)
+                    .await?
+                    .into_bound())
             }
             #[cfg(not(feature = "dpdk"))]
             {

@@ -21,14 +21,14 @@ pub mod device;
 use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use insane_runtime::runtime::CoreHandle;
 use insane_stack::Interface;
 use insane_xdp::{BusyPoll, ModeRequest, XdpSocket};
 
 use super::stack::StackUdpTransport;
-use super::technology::{BindFuture, BoundTransport, Technology};
+use super::technology::{BindFuture, Technology};
 use super::{TransportConfig, lock};
 use crate::config::{Config, XdpConfig, XdpMode};
 use crate::qos::policy::{Availability, Capabilities, TransportKind};
@@ -87,12 +87,7 @@ impl Technology for Xdp {
                 .xdp
                 .as_ref()
                 .ok_or_else(|| io::Error::other("AF_XDP chosen without an [xdp] section"))?;
-            let t = bind_xdp(xdp, addr.port(), config).await?;
-            let detail = format!("{}; {}", t.describe(), t.explain_cores());
-            Ok(BoundTransport {
-                transport: Arc::new(t),
-                detail,
-            })
+            Ok(bind_xdp(xdp, addr.port(), config).await?.into_bound())
         })
     }
 }
