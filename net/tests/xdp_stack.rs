@@ -28,7 +28,7 @@ use insane_net::stack::{
     Config, DropReason, EndpointStats, FrameDevice, Interface, Stats, TxFrame,
 };
 use insane_testhosts::{Iface, TestHosts};
-use insane_xdp::{XdpConfig, XdpSocket, XdpStats};
+use insane_xdp::{SocketConfig, XdpSocket, XdpStats};
 
 const A: usize = 0;
 const B: usize = 1;
@@ -104,7 +104,7 @@ impl Stack {
         let stop2 = stop.clone();
         let thread = hosts.spawn_in(A, move || {
             let opened = (|| {
-                let socket = XdpSocket::open(XdpConfig::new(&a.name, 0))?;
+                let socket = XdpSocket::open(SocketConfig::new(&a.name, 0))?;
                 let device = XdpDevice::new(socket)?;
                 device.claim_address(stack_ip(&a))?;
                 device.bind_port(STACK_PORT)?;

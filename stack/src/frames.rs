@@ -10,13 +10,13 @@
 use crate::TxFrame;
 
 #[cfg(feature = "xdp")]
-impl TxFrame for insane_xdp::TxFrame {
+impl TxFrame for insane_xdp::XdpTxFrame {
     fn headroom(&self) -> usize {
-        insane_xdp::TxFrame::headroom(self)
+        insane_xdp::XdpTxFrame::headroom(self)
     }
 
     fn tailroom(&self) -> usize {
-        insane_xdp::TxFrame::tailroom(self)
+        insane_xdp::XdpTxFrame::tailroom(self)
     }
 
     fn data(&self) -> &[u8] {
@@ -28,7 +28,7 @@ impl TxFrame for insane_xdp::TxFrame {
     }
 
     fn append(&mut self, n: usize) -> Option<&mut [u8]> {
-        if n > insane_xdp::TxFrame::tailroom(self) {
+        if n > insane_xdp::XdpTxFrame::tailroom(self) {
             return None;
         }
         let old = self.len();
@@ -42,7 +42,7 @@ impl TxFrame for insane_xdp::TxFrame {
     }
 
     fn truncate(&mut self, len: usize) {
-        insane_xdp::TxFrame::truncate(self, len);
+        insane_xdp::XdpTxFrame::truncate(self, len);
     }
 
     fn extend_from_slice(&mut self, bytes: &[u8]) -> bool {

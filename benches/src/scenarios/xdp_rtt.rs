@@ -644,7 +644,7 @@ fn spin_recv(sock: &UdpSocket, buf: &mut [u8]) -> Result<(usize, SocketAddr), St
 /// A raw AF_XDP socket on `iface` queue 0 steering `port`, busy-polled.
 fn raw_socket(iface: &End, port: u16) -> Result<insane_xdp::XdpSocket, String> {
     insane_xdp::XdpSocket::open(
-        insane_xdp::XdpConfig::new(&iface.name, 0)
+        insane_xdp::SocketConfig::new(&iface.name, 0)
             .busy_poll(Some(insane_xdp::BusyPoll::default()))
             .port(port),
     )

@@ -1,5 +1,5 @@
-//! Owned UMEM frames: [`RxFrame`] (a received frame, back to the fill ring
-//! on drop) and [`TxFrame`] (a frame being built for transmission, with
+//! Owned UMEM frames: [`XdpRxFrame`] (a received frame, back to the fill ring
+//! on drop) and [`XdpTxFrame`] (a frame being built for transmission, with
 //! headroom for headers).
 
 use std::fmt;
@@ -9,34 +9,34 @@ use std::rc::Rc;
 use crate::socket::Shared;
 
 /// Marks a frame whose chunk has been handed on (sent, or turned into a
-/// [`TxFrame`]); its drop then does nothing.
+/// [`XdpTxFrame`]); its drop then does nothing.
 const MOVED: u64 = u64::MAX;
 
 /// A received Ethernet frame in UMEM, owned by the application until it
 /// drops; then the frame goes back to the fill ring (or to the TX pool).
 /// Dereferences to the frame bytes (Ethernet header first).
-pub struct RxFrame {
+pub struct XdpRxFrame {
     pub(crate) shared: Rc<Shared>,
     /// UMEM offset of the first byte.
     pub(crate) addr: u64,
     pub(crate) len: u32,
 }
 
-impl RxFrame {
+impl XdpRxFrame {
     /// Bytes in front of the frame inside its UMEM chunk (where a reply
     /// built in place can put longer headers).
     pub fn headroom(&self) -> usize {
         (self.addr - self.shared.chunk_of(self.addr)) as usize
     }
 
-    /// Turns this frame into a [`TxFrame`] with the same bytes, for replies
+    /// Turns this frame into a [`XdpTxFrame`] with the same bytes, for replies
     /// built in place (swap addresses, transmit) without a copy. The chunk
     /// then returns through the completion ring to the TX pool, and the
     /// reactor tops the fill ring up from that pool.
-    pub fn into_tx(mut self) -> TxFrame {
+    pub fn into_tx(mut self) -> XdpTxFrame {
         let chunk = self.shared.chunk_of(self.addr);
         let start = (self.addr - chunk) as u32;
-        let frame = TxFrame {
+        let frame = XdpTxFrame {
             shared: self.shared.clone(),
             chunk,
             start,
@@ -47,7 +47,7 @@ impl RxFrame {
     }
 }
 
-impl Deref for RxFrame {
+impl Deref for XdpRxFrame {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
@@ -58,14 +58,14 @@ impl Deref for RxFrame {
     }
 }
 
-impl DerefMut for RxFrame {
+impl DerefMut for XdpRxFrame {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
         unsafe { self.shared.bytes_mut(self.addr, self.len as usize) }
     }
 }
 
-impl Drop for RxFrame {
+impl Drop for XdpRxFrame {
     fn drop(&mut self) {
         if self.addr != MOVED {
             self.shared.recycle_rx(self.addr);
@@ -73,16 +73,16 @@ impl Drop for RxFrame {
     }
 }
 
-impl fmt::Debug for RxFrame {
+impl fmt::Debug for XdpRxFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RxFrame")
+        f.debug_struct("XdpRxFrame")
             .field("addr", &self.addr)
             .field("len", &self.len)
             .finish()
     }
 }
 
-/// Not enough room in a [`TxFrame`] for what was asked.
+/// Not enough room in a [`XdpTxFrame`] for what was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoRoom {
     /// Bytes asked for.
@@ -109,7 +109,7 @@ impl std::error::Error for NoRoom {}
 /// front of it ([`prepend`](Self::prepend)), and
 /// [`XdpSocket::send`](crate::XdpSocket::send) transmits exactly the bytes
 /// it dereferences to. Dropped unsent, it goes back to the TX pool.
-pub struct TxFrame {
+pub struct XdpTxFrame {
     pub(crate) shared: Rc<Shared>,
     /// UMEM offset of the chunk.
     pub(crate) chunk: u64,
@@ -118,7 +118,7 @@ pub struct TxFrame {
     pub(crate) len: u32,
 }
 
-impl TxFrame {
+impl XdpTxFrame {
     /// Bytes available in front of the data for [`prepend`](Self::prepend).
     pub fn headroom(&self) -> usize {
         self.start as usize
@@ -248,7 +248,7 @@ impl TxFrame {
     }
 }
 
-impl Deref for TxFrame {
+impl Deref for XdpTxFrame {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
@@ -258,14 +258,14 @@ impl Deref for TxFrame {
     }
 }
 
-impl DerefMut for TxFrame {
+impl DerefMut for XdpTxFrame {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes the access exclusive.
         unsafe { self.shared.bytes_mut(self.addr(), self.len as usize) }
     }
 }
 
-impl Drop for TxFrame {
+impl Drop for XdpTxFrame {
     fn drop(&mut self) {
         if self.chunk != MOVED {
             self.shared.recycle_free(self.chunk);
@@ -273,9 +273,9 @@ impl Drop for TxFrame {
     }
 }
 
-impl fmt::Debug for TxFrame {
+impl fmt::Debug for XdpTxFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TxFrame")
+        f.debug_struct("XdpTxFrame")
             .field("chunk", &self.chunk)
             .field("start", &self.start)
             .field("len", &self.len)

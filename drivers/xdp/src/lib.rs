@@ -16,11 +16,11 @@
 //! better options failed. [`probe`] does the same for the driver-selection
 //! policy without keeping the socket.
 //!
-//! Frames move without copies: [`RxFrame`] dereferences to a received
-//! frame in UMEM and returns to the fill ring when dropped; [`TxFrame`] is
+//! Frames move without copies: [`XdpRxFrame`] dereferences to a received
+//! frame in UMEM and returns to the fill ring when dropped; [`XdpTxFrame`] is
 //! a free UMEM frame with headroom, filled by appending the payload and
-//! [`prepend`](TxFrame::prepend)ing headers, then [`XdpSocket::send`]. An
-//! RX frame can become a TX frame in place ([`RxFrame::into_tx`]).
+//! [`prepend`](XdpTxFrame::prepend)ing headers, then [`XdpSocket::send`]. An
+//! RX frame can become a TX frame in place ([`XdpRxFrame::into_tx`]).
 //!
 //! The socket is a [`Reactor`](insane_runtime::reactor::Reactor) that does
 //! not park: AF_XDP flows are busy-polled (optionally with the kernel's
@@ -29,7 +29,7 @@
 //! Facts from this project's machines: veth supports native and generic
 //! XDP but only copy mode (zero-copy bind: EOPNOTSUPP); copy mode needs a
 //! `sendto` for every TX batch; rebinding a queue within ~1 s of closing
-//! its socket gives EBUSY (retried for [`XdpConfig::bind_retry`]).
+//! its socket gives EBUSY (retried for [`SocketConfig::bind_retry`]).
 
 #![warn(missing_docs)]
 
@@ -40,6 +40,23 @@ mod ring;
 mod socket;
 mod sys;
 
-pub use frame::{NoRoom, RxFrame, TxFrame};
+pub use frame::{NoRoom, XdpRxFrame, XdpTxFrame};
 pub use program::{AttachMode, MAX_ADDRESSES, MAX_PORTS, ModeRequest, XdpProgram};
-pub use socket::{BusyPoll, Recv, XdpConfig, XdpMode, XdpSocket, XdpStats, ZeroCopy, probe};
+pub use socket::{BusyPoll, Recv, SocketConfig, SocketMode, XdpSocket, XdpStats, ZeroCopy, probe};
+
+/// The old name of [`XdpRxFrame`] (it clashed with the userspace stack's
+/// `RxFrame` trait).
+#[deprecated(since = "0.1.0", note = "renamed to XdpRxFrame")]
+pub type RxFrame = XdpRxFrame;
+/// The old name of [`XdpTxFrame`] (it clashed with the userspace stack's
+/// `TxFrame` trait).
+#[deprecated(since = "0.1.0", note = "renamed to XdpTxFrame")]
+pub type TxFrame = XdpTxFrame;
+/// The old name of [`SocketConfig`] (it clashed with insane-net's `[xdp]`
+/// section, `config::XdpConfig`).
+#[deprecated(since = "0.1.0", note = "renamed to SocketConfig")]
+pub type XdpConfig = SocketConfig;
+/// The old name of [`SocketMode`] (it clashed with insane-net's
+/// `config::XdpMode`).
+#[deprecated(since = "0.1.0", note = "renamed to SocketMode")]
+pub type XdpMode = SocketMode;

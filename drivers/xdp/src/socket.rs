@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use insane_runtime::reactor::Reactor;
 
-use crate::frame::{RxFrame, TxFrame};
+use crate::frame::{XdpRxFrame, XdpTxFrame};
 use crate::program::{AttachMode, MAX_QUEUES, ModeRequest, XdpProgram};
 use crate::ring::{Mapping, Ring};
 use crate::sys;
@@ -59,7 +59,7 @@ impl Default for BusyPoll {
 
 /// How to open an [`XdpSocket`].
 #[derive(Debug, Clone)]
-pub struct XdpConfig {
+pub struct SocketConfig {
     interface: String,
     queue: u32,
     mode: ModeRequest,
@@ -76,7 +76,7 @@ pub struct XdpConfig {
     program: Option<Arc<XdpProgram>>,
 }
 
-impl XdpConfig {
+impl SocketConfig {
     /// Queue `queue` of `interface`, with the defaults: [`ModeRequest::Auto`],
     /// [`ZeroCopy::Auto`], 4096 frames of 2048 bytes (huge pages when
     /// available), rings of 2048 entries, 128 bytes of TX headroom,
@@ -131,7 +131,7 @@ impl XdpConfig {
         self
     }
 
-    /// Bytes reserved in front of a new [`TxFrame`] for headers.
+    /// Bytes reserved in front of a new [`XdpTxFrame`] for headers.
     pub fn tx_headroom(mut self, bytes: u32) -> Self {
         self.tx_headroom = bytes;
         self
@@ -216,7 +216,7 @@ impl XdpConfig {
 /// What an [`XdpSocket`] got: the attach and bind modes, and why better
 /// ones were not used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XdpMode {
+pub struct SocketMode {
     /// Where the XDP program runs.
     pub attach: AttachMode,
     /// Bound in zero-copy mode (else copy mode).
@@ -232,7 +232,7 @@ pub struct XdpMode {
     pub notes: Vec<String>,
 }
 
-impl XdpMode {
+impl SocketMode {
     /// One line for `explain()` texts, e.g. "native XDP, copy mode,
     /// need_wakeup, regular pages (zero-copy bind failed: ...)".
     pub fn explain(&self) -> String {
@@ -261,7 +261,7 @@ impl XdpMode {
     }
 }
 
-impl fmt::Display for XdpMode {
+impl fmt::Display for SocketMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.explain())
     }
@@ -330,7 +330,7 @@ pub(crate) struct Shared {
     addresses: RefCell<Vec<Ipv4Addr>>,
     interface: String,
     queue: u32,
-    mode: XdpMode,
+    mode: SocketMode,
     stats: Cell<XdpStats>,
 }
 
@@ -515,7 +515,7 @@ impl Drop for Shared {
 /// The program is detached, the ports removed and the queue released when
 /// the last handle and the last frame are gone. Rebinding the same queue
 /// within about a second then fails with EBUSY (retried for
-/// [`XdpConfig::bind_retry`]).
+/// [`SocketConfig::bind_retry`]).
 #[derive(Clone)]
 pub struct XdpSocket {
     shared: Rc<Shared>,
@@ -610,14 +610,14 @@ fn bind_error(interface: &str, queue: u32, zero_copy: bool, e: io::Error) -> io:
 /// socket (zero-copy, then copy), and reports what worked. Everything is
 /// released again; note that the queue stays busy for ~1 s afterwards
 /// (an [`XdpSocket::open`] right after retries, see
-/// [`XdpConfig::bind_retry`]). `huge_pages` in the report is always false
+/// [`SocketConfig::bind_retry`]). `huge_pages` in the report is always false
 /// (the probe's UMEM is small).
 ///
 /// # Errors
 /// As [`XdpSocket::open`]: the error names what is missing.
-pub fn probe(interface: &str, queue: u32) -> io::Result<XdpMode> {
+pub fn probe(interface: &str, queue: u32) -> io::Result<SocketMode> {
     let socket = XdpSocket::open(
-        XdpConfig::new(interface, queue)
+        SocketConfig::new(interface, queue)
             .frame_count(64)
             .ring_size(32)
             .huge_pages(false),
@@ -639,7 +639,7 @@ impl XdpSocket {
     /// Every failure names its cause: invalid configuration, interface not
     /// found, missing CAP_NET_ADMIN, kernel without AF_XDP or too old,
     /// queue busy or missing, another XDP program attached.
-    pub fn open(config: XdpConfig) -> io::Result<Self> {
+    pub fn open(config: SocketConfig) -> io::Result<Self> {
         config.validate()?;
         let interface = config.interface.clone();
         let queue = config.queue;
@@ -832,7 +832,7 @@ impl XdpSocket {
             }
         };
 
-        let mode = XdpMode {
+        let mode = SocketMode {
             attach: program.mode(),
             zero_copy,
             need_wakeup: config.need_wakeup,
@@ -886,7 +886,7 @@ impl XdpSocket {
     }
 
     /// The modes in use and why better ones were not.
-    pub fn mode(&self) -> &XdpMode {
+    pub fn mode(&self) -> &SocketMode {
         &self.shared.mode
     }
 
@@ -993,7 +993,7 @@ impl XdpSocket {
 
     /// The next received frame, if one is ready. Does not block and does
     /// not make syscalls (see [`drive`](Self::drive)).
-    pub fn recv(&self) -> Option<RxFrame> {
+    pub fn recv(&self) -> Option<XdpRxFrame> {
         let s = &self.shared;
         let desc = {
             let mut rx = s.rx.borrow_mut();
@@ -1012,7 +1012,7 @@ impl XdpSocket {
             s.bump(|st| st.rx_invalid_descs += 1);
             return None;
         }
-        Some(RxFrame {
+        Some(XdpRxFrame {
             shared: s.clone(),
             addr: desc.addr,
             len: desc.len,
@@ -1020,7 +1020,7 @@ impl XdpSocket {
     }
 
     /// Appends up to `max` ready frames to `out`; returns how many.
-    pub fn recv_batch(&self, out: &mut Vec<RxFrame>, max: usize) -> usize {
+    pub fn recv_batch(&self, out: &mut Vec<XdpRxFrame>, max: usize) -> usize {
         let mut n = 0;
         while n < max {
             match self.recv() {
@@ -1036,7 +1036,7 @@ impl XdpSocket {
 
     /// `Ready` with a frame, or `Pending` after registering `cx`'s waker,
     /// which the reactor wakes when frames arrive.
-    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<RxFrame> {
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<XdpRxFrame> {
         if let Some(f) = self.recv() {
             return Poll::Ready(f);
         }
@@ -1063,13 +1063,13 @@ impl XdpSocket {
     /// A free frame for transmission, empty, with the configured TX
     /// headroom; `None` when all TX frames are in flight (reaps
     /// completions first).
-    pub fn tx_frame(&self) -> Option<TxFrame> {
+    pub fn tx_frame(&self) -> Option<XdpTxFrame> {
         let s = &self.shared;
         let mut chunk = s.free.borrow_mut().pop();
         if chunk.is_none() && s.reap() > 0 {
             chunk = s.free.borrow_mut().pop();
         }
-        Some(TxFrame {
+        Some(XdpTxFrame {
             shared: s.clone(),
             chunk: chunk?,
             start: s.tx_headroom,
@@ -1085,7 +1085,7 @@ impl XdpSocket {
     ///
     /// # Panics
     /// When `frame` belongs to another socket's UMEM.
-    pub fn send(&self, frame: TxFrame) -> Result<(), TxFrame> {
+    pub fn send(&self, frame: XdpTxFrame) -> Result<(), XdpTxFrame> {
         self.enqueue(frame)?;
         self.shared.flush();
         Ok(())
@@ -1100,11 +1100,11 @@ impl XdpSocket {
     ///
     /// # Panics
     /// When `frame` belongs to another socket's UMEM.
-    pub fn enqueue(&self, mut frame: TxFrame) -> Result<(), TxFrame> {
+    pub fn enqueue(&self, mut frame: XdpTxFrame) -> Result<(), XdpTxFrame> {
         let s = &self.shared;
         assert!(
             Rc::ptr_eq(&frame.shared, s),
-            "TxFrame from another AF_XDP socket's UMEM"
+            "XdpTxFrame from another AF_XDP socket's UMEM"
         );
         if frame.is_empty() {
             return Ok(());
@@ -1230,9 +1230,9 @@ pub struct Recv<'a> {
 }
 
 impl Future for Recv<'_> {
-    type Output = RxFrame;
+    type Output = XdpRxFrame;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RxFrame> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<XdpRxFrame> {
         self.socket.poll_recv(cx)
     }
 }

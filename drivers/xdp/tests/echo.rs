@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{EchoServer, kernel_udp, ping_pong};
 use insane_testhosts::TestHosts;
-use insane_xdp::{AttachMode, ModeRequest, XdpConfig, XdpSocket};
+use insane_xdp::{AttachMode, ModeRequest, SocketConfig, XdpSocket};
 
 const A: usize = 0;
 const B: usize = 1;
@@ -35,7 +35,9 @@ fn udp_echo_from_kernel_socket_through_xsk() {
     let port = 7001;
     let ifname = a.name.clone();
     let server = EchoServer::start(&hosts, A, port, move || {
-        Ok(vec![XdpSocket::open(XdpConfig::new(ifname, 0).port(port))?])
+        Ok(vec![XdpSocket::open(
+            SocketConfig::new(ifname, 0).port(port),
+        )?])
     })
     .unwrap();
     println!("{}", server.explain);
@@ -103,7 +105,9 @@ fn kernel_tcp_arp_and_other_udp_ports_still_reach_the_kernel() {
     let other = 7003;
     let ifname = a.name.clone();
     let server = EchoServer::start(&hosts, A, port, move || {
-        Ok(vec![XdpSocket::open(XdpConfig::new(ifname, 0).port(port))?])
+        Ok(vec![XdpSocket::open(
+            SocketConfig::new(ifname, 0).port(port),
+        )?])
     })
     .unwrap();
 
@@ -187,7 +191,7 @@ fn program_detaches_and_queue_is_reusable_after_drop() {
         let ifname = a.name.clone();
         move || {
             Ok(vec![XdpSocket::open(
-                XdpConfig::new(ifname, 0).port(port).bind_retry(retry),
+                SocketConfig::new(ifname, 0).port(port).bind_retry(retry),
             )?])
         }
     };
@@ -246,7 +250,7 @@ fn generic_mode_forced_and_as_fallback_when_native_is_refused() {
     let ifname = a.name.clone();
     let server = EchoServer::start(&hosts, A, port, move || {
         Ok(vec![XdpSocket::open(
-            XdpConfig::new(ifname, 0)
+            SocketConfig::new(ifname, 0)
                 .port(port)
                 .mode(ModeRequest::Generic),
         )?])
@@ -278,7 +282,7 @@ fn generic_mode_forced_and_as_fallback_when_native_is_refused() {
     let a = hosts.iface(A, 0).clone();
     let ifname = a.name.clone();
     let native_only = hosts.run_in(A, move || {
-        XdpSocket::open(XdpConfig::new(ifname, 0).mode(ModeRequest::Native)).unwrap_err()
+        XdpSocket::open(SocketConfig::new(ifname, 0).mode(ModeRequest::Native)).unwrap_err()
     });
     println!("native only: {native_only}");
     assert!(
@@ -287,7 +291,7 @@ fn generic_mode_forced_and_as_fallback_when_native_is_refused() {
     );
     let ifname = a.name.clone();
     let server = EchoServer::start(&hosts, A, port, move || {
-        let s = XdpSocket::open(XdpConfig::new(ifname, 0).port(port))?;
+        let s = XdpSocket::open(SocketConfig::new(ifname, 0).port(port))?;
         assert_eq!(s.mode().attach, AttachMode::Generic);
         Ok(vec![s])
     })
@@ -314,7 +318,7 @@ fn busy_poll_mode_echoes() {
     let ifname = a.name.clone();
     let server = EchoServer::start(&hosts, A, port, move || {
         Ok(vec![XdpSocket::open(
-            XdpConfig::new(ifname, 0)
+            SocketConfig::new(ifname, 0)
                 .port(port)
                 .busy_poll(Some(insane_xdp::BusyPoll::default())),
         )?])
@@ -346,8 +350,8 @@ fn two_queues_share_one_program() {
     let port = 7007;
     let ifname = a.name.clone();
     let server = EchoServer::start(&hosts, A, port, move || {
-        let q0 = XdpSocket::open(XdpConfig::new(ifname.clone(), 0).port(port))?;
-        let q1 = XdpSocket::open(XdpConfig::new(ifname, 1).program(q0.program().clone()))?;
+        let q0 = XdpSocket::open(SocketConfig::new(ifname.clone(), 0).port(port))?;
+        let q1 = XdpSocket::open(SocketConfig::new(ifname, 1).program(q0.program().clone()))?;
         assert!(std::sync::Arc::ptr_eq(q0.program(), q1.program()));
         Ok(vec![q0, q1])
     })
@@ -370,21 +374,22 @@ fn errors_name_their_cause() {
     let a = hosts.iface(A, 0).clone();
     let ifname = a.name.clone();
     hosts.run_in(A, move || {
-        let err = XdpSocket::open(XdpConfig::new("eth9", 0)).unwrap_err();
+        let err = XdpSocket::open(SocketConfig::new("eth9", 0)).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         assert_eq!(err.to_string(), "interface eth9 not found");
 
-        let err = XdpSocket::open(XdpConfig::new(&ifname, 0).frame_size(3000)).unwrap_err();
+        let err = XdpSocket::open(SocketConfig::new(&ifname, 0).frame_size(3000)).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("2048 or 4096"), "{err}");
 
-        let err = XdpSocket::open(XdpConfig::new(&ifname, 5)).unwrap_err();
+        let err = XdpSocket::open(SocketConfig::new(&ifname, 5)).unwrap_err();
         println!("{err}");
         assert!(err.to_string().contains("queue 5 does not exist"), "{err}");
 
-        let err =
-            XdpSocket::open(XdpConfig::new(&ifname, 0).zero_copy(insane_xdp::ZeroCopy::Required))
-                .unwrap_err();
+        let err = XdpSocket::open(
+            SocketConfig::new(&ifname, 0).zero_copy(insane_xdp::ZeroCopy::Required),
+        )
+        .unwrap_err();
         println!("{err}");
         assert!(
             err.to_string().contains("zero-copy") && err.to_string().contains("EOPNOTSUPP"),
@@ -393,16 +398,16 @@ fn errors_name_their_cause() {
 
         // A second program on the same interface is refused; a second
         // socket on a bound queue is refused (EBUSY).
-        let first = XdpSocket::open(XdpConfig::new(&ifname, 0)).unwrap();
+        let first = XdpSocket::open(SocketConfig::new(&ifname, 0)).unwrap();
         let err =
-            XdpSocket::open(XdpConfig::new(&ifname, 0).bind_retry(Duration::ZERO)).unwrap_err();
+            XdpSocket::open(SocketConfig::new(&ifname, 0).bind_retry(Duration::ZERO)).unwrap_err();
         println!("{err}");
         assert!(
             err.to_string().contains("attaching the XDP program"),
             "{err}"
         );
         let err = XdpSocket::open(
-            XdpConfig::new(&ifname, 0)
+            SocketConfig::new(&ifname, 0)
                 .program(first.program().clone())
                 .bind_retry(Duration::ZERO),
         )
@@ -414,7 +419,7 @@ fn errors_name_their_cause() {
         // Without CAP_NET_ADMIN/CAP_NET_RAW/CAP_BPF/CAP_SYS_ADMIN (dropped
         // from this thread only; it ends after this closure).
         drop_net_capabilities();
-        let err = XdpSocket::open(XdpConfig::new(&ifname, 0)).unwrap_err();
+        let err = XdpSocket::open(SocketConfig::new(&ifname, 0)).unwrap_err();
         println!("{err}");
         assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
         assert!(err.to_string().contains("needs CAP_NET_ADMIN"), "{err}");
@@ -479,7 +484,9 @@ fn probe_reports_the_mode_and_open_follows_at_once() {
     // Opening right after the probe works (EBUSY is retried).
     let ifname = a.name.clone();
     let server = EchoServer::start(&hosts, A, port, move || {
-        Ok(vec![XdpSocket::open(XdpConfig::new(ifname, 0).port(port))?])
+        Ok(vec![XdpSocket::open(
+            SocketConfig::new(ifname, 0).port(port),
+        )?])
     })
     .unwrap();
     ping_from_b(&hosts, SocketAddr::from((a.addr, port)), 40009, 20);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{kernel_udp, parse_udp, ping_pong, prepend_udp_headers};
 use insane_runtime::runtime::{IdlePolicy, Runtime};
 use insane_testhosts::TestHosts;
-use insane_xdp::{XdpConfig, XdpSocket};
+use insane_xdp::{SocketConfig, XdpSocket};
 
 const A: usize = 0;
 const B: usize = 1;
@@ -41,7 +41,7 @@ fn tx_frames_built_with_headroom_reach_a_kernel_socket() {
     ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let (a2, b2) = (hosts.iface(A, 0).clone(), hosts.iface(B, 0).clone());
     hosts.run_in(A, move || {
-        let sock = XdpSocket::open(XdpConfig::new(&a2.name, 0).tx_headroom(128)).unwrap();
+        let sock = XdpSocket::open(SocketConfig::new(&a2.name, 0).tx_headroom(128)).unwrap();
         let src = SocketAddrV4::new(a2.addr, 7100);
         let dst = SocketAddrV4::new(b2.addr, b_port);
         for i in 0..100 {
@@ -99,7 +99,7 @@ fn frames_are_accounted_and_returned() {
     hosts.run_in(A, move || {
         // 64 frames: 32 with the kernel for RX, 32 for TX.
         let sock = XdpSocket::open(
-            XdpConfig::new(&a.name, 0)
+            SocketConfig::new(&a.name, 0)
                 .frame_count(64)
                 .ring_size(32)
                 .frame_size(4096)
@@ -138,7 +138,7 @@ fn socket_as_reactor_of_an_insane_core() {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let name = a.name.clone();
     let server = hosts.spawn_in(A, move || {
-        let sock = XdpSocket::open(XdpConfig::new(&name, 0).port(port)).unwrap();
+        let sock = XdpSocket::open(SocketConfig::new(&name, 0).port(port)).unwrap();
         let rt = Runtime::builder()
             .cores(1)
             .idle(IdlePolicy::Spin)
@@ -185,7 +185,7 @@ fn rx_frames_expose_headroom_and_can_be_held() {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let name = a.name.clone();
     let server = hosts.spawn_in(A, move || {
-        let sock = XdpSocket::open(XdpConfig::new(&name, 0).port(port)).unwrap();
+        let sock = XdpSocket::open(SocketConfig::new(&name, 0).port(port)).unwrap();
         ready_tx.send(()).unwrap();
         // Hold 100 frames at once, then check and drop them.
         let mut held = Vec::new();
@@ -237,10 +237,10 @@ fn ports_shared_by_two_queues_stay_until_the_last_claim_goes() {
         .unwrap();
     let a = hosts.iface(A, 0).clone();
     hosts.run_in(A, move || {
-        let q0 = XdpSocket::open(XdpConfig::new(&a.name, 0).port(7300).port(7301)).unwrap();
+        let q0 = XdpSocket::open(SocketConfig::new(&a.name, 0).port(7300).port(7301)).unwrap();
         let program = q0.program().clone();
         let q1 = XdpSocket::open(
-            XdpConfig::new(&a.name, 1)
+            SocketConfig::new(&a.name, 1)
                 .program(program.clone())
                 .port(7300),
         )

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{EchoServer, kernel_udp, percentile};
 use insane_testhosts::TestHosts;
-use insane_xdp::{BusyPoll, XdpConfig, XdpSocket};
+use insane_xdp::{BusyPoll, SocketConfig, XdpSocket};
 
 const A: usize = 0;
 const B: usize = 1;
@@ -70,7 +70,7 @@ fn raw_af_xdp_echo_rtt() {
         let name = a.name.clone();
         let server = EchoServer::start(&hosts, A, port, move || {
             Ok(vec![XdpSocket::open(
-                XdpConfig::new(name, 0).port(port).busy_poll(busy),
+                SocketConfig::new(name, 0).port(port).busy_poll(busy),
             )?])
         })
         .unwrap();

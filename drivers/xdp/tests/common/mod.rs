@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use insane_xdp::{RxFrame, XdpSocket, XdpStats};
+use insane_xdp::{XdpRxFrame, XdpSocket, XdpStats};
 
 pub const ETH_HLEN: usize = 14;
 
@@ -145,7 +145,7 @@ pub fn echo_loop(
     report
 }
 
-fn echo_one(sock: &XdpSocket, mut frame: RxFrame, port: u16, report: &mut EchoReport) {
+fn echo_one(sock: &XdpSocket, mut frame: XdpRxFrame, port: u16, report: &mut EchoReport) {
     let Some(u) = parse_udp(&frame) else {
         report.not_ours += 1;
         return;
@@ -288,7 +288,7 @@ pub fn percentile(v: &mut [Duration], p: usize) -> Duration {
 /// Writes Ethernet/IPv4/UDP headers in front of the payload already in
 /// `tx` (using its headroom), with both checksums complete.
 pub fn prepend_udp_headers(
-    tx: &mut insane_xdp::TxFrame,
+    tx: &mut insane_xdp::XdpTxFrame,
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
     src: SocketAddrV4,

@@ -2,9 +2,9 @@
 //! [`insane_xdp::XdpSocket`] (one queue of one interface) to
 //! [`FrameDevice`].
 //!
-//! Received frames are the socket's [`insane_xdp::RxFrame`]s (UMEM frames,
+//! Received frames are the socket's [`insane_xdp::XdpRxFrame`]s (UMEM frames,
 //! back to the fill ring on drop), transmit buffers its
-//! [`insane_xdp::TxFrame`]s (UMEM frames with headroom, headers prepended
+//! [`insane_xdp::XdpTxFrame`]s (UMEM frames with headroom, headers prepended
 //! in place). The MAC address and MTU are read from the interface with
 //! `SIOCGIFHWADDR` / `SIOCGIFMTU` in the calling thread's network
 //! namespace.
@@ -100,8 +100,8 @@ impl XdpDevice {
 }
 
 impl FrameDevice for XdpDevice {
-    type Rx = insane_xdp::RxFrame;
-    type Tx = insane_xdp::TxFrame;
+    type Rx = insane_xdp::XdpRxFrame;
+    type Tx = insane_xdp::XdpTxFrame;
 
     fn mac(&self) -> EthernetAddress {
         self.mac

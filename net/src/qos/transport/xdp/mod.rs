@@ -172,7 +172,7 @@ async fn bind_xdp(
             XdpMode::Generic => ModeRequest::Generic,
         };
         let socket = XdpSocket::open(
-            insane_xdp::XdpConfig::new(&xdp.interface, xdp.queue)
+            insane_xdp::SocketConfig::new(&xdp.interface, xdp.queue)
                 .mode(mode)
                 .busy_poll(Some(BusyPoll::default()))
                 // The policy's probe (or an endpoint just dropped) may have
