@@ -209,7 +209,7 @@ impl Builder {
     /// their aliases (`INSANE_CORES`, `INSANE_DRIVER`, `INSANE_PIN_CORES`,
     /// `INSANE_SQPOLL`), each overriding what is below it. Without a file
     /// or variables the builder is unchanged. The keys and variables are
-    /// listed in [`RuntimeConfig`](crate::config::RuntimeConfig); the whole
+    /// listed in [`RuntimeConfig`]; the whole
     /// file and every `INSANE_*` section variable are checked, so a mistake
     /// in any of them stops the start.
     ///
@@ -233,7 +233,7 @@ impl Builder {
     /// Lays the `[runtime]` variables alone over the builder
     /// (`INSANE_CORES` or `INSANE_RUNTIME_CORES`, `INSANE_DRIVER` or
     /// `INSANE_RUNTIME_DRIVER`, `INSANE_PIN_CORES`, `INSANE_SQPOLL`, ...;
-    /// see [`RuntimeConfig`](crate::config::RuntimeConfig)), without a
+    /// see [`RuntimeConfig`]), without a
     /// file. [`load_config`](Self::load_config) reads the file too.
     ///
     /// ```
