@@ -26,8 +26,10 @@ pub use insane_net::config::Driver;
 
 /// Configures and builds a [`Runtime`].
 ///
-/// [`build`](Self::build) builds what the builder says, as tokio's does:
-/// it reads no file and no variable. [`load_config`](Self::load_config) is
+/// [`build`](Self::build) builds what the builder says and reads no file
+/// and no variable: as with tokio's builder, a setting written in code is
+/// final (tokio reads only `TOKIO_WORKER_THREADS`, as a default below
+/// `worker_threads`). [`load_config`](Self::load_config) is
 /// the explicit step that lays the process configuration over it — the
 /// `[runtime]` section of `insane.toml` (the file `INSANE_CONFIG` names, or
 /// `./insane.toml` when present), then the `INSANE_*` variables — so that

@@ -31,13 +31,14 @@
 //!
 //! # Precedence
 //!
-//! Lowest first: what the program says (`Runtime::builder()` calls,
-//! `#[insane::main(..)]` arguments, `Endpoint::bind_with_config`), then the
-//! file, then the variables. For `[runtime]`, the facade's
-//! `Builder::load_config` applies this module's result on top of the
-//! builder; `#[insane::main]`, `#[insane::test]` and `Runtime::new()` call
-//! it. Where a key has two variables (`INSANE_RUNTIME_CORES` and its short
-//! alias `INSANE_CORES`), the long one wins when both are set.
+//! The variables override the file. For `[runtime]` there is a layer
+//! below both, what the program says (`Runtime::builder()` calls,
+//! `#[insane::main(..)]` arguments): the facade's `Builder::load_config`
+//! lays this module's result over the builder, and `#[insane::main]`,
+//! `#[insane::test]` and `Runtime::new()` call it. So, lowest first:
+//! builder or attribute, file, environment. Where a key has two variables
+//! (`INSANE_RUNTIME_CORES` and its short alias `INSANE_CORES`), the long
+//! one wins when both are set.
 //!
 //! Errors name the cause: for the file, its name, the line and the key
 //! (``insane.toml line 2, `runtime.coers`: unknown field `coers`, expected
