@@ -28,12 +28,17 @@ pub struct MacroConfig {
 }
 
 /// The runtime builder for a macro entry point: the attribute's values,
-/// overridden at run time by the `INSANE_*` variables
-/// ([`Builder::apply_env`]).
+/// then the process configuration over them (`insane.toml`'s `[runtime]`,
+/// then the `INSANE_*` variables: [`Builder::load_config`]).
 ///
 /// # Errors
-/// A bad `INSANE_*` value, named in the error.
+/// A bad value in the file or a variable, named in the error.
 pub fn builder(config: MacroConfig) -> io::Result<Builder> {
+    attribute_builder(config)?.load_config()
+}
+
+/// The builder the attribute alone describes.
+fn attribute_builder(config: MacroConfig) -> io::Result<Builder> {
     let mut builder = Builder::new();
     match (config.cores, config.kind) {
         (Some(n), _) => builder = builder.cores(n),
@@ -46,7 +51,7 @@ pub fn builder(config: MacroConfig) -> io::Result<Builder> {
     if let Some(name) = config.driver {
         builder = builder.driver(name.parse::<Driver>()?);
     }
-    builder.apply_env()
+    Ok(builder)
 }
 
 /// Builds the runtime for a macro entry point and runs `future` on core 0.
@@ -60,4 +65,71 @@ pub fn block_on<F: Future>(config: MacroConfig, future: F) -> F::Output {
         Err(e) => panic!("insane: failed to start the runtime: {e}"),
     };
     runtime.block_on(future)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, RuntimeConfig};
+
+    fn attribute(cores: Option<usize>, driver: Option<&'static str>, kind: EntryKind) -> Builder {
+        attribute_builder(MacroConfig {
+            cores,
+            driver,
+            pin_cores: None,
+            kind,
+        })
+        .unwrap()
+    }
+
+    /// `[runtime]` of a file holding `text`, with the variables `vars`.
+    fn process_config(text: &str, vars: &[(&'static str, &'static str)]) -> RuntimeConfig {
+        Config::from_toml_str(text, "insane.toml")
+            .unwrap()
+            .apply_env(|name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap()
+            .runtime
+    }
+
+    #[test]
+    fn the_attribute_is_the_lowest_layer() {
+        let b = attribute(Some(2), Some("uring"), EntryKind::Main);
+        assert_eq!(b.settings().cores, Some(2));
+        assert_eq!(b.settings().driver, Some(Driver::Uring));
+        let b = b.with_config(&process_config("", &[]));
+        assert_eq!(
+            b.settings().cores,
+            Some(2),
+            "no file, no variable: the attribute's"
+        );
+    }
+
+    #[test]
+    fn the_file_overrides_the_attribute_and_the_environment_the_file() {
+        let config = process_config(
+            "[runtime]\ncores = 3\ndriver = \"epoll\"\n",
+            &[("INSANE_DRIVER", "auto")],
+        );
+        let b = attribute(Some(2), Some("uring"), EntryKind::Main).with_config(&config);
+        assert_eq!(b.settings().cores, Some(3), "file over attribute");
+        assert_eq!(
+            b.settings().driver,
+            Some(Driver::Auto),
+            "environment over file"
+        );
+    }
+
+    #[test]
+    fn tests_default_to_one_core_unless_configured() {
+        let b = attribute(None, None, EntryKind::Test);
+        assert_eq!(b.settings().cores, Some(1));
+        let b = b.with_config(&process_config("[runtime]\ncores = 2\n", &[]));
+        assert_eq!(b.settings().cores, Some(2));
+        let b = attribute(None, None, EntryKind::Main);
+        assert_eq!(b.settings().cores, None, "main: every allowed CPU");
+    }
 }

@@ -12,68 +12,58 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::str::FromStr;
 use std::sync::Arc;
 
 pub use insane_runtime::affinity;
 pub use insane_runtime::driver::DriverKind;
 pub use insane_runtime::runtime::{CoreHandle, CoreInit, IdlePolicy, SpinGuard};
 
+use insane_net::config::{Config, RuntimeConfig};
+
 use crate::task::JoinHandle;
 
-/// Which kernel I/O driver the cores use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Driver {
-    /// io_uring when this host allows it, else epoll (the reason is kept
-    /// in [`Runtime::driver_reason`] and logged).
-    #[default]
-    Auto,
-    /// io_uring; building fails, naming the cause, where it is unavailable.
-    Uring,
-    /// epoll (readiness), always available on Linux.
-    Epoll,
-}
-
-impl Driver {
-    /// The configuration name: `"auto"`, `"uring"` or `"epoll"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Driver::Auto => "auto",
-            Driver::Uring => "uring",
-            Driver::Epoll => "epoll",
-        }
-    }
-}
-
-impl fmt::Display for Driver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Driver {
-    type Err = io::Error;
-
-    /// Parses `"auto"`, `"uring"` (or `"io_uring"`) and `"epoll"`.
-    fn from_str(s: &str) -> io::Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(Driver::Auto),
-            "uring" | "io_uring" | "io-uring" => Ok(Driver::Uring),
-            "epoll" => Ok(Driver::Epoll),
-            other => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("unknown driver {other:?}: expected \"auto\", \"uring\" or \"epoll\""),
-            )),
-        }
-    }
-}
+pub use insane_net::config::Driver;
 
 /// Configures and builds a [`Runtime`].
-#[derive(Clone, Debug)]
+///
+/// [`build`](Self::build) builds what the builder says and reads no file
+/// and no variable: as with tokio's builder, a setting written in code is
+/// final (tokio reads only `TOKIO_WORKER_THREADS`, as a default below
+/// `worker_threads`). [`load_config`](Self::load_config) is
+/// the explicit step that lays the process configuration over it — the
+/// `[runtime]` section of `insane.toml` (the file `INSANE_CONFIG` names, or
+/// `./insane.toml` when present), then the `INSANE_*` variables — so that
+/// operators can re-run a binary or a test suite on another configuration
+/// without recompiling. `#[insane::main]`, `#[insane::test]` and
+/// [`Runtime::new`] take that step after their own settings; a program that
+/// builds its runtime by hand decides whether to, and calls made after it
+/// win over the configuration.
+///
+/// Precedence, lowest first: builder calls (or the macro's arguments), the
+/// file, the environment.
+///
+/// ```
+/// use insane::runtime::{Driver, Runtime};
+/// // INSANE_CORES=2 or `[runtime] cores = 2` would replace the 1 here.
+/// let rt = Runtime::builder().cores(1).driver(Driver::Auto).load_config()?.build()?;
+/// assert!(rt.num_cores() >= 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
 pub struct Builder {
-    inner: insane_runtime::runtime::Builder,
-    driver: Driver,
-    sqpoll: bool,
+    /// Every setting, `None` for the default: the builder calls and then
+    /// the configuration layers laid over them.
+    config: RuntimeConfig,
+    hooks: Vec<CoreInit>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("core_start_hooks", &self.hooks.len())
+            .finish()
+    }
 }
 
 impl Default for Builder {
@@ -84,85 +74,191 @@ impl Default for Builder {
 
 impl Builder {
     /// Defaults: one core per CPU of the allowed set, not pinned, the
-    /// default idle policy, [`Driver::Auto`].
+    /// default idle policy, [`Driver::Auto`], no SQPOLL, threads named
+    /// `insane-core-{core}`.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Builder::new().build()?;
+    /// assert!(rt.num_cores() >= 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self {
-            inner: insane_runtime::runtime::Builder::new(),
-            driver: Driver::Auto,
-            sqpoll: false,
+            config: RuntimeConfig::default(),
+            hooks: Vec::new(),
         }
     }
 
     /// Number of cores (threads, including the one calling `block_on`).
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(2).build()?;
+    /// assert_eq!(rt.num_cores(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn cores(mut self, n: usize) -> Self {
-        self.inner = self.inner.cores(n);
+        self.config.cores = Some(n);
         self
     }
 
     /// Pin core `i` to the `i`-th CPU of the process's allowed set.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(1).pin_cores(true).build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn pin_cores(mut self, pin: bool) -> Self {
-        self.inner = self.inner.pin_cores(pin);
+        self.config.pin_cores = Some(pin);
         self
     }
 
     /// What idle cores do: spin, then park.
+    ///
+    /// ```
+    /// use insane::runtime::{IdlePolicy, Runtime};
+    /// let rt = Runtime::builder().cores(1).idle(IdlePolicy::Park).build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn idle(mut self, policy: IdlePolicy) -> Self {
-        self.inner = self.inner.idle(policy);
+        self.config.idle = Some(policy);
         self
     }
 
-    /// Prefix of worker thread names.
+    /// Prefix of worker thread names (`{name}-{core}`).
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(2).thread_name("svc").build()?;
+    /// let name = rt.block_on(async {
+    ///     insane::task::spawn_on(1, async { std::thread::current().name().map(String::from) }).await
+    /// });
+    /// assert_eq!(name.unwrap().as_deref(), Some("svc-1"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
-        self.inner = self.inner.thread_name(name);
+        self.config.thread_name = Some(name.into());
         self
     }
 
     /// The kernel I/O driver of every core.
+    ///
+    /// ```
+    /// use insane::runtime::{Driver, DriverKind, Runtime};
+    /// let rt = Runtime::builder().cores(1).driver(Driver::Epoll).build()?;
+    /// assert_eq!(rt.driver(), DriverKind::Epoll);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn driver(mut self, driver: Driver) -> Self {
-        self.driver = driver;
+        self.config.driver = Some(driver);
         self
     }
 
     /// io_uring SQPOLL: a kernel thread polls the submission queue, saving
     /// a syscall per submission. Refused when fewer than 2 CPUs are usable.
+    ///
+    /// ```no_run
+    /// let rt = insane::runtime::Runtime::builder().sqpoll(true).build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn sqpoll(mut self, on: bool) -> Self {
-        self.sqpoll = on;
+        self.config.sqpoll = Some(on);
         self
     }
 
     /// Adds a hook run on every core's thread at start-up, after the I/O
     /// driver is installed.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let rt = insane::runtime::Runtime::builder()
+    ///     .cores(1)
+    ///     .on_core_start(Arc::new(|core| {
+    ///         println!("core {core} up");
+    ///         Ok(())
+    ///     }))
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn on_core_start(mut self, init: CoreInit) -> Self {
-        self.inner = self.inner.on_core_start(init);
+        self.hooks.push(init);
         self
     }
 
-    /// Applies `INSANE_CORES` (or `INSANE_RUNTIME_CORES`), `INSANE_DRIVER`
-    /// (or `INSANE_RUNTIME_DRIVER`), `INSANE_PIN_CORES` and `INSANE_SQPOLL`
-    /// when set; they override what the builder says.
+    /// Lays a `[runtime]` configuration over the builder: every key
+    /// `config` sets replaces the builder's value, the others stay.
+    /// [`load_config`](Self::load_config) is this with the process's
+    /// configuration; call this one with a configuration read another way.
+    ///
+    /// ```
+    /// use insane::config::Config;
+    /// use insane::runtime::Runtime;
+    /// let file = Config::from_toml_str("[runtime]\ncores = 2\n", "svc.toml")?;
+    /// let rt = Runtime::builder().cores(1).with_config(&file.runtime).build()?;
+    /// assert_eq!(rt.num_cores(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_config(mut self, config: &RuntimeConfig) -> Self {
+        self.config.override_with(config);
+        self
+    }
+
+    /// Lays the process's runtime configuration over the builder: the
+    /// `[runtime]` section of `insane.toml` (the file named by
+    /// `INSANE_CONFIG`, else `./insane.toml` if it exists, none if
+    /// `INSANE_CONFIG` is empty), then the `INSANE_RUNTIME_*` variables and
+    /// their aliases (`INSANE_CORES`, `INSANE_DRIVER`, `INSANE_PIN_CORES`,
+    /// `INSANE_SQPOLL`), each overriding what is below it. Without a file
+    /// or variables the builder is unchanged. The keys and variables are
+    /// listed in [`RuntimeConfig`]; the whole
+    /// file and every `INSANE_*` section variable are checked, so a mistake
+    /// in any of them stops the start.
+    ///
+    /// `#[insane::main]`, `#[insane::test]` and [`Runtime::new`] call this.
+    ///
+    /// ```
+    /// use insane::runtime::Runtime;
+    /// let rt = Runtime::builder().cores(1).load_config()?.build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The file cannot be read, or a value in it or in a variable is
+    /// invalid; the error names the file, line and key, or the variable
+    /// ([`Config::load`]).
+    pub fn load_config(self) -> io::Result<Self> {
+        Ok(self.with_config(&Config::load()?.runtime))
+    }
+
+    /// Lays the `[runtime]` variables alone over the builder
+    /// (`INSANE_CORES` or `INSANE_RUNTIME_CORES`, `INSANE_DRIVER` or
+    /// `INSANE_RUNTIME_DRIVER`, `INSANE_PIN_CORES`, `INSANE_SQPOLL`, ...;
+    /// see [`RuntimeConfig`]), without a
+    /// file. [`load_config`](Self::load_config) reads the file too.
+    ///
+    /// ```
+    /// use insane::runtime::Runtime;
+    /// // INSANE_DRIVER=epoll would make this runtime use epoll.
+    /// let rt = Runtime::builder().cores(1).apply_env()?.build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     /// A variable whose value does not parse; the error names it.
-    pub fn apply_env(mut self) -> io::Result<Self> {
-        if let Some((name, value)) = env_var(&["INSANE_RUNTIME_CORES", "INSANE_CORES"]) {
-            match value.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => self = self.cores(n),
-                _ => return Err(bad_env(&name, &value, "an integer >= 1")),
-            }
-        }
-        if let Some((name, value)) = env_var(&["INSANE_RUNTIME_DRIVER", "INSANE_DRIVER"]) {
-            let driver = value
-                .parse::<Driver>()
-                .map_err(|_| bad_env(&name, &value, "\"auto\", \"uring\" or \"epoll\""))?;
-            self = self.driver(driver);
-        }
-        if let Some((name, value)) = env_var(&["INSANE_RUNTIME_PIN_CORES", "INSANE_PIN_CORES"]) {
-            self = self.pin_cores(parse_bool(&name, &value)?);
-        }
-        if let Some((name, value)) = env_var(&["INSANE_RUNTIME_SQPOLL", "INSANE_SQPOLL"]) {
-            self = self.sqpoll(parse_bool(&name, &value)?);
-        }
-        Ok(self)
+    pub fn apply_env(self) -> io::Result<Self> {
+        let env = RuntimeConfig::default()
+            .apply_env(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))?;
+        Ok(self.with_config(&env))
+    }
+
+    /// What the builder holds: its calls and the configuration laid over
+    /// them (for this crate's tests).
+    #[cfg(test)]
+    pub(crate) fn settings(&self) -> &RuntimeConfig {
+        &self.config
     }
 
     /// Chooses the driver, starts every core with it, and returns the
@@ -172,15 +268,40 @@ impl Builder {
     /// The requested driver is unavailable (the error says why), or a core
     /// fails to start.
     pub fn build(self) -> io::Result<Runtime> {
-        let (kind, reason) = resolve_driver(self.driver, self.sqpoll)?;
+        // Destructured so that every key of `[runtime]` is applied here.
+        let RuntimeConfig {
+            cores,
+            driver,
+            pin_cores,
+            sqpoll,
+            idle,
+            thread_name,
+        } = self.config;
+        let sqpoll = sqpoll.unwrap_or(false);
+        let (kind, reason) = resolve_driver(driver.unwrap_or_default(), sqpoll)?;
         tracing::info!(driver = %kind, reason = %reason, "insane I/O driver chosen");
-        let sqpoll = self.sqpoll;
+        let mut inner = insane_runtime::runtime::Builder::new();
+        if let Some(n) = cores {
+            inner = inner.cores(n);
+        }
+        if let Some(pin) = pin_cores {
+            inner = inner.pin_cores(pin);
+        }
+        if let Some(policy) = idle {
+            inner = inner.idle(policy);
+        }
+        if let Some(name) = thread_name {
+            inner = inner.thread_name(name);
+        }
+        // The driver must exist before the user's hooks run.
         let install: CoreInit = match kind {
             DriverKind::Uring => Arc::new(move |_core| uring::install(sqpoll)),
             DriverKind::Epoll => Arc::new(|_core| insane_epoll::install_on_current_core()),
         };
-        // The driver must exist before the user's hooks run.
-        let inner = self.inner.prepend_core_start(install);
+        inner = inner.on_core_start(install);
+        for hook in self.hooks {
+            inner = inner.on_core_start(hook);
+        }
         Ok(Runtime {
             inner: inner.build()?,
             driver: kind,
@@ -254,27 +375,6 @@ mod uring {
     }
 }
 
-fn env_var(names: &[&str]) -> Option<(String, String)> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().map(|v| ((*n).to_string(), v)))
-}
-
-fn bad_env(name: &str, value: &str, expected: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("{name}={value:?} is invalid: expected {expected}"),
-    )
-}
-
-fn parse_bool(name: &str, value: &str) -> io::Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
-        _ => Err(bad_env(name, value, "1/0, true/false, yes/no or on/off")),
-    }
-}
-
 /// A thread-per-core runtime with a kernel I/O driver on every core.
 ///
 /// Core 0 is the thread that calls [`block_on`](Runtime::block_on); the
@@ -292,12 +392,21 @@ impl Runtime {
         Builder::new()
     }
 
-    /// A runtime with the defaults, after `INSANE_*` variables.
+    /// A runtime with the defaults, after the process configuration
+    /// (`insane.toml`'s `[runtime]`, then `INSANE_*` variables; see
+    /// [`Builder::load_config`]): what `#[insane::main]` without
+    /// arguments builds.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::new()?;
+    /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// As [`Builder::apply_env`] and [`Builder::build`].
+    /// As [`Builder::load_config`] and [`Builder::build`].
     pub fn new() -> io::Result<Self> {
-        Builder::new().apply_env()?.build()
+        Builder::new().load_config()?.build()
     }
 
     /// Runs `future` to completion on core 0 (this thread).
@@ -359,6 +468,115 @@ impl fmt::Debug for Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::collections::HashMap;
+
+    /// The process configuration a file holding `text` and the variables
+    /// `vars` make, read as `Config::load` reads them (without touching
+    /// the process's environment, which other tests share).
+    fn process_config(text: &str, vars: &[(&str, &str)]) -> io::Result<RuntimeConfig> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Ok(Config::from_toml_str(text, "insane.toml")?
+            .apply_env(|name| vars.get(name).cloned())?
+            .runtime)
+    }
+
+    fn code() -> Builder {
+        Runtime::builder()
+            .cores(1)
+            .driver(Driver::Uring)
+            .thread_name("code")
+    }
+
+    #[test]
+    fn the_file_overrides_the_builder() {
+        let file = process_config("[runtime]\ncores = 4\ndriver = \"epoll\"\n", &[]).unwrap();
+        let b = code().with_config(&file);
+        assert_eq!(b.settings().cores, Some(4));
+        assert_eq!(b.settings().driver, Some(Driver::Epoll));
+        assert_eq!(
+            b.settings().thread_name.as_deref(),
+            Some("code"),
+            "not in the file: the builder's"
+        );
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_the_builder() {
+        let config = process_config(
+            "[runtime]\ncores = 4\ndriver = \"epoll\"\n",
+            &[("INSANE_CORES", "2"), ("INSANE_RUNTIME_THREAD_NAME", "env")],
+        )
+        .unwrap();
+        let b = code().with_config(&config);
+        assert_eq!(b.settings().cores, Some(2), "environment over file");
+        assert_eq!(
+            b.settings().driver,
+            Some(Driver::Epoll),
+            "file over builder"
+        );
+        assert_eq!(
+            b.settings().thread_name.as_deref(),
+            Some("env"),
+            "environment over builder"
+        );
+    }
+
+    #[test]
+    fn without_file_or_variables_the_builder_is_kept() {
+        let nothing = process_config("", &[]).unwrap();
+        assert_eq!(nothing, RuntimeConfig::default());
+        assert_eq!(code().with_config(&nothing).settings(), code().settings());
+        assert_eq!(
+            Builder::new().with_config(&nothing).settings(),
+            &RuntimeConfig::default(),
+            "the defaults stay the defaults"
+        );
+    }
+
+    #[test]
+    fn builder_calls_after_the_configuration_win() {
+        let file = process_config("[runtime]\ncores = 4\n", &[]).unwrap();
+        let b = Runtime::builder().with_config(&file).cores(1);
+        assert_eq!(b.settings().cores, Some(1));
+    }
+
+    #[test]
+    fn bad_configuration_is_named_before_any_runtime_starts() {
+        let err = process_config("[runtime]\ndriver = \"xdp\"\n", &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("insane.toml line 2, `runtime.driver`"),
+            "{err}"
+        );
+        let err = process_config("", &[("INSANE_DRIVER", "xdp")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("INSANE_DRIVER=\"xdp\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn build_applies_every_key_of_the_configuration() {
+        let config = process_config(
+            "[runtime]\ncores = 2\ndriver = \"epoll\"\npin_cores = false\nsqpoll = false\n\
+             idle = \"park\"\nthread_name = \"from-file\"\n",
+            &[],
+        )
+        .unwrap();
+        let rt = code().with_config(&config).build().unwrap();
+        assert_eq!(rt.num_cores(), 2);
+        assert_eq!(rt.driver(), DriverKind::Epoll);
+        let name = rt.block_on(async {
+            crate::task::spawn_on(1, async { std::thread::current().name().map(String::from) })
+                .await
+                .unwrap()
+        });
+        assert_eq!(name.as_deref(), Some("from-file-1"));
+    }
 
     fn eperm() -> io::Result<()> {
         Err(io::Error::from_raw_os_error(libc_eperm()))

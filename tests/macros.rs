@@ -4,20 +4,27 @@
 //!
 //! The compile-fail cases (bad arguments, missing `async`, ...) are unit
 //! tests of the expansion in `macros/src/`.
+//!
+//! The last part runs this binary again in child processes, each with its
+//! own working directory and `INSANE_*` variables, to show how the
+//! attributes, `insane.toml` and the environment combine.
 
 #![deny(warnings)]
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::error::Error;
 use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::rc::Rc;
 
 use insane::runtime::Runtime;
 
-/// Whether the run-time override of the core count is set, in which case
-/// the number of cores is not the one written in the attribute.
+/// Whether the process configuration (`insane.toml`, `INSANE_*`) sets the
+/// core count, in which case it is not the one written in the attribute.
 fn cores_overridden() -> bool {
-    std::env::var_os("INSANE_CORES").is_some() || std::env::var_os("INSANE_RUNTIME_CORES").is_some()
+    insane::config::Config::load().is_ok_and(|c| c.runtime.cores.is_some())
 }
 
 fn assert_cores(expected: usize) {
@@ -308,4 +315,156 @@ fn main_can_run_twice() {
     // Each call builds and drops its own runtime.
     app::main().unwrap();
     app::main().unwrap();
+}
+
+// ---- The configuration the attributes read at run time ----
+//
+// Precedence, lowest first: the attribute, `insane.toml` (the file
+// `INSANE_CONFIG` names, else the working directory's), the variables.
+
+/// Set in the child processes, which run `reports_its_runtime` only.
+const CHILD: &str = "INSANE_MACROS_TEST_CHILD";
+
+/// In a child: prints the runtime that the attribute, the file and the
+/// variables made. In the normal run: nothing.
+#[insane::test(cores = 2)]
+async fn reports_its_runtime() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let cores = Runtime::cores().unwrap();
+    let driver = insane_runtime::driver::current().map(|(kind, _)| kind.to_string());
+    let worker = if cores > 1 {
+        insane::task::spawn_on(1, async { std::thread::current().name().map(String::from) })
+            .await
+            .unwrap()
+    } else {
+        None
+    };
+    println!(
+        "runtime: cores={cores} driver={} worker={}",
+        driver.unwrap_or_default(),
+        worker.unwrap_or_default()
+    );
+}
+
+/// A fresh working directory for one case, holding `files`.
+fn workdir(case: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("insane-macros-{}-{case}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+/// What the child run in `dir` with only the `INSANE_*` variables `vars`
+/// reported (`cores`, `driver`, `worker` thread name), or the failed
+/// child's output.
+fn child_runtime(dir: &Path, vars: &[(&str, &str)]) -> Result<HashMap<String, String>, String> {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["reports_its_runtime", "--exact", "--nocapture"])
+        .current_dir(dir);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("INSANE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env(CHILD, "1").envs(vars.iter().copied());
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let report = text.lines().find_map(|l| l.strip_prefix("runtime: "));
+    match (out.status.success(), report) {
+        (true, Some(report)) => Ok(report
+            .split(' ')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()),
+        _ => Err(text),
+    }
+}
+
+const FILE: &str = "[runtime]\ncores = 3\ndriver = \"epoll\"\nthread_name = \"from-file\"\n";
+
+#[test]
+fn without_file_or_variables_the_attribute_decides() {
+    let dir = workdir("no-file", &[]);
+    let rt = child_runtime(&dir, &[]).unwrap();
+    assert_eq!(rt["cores"], "2");
+    assert_eq!(rt["worker"], "insane-core-1");
+}
+
+#[test]
+fn insane_toml_in_the_working_directory_overrides_the_attribute() {
+    let dir = workdir("cwd-file", &[("insane.toml", FILE)]);
+    let rt = child_runtime(&dir, &[]).unwrap();
+    assert_eq!(rt["cores"], "3");
+    assert_eq!(rt["driver"], "epoll");
+    assert_eq!(rt["worker"], "from-file-1");
+}
+
+#[test]
+fn insane_config_names_the_file_to_read_instead() {
+    let dir = workdir(
+        "named-file",
+        &[
+            ("insane.toml", FILE),
+            ("svc.toml", "[runtime]\ncores = 4\n"),
+        ],
+    );
+    let rt = child_runtime(&dir, &[("INSANE_CONFIG", "svc.toml")]).unwrap();
+    assert_eq!(rt["cores"], "4");
+    assert_eq!(rt["worker"], "insane-core-1", "./insane.toml is not read");
+}
+
+#[test]
+fn an_empty_insane_config_reads_no_file() {
+    let dir = workdir("empty-config", &[("insane.toml", FILE)]);
+    let rt = child_runtime(&dir, &[("INSANE_CONFIG", "")]).unwrap();
+    assert_eq!(rt["cores"], "2");
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    let dir = workdir("env-over-file", &[("insane.toml", FILE)]);
+    let rt = child_runtime(
+        &dir,
+        &[
+            ("INSANE_CORES", "2"),
+            ("INSANE_RUNTIME_THREAD_NAME", "from-env"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(rt["cores"], "2");
+    assert_eq!(rt["driver"], "epoll", "not in the environment: the file's");
+    assert_eq!(rt["worker"], "from-env-1");
+}
+
+#[test]
+fn a_bad_file_stops_the_start_naming_the_file_line_and_key() {
+    let dir = workdir("bad-file", &[("insane.toml", "[runtime]\n\ncores = 0\n")]);
+    let out = child_runtime(&dir, &[]).unwrap_err();
+    assert!(
+        out.contains(
+            "insane: failed to start the runtime: insane.toml line 3, `runtime.cores`: \
+             invalid value: integer `0`, expected an integer >= 1"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_variable_stops_the_start_naming_it() {
+    let dir = workdir("bad-var", &[]);
+    let out = child_runtime(&dir, &[("INSANE_DRIVER", "xdp")]).unwrap_err();
+    assert!(
+        out.contains(
+            "insane: failed to start the runtime: \
+             INSANE_DRIVER=\"xdp\": expected \"auto\", \"uring\" or \"epoll\""
+        ),
+        "{out}"
+    );
 }

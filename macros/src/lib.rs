@@ -33,9 +33,16 @@
 //! | `driver = "name"` | `"auto"`, `"uring"` or `"epoll"` | the I/O driver; `"auto"` (the default) picks io_uring when the kernel allows it, else epoll |
 //! | `pin_cores = bool` | `true` / `false` | pin each executor thread to its core |
 //!
-//! At run time the environment variables `INSANE_CORES` and `INSANE_DRIVER`
-//! override `cores` and `driver`, so a test suite or a binary can be re-run
-//! on another configuration without recompiling.
+//! At run time the process configuration overrides the arguments, so a
+//! test suite or a binary can be re-run on another configuration without
+//! recompiling. Precedence, lowest first: the arguments, the `[runtime]`
+//! section of `insane.toml` (the file `INSANE_CONFIG` names, else
+//! `./insane.toml` when present), the variables (`INSANE_CORES`,
+//! `INSANE_DRIVER`, `INSANE_PIN_CORES`, ... or their long names
+//! `INSANE_RUNTIME_CORES`, ...). A bad value stops the start with a panic
+//! naming the file, line and key, or the variable. The keys and variables
+//! are listed in `insane::config::RuntimeConfig`; the expansion calls
+//! `insane::runtime::Builder::load_config`.
 //!
 //! # Porting from tokio
 //!
