@@ -90,7 +90,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> io::Result<()> {
-    let rt = Runtime::builder().apply_env()?.cores(args.cores).build()?;
+    let rt = Runtime::builder()
+        .load_config()?
+        .cores(args.cores)
+        .build()?;
     let driver = rt.driver();
     rt.block_on(async move {
         let qos = if args.best_effort {

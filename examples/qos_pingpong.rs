@@ -123,7 +123,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> io::Result<()> {
     let spin = args.qos.latency == Latency::Critical && args.qos.may_spin();
     let cores = if args.mode == Mode::Local { 2 } else { 1 };
-    let mut builder = Runtime::builder().apply_env()?.cores(cores);
+    let mut builder = Runtime::builder().load_config()?.cores(cores);
     if spin {
         // Latency-critical flows: the cores never sleep.
         builder = builder.idle(IdlePolicy::Spin);

@@ -85,10 +85,11 @@ impl Args {
         Ok(Some(Args { bind, cores }))
     }
 
-    /// The runtime: `INSANE_*` variables applied (e.g. `INSANE_DRIVER=epoll`),
-    /// then `--cores` when given.
+    /// The runtime: `insane.toml`'s `[runtime]` and the `INSANE_*`
+    /// variables applied (e.g. `INSANE_DRIVER=epoll`), then `--cores` when
+    /// given.
     pub fn runtime(&self) -> io::Result<Runtime> {
-        let mut builder = Runtime::builder().apply_env()?;
+        let mut builder = Runtime::builder().load_config()?;
         if let Some(n) = self.cores {
             builder = builder.cores(n);
         }
