@@ -538,7 +538,7 @@ impl FromStr for Ipv4Cidr {
 }
 
 /// The userspace stack's address type (smoltcp's): what
-/// [`stack::Config::new`](crate::stack::Config::new) takes.
+/// [`stack::InterfaceConfig::new`](crate::stack::InterfaceConfig::new) takes.
 #[cfg(feature = "qos")]
 impl From<Ipv4Cidr> for insane_stack::wire::Ipv4Cidr {
     fn from(cidr: Ipv4Cidr) -> Self {

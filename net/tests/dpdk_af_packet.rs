@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use insane_net::config::Ipv4Cidr;
 use insane_net::stack::dpdk::DpdkDevice;
-use insane_net::stack::{Config, EthernetAddress, FrameDevice, Interface, TxFrame};
+use insane_net::stack::{EthernetAddress, FrameDevice, Interface, InterfaceConfig, TxFrame};
 use insane_testhosts::TestHosts;
 
 // One CI rule and EAL argument list for every DPDK test binary.
@@ -83,7 +83,7 @@ fn stack_on_af_packet_echoes_kernel_udp_across_namespaces() {
         let explain = device.explain();
         let mut iface = Interface::new(
             device,
-            Config::new(Ipv4Cidr::new(stack_ip, a2.prefix_len).into()),
+            InterfaceConfig::new(Ipv4Cidr::new(stack_ip, a2.prefix_len).into()),
         );
         let ep = iface.bind(STACK_PORT).map_err(|e| e.to_string())?;
         let pool = iface.device().queue().pool().clone();

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use insane_dpdk::{Eal, Port, PortConfig};
 use insane_net::stack::dpdk::DpdkDevice;
-use insane_net::stack::{Config, Interface, TxFrame};
+use insane_net::stack::{Interface, InterfaceConfig, TxFrame};
 
 // One CI rule and libtest-style output for every DPDK test binary.
 #[path = "../../drivers/dpdk/tests/common/mod.rs"]
@@ -62,7 +62,7 @@ fn open(args: &[String], ip: Ipv4Addr, attempts: u32) -> Result<Interface<DpdkDe
     .map_err(|e| e.to_string())?;
     let queue = port.take_queue(0).ok_or("no queue 0")?;
     let device = DpdkDevice::new(queue).map_err(|e| e.to_string())?;
-    let config = Config::new(insane_net::config::Ipv4Cidr::new(ip, 24).into());
+    let config = InterfaceConfig::new(insane_net::config::Ipv4Cidr::new(ip, 24).into());
     Ok(Interface::new(device, config))
 }
 

@@ -19,7 +19,7 @@ use insane_net::qos::Qos;
 use insane_net::qos::policy::{Capabilities, TransportKind, choose};
 use insane_net::stack::dpdk::DpdkDevice;
 use insane_net::stack::{
-    Config, EthernetAddress, Interface, RxDatagram, SendStatus, TxFrame, UDP_HEADROOM,
+    EthernetAddress, Interface, InterfaceConfig, RxDatagram, SendStatus, TxFrame, UDP_HEADROOM,
 };
 
 // One CI rule and EAL argument list for every DPDK test binary.
@@ -60,8 +60,8 @@ fn interfaces() -> (Interface<DpdkDevice>, Interface<DpdkDevice>) {
     let da = DpdkDevice::with_mac(pa.take_queue(0).unwrap(), mac_a).unwrap();
     let db = DpdkDevice::with_mac(pb.take_queue(0).unwrap(), mac_b).unwrap();
     assert!(da.explain().contains("PMD net_ring"), "{}", da.explain());
-    let ia = Interface::new(da, Config::new("10.8.0.1/24".parse().unwrap()));
-    let ib = Interface::new(db, Config::new("10.8.0.2/24".parse().unwrap()));
+    let ia = Interface::new(da, InterfaceConfig::new("10.8.0.1/24".parse().unwrap()));
+    let ib = Interface::new(db, InterfaceConfig::new("10.8.0.2/24".parse().unwrap()));
     (ia, ib)
 }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use insane_net::config::Ipv4Cidr;
 use insane_net::stack::dpdk::DpdkDevice;
-use insane_net::stack::{Config, Interface, Stats};
+use insane_net::stack::{Interface, InterfaceConfig, Stats};
 use insane_testhosts::TestHosts;
 
 // One CI rule and EAL argument list for every DPDK test binary.
@@ -66,7 +66,10 @@ fn stack_on_tap_offloads_checksums_and_the_kernel_accepts_them() {
             }
         };
         let explain = device.explain();
-        let mut iface = Interface::new(device, Config::new(Ipv4Cidr::new(STACK_IP, 24).into()));
+        let mut iface = Interface::new(
+            device,
+            InterfaceConfig::new(Ipv4Cidr::new(STACK_IP, 24).into()),
+        );
         let ep = iface.bind(STACK_PORT).map_err(|e| e.to_string())?;
         let pool = iface.device().queue().pool().clone();
         let baseline = pool.in_use_count();

@@ -356,7 +356,7 @@ fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() 
     let pool_b = device.queue().pool().clone();
     let mut peer = Interface::new(
         device,
-        insane_net::stack::Config::new("10.78.0.2/24".parse().unwrap()),
+        insane_net::stack::InterfaceConfig::new("10.78.0.2/24".parse().unwrap()),
     );
     let peer_ep = peer.bind(7701).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -548,7 +548,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
             .unwrap();
             Interface::in_group(
                 device,
-                insane_net::stack::Config::new("10.79.0.2/24".parse().unwrap()),
+                insane_net::stack::InterfaceConfig::new("10.79.0.2/24".parse().unwrap()),
                 group.join().unwrap(),
             )
         })

@@ -25,7 +25,7 @@ use insane_net::stack::testing::frames;
 use insane_net::stack::wire::{ArpOperation, EthernetAddress, Icmpv4Packet, Icmpv4Repr};
 use insane_net::stack::xdp::XdpDevice;
 use insane_net::stack::{
-    Config, DropReason, EndpointStats, FrameDevice, Interface, Stats, TxFrame,
+    DropReason, EndpointStats, FrameDevice, Interface, InterfaceConfig, Stats, TxFrame,
 };
 use insane_testhosts::{Iface, TestHosts};
 use insane_xdp::{SocketConfig, XdpSocket, XdpStats};
@@ -122,7 +122,7 @@ impl Stack {
             assert_eq!(mac, EthernetAddress(a.mac), "MAC read with SIOCGIFHWADDR");
             let mut iface = Interface::new(
                 device,
-                Config::new(Ipv4Cidr::new(stack_ip(&a), a.prefix_len).into()),
+                InterfaceConfig::new(Ipv4Cidr::new(stack_ip(&a), a.prefix_len).into()),
             );
             let ep = iface.bind(STACK_PORT).map_err(|e| e.to_string())?;
             ready_tx.send(Ok(explain.clone())).unwrap();

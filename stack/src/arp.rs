@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use smoltcp::wire::EthernetAddress;
 
-/// ARP tuning, part of [`Config`](super::Config).
+/// ARP tuning, part of [`InterfaceConfig`](super::InterfaceConfig).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpConfig {
     /// How long a learned entry is used before it must be resolved again.

@@ -34,14 +34,14 @@
 //! use std::time::Instant;
 //! use insane_stack::group::QueueGroup;
 //! use insane_stack::testing::{frames, PairDevice};
-//! use insane_stack::{Config, EthernetAddress as Mac, Interface, RxOutcome};
+//! use insane_stack::{InterfaceConfig, EthernetAddress as Mac, Interface, RxOutcome};
 //!
 //! // Two queues of one host (10.0.0.1), each an interface of its own.
 //! let me = Mac([2, 0, 0, 0, 0, 1]);
 //! let (q0, _peer0) = PairDevice::pair(me, Mac([2, 0, 0, 0, 0, 2]), 1500);
 //! let (q1, _peer1) = PairDevice::pair(me, Mac([2, 0, 0, 0, 0, 2]), 1500);
 //! let group = QueueGroup::new(2);
-//! let config = Config::new("10.0.0.1/24".parse().unwrap());
+//! let config = InterfaceConfig::new("10.0.0.1/24".parse().unwrap());
 //! let mut a = Interface::in_group(q0, config, group.join().unwrap());
 //! let mut b = Interface::in_group(q1, config, group.join().unwrap());
 //! let ep = b.bind(7000).unwrap();

@@ -26,7 +26,7 @@ use crate::stats::{DropReason, EndpointStats, RxOutcome, RxStats, Stats, TxStats
 
 /// Configuration of an [`Interface`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
+pub struct InterfaceConfig {
     /// Our IPv4 address and the prefix of the directly attached subnet
     /// (`"10.0.0.1/24".parse()`).
     pub address: Ipv4Cidr,
@@ -47,11 +47,11 @@ pub struct Config {
     pub verify_checksums: bool,
 }
 
-impl Config {
+impl InterfaceConfig {
     /// Defaults for `address`: no gateway, default ARP tuning, 256 queued
     /// datagrams per endpoint, TTL 64, bursts of 32, checksums verified.
-    pub fn new(address: Ipv4Cidr) -> Config {
-        Config {
+    pub fn new(address: Ipv4Cidr) -> InterfaceConfig {
+        InterfaceConfig {
             address,
             gateway: None,
             arp: ArpConfig::default(),
@@ -165,7 +165,7 @@ struct Pending<T> {
 /// place, and the frame goes to the device, or waits for ARP.
 pub struct Interface<D: FrameDevice> {
     device: D,
-    config: Config,
+    config: InterfaceConfig,
     local: Local,
     arp: ArpCache<Pending<D::Tx>>,
     endpoints: Endpoints<D::Rx>,
@@ -301,7 +301,7 @@ fn tx_checksums() -> ChecksumCapabilities {
 impl<D: FrameDevice> Interface<D> {
     /// A host with `config.address` on `device` (whose MAC and MTU it
     /// uses).
-    pub fn new(device: D, config: Config) -> Self {
+    pub fn new(device: D, config: InterfaceConfig) -> Self {
         let local = Local {
             mac: device.mac(),
             ip: config.address.address(),
@@ -327,7 +327,7 @@ impl<D: FrameDevice> Interface<D> {
     /// are one host on the queues of one port: `member` of their
     /// [`QueueGroup`](super::group::QueueGroup), whose members share the
     /// UDP port table and what ARP learns (see [`group`](super::group)).
-    pub fn in_group(device: D, config: Config, member: GroupMember<D::Rx>) -> Self {
+    pub fn in_group(device: D, config: InterfaceConfig, member: GroupMember<D::Rx>) -> Self {
         let mut iface = Self::new(device, config);
         iface.group = Some(member);
         iface
@@ -350,7 +350,7 @@ impl<D: FrameDevice> Interface<D> {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &InterfaceConfig {
         &self.config
     }
 

@@ -48,15 +48,15 @@
 //! ```
 //! use std::time::Instant;
 //! use insane_stack::testing::PairDevice;
-//! use insane_stack::{Config, EthernetAddress, Interface, SendStatus, TxFrame};
+//! use insane_stack::{InterfaceConfig, EthernetAddress, Interface, SendStatus, TxFrame};
 //!
 //! let (a, b) = PairDevice::pair(
 //!     EthernetAddress([2, 0, 0, 0, 0, 1]),
 //!     EthernetAddress([2, 0, 0, 0, 0, 2]),
 //!     1500,
 //! );
-//! let mut a = Interface::new(a, Config::new("10.0.0.1/24".parse().unwrap()));
-//! let mut b = Interface::new(b, Config::new("10.0.0.2/24".parse().unwrap()));
+//! let mut a = Interface::new(a, InterfaceConfig::new("10.0.0.1/24".parse().unwrap()));
+//! let mut b = Interface::new(b, InterfaceConfig::new("10.0.0.2/24".parse().unwrap()));
 //! let ea = a.bind(5000).unwrap();
 //! let eb = b.bind(6000).unwrap();
 //! let now = Instant::now();
@@ -90,7 +90,12 @@ pub mod testing;
 pub use arp::ArpConfig;
 pub use device::{FrameDevice, RxFrame, TxFrame};
 pub use endpoint::{BindError, EndpointId, RxDatagram};
-pub use iface::{Config, Interface, SendError, SendErrorKind, SendStatus};
+pub use iface::{Interface, InterfaceConfig, SendError, SendErrorKind, SendStatus};
+
+/// The old name of [`InterfaceConfig`] (insane-net's `config::Config`
+/// is the whole configuration file).
+#[deprecated(since = "0.1.0", note = "renamed to InterfaceConfig")]
+pub type Config = InterfaceConfig;
 pub use smoltcp::wire::EthernetAddress;
 
 /// smoltcp's packet formats (typed views and `Repr`s), which the stack is

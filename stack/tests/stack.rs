@@ -17,8 +17,8 @@ use insane_stack::wire::{
     Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
 };
 use insane_stack::{
-    ArpConfig, BindError, Config, DropReason, EndpointId, EthernetAddress, FrameDevice, Interface,
-    RxOutcome, SendErrorKind, SendStatus, TxFrame, UDP_HEADROOM,
+    ArpConfig, BindError, DropReason, EndpointId, EthernetAddress, FrameDevice, Interface,
+    InterfaceConfig, RxOutcome, SendErrorKind, SendStatus, TxFrame, UDP_HEADROOM,
 };
 
 const MAC_A: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0a]);
@@ -30,12 +30,12 @@ const IP_X: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 99);
 
 type Iface = Interface<PairDevice>;
 
-fn config(ip: Ipv4Addr) -> Config {
-    Config::new(format!("{ip}/24").parse().unwrap())
+fn config(ip: Ipv4Addr) -> InterfaceConfig {
+    InterfaceConfig::new(format!("{ip}/24").parse().unwrap())
 }
 
 /// Two interfaces joined by a pair device.
-fn pair_with(ca: Config, cb: Config) -> (Iface, Iface) {
+fn pair_with(ca: InterfaceConfig, cb: InterfaceConfig) -> (Iface, Iface) {
     let (a, b) = PairDevice::pair(MAC_A, MAC_B, 1500);
     (Interface::new(a, ca), Interface::new(b, cb))
 }

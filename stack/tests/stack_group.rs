@@ -21,7 +21,7 @@ use insane_stack::testing::PairDevice;
 use insane_stack::testing::frames::{arp_frame, udp_frame};
 use insane_stack::wire::{ArpOperation, EthernetFrame, EthernetProtocol};
 use insane_stack::{
-    BindError, Config, DropReason, EthernetAddress, Interface, SendStatus, TxFrame,
+    BindError, DropReason, EthernetAddress, Interface, InterfaceConfig, SendStatus, TxFrame,
 };
 
 const MAC_HOST: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0a]);
@@ -35,7 +35,7 @@ type Iface = Interface<PairDevice>;
 /// one's queue.
 fn host(n: usize) -> (Vec<Iface>, Vec<PairDevice>) {
     let group = QueueGroup::new(n);
-    let config = Config::new("10.0.0.1/24".parse().unwrap());
+    let config = InterfaceConfig::new("10.0.0.1/24".parse().unwrap());
     (0..n)
         .map(|_| {
             let (queue, wire) = PairDevice::pair(MAC_HOST, MAC_PEER, 1500);

@@ -19,8 +19,8 @@ use insane_stack::wire::{
     IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
 };
 use insane_stack::{
-    Config, DropReason, EndpointId, EthernetAddress, FrameDevice, Interface, RxOutcome, SendStatus,
-    TxFrame,
+    DropReason, EndpointId, EthernetAddress, FrameDevice, Interface, InterfaceConfig, RxOutcome,
+    SendStatus, TxFrame,
 };
 
 const MAC_A: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0a]);
@@ -32,7 +32,7 @@ type Iface = Interface<PairDevice>;
 
 fn host() -> (Iface, PairDevice, Vec<EndpointId>) {
     let (a, raw) = PairDevice::pair(MAC_A, MAC_X, 1500);
-    let mut cfg = Config::new("10.0.0.1/24".parse().unwrap());
+    let mut cfg = InterfaceConfig::new("10.0.0.1/24".parse().unwrap());
     cfg.endpoint_queue = 8;
     let mut iface = Interface::new(a, cfg);
     let eps = PORTS.iter().map(|&p| iface.bind(p).unwrap()).collect();
@@ -272,8 +272,8 @@ proptest! {
         let mac_b = EthernetAddress([0x02, 0, 0, 0, 0, 0x0b]);
         let ip_b = Ipv4Addr::new(10, 0, 0, 2);
         let (da, db) = PairDevice::pair(MAC_A, mac_b, 1500);
-        let mut a = Interface::new(da, Config::new("10.0.0.1/24".parse().unwrap()));
-        let mut b = Interface::new(db, Config::new("10.0.0.2/24".parse().unwrap()));
+        let mut a = Interface::new(da, InterfaceConfig::new("10.0.0.1/24".parse().unwrap()));
+        let mut b = Interface::new(db, InterfaceConfig::new("10.0.0.2/24".parse().unwrap()));
         a.add_static_neighbor(ip_b, mac_b);
         let ea = a.bind(src_port).unwrap();
         let eb = b.bind(dst_port).unwrap();
@@ -296,8 +296,8 @@ proptest! {
         let mac_b = EthernetAddress([0x02, 0, 0, 0, 0, 0x0b]);
         let ip_b = Ipv4Addr::new(10, 0, 0, 2);
         let (da, db) = PairDevice::pair(MAC_A, mac_b, 1500);
-        let mut a = Interface::new(da, Config::new("10.0.0.1/24".parse().unwrap()));
-        let mut b = Interface::new(db, Config::new("10.0.0.2/24".parse().unwrap()));
+        let mut a = Interface::new(da, InterfaceConfig::new("10.0.0.1/24".parse().unwrap()));
+        let mut b = Interface::new(db, InterfaceConfig::new("10.0.0.2/24".parse().unwrap()));
         let ea = a.bind(5000).unwrap();
         let eb = b.bind(6000).unwrap();
         let mut now = Instant::now();

@@ -225,7 +225,7 @@ mod imp {
     use insane_dpdk_sys as sys;
     use insane_net::config::Ipv4Cidr;
     use insane_net::stack::dpdk::DpdkDevice;
-    use insane_net::stack::{Config, EthernetAddress, Interface, TxFrame};
+    use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig, TxFrame};
 
     use super::{CHILD, Measured, RunParams};
 
@@ -414,7 +414,7 @@ mod imp {
                     return Err("the port's queue is gone".into());
                 };
                 let device = DpdkDevice::new(queue).map_err(|e| e.to_string())?;
-                let config = Config::new(Ipv4Cidr::new(ip, 24).into());
+                let config = InterfaceConfig::new(Ipv4Cidr::new(ip, 24).into());
                 *self = Open::Stack(Box::new(Interface::new(device, config)));
             }
             match self {
@@ -622,7 +622,7 @@ mod imp {
     ) -> Result<f64, String> {
         let stack = |queue, mac, ip| {
             DpdkDevice::with_mac(queue, EthernetAddress(mac))
-                .map(|d| Interface::new(d, Config::new(Ipv4Cidr::new(ip, 24).into())))
+                .map(|d| Interface::new(d, InterfaceConfig::new(Ipv4Cidr::new(ip, 24).into())))
                 .map_err(|e| e.to_string())
         };
         let mut c = stack(client, CLIENT_MAC, CLIENT_IP)?;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use insane_stack::group::QueueGroup;
 use insane_stack::testing::PairDevice;
 use insane_stack::wire::{ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, Ipv4Packet};
-use insane_stack::{Config, EthernetAddress, FrameDevice, Interface, RxOutcome, TxFrame};
+use insane_stack::{InterfaceConfig, EthernetAddress, FrameDevice, Interface, RxOutcome, TxFrame};
 use libfuzzer_sys::fuzz_target;
 
 const MAC_A: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0a]);
@@ -33,7 +33,7 @@ const MAC_X: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x99]);
 
 fuzz_target!(|data: &[u8]| {
     let (dev, raw) = PairDevice::pair(MAC_A, MAC_X, 1500);
-    let mut config = Config::new("10.0.0.1/24".parse().unwrap());
+    let mut config = InterfaceConfig::new("10.0.0.1/24".parse().unwrap());
     config.endpoint_queue = 4;
     let group = QueueGroup::new(2);
     let mut iface = Interface::in_group(dev, config, group.join().unwrap());

@@ -392,12 +392,12 @@ impl<D: StackDevice> Reactor for StackReactor<D> {
 /// use insane_net::qos::transport::stack::StackUdpTransport;
 /// use insane_net::qos::{Transport, TransportConfig};
 /// use insane_net::stack::testing::PairDevice;
-/// use insane_net::stack::{Config, EthernetAddress as Mac, Interface};
+/// use insane_net::stack::{InterfaceConfig, EthernetAddress as Mac, Interface};
 /// # let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
 /// # rt.block_on(async {
 /// let t = StackUdpTransport::bind("test link", 5000, Kind::XdpUdp, &TransportConfig::default(), || {
 ///     let (a, _b) = PairDevice::pair(Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]), 1500);
-///     Ok((Interface::new(a, Config::new("10.0.0.1/24".parse().unwrap())), None))
+///     Ok((Interface::new(a, InterfaceConfig::new("10.0.0.1/24".parse().unwrap())), None))
 /// })?;
 /// assert_eq!(t.max_payload(), 1472);
 /// assert_eq!(t.local_addr()?, "10.0.0.1:5000".parse().unwrap());
@@ -572,12 +572,12 @@ impl<D: StackDevice> StackUdpTransport<D> {
     /// use insane_net::qos::transport::stack::StackUdpTransport;
     /// use insane_net::qos::TransportConfig;
     /// use insane_net::stack::testing::PairDevice;
-    /// use insane_net::stack::{Config, EthernetAddress as Mac, Interface};
+    /// use insane_net::stack::{InterfaceConfig, EthernetAddress as Mac, Interface};
     /// # let rt = insane_runtime::runtime::Runtime::builder().cores(2).build()?;
     /// # rt.block_on(async {
     /// let open = || {
     ///     let (a, _b) = PairDevice::pair(Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]), 1500);
-    ///     Ok((Interface::new(a, Config::new("10.0.0.1/24".parse().unwrap())), None))
+    ///     Ok((Interface::new(a, InterfaceConfig::new("10.0.0.1/24".parse().unwrap())), None))
     /// };
     /// let cfg = TransportConfig::default();
     /// let here = StackUdpTransport::bind_dispatched("link", 5000, Kind::XdpUdp, &cfg, open).await?;

@@ -18,14 +18,14 @@
 //! ```no_run
 //! use insane_dpdk::{Eal, Port, PortConfig};
 //! use insane_net::stack::dpdk::DpdkDevice;
-//! use insane_net::stack::{Config, Interface};
+//! use insane_net::stack::{InterfaceConfig, Interface};
 //!
 //! Eal::init(["-l", "0", "--no-pci", "--no-huge", "-m", "256", "--file-prefix=app",
 //!            "--vdev=net_memif0,role=server,socket=/tmp/app.sock,socket-abstract=no"])?;
 //! let mut port = Port::open(0, &PortConfig::default())?;
 //! let device = DpdkDevice::new(port.take_queue(0).unwrap())?;
 //! println!("{}", device.explain());
-//! let mut iface = Interface::new(device, Config::new("10.0.1.1/24".parse().unwrap()));
+//! let mut iface = Interface::new(device, InterfaceConfig::new("10.0.1.1/24".parse().unwrap()));
 //! let ep = iface.bind(7000).unwrap();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -509,7 +509,7 @@ fn interface(
     member: Option<GroupMember<Mbuf>>,
     dpdk: &DpdkConfig,
 ) -> Interface<PortQueue> {
-    let config = insane_stack::Config::new(dpdk.address.into());
+    let config = insane_stack::InterfaceConfig::new(dpdk.address.into());
     let mut queue = queue;
     queue.steer_to(dpdk.address.address);
     match member {

@@ -182,7 +182,10 @@ async fn bind_xdp(
         let device = XdpDevice::new(socket)?;
         let addr = xdp.address.address;
         device.claim_address(addr)?;
-        let iface = Interface::new(device, insane_stack::Config::new(xdp.address.into()));
+        let iface = Interface::new(
+            device,
+            insane_stack::InterfaceConfig::new(xdp.address.into()),
+        );
         Ok((iface, Some(Box::new(claim) as Box<dyn Any>)))
     };
     StackUdpTransport::<XdpDevice>::bind_dispatched(&key, port, TransportKind::XdpUdp, config, open)
