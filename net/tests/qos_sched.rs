@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use futures::task::noop_waker;
-use insane_net::qos::sched::{Bound, Class, FlowHandle, Scheduler, SendError, Stats, TrySendError};
+use insane_net::qos::sched::{
+    Bound, Class, FlowHandle, QueueStats, Scheduler, SendError, TrySendError,
+};
 use insane_net::qos::{Latency, Qos};
 
 /// Items: (flow tag, sequence number, size in bytes).
@@ -28,7 +30,7 @@ fn bulk(weight: u32) -> Class {
     Class::Bulk { weight }
 }
 
-fn check_stats(s: &Stats) {
+fn check_stats(s: &QueueStats) {
     assert_eq!(s.enqueued, s.dequeued + s.queued + s.removed, "{s:?}");
     assert_eq!(
         s.enqueued_bytes,
@@ -379,7 +381,7 @@ fn stats_add_up_under_mixed_traffic() {
             s.register(class, Bound::new(16, 20_000))
         })
         .collect();
-    let mut removed: Option<Stats> = None;
+    let mut removed: Option<QueueStats> = None;
     let mut full = 0u64;
     let mut x = 12345u64;
     for n in 0..20_000u64 {
@@ -409,7 +411,7 @@ fn stats_add_up_under_mixed_traffic() {
         check_stats(&st.critical);
         check_stats(&st.bulk);
         // Class counters = live flows + the removed flow.
-        let mut sums = [removed, Stats::default()];
+        let mut sums = [removed, QueueStats::default()];
         sums[0].full = 0;
         for (i, f) in flows.iter().enumerate() {
             let Some(fs) = f.stats() else { continue };

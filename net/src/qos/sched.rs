@@ -244,7 +244,7 @@ impl fmt::Display for FlowId {
 /// Counters of a flow or of a class. For items and for bytes,
 /// `enqueued == dequeued + queued + removed`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct QueueStats {
     /// Items accepted.
     pub enqueued: u64,
     /// Bytes accepted.
@@ -265,7 +265,12 @@ pub struct Stats {
     pub full: u64,
 }
 
-impl Stats {
+/// The old name of [`QueueStats`] (the userspace stack's `Stats` is an
+/// interface's counters).
+#[deprecated(since = "0.1.0", note = "renamed to QueueStats")]
+pub type Stats = QueueStats;
+
+impl QueueStats {
     fn on_enqueue(&mut self, len: u64) {
         self.enqueued += 1;
         self.enqueued_bytes += len;
@@ -292,9 +297,9 @@ impl Stats {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SchedStats {
     /// All critical flows.
-    pub critical: Stats,
+    pub critical: QueueStats,
     /// All bulk flows.
-    pub bulk: Stats,
+    pub bulk: QueueStats,
 }
 
 /// Why [`FlowHandle::try_send`] did not take the item; it is given back.
@@ -384,7 +389,7 @@ pub struct RemovedFlow<T> {
     /// The flow's pending items, oldest first.
     pub items: Vec<T>,
     /// The flow's final counters (its `removed` counts `items`).
-    pub stats: Stats,
+    pub stats: QueueStats,
 }
 
 struct Flow<T> {
@@ -395,7 +400,7 @@ struct Flow<T> {
     bound: Bound,
     queue: VecDeque<(T, usize)>,
     deficit: u64,
-    stats: Stats,
+    stats: QueueStats,
     waiters: Vec<Waker>,
 }
 
@@ -463,7 +468,7 @@ impl<T> Inner<T> {
         }
     }
 
-    fn class_stats(&mut self, class: Class) -> &mut Stats {
+    fn class_stats(&mut self, class: Class) -> &mut QueueStats {
         if class.is_critical() {
             &mut self.stats.critical
         } else {
@@ -788,7 +793,7 @@ impl<T> Scheduler<T> {
             bound,
             queue: VecDeque::new(),
             deficit: 0,
-            stats: Stats::default(),
+            stats: QueueStats::default(),
             waiters: Vec::new(),
         });
         FlowHandle {
@@ -851,7 +856,7 @@ impl<T> Scheduler<T> {
     }
 
     /// A flow's counters, `None` after removal.
-    pub fn flow_stats(&self, id: FlowId) -> Option<Stats> {
+    pub fn flow_stats(&self, id: FlowId) -> Option<QueueStats> {
         self.inner.borrow().flow(id).map(|f| f.stats)
     }
 
@@ -1002,7 +1007,7 @@ impl<T> FlowHandle<T> {
     }
 
     /// The flow's counters; `None` once removed.
-    pub fn stats(&self) -> Option<Stats> {
+    pub fn stats(&self) -> Option<QueueStats> {
         self.inner.borrow().flow(self.id).map(|f| f.stats)
     }
 
