@@ -469,7 +469,7 @@ pub struct DpdkConfig {
     pub address: Ipv4Cidr,
     /// RX/TX queue pairs to open the port with (default 1): the cores
     /// that bind endpoints each poll queues of their own, up to this many
-    /// cores (see `insane_net::qos::dpdk`).
+    /// cores (see `insane_net::qos::transport::dpdk`).
     #[serde(default = "one_queue")]
     pub queues: u16,
 }

@@ -27,9 +27,12 @@
 //!
 //! The first `bind` of the process loads the configuration
 //! ([`Config::load`](crate::config::Config::load)) and probes the host
-//! ([`Capabilities::probe`]); every endpoint then matches its QoS against
-//! that, restricted to the driver of the core it is bound on (a core
-//! running epoll cannot carry io_uring transports).
+//! ([`Capabilities::probe_with`]: every technology of the table in
+//! [`transport`](super::transport) probes itself); every endpoint then
+//! matches its QoS against that ([`policy::choose`]), restricted to what
+//! the core it is bound on can use (a core running epoll cannot carry
+//! io_uring transports), and binds on the chosen technology. `bind`
+//! names no technology: it walks the policy's choices through the table.
 //! [`bind_with_config`](Endpoint::bind_with_config) takes the
 //! configuration from the caller instead.
 //!
@@ -37,13 +40,13 @@
 //! best-effort, resources = poll` endpoint bound to the section's address
 //! gets AF_XDP UDP: insane's userspace stack on an AF_XDP socket of the
 //! section's interface and queue, shared by the endpoints bound on the
-//! same core ([`stack_transport`](super::stack_transport)). An endpoint
+//! same core ([`transport::xdp`](super::transport::xdp)). An endpoint
 //! bound to another address never uses it; if opening it fails, the
 //! endpoint falls back to the next transport and
 //! [`explain`](Endpoint::explain) names the reason. With a `[dpdk]` section
 //! (and the `dpdk` feature), DPDK UDP comes first: the same stack on a
 //! queue of the section's DPDK port, under the same rules
-//! ([`qos::dpdk`](super::dpdk) has the details: EAL once per process,
+//! (`transport::dpdk` has the details: EAL once per process,
 //! the port open for the rest of the process, one polling core per port).
 //!
 //! # Busy polling

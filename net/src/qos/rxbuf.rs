@@ -22,7 +22,7 @@
 //! back an `RxBuf` with the received driver frame itself (a UMEM frame,
 //! an mbuf), the payload being a window of it: no copy either. Such a
 //! frame belongs to its core; dropped on another thread it is routed back
-//! there (see `home.rs`).
+//! there (see `core_frame.rs`).
 
 use std::fmt;
 use std::net::SocketAddr;

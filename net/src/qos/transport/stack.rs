@@ -48,7 +48,7 @@
 //! steering. `explain()` says so ("bound from core 1, served by core 0").
 //! A device with several queues (DPDK `queues = N`) gives each core a
 //! queue and a host of its own instead, the hosts forming one
-//! [`QueueGroup`](insane_stack::group::QueueGroup) (`qos::dpdk`).
+//! [`QueueGroup`](insane_stack::group::QueueGroup) (`transport::dpdk`).
 //! `TxBuf`s and
 //! `RxBuf`s are `Send` nevertheless: one dropped on another thread is sent
 //! back to its core's return queue and recycled there on the next poll.
@@ -59,21 +59,21 @@
 //! home when sent). A DPDK mbuf dropped on another thread goes straight
 //! back to its mempool (thread-safe); an AF_XDP frame goes back through
 //! its home core, and one dropped after that core stopped stays allocated
-//! until its last sibling is dropped (see `home.rs`).
+//! until its last sibling is dropped (see `core_frame.rs`).
 //!
 //! # Plugging in a device
 //!
-//! A raw-frame driver (DPDK) gives its port queue to this transport by
+//! A raw-frame technology gives its device queue to this transport by
 //! implementing [`FrameDevice`] and [`StackDevice`] for it, and binding
-//! endpoints with [`StackUdpTransport::<ItsDevice>::bind`](StackUdpTransport::bind):
-//! a key naming the device queue (one host per core and key), the policy's
-//! [`Transport`](TransportKind) kind (e.g. `DpdkUdp`), and an opener
-//! that builds the [`Interface`] on the device with the configuration's
-//! address, run once per core and key. AF_XDP does exactly that in
-//! `bind_xdp` (below), which [`Endpoint`](crate::qos::Endpoint) calls when the
-//! policy picks AF_XDP; DPDK does it in `qos::dpdk` (feature `dpdk`: a
-//! port queue, kept by the process and handed back when its host closes),
-//! called when the policy picks DPDK.
+//! endpoints with [`StackUdpTransport::<ItsDevice>::bind`](StackUdpTransport::bind)
+//! (or `bind_dispatched`): a key naming the device queue (one host per
+//! core and key), the policy's [`TransportKind`] (e.g. `DpdkUdp`), and an
+//! opener that builds the [`Interface`] on the device with the
+//! configuration's address, run once per core and key. AF_XDP does
+//! exactly that in [`transport::xdp`](super::xdp), DPDK in
+//! `transport::dpdk` (feature `dpdk`: a port queue, kept by the process
+//! and handed back when its host closes); the technology table calls them
+//! when the policy picks them.
 //!
 //! # Limits
 //!
@@ -200,6 +200,8 @@ impl StackDevice for insane_stack::testing::PairDevice {
 /// may be dropped on any thread).
 struct HostShared {
     id: u64,
+    /// The core that owns the device's frames (and takes back those
+    /// dropped elsewhere).
     home: Arc<FrameOwner>,
     core: CoreHandle,
     /// Endpoints dropped away from home, to unbind there.
