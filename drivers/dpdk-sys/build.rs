@@ -8,6 +8,13 @@
 //! install. With `INSANE_REQUIRE_DPDK=1` a missing libdpdk fails the build
 //! instead (the test script sets it, so the DPDK tests cannot silently
 //! vanish).
+//!
+//! The script reruns when libdpdk appears or disappears: it watches the
+//! `libdpdk.pc` pkg-config found, or, when none was found, the directories
+//! pkg-config searches (a directory's mtime changes when a file is added
+//! to it). Only existing paths are watched: Cargo counts a missing
+//! `rerun-if-changed` path as changed, which would rerun the script on
+//! every build.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -64,6 +71,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=INSANE_REQUIRE_DPDK");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_LIBDIR");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG");
     println!("cargo:rustc-check-cfg=cfg(insane_dpdk_unavailable)");
 
     let required = env::var("INSANE_REQUIRE_DPDK").is_ok_and(|v| v == "1");
@@ -73,6 +81,8 @@ fn main() {
     {
         Ok(lib) => lib,
         Err(e) => {
+            // Rerun when a libdpdk.pc is installed where pkg-config looks.
+            watch(&pkg_config_search_dirs());
             // pkg-config's error spans several lines; a cargo:warning is one.
             let e = e.to_string();
             let first = e
@@ -86,6 +96,9 @@ fn main() {
             );
         }
     };
+
+    // Rerun when this libdpdk.pc is removed or replaced.
+    watch(&[found_pc_file()]);
 
     let shim = Path::new("src/shim.c");
     let mut build = cc::Build::new();
@@ -183,6 +196,78 @@ fn main() {
     )
     .expect("writing meta.rs to OUT_DIR");
     println!("cargo:available=1");
+}
+
+/// Emits `cargo:rerun-if-changed` for each of `paths` that exists, once.
+///
+/// Missing paths are skipped: Cargo treats a missing path as always
+/// changed. A directory is scanned recursively by Cargo, and its own mtime
+/// changes when an entry is added to or removed from it.
+fn watch(paths: &[PathBuf]) {
+    let mut seen = Vec::new();
+    for path in paths {
+        if path.as_os_str().is_empty() || seen.contains(path) || !path.exists() {
+            continue;
+        }
+        // A `cargo:` line is UTF-8 text; a non-UTF-8 path cannot be named.
+        if let Some(p) = path.to_str() {
+            println!("cargo:rerun-if-changed={p}");
+            seen.push(path.clone());
+        }
+    }
+}
+
+/// The `libdpdk.pc` pkg-config found (`$pcfiledir/libdpdk.pc`), or its
+/// directory when that file name does not exist there.
+fn found_pc_file() -> PathBuf {
+    let dir = PathBuf::from(pkg_config::get_variable("libdpdk", "pcfiledir").unwrap_or_default());
+    let file = dir.join("libdpdk.pc");
+    if file.exists() { file } else { dir }
+}
+
+/// The directories pkg-config searches for `.pc` files, in its order: the
+/// `PKG_CONFIG_PATH` entries, then `PKG_CONFIG_LIBDIR`'s when it is set
+/// (it replaces the defaults), else pkg-config's default path.
+fn pkg_config_search_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = env::var_os("PKG_CONFIG_PATH")
+        .map(|p| env::split_paths(&p).collect())
+        .unwrap_or_default();
+    match env::var_os("PKG_CONFIG_LIBDIR") {
+        Some(libdir) => dirs.extend(env::split_paths(&libdir)),
+        None => dirs.extend(default_pc_path()),
+    }
+    dirs
+}
+
+/// pkg-config's default search path (`pkg-config --variable pc_path
+/// pkg-config`), or Debian's when pkg-config cannot be run.
+fn default_pc_path() -> Vec<PathBuf> {
+    let pkg_config = env::var("PKG_CONFIG").unwrap_or_else(|_| "pkg-config".into());
+    let reported = std::process::Command::new(pkg_config)
+        .args(["--variable", "pc_path", "pkg-config"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|path| !path.is_empty());
+    if let Some(path) = reported {
+        return env::split_paths(&path).collect();
+    }
+    // Debian's default: its multiarch triplet is `<arch>-linux-gnu` for
+    // x86_64 and aarch64.
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
+    let multiarch = format!("{arch}-linux-gnu");
+    [
+        format!("/usr/local/lib/{multiarch}/pkgconfig"),
+        "/usr/local/lib/pkgconfig".into(),
+        "/usr/local/share/pkgconfig".into(),
+        format!("/usr/lib/{multiarch}/pkgconfig"),
+        "/usr/lib/pkgconfig".into(),
+        "/usr/share/pkgconfig".into(),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .collect()
 }
 
 /// `pkg-config --cflags-only-other libdpdk` (empty when it fails).
