@@ -55,6 +55,7 @@ pub mod owned;
 #[cfg(feature = "qos")]
 pub mod qos;
 mod registration;
+mod stream_halves;
 pub mod tcp;
 mod udp;
 pub mod unix;

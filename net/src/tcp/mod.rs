@@ -1,7 +1,6 @@
 //! TCP: [`TcpListener`], [`TcpStream`], [`TcpSocket`] and the halves of a
 //! split stream (tokio's `tokio::net::tcp`).
 
-pub(crate) mod halves;
 mod listener;
 mod socket;
 mod split;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use crate::tcp::TcpStream;
 
-crate::tcp::halves::borrowed_halves! {
+crate::stream_halves::borrowed_halves! {
     stream: TcpStream,
     module: "tcp",
     addr: SocketAddr,

@@ -8,7 +8,7 @@
 
 use crate::unix::{SocketAddr, UnixStream};
 
-crate::tcp::halves::borrowed_halves! {
+crate::stream_halves::borrowed_halves! {
     stream: UnixStream,
     module: "unix",
     addr: SocketAddr,

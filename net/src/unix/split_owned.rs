@@ -8,7 +8,7 @@
 
 use crate::unix::{SocketAddr, UnixStream};
 
-crate::tcp::halves::owned_halves! {
+crate::stream_halves::owned_halves! {
     stream: UnixStream,
     module: "unix",
     addr: SocketAddr,

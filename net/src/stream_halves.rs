@@ -43,18 +43,18 @@ macro_rules! borrowed_halves {
         }
 
         impl ReadHalf<'_> {
-            $crate::tcp::halves::read_methods!(
+            $crate::stream_halves::read_methods!(
                 @owned_buffers $stream, $module, "ReadHalf<'_>", 0
             );
-            $crate::tcp::halves::read_methods!(@peek $peek $stream, 0);
-            $crate::tcp::halves::read_methods!(@readiness $stream, $addr, 0);
+            $crate::stream_halves::read_methods!(@peek $peek $stream, 0);
+            $crate::stream_halves::read_methods!(@readiness $stream, $addr, 0);
         }
 
         impl WriteHalf<'_> {
-            $crate::tcp::halves::write_methods!(
+            $crate::stream_halves::write_methods!(
                 @owned_buffers $stream, $module, "WriteHalf<'_>", 0
             );
-            $crate::tcp::halves::write_methods!(@readiness $stream, $addr, 0);
+            $crate::stream_halves::write_methods!(@readiness $stream, $addr, 0);
 
             fn shutdown_priv(&mut self) -> std::io::Result<()> {
                 self.0.shutdown_std(std::net::Shutdown::Write)
@@ -153,7 +153,7 @@ macro_rules! owned_halves {
         impl std::error::Error for ReuniteError {}
 
         impl OwnedReadHalf {
-            $crate::tcp::halves::read_methods!(
+            $crate::stream_halves::read_methods!(
                 @owned_buffers $stream, $module, "OwnedReadHalf", inner
             );
 
@@ -172,12 +172,12 @@ macro_rules! owned_halves {
                 reunite(self, other)
             }
 
-            $crate::tcp::halves::read_methods!(@peek $peek $stream, inner);
-            $crate::tcp::halves::read_methods!(@readiness $stream, $addr, inner);
+            $crate::stream_halves::read_methods!(@peek $peek $stream, inner);
+            $crate::stream_halves::read_methods!(@readiness $stream, $addr, inner);
         }
 
         impl OwnedWriteHalf {
-            $crate::tcp::halves::write_methods!(
+            $crate::stream_halves::write_methods!(
                 @owned_buffers $stream, $module, "OwnedWriteHalf", inner
             );
 
@@ -193,7 +193,7 @@ macro_rules! owned_halves {
                 drop(self);
             }
 
-            $crate::tcp::halves::write_methods!(@readiness $stream, $addr, inner);
+            $crate::stream_halves::write_methods!(@readiness $stream, $addr, inner);
 
             fn shutdown_priv(&mut self) -> std::io::Result<()> {
                 let res = self.inner.shutdown_std(std::net::Shutdown::Write);
