@@ -8,6 +8,10 @@
 //!
 //! Single-threaded (`Rc`): both ends and their interfaces live on one
 //! thread, like one core's stack.
+//!
+//! [`lossy::LossyDevice`] wraps any device (this one, AF_XDP, DPDK) and
+//! loses, duplicates, reorders and corrupts what it receives, seeded and
+//! reproducible: the kernel here has no `netem`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -18,6 +22,8 @@ use std::rc::Rc;
 use smoltcp::wire::EthernetAddress;
 
 use crate::device::{FrameDevice, TxFrame};
+
+pub mod lossy;
 
 /// Headroom of the transmit buffers of a [`PairDevice`], by default.
 pub const DEFAULT_HEADROOM: usize = 64;
