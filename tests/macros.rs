@@ -67,6 +67,16 @@ async fn worker_threads_is_cores() {
     assert_cores(2);
 }
 
+#[insane::test(flavor = "current_thread")]
+async fn tokio_current_thread_flavor_is_one_core() {
+    assert_cores(1);
+}
+
+#[insane::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_multi_thread_flavor_takes_worker_threads_as_cores() {
+    assert_cores(2);
+}
+
 #[insane::test(driver = "epoll")]
 async fn epoll_driver() {
     yield_once().await;

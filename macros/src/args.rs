@@ -1,5 +1,8 @@
 //! Parsing of the attribute arguments: `cores = N`, `driver = "name"`,
-//! `pin_cores = bool`, plus the tokio spelling `worker_threads = N`.
+//! `pin_cores = bool`, plus tokio's spellings `worker_threads = N` and
+//! `flavor = "current_thread" | "multi_thread"` (insane is always
+//! thread-per-core: `current_thread` means one core, `multi_thread` the
+//! default number of cores or `worker_threads`).
 
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{ToTokens, quote};
@@ -83,7 +86,7 @@ impl Args {
     }
 }
 
-const EXPECTED_ARGS: &str = "expected `cores`, `driver` or `pin_cores`";
+const EXPECTED_ARGS: &str = "expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`";
 
 /// Parses the tokens between the attribute's parentheses.
 ///
@@ -97,6 +100,9 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
     let mut seen_cores: Option<String> = None;
     let mut seen_driver = false;
     let mut seen_pin_cores = false;
+    // `flavor = "current_thread"`, where it was given.
+    let mut current_thread: Option<Span> = None;
+    let mut seen_flavor = false;
     let mut errors = Errors::default();
 
     for meta in metas {
@@ -178,7 +184,30 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
                     )),
                 }
             }
-            "flavor" => errors.push(flavor_error(ident.span())),
+            "flavor" => {
+                if seen_flavor {
+                    errors.push(syn::Error::new_spanned(
+                        ident,
+                        "duplicate argument `flavor`",
+                    ));
+                    continue;
+                }
+                seen_flavor = true;
+                match value {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) if s.value() == "current_thread" => current_thread = Some(ident.span()),
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) if s.value() == "multi_thread" => {}
+                    other => errors.push(syn::Error::new_spanned(
+                        other,
+                        "`flavor` expects \"current_thread\" (one core) or \"multi_thread\" \
+                         (insane is always thread-per-core: the flavor only chooses how many \
+                         cores, like `cores = N`)",
+                    )),
+                }
+            }
             other => {
                 let msg = format!("unknown argument `{other}`: {EXPECTED_ARGS}");
                 errors.push(syn::Error::new_spanned(ident, msg));
@@ -186,6 +215,20 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
         }
     }
 
+    if let Some(span) = current_thread {
+        match args.cores {
+            None => args.cores = Some(1),
+            Some(1) => {}
+            Some(n) => errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`flavor = \"current_thread\"` runs on one core, but {} = {n} was given: \
+                     remove one of them",
+                    seen_cores.as_deref().unwrap_or("cores")
+                ),
+            )),
+        }
+    }
     errors.finish()?;
     Ok(args)
 }
@@ -268,10 +311,9 @@ fn parse_driver(value: &Expr) -> syn::Result<Driver> {
 fn flavor_error(span: Span) -> syn::Error {
     syn::Error::new(
         span,
-        "insane has no runtime flavors: it is always thread-per-core (one executor \
-         thread per core; a task stays on the core it was spawned on); remove \
-         `flavor` and use `cores = N` to choose how many cores to run on \
-         (`cores = 1` for tokio's `current_thread`)",
+        "`flavor` requires a value: `flavor = \"current_thread\"` (one core) or \
+         `flavor = \"multi_thread\"`; insane is always thread-per-core (one executor \
+         thread per core; a task stays on the core it was spawned on)",
     )
 }
 
@@ -450,16 +492,22 @@ mod tests {
         let src = "cores = 1, foo = 3";
         assert_eq!(
             errors(src),
-            ["unknown argument `foo`: expected `cores`, `driver` or `pin_cores`"]
+            [
+                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`"
+            ]
         );
         assert_eq!(error_column(src), src.find("foo").unwrap());
         assert_eq!(
             errors("start_paused"),
-            ["unknown argument `start_paused`: expected `cores`, `driver` or `pin_cores`"]
+            [
+                "unknown argument `start_paused`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`"
+            ]
         );
         assert_eq!(
             errors("a::b = 1"),
-            ["unknown argument `a::b`: expected `cores`, `driver` or `pin_cores`"]
+            [
+                "unknown argument `a::b`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`"
+            ]
         );
         assert_eq!(
             errors("cores(2)"),
@@ -490,14 +538,45 @@ mod tests {
     }
 
     #[test]
-    fn flavor_is_rejected() {
-        let src = r#"flavor = "multi_thread", worker_threads = 2"#;
+    fn tokio_flavors_are_accepted_as_core_counts() {
+        assert_eq!(
+            parse(r#"flavor = "current_thread""#).unwrap().cores,
+            Some(1)
+        );
+        assert_eq!(
+            parse(r#"flavor = "current_thread", worker_threads = 1"#)
+                .unwrap()
+                .cores,
+            Some(1)
+        );
+        assert_eq!(
+            parse(r#"flavor = "multi_thread", worker_threads = 2"#)
+                .unwrap()
+                .cores,
+            Some(2)
+        );
+        assert_eq!(parse(r#"flavor = "multi_thread""#).unwrap().cores, None);
+    }
+
+    #[test]
+    fn a_flavor_that_contradicts_the_core_count_or_is_unknown_is_named() {
+        let src = r#"flavor = "current_thread", cores = 4"#;
         let msgs = errors(src);
         assert_eq!(msgs.len(), 1);
-        assert!(msgs[0].contains("always thread-per-core"), "{}", msgs[0]);
-        assert!(msgs[0].contains("`cores = N`"), "{}", msgs[0]);
+        assert!(
+            msgs[0].contains("runs on one core, but cores = 4"),
+            "{}",
+            msgs[0]
+        );
         assert_eq!(error_column(src), 0);
+        let msgs = errors(r#"flavor = "local""#);
+        assert!(msgs[0].contains("always thread-per-core"), "{}", msgs[0]);
+        assert!(errors("flavor")[0].contains("requires a value"));
         assert!(errors("multi_thread")[0].contains("thread-per-core"));
+        assert_eq!(
+            errors(r#"flavor = "multi_thread", flavor = "multi_thread""#),
+            ["duplicate argument `flavor`"]
+        );
     }
 
     #[test]
@@ -507,7 +586,7 @@ mod tests {
             [
                 "cores must be at least 1",
                 r#"unknown driver "xdp": expected one of "auto", "uring", "epoll""#,
-                "unknown argument `bogus`: expected `cores`, `driver` or `pin_cores`",
+                "unknown argument `bogus`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`",
             ]
         );
     }

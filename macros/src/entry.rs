@@ -731,7 +731,9 @@ mod tests {
                     async fn t() {}
                 )
             ),
-            ["unknown argument `foo`: expected `cores`, `driver` or `pin_cores`"]
+            [
+                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`"
+            ]
         );
         assert_eq!(
             main_errors(
@@ -743,14 +745,13 @@ mod tests {
             ["duplicate argument `cores`"]
         );
         let flavor = main_errors(
-            quote!(flavor = "current_thread"),
+            quote!(flavor = "current_thread", worker_threads = 2),
             quote!(
                 async fn main() {}
             ),
         );
         assert_eq!(flavor.len(), 1);
-        assert!(flavor[0].contains("thread-per-core"), "{flavor:?}");
-        assert!(flavor[0].contains("`cores = N`"), "{flavor:?}");
+        assert!(flavor[0].contains("runs on one core"), "{flavor:?}");
     }
 
     #[test]

@@ -48,10 +48,11 @@
 //!
 //! Change the path: `#[tokio::main]` → `#[insane::main]`, `#[tokio::test]` →
 //! `#[insane::test]`. `worker_threads = N` is accepted as another name for
-//! `cores = N`. `flavor = ".."` is rejected: insane is always thread-per-core
-//! (each core runs its own executor and a task stays on the core it was
-//! spawned on), so there is no current-thread/multi-thread choice; use
-//! `cores = 1` for the single-threaded behaviour of `current_thread`.
+//! `cores = N`. `flavor = "current_thread"` means `cores = 1` and
+//! `flavor = "multi_thread"` the default number of cores (or
+//! `worker_threads`): insane is always thread-per-core (each core runs its
+//! own executor and a task stays on the core it was spawned on, no work
+//! stealing), so the flavor only chooses how many cores.
 //!
 //! # What they expand to
 //!
