@@ -34,6 +34,23 @@
 
 pub use insane_macros::{main, test};
 pub use insane_runtime::spawn;
+/// tokio's `select!`, `join!`, `try_join!` and `pin!`, which work on any
+/// executor: `tokio::select!` → `insane::select!` and so on.
+///
+/// ```
+/// #[insane::main(cores = 1)]
+/// async fn main() {
+///     let (a, b) = insane::join!(async { 1 }, async { 2 });
+///     assert_eq!(a + b, 3);
+///     let sleep = insane::time::sleep(std::time::Duration::from_secs(10));
+///     insane::pin!(sleep);
+///     insane::select! {
+///         _ = &mut sleep => unreachable!("the other branch is ready at once"),
+///         v = async { 7 } => assert_eq!(v, 7),
+///     }
+/// }
+/// ```
+pub use tokio::{join, pin, select, try_join};
 
 pub mod runtime;
 
