@@ -608,13 +608,44 @@ impl UdpSocket {
     }
 
     /// The IPv4 type-of-service field (`IP_TOS`).
-    pub fn tos(&self) -> io::Result<u32> {
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build()?.block_on(async {
+    /// let socket = insane_net::UdpSocket::bind("127.0.0.1:0").await?;
+    /// socket.set_tos_v4(0x10)?; // IPTOS_LOWDELAY
+    /// assert_eq!(socket.tos_v4()?, 0x10);
+    /// # std::io::Result::Ok(()) })?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    ///
+    /// # Errors
+    /// As `getsockopt(2)` (e.g. on an IPv6 socket).
+    pub fn tos_v4(&self) -> io::Result<u32> {
         self.io.sock().tos()
     }
 
     /// Sets the IPv4 type-of-service field (`IP_TOS`).
-    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
         self.io.sock().set_tos(tos)
+    }
+
+    /// [`tos_v4`](Self::tos_v4), by tokio's older name.
+    ///
+    /// # Errors
+    /// As [`tos_v4`](Self::tos_v4).
+    pub fn tos(&self) -> io::Result<u32> {
+        self.tos_v4()
+    }
+
+    /// [`set_tos_v4`](Self::set_tos_v4), by tokio's older name.
+    ///
+    /// # Errors
+    /// As [`set_tos_v4`](Self::set_tos_v4).
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        self.set_tos_v4(tos)
     }
 
     /// The IPv6 traffic class (`IPV6_TCLASS`).
