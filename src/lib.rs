@@ -53,6 +53,7 @@ pub use insane_runtime::spawn;
 pub use tokio::{join, pin, select, try_join};
 
 pub mod runtime;
+pub mod signal;
 
 pub mod task {
     //! Tasks: spawning on this core, on another core, `!Send` tasks, and
