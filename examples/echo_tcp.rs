@@ -31,8 +31,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rt = args.runtime()?;
     let (cores, driver) = (rt.num_cores(), rt.driver());
     rt.block_on(async move {
-        let addr =
-            common::serve_on_every_core(args.bind, common::tcp_listener, accept_loop).await?;
+        let addr = TcpListener::bind_on_every_core(args.bind, accept_loop).await?;
         common::announce(addr, cores, driver);
         std::future::pending().await
     })

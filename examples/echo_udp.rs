@@ -30,7 +30,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rt = args.runtime()?;
     let (cores, driver) = (rt.num_cores(), rt.driver());
     rt.block_on(async move {
-        let addr = common::serve_on_every_core(args.bind, common::udp_socket, echo).await?;
+        let addr = UdpSocket::bind_on_every_core(args.bind, echo).await?;
         common::announce(addr, cores, driver);
         std::future::pending().await
     })

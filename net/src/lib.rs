@@ -50,6 +50,7 @@
 
 mod addr;
 pub mod config;
+mod every_core;
 mod io;
 pub mod owned;
 #[cfg(feature = "qos")]

@@ -61,15 +61,85 @@ impl UdpSocket {
     }
 
     fn bind_addr(addr: SocketAddr) -> io::Result<UdpSocket> {
+        Self::bind_reuse_on(addr, false)
+    }
+
+    fn bind_reuse_on(addr: SocketAddr, reuseport: bool) -> io::Result<UdpSocket> {
         let socket = Socket::new(
             Domain::for_address(addr),
             Type::DGRAM.nonblocking(),
             Some(Protocol::UDP),
         )?;
+        if reuseport {
+            socket.set_reuse_port(true)?;
+        }
         socket.bind(&addr.into())?;
         Ok(UdpSocket {
             io: PollIo::new(socket.into()),
         })
+    }
+
+    /// A socket on `addr`, with `SO_REUSEPORT` when `reuseport`.
+    fn bind_reuse(addr: SocketAddr, reuseport: bool) -> io::Result<UdpSocket> {
+        if addr.port() != 0 || !reuseport {
+            return Self::bind_reuse_on(addr, reuseport);
+        }
+        // Linux picks the port of a UDP bind to port 0 with SO_REUSEPORT
+        // among the ports it could share: possibly one another
+        // SO_REUSEPORT socket of this user already serves, whose datagrams
+        // would then be spread over both. So a plain socket picks a port
+        // nobody uses, and the SO_REUSEPORT socket binds to it (again if
+        // someone took it meanwhile).
+        let mut last_error = None;
+        for _ in 0..16 {
+            let free = std::net::UdpSocket::bind(addr)?.local_addr()?;
+            match Self::bind_reuse_on(free, true) {
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => last_error = Some(e),
+                bound => return bound,
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)))
+    }
+
+    /// Serves `addr` on every core of the current runtime: binds one
+    /// socket per core (with `SO_REUSEPORT` when there are several, so the
+    /// kernel spreads flows over them by their address hash) and runs
+    /// `serve(socket)` on each core as a task of that core. Returns the
+    /// address served (a free port for port 0) once every core is bound.
+    /// `serve` may be `!Send`.
+    ///
+    /// ```no_run
+    /// use insane_net::UdpSocket;
+    ///
+    /// # async fn f() -> std::io::Result<()> {
+    /// let addr = UdpSocket::bind_on_every_core("127.0.0.1:7001", |socket| async move {
+    ///     let mut buf = [0; 2048];
+    ///     while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+    ///         let _ = socket.send_to(&buf[..n], peer).await;
+    ///     }
+    /// })
+    /// .await?;
+    /// println!("echoing on {addr} on every core");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Outside an insane runtime; a bind fails on some core (the error
+    /// names the core).
+    pub async fn bind_on_every_core<A, F, Fut>(addr: A, serve: F) -> io::Result<SocketAddr>
+    where
+        A: ToSocketAddrs,
+        F: Fn(UdpSocket) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        crate::every_core::serve_on_every_core(
+            addr,
+            UdpSocket::bind_reuse,
+            UdpSocket::local_addr,
+            serve,
+        )
+        .await
     }
 
     /// Creates a `UdpSocket` from a bound `std::net::UdpSocket`, switching

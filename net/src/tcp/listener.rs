@@ -63,15 +63,77 @@ impl TcpListener {
     }
 
     fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
+        Self::bind_reuse(addr, false)
+    }
+
+    /// A listener on `addr` with `SO_REUSEADDR`, and `SO_REUSEPORT` when
+    /// `reuseport`.
+    fn bind_reuse(addr: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
         let socket = Socket::new(
             Domain::for_address(addr),
             Type::STREAM.nonblocking(),
             Some(Protocol::TCP),
         )?;
         socket.set_reuse_address(true)?;
+        if reuseport {
+            socket.set_reuse_port(true)?;
+        }
         socket.bind(&addr.into())?;
         socket.listen(1024)?;
         Ok(TcpListener::new(socket.into()))
+    }
+
+    /// Serves `addr` on every core of the current runtime: binds one
+    /// listener per core (with `SO_REUSEPORT` when there are several, so
+    /// the kernel spreads connections over them) and runs
+    /// `serve(listener)` on each core as a task of that core. Returns the
+    /// address served (the kernel's port for port 0) once every core
+    /// listens.
+    ///
+    /// This is how a thread-per-core server uses all its cores: a task
+    /// stays on the core that spawned it, so a single listener that spawns
+    /// a task per connection serves them all on its own core. `serve` may
+    /// be `!Send` (it runs where it is spawned).
+    ///
+    /// ```no_run
+    /// use insane_net::TcpListener;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// # async fn f() -> std::io::Result<()> {
+    /// let addr = TcpListener::bind_on_every_core("127.0.0.1:8080", |listener| async move {
+    ///     while let Ok((mut socket, _)) = listener.accept().await {
+    ///         insane_runtime::task::spawn_local(async move {
+    ///             let mut buf = vec![0; 4096];
+    ///             while let Ok(n @ 1..) = socket.read(&mut buf).await {
+    ///                 if socket.write_all(&buf[..n]).await.is_err() {
+    ///                     break;
+    ///                 }
+    ///             }
+    ///         });
+    ///     }
+    /// })
+    /// .await?;
+    /// println!("serving {addr} on every core");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Outside an insane runtime; a bind fails on some core (the error
+    /// names the core; listeners already bound keep serving).
+    pub async fn bind_on_every_core<A, F, Fut>(addr: A, serve: F) -> io::Result<SocketAddr>
+    where
+        A: ToSocketAddrs,
+        F: Fn(TcpListener) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        crate::every_core::serve_on_every_core(
+            addr,
+            TcpListener::bind_reuse,
+            TcpListener::local_addr,
+            serve,
+        )
+        .await
     }
 
     /// Wraps a listening, non-blocking std listener.
