@@ -6,11 +6,15 @@
 //! so destructors run), and a panicking task is reported as
 //! [`JoinError::is_panic`] without taking its core down.
 
+mod abort;
+pub mod coop;
 mod error;
 mod join_set;
 mod raw;
 mod yield_now;
 
+pub use abort::AbortHandle;
+pub use coop::{Unconstrained, consume_budget, unconstrained};
 pub use error::JoinError;
 pub use join_set::JoinSet;
 pub use yield_now::yield_now;
@@ -142,41 +146,96 @@ where
 ///
 /// Awaiting gives `Ok(output)`, or `Err(JoinError)` if the task panicked
 /// or was aborted. Dropping the handle detaches the task; it keeps running.
+/// Like `tokio::task::JoinHandle`; polling it counts against the awaiting
+/// task's [cooperative budget](coop) once the output is ready.
+///
+/// ```
+/// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+/// use insane_runtime::task;
+/// let handle = task::spawn(async { "done" });
+/// let id = handle.id();
+/// assert_eq!(handle.await.unwrap(), "done");
+/// # let _ = id;
+/// # });
+/// ```
 pub struct JoinHandle<T> {
     task: Option<async_task::FallibleTask<Result<T, JoinError>, TaskHeader>>,
-    /// The task's header, inside the allocation `task` keeps alive.
-    header: std::ptr::NonNull<TaskHeader>,
-    id: Id,
+    abort: AbortHandle,
 }
 
-// SAFETY: the header pointer is only used for `TaskHeader::abort`, which is
-// thread-safe (atomics); the rest is async-task's Send/Sync reasoning: the
-// handle moves only the output between threads.
-unsafe impl<T: Send> Send for JoinHandle<T> {}
-// SAFETY: `&JoinHandle` only allows `abort`, `is_finished` and `id`, all
-// thread-safe.
-unsafe impl<T: Send> Sync for JoinHandle<T> {}
-
 impl<T> JoinHandle<T> {
-    /// Cancels the task: it will not be polled again and its future is
-    /// dropped on its core. Awaiting the handle then gives
-    /// `Err(JoinError::is_cancelled())` unless the task had already finished.
-    pub fn abort(&self) {
-        if self.task.is_some() {
-            // SAFETY: while `task` is Some, the async-task allocation holding
-            // the header is alive (the task handle counts as a reference).
-            unsafe { self.header.as_ref() }.abort();
+    /// `waker` is a waker of `task` (async-task's `Runnable::waker`): it keeps
+    /// the allocation, and so the header, alive for the handle's life.
+    pub(crate) fn new(
+        task: async_task::Task<Result<T, JoinError>, TaskHeader>,
+        waker: std::task::Waker,
+    ) -> Self {
+        let abort = AbortHandle::new(task.metadata(), waker);
+        Self {
+            task: Some(task.fallible()),
+            abort,
         }
     }
 
+    /// Cancels the task: it will not be polled again and its future is
+    /// dropped on its core. Awaiting the handle then gives
+    /// `Err(JoinError::is_cancelled())` unless the task had already finished.
+    ///
+    /// A [`spawn_blocking`] task can be cancelled only before it starts.
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// let handle = insane_runtime::task::spawn(std::future::pending::<()>());
+    /// handle.abort();
+    /// assert!(handle.await.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
+    pub fn abort(&self) {
+        self.abort.abort();
+    }
+
     /// Whether the task has finished (completed, panicked or was cancelled).
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// let handle = insane_runtime::task::spawn(async {});
+    /// insane_runtime::task::yield_now().await;
+    /// assert!(handle.is_finished());
+    /// # });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// The task's id.
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// use insane_runtime::task;
+    /// let handle = task::spawn(async { task::id() });
+    /// let id = handle.id();
+    /// assert_eq!(handle.await.unwrap(), id);
+    /// # });
+    /// ```
     pub fn id(&self) -> Id {
-        self.id
+        self.abort.id()
+    }
+
+    /// A handle that can abort the task but not await it; it may outlive
+    /// this `JoinHandle` and be cloned and sent to other threads.
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// use insane_runtime::task;
+    /// let handle = task::spawn(std::future::pending::<()>());
+    /// let abort = handle.abort_handle();
+    /// abort.abort();
+    /// assert!(handle.await.unwrap_err().is_cancelled());
+    /// assert!(abort.is_finished());
+    /// # });
+    /// ```
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.abort.clone()
     }
 }
 
@@ -184,7 +243,8 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let id = self.id;
+        let coop = std::task::ready!(coop::poll_proceed(cx));
+        let id = self.id();
         let task = self
             .task
             .as_mut()
@@ -192,6 +252,7 @@ impl<T> Future for JoinHandle<T> {
         match Pin::new(task).poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
+                coop.made_progress();
                 self.task = None;
                 // `None`: the runtime dropped the task before it could run
                 // (it was shutting down).
@@ -211,7 +272,7 @@ impl<T> Drop for JoinHandle<T> {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+        f.debug_struct("JoinHandle").field("id", &self.id()).finish()
     }
 }
 
