@@ -147,6 +147,8 @@ impl Drop for CoreShared {
 pub(crate) struct RuntimeShared {
     pub(crate) cores: Vec<Arc<CoreShared>>,
     pub(crate) shutdown: AtomicBool,
+    /// The runtime's blocking thread pool (`spawn_blocking`).
+    pub(crate) blocking: Arc<crate::task::BlockingPool>,
 }
 
 /// A core as its own thread sees it.

@@ -7,18 +7,29 @@
 //! [`JoinError::is_panic`] without taking its core down.
 
 mod abort;
+mod blocking;
 pub mod coop;
 mod error;
 mod join_set;
 mod raw;
+mod task_local;
 mod yield_now;
 
 pub use abort::AbortHandle;
+pub use blocking::{block_in_place, spawn_blocking};
 pub use coop::{Unconstrained, consume_budget, unconstrained};
 pub use error::JoinError;
 pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey};
 pub use yield_now::yield_now;
 
+/// Futures returned by this module's functions (tokio's
+/// `task::futures` module).
+pub mod futures {
+    pub use super::task_local::TaskLocalFuture;
+}
+
+pub(crate) use blocking::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_THREADS, Pool as BlockingPool};
 pub(crate) use raw::TaskHeader;
 
 use std::fmt;
