@@ -330,6 +330,9 @@ mod tests {
         }
         assert_eq!(pool.threads(), 0, "the idle thread exited");
         // A new closure starts a new thread.
-        assert_eq!(rt.block_on(async { spawn_blocking(|| 5).await }).unwrap(), 5);
+        assert_eq!(
+            rt.block_on(async { spawn_blocking(|| 5).await }).unwrap(),
+            5
+        );
     }
 }

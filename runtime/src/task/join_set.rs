@@ -178,9 +178,7 @@ impl<T> JoinSet<T> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(Id, T), JoinError>>> {
-        self.tasks
-            .poll_next_unpin(cx)
-            .map(|next| next.map(with_id))
+        self.tasks.poll_next_unpin(cx).map(|next| next.map(with_id))
     }
 
     /// Returns a finished task's output without waiting, or `None` if no
