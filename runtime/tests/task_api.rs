@@ -608,6 +608,8 @@ fn dropping_the_runtime_waits_for_running_blocking_closures_and_cancels_queued_o
         .unwrap();
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let (f, q) = (finished.clone(), queued_ran.clone());
+    // The handle is returned unawaited, to look at it after the runtime is gone.
+    #[allow(clippy::async_yields_async)]
     let queued = rt.block_on(async move {
         drop(task::spawn_blocking(move || {
             started_tx.send(()).unwrap();
