@@ -274,7 +274,15 @@ pub async fn consume_budget() {
 
 pin_project! {
     /// Future returned by [`unconstrained`]: polls the inner future without
-    /// a budget.
+    /// a budget. Like `tokio::task::Unconstrained`.
+    ///
+    /// ```
+    /// use insane_runtime::task::{self, Unconstrained};
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// let fut: Unconstrained<_> = task::unconstrained(async { 1 });
+    /// assert_eq!(fut.await, 1);
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Unconstrained<F> {
         #[pin]

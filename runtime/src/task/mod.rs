@@ -2,9 +2,21 @@
 //! pinned to this thread, and the [`JoinHandle`] that awaits their output.
 //!
 //! Semantics follow tokio: a dropped `JoinHandle` detaches the task,
-//! [`JoinHandle::abort`] cancels it (its future is dropped on its own core,
-//! so destructors run), and a panicking task is reported as
-//! [`JoinError::is_panic`] without taking its core down.
+//! [`JoinHandle::abort`] (or an [`AbortHandle`]) cancels it (its future is
+//! dropped on its own core, so destructors run), and a panicking task is
+//! reported as [`JoinError::is_panic`] without taking its core down.
+//!
+//! What else is here, with tokio's names:
+//! - [`JoinSet`]: tasks awaited in completion order, with their [`Id`]s.
+//! - [`id`] / [`try_id`]: the current task's [`Id`].
+//! - [`coop`]: the cooperative budget (128 units per poll),
+//!   [`consume_budget`], [`unconstrained`].
+//! - [`spawn_blocking`] on a bounded blocking thread pool, and
+//!   [`block_in_place`] (which here pauses the current core: see its doc).
+//! - [`LocalKey`], declared with [`task_local!`](crate::task_local).
+//!
+//! Where thread-per-core makes insane differ from tokio, the item's doc
+//! says so; `docs/differences-from-tokio.md` lists every difference.
 
 mod abort;
 mod blocking;
@@ -24,7 +36,15 @@ pub use task_local::{AccessError, LocalKey};
 pub use yield_now::yield_now;
 
 /// Futures returned by this module's functions (tokio's
-/// `task::futures` module).
+/// `task::futures` module): [`TaskLocalFuture`](futures::TaskLocalFuture).
+///
+/// ```
+/// insane_runtime::task_local! {
+///     static KEY: u8;
+/// }
+/// let fut: insane_runtime::task::futures::TaskLocalFuture<u8, _> = KEY.scope(1, async {});
+/// # drop(fut);
+/// ```
 pub mod futures {
     pub use super::task_local::TaskLocalFuture;
 }
@@ -40,7 +60,21 @@ use std::task::{Context, Poll};
 
 use crate::context;
 
-/// A task's identifier, unique within the process.
+/// A task's identifier, unique within the process (like
+/// `tokio::task::Id`): [`JoinHandle::id`], [`AbortHandle::id`],
+/// [`JoinError::id`], [`JoinSet::join_next_with_id`] and, inside the task,
+/// [`id()`] all give the same value. Blocking closures have ids too.
+///
+/// ```
+/// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+/// use insane_runtime::task::{self, Id};
+/// let a = task::spawn(async {});
+/// let b = task::spawn(async {});
+/// let (ia, ib): (Id, Id) = (a.id(), b.id());
+/// assert_ne!(ia, ib);
+/// println!("task {ia} and task {ib}");
+/// # });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id(u64);
 
@@ -57,16 +91,31 @@ impl fmt::Display for Id {
     }
 }
 
-/// The id of the task being polled.
+/// The id of the task being polled. Like `tokio::task::id`.
+///
+/// ```
+/// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+/// use insane_runtime::task;
+/// let handle = task::spawn(async { task::id() });
+/// assert_eq!(handle.id(), handle.await.unwrap());
+/// # });
+/// ```
 ///
 /// # Panics
-/// When called outside a task (use [`try_id`] there).
+/// When called outside a task (use [`try_id`] there): outside a runtime,
+/// in the future given to `block_on` (which is not a task, as in tokio),
+/// and in blocking closures.
 #[track_caller]
 pub fn id() -> Id {
     try_id().expect("task::id() called outside of a task")
 }
 
-/// The id of the task being polled, or `None` outside a task.
+/// The id of the task being polled, or `None` outside a task. Like
+/// `tokio::task::try_id`.
+///
+/// ```
+/// assert_eq!(insane_runtime::task::try_id(), None);
+/// ```
 pub fn try_id() -> Option<Id> {
     context::with_core(|c| c.current_task.get()).flatten()
 }
