@@ -271,7 +271,7 @@ fn an_abort_handle_outlives_the_join_handle_and_works_from_another_thread() {
 }
 
 #[test]
-fn task_id_is_the_current_tasks_and_try_id_is_none_outside_tasks() {
+fn task_id_is_the_current_tasks_and_try_id_is_none_outside_tasks_and_block_on() {
     assert_eq!(task::try_id(), None, "outside a runtime");
     rt(1).block_on(async {
         // The future given to block_on is not a task (as in tokio).
@@ -283,12 +283,10 @@ fn task_id_is_the_current_tasks_and_try_id_is_none_outside_tasks() {
         });
         let id = handle.id();
         assert_eq!(handle.await.unwrap(), (id, Some(id)));
+        // A blocking closure has an id too, as in tokio.
         let blocking = task::spawn_blocking(task::try_id);
-        assert_eq!(
-            blocking.await.unwrap(),
-            None,
-            "a blocking closure is no task"
-        );
+        let id = blocking.id();
+        assert_eq!(blocking.await.unwrap(), Some(id));
     });
 }
 

@@ -30,6 +30,22 @@ thread_local! {
     /// The pool a blocking thread belongs to, so that `spawn_blocking`
     /// works from inside a blocking closure too.
     static POOL: std::cell::RefCell<Option<Arc<Pool>>> = const { std::cell::RefCell::new(None) };
+    /// The id of the blocking closure this thread runs, for `task::try_id`.
+    static CURRENT: std::cell::Cell<Option<Id>> = const { std::cell::Cell::new(None) };
+}
+
+/// The id of the blocking closure running on this thread, if any.
+pub(crate) fn current_id() -> Option<Id> {
+    CURRENT.try_with(std::cell::Cell::get).ok().flatten()
+}
+
+/// Clears `CURRENT` when the closure returns or panics.
+struct CurrentGuard;
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.set(None));
+    }
 }
 
 /// A runtime's blocking thread pool.
@@ -204,7 +220,10 @@ impl<F: FnOnce() -> R, R> Future for BlockingTask<'_, F> {
             header.set_finished();
             return Poll::Ready(Err(JoinError::cancelled(header.id())));
         }
+        let _ = CURRENT.try_with(|c| c.set(Some(header.id())));
+        let guard = CurrentGuard;
         let out = coop::with_unconstrained(|| catch_unwind(AssertUnwindSafe(f)));
+        drop(guard);
         header.set_finished();
         Poll::Ready(out.map_err(|payload| JoinError::panic(header.id(), payload)))
     }

@@ -102,9 +102,9 @@ impl fmt::Display for Id {
 /// ```
 ///
 /// # Panics
-/// When called outside a task (use [`try_id`] there): outside a runtime,
-/// in the future given to `block_on` (which is not a task, as in tokio),
-/// and in blocking closures.
+/// When called outside a task (use [`try_id`] there): outside a runtime
+/// and in the future given to `block_on` (which is not a task, as in
+/// tokio). Inside a [`spawn_blocking`] closure it is that closure's id.
 #[track_caller]
 pub fn id() -> Id {
     try_id().expect("task::id() called outside of a task")
@@ -117,7 +117,9 @@ pub fn id() -> Id {
 /// assert_eq!(insane_runtime::task::try_id(), None);
 /// ```
 pub fn try_id() -> Option<Id> {
-    context::with_core(|c| c.current_task.get()).flatten()
+    context::with_core(|c| c.current_task.get())
+        .flatten()
+        .or_else(blocking::current_id)
 }
 
 /// Spawns a `Send` future on the current core and returns a handle to its
