@@ -453,6 +453,16 @@ mod tokio_reference {
     }
 
     #[test]
+    fn tokio_gives_a_blocking_closure_its_task_id_too() {
+        tokio_rt().block_on(async {
+            assert_eq!(tokio::task::try_id(), None, "block_on is no task");
+            let handle = tokio::task::spawn_blocking(tokio::task::try_id);
+            let id = handle.id();
+            assert_eq!(handle.await.unwrap(), Some(id));
+        });
+    }
+
+    #[test]
     fn tokio_lets_the_other_task_run_after_the_same_128_units() {
         let seen = tokio_rt().block_on(async {
             let local = tokio::task::LocalSet::new();
