@@ -765,3 +765,21 @@ fn take_value_returns_the_value_after_the_scope_completed() {
         assert!(fut.as_mut().take_value().is_none());
     });
 }
+
+#[test]
+fn block_in_place_lifts_the_budget_for_the_rest_of_the_poll() {
+    rt(1).block_on(async {
+        let lifted = task::spawn(async {
+            // Spend the whole budget without yielding...
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            while let Poll::Ready(restore) = coop::poll_proceed(&mut cx) {
+                restore.made_progress();
+            }
+            assert!(!coop::has_budget_remaining());
+            // ...then block: the closure and the rest of the poll are free.
+            let inside = task::block_in_place(coop::has_budget_remaining);
+            (inside, coop::has_budget_remaining())
+        });
+        assert_eq!(lifted.await.unwrap(), (true, true));
+    });
+}

@@ -307,7 +307,7 @@ where
 /// Prefer [`spawn_blocking`] for anything long. `block_in_place` is for
 /// short blocking calls where moving the data to another thread costs more
 /// than the pause. The task's cooperative budget is lifted for the rest of
-/// its current poll (as tokio does).
+/// its current poll, `f` included (as tokio does).
 ///
 /// ```
 /// use insane_runtime::task;
@@ -323,9 +323,10 @@ pub fn block_in_place<F, R>(f: F) -> R
 where
     F: FnOnce() -> R,
 {
-    let out = f();
+    // Lifted first, so that futures `f` drives itself (a nested executor)
+    // are not held back by a budget this poll already spent.
     coop::stop();
-    out
+    f()
 }
 
 #[cfg(test)]
