@@ -51,6 +51,7 @@ pub use insane_runtime::spawn;
 /// }
 /// ```
 pub use tokio::{join, pin, select, try_join};
+
 /// Declares task-local keys (`tokio::task_local!`); see
 /// [`task::LocalKey`].
 ///
