@@ -52,12 +52,34 @@ pub use insane_runtime::spawn;
 /// ```
 pub use tokio::{join, pin, select, try_join};
 
+/// Declares task-local keys (`tokio::task_local!`); see
+/// [`task::LocalKey`].
+///
+/// ```
+/// insane::task_local! {
+///     static REQUEST_ID: u64;
+/// }
+///
+/// #[insane::main(cores = 1)]
+/// async fn main() {
+///     REQUEST_ID
+///         .scope(7, async { assert_eq!(REQUEST_ID.get(), 7) })
+///         .await;
+/// }
+/// ```
+pub use insane_runtime::task_local;
+
 pub mod runtime;
 pub mod signal;
 
 pub mod task {
-    //! Tasks: spawning on this core, on another core, `!Send` tasks, and
-    //! awaiting or aborting them. See [`insane_runtime::task`].
+    //! Tasks: spawning on this core, on another core, `!Send` tasks,
+    //! awaiting or aborting them (`JoinHandle`, `AbortHandle`, `JoinSet`,
+    //! task ids), the cooperative budget (`coop`, `consume_budget`,
+    //! `unconstrained`), blocking work (`spawn_blocking`,
+    //! `block_in_place`) and task-local storage (`LocalKey`, declared with
+    //! [`crate::task_local!`]). See [`insane_runtime::task`] and
+    //! `docs/differences-from-tokio.md`.
     pub use insane_runtime::task::*;
 }
 

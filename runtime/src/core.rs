@@ -147,6 +147,8 @@ impl Drop for CoreShared {
 pub(crate) struct RuntimeShared {
     pub(crate) cores: Vec<Arc<CoreShared>>,
     pub(crate) shutdown: AtomicBool,
+    /// The runtime's blocking thread pool (`spawn_blocking`).
+    pub(crate) blocking: Arc<crate::task::BlockingPool>,
 }
 
 /// A core as its own thread sees it.
@@ -267,7 +269,7 @@ impl Core {
             let next = self.local.borrow_mut().pop_front();
             let Some(runnable) = next else { break };
             self.current_task.set(Some(runnable.metadata().id()));
-            runnable.run();
+            crate::task::coop::with_budget(|| runnable.run());
             self.current_task.set(None);
             ran += 1;
         }
@@ -404,7 +406,8 @@ impl Core {
         let mut future = pin!(future);
         loop {
             if main.woken.swap(false, Ordering::AcqRel) {
-                if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                let polled = crate::task::coop::with_budget(|| future.as_mut().poll(&mut cx));
+                if let Poll::Ready(out) = polled {
                     return out;
                 }
             }

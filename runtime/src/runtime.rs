@@ -50,6 +50,8 @@ pub struct Builder {
     idle: IdlePolicy,
     init: Vec<CoreInit>,
     thread_name: String,
+    max_blocking_threads: usize,
+    thread_keep_alive: Duration,
 }
 
 impl Default for Builder {
@@ -65,6 +67,8 @@ impl fmt::Debug for Builder {
             .field("pin_cores", &self.pin_cores)
             .field("idle", &self.idle)
             .field("init_hooks", &self.init.len())
+            .field("max_blocking_threads", &self.max_blocking_threads)
+            .field("thread_keep_alive", &self.thread_keep_alive)
             .finish()
     }
 }
@@ -79,6 +83,8 @@ impl Builder {
             idle: IdlePolicy::default(),
             init: Vec::new(),
             thread_name: "insane-core".into(),
+            max_blocking_threads: crate::task::DEFAULT_MAX_THREADS,
+            thread_keep_alive: crate::task::DEFAULT_KEEP_ALIVE,
         }
     }
 
@@ -108,6 +114,40 @@ impl Builder {
         self
     }
 
+    /// The most threads the blocking pool runs at once
+    /// ([`spawn_blocking`](crate::task::spawn_blocking)); further closures
+    /// wait in a queue. Default 512, tokio's. Blocking threads are not
+    /// cores: they start on demand and never run async tasks.
+    /// [`build`](Self::build) refuses 0.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder()
+    ///     .cores(1)
+    ///     .max_blocking_threads(4)
+    ///     .build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking thread waits for another closure before
+    /// it exits. Default 10 s, tokio's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = insane_runtime::runtime::Runtime::builder()
+    ///     .cores(1)
+    ///     .thread_keep_alive(Duration::from_millis(100))
+    ///     .build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn thread_keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.thread_keep_alive = keep_alive;
+        self
+    }
+
     /// Adds a hook run on every core's thread at start-up, in order; an
     /// error from any core makes [`build`](Self::build) fail with it.
     pub fn on_core_start(mut self, init: CoreInit) -> Self {
@@ -126,7 +166,7 @@ impl Builder {
     /// Starts the worker cores and returns the runtime.
     ///
     /// # Errors
-    /// `cores(0)`, an unreadable CPU set, a failed pin, a failed eventfd, a
+    /// `cores(0)`, `max_blocking_threads(0)`, an unreadable CPU set, a failed pin, a failed eventfd, a
     /// worker thread that cannot start, or an `on_core_start` hook's error
     /// (with the core named).
     pub fn build(self) -> io::Result<Runtime> {
@@ -138,6 +178,12 @@ impl Builder {
                 "a runtime needs at least 1 core",
             ));
         }
+        if self.max_blocking_threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "max_blocking_threads must be at least 1",
+            ));
+        }
         let cores = (0..n)
             .map(CoreShared::new)
             .map(|r| r.map(Arc::new))
@@ -145,6 +191,11 @@ impl Builder {
         let shared = Arc::new(RuntimeShared {
             cores,
             shutdown: Default::default(),
+            blocking: Arc::new(crate::task::BlockingPool::new(
+                self.max_blocking_threads,
+                self.thread_keep_alive,
+                &self.thread_name,
+            )),
         });
         let cpu_of = |i: usize| cpus.get(i % cpus.len().max(1)).copied();
 
@@ -250,7 +301,10 @@ fn shutdown_threads(shared: &RuntimeShared, threads: Vec<ThreadHandle<()>>) {
 /// [`block_on`](Runtime::block_on), the others on threads it owns.
 ///
 /// Dropping the runtime stops every core; tasks still pending are cancelled
-/// and dropped on their own core (their destructors run).
+/// and dropped on their own core (their destructors run). Then blocking
+/// closures ([`spawn_blocking`](crate::task::spawn_blocking)) that have not
+/// started are cancelled, and the drop waits for the running ones to
+/// return, as tokio's does.
 ///
 /// ```
 /// use insane_runtime::runtime::Runtime;
@@ -307,6 +361,11 @@ impl Runtime {
         crate::task::spawn_send(self.shared.cores[0].clone(), future)
     }
 
+    #[cfg(test)]
+    pub(crate) fn blocking_pool(&self) -> &crate::task::BlockingPool {
+        &self.shared.blocking
+    }
+
     /// The number of cores of this runtime.
     pub fn num_cores(&self) -> usize {
         self.shared.cores.len()
@@ -335,6 +394,9 @@ impl Drop for Runtime {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // Blocking closures that have not started are cancelled; running
+        // ones are waited for (tokio's behaviour).
+        self.shared.blocking.shutdown();
     }
 }
 

@@ -74,7 +74,17 @@ impl JoinError {
         }
     }
 
-    /// The id of the task that failed.
+    /// The id of the task that failed (the one its `JoinHandle::id`,
+    /// `AbortHandle::id` or `JoinSet::spawn` gave).
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// let handle = insane_runtime::task::spawn(std::future::pending::<()>());
+    /// let id = handle.id();
+    /// handle.abort();
+    /// assert_eq!(handle.await.unwrap_err().id(), id);
+    /// # });
+    /// ```
     pub fn id(&self) -> Id {
         self.id
     }

@@ -2,19 +2,54 @@
 //! pinned to this thread, and the [`JoinHandle`] that awaits their output.
 //!
 //! Semantics follow tokio: a dropped `JoinHandle` detaches the task,
-//! [`JoinHandle::abort`] cancels it (its future is dropped on its own core,
-//! so destructors run), and a panicking task is reported as
-//! [`JoinError::is_panic`] without taking its core down.
+//! [`JoinHandle::abort`] (or an [`AbortHandle`]) cancels it (its future is
+//! dropped on its own core, so destructors run), and a panicking task is
+//! reported as [`JoinError::is_panic`] without taking its core down.
+//!
+//! What else is here, with tokio's names:
+//! - [`JoinSet`]: tasks awaited in completion order, with their [`Id`]s.
+//! - [`id`] / [`try_id`]: the current task's [`Id`].
+//! - [`coop`]: the cooperative budget (128 units per poll),
+//!   [`consume_budget`], [`unconstrained`].
+//! - [`spawn_blocking`] on a bounded blocking thread pool, and
+//!   [`block_in_place`] (which here pauses the current core: see its doc).
+//! - [`LocalKey`], declared with [`task_local!`](crate::task_local).
+//!
+//! Where thread-per-core makes insane differ from tokio, the item's doc
+//! says so; `docs/differences-from-tokio.md` lists every difference.
 
+mod abort;
+mod blocking;
+pub mod coop;
 mod error;
 mod join_set;
 mod raw;
+mod task_local;
 mod yield_now;
 
+pub use abort::AbortHandle;
+pub use blocking::{block_in_place, spawn_blocking};
+pub use coop::{Unconstrained, consume_budget, unconstrained};
 pub use error::JoinError;
 pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey};
 pub use yield_now::yield_now;
 
+/// Futures returned by this module's functions (tokio's
+/// `task::futures` module): [`TaskLocalFuture`](futures::TaskLocalFuture).
+///
+/// ```
+/// insane_runtime::task_local! {
+///     static KEY: u8;
+/// }
+/// let fut: insane_runtime::task::futures::TaskLocalFuture<u8, _> = KEY.scope(1, async {});
+/// # drop(fut);
+/// ```
+pub mod futures {
+    pub use super::task_local::TaskLocalFuture;
+}
+
+pub(crate) use blocking::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_THREADS, Pool as BlockingPool};
 pub(crate) use raw::TaskHeader;
 
 use std::fmt;
@@ -25,7 +60,21 @@ use std::task::{Context, Poll};
 
 use crate::context;
 
-/// A task's identifier, unique within the process.
+/// A task's identifier, unique within the process (like
+/// `tokio::task::Id`): [`JoinHandle::id`], [`AbortHandle::id`],
+/// [`JoinError::id`], [`JoinSet::join_next_with_id`] and, inside the task,
+/// [`id()`] all give the same value. Blocking closures have ids too.
+///
+/// ```
+/// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+/// use insane_runtime::task::{self, Id};
+/// let a = task::spawn(async {});
+/// let b = task::spawn(async {});
+/// let (ia, ib): (Id, Id) = (a.id(), b.id());
+/// assert_ne!(ia, ib);
+/// println!("task {ia} and task {ib}");
+/// # });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id(u64);
 
@@ -42,18 +91,35 @@ impl fmt::Display for Id {
     }
 }
 
-/// The id of the task being polled.
+/// The id of the task being polled. Like `tokio::task::id`.
+///
+/// ```
+/// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+/// use insane_runtime::task;
+/// let handle = task::spawn(async { task::id() });
+/// assert_eq!(handle.id(), handle.await.unwrap());
+/// # });
+/// ```
 ///
 /// # Panics
-/// When called outside a task (use [`try_id`] there).
+/// When called outside a task (use [`try_id`] there): outside a runtime
+/// and in the future given to `block_on` (which is not a task, as in
+/// tokio). Inside a [`spawn_blocking`] closure it is that closure's id.
 #[track_caller]
 pub fn id() -> Id {
     try_id().expect("task::id() called outside of a task")
 }
 
-/// The id of the task being polled, or `None` outside a task.
+/// The id of the task being polled, or `None` outside a task. Like
+/// `tokio::task::try_id`.
+///
+/// ```
+/// assert_eq!(insane_runtime::task::try_id(), None);
+/// ```
 pub fn try_id() -> Option<Id> {
-    context::with_core(|c| c.current_task.get()).flatten()
+    context::with_core(|c| c.current_task.get())
+        .flatten()
+        .or_else(blocking::current_id)
 }
 
 /// Spawns a `Send` future on the current core and returns a handle to its
@@ -142,41 +208,96 @@ where
 ///
 /// Awaiting gives `Ok(output)`, or `Err(JoinError)` if the task panicked
 /// or was aborted. Dropping the handle detaches the task; it keeps running.
+/// Like `tokio::task::JoinHandle`; polling it counts against the awaiting
+/// task's [cooperative budget](coop) once the output is ready.
+///
+/// ```
+/// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+/// use insane_runtime::task;
+/// let handle = task::spawn(async { "done" });
+/// let id = handle.id();
+/// assert_eq!(handle.await.unwrap(), "done");
+/// # let _ = id;
+/// # });
+/// ```
 pub struct JoinHandle<T> {
     task: Option<async_task::FallibleTask<Result<T, JoinError>, TaskHeader>>,
-    /// The task's header, inside the allocation `task` keeps alive.
-    header: std::ptr::NonNull<TaskHeader>,
-    id: Id,
+    abort: AbortHandle,
 }
 
-// SAFETY: the header pointer is only used for `TaskHeader::abort`, which is
-// thread-safe (atomics); the rest is async-task's Send/Sync reasoning: the
-// handle moves only the output between threads.
-unsafe impl<T: Send> Send for JoinHandle<T> {}
-// SAFETY: `&JoinHandle` only allows `abort`, `is_finished` and `id`, all
-// thread-safe.
-unsafe impl<T: Send> Sync for JoinHandle<T> {}
-
 impl<T> JoinHandle<T> {
-    /// Cancels the task: it will not be polled again and its future is
-    /// dropped on its core. Awaiting the handle then gives
-    /// `Err(JoinError::is_cancelled())` unless the task had already finished.
-    pub fn abort(&self) {
-        if self.task.is_some() {
-            // SAFETY: while `task` is Some, the async-task allocation holding
-            // the header is alive (the task handle counts as a reference).
-            unsafe { self.header.as_ref() }.abort();
+    /// `waker` is a waker of `task` (async-task's `Runnable::waker`): it keeps
+    /// the allocation, and so the header, alive for the handle's life.
+    pub(crate) fn new(
+        task: async_task::Task<Result<T, JoinError>, TaskHeader>,
+        waker: std::task::Waker,
+    ) -> Self {
+        let abort = AbortHandle::new(task.metadata(), waker);
+        Self {
+            task: Some(task.fallible()),
+            abort,
         }
     }
 
+    /// Cancels the task: it will not be polled again and its future is
+    /// dropped on its core. Awaiting the handle then gives
+    /// `Err(JoinError::is_cancelled())` unless the task had already finished.
+    ///
+    /// A [`spawn_blocking`] task can be cancelled only before it starts.
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// let handle = insane_runtime::task::spawn(std::future::pending::<()>());
+    /// handle.abort();
+    /// assert!(handle.await.unwrap_err().is_cancelled());
+    /// # });
+    /// ```
+    pub fn abort(&self) {
+        self.abort.abort();
+    }
+
     /// Whether the task has finished (completed, panicked or was cancelled).
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// let handle = insane_runtime::task::spawn(async {});
+    /// insane_runtime::task::yield_now().await;
+    /// assert!(handle.is_finished());
+    /// # });
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// The task's id.
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// use insane_runtime::task;
+    /// let handle = task::spawn(async { task::id() });
+    /// let id = handle.id();
+    /// assert_eq!(handle.await.unwrap(), id);
+    /// # });
+    /// ```
     pub fn id(&self) -> Id {
-        self.id
+        self.abort.id()
+    }
+
+    /// A handle that can abort the task but not await it; it may outlive
+    /// this `JoinHandle` and be cloned and sent to other threads.
+    ///
+    /// ```
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// use insane_runtime::task;
+    /// let handle = task::spawn(std::future::pending::<()>());
+    /// let abort = handle.abort_handle();
+    /// abort.abort();
+    /// assert!(handle.await.unwrap_err().is_cancelled());
+    /// assert!(abort.is_finished());
+    /// # });
+    /// ```
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.abort.clone()
     }
 }
 
@@ -184,7 +305,8 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let id = self.id;
+        let coop = std::task::ready!(coop::poll_proceed(cx));
+        let id = self.id();
         let task = self
             .task
             .as_mut()
@@ -192,6 +314,7 @@ impl<T> Future for JoinHandle<T> {
         match Pin::new(task).poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
+                coop.made_progress();
                 self.task = None;
                 // `None`: the runtime dropped the task before it could run
                 // (it was shutting down).
@@ -211,7 +334,9 @@ impl<T> Drop for JoinHandle<T> {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id())
+            .finish()
     }
 }
 

@@ -9,24 +9,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use futures_util::task::AtomicWaker;
-
 use super::{Id, JoinError, JoinHandle};
 use crate::context;
 use crate::core::CoreShared;
 
 /// Stored in the task's allocation (async-task metadata): what the
-/// `JoinHandle` needs to abort the task from any thread.
+/// `JoinHandle` and `AbortHandle`s need to abort the task from any thread.
+///
+/// Aborting sets `aborted` and wakes the task through a waker the handle
+/// holds (a waker counts as a reference to the allocation, so the header
+/// lives as long as any handle does); the task's next poll sees the flag.
 pub(crate) struct TaskHeader {
     id: Id,
     local: bool,
     aborted: AtomicBool,
-    /// The task's own waker, registered at its first poll and taken when it
-    /// finishes (keeping it longer would be a reference cycle).
-    waker: AtomicWaker,
+    /// Set once the task's future is gone: it completed, panicked, was
+    /// cancelled, or was dropped without running.
+    finished: AtomicBool,
 }
 
 impl TaskHeader {
+    pub(crate) fn new(id: Id, local: bool) -> Self {
+        Self {
+            id,
+            local,
+            aborted: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+        }
+    }
+
     pub(crate) fn id(&self) -> Id {
         self.id
     }
@@ -36,9 +47,22 @@ impl TaskHeader {
         self.local
     }
 
-    pub(crate) fn abort(&self) {
+    /// Marks the task aborted; the caller then wakes it so that its next
+    /// poll (on its own core) drops the future.
+    pub(crate) fn set_aborted(&self) {
         self.aborted.store(true, Ordering::Release);
-        self.waker.wake();
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_finished(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
     }
 }
 
@@ -57,12 +81,7 @@ where
     F::Output: 'static,
 {
     let id = Id::next();
-    let header = TaskHeader {
-        id,
-        local,
-        aborted: AtomicBool::new(false),
-        waker: AtomicWaker::new(),
-    };
+    let header = TaskHeader::new(id, local);
     let schedule_on = shared.clone();
     let schedule = move |runnable| schedule_on.schedule(runnable);
     // SAFETY: `TaskFuture` borrows the header, which async-task keeps alive
@@ -75,13 +94,9 @@ where
             .metadata(header)
             .spawn_unchecked(move |header| TaskFuture::new(header, future), schedule)
     };
-    let header = std::ptr::NonNull::from(task.metadata());
+    let handle = JoinHandle::new(task, runnable.waker());
     runnable.schedule();
-    JoinHandle {
-        task: Some(task.fallible()),
-        header,
-        id,
-    }
+    handle
 }
 
 /// The future async-task runs: the user's future plus cancellation, panic
@@ -115,10 +130,8 @@ impl<'h, F: Future> TaskFuture<'h, F> {
 }
 
 impl<F> TaskFuture<'_, F> {
-    /// Makes the task reachable for `abort` (its header's waker) and for
-    /// shutdown (the core's task registry).
+    /// Makes the task reachable for shutdown (the core's task registry).
     fn register(&mut self, cx: &Context<'_>) {
-        self.header.waker.register(cx.waker());
         self.registered = context::with_core(|core| {
             let key = core.tasks.try_borrow_mut().ok()?.insert(cx.waker().clone());
             Some((core.shared.uid, key))
@@ -127,7 +140,7 @@ impl<F> TaskFuture<'_, F> {
     }
 
     fn deregister(&mut self) {
-        self.header.waker.take();
+        self.header.set_finished();
         if let Some((core_uid, key)) = self.registered.take() {
             context::with_core(|core| {
                 if core.shared.uid == core_uid {
@@ -146,7 +159,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let header = self.header;
         let closing = context::with_core(|core| core.closing.get()).unwrap_or(true);
-        if closing || header.aborted.load(Ordering::Acquire) {
+        if closing || header.is_aborted() {
             self.finish();
             return Poll::Ready(Err(JoinError::cancelled(header.id)));
         }
@@ -164,11 +177,6 @@ impl<F: Future> Future for TaskFuture<'_, F> {
                     // SAFETY: only the `registered` field is written.
                     let this = unsafe { self.as_mut().get_unchecked_mut() };
                     this.register(cx);
-                    // An abort that raced with the registration found no
-                    // waker to wake: look again now that there is one.
-                    if header.aborted.load(Ordering::Acquire) {
-                        cx.waker().wake_by_ref();
-                    }
                 }
                 Poll::Pending
             }

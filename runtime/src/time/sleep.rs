@@ -184,6 +184,9 @@ impl Future for Sleep {
         let this = self.project();
         let deadline = this.deadline.into_std();
         let entry = this.entry;
+        // Cooperative: a ready sleep spends a unit of the task's budget,
+        // and a spent budget makes it yield first (tokio's behaviour).
+        let coop = std::task::ready!(crate::task::coop::poll_proceed(cx));
         context::expect_core("polling insane_runtime::time::Sleep", |core| {
             // The loop's cached clock is never ahead of real time, so it
             // can say "elapsed" but not "not yet": only deadlines within a
@@ -199,6 +202,7 @@ impl Future for Sleep {
                     let old = core.timers.borrow_mut().remove(key);
                     drop(old);
                 }
+                coop.made_progress();
                 return Poll::Ready(());
             }
             let mut wheel = core.timers.borrow_mut();

@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 use super::Instant;
 use super::error::Elapsed;
 use super::sleep::{Sleep, sleep_until};
+use crate::task::coop;
 
 /// Requires `future` to complete before `duration` has elapsed.
 ///
@@ -112,12 +113,22 @@ impl<T: Future> Future for Timeout<T> {
         let me = self.project();
         // The inner future first: if it is ready, the deadline does not
         // matter (tokio's order).
+        let had_budget = coop::has_budget_remaining();
         if let Poll::Ready(v) = me.value.poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        match me.delay.poll(cx) {
+        // If the inner future spent the last of the task's budget, the
+        // deadline is checked anyway (unconstrained): otherwise a loop of
+        // cooperative futures would keep the `Sleep` from ever firing.
+        let delay = me.delay;
+        let poll_delay = || match delay.poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed::new())),
             Poll::Pending => Poll::Pending,
+        };
+        if had_budget && !coop::has_budget_remaining() {
+            coop::with_unconstrained(poll_delay)
+        } else {
+            poll_delay()
         }
     }
 }
