@@ -55,6 +55,10 @@ pub struct Builder {
     /// the configuration layers laid over them.
     config: RuntimeConfig,
     hooks: Vec<CoreInit>,
+    /// `spawn_blocking`'s pool: most threads, idle time before one exits
+    /// (`None`: insane-runtime's defaults, 512 and 10 s, as tokio's).
+    max_blocking_threads: Option<usize>,
+    thread_keep_alive: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for Builder {
@@ -86,7 +90,40 @@ impl Builder {
         Self {
             config: RuntimeConfig::default(),
             hooks: Vec::new(),
+            max_blocking_threads: None,
+            thread_keep_alive: None,
         }
+    }
+
+    /// The most threads `spawn_blocking` runs at once (default 512, as
+    /// tokio); further closures wait for one. Not a `[runtime]` key.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(1).max_blocking_threads(4).build()?;
+    /// let four = rt.block_on(async { insane::task::spawn_blocking(|| 2 + 2).await });
+    /// assert_eq!(four.unwrap(), 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking_threads = Some(n);
+        self
+    }
+
+    /// How long an idle `spawn_blocking` thread waits for work before it
+    /// exits (default 10 s, as tokio).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = insane::runtime::Runtime::builder()
+    ///     .cores(1)
+    ///     .thread_keep_alive(Duration::from_millis(100))
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn thread_keep_alive(mut self, keep_alive: std::time::Duration) -> Self {
+        self.thread_keep_alive = Some(keep_alive);
+        self
     }
 
     /// Number of cores (threads, including the one calling `block_on`).
@@ -292,6 +329,12 @@ impl Builder {
         }
         if let Some(name) = thread_name {
             inner = inner.thread_name(name);
+        }
+        if let Some(n) = self.max_blocking_threads {
+            inner = inner.max_blocking_threads(n);
+        }
+        if let Some(d) = self.thread_keep_alive {
+            inner = inner.thread_keep_alive(d);
         }
         // The driver must exist before the user's hooks run.
         let install: CoreInit = match kind {
