@@ -21,6 +21,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use insane_runtime::driver::{self, Direction, Token};
 use insane_runtime::runtime::CoreHandle;
+use insane_runtime::task::coop;
 
 /// The tasks of one core waiting for one direction of one fd.
 #[derive(Debug, Default)]
@@ -114,7 +115,21 @@ impl Registration {
     ///
     /// Every task that got `Pending` for `dir` on this core is woken at
     /// the next readiness (not only the most recent one).
+    ///
+    /// Spends one unit of the task's cooperative budget when it reports
+    /// the fd ready (tokio's sockets do the same): a task that always
+    /// finds its socket ready still yields to the core's other tasks every
+    /// [budget](insane_runtime::task::coop), and timeouts around it fire.
     pub(crate) fn poll_ready(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let coop = std::task::ready!(coop::poll_proceed(cx));
+        let ready = self.poll_ready_uncounted(dir, cx);
+        if ready.is_ready() {
+            coop.made_progress();
+        }
+        ready
+    }
+
+    fn poll_ready_uncounted(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let uid = Self::current_uid();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let found = uid.and_then(|uid| entries.iter().position(|e| e.core.uid() == uid));

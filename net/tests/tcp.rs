@@ -791,3 +791,37 @@ fn outside_a_runtime_is_an_error_not_a_panic() {
     let err = rt.block_on(listener.accept()).unwrap_err();
     assert!(err.to_string().contains("no I/O driver"), "{err}");
 }
+
+/// A reader whose socket always has data still lets the core's other
+/// tasks run, and a timeout around it fires: reading spends the task's
+/// cooperative budget (as tokio's sockets do).
+#[test]
+fn a_reader_that_never_waits_still_yields_to_its_core() {
+    on_each_driver(1, |_| async {
+        let (mut a, mut b) = pair().await;
+        // Far more than one budget of reads is already buffered.
+        let chunk = vec![7u8; 64 * 1024];
+        let writer = spawn(async move {
+            let _ = b.write_all(&chunk).await;
+            b
+        });
+        insane_runtime::time::sleep(std::time::Duration::from_millis(20)).await;
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let other = spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
+        let mut buf = [0u8; 1];
+        let mut reads = 0u32;
+        // One byte at a time: the first 128 reads find data at once.
+        while reads < 1000 && !ran.load(std::sync::atomic::Ordering::SeqCst) {
+            a.read_exact(&mut buf).await.unwrap();
+            reads += 1;
+        }
+        assert!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            "the other task never ran"
+        );
+        assert!(reads <= 129, "yielded only after {reads} reads");
+        other.await.unwrap();
+        drop(writer);
+    });
+}
