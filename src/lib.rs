@@ -69,6 +69,8 @@ pub use tokio::{join, pin, select, try_join};
 /// ```
 pub use insane_runtime::task_local;
 
+#[cfg(feature = "hyper")]
+pub mod rt;
 pub mod runtime;
 pub mod signal;
 
