@@ -103,6 +103,7 @@ pub(crate) struct Conn {
 
     hs_due: bool,
     hs_sent_at: Option<Instant>,
+    hs_tries: u32,
     close_due: bool,
     close_sent_at: Option<Instant>,
     close_tries: u32,
@@ -169,6 +170,7 @@ impl Conn {
             created: now,
             hs_due: true,
             hs_sent_at: None,
+            hs_tries: 0,
             close_due: false,
             close_sent_at: None,
             close_tries: 0,
@@ -244,8 +246,15 @@ impl Conn {
         )
     }
 
-    /// Marks the connection established (server: the client confirmed).
-    pub(crate) fn establish(&mut self) {
+    /// Marks the connection established (client: ACCEPT received; server:
+    /// the client confirmed). The handshake's round trip is the first RTT
+    /// sample when it was not retransmitted (Karn).
+    pub(crate) fn establish(&mut self, now: Instant) {
+        if self.hs_tries == 1
+            && let Some(t) = self.hs_sent_at
+        {
+            self.on_rtt_sample(now.saturating_duration_since(t));
+        }
         self.state = State::Established;
         self.hs_due = false;
         self.backoff = 0;
@@ -395,6 +404,7 @@ impl Conn {
                 }
                 self.hs_due = false;
                 self.hs_sent_at = Some(now);
+                self.hs_tries += 1;
                 let hs = self.handshake(cfg, epoch);
                 return Repr::Init { flags: 0, hs }.emit(out);
             }
@@ -404,6 +414,7 @@ impl Conn {
                 }
                 self.hs_due = false;
                 self.hs_sent_at = Some(now);
+                self.hs_tries += 1;
                 let hs = self.handshake(cfg, epoch);
                 let r = Repr::Accept {
                     flags: 0,

@@ -575,7 +575,7 @@ impl Endpoint {
         match c.state {
             State::Connecting => return Err(DropReason::UnexpectedState),
             State::AcceptSent => {
-                c.establish();
+                c.establish(now);
                 let (peer, epoch) = (c.peer, c.remote_epoch);
                 self.stats.accepts += 1;
                 self.events.push_back(Ev::Public(Event::Accepted {
@@ -670,7 +670,7 @@ impl Endpoint {
                 c.last_recv = now;
                 c.stats.packets_received += 1;
                 let fits = c.set_remote(&hs, cfg);
-                c.establish();
+                c.establish(now);
                 c.request_ack();
                 let peer = c.peer;
                 if !fits {
@@ -772,6 +772,12 @@ impl Endpoint {
         self.by_remote.remove(&(c.remote_epoch, c.remote_id));
         self.free.push(idx);
         self.n_conns -= 1;
+        if c.state == State::AcceptSent {
+            // Never announced (the client did not confirm: a stale or
+            // spoofed INIT, or a client that went away): no event.
+            self.stats.half_open_expired += 1;
+            return;
+        }
         if let CloseReason::TimedOut { .. } = reason {
             self.stats.timeouts += 1;
         }

@@ -101,6 +101,9 @@ pub struct EndpointStats {
     pub connects: u64,
     /// Connections accepted (handshake confirmed by the client).
     pub accepts: u64,
+    /// Server connections dropped before the client confirmed them (stale
+    /// or spoofed INITs, vanished clients); never announced as events.
+    pub half_open_expired: u64,
     /// Connections failed because the peer restarted.
     pub peer_restarts: u64,
     /// Connections failed by idle timeout.

@@ -250,6 +250,7 @@ impl Net {
             if !self.step() {
                 break;
             }
+            self.flush();
             let next = self.queue.peek().map(|r| r.0.at);
             if next.is_none_or(|n| n > end) {
                 let t0 = self.eps[0].poll_timeout();
