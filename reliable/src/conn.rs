@@ -770,7 +770,16 @@ impl Conn {
                 {
                     return Err(DropReason::ProtocolViolation);
                 }
-                if *sh.held + msg_len > sh.cfg.recv_budget {
+                // A message that is not the next to deliver must leave room
+                // for one that is (of any connection): otherwise later
+                // messages could hold the whole budget while the one they
+                // wait for cannot be stored: a deadlock.
+                let reserve = if d0 == self.delivered_end {
+                    0
+                } else {
+                    sh.cfg.max_message
+                };
+                if *sh.held + msg_len + reserve > sh.cfg.recv_budget {
                     return Err(DropReason::MemoryBudget);
                 }
                 *sh.held += msg_len;

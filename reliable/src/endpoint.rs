@@ -625,7 +625,7 @@ impl Endpoint {
             c.resend_handshake();
             c.last_recv = now;
             self.touch(id);
-            return Ok(());
+            return Err(DropReason::Duplicate);
         }
         let refuse = Ctrl {
             to: from,

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use insane_reliable::{Config, ConnId, Endpoint, Event, SendError};
+use insane_reliable::{CloseReason, Config, ConnId, Endpoint, Event, SendError};
 
 /// One direction of the simulated path.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +103,7 @@ pub struct Net {
     /// A side that is down neither sends, receives nor runs timers.
     pub down: [bool; 2],
     pub filter: Option<Filter>,
+    pub closed: [Vec<(ConnId, CloseReason)>; 2],
     pub stats: NetStats,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
@@ -144,6 +145,7 @@ impl Net {
             links,
             down: [false; 2],
             filter: None,
+            closed: [Vec::new(), Vec::new()],
             stats: NetStats::default(),
             queue: BinaryHeap::new(),
             seq: 0,
@@ -290,6 +292,37 @@ impl Net {
             }
         }
         panic!("handshake did not complete");
+    }
+}
+
+impl Net {
+    /// Connects 0 → 1 like `connect`, keeping other events (closes) for
+    /// `take_closed`.
+    pub fn connect_collecting(&mut self) -> (ConnId, ConnId) {
+        let c0 = self.eps[0].connect(self.addrs[1], self.now).unwrap();
+        let (mut up0, mut c1) = (false, None);
+        for _ in 0..1000 {
+            self.step();
+            for i in 0..2 {
+                while let Some(e) = self.eps[i].poll_event() {
+                    match e {
+                        Event::Connected { conn, .. } if i == 0 && conn == c0 => up0 = true,
+                        Event::Accepted { conn, .. } if i == 1 => c1 = Some(conn),
+                        Event::Closed { conn, reason } => self.closed[i].push((conn, reason)),
+                        e => panic!("unexpected event at {i}: {e:?}"),
+                    }
+                }
+            }
+            if up0 && c1.is_some() {
+                return (c0, c1.unwrap());
+            }
+        }
+        panic!("handshake did not complete");
+    }
+
+    /// Closes seen by `connect_collecting` at side `i`.
+    pub fn take_closed(&mut self, i: usize) -> Vec<(ConnId, CloseReason)> {
+        std::mem::take(&mut self.closed[i])
     }
 }
 
