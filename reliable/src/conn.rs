@@ -553,9 +553,11 @@ impl Conn {
         if ack > self.snd_nxt {
             return Err(DropReason::AckOfUnsent);
         }
+        // The peer cannot have consumed more than it acks: its credit is at
+        // most ack + window.
         if let Some(c) = unwrap_seq(self.snd_una, credit32)
             && c > self.credit_limit
-            && c <= self.snd_una + self.peer_window as u64
+            && c <= ack.max(self.snd_una) + self.peer_window as u64
         {
             self.credit_limit = c;
             if self.snd_una == self.snd_nxt {

@@ -135,3 +135,34 @@ fn the_endpoint_receive_budget_bounds_memory_across_connections() {
         assert!(net.now - t0 < Duration::from_secs(5));
     }
 }
+
+/// Credit returns as fast as the receiver consumes: a stream many windows
+/// long flows at a window per round trip, without waiting for probes.
+#[test]
+fn credit_returned_by_a_prompt_receiver_keeps_the_stream_flowing() {
+    let cfg = small_config();
+    let window = cfg.recv_window as u64;
+    let mut net = Net::new(
+        [cfg.clone(), cfg],
+        [Link::clean(Duration::from_micros(10)); 2],
+        23,
+    );
+    let (c0, _) = net.connect();
+    let mut s = Stream::new(9, 1000, 20 * window);
+    let t0 = net.now;
+    while !s.done() {
+        s.pump(&mut net.eps[0], c0);
+        assert!(net.step());
+        while let Some(e) = net.eps[1].poll_event() {
+            if let Event::Message { data, .. } = e {
+                s.check(&data);
+            }
+        }
+    }
+    let st = net.eps[0].conn_stats(c0).unwrap();
+    let took = net.now - t0;
+    eprintln!("{} messages, 20 windows, in {took:?}: {st:?}", s.count);
+    assert_eq!(st.pings_sent, 0, "no credit probe needed");
+    // 20 windows at one window per 20 µs round trip, with slack.
+    assert!(took < Duration::from_micros(20 * 20 * 2), "took {took:?}");
+}
