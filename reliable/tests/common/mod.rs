@@ -287,8 +287,8 @@ impl Net {
                     e => panic!("unexpected event at 1: {e:?}"),
                 }
             }
-            if up0 && c1.is_some() {
-                return (c0, c1.unwrap());
+            if up0 && let Some(c1) = c1 {
+                return (c0, c1);
             }
         }
         panic!("handshake did not complete");
@@ -313,8 +313,8 @@ impl Net {
                     }
                 }
             }
-            if up0 && c1.is_some() {
-                return (c0, c1.unwrap());
+            if up0 && let Some(c1) = c1 {
+                return (c0, c1);
             }
         }
         panic!("handshake did not complete");
