@@ -1,0 +1,988 @@
+//! One connection's state machine: sender (queue, in-flight window, SACK
+//! scoreboard, loss detection, RTT, congestion window) and receiver
+//! (received bitmap, reassembly, in-order delivery, credit).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::bitring::BitRing;
+use crate::config::{Config, packets_for};
+use crate::stats::{ConnStats, DropReason};
+use crate::wire::{
+    AckRepr, CLOSE_NORMAL, DataHeader, FLAG_ACK_REQUEST, Handshake, MAX_SACK_WORDS, Repr,
+};
+
+/// Bytes charged to the send buffer per message on top of its length, so
+/// that empty messages are bounded too.
+pub(crate) const MSG_OVERHEAD: usize = 64;
+/// Most consecutive backoffs of the retransmission timer.
+const MAX_BACKOFF: u32 = 16;
+/// CLOSE packets sent before giving up on the peer's reply.
+const CLOSE_TRIES: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Client: INIT sent, waiting for ACCEPT.
+    Connecting,
+    /// Server: ACCEPT sent, waiting for the client's first packet.
+    AcceptSent,
+    Established,
+    /// `close` called: no more sends; flushing queued data.
+    Draining,
+    /// CLOSE sent, waiting for the reply.
+    Closing,
+}
+
+struct SentPkt {
+    data: Bytes,
+    msg_seq: u32,
+    msg_len: u32,
+    frag_index: u32,
+    frag_count: u32,
+    sent_at: Instant,
+    retransmitted: bool,
+    in_flight: bool,
+    lost: bool,
+}
+
+struct OutMsg {
+    seq: u32,
+    data: Bytes,
+    next_frag: u32,
+    count: u32,
+}
+
+struct Reasm {
+    end: u64,
+    msg_seq: u32,
+    count: u32,
+    remaining: u32,
+    buf: Vec<u8>,
+}
+
+/// A message ready for the application, with what the endpoint needs to
+/// return its credit when the application takes it.
+pub(crate) struct Delivered {
+    pub end: u64,
+    pub data: Bytes,
+}
+
+/// Endpoint-wide state a connection updates.
+pub(crate) struct Shared<'a> {
+    pub cfg: &'a Config,
+    pub held: &'a mut usize,
+    pub deliver: &'a mut dyn FnMut(Delivered),
+}
+
+/// Maps a 32-bit wire sequence number to the 64-bit one nearest `base`.
+#[inline]
+pub(crate) fn unwrap_seq(base: u64, wire: u32) -> Option<u64> {
+    let diff = wire.wrapping_sub(base as u32) as i32 as i64;
+    base.checked_add_signed(diff)
+}
+
+pub(crate) struct Conn {
+    pub id: u64,
+    pub remote_id: u64,
+    pub peer: SocketAddr,
+    pub remote_epoch: u64,
+    pub state: State,
+    pub armed: Option<Instant>,
+    pub in_ready: bool,
+    /// `send` returned WouldBlock since the last Writable event.
+    pub blocked: bool,
+    pub stats: ConnStats,
+
+    frag: usize,
+    send_max_message: usize,
+    peer_window: u32,
+    created: Instant,
+
+    hs_due: bool,
+    hs_sent_at: Option<Instant>,
+    hs_tries: u32,
+    close_due: bool,
+    close_sent_at: Option<Instant>,
+    close_tries: u32,
+    ping_due: bool,
+    last_ping: Option<Instant>,
+    last_probe: Option<Instant>,
+
+    send_queue: VecDeque<OutMsg>,
+    next_msg_seq: u32,
+    pub unacked_bytes: usize,
+    snd_una: u64,
+    snd_nxt: u64,
+    sent: VecDeque<SentPkt>,
+    sacked: BitRing,
+    highest_sacked: u64,
+    loss_scan: u64,
+    retx: VecDeque<u64>,
+    in_flight: u32,
+    credit_limit: u64,
+    cwnd: u32,
+    cwnd_acc: u32,
+    ssthresh: u32,
+    recovery_end: u64,
+    srtt: Duration,
+    rttvar: Duration,
+    has_rtt: bool,
+    backoff: u32,
+    last_progress: Instant,
+
+    rcv_next: u64,
+    delivered_end: u64,
+    consumed: u64,
+    window: u32,
+    received: BitRing,
+    highest_received: u64,
+    reasm: BTreeMap<u64, Reasm>,
+    pub reasm_bytes: usize,
+    next_recv_seq: u32,
+    ack_pending: bool,
+    last_adv_limit: u64,
+    pub last_recv: Instant,
+}
+
+impl Conn {
+    pub(crate) fn new(id: u64, peer: SocketAddr, client: bool, cfg: &Config, now: Instant) -> Conn {
+        let window = cfg.recv_window;
+        Conn {
+            id,
+            remote_id: 0,
+            peer,
+            remote_epoch: 0,
+            state: if client {
+                State::Connecting
+            } else {
+                State::AcceptSent
+            },
+            armed: None,
+            in_ready: false,
+            blocked: false,
+            stats: ConnStats::default(),
+            frag: cfg.max_payload(),
+            send_max_message: cfg.max_message,
+            peer_window: 0,
+            created: now,
+            hs_due: true,
+            hs_sent_at: None,
+            hs_tries: 0,
+            close_due: false,
+            close_sent_at: None,
+            close_tries: 0,
+            ping_due: false,
+            last_ping: None,
+            last_probe: None,
+            send_queue: VecDeque::new(),
+            next_msg_seq: 0,
+            unacked_bytes: 0,
+            snd_una: 0,
+            snd_nxt: 0,
+            sent: VecDeque::new(),
+            sacked: BitRing::new(128),
+            highest_sacked: 0,
+            loss_scan: 0,
+            retx: VecDeque::new(),
+            in_flight: 0,
+            credit_limit: 0,
+            cwnd: cfg.initial_cwnd,
+            cwnd_acc: 0,
+            ssthresh: u32::MAX,
+            recovery_end: 0,
+            srtt: Duration::ZERO,
+            rttvar: Duration::ZERO,
+            has_rtt: false,
+            backoff: 0,
+            last_progress: now,
+            rcv_next: 0,
+            delivered_end: 0,
+            consumed: 0,
+            window,
+            received: BitRing::new(window as u64 + 64 * (MAX_SACK_WORDS as u64 + 1)),
+            highest_received: 0,
+            reasm: BTreeMap::new(),
+            reasm_bytes: 0,
+            next_recv_seq: 0,
+            ack_pending: false,
+            last_adv_limit: window as u64,
+            last_recv: now,
+        }
+    }
+
+    /// Takes the peer's handshake parameters. Returns false when a message
+    /// already queued exceeds what the peer accepts.
+    pub(crate) fn set_remote(&mut self, hs: &Handshake, cfg: &Config) -> bool {
+        self.remote_id = hs.src_conn;
+        self.remote_epoch = hs.epoch;
+        self.frag = cfg.max_payload().min(hs.max_payload as usize);
+        self.peer_window = hs.recv_window;
+        self.credit_limit = hs.recv_window as u64;
+        self.sacked = BitRing::new(hs.recv_window as u64 + 64 * (MAX_SACK_WORDS as u64 + 1));
+        let by_window = (hs.recv_window as usize).saturating_mul(self.frag);
+        self.send_max_message = cfg.max_message.min(hs.max_message as usize).min(by_window);
+        self.send_queue
+            .iter()
+            .all(|m| m.data.len() <= self.send_max_message)
+    }
+
+    pub(crate) fn handshake(&self, cfg: &Config, epoch: u64) -> Handshake {
+        Handshake {
+            src_conn: self.id,
+            epoch,
+            max_payload: cfg.max_payload() as u16,
+            recv_window: self.window,
+            max_message: cfg.max_message as u32,
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(
+            self.state,
+            State::Established | State::Draining | State::Closing
+        )
+    }
+
+    /// Marks the connection established (client: ACCEPT received; server:
+    /// the client confirmed). The handshake's round trip is the first RTT
+    /// sample when it was not retransmitted (Karn).
+    pub(crate) fn establish(&mut self, now: Instant) {
+        if self.hs_tries == 1
+            && let Some(t) = self.hs_sent_at
+        {
+            self.on_rtt_sample(now.saturating_duration_since(t));
+        }
+        self.state = State::Established;
+        self.hs_due = false;
+        self.backoff = 0;
+    }
+
+    pub(crate) fn resend_handshake(&mut self) {
+        self.hs_due = true;
+    }
+
+    pub(crate) fn request_ack(&mut self) {
+        self.ack_pending = true;
+    }
+
+    // ----- sending -----
+
+    pub(crate) fn max_message(&self) -> usize {
+        self.send_max_message
+    }
+
+    pub(crate) fn can_accept(&self, len: usize, cfg: &Config) -> bool {
+        self.unacked_bytes == 0 || self.unacked_bytes + len + MSG_OVERHEAD <= cfg.send_buffer
+    }
+
+    pub(crate) fn queue(&mut self, data: Bytes) {
+        self.unacked_bytes += data.len() + MSG_OVERHEAD;
+        let seq = self.next_msg_seq;
+        self.next_msg_seq = seq.wrapping_add(1);
+        self.send_queue.push_back(OutMsg {
+            seq,
+            data,
+            next_frag: 0,
+            count: 0,
+        });
+        self.stats.messages_sent += 1;
+    }
+
+    pub(crate) fn close(&mut self) {
+        if matches!(self.state, State::Established) {
+            self.state = State::Draining;
+            self.maybe_finish_draining();
+        }
+    }
+
+    fn maybe_finish_draining(&mut self) {
+        if self.state == State::Draining
+            && self.send_queue.is_empty()
+            && self.snd_una == self.snd_nxt
+        {
+            self.state = State::Closing;
+            self.close_due = true;
+        }
+    }
+
+    /// Whether the queue head waits for credit with nothing in flight.
+    fn credit_blocked(&self) -> bool {
+        match self.send_queue.front() {
+            Some(m) if m.next_frag == 0 => {
+                let count = packets_for(m.data.len(), self.frag) as u64;
+                self.snd_nxt + count > self.credit_limit
+            }
+            Some(_) => self.snd_nxt >= self.credit_limit,
+            None => false,
+        }
+    }
+
+    fn rto(&self, cfg: &Config) -> Duration {
+        let base = if self.has_rtt {
+            (self.srtt + 4 * self.rttvar).max(cfg.rto_min)
+        } else {
+            cfg.rto_initial
+        };
+        base.saturating_mul(1 << self.backoff.min(MAX_BACKOFF))
+            .min(cfg.rto_max)
+    }
+
+    fn on_rtt_sample(&mut self, r: Duration) {
+        if !self.has_rtt {
+            self.srtt = r;
+            self.rttvar = r / 2;
+            self.has_rtt = true;
+        } else {
+            let diff = self.srtt.abs_diff(r);
+            self.rttvar = (self.rttvar * 3 + diff) / 4;
+            self.srtt = (self.srtt * 7 + r) / 8;
+        }
+    }
+
+    fn ack_fields(&mut self) -> (u32, u32) {
+        let limit = self.consumed + self.window as u64;
+        self.last_adv_limit = limit;
+        (self.rcv_next as u32, limit as u32)
+    }
+
+    fn sack_needed(&self) -> bool {
+        self.highest_received > self.rcv_next + 1
+    }
+
+    fn build_ack(&mut self, flags: u16) -> Repr<'static> {
+        let (ack, credit) = self.ack_fields();
+        let mut sack = [0u64; MAX_SACK_WORDS];
+        let mut n = 0;
+        if self.sack_needed() {
+            let base = self.rcv_next + 1;
+            let span = self.highest_received - base;
+            n = (span.div_ceil(64) as usize).min(MAX_SACK_WORDS);
+            for (k, w) in sack.iter_mut().enumerate().take(n) {
+                *w = self.received.word_at(base + 64 * k as u64);
+            }
+        }
+        self.ack_pending = false;
+        Repr::Ack {
+            flags,
+            dst: self.remote_id,
+            ack: AckRepr {
+                ack,
+                credit,
+                sack_len: n as u8,
+                sack,
+            },
+        }
+    }
+
+    /// Writes the next datagram of this connection into `out`.
+    pub(crate) fn transmit(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        cfg: &Config,
+        epoch: u64,
+    ) -> Option<usize> {
+        let len = self.next_packet(now, out, cfg, epoch)?;
+        self.stats.packets_sent += 1;
+        Some(len)
+    }
+
+    fn next_packet(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        cfg: &Config,
+        epoch: u64,
+    ) -> Option<usize> {
+        match self.state {
+            State::Connecting => {
+                if !self.hs_due {
+                    return None;
+                }
+                self.hs_due = false;
+                self.hs_sent_at = Some(now);
+                self.hs_tries += 1;
+                let hs = self.handshake(cfg, epoch);
+                return Repr::Init { flags: 0, hs }.emit(out);
+            }
+            State::AcceptSent => {
+                if !self.hs_due {
+                    return None;
+                }
+                self.hs_due = false;
+                self.hs_sent_at = Some(now);
+                self.hs_tries += 1;
+                let hs = self.handshake(cfg, epoch);
+                let r = Repr::Accept {
+                    flags: 0,
+                    dst: self.remote_id,
+                    hs,
+                    echo_epoch: self.remote_epoch,
+                };
+                return r.emit(out);
+            }
+            State::Closing if self.close_due => {
+                self.close_due = false;
+                self.close_sent_at = Some(now);
+                self.close_tries += 1;
+                let r = Repr::Close {
+                    flags: 0,
+                    dst: self.remote_id,
+                    src: self.id,
+                    code: CLOSE_NORMAL,
+                };
+                return r.emit(out);
+            }
+            _ => {}
+        }
+        // An ACK carrying SACK goes before data: fast retransmit depends on it.
+        if self.ack_pending && self.sack_needed() {
+            self.stats.acks_sent += 1;
+            return self.build_ack(0).emit(out);
+        }
+        while let Some(&dsn) = self.retx.front() {
+            if dsn < self.snd_una || !self.sent[(dsn - self.snd_una) as usize].lost {
+                self.retx.pop_front();
+                continue;
+            }
+            if self.in_flight >= self.cwnd {
+                break;
+            }
+            self.retx.pop_front();
+            self.stats.retransmitted += 1;
+            return Some(self.emit_data(dsn, now, out));
+        }
+        if matches!(self.state, State::Established | State::Draining)
+            && self.in_flight < self.cwnd
+            && !self.credit_blocked()
+            && let Some(m) = self.send_queue.front_mut()
+        {
+            if m.next_frag == 0 {
+                m.count = packets_for(m.data.len(), self.frag);
+            }
+            let i = m.next_frag;
+            let start = i as usize * self.frag;
+            let end = (start + self.frag).min(m.data.len());
+            let pkt = SentPkt {
+                data: m.data.slice(start..end),
+                msg_seq: m.seq,
+                msg_len: m.data.len() as u32,
+                frag_index: i,
+                frag_count: m.count,
+                sent_at: now,
+                retransmitted: false,
+                in_flight: false,
+                lost: false,
+            };
+            m.next_frag += 1;
+            if m.next_frag == m.count {
+                self.send_queue.pop_front();
+            }
+            if self.snd_una == self.snd_nxt {
+                self.last_progress = now;
+            }
+            let dsn = self.snd_nxt;
+            self.sent.push_back(pkt);
+            self.snd_nxt += 1;
+            self.stats.data_sent += 1;
+            return Some(self.emit_data(dsn, now, out));
+        }
+        if self.ack_pending || self.ping_due {
+            let flags = if self.ping_due { FLAG_ACK_REQUEST } else { 0 };
+            if self.ping_due {
+                self.stats.pings_sent += 1;
+            } else {
+                self.stats.acks_sent += 1;
+            }
+            self.ping_due = false;
+            return self.build_ack(flags).emit(out);
+        }
+        None
+    }
+
+    fn emit_data(&mut self, dsn: u64, now: Instant, out: &mut [u8]) -> usize {
+        let (ack, credit) = self.ack_fields();
+        self.ack_pending = false;
+        let p = &mut self.sent[(dsn - self.snd_una) as usize];
+        p.sent_at = now;
+        if p.lost {
+            p.lost = false;
+            p.retransmitted = true;
+        }
+        p.in_flight = true;
+        self.in_flight += 1;
+        let hdr = DataHeader {
+            dsn: dsn as u32,
+            msg_seq: p.msg_seq,
+            msg_len: p.msg_len,
+            frag_index: p.frag_index,
+            frag_count: p.frag_count,
+            ack,
+            credit,
+        };
+        // This copy of the payload into the caller's buffer is the one copy
+        // of the send path; zero copy would return `p.data` (a `Bytes`) as
+        // a second gather segment instead.
+        Repr::Data {
+            flags: 0,
+            dst: self.remote_id,
+            hdr,
+            payload: &p.data,
+        }
+        .emit(out)
+        .unwrap_or(0)
+    }
+
+    // ----- receiving acks -----
+
+    /// Processes a cumulative ack, credit and SACK words.
+    pub(crate) fn on_ack(
+        &mut self,
+        now: Instant,
+        ack32: u32,
+        credit32: u32,
+        sack: &[u64],
+        cfg: &Config,
+    ) -> Result<(), DropReason> {
+        let Some(ack) = unwrap_seq(self.snd_una, ack32) else {
+            return Ok(());
+        };
+        if ack > self.snd_nxt {
+            return Err(DropReason::AckOfUnsent);
+        }
+        // The peer cannot have consumed more than it acks: its credit is at
+        // most ack + window.
+        if let Some(c) = unwrap_seq(self.snd_una, credit32)
+            && c > self.credit_limit
+            && c <= ack.max(self.snd_una) + self.peer_window as u64
+        {
+            self.credit_limit = c;
+            if self.snd_una == self.snd_nxt {
+                self.backoff = 0;
+            }
+        }
+        if ack < self.snd_una {
+            return Ok(());
+        }
+        let mut newly = 0u32;
+        let mut sample: Option<Instant> = None;
+        let progressed = ack > self.snd_una;
+        while self.snd_una < ack {
+            let Some(p) = self.sent.pop_front() else {
+                break;
+            };
+            if self.sacked.get(self.snd_una) {
+                self.sacked.clear(self.snd_una);
+            } else {
+                newly += 1;
+                if !p.retransmitted {
+                    sample = Some(p.sent_at);
+                }
+            }
+            if p.in_flight {
+                self.in_flight -= 1;
+            }
+            self.unacked_bytes -= p.data.len();
+            if p.frag_index + 1 == p.frag_count {
+                self.unacked_bytes -= MSG_OVERHEAD;
+            }
+            self.snd_una += 1;
+        }
+        // SACK: bit j of word k is packet ack + 1 + 64k + j.
+        let base = ack + 1;
+        for (k, &w) in sack.iter().enumerate() {
+            let pos = base + 64 * k as u64;
+            if pos >= self.snd_nxt {
+                break;
+            }
+            let valid = self.snd_nxt - pos;
+            let w = if valid < 64 {
+                w & ((1u64 << valid) - 1)
+            } else {
+                w
+            };
+            let mut fresh = w & !self.sacked.word_at(pos);
+            while fresh != 0 {
+                let dsn = pos + fresh.trailing_zeros() as u64;
+                fresh &= fresh - 1;
+                self.sacked.set(dsn);
+                let p = &mut self.sent[(dsn - self.snd_una) as usize];
+                if p.in_flight {
+                    self.in_flight -= 1;
+                    p.in_flight = false;
+                }
+                p.lost = false;
+                newly += 1;
+                if !p.retransmitted && sample.is_none_or(|s| p.sent_at > s) {
+                    sample = Some(p.sent_at);
+                }
+                self.highest_sacked = self.highest_sacked.max(dsn + 1);
+            }
+        }
+        if let Some(t) = sample {
+            self.on_rtt_sample(now.saturating_duration_since(t));
+        }
+        if progressed {
+            self.backoff = 0;
+            self.last_progress = now;
+            self.last_probe = None;
+        }
+        // Fast retransmit: a packet with `reorder_threshold` packets sacked
+        // above it is lost. Each packet is examined once (`loss_scan`).
+        let thr = cfg.reorder_threshold as u64;
+        if self.highest_sacked > self.snd_una + thr {
+            let upto = self.highest_sacked - thr;
+            let mut d = self.loss_scan.max(self.snd_una);
+            let mut loss = false;
+            while d < upto {
+                if !self.sacked.get(d) {
+                    let p = &mut self.sent[(d - self.snd_una) as usize];
+                    if p.in_flight && !p.lost {
+                        p.lost = true;
+                        p.in_flight = false;
+                        self.in_flight -= 1;
+                        self.retx.push_back(d);
+                        self.stats.fast_retransmits += 1;
+                        if d >= self.recovery_end {
+                            loss = true;
+                        }
+                    }
+                }
+                d += 1;
+            }
+            self.loss_scan = self.loss_scan.max(upto);
+            if loss {
+                self.ssthresh = (self.cwnd / 2).max(cfg.min_cwnd);
+                self.cwnd = self.ssthresh;
+                self.cwnd_acc = 0;
+                self.recovery_end = self.snd_nxt;
+            }
+        }
+        // AIMD: slow start below ssthresh, +1 packet per window above;
+        // no growth while recovering.
+        if newly > 0 && self.snd_una >= self.recovery_end {
+            if self.cwnd < self.ssthresh {
+                self.cwnd = self.cwnd.saturating_add(newly);
+            } else {
+                self.cwnd_acc += newly;
+                while self.cwnd_acc >= self.cwnd {
+                    self.cwnd_acc -= self.cwnd;
+                    self.cwnd += 1;
+                }
+            }
+            self.cwnd = self.cwnd.min(self.peer_window.max(cfg.initial_cwnd));
+        }
+        self.maybe_finish_draining();
+        Ok(())
+    }
+
+    // ----- receiving data -----
+
+    /// Processes a DATA fragment. Delivers completed messages in order.
+    pub(crate) fn on_data(
+        &mut self,
+        hdr: &DataHeader,
+        payload: &[u8],
+        sh: &mut Shared<'_>,
+    ) -> Result<(), DropReason> {
+        let Some(dsn) = unwrap_seq(self.rcv_next, hdr.dsn) else {
+            self.ack_pending = true;
+            self.stats.duplicates += 1;
+            return Err(DropReason::Duplicate);
+        };
+        if dsn < self.rcv_next || self.received.get(dsn) {
+            // Our ack may have been lost: say again what we have.
+            self.ack_pending = true;
+            self.stats.duplicates += 1;
+            return Err(DropReason::Duplicate);
+        }
+        let limit = self.consumed + self.window as u64;
+        if dsn >= limit {
+            return Err(DropReason::OutOfWindow);
+        }
+        let msg_len = hdr.msg_len as usize;
+        if msg_len > sh.cfg.max_message {
+            return Err(DropReason::Malformed);
+        }
+        let count = packets_for(msg_len, self.frag);
+        let idx = hdr.frag_index;
+        if hdr.frag_count != count || idx >= count {
+            return Err(DropReason::Malformed);
+        }
+        let offset = idx as usize * self.frag;
+        let expect = if idx + 1 == count {
+            msg_len - offset
+        } else {
+            self.frag
+        };
+        if payload.len() != expect {
+            return Err(DropReason::Malformed);
+        }
+        let Some(d0) = dsn.checked_sub(idx as u64) else {
+            return Err(DropReason::ProtocolViolation);
+        };
+        let end = d0 + count as u64;
+        if d0 < self.delivered_end {
+            return Err(DropReason::ProtocolViolation);
+        }
+        if end > limit {
+            return Err(DropReason::OutOfWindow);
+        }
+        self.ack_pending = true;
+        // Fast path: the next message, in one packet, in order.
+        if count == 1
+            && dsn == self.delivered_end
+            && self.reasm.first_key_value().is_none_or(|(&k, _)| k > dsn)
+        {
+            if hdr.msg_seq != self.next_recv_seq {
+                return Err(DropReason::ProtocolViolation);
+            }
+            if *sh.held + msg_len > sh.cfg.recv_budget {
+                return Err(DropReason::MemoryBudget);
+            }
+            *sh.held += msg_len;
+            self.next_recv_seq = self.next_recv_seq.wrapping_add(1);
+            self.rcv_next = dsn + 1;
+            self.delivered_end = dsn + 1;
+            self.highest_received = self.highest_received.max(dsn + 1);
+            self.stats.messages_received += 1;
+            (sh.deliver)(Delivered {
+                end: dsn + 1,
+                data: Bytes::copy_from_slice(payload),
+            });
+            return self.advance(sh);
+        }
+        match self.reasm.get_mut(&d0) {
+            Some(e) => {
+                if e.msg_seq != hdr.msg_seq || e.count != count || e.buf.len() != msg_len {
+                    return Err(DropReason::ProtocolViolation);
+                }
+            }
+            None => {
+                if let Some((_, p)) = self.reasm.range(..d0).next_back()
+                    && p.end > d0
+                {
+                    return Err(DropReason::ProtocolViolation);
+                }
+                if let Some((&s, _)) = self.reasm.range(d0 + 1..).next()
+                    && s < end
+                {
+                    return Err(DropReason::ProtocolViolation);
+                }
+                // A message that is not the next to deliver must leave room
+                // for one that is (of any connection): otherwise later
+                // messages could hold the whole budget while the one they
+                // wait for cannot be stored: a deadlock.
+                let reserve = if d0 == self.delivered_end {
+                    0
+                } else {
+                    sh.cfg.max_message
+                };
+                if *sh.held + msg_len + reserve > sh.cfg.recv_budget {
+                    return Err(DropReason::MemoryBudget);
+                }
+                *sh.held += msg_len;
+                self.reasm_bytes += msg_len;
+                self.reasm.insert(
+                    d0,
+                    Reasm {
+                        end,
+                        msg_seq: hdr.msg_seq,
+                        count,
+                        remaining: count,
+                        buf: vec![0; msg_len],
+                    },
+                );
+            }
+        }
+        let Some(e) = self.reasm.get_mut(&d0) else {
+            return Err(DropReason::ProtocolViolation);
+        };
+        e.buf[offset..offset + payload.len()].copy_from_slice(payload);
+        e.remaining -= 1;
+        self.received.set(dsn);
+        self.highest_received = self.highest_received.max(dsn + 1);
+        self.advance(sh)
+    }
+
+    /// Moves the cumulative ack over received packets and delivers the
+    /// complete messages at the front, in order.
+    fn advance(&mut self, sh: &mut Shared<'_>) -> Result<(), DropReason> {
+        while self.rcv_next < self.highest_received && self.received.get(self.rcv_next) {
+            self.received.clear(self.rcv_next);
+            self.rcv_next += 1;
+        }
+        while let Some(entry) = self.reasm.first_entry() {
+            if *entry.key() != self.delivered_end || entry.get().remaining != 0 {
+                break;
+            }
+            let e = entry.remove();
+            self.reasm_bytes -= e.buf.len();
+            if e.msg_seq != self.next_recv_seq {
+                // Keep the memory accounted until the connection is dropped.
+                *sh.held -= e.buf.len();
+                return Err(DropReason::ProtocolViolation);
+            }
+            self.next_recv_seq = self.next_recv_seq.wrapping_add(1);
+            self.delivered_end = e.end;
+            self.stats.messages_received += 1;
+            (sh.deliver)(Delivered {
+                end: e.end,
+                data: Bytes::from(e.buf),
+            });
+        }
+        Ok(())
+    }
+
+    /// The application took a message ending at `end`: its credit returns.
+    /// Returns whether an ACK (window update) should go out.
+    pub(crate) fn on_consumed(&mut self, end: u64) -> bool {
+        if end <= self.consumed {
+            return false;
+        }
+        self.consumed = end;
+        let limit = self.consumed + self.window as u64;
+        let grown = limit - self.last_adv_limit.min(limit);
+        let update = grown > 0
+            && (grown >= (self.window as u64 / 4).max(1) || self.consumed >= self.rcv_next);
+        if update {
+            self.ack_pending = true;
+        }
+        update
+    }
+
+    // ----- timers -----
+
+    pub(crate) fn deadline(&self, cfg: &Config) -> Option<Instant> {
+        let rto = self.rto(cfg);
+        let mut d = self.last_recv.max(self.created) + cfg.idle_timeout;
+        match self.state {
+            State::Connecting | State::AcceptSent => {
+                if let Some(t) = self.hs_sent_at {
+                    d = d.min(t + rto);
+                }
+            }
+            State::Established | State::Draining => {
+                if self.snd_nxt > self.snd_una {
+                    d = d.min(self.last_progress + rto);
+                } else if self.credit_blocked() {
+                    let from = self
+                        .last_probe
+                        .map_or(self.last_progress, |p| p.max(self.last_progress));
+                    d = d.min(from + rto);
+                }
+                let from = self
+                    .last_ping
+                    .map_or(self.last_recv, |p| p.max(self.last_recv));
+                d = d.min(from + cfg.keepalive_interval);
+            }
+            State::Closing => {
+                if let Some(t) = self.close_sent_at {
+                    d = d.min(t + rto);
+                }
+            }
+        }
+        Some(d)
+    }
+
+    /// Runs the timers due at `now`. `Err(())` when the connection failed
+    /// (idle timeout) or gave up closing (`Ok(true)`: close complete).
+    pub(crate) fn on_timeout(&mut self, now: Instant, cfg: &Config) -> Result<bool, ()> {
+        if now >= self.last_recv.max(self.created) + cfg.idle_timeout {
+            return if self.state == State::Closing {
+                Ok(true)
+            } else {
+                Err(())
+            };
+        }
+        let rto = self.rto(cfg);
+        match self.state {
+            State::Connecting | State::AcceptSent => {
+                if let Some(t) = self.hs_sent_at
+                    && now >= t + rto
+                {
+                    self.hs_due = true;
+                    self.hs_sent_at = Some(now);
+                    self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+                }
+            }
+            State::Established | State::Draining => {
+                if self.snd_nxt > self.snd_una {
+                    if now >= self.last_progress + rto {
+                        self.on_rto(now, cfg);
+                    }
+                } else if self.credit_blocked() {
+                    let from = self
+                        .last_probe
+                        .map_or(self.last_progress, |p| p.max(self.last_progress));
+                    if now >= from + rto {
+                        self.ping_due = true;
+                        self.last_probe = Some(now);
+                        self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+                    }
+                }
+                let from = self
+                    .last_ping
+                    .map_or(self.last_recv, |p| p.max(self.last_recv));
+                if now >= from + cfg.keepalive_interval {
+                    self.ping_due = true;
+                    self.last_ping = Some(now);
+                }
+            }
+            State::Closing => {
+                if let Some(t) = self.close_sent_at
+                    && now >= t + rto
+                {
+                    if self.close_tries >= CLOSE_TRIES {
+                        return Ok(true);
+                    }
+                    self.close_due = true;
+                    self.close_sent_at = Some(now);
+                    self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Retransmission timeout: every unsacked packet in flight is lost;
+    /// the window collapses to `min_cwnd`; the timer backs off.
+    fn on_rto(&mut self, now: Instant, cfg: &Config) {
+        self.stats.rto_fires += 1;
+        self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
+        self.ssthresh = (self.cwnd / 2).max(cfg.min_cwnd);
+        self.cwnd = cfg.min_cwnd;
+        self.cwnd_acc = 0;
+        for (i, p) in self.sent.iter_mut().enumerate() {
+            let d = self.snd_una + i as u64;
+            if !self.sacked.get(d) && !p.lost {
+                if p.in_flight {
+                    self.in_flight -= 1;
+                    p.in_flight = false;
+                }
+                p.lost = true;
+                self.retx.push_back(d);
+            }
+        }
+        self.recovery_end = self.snd_nxt;
+        self.loss_scan = self.snd_nxt;
+        self.last_progress = now;
+    }
+
+    pub(crate) fn snapshot(&self, cfg: &Config) -> ConnStats {
+        let mut s = self.stats.clone();
+        s.srtt = self.srtt;
+        s.rttvar = self.rttvar;
+        s.rto = self.rto(cfg);
+        s.cwnd = self.cwnd;
+        s.ssthresh = self.ssthresh;
+        s.in_flight = self.in_flight;
+        s.credit = self.credit_limit.saturating_sub(self.snd_nxt);
+        s.unacked_bytes = self.unacked_bytes;
+        s.reassembly_bytes = self.reasm_bytes;
+        s
+    }
+}
