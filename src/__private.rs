@@ -23,6 +23,8 @@ pub struct MacroConfig {
     pub driver: Option<&'static str>,
     /// `pin_cores = bool`.
     pub pin_cores: Option<bool>,
+    /// `tokio_compat = bool` (default false).
+    pub tokio_compat: bool,
     /// main or test.
     pub kind: EntryKind,
 }
@@ -51,6 +53,9 @@ fn attribute_builder(config: MacroConfig) -> io::Result<Builder> {
     if let Some(name) = config.driver {
         builder = builder.driver(name.parse::<Driver>()?);
     }
+    if config.tokio_compat {
+        builder = builder.tokio_compat(true);
+    }
     Ok(builder)
 }
 
@@ -77,6 +82,7 @@ mod tests {
             cores,
             driver,
             pin_cores: None,
+            tokio_compat: false,
             kind,
         })
         .unwrap()

@@ -59,6 +59,8 @@ pub struct Builder {
     /// (`None`: insane-runtime's defaults, 512 and 10 s, as tokio's).
     max_blocking_threads: Option<usize>,
     thread_keep_alive: Option<std::time::Duration>,
+    /// Give every core a tokio context ([`tokio_compat`](Self::tokio_compat)).
+    tokio_compat: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -92,7 +94,40 @@ impl Builder {
             hooks: Vec::new(),
             max_blocking_threads: None,
             thread_keep_alive: None,
+            tokio_compat: false,
         }
+    }
+
+    /// Gives every core a tokio context, so crates that only run on tokio
+    /// (reqwest, sqlx, redis, hyper-util's `TokioExecutor`/`TokioTimer`:
+    /// anything that calls `tokio::spawn`, `tokio::time` or `tokio::net`)
+    /// work inside insane tasks (feature `tokio-compat`).
+    ///
+    /// The runtime then owns a small tokio runtime (one worker thread, I/O
+    /// and timers enabled) and enters it on every core: what those crates
+    /// spawn runs on tokio's worker, their sockets and timers are driven
+    /// by tokio's reactor, and insane tasks that await them are woken
+    /// across threads. The application's own hot path stays on insane.
+    /// The cost: one more thread, and a cross-thread wake-up (a few µs)
+    /// for every tokio event an insane task waits on.
+    ///
+    /// ```
+    /// # #[cfg(feature = "tokio-compat")] {
+    /// let rt = insane::runtime::Runtime::builder().cores(1).tokio_compat(true).build()?;
+    /// let answer = rt.block_on(async {
+    ///     // A crate's internal tokio::spawn, awaited from an insane task.
+    ///     tokio::spawn(async { 40 + 2 }).await.unwrap()
+    /// });
+    /// assert_eq!(answer, 42);
+    /// # }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// Without it, such a crate panics with tokio's "there is no reactor
+    /// running" (insane cannot intercept that message).
+    pub fn tokio_compat(mut self, on: bool) -> Self {
+        self.tokio_compat = on;
+        self
     }
 
     /// The most threads `spawn_blocking` runs at once (default 512, as
@@ -330,6 +365,13 @@ impl Builder {
         if let Some(name) = thread_name {
             inner = inner.thread_name(name);
         }
+        let tokio = if self.tokio_compat {
+            let tokio = tokio_compat::start()?;
+            inner = inner.on_core_start(tokio_compat::enter_on_core(&tokio));
+            Some(tokio)
+        } else {
+            None
+        };
         if let Some(n) = self.max_blocking_threads {
             inner = inner.max_blocking_threads(n);
         }
@@ -349,6 +391,7 @@ impl Builder {
             inner: inner.build()?,
             driver: kind,
             reason,
+            tokio,
         })
     }
 }
@@ -424,9 +467,12 @@ mod uring {
 /// other cores are threads the runtime owns. Dropping the runtime stops
 /// them and drops their pending tasks on their own cores.
 pub struct Runtime {
+    /// First: the cores stop before the tokio runtime they may use.
     inner: insane_runtime::runtime::Runtime,
     driver: DriverKind,
     reason: String,
+    /// The tokio runtime of [`Builder::tokio_compat`].
+    tokio: Option<tokio_compat::TokioRuntime>,
 }
 
 impl Runtime {
@@ -458,6 +504,8 @@ impl Runtime {
     /// When called from inside a runtime, or when `future` panics.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        // Core 0 runs on this thread: the tokio context only while it does.
+        let _tokio = self.tokio.as_ref().map(tokio_compat::enter);
         self.inner.block_on(future)
     }
 
@@ -666,5 +714,67 @@ mod tests {
         assert_eq!("EPOLL".parse::<Driver>().unwrap(), Driver::Epoll);
         let err = "xdp".parse::<Driver>().unwrap_err();
         assert!(err.to_string().contains("\"xdp\""), "{err}");
+    }
+}
+
+/// The tokio bridge of [`Builder::tokio_compat`].
+mod tokio_compat {
+    use std::io;
+
+    use super::CoreInit;
+
+    #[cfg(feature = "tokio-compat")]
+    pub(super) type TokioRuntime = tokio::runtime::Runtime;
+
+    /// Without the feature there is never a tokio runtime.
+    #[cfg(not(feature = "tokio-compat"))]
+    pub(super) enum TokioRuntime {}
+
+    #[cfg(feature = "tokio-compat")]
+    pub(super) fn start() -> io::Result<TokioRuntime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("insane-tokio-compat")
+            .enable_all()
+            .build()
+            .map_err(|e| io::Error::new(e.kind(), format!("starting the tokio bridge: {e}")))
+    }
+
+    #[cfg(not(feature = "tokio-compat"))]
+    pub(super) fn start() -> io::Result<TokioRuntime> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "tokio_compat needs insane's `tokio-compat` feature (insane = { features = [\"tokio-compat\"] })",
+        ))
+    }
+
+    /// Enters the tokio runtime on every core's thread but core 0 (which
+    /// runs on the caller's thread and enters in `block_on`), for the
+    /// thread's life: the guard is never dropped, the thread ends with the
+    /// runtime.
+    #[cfg(feature = "tokio-compat")]
+    pub(super) fn enter_on_core(tokio: &TokioRuntime) -> CoreInit {
+        let handle = tokio.handle().clone();
+        std::sync::Arc::new(move |core| {
+            if core != 0 {
+                std::mem::forget(handle.enter());
+            }
+            Ok(())
+        })
+    }
+
+    #[cfg(not(feature = "tokio-compat"))]
+    pub(super) fn enter_on_core(tokio: &TokioRuntime) -> CoreInit {
+        match *tokio {}
+    }
+
+    #[cfg(feature = "tokio-compat")]
+    pub(super) fn enter(tokio: &TokioRuntime) -> tokio::runtime::EnterGuard<'_> {
+        tokio.enter()
+    }
+
+    #[cfg(not(feature = "tokio-compat"))]
+    pub(super) fn enter(tokio: &TokioRuntime) {
+        match *tokio {}
     }
 }

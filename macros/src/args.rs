@@ -58,6 +58,7 @@ pub(crate) struct Args {
     pub(crate) cores: Option<usize>,
     pub(crate) driver: Option<Driver>,
     pub(crate) pin_cores: Option<bool>,
+    pub(crate) tokio_compat: Option<bool>,
 }
 
 impl Args {
@@ -71,6 +72,7 @@ impl Args {
         let cores = some_or_none(self.cores.map(|n| quote!(#n)));
         let driver = some_or_none(self.driver.map(|d| d.as_str().into_token_stream()));
         let pin_cores = some_or_none(self.pin_cores.map(|b| quote!(#b)));
+        let tokio_compat = self.tokio_compat.unwrap_or(false);
         let kind = match kind {
             Kind::Main => quote!(::insane::__private::EntryKind::Main),
             Kind::Test => quote!(::insane::__private::EntryKind::Test),
@@ -80,13 +82,15 @@ impl Args {
                 cores: #cores,
                 driver: #driver,
                 pin_cores: #pin_cores,
+                tokio_compat: #tokio_compat,
                 kind: #kind,
             }
         }
     }
 }
 
-const EXPECTED_ARGS: &str = "expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`";
+const EXPECTED_ARGS: &str =
+    "expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`";
 
 /// Parses the tokens between the attribute's parentheses.
 ///
@@ -100,6 +104,7 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
     let mut seen_cores: Option<String> = None;
     let mut seen_driver = false;
     let mut seen_pin_cores = false;
+    let mut seen_tokio_compat = false;
     // `flavor = "current_thread"`, where it was given.
     let mut current_thread: Option<Span> = None;
     let mut seen_flavor = false;
@@ -181,6 +186,25 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
                     other => errors.push(syn::Error::new_spanned(
                         other,
                         "`pin_cores` expects `true` or `false`",
+                    )),
+                }
+            }
+            "tokio_compat" => {
+                if seen_tokio_compat {
+                    errors.push(syn::Error::new_spanned(
+                        ident,
+                        "duplicate argument `tokio_compat`",
+                    ));
+                    continue;
+                }
+                seen_tokio_compat = true;
+                match value {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Bool(b), ..
+                    }) => args.tokio_compat = Some(b.value),
+                    other => errors.push(syn::Error::new_spanned(
+                        other,
+                        "`tokio_compat` expects `true` or `false`",
                     )),
                 }
             }
@@ -400,7 +424,8 @@ mod tests {
             Args {
                 cores: Some(2),
                 driver: Some(Driver::Epoll),
-                pin_cores: None
+                pin_cores: None,
+                tokio_compat: None
             }
         );
         assert_eq!(
@@ -408,7 +433,8 @@ mod tests {
             Args {
                 cores: Some(16),
                 driver: Some(Driver::Uring),
-                pin_cores: Some(false)
+                pin_cores: Some(false),
+                tokio_compat: None
             }
         );
         assert_eq!(
@@ -416,7 +442,8 @@ mod tests {
             Args {
                 cores: None,
                 driver: Some(Driver::Auto),
-                pin_cores: Some(true)
+                pin_cores: Some(true),
+                tokio_compat: None
             }
         );
         assert_eq!(parse("cores = 4usize").unwrap().cores, Some(4));
@@ -493,20 +520,20 @@ mod tests {
         assert_eq!(
             errors(src),
             [
-                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`"
+                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`"
             ]
         );
         assert_eq!(error_column(src), src.find("foo").unwrap());
         assert_eq!(
             errors("start_paused"),
             [
-                "unknown argument `start_paused`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`"
+                "unknown argument `start_paused`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`"
             ]
         );
         assert_eq!(
             errors("a::b = 1"),
             [
-                "unknown argument `a::b`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`"
+                "unknown argument `a::b`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`"
             ]
         );
         assert_eq!(
@@ -534,6 +561,22 @@ mod tests {
         assert_eq!(
             errors("pin_cores = true, pin_cores = true"),
             ["duplicate argument `pin_cores`"]
+        );
+    }
+
+    #[test]
+    fn tokio_compat_is_a_bool() {
+        assert_eq!(
+            parse("tokio_compat = true").unwrap().tokio_compat,
+            Some(true)
+        );
+        assert_eq!(
+            errors("tokio_compat = 1"),
+            ["`tokio_compat` expects `true` or `false`"]
+        );
+        assert_eq!(
+            errors("tokio_compat = true, tokio_compat = false"),
+            ["duplicate argument `tokio_compat`"]
         );
     }
 
@@ -586,7 +629,7 @@ mod tests {
             [
                 "cores must be at least 1",
                 r#"unknown driver "xdp": expected one of "auto", "uring", "epoll""#,
-                "unknown argument `bogus`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`",
+                "unknown argument `bogus`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`",
             ]
         );
     }
@@ -605,6 +648,7 @@ mod tests {
                 cores: ::core::option::Option::Some(2usize),
                 driver: ::core::option::Option::Some("epoll"),
                 pin_cores: ::core::option::Option::None,
+                tokio_compat: false,
                 kind: ::insane::__private::EntryKind::Test,
             }
         };

@@ -476,6 +476,7 @@ mod tests {
                             cores: ::core::option::Option::Some(2usize),
                             driver: ::core::option::Option::Some("epoll"),
                             pin_cores: ::core::option::Option::None,
+                            tokio_compat: false,
                             kind: ::insane::__private::EntryKind::Main,
                         },
                         __insane_body
@@ -732,7 +733,7 @@ mod tests {
                 )
             ),
             [
-                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `flavor` or `worker_threads`"
+                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`"
             ]
         );
         assert_eq!(

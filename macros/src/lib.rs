@@ -74,6 +74,7 @@
 //!             cores: Some(2),
 //!             driver: None,
 //!             pin_cores: None,
+//!             tokio_compat: false,
 //!             kind: ::insane::__private::EntryKind::Main,
 //!         },
 //!         future,
