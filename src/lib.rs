@@ -127,6 +127,11 @@ pub mod io {
         SeekFrom, SimplexStream, Sink, Split, Take, WriteHalf, copy, copy_bidirectional,
         copy_bidirectional_with_sizes, copy_buf, duplex, empty, join, repeat, simplex, sink, split,
     };
+
+    pub mod unix {
+        //! Readiness for any file descriptor (tokio's `io::unix`).
+        pub use insane_net::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+    }
 }
 
 #[doc(hidden)]

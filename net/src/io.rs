@@ -79,6 +79,17 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
         self.get_ref().as_fd().as_raw_fd()
     }
 
+    /// Deregisters from every driver and returns the value, for types that
+    /// never start a completion-based operation (nothing else holds it).
+    pub(crate) fn into_unshared(mut self) -> S {
+        let io = self.io.take();
+        self.registration.release(());
+        match io.map(Arc::try_unwrap) {
+            Some(Ok(io)) => io,
+            _ => unreachable!("PollIo::into_unshared on a shared value"),
+        }
+    }
+
     /// Deregisters from every driver and returns the socket (still in
     /// non-blocking mode).
     ///

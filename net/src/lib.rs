@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 mod addr;
+mod async_fd;
 pub mod config;
 mod every_core;
 mod io;
@@ -82,6 +83,7 @@ pub mod buf {
 }
 
 pub use addr::{ToSocketAddrs, lookup_host};
+pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 pub use owned::{BufResult, IoBuf, IoBufMut, PooledBuf, RecvPool, RecvStream, Slice};
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
