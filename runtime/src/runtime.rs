@@ -685,10 +685,10 @@ impl Handle {
     /// use insane_runtime::runtime::{Handle, Runtime};
     /// let rt = Runtime::builder().cores(3).build()?;
     /// let handle = rt.handle();
-    /// let cores: Vec<_> = (0..2)
+    /// let tasks: Vec<_> = (0..2)
     ///     .map(|_| handle.spawn(async { Runtime::current_core().unwrap() }))
-    ///     .map(|task| handle.block_on(task).unwrap())
     ///     .collect();
+    /// let cores: Vec<_> = tasks.into_iter().map(|t| handle.block_on(t).unwrap()).collect();
     /// assert_eq!(cores, [1, 2]); // round-robin over the worker cores
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -771,8 +771,9 @@ impl Handle {
     /// `block_on`).
     ///
     /// **Unlike tokio**, the future runs as a task on a core, chosen as
-    /// [`spawn`](Self::spawn) chooses (a worker core, round-robin), so it
-    /// must be `Send + 'static`: timers and sockets it uses are that core's.
+    /// [`spawn`](Self::spawn) chooses (a worker core, round-robin; it takes
+    /// its turn in the rotation), so it must be `Send + 'static`: timers and
+    /// sockets it uses are that core's.
     /// On a 1-core runtime the task waits until core 0 runs
     /// ([`Runtime::block_on`] on the runtime's thread). If the future
     /// panics, the panic is resumed here, as in tokio.
