@@ -815,9 +815,7 @@ impl Handle {
         match wait(self.spawn(future)) {
             Ok(out) => out,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => panic!(
-                "Handle::block_on: the runtime shut down before the future completed"
-            ),
+            Err(_) => panic!("Handle::block_on: the runtime shut down before the future completed"),
         }
     }
 

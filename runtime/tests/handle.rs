@@ -81,8 +81,10 @@ fn runtime_spawn_on_a_core_of_the_runtime_stays_on_that_core() {
     assert_eq!(core.unwrap(), Some(0), "like insane::spawn");
     let handle = rt.handle().clone();
     let core = rt.block_on(async move {
-        task::spawn_on(1, async move { handle.spawn(async { Runtime::current_core() }).await })
-            .await
+        task::spawn_on(1, async move {
+            handle.spawn(async { Runtime::current_core() }).await
+        })
+        .await
     });
     assert_eq!(core.unwrap().unwrap(), Some(1));
 }
@@ -234,9 +236,16 @@ fn shutdown_timeout_returns_within_the_timeout_while_a_closure_sleeps_longer() {
     rt.shutdown_timeout(Duration::from_millis(100));
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(100), "it waited: {took:?}");
-    assert!(took < Duration::from_secs(2), "it did not wait for the sleep: {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "it did not wait for the sleep: {took:?}"
+    );
     assert_eq!(drops.count(), 1, "the pending task was dropped");
-    assert!(futures::executor::block_on(queued).unwrap_err().is_cancelled());
+    assert!(
+        futures::executor::block_on(queued)
+            .unwrap_err()
+            .is_cancelled()
+    );
 }
 
 #[test]

@@ -336,16 +336,14 @@ where
     // future may be polled and dropped on any thread; the schedule function
     // is Send + Sync + 'static.
     let (runnable, task) = unsafe {
-        async_task::Builder::new()
-            .metadata(header)
-            .spawn_unchecked(
-                move |header| BlockingTask {
-                    header,
-                    f: Some(f),
-                    handle,
-                },
-                schedule,
-            )
+        async_task::Builder::new().metadata(header).spawn_unchecked(
+            move |header| BlockingTask {
+                header,
+                f: Some(f),
+                handle,
+            },
+            schedule,
+        )
     };
     let handle = JoinHandle::new(task, runnable.waker());
     runnable.schedule();
