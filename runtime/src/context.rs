@@ -37,7 +37,7 @@ pub(crate) fn current_handle() -> Result<Handle, NoHandle> {
     if let Some(h) = entered {
         return Ok(h);
     }
-    with_core(|c| Handle::for_core(c)).ok_or(NoHandle::Missing)
+    with_core(Handle::for_core).ok_or(NoHandle::Missing)
 }
 
 /// The handle entered on this thread (not the core's), if any.
