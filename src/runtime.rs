@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 pub use insane_runtime::affinity;
 pub use insane_runtime::driver::DriverKind;
-pub use insane_runtime::runtime::{CoreHandle, CoreInit, IdlePolicy, SpinGuard};
+pub use insane_runtime::runtime::{
+    CoreHandle, CoreInit, EnterGuard, Handle, Id, IdlePolicy, SpinGuard, TryCurrentError,
+};
 
 use insane_net::config::{Config, RuntimeConfig};
 
@@ -465,7 +467,10 @@ mod uring {
 ///
 /// Core 0 is the thread that calls [`block_on`](Runtime::block_on); the
 /// other cores are threads the runtime owns. Dropping the runtime stops
-/// them and drops their pending tasks on their own cores.
+/// them and drops their pending tasks on their own cores; then it waits for
+/// running blocking closures ([`shutdown_timeout`](Runtime::shutdown_timeout)
+/// and [`shutdown_background`](Runtime::shutdown_background) wait less).
+/// [`handle`](Runtime::handle) reaches it from other threads.
 pub struct Runtime {
     /// First: the cores stop before the tokio runtime they may use.
     inner: insane_runtime::runtime::Runtime,
@@ -509,13 +514,112 @@ impl Runtime {
         self.inner.block_on(future)
     }
 
-    /// Spawns a `Send` future on core 0; it runs while `block_on` runs.
+    /// Spawns a `Send` future on the runtime: `rt.handle().spawn(future)`,
+    /// as in tokio. From a thread that is not one of its cores, the task
+    /// goes to a worker core (`1..n`) chosen round-robin and runs at once,
+    /// without `block_on`; on a core of this runtime it stays on that core.
+    /// A 1-core runtime has only core 0, which runs while `block_on` runs.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(2).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// rt.spawn(async move { tx.send("ran on a worker core").unwrap() });
+    /// assert_eq!(rx.recv().unwrap(), "ran on a worker core");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         self.inner.spawn(future)
+    }
+
+    /// Runs the blocking closure `f` on the runtime's blocking thread pool,
+    /// from any thread (`insane::task::spawn_blocking`'s pool and rules).
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(1).build()?;
+    /// let task = rt.spawn_blocking(|| 2 + 2);
+    /// assert_eq!(rt.block_on(task).unwrap(), 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.inner.spawn_blocking(f)
+    }
+
+    /// A [`Handle`] to this runtime, usable from any thread (see its doc for
+    /// where its tasks run and how its `block_on` differs from tokio's).
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(2).build()?;
+    /// let handle = rt.handle().clone();
+    /// let n = std::thread::spawn(move || handle.block_on(async { 6 * 7 })).join().unwrap();
+    /// assert_eq!(n, 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn handle(&self) -> &Handle {
+        self.inner.handle()
+    }
+
+    /// Enters the runtime's context on this thread until the guard is
+    /// dropped: `insane::spawn`, `spawn_blocking` and `Handle::current()`
+    /// then work on a thread that is not a core (tasks go to worker cores,
+    /// round-robin). It does not make the thread a core (timers and sockets
+    /// still need one), and it does not enter the
+    /// [`tokio_compat`](Builder::tokio_compat) bridge's tokio context.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(2).build()?;
+    /// let _guard = rt.enter();
+    /// let task = insane::spawn(async { "spawned off the runtime's threads" });
+    /// assert_eq!(rt.handle().block_on(task).unwrap(), "spawned off the runtime's threads");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.inner.enter()
+    }
+
+    /// Stops the cores (pending tasks are cancelled and dropped on their own
+    /// core), cancels blocking closures that have not started, and waits at
+    /// most `duration` for the running ones; those still running finish on
+    /// their own. Like tokio's `Runtime::shutdown_timeout`. The
+    /// [`tokio_compat`](Builder::tokio_compat) bridge, if any, is then
+    /// dropped as when the runtime is dropped.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let rt = insane::runtime::Runtime::builder().cores(1).build()?;
+    /// rt.spawn_blocking(|| std::thread::sleep(Duration::from_millis(500)));
+    /// let start = Instant::now();
+    /// rt.shutdown_timeout(Duration::from_millis(10));
+    /// assert!(start.elapsed() < Duration::from_millis(400));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown_timeout(self, duration: std::time::Duration) {
+        // The cores stop before the tokio runtime they may use.
+        let Runtime { inner, tokio, .. } = self;
+        inner.shutdown_timeout(duration);
+        drop(tokio);
+    }
+
+    /// [`shutdown_timeout`](Self::shutdown_timeout) without waiting for
+    /// blocking closures, as tokio's `Runtime::shutdown_background`.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(1).build()?;
+    /// rt.spawn_blocking(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+    /// rt.shutdown_background();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown_background(self) {
+        let Runtime { inner, tokio, .. } = self;
+        inner.shutdown_background();
+        drop(tokio);
     }
 
     /// The number of cores of this runtime.

@@ -2,13 +2,75 @@
 //!
 //! Everything that needs "the current core" (spawning, timers, reactors)
 //! goes through [`with_core`]; it is `None` outside a runtime.
+//!
+//! Beside it, the thread's *entered* [`Handle`]: set for their whole life
+//! on worker cores, during `Runtime::block_on` on core 0, and while a
+//! `Runtime::enter` / `Handle::enter` guard lives on any thread. It is
+//! what `Handle::current()` returns and what `spawn` uses on a thread
+//! that is not a core.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use crate::core::Core;
+use crate::runtime::Handle;
 
 thread_local! {
     static CURRENT: Cell<*const Core> = const { Cell::new(std::ptr::null()) };
+    static HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
+}
+
+/// Why there is no current handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoHandle {
+    /// Not a core, and no `enter` guard.
+    Missing,
+    /// The thread's locals are being destroyed.
+    Destroyed,
+}
+
+/// The handle entered on this thread, else the runtime of the core this
+/// thread runs.
+pub(crate) fn current_handle() -> Result<Handle, NoHandle> {
+    let entered = HANDLE
+        .try_with(|h| h.borrow().clone())
+        .map_err(|_| NoHandle::Destroyed)?;
+    if let Some(h) = entered {
+        return Ok(h);
+    }
+    with_core(Handle::for_core).ok_or(NoHandle::Missing)
+}
+
+/// The handle entered on this thread (not the core's), if any.
+pub(crate) fn entered_handle() -> Option<Handle> {
+    HANDLE.try_with(|h| h.borrow().clone()).ok().flatten()
+}
+
+/// Makes `handle` the entered one until the returned guard is dropped,
+/// which restores the previous one.
+pub(crate) fn enter_handle(handle: Handle) -> HandleGuard {
+    let previous = HANDLE
+        .try_with(|h| h.borrow_mut().replace(handle))
+        .ok()
+        .flatten();
+    HandleGuard { previous }
+}
+
+/// Restores the previously entered handle when dropped.
+pub(crate) struct HandleGuard {
+    previous: Option<Handle>,
+}
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // The handle replaced here is dropped outside the borrow: its drop
+        // may release the runtime's last reference.
+        let replaced = HANDLE
+            .try_with(|h| std::mem::replace(&mut *h.borrow_mut(), previous))
+            .ok()
+            .flatten();
+        drop(replaced);
+    }
 }
 
 /// Runs `f` with the core this thread is executing, or returns `None` when

@@ -3,7 +3,9 @@
 //! One [`runtime::Runtime`] owns `n` cores; each core is one thread with
 //! its own run queue, timer wheel and [`reactor::Reactor`]s (the drivers).
 //! Tasks stay on the core they were spawned on; [`task::spawn_on`] moves
-//! work to another core through a lock-free queue. Applications normally
+//! work to another core through a lock-free queue. A
+//! [`runtime::Handle`] reaches the runtime from any thread (spawn, block
+//! on, enter). Applications normally
 //! use this crate through the `insane` facade (`insane::spawn`,
 //! `insane::time::sleep`, `#[insane::main]`).
 

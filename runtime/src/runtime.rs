@@ -3,15 +3,21 @@
 //!
 //! Core 0 is the thread that calls [`Runtime::block_on`]; cores `1..n` are
 //! threads the runtime starts and joins when it is dropped.
+//!
+//! A [`Handle`] (from [`Runtime::handle`] or [`Handle::current`]) reaches
+//! the runtime from any thread: spawn on it, block on it, enter it.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
+use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle as ThreadHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::affinity;
 use crate::context;
@@ -197,6 +203,7 @@ impl Builder {
                 &self.thread_name,
             )),
         });
+        let handle = Handle::new(shared.clone(), 0);
         let cpu_of = |i: usize| cpus.get(i % cpus.len().max(1)).copied();
 
         let (ready_tx, ready_rx) = mpsc::channel::<(usize, io::Result<()>)>();
@@ -207,9 +214,12 @@ impl Builder {
             let idle = self.idle;
             let cpu = if self.pin_cores { cpu_of(index) } else { None };
             let ready = ready_tx.clone();
+            let entered = handle.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
                 .spawn(move || {
+                    // A worker core is inside its runtime for its whole life.
+                    let _entered = context::enter_handle(entered);
                     let core = Core::new(rt_shared.cores[index].clone(), rt_shared.clone(), idle);
                     let started = start_core(&core, cpu, &init);
                     let ok = started.is_ok();
@@ -232,6 +242,7 @@ impl Builder {
         }
         drop(ready_tx);
 
+        let entered = context::enter_handle(handle.clone());
         let core0 = Rc::new(Core::new(
             shared.cores[0].clone(),
             shared.clone(),
@@ -259,10 +270,13 @@ impl Builder {
                 }
             }
         }
+        drop(entered);
         let runtime = Runtime {
             shared,
             core0,
             threads,
+            handle,
+            stopped: false,
         };
         if let Some((index, e)) = first_error {
             drop(runtime);
@@ -304,7 +318,8 @@ fn shutdown_threads(shared: &RuntimeShared, threads: Vec<ThreadHandle<()>>) {
 /// and dropped on their own core (their destructors run). Then blocking
 /// closures ([`spawn_blocking`](crate::task::spawn_blocking)) that have not
 /// started are cancelled, and the drop waits for the running ones to
-/// return, as tokio's does.
+/// return, as tokio's does ([`shutdown_timeout`](Runtime::shutdown_timeout)
+/// and [`shutdown_background`](Runtime::shutdown_background) wait less).
 ///
 /// ```
 /// use insane_runtime::runtime::Runtime;
@@ -319,6 +334,12 @@ pub struct Runtime {
     shared: Arc<RuntimeShared>,
     core0: Rc<Core>,
     threads: Vec<ThreadHandle<()>>,
+    /// The handle every core thread has entered (its round-robin counter
+    /// is the one `Runtime::spawn` uses).
+    handle: Handle,
+    /// The cores have stopped and the blocking pool was shut down
+    /// (`shutdown_timeout`), so `Drop` has nothing left to do.
+    stopped: bool,
 }
 
 impl Runtime {
@@ -338,6 +359,12 @@ impl Runtime {
     /// Runs `future` to completion on core 0 (this thread), together with
     /// the tasks of core 0; the other cores run their tasks meanwhile.
     ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+    /// assert_eq!(rt.block_on(async { 6 * 7 }), 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
     /// # Panics
     /// When called from inside a runtime (it would block a core), or when
     /// `future` panics.
@@ -349,16 +376,148 @@ impl Runtime {
                  this would block the core's other tasks (await the future instead)"
             );
         }
+        let _entered = context::enter_handle(self.handle.clone());
         self.core0.block_on(future)
     }
 
-    /// Spawns a `Send` future on core 0; it runs while `block_on` runs.
+    /// Spawns a `Send` future on this runtime and returns its
+    /// [`JoinHandle`](crate::task::JoinHandle): what
+    /// [`Handle::spawn`] does (`rt.handle().spawn(future)`, as in tokio).
+    ///
+    /// From a thread that is not one of this runtime's cores (the usual
+    /// case: the thread that owns the runtime, outside `block_on`), the
+    /// task goes to a worker core (`1..n`), chosen round-robin, so it runs
+    /// at once without anyone calling `block_on`. On a core of this
+    /// runtime it stays on that core, like [`spawn`](crate::task::spawn).
+    /// A 1-core runtime has only core 0, which runs while `block_on` runs:
+    /// its tasks wait for that.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(2).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// rt.spawn(async move { tx.send(1 + 1).unwrap() });
+    /// // Core 1 runs the task; nobody calls block_on.
+    /// assert_eq!(rx.recv().unwrap(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn spawn<F>(&self, future: F) -> crate::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        crate::task::spawn_send(self.shared.cores[0].clone(), future)
+        self.handle.spawn(future)
+    }
+
+    /// Runs the blocking closure `f` on this runtime's blocking thread
+    /// pool; [`Handle::spawn_blocking`] (and
+    /// [`task::spawn_blocking`](crate::task::spawn_blocking)'s rules).
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+    /// let sum = rt.spawn_blocking(|| (1..=10u32).sum::<u32>());
+    /// assert_eq!(rt.block_on(sum).unwrap(), 55);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> crate::task::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
+    }
+
+    /// A [`Handle`] to this runtime: `Clone + Send + Sync`, usable from any
+    /// thread, as tokio's `Runtime::handle`.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(2).build()?;
+    /// let handle = rt.handle().clone();
+    /// let n = std::thread::spawn(move || handle.block_on(async { 21 * 2 }))
+    ///     .join()
+    ///     .unwrap();
+    /// assert_eq!(n, 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Enters this runtime's context on this thread until the guard is
+    /// dropped: [`spawn`](crate::task::spawn),
+    /// [`spawn_blocking`](crate::task::spawn_blocking) and
+    /// [`Handle::current`] then work on a thread that is not a core, and
+    /// spawn through the handle (worker cores, round-robin). Like tokio's
+    /// `Runtime::enter`. It does not make the thread a core: timers,
+    /// sockets and [`spawn_local`](crate::task::spawn_local) still need one.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(2).build()?;
+    /// let _guard = rt.enter();
+    /// let task = insane_runtime::spawn(async { "spawned from a plain thread" });
+    /// # drop(task);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.handle.enter()
+    }
+
+    /// Shuts the runtime down, waiting at most `duration` for blocking
+    /// closures. Like tokio's `Runtime::shutdown_timeout`.
+    ///
+    /// First the cores stop, as when the runtime is dropped: every pending
+    /// task is cancelled and dropped on its own core (its destructor runs
+    /// there; the core threads are joined, which takes as long as those
+    /// destructors). Then blocking closures that have not started are
+    /// cancelled, and the call waits until the running ones return or
+    /// `duration` has passed, whichever is first; those still running then
+    /// finish on their own threads, which exit afterwards.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+    /// rt.spawn_blocking(|| std::thread::sleep(Duration::from_millis(500)));
+    /// let start = Instant::now();
+    /// rt.shutdown_timeout(Duration::from_millis(10));
+    /// assert!(start.elapsed() < Duration::from_millis(400));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown_timeout(mut self, duration: Duration) {
+        self.stop_cores();
+        self.shared
+            .blocking
+            .shutdown_until(Some(Instant::now() + duration));
+        self.stopped = true;
+    }
+
+    /// Shuts the runtime down without waiting for blocking closures:
+    /// [`shutdown_timeout`](Self::shutdown_timeout) with a zero duration,
+    /// as in tokio. The cores still stop (their tasks are dropped on their
+    /// own cores) before it returns.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+    /// rt.spawn_blocking(|| std::thread::sleep(std::time::Duration::from_millis(50)));
+    /// rt.shutdown_background(); // returns without waiting for the sleep
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown_background(self) {
+        self.shutdown_timeout(Duration::ZERO);
+    }
+
+    /// Stops every core: tasks are cancelled and dropped on their own core.
+    fn stop_cores(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for core in &self.shared.cores {
+            core.wake();
+        }
+        {
+            // Destructors of core 0's tasks may look for their runtime.
+            let _entered = context::enter_handle(self.handle.clone());
+            self.core0.shutdown();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 
     #[cfg(test)]
@@ -386,17 +545,13 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.shared.shutdown.store(true, Ordering::Release);
-        for core in &self.shared.cores {
-            core.wake();
+        if self.stopped {
+            return;
         }
-        self.core0.shutdown();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.stop_cores();
         // Blocking closures that have not started are cancelled; running
         // ones are waited for (tokio's behaviour).
-        self.shared.blocking.shutdown();
+        self.shared.blocking.shutdown_until(None);
     }
 }
 
@@ -407,6 +562,419 @@ impl fmt::Debug for Runtime {
             .finish()
     }
 }
+
+/// A handle to a [`Runtime`]: `Clone + Send + Sync`, usable from any
+/// thread, with tokio's `runtime::Handle` names. Get one with
+/// [`Runtime::handle`] or, inside the runtime, [`Handle::current`].
+///
+/// Where thread-per-core makes it differ from tokio's:
+/// - [`spawn`](Self::spawn) picks a core: on a core of this runtime, that
+///   core (like [`task::spawn`](crate::task::spawn)); from any other thread,
+///   a worker core (`1..n`) chosen round-robin. Tasks never move afterwards.
+///   A 1-core runtime has only core 0, which runs while
+///   [`Runtime::block_on`] runs: tasks spawned on it from elsewhere wait
+///   for that.
+/// - [`block_on`](Self::block_on) runs the future as a task on a core and
+///   blocks the caller until it completes, so the future must be
+///   `Send + 'static` (tokio polls it on the calling thread and needs
+///   neither).
+/// - [`enter`](Self::enter) makes `spawn`, `spawn_blocking` and
+///   `Handle::current` work on a thread that is not a core, but it does not
+///   make the thread a core: timers, sockets and `spawn_local` still need
+///   one.
+///
+/// ```
+/// use insane_runtime::runtime::{Handle, Runtime};
+/// let rt = Runtime::builder().cores(2).build()?;
+/// let handle: Handle = rt.handle().clone();
+/// let answer = std::thread::spawn(move || {
+///     let task = handle.spawn(async { 40 + 2 });
+///     handle.block_on(task).unwrap()
+/// })
+/// .join()
+/// .unwrap();
+/// assert_eq!(answer, 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    shared: Arc<RuntimeShared>,
+    /// Round-robin position among the worker cores.
+    next: AtomicUsize,
+}
+
+impl Handle {
+    pub(crate) fn new(shared: Arc<RuntimeShared>, start: usize) -> Self {
+        Handle {
+            inner: Arc::new(HandleInner {
+                shared,
+                next: AtomicUsize::new(start),
+            }),
+        }
+    }
+
+    /// A handle to the runtime `core` belongs to. Every core thread has its
+    /// runtime's handle entered, so this serves only code running on a
+    /// core outside those moments.
+    pub(crate) fn for_core(core: &Core) -> Self {
+        Handle::new(core.runtime.clone(), core.index())
+    }
+
+    /// The runtime's blocking thread pool.
+    pub(crate) fn blocking_pool(&self) -> &Arc<crate::task::BlockingPool> {
+        &self.inner.shared.blocking
+    }
+
+    /// The handle of the runtime the caller is in: the one entered on this
+    /// thread ([`Runtime::enter`], [`Handle::enter`]), else the runtime of
+    /// the core running the caller. Like tokio's `Handle::current`.
+    ///
+    /// ```
+    /// use insane_runtime::runtime::{Handle, Runtime};
+    /// let rt = Runtime::builder().cores(1).build()?;
+    /// let cores = rt.block_on(async { Handle::current().num_cores() });
+    /// assert_eq!(cores, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// Outside a runtime (not a core, no `enter` guard), as tokio does;
+    /// [`try_current`](Self::try_current) returns an error instead.
+    #[track_caller]
+    pub fn current() -> Self {
+        match Self::try_current() {
+            Ok(handle) => handle,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The handle of the runtime the caller is in, or an error outside a
+    /// runtime. Like tokio's `Handle::try_current`.
+    ///
+    /// ```
+    /// use insane_runtime::runtime::{Handle, Runtime};
+    /// assert!(Handle::try_current().unwrap_err().is_missing_context());
+    /// let rt = Runtime::builder().cores(1).build()?;
+    /// assert!(rt.block_on(async { Handle::try_current() }).is_ok());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TryCurrentError`]: no runtime on this thread, or the thread is
+    /// being torn down.
+    pub fn try_current() -> Result<Self, TryCurrentError> {
+        context::current_handle().map_err(|why| TryCurrentError {
+            destroyed: why == context::NoHandle::Destroyed,
+        })
+    }
+
+    /// Spawns a `Send` future on the runtime and returns its
+    /// [`JoinHandle`](crate::task::JoinHandle), from any thread. Like
+    /// tokio's `Handle::spawn`, except where the task runs (it never moves
+    /// afterwards): on a core of this runtime, that core; from any other
+    /// thread, a worker core (`1..n`) chosen round-robin. On a 1-core
+    /// runtime every such task goes to core 0, which runs while
+    /// [`Runtime::block_on`] runs. After the runtime shut down, the task is
+    /// cancelled at once (its `JoinHandle` reports a cancellation).
+    ///
+    /// ```
+    /// use insane_runtime::runtime::{Handle, Runtime};
+    /// let rt = Runtime::builder().cores(3).build()?;
+    /// let handle = rt.handle();
+    /// let tasks: Vec<_> = (0..2)
+    ///     .map(|_| handle.spawn(async { Runtime::current_core().unwrap() }))
+    ///     .collect();
+    /// let cores: Vec<_> = tasks.into_iter().map(|t| handle.block_on(t).unwrap()).collect();
+    /// assert_eq!(cores, [1, 2]); // round-robin over the worker cores
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn<F>(&self, future: F) -> crate::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let here = context::with_core(|c| {
+            Arc::ptr_eq(&c.runtime, &self.inner.shared).then(|| c.shared.clone())
+        })
+        .flatten();
+        let core = here.unwrap_or_else(|| self.next_worker());
+        crate::task::spawn_send(core, future)
+    }
+
+    /// The next worker core, round-robin (core 0 on a 1-core runtime).
+    fn next_worker(&self) -> Arc<CoreShared> {
+        let cores = &self.inner.shared.cores;
+        let workers = cores.len() - 1;
+        if workers == 0 {
+            return cores[0].clone();
+        }
+        let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        cores[1 + n % workers].clone()
+    }
+
+    /// Runs the blocking closure `f` on the runtime's blocking thread pool,
+    /// from any thread; like tokio's `Handle::spawn_blocking` and
+    /// [`task::spawn_blocking`](crate::task::spawn_blocking) (same pool,
+    /// limits and abort rules). The closure runs with this handle entered.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+    /// let task = rt.handle().spawn_blocking(|| "from the pool");
+    /// assert_eq!(rt.block_on(task).unwrap(), "from the pool");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> crate::task::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        crate::task::spawn_blocking_in(self.clone(), f)
+    }
+
+    /// Enters the runtime's context on this thread until the guard is
+    /// dropped (which restores the previous one): like tokio's
+    /// `Handle::enter`. While it lives, [`task::spawn`](crate::task::spawn),
+    /// [`task::spawn_blocking`](crate::task::spawn_blocking) and
+    /// [`Handle::current`] work on a thread that is not a core and spawn
+    /// through this handle. It does not make the thread a core: timers,
+    /// sockets and `spawn_local` still need one. Guards should be dropped
+    /// in the reverse order of their creation (tokio panics otherwise;
+    /// insane restores whatever the dropped guard replaced).
+    ///
+    /// ```
+    /// use insane_runtime::runtime::{Handle, Runtime};
+    /// let rt = Runtime::builder().cores(2).build()?;
+    /// let handle = rt.handle().clone();
+    /// std::thread::spawn(move || {
+    ///     let _guard = handle.enter();
+    ///     let task = insane_runtime::spawn(async { 7 });
+    ///     assert_eq!(Handle::current().block_on(task).unwrap(), 7);
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard {
+            _guard: context::enter_handle(self.clone()),
+            _handle: PhantomData,
+        }
+    }
+
+    /// Runs `future` to completion on the runtime and blocks this thread
+    /// until it has: for threads that are not cores (a plain
+    /// `std::thread`, a blocking closure, a test's main thread outside
+    /// `block_on`).
+    ///
+    /// **Unlike tokio**, the future runs as a task on a core, chosen as
+    /// [`spawn`](Self::spawn) chooses (a worker core, round-robin; it takes
+    /// its turn in the rotation), so it must be `Send + 'static`: timers and
+    /// sockets it uses are that core's.
+    /// On a 1-core runtime the task waits until core 0 runs
+    /// ([`Runtime::block_on`] on the runtime's thread). If the future
+    /// panics, the panic is resumed here, as in tokio.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(2).build()?;
+    /// let handle = rt.handle().clone();
+    /// let out = std::thread::spawn(move || {
+    ///     handle.block_on(async {
+    ///         insane_runtime::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///         "slept on a core"
+    ///     })
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// assert_eq!(out, "slept on a core");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// On a core thread of any insane runtime (blocking it would stop every
+    /// task of that core, possibly the one this waits for: await the future
+    /// instead); when the future panics; when the runtime shuts down before
+    /// the future completes.
+    #[track_caller]
+    pub fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if context::is_inside() {
+            panic!(
+                "Handle::block_on called on a core thread of an insane runtime; \
+                 blocking the core would stop its tasks and could deadlock \
+                 (await the future instead, or call block_on from a thread \
+                 that is not a core, e.g. inside spawn_blocking)"
+            );
+        }
+        match wait(self.spawn(future)) {
+            Ok(out) => out,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => panic!("Handle::block_on: the runtime shut down before the future completed"),
+        }
+    }
+
+    /// This runtime's id, unique among the runtimes of the process. Like
+    /// tokio's `Handle::id` (unstable in tokio).
+    ///
+    /// ```
+    /// use insane_runtime::runtime::Runtime;
+    /// let a = Runtime::builder().cores(1).build()?;
+    /// let b = Runtime::builder().cores(1).build()?;
+    /// assert_ne!(a.handle().id(), b.handle().id());
+    /// assert_eq!(a.handle().id(), a.handle().clone().id());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn id(&self) -> Id {
+        Id(self.inner.shared.cores[0].uid)
+    }
+
+    /// The number of cores of the runtime.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(2).build()?;
+    /// assert_eq!(rt.handle().num_cores(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn num_cores(&self) -> usize {
+        self.inner.shared.cores.len()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("id", &self.id())
+            .field("cores", &self.num_cores())
+            .finish()
+    }
+}
+
+/// Blocks this thread until `future` completes (its waker unparks us).
+fn wait<F: Future>(future: F) -> F::Output {
+    struct Unparker(std::thread::Thread);
+    impl Wake for Unparker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unparker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// A runtime's id ([`Handle::id`]), unique within the process; like
+/// tokio's `runtime::Id`.
+///
+/// ```
+/// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+/// let id: insane_runtime::runtime::Id = rt.handle().id();
+/// println!("runtime {id}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(u64);
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The runtime context entered on this thread by [`Runtime::enter`] or
+/// [`Handle::enter`]; dropping it restores the previous context. Not
+/// `Send`: it must be dropped on the thread that entered.
+///
+/// ```
+/// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+/// let guard: insane_runtime::runtime::EnterGuard<'_> = rt.enter();
+/// assert!(insane_runtime::runtime::Handle::try_current().is_ok());
+/// drop(guard);
+/// assert!(insane_runtime::runtime::Handle::try_current().is_err());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use = "the context is entered only while the guard lives"]
+pub struct EnterGuard<'a> {
+    _guard: context::HandleGuard,
+    /// Borrows the handle, as tokio's guard does, and is `!Send`.
+    _handle: PhantomData<(&'a Handle, Rc<()>)>,
+}
+
+impl fmt::Debug for EnterGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnterGuard").finish_non_exhaustive()
+    }
+}
+
+/// Why [`Handle::try_current`] found no runtime; like tokio's
+/// `runtime::TryCurrentError`.
+///
+/// ```
+/// let e = insane_runtime::runtime::Handle::try_current().unwrap_err();
+/// assert!(e.is_missing_context());
+/// assert!(!e.is_thread_local_destroyed());
+/// println!("{e}");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TryCurrentError {
+    destroyed: bool,
+}
+
+impl TryCurrentError {
+    /// The thread is not a core and has no `enter` guard.
+    ///
+    /// ```
+    /// let e = insane_runtime::runtime::Handle::try_current().unwrap_err();
+    /// assert!(e.is_missing_context());
+    /// ```
+    pub fn is_missing_context(&self) -> bool {
+        !self.destroyed
+    }
+
+    /// The thread's locals were being destroyed (the call came from a
+    /// thread-local's destructor).
+    ///
+    /// ```
+    /// let e = insane_runtime::runtime::Handle::try_current().unwrap_err();
+    /// assert!(!e.is_thread_local_destroyed());
+    /// ```
+    pub fn is_thread_local_destroyed(&self) -> bool {
+        self.destroyed
+    }
+}
+
+impl fmt::Display for TryCurrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.destroyed {
+            f.write_str(
+                "the insane runtime context is being destroyed: this thread's \
+                 locals are being torn down",
+            )
+        } else {
+            f.write_str(
+                "there is no insane runtime on this thread: call this from a core \
+                 (inside #[insane::main], #[insane::test] or Runtime::block_on) or \
+                 while a Runtime::enter / Handle::enter guard is held",
+            )
+        }
+    }
+}
+
+impl std::error::Error for TryCurrentError {}
 
 /// A handle to one core of a runtime, usable from any thread: spawn work
 /// there (e.g. cleanup of per-core driver state owned by that core).

@@ -7,7 +7,8 @@
 //! [`Builder::thread_keep_alive`](crate::runtime::Builder::thread_keep_alive)
 //! idle (default 10 s). Closures beyond that many wait in a FIFO queue.
 //! Dropping the runtime cancels the closures that have not started and
-//! waits for the running ones (tokio's behaviour).
+//! waits for the running ones (tokio's behaviour);
+//! `Runtime::shutdown_timeout` and `shutdown_background` wait less.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -15,11 +16,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Id, JoinError, JoinHandle, TaskHeader, coop};
 use crate::context;
 use crate::core::Runnable;
+use crate::runtime::Handle;
 
 /// Default [`max_blocking_threads`](crate::runtime::Builder::max_blocking_threads).
 pub(crate) const DEFAULT_MAX_THREADS: usize = 512;
@@ -175,19 +177,35 @@ impl Pool {
     }
 
     /// Cancels the closures that have not started and waits until every
-    /// thread has finished the one it runs.
-    pub(crate) fn shutdown(&self) {
+    /// thread has finished the one it runs, or until `deadline` (`None`:
+    /// no limit). Threads still running a closure then finish it on their
+    /// own and exit: they see `shutdown` and take no more work.
+    pub(crate) fn shutdown_until(&self, deadline: Option<Instant>) {
         let mut state = self.lock();
         state.shutdown = true;
         let queued = std::mem::take(&mut state.queue);
         self.work.notify_all();
         while state.threads > 0 {
-            state = self
-                .exited
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = match deadline {
+                None => self
+                    .exited
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.exited
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
         }
         drop(state);
+        // Dropping the runnables cancels those tasks (outside the lock: a
+        // task's drop may reach the pool).
         drop(queued);
     }
 
@@ -198,10 +216,12 @@ impl Pool {
     }
 }
 
-/// The future a blocking task runs: the closure, called once.
+/// The future a blocking task runs: the closure, called once, with its
+/// runtime's handle entered.
 struct BlockingTask<'h, F> {
     header: &'h TaskHeader,
     f: Option<F>,
+    handle: Option<Handle>,
 }
 
 impl<F> Unpin for BlockingTask<'_, F> {}
@@ -222,7 +242,9 @@ impl<F: FnOnce() -> R, R> Future for BlockingTask<'_, F> {
         }
         let _ = CURRENT.try_with(|c| c.set(Some(header.id())));
         let guard = CurrentGuard;
+        let entered = self.handle.take().map(context::enter_handle);
         let out = coop::with_unconstrained(|| catch_unwind(AssertUnwindSafe(f)));
+        drop(entered);
         drop(guard);
         header.set_finished();
         Poll::Ready(out.map_err(|payload| JoinError::panic(header.id(), payload)))
@@ -246,11 +268,16 @@ impl<F> Drop for BlockingTask<'_, F> {
 /// [`JoinHandle::abort`] cancels it only if it has not started. A panic in
 /// `f` is reported as [`JoinError::is_panic`].
 ///
-/// It may be called from a core or from inside another blocking closure.
-/// Unlike tokio, a blocking closure is not "inside the runtime":
-/// `task::spawn` and timers panic there (there is no current core); use
-/// [`CoreHandle::spawn`](crate::runtime::CoreHandle::spawn) to hand work
-/// back to a core.
+/// It may be called from a core, from inside another blocking closure, or
+/// on a thread that entered a runtime
+/// ([`Runtime::enter`](crate::runtime::Runtime::enter)). The closure runs
+/// with its runtime's [`Handle`] entered, as in tokio:
+/// [`task::spawn`](crate::task::spawn) (on a worker core, round-robin),
+/// `spawn_blocking` and `Handle::current()` work inside it. Unlike tokio, a
+/// blocking thread is not a core: timers, sockets and `spawn_local` panic
+/// there; use [`Handle::block_on`] or
+/// [`CoreHandle::spawn`](crate::runtime::CoreHandle::spawn) to run such
+/// work on a core.
 ///
 /// ```
 /// use insane_runtime::task;
@@ -261,32 +288,62 @@ impl<F> Drop for BlockingTask<'_, F> {
 /// ```
 ///
 /// # Panics
-/// Outside an insane runtime (and outside its blocking threads).
+/// Outside an insane runtime (not a core, not a blocking thread, no
+/// entered handle).
 #[track_caller]
 pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let pool = context::with_core(|c| c.runtime.blocking.clone())
+    let handle = context::current_handle().ok();
+    let pool = handle
+        .as_ref()
+        .map(|h| h.blocking_pool().clone())
         .or_else(|| POOL.try_with(|p| p.borrow().clone()).ok().flatten());
     let Some(pool) = pool else {
         panic!(
             "insane::task::spawn_blocking must be called from inside an insane runtime \
-             (use #[insane::main], #[insane::test] or Runtime::block_on)"
+             (use #[insane::main], #[insane::test], Runtime::block_on, \
+             or Runtime::enter / Handle::enter on this thread)"
         );
     };
+    spawn_on_pool(pool, handle, f)
+}
+
+/// `spawn_blocking` on `handle`'s runtime, from any thread
+/// (`Handle::spawn_blocking`).
+pub(crate) fn spawn_blocking_in<F, R>(handle: Handle, f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    spawn_on_pool(handle.blocking_pool().clone(), Some(handle), f)
+}
+
+/// Queues `f` on `pool`; it runs with `handle` entered.
+fn spawn_on_pool<F, R>(pool: Arc<Pool>, handle: Option<Handle>, f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
     let header = TaskHeader::new(Id::next(), false);
     let schedule = move |runnable| pool.schedule(runnable);
     // SAFETY: the future borrows the header, which async-task keeps in the
     // same allocation until after the future is dropped. `F` and `R` are
-    // Send + 'static and `&TaskHeader` is Send (the header is Sync), so the
+    // Send + 'static, `Handle` is Send + Sync + 'static, and `&TaskHeader`
+    // is Send (the header is Sync), so the
     // future may be polled and dropped on any thread; the schedule function
     // is Send + Sync + 'static.
     let (runnable, task) = unsafe {
-        async_task::Builder::new()
-            .metadata(header)
-            .spawn_unchecked(move |header| BlockingTask { header, f: Some(f) }, schedule)
+        async_task::Builder::new().metadata(header).spawn_unchecked(
+            move |header| BlockingTask {
+                header,
+                f: Some(f),
+                handle,
+            },
+            schedule,
+        )
     };
     let handle = JoinHandle::new(task, runnable.waker());
     runnable.schedule();

@@ -49,7 +49,9 @@ pub mod futures {
     pub use super::task_local::TaskLocalFuture;
 }
 
-pub(crate) use blocking::{DEFAULT_KEEP_ALIVE, DEFAULT_MAX_THREADS, Pool as BlockingPool};
+pub(crate) use blocking::{
+    DEFAULT_KEEP_ALIVE, DEFAULT_MAX_THREADS, Pool as BlockingPool, spawn_blocking_in,
+};
 pub(crate) use raw::TaskHeader;
 
 use std::fmt;
@@ -132,16 +134,38 @@ pub fn try_id() -> Option<Id> {
 /// # });
 /// ```
 ///
+/// On a thread that is not a core but has entered a runtime
+/// ([`Runtime::enter`](crate::runtime::Runtime::enter),
+/// [`Handle::enter`](crate::runtime::Handle::enter), or inside a
+/// [`spawn_blocking`] closure), it spawns through that
+/// [`Handle`](crate::runtime::Handle): on a worker core chosen round-robin.
+///
+/// ```
+/// let rt = insane_runtime::runtime::Runtime::builder().cores(2).build().unwrap();
+/// let _guard = rt.enter(); // this thread is not a core
+/// let task = insane_runtime::task::spawn(async { 6 * 7 });
+/// assert_eq!(rt.handle().block_on(task).unwrap(), 42);
+/// ```
+///
 /// # Panics
-/// Outside an insane runtime.
+/// Outside an insane runtime (not a core, no entered handle).
 #[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let shared = context::expect_core("insane::spawn", |c| c.shared.clone());
-    spawn_send(shared, future)
+    if let Some(shared) = context::with_core(|c| c.shared.clone()) {
+        return spawn_send(shared, future);
+    }
+    match context::entered_handle() {
+        Some(handle) => handle.spawn(future),
+        None => panic!(
+            "insane::spawn must be called from inside an insane runtime \
+             (use #[insane::main], #[insane::test], Runtime::block_on, \
+             or Runtime::enter / Handle::enter on this thread)"
+        ),
+    }
 }
 
 /// Spawns a `!Send` future on the current core; it is polled and dropped
