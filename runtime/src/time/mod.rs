@@ -30,6 +30,7 @@
 //! });
 //! ```
 
+mod clock;
 pub mod error;
 mod instant;
 mod interval;
@@ -39,6 +40,8 @@ pub(crate) mod wheel;
 
 pub use std::time::Duration;
 
+pub(crate) use clock::Clock;
+pub use clock::{advance, pause, resume};
 pub use instant::Instant;
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
 pub use sleep::{Sleep, sleep, sleep_until};

@@ -246,6 +246,18 @@ impl Wheel {
         self.origin.checked_add(Duration::from_millis(when))
     }
 
+    /// `instant` rounded up to this wheel's next tick (unchanged when it is
+    /// on a tick, or before the origin). Used by `time::pause`.
+    pub(crate) fn ceil_to_tick(&self, instant: Instant) -> Instant {
+        let tick = self.tick_for(instant);
+        if instant <= self.origin || tick >= MAX_TICK {
+            return instant;
+        }
+        self.origin
+            .checked_add(Duration::from_millis(tick))
+            .unwrap_or(instant)
+    }
+
     // --- internals ---------------------------------------------------------
 
     /// The deadline rounded up to a whole tick after `origin`.
