@@ -42,7 +42,11 @@ fn the_paused_clock_stands_still_until_advanced() {
         let frozen = Instant::now();
         std::thread::sleep(ms(2));
         task::yield_now().await;
-        assert_eq!(Instant::now(), frozen, "real time passes, the clock does not");
+        assert_eq!(
+            Instant::now(),
+            frozen,
+            "real time passes, the clock does not"
+        );
     });
 }
 
@@ -82,9 +86,17 @@ fn advance_fires_the_due_timers_in_deadline_order_and_not_the_later_ones() {
         time::advance(ms(25)).await;
         assert_eq!(*fired.borrow(), [10, 20]);
         time::advance(ms(5)).await;
-        assert_eq!(*fired.borrow(), [10, 20, 30], "a deadline exactly reached fires");
+        assert_eq!(
+            *fired.borrow(),
+            [10, 20, 30],
+            "a deadline exactly reached fires"
+        );
         time::advance(ms(19)).await;
-        assert_eq!(*fired.borrow(), [10, 20, 30], "49 ms: the 50 ms timer waits");
+        assert_eq!(
+            *fired.borrow(),
+            [10, 20, 30],
+            "49 ms: the 50 ms timer waits"
+        );
         time::advance(ms(1)).await;
         assert_eq!(*fired.borrow(), [10, 20, 30, 50]);
     });
@@ -141,7 +153,10 @@ fn auto_advance_waits_until_no_task_can_run() {
             }
         });
         time::sleep(Duration::from_secs(10)).await;
-        assert!(busy.is_finished(), "the clock jumped while a task was ready");
+        assert!(
+            busy.is_finished(),
+            "the clock jumped while a task was ready"
+        );
         assert_eq!(start.elapsed(), Duration::from_secs(10));
     });
 }

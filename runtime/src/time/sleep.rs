@@ -195,8 +195,7 @@ impl Future for Sleep {
             // cache is stale) fires at the next turn.
             let cached = core.now.get();
             let elapsed = cached >= deadline
-                || (deadline - cached < Duration::from_millis(1)
-                    && core.clock.now() >= deadline);
+                || (deadline - cached < Duration::from_millis(1) && core.clock.now() >= deadline);
             if elapsed {
                 if let Some(key) = entry.take() {
                     // Bind first so the waker is dropped after the borrow.
