@@ -621,6 +621,18 @@ mod tests {
     }
 
     #[test]
+    fn ceil_to_tick_rounds_up_to_the_next_tick() {
+        let (o, w, _) = setup();
+        assert_eq!(w.ceil_to_tick(o), o);
+        assert_eq!(w.ceil_to_tick(o + ms(7)), o + ms(7), "on a tick: unchanged");
+        assert_eq!(
+            w.ceil_to_tick(o + ms(7) + Duration::from_nanos(1)),
+            o + ms(8)
+        );
+        assert_eq!(w.ceil_to_tick(o + Duration::from_micros(999)), o + ms(1));
+    }
+
+    #[test]
     fn update_waker_replaces_the_waker() {
         let (o, mut w, log) = setup();
         let a = w.insert(o + ms(10), waker(0, &log));
