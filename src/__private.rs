@@ -25,6 +25,9 @@ pub struct MacroConfig {
     pub pin_cores: Option<bool>,
     /// `tokio_compat = bool` (default false).
     pub tokio_compat: bool,
+    /// `start_paused = bool` (default false): time is paused
+    /// (`insane::time::pause`) before the body runs; one core.
+    pub start_paused: bool,
     /// main or test.
     pub kind: EntryKind,
 }
@@ -36,7 +39,15 @@ pub struct MacroConfig {
 /// # Errors
 /// A bad value in the file or a variable, named in the error.
 pub fn builder(config: MacroConfig) -> io::Result<Builder> {
-    attribute_builder(config)?.load_config()
+    let builder = attribute_builder(config)?.load_config()?;
+    // Paused time needs a runtime of one core (`time::pause` panics on
+    // more), so `start_paused` keeps one core whatever the configuration
+    // says: the attribute asked for a paused test, not a panic.
+    Ok(if config.start_paused {
+        builder.cores(1)
+    } else {
+        builder
+    })
 }
 
 /// The builder the attribute alone describes.
@@ -69,7 +80,14 @@ pub fn block_on<F: Future>(config: MacroConfig, future: F) -> F::Output {
         Ok(rt) => rt,
         Err(e) => panic!("insane: failed to start the runtime: {e}"),
     };
-    runtime.block_on(future)
+    if config.start_paused {
+        runtime.block_on(async {
+            insane_runtime::time::pause();
+            future.await
+        })
+    } else {
+        runtime.block_on(future)
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +101,7 @@ mod tests {
             driver,
             pin_cores: None,
             tokio_compat: false,
+            start_paused: false,
             kind,
         })
         .unwrap()
@@ -127,6 +146,20 @@ mod tests {
             Some(Driver::Auto),
             "environment over file"
         );
+    }
+
+    #[test]
+    fn start_paused_keeps_one_core_over_any_configuration() {
+        let config = MacroConfig {
+            cores: None,
+            driver: None,
+            pin_cores: None,
+            tokio_compat: false,
+            start_paused: true,
+            kind: EntryKind::Main,
+        };
+        // Whatever this process's insane.toml and INSANE_* say.
+        assert_eq!(builder(config).unwrap().settings().cores, Some(1));
     }
 
     #[test]

@@ -327,6 +327,81 @@ fn main_can_run_twice() {
     app::main().unwrap();
 }
 
+// ---- `start_paused`: tokio's test-util attribute ----
+
+/// Time is paused before the body runs: an hour of sleeping takes no time
+/// (auto-advance) and `Instant` moves by exactly the time slept.
+#[insane::test(start_paused = true)]
+async fn start_paused_starts_with_time_paused() {
+    use insane::time::{Duration, Instant};
+    let real = std::time::Instant::now();
+    let start = Instant::now();
+    insane::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(3600));
+    // Already paused: `advance` works without calling `pause`.
+    insane::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(3601));
+    assert_eq!(Runtime::cores(), Some(1), "paused time runs on one core");
+    assert!(real.elapsed() < Duration::from_secs(30), "no real sleeping");
+}
+
+#[insane::test(start_paused = true)]
+#[should_panic(expected = "time is already frozen")]
+async fn start_paused_means_pausing_again_panics() {
+    insane::time::pause();
+}
+
+#[insane::test(start_paused = false)]
+async fn start_paused_false_runs_on_real_time() {
+    // Not paused yet, so pausing succeeds (it would panic otherwise).
+    insane::time::pause();
+    insane::time::resume();
+}
+
+#[insane::test(flavor = "current_thread", start_paused = true)]
+async fn start_paused_with_tokio_s_flavor() {
+    let start = insane::time::Instant::now();
+    let interval = std::time::Duration::from_millis(250);
+    let mut ticks = insane::time::interval(interval);
+    for k in 0..4u32 {
+        assert_eq!(ticks.tick().await, start + interval * k);
+    }
+}
+
+/// `#[insane::main(start_paused = true)]` as well.
+#[insane::main(start_paused = true)]
+async fn paused_main() -> std::time::Duration {
+    let start = insane::time::Instant::now();
+    let slow = insane::time::sleep(std::time::Duration::from_secs(60));
+    let timed_out = insane::time::timeout(std::time::Duration::from_secs(5), slow).await;
+    assert!(timed_out.is_err());
+    start.elapsed()
+}
+
+#[test]
+fn main_attribute_with_start_paused() {
+    assert_eq!(paused_main(), std::time::Duration::from_secs(5));
+}
+
+/// `INSANE_CORES=2` does not turn a paused test into a panic: it keeps its
+/// one core.
+#[test]
+fn start_paused_keeps_one_core_whatever_the_configuration() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["start_paused_starts_with_time_paused", "--exact"])
+        .env("INSANE_CORES", "2")
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+}
+
 // ---- The configuration the attributes read at run time ----
 //
 // Precedence, lowest first: the attribute, `insane.toml` (the file

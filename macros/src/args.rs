@@ -1,5 +1,6 @@
 //! Parsing of the attribute arguments: `cores = N`, `driver = "name"`,
-//! `pin_cores = bool`, plus tokio's spellings `worker_threads = N` and
+//! `pin_cores = bool`, `tokio_compat = bool`, `start_paused = bool`, plus
+//! tokio's spellings `worker_threads = N` and
 //! `flavor = "current_thread" | "multi_thread"` (insane is always
 //! thread-per-core: `current_thread` means one core, `multi_thread` the
 //! default number of cores or `worker_threads`).
@@ -59,6 +60,9 @@ pub(crate) struct Args {
     pub(crate) driver: Option<Driver>,
     pub(crate) pin_cores: Option<bool>,
     pub(crate) tokio_compat: Option<bool>,
+    /// `start_paused = bool`: the runtime starts with time paused
+    /// (`insane::time::pause`); implies one core.
+    pub(crate) start_paused: Option<bool>,
 }
 
 impl Args {
@@ -73,6 +77,7 @@ impl Args {
         let driver = some_or_none(self.driver.map(|d| d.as_str().into_token_stream()));
         let pin_cores = some_or_none(self.pin_cores.map(|b| quote!(#b)));
         let tokio_compat = self.tokio_compat.unwrap_or(false);
+        let start_paused = self.start_paused.unwrap_or(false);
         let kind = match kind {
             Kind::Main => quote!(::insane::__private::EntryKind::Main),
             Kind::Test => quote!(::insane::__private::EntryKind::Test),
@@ -83,14 +88,15 @@ impl Args {
                 driver: #driver,
                 pin_cores: #pin_cores,
                 tokio_compat: #tokio_compat,
+                start_paused: #start_paused,
                 kind: #kind,
             }
         }
     }
 }
 
-const EXPECTED_ARGS: &str =
-    "expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`";
+const EXPECTED_ARGS: &str = "expected `cores`, `driver`, `pin_cores`, `tokio_compat`, \
+     `start_paused`, `flavor` or `worker_threads`";
 
 /// Parses the tokens between the attribute's parentheses.
 ///
@@ -105,8 +111,13 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
     let mut seen_driver = false;
     let mut seen_pin_cores = false;
     let mut seen_tokio_compat = false;
+    // `start_paused = true`, where it was given.
+    let mut start_paused: Option<Span> = None;
+    let mut seen_start_paused = false;
     // `flavor = "current_thread"`, where it was given.
     let mut current_thread: Option<Span> = None;
+    // `flavor = "multi_thread"`, where it was given.
+    let mut multi_thread: Option<Span> = None;
     let mut seen_flavor = false;
     let mut errors = Errors::default();
 
@@ -208,6 +219,30 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
                     )),
                 }
             }
+            "start_paused" => {
+                if seen_start_paused {
+                    errors.push(syn::Error::new_spanned(
+                        ident,
+                        "duplicate argument `start_paused`",
+                    ));
+                    continue;
+                }
+                seen_start_paused = true;
+                match value {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Bool(b), ..
+                    }) => {
+                        args.start_paused = Some(b.value);
+                        if b.value {
+                            start_paused = Some(ident.span());
+                        }
+                    }
+                    other => errors.push(syn::Error::new_spanned(
+                        other,
+                        "`start_paused` expects `true` or `false`",
+                    )),
+                }
+            }
             "flavor" => {
                 if seen_flavor {
                     errors.push(syn::Error::new_spanned(
@@ -223,7 +258,7 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
                     }) if s.value() == "current_thread" => current_thread = Some(ident.span()),
                     Expr::Lit(ExprLit {
                         lit: Lit::Str(s), ..
-                    }) if s.value() == "multi_thread" => {}
+                    }) if s.value() == "multi_thread" => multi_thread = Some(ident.span()),
                     other => errors.push(syn::Error::new_spanned(
                         other,
                         "`flavor` expects \"current_thread\" (one core) or \"multi_thread\" \
@@ -251,6 +286,30 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
                     seen_cores.as_deref().unwrap_or("cores")
                 ),
             )),
+        }
+    }
+    if let Some(span) = start_paused {
+        // Paused time needs a runtime of one core (tokio: the
+        // current_thread flavor), so `start_paused` means one core.
+        const WHY: &str = "`start_paused = true` runs on one core (paused time belongs to a \
+                           one-core runtime, like tokio's `current_thread` flavor)";
+        if multi_thread.is_some() {
+            errors.push(syn::Error::new(
+                span,
+                format!("{WHY}, but `flavor = \"multi_thread\"` was given: remove one of them"),
+            ));
+        } else {
+            match args.cores {
+                None => args.cores = Some(1),
+                Some(1) => {}
+                Some(n) => errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "{WHY}, but {} = {n} was given: remove one of them",
+                        seen_cores.as_deref().unwrap_or("cores")
+                    ),
+                )),
+            }
         }
     }
     errors.finish()?;
@@ -353,6 +412,9 @@ fn path_without_value(path: &syn::Path) -> syn::Error {
         "pin_cores" => {
             "`pin_cores` requires a value: `pin_cores = true` or `pin_cores = false`".to_string()
         }
+        "tokio_compat" | "start_paused" => {
+            format!("`{name}` requires a value: `{name} = true` or `{name} = false`")
+        }
         "flavor" | "multi_thread" | "current_thread" => return flavor_error(path.span()),
         _ => format!("unknown argument `{name}`: {EXPECTED_ARGS}"),
     };
@@ -425,7 +487,8 @@ mod tests {
                 cores: Some(2),
                 driver: Some(Driver::Epoll),
                 pin_cores: None,
-                tokio_compat: None
+                tokio_compat: None,
+                start_paused: None,
             }
         );
         assert_eq!(
@@ -434,7 +497,8 @@ mod tests {
                 cores: Some(16),
                 driver: Some(Driver::Uring),
                 pin_cores: Some(false),
-                tokio_compat: None
+                tokio_compat: None,
+                start_paused: None,
             }
         );
         assert_eq!(
@@ -443,7 +507,8 @@ mod tests {
                 cores: None,
                 driver: Some(Driver::Auto),
                 pin_cores: Some(true),
-                tokio_compat: None
+                tokio_compat: None,
+                start_paused: None,
             }
         );
         assert_eq!(parse("cores = 4usize").unwrap().cores, Some(4));
@@ -520,20 +585,14 @@ mod tests {
         assert_eq!(
             errors(src),
             [
-                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`"
+                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `start_paused`, `flavor` or `worker_threads`"
             ]
         );
         assert_eq!(error_column(src), src.find("foo").unwrap());
         assert_eq!(
-            errors("start_paused"),
-            [
-                "unknown argument `start_paused`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`"
-            ]
-        );
-        assert_eq!(
             errors("a::b = 1"),
             [
-                "unknown argument `a::b`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`"
+                "unknown argument `a::b`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `start_paused`, `flavor` or `worker_threads`"
             ]
         );
         assert_eq!(
@@ -578,6 +637,66 @@ mod tests {
             errors("tokio_compat = true, tokio_compat = false"),
             ["duplicate argument `tokio_compat`"]
         );
+    }
+
+    #[test]
+    fn start_paused_is_a_bool_and_means_one_core() {
+        let args = parse("start_paused = true").unwrap();
+        assert_eq!(args.start_paused, Some(true));
+        assert_eq!(args.cores, Some(1), "paused time needs one core");
+        let args = parse(r#"start_paused = true, flavor = "current_thread""#).unwrap();
+        assert_eq!((args.start_paused, args.cores), (Some(true), Some(1)));
+        assert_eq!(
+            parse("start_paused = true, cores = 1").unwrap().cores,
+            Some(1)
+        );
+        let args = parse("start_paused = false, cores = 4").unwrap();
+        assert_eq!((args.start_paused, args.cores), (Some(false), Some(4)));
+        assert_eq!(
+            errors("start_paused = 1"),
+            ["`start_paused` expects `true` or `false`"]
+        );
+        assert_eq!(
+            errors("start_paused"),
+            ["`start_paused` requires a value: `start_paused = true` or `start_paused = false`"]
+        );
+        assert_eq!(
+            errors("start_paused = true, start_paused = false"),
+            ["duplicate argument `start_paused`"]
+        );
+    }
+
+    #[test]
+    fn start_paused_with_several_cores_is_an_error_at_the_argument() {
+        let src = "cores = 2, start_paused = true";
+        let msgs = errors(src);
+        assert_eq!(msgs.len(), 1);
+        assert!(
+            msgs[0].contains("runs on one core") && msgs[0].contains("cores = 2 was given"),
+            "{}",
+            msgs[0]
+        );
+        assert_eq!(error_column(src), src.find("start_paused").unwrap());
+        let msgs = errors(r#"start_paused = true, worker_threads = 3"#);
+        assert!(
+            msgs[0].contains("worker_threads = 3 was given"),
+            "{}",
+            msgs[0]
+        );
+        let msgs = errors(r#"flavor = "multi_thread", start_paused = true"#);
+        assert!(
+            msgs[0].contains("`flavor = \"multi_thread\"` was given"),
+            "{}",
+            msgs[0]
+        );
+    }
+
+    #[test]
+    fn config_tokens_pass_start_paused() {
+        let args = parse("start_paused = true").unwrap();
+        let tokens = args.config_tokens(Kind::Main).to_string();
+        assert!(tokens.contains("start_paused : true"), "{tokens}");
+        assert!(tokens.contains("Some (1usize)"), "{tokens}");
     }
 
     #[test]
@@ -629,7 +748,7 @@ mod tests {
             [
                 "cores must be at least 1",
                 r#"unknown driver "xdp": expected one of "auto", "uring", "epoll""#,
-                "unknown argument `bogus`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`",
+                "unknown argument `bogus`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `start_paused`, `flavor` or `worker_threads`",
             ]
         );
     }
@@ -649,6 +768,7 @@ mod tests {
                 driver: ::core::option::Option::Some("epoll"),
                 pin_cores: ::core::option::Option::None,
                 tokio_compat: false,
+                start_paused: false,
                 kind: ::insane::__private::EntryKind::Test,
             }
         };

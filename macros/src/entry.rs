@@ -477,6 +477,7 @@ mod tests {
                             driver: ::core::option::Option::Some("epoll"),
                             pin_cores: ::core::option::Option::None,
                             tokio_compat: false,
+                            start_paused: false,
                             kind: ::insane::__private::EntryKind::Main,
                         },
                         __insane_body
@@ -733,7 +734,7 @@ mod tests {
                 )
             ),
             [
-                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `flavor` or `worker_threads`"
+                "unknown argument `foo`: expected `cores`, `driver`, `pin_cores`, `tokio_compat`, `start_paused`, `flavor` or `worker_threads`"
             ]
         );
         assert_eq!(

@@ -32,6 +32,7 @@
 //! | `cores = N` | integer literal ≥ 1 | number of cores (one executor thread each); default: every core the process may run on for `main`, 1 for tests |
 //! | `driver = "name"` | `"auto"`, `"uring"` or `"epoll"` | the I/O driver; `"auto"` (the default) picks io_uring when the kernel allows it, else epoll |
 //! | `pin_cores = bool` | `true` / `false` | pin each executor thread to its core |
+//! | `start_paused = bool` | `true` / `false` | start with time paused (`insane::time::pause`): timers complete at once by auto-advance; means one core (with `cores = N > 1` or `flavor = "multi_thread"` it is a compile error) and keeps one core whatever the configuration says |
 //!
 //! At run time the process configuration overrides the arguments, so a
 //! test suite or a binary can be re-run on another configuration without
@@ -75,6 +76,7 @@
 //!             driver: None,
 //!             pin_cores: None,
 //!             tokio_compat: false,
+//!             start_paused: false,
 //!             kind: ::insane::__private::EntryKind::Main,
 //!         },
 //!         future,

@@ -26,6 +26,7 @@ use crate::driver::IoDriver;
 use crate::reactor::{Reactor, Registered, Unpark};
 use crate::runtime::IdlePolicy;
 use crate::task::TaskHeader;
+use crate::time::Clock;
 use crate::time::wheel::Wheel;
 
 pub(crate) type Runnable = async_task::Runnable<TaskHeader>;
@@ -157,6 +158,9 @@ pub(crate) struct Core {
     pub(crate) runtime: Arc<RuntimeShared>,
     pub(crate) local: RefCell<VecDeque<Runnable>>,
     pub(crate) timers: RefCell<Wheel>,
+    /// The time the loop and `time::Instant::now()` read on this core: the
+    /// real time unless paused (`time::pause`, `time/clock.rs`).
+    pub(crate) clock: Clock,
     /// A waker for every task that has been polled and not yet finished,
     /// so shutdown can reach tasks that are waiting on something.
     pub(crate) tasks: RefCell<Slab<Waker>>,
@@ -167,7 +171,7 @@ pub(crate) struct Core {
     parker: Cell<Option<usize>>,
     /// Set once shutdown began: tasks polled from now on are cancelled.
     pub(crate) closing: Cell<bool>,
-    /// The clock as last read by the loop: never ahead of the real time, so
+    /// The clock as last read by the loop: never ahead of `clock`, so
     /// timers may compare against it without firing early, and skip a
     /// clock read per poll.
     pub(crate) now: Cell<Instant>,
@@ -190,6 +194,7 @@ impl Core {
             runtime,
             local: RefCell::new(VecDeque::with_capacity(1024)),
             timers: RefCell::new(Wheel::new(Instant::now())),
+            clock: Clock::new(),
             tasks: RefCell::new(Slab::new()),
             reactors: RefCell::new(Vec::new()),
             io_driver: RefCell::new(None),
@@ -297,7 +302,8 @@ impl Core {
     fn turn(&self) -> usize {
         let ran = self.run_tasks();
         let events = self.poll_reactors();
-        let now = Instant::now();
+        // The core's clock: the real time unless paused (one branch).
+        let now = self.clock.now();
         self.now.set(now);
         let fired = self.fire_timers(now);
         ran + events + fired
@@ -317,6 +323,11 @@ impl Core {
     /// ping-pong peers would otherwise settle into paying it every round
     /// trip; a long sleep resets the window.
     fn idle(&self, extra_wake: &AtomicBool) {
+        // Paused clock: jump to the next timer instead of spinning or
+        // sleeping until it (auto-advance); with no timer, park below.
+        if self.clock.frozen().is_some() && self.auto_advance(extra_wake) {
+            return;
+        }
         let spin_for = match self.idle {
             IdlePolicy::Park => Duration::ZERO,
             IdlePolicy::SpinThenPark(_) => self.spin_window.get(),
@@ -324,12 +335,14 @@ impl Core {
         };
         let held = || self.shared.spin_holds.load(Ordering::Relaxed) > 0;
         if !spin_for.is_zero() || held() {
-            let start = Instant::now();
+            let start = self.clock.now(); // same clock as `now` below
             loop {
                 if self.has_queued_work() || extra_wake.load(Ordering::Acquire) {
                     return;
                 }
-                let now = Instant::now();
+                // The core's clock (runs at the real rate here: a paused
+                // one never gets this far).
+                let now = self.clock.now();
                 self.now.set(now);
                 if self.poll_reactors() + self.fire_timers(now) > 0 {
                     return;
@@ -343,7 +356,7 @@ impl Core {
                 std::hint::spin_loop();
             }
         }
-        let slept_from = Instant::now();
+        let slept_from = self.clock.now();
         let timeout = self.park(extra_wake);
         if let IdlePolicy::SpinThenPark(base) = self.idle {
             let slept = self.now.get().saturating_duration_since(slept_from);
@@ -359,6 +372,23 @@ impl Core {
         }
     }
 
+    /// Auto-advance of a paused clock (tokio's behaviour under
+    /// `time::pause`), called when a turn found nothing to do: no task ran,
+    /// no reactor had an event, no timer was due. Moves the clock to the
+    /// earliest timer (the next turn fires it) and returns true; returns
+    /// false, to park without a timeout, when there is no timer at all.
+    fn auto_advance(&self, extra_wake: &AtomicBool) -> bool {
+        if self.has_queued_work() || extra_wake.load(Ordering::Acquire) {
+            return true; // work arrived meanwhile: not idle after all
+        }
+        let Some(deadline) = self.timers.borrow().next_deadline() else {
+            return false;
+        };
+        self.clock.advance_to(deadline);
+        self.now.set(self.clock.now());
+        true
+    }
+
     /// Sleeps in the parking reactor (or on the unpark eventfd) until work,
     /// an event or the next timer. Returns the timeout it slept with.
     fn park(&self, extra_wake: &AtomicBool) -> Option<Duration> {
@@ -366,7 +396,9 @@ impl Core {
             .timers
             .borrow()
             .next_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()));
+            // The core's clock runs at the real rate here, so the time
+            // left on it is the real time to sleep.
+            .map(|d| d.saturating_duration_since(self.clock.now()));
         self.shared.sleeping.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if self.has_queued_work()
@@ -386,7 +418,7 @@ impl Core {
             None => self.shared.unpark.wait(timeout),
         };
         self.shared.sleeping.store(false, Ordering::Release);
-        self.now.set(Instant::now());
+        self.now.set(self.clock.now());
         if let Err(e) = result {
             tracing::warn!(core = self.index(), error = %e, "park failed; spinning once");
         }
@@ -452,8 +484,9 @@ impl Core {
             }
             // Timers hold wakers of tasks that are now gone; dropping them
             // may schedule closed tasks once more, handled next round.
+            // (Origin on the core's clock, which may be virtual.)
             let timers =
-                std::mem::replace(&mut *self.timers.borrow_mut(), Wheel::new(Instant::now()));
+                std::mem::replace(&mut *self.timers.borrow_mut(), Wheel::new(self.clock.now()));
             drop(timers);
             if drained == 0 && self.tasks.borrow().is_empty() && !self.has_queued_work() {
                 break;

@@ -29,6 +29,9 @@ pub struct Instant {
 impl Instant {
     /// Returns an instant corresponding to "now".
     ///
+    /// Inside a runtime whose time is paused ([`pause`](super::pause)),
+    /// this is the paused clock; elsewhere the real monotonic clock.
+    ///
     /// ```
     /// use insane_runtime::time::Instant;
     ///
@@ -38,7 +41,7 @@ impl Instant {
     #[must_use]
     pub fn now() -> Instant {
         Instant {
-            std: std::time::Instant::now(),
+            std: super::clock::now(),
         }
     }
 

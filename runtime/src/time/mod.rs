@@ -12,6 +12,28 @@
 //! The futures of this module may be created anywhere but must be polled
 //! inside an insane runtime (polling them elsewhere panics, as in tokio).
 //!
+//! # Paused time
+//!
+//! For tests, [`pause`] freezes the clock of a one-core runtime (as tokio's
+//! `test-util` does on its `current_thread` runtime): [`Instant::now`]
+//! stands still, [`advance`] moves it and fires the timers due, and a
+//! runtime with nothing to run but timers jumps to the next one instead of
+//! sleeping, so timer-heavy code is tested instantly and deterministically.
+//! [`resume`] lets the clock run again. `#[insane::test(start_paused =
+//! true)]` starts a test paused.
+//!
+//! ```
+//! use insane_runtime::time::{self, Duration, Instant};
+//!
+//! insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+//!     time::pause();
+//!     let start = Instant::now();
+//!     let slow = time::sleep(Duration::from_secs(600));
+//!     assert!(time::timeout(Duration::from_secs(60), slow).await.is_err());
+//!     assert_eq!(start.elapsed(), Duration::from_secs(60)); // no real minute passed
+//! });
+//! ```
+//!
 //! ```
 //! use insane_runtime::time::{self, Duration, Instant};
 //!
@@ -30,6 +52,7 @@
 //! });
 //! ```
 
+mod clock;
 pub mod error;
 mod instant;
 mod interval;
@@ -39,6 +62,8 @@ pub(crate) mod wheel;
 
 pub use std::time::Duration;
 
+pub(crate) use clock::Clock;
+pub use clock::{advance, pause, resume};
 pub use instant::Instant;
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
 pub use sleep::{Sleep, sleep, sleep_until};

@@ -126,7 +126,7 @@ impl Sleep {
     /// `Ready`).
     #[must_use]
     pub fn is_elapsed(&self) -> bool {
-        std::time::Instant::now() >= self.deadline.into_std()
+        Instant::now() >= self.deadline
     }
 
     /// Moves the deadline to `deadline`, before or after the sleep
@@ -188,14 +188,14 @@ impl Future for Sleep {
         // and a spent budget makes it yield first (tokio's behaviour).
         let coop = std::task::ready!(crate::task::coop::poll_proceed(cx));
         context::expect_core("polling insane_runtime::time::Sleep", |core| {
-            // The loop's cached clock is never ahead of real time, so it
-            // can say "elapsed" but not "not yet": only deadlines within a
-            // tick of it need a real clock read. A later deadline that has
-            // in fact passed (the cache is stale) fires at the next turn.
+            // The loop's cached clock is never ahead of the core's clock
+            // (real time, or the paused one), so it can say "elapsed" but
+            // not "not yet": only deadlines within a tick of it need a
+            // clock read. A later deadline that has in fact passed (the
+            // cache is stale) fires at the next turn.
             let cached = core.now.get();
             let elapsed = cached >= deadline
-                || (deadline - cached < Duration::from_millis(1)
-                    && std::time::Instant::now() >= deadline);
+                || (deadline - cached < Duration::from_millis(1) && core.clock.now() >= deadline);
             if elapsed {
                 if let Some(key) = entry.take() {
                     // Bind first so the waker is dropped after the borrow.

@@ -246,6 +246,18 @@ impl Wheel {
         self.origin.checked_add(Duration::from_millis(when))
     }
 
+    /// `instant` rounded up to this wheel's next tick (unchanged when it is
+    /// on a tick, or before the origin). Used by `time::pause`.
+    pub(crate) fn ceil_to_tick(&self, instant: Instant) -> Instant {
+        let tick = self.tick_for(instant);
+        if instant <= self.origin || tick >= MAX_TICK {
+            return instant;
+        }
+        self.origin
+            .checked_add(Duration::from_millis(tick))
+            .unwrap_or(instant)
+    }
+
     // --- internals ---------------------------------------------------------
 
     /// The deadline rounded up to a whole tick after `origin`.
@@ -606,6 +618,18 @@ mod tests {
         assert_eq!(w.next_deadline(), Some(o + ms(5000)));
         assert_eq!(w.process(o + ms(5000)), 1);
         assert_eq!(take(&log), vec![0]);
+    }
+
+    #[test]
+    fn ceil_to_tick_rounds_up_to_the_next_tick() {
+        let (o, w, _) = setup();
+        assert_eq!(w.ceil_to_tick(o), o);
+        assert_eq!(w.ceil_to_tick(o + ms(7)), o + ms(7), "on a tick: unchanged");
+        assert_eq!(
+            w.ceil_to_tick(o + ms(7) + Duration::from_nanos(1)),
+            o + ms(8)
+        );
+        assert_eq!(w.ceil_to_tick(o + Duration::from_micros(999)), o + ms(1));
     }
 
     #[test]
