@@ -109,11 +109,10 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
     // Where each argument was first given, to report duplicates.
     let mut seen_cores: Option<String> = None;
     let mut seen_driver = false;
-    let mut seen_pin_cores = false;
-    let mut seen_tokio_compat = false;
+    // The boolean arguments given so far.
+    let mut seen_bools: Vec<String> = Vec::new();
     // `start_paused = true`, where it was given.
     let mut start_paused: Option<Span> = None;
-    let mut seen_start_paused = false;
     // `flavor = "current_thread"`, where it was given.
     let mut current_thread: Option<Span> = None;
     // `flavor = "multi_thread"`, where it was given.
@@ -181,66 +180,33 @@ pub(crate) fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
                     Err(e) => errors.push(e),
                 }
             }
-            "pin_cores" => {
-                if seen_pin_cores {
+            "pin_cores" | "tokio_compat" | "start_paused" => {
+                if seen_bools.contains(&name) {
                     errors.push(syn::Error::new_spanned(
                         ident,
-                        "duplicate argument `pin_cores`",
+                        format!("duplicate argument `{name}`"),
                     ));
                     continue;
                 }
-                seen_pin_cores = true;
-                match value {
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Bool(b), ..
-                    }) => args.pin_cores = Some(b.value),
-                    other => errors.push(syn::Error::new_spanned(
-                        other,
-                        "`pin_cores` expects `true` or `false`",
-                    )),
-                }
-            }
-            "tokio_compat" => {
-                if seen_tokio_compat {
+                seen_bools.push(name.clone());
+                let Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) = value
+                else {
                     errors.push(syn::Error::new_spanned(
-                        ident,
-                        "duplicate argument `tokio_compat`",
+                        value,
+                        format!("`{name}` expects `true` or `false`"),
                     ));
                     continue;
-                }
-                seen_tokio_compat = true;
-                match value {
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Bool(b), ..
-                    }) => args.tokio_compat = Some(b.value),
-                    other => errors.push(syn::Error::new_spanned(
-                        other,
-                        "`tokio_compat` expects `true` or `false`",
-                    )),
-                }
-            }
-            "start_paused" => {
-                if seen_start_paused {
-                    errors.push(syn::Error::new_spanned(
-                        ident,
-                        "duplicate argument `start_paused`",
-                    ));
-                    continue;
-                }
-                seen_start_paused = true;
-                match value {
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Bool(b), ..
-                    }) => {
-                        args.start_paused = Some(b.value);
-                        if b.value {
-                            start_paused = Some(ident.span());
-                        }
-                    }
-                    other => errors.push(syn::Error::new_spanned(
-                        other,
-                        "`start_paused` expects `true` or `false`",
-                    )),
+                };
+                let slot = match name.as_str() {
+                    "pin_cores" => &mut args.pin_cores,
+                    "tokio_compat" => &mut args.tokio_compat,
+                    _ => &mut args.start_paused,
+                };
+                *slot = Some(b.value);
+                if name == "start_paused" && b.value {
+                    start_paused = Some(ident.span());
                 }
             }
             "flavor" => {
