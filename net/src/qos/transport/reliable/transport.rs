@@ -154,12 +154,14 @@ impl ReliableTransport {
             max_message: config.max_message,
             ..Default::default()
         };
+        // The receive window (what a peer may send before we hand
+        // messages to the application) holds one largest message and a
+        // little more: it is what a receiver that stops receiving holds.
         let frag = pc.max_payload().max(1);
         let packets = config.max_message.div_ceil(frag).max(1);
         pc.recv_window = u32::try_from(packets + 256)
             .unwrap_or(u32::MAX)
-            .min(insane_reliable::config::MAX_WINDOW)
-            .max(pc.recv_window);
+            .min(insane_reliable::config::MAX_WINDOW);
         pc.recv_budget = pc.recv_budget.max(config.max_message);
         let ep = insane_reliable::Endpoint::new(pc, entropy_seed(local))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
