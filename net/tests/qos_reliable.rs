@@ -1,8 +1,10 @@
 //! Reliable datagrams as a QoS transport (`transport::reliable`):
 //! insane's reliable message protocol over kernel busy-poll UDP, reached
-//! through `Endpoint` with `latency=critical, reliable, resources=poll`,
-//! and over the userspace stack on an in-memory link that loses,
-//! reorders and duplicates frames.
+//! through `Endpoint` with `latency=critical, reliable, resources=poll`
+//! (on epoll cores: on io_uring cores the policy prefers io_uring TCP,
+//! which is faster on loopback), directly over io_uring busy-poll UDP,
+//! and over the userspace stack on an in-memory link that loses, reorders
+//! and duplicates frames.
 //!
 //! Specifications checked: the policy chooses it and `explain()` names the
 //! inner path; many messages of random sizes arrive exactly once, in
@@ -21,11 +23,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::on_each_driver;
+use common::{on_driver, on_each_driver};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::stack::StackUdpTransport;
-use insane_net::qos::transport::{Op, ReliableTransport};
+use insane_net::qos::transport::{Op, ReliableTransport, UdpTransport};
 use insane_net::qos::{Endpoint, Qos, RxBuf, Transport, TransportConfig, TxBuf};
 use insane_net::stack::testing::PairDevice;
 use insane_net::stack::testing::lossy::{Impairments, LossyDevice};
@@ -115,14 +117,27 @@ async fn assert_quiet(ep: &Endpoint, what: &str) {
     }
 }
 
+/// The kernel driver whose cores carry `critical, reliable, poll`
+/// endpoints with reliable datagrams (io_uring cores use io_uring TCP).
+const RELIABLE_DATAGRAMS_DRIVER: &str = "epoll";
+
 #[test]
-fn critical_reliable_polling_endpoints_choose_reliable_datagrams_over_busy_poll_udp() {
+fn critical_reliable_polling_endpoints_choose_io_uring_tcp_else_reliable_datagrams_over_busy_poll_udp()
+ {
     on_each_driver(1, |driver| async move {
-        let tech = if driver == "uring" {
-            "io_uring"
-        } else {
-            "epoll"
-        };
+        if driver == "uring" {
+            let ep = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
+            println!("{driver}: {}", ep.explain());
+            assert_eq!(ep.driver(), Kind::UringTcp, "{}", ep.explain());
+            assert!(
+                ep.explain().starts_with(
+                    "latency=critical, reliable, resources=poll -> io_uring TCP (rdma: "
+                ),
+                "{}",
+                ep.explain()
+            );
+            return;
+        }
         let eps = [
             Endpoint::bind(LOCAL, critical_reliable()).await.unwrap(),
             Endpoint::bind_with_config(
@@ -147,9 +162,10 @@ fn critical_reliable_polling_endpoints_choose_reliable_datagrams_over_busy_poll_
             );
             assert!(e.contains("dpdk: ") && e.contains("af_xdp: "), "{e}");
             assert!(
-                e.contains(&format!(
-                    "); reliable datagrams over {tech} busy-poll UDP, busy-poll: SO_BUSY_POLL=50us"
-                )),
+                e.contains(
+                    "io_uring: this core runs the epoll driver); \
+                     reliable datagrams over epoll busy-poll UDP, busy-poll: SO_BUSY_POLL=50us"
+                ),
                 "{e}"
             );
             assert!(ep.transport().busy_polls());
@@ -180,7 +196,7 @@ fn ten_thousand_messages_of_random_sizes_arrive_exactly_once_in_order_both_ways(
     );
     let total: usize = sizes.iter().sum();
     println!("{COUNT} messages each way, {total} bytes");
-    on_each_driver(1, |driver| {
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| {
         let sizes = sizes.clone();
         async move {
             let a = Arc::new(Endpoint::bind(LOCAL, critical_reliable()).await.unwrap());
@@ -223,7 +239,7 @@ fn ten_thousand_messages_of_random_sizes_arrive_exactly_once_in_order_both_ways(
 
 #[test]
 fn messages_up_to_the_maximum_arrive_and_larger_ones_are_refused_naming_it() {
-    on_each_driver(1, |driver| async move {
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
         let config = TransportConfig {
             max_message: 4 * MIB,
             ..Default::default()
@@ -234,6 +250,7 @@ fn messages_up_to_the_maximum_arrive_and_larger_ones_are_refused_naming_it() {
         let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
             .await
             .unwrap();
+        assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
         assert_eq!(a.max_payload(), 4 * MIB);
         let to = b.local_addr().unwrap();
         let sizes = [4 * MIB, 1, 3 * MIB + 12_345, 4 * MIB];
@@ -258,7 +275,7 @@ fn messages_up_to_the_maximum_arrive_and_larger_ones_are_refused_naming_it() {
 fn a_receiver_that_stops_receiving_holds_the_sender_back_and_loses_nothing() {
     const LEN: usize = 16 * 1024;
     const TOTAL: usize = 2_000;
-    on_each_driver(1, |driver| async move {
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
         // A 1 MiB maximum: the receiver's window is about 1 MiB.
         let config = TransportConfig {
             max_message: MIB,
@@ -273,6 +290,7 @@ fn a_receiver_that_stops_receiving_holds_the_sender_back_and_loses_nothing() {
         let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
             .await
             .unwrap();
+        assert_eq!(b.driver(), Kind::UdpReliable, "{}", b.explain());
         let to = b.local_addr().unwrap();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let sender = {
@@ -311,9 +329,10 @@ fn a_receiver_that_stops_receiving_holds_the_sender_back_and_loses_nothing() {
 
 #[test]
 fn a_dropped_peer_fails_the_next_send_and_receive_within_the_idle_timeout_naming_it() {
-    on_each_driver(1, |driver| async move {
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
         let a = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
         let b = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
+        assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
         let b_addr = b.local_addr().unwrap();
         send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
         check(
@@ -420,53 +439,67 @@ fn lossy_link_delivers_everything(loss: f64, seed: u64, count: usize) {
         let b =
             Arc::new(ReliableTransport::new(Arc::new(b_stack), Kind::XdpReliable, &cfg).unwrap());
         assert!(a.busy_polls(), "over a busy-polling stack, it busy-polls");
-        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-        // Random sizes up to 16 KiB (up to 12 datagrams each).
-        let mut rng = Rng(seed | 1);
-        let sizes: Arc<Vec<usize>> = Arc::new((0..count).map(|_| rng.size(14)).collect());
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for (from, to, to_addr, from_addr, tag) in [
-            (a.clone(), b.clone(), b_addr, a_addr, 0xa),
-            (b.clone(), a.clone(), a_addr, b_addr, 0xb),
-        ] {
-            let s = sizes.clone();
-            tasks.push(spawn(async move {
-                for (i, &len) in s.iter().enumerate() {
-                    let mut buf = poll_fn(|cx| from.poll_buffer(cx)).await;
-                    buf.resize(len, 0).unwrap();
-                    fill(&mut buf, tag, i);
-                    t_send(&from, buf, to_addr).await.unwrap();
-                }
-            }));
-            let s = sizes.clone();
-            tasks.push(spawn(async move {
-                for (i, &len) in s.iter().enumerate() {
-                    let m = t_recv(&to, "lossy link").await.unwrap();
-                    assert_eq!(m.peer(), from_addr);
-                    check(&m, tag, i, len, &format!("loss {loss}"));
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        println!(
-            "loss {loss}: {count} messages each way in {:?}; a: {}",
-            started.elapsed(),
-            a.diagnostics().unwrap_or_default()
-        );
+        exchange(a, b, count, seed, &format!("loss {loss}")).await;
+    });
+}
+
+/// `a` and `b` send each other `count` messages of random sizes up to
+/// 16 KiB at once; each receives every message of the other exactly once,
+/// in order, intact, and nothing more.
+async fn exchange(
+    a: Arc<ReliableTransport>,
+    b: Arc<ReliableTransport>,
+    count: usize,
+    seed: u64,
+    what: &str,
+) {
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let mut rng = Rng(seed | 1);
+    let sizes: Arc<Vec<usize>> = Arc::new((0..count).map(|_| rng.size(14)).collect());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (from, to, to_addr, from_addr, tag) in [
+        (a.clone(), b.clone(), b_addr, a_addr, 0xa),
+        (b.clone(), a.clone(), a_addr, b_addr, 0xb),
+    ] {
+        let s = sizes.clone();
+        tasks.push(spawn(async move {
+            for (i, &len) in s.iter().enumerate() {
+                let mut buf = poll_fn(|cx| from.poll_buffer(cx)).await;
+                buf.resize(len, 0).unwrap();
+                fill(&mut buf, tag, i);
+                t_send(&from, buf, to_addr).await.unwrap();
+            }
+        }));
+        let (s, what) = (sizes.clone(), what.to_string());
+        tasks.push(spawn(async move {
+            for (i, &len) in s.iter().enumerate() {
+                let m = t_recv(&to, &what).await.unwrap();
+                assert_eq!(m.peer(), from_addr, "{what}");
+                check(&m, tag, i, len, &what);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "{what}: {count} messages each way in {:?}; a: {}",
+        started.elapsed(),
+        a.diagnostics().unwrap_or_default()
+    );
+    for t in [&a, &b] {
         let mut op = Op::new();
         assert!(
             timeout(
                 Duration::from_millis(100),
-                poll_fn(|cx| a.poll_recv(cx, &mut op))
+                poll_fn(|cx| t.poll_recv(cx, &mut op))
             )
             .await
             .is_err(),
-            "nothing more"
+            "{what}: nothing more"
         );
-    });
+    }
 }
 
 #[test]
@@ -479,4 +512,20 @@ fn over_the_stack_with_one_percent_loss_reordering_and_duplicates_every_message_
 fn over_the_stack_with_five_percent_loss_reordering_and_duplicates_every_message_arrives_once_in_order()
  {
     lossy_link_delivers_everything(0.05, 0x1055_0005, 2_000);
+}
+
+#[test]
+fn over_io_uring_busy_poll_udp_messages_arrive_exactly_once_in_order_both_ways() {
+    on_driver("uring", 1, |driver| async move {
+        let cfg = TransportConfig::default();
+        let bind = || {
+            let udp =
+                UdpTransport::bind(LOCAL.parse().unwrap(), Kind::UringUdpBusyPoll, &cfg).unwrap();
+            Arc::new(ReliableTransport::new(Arc::new(udp), Kind::UdpReliable, &cfg).unwrap())
+        };
+        let (a, b) = (bind(), bind());
+        assert!(a.busy_polls(), "over busy-poll UDP, it busy-polls");
+        assert_eq!(a.inner().kind(), Kind::UringUdpBusyPoll);
+        exchange(a, b, 2_000, 0x0123_4567, driver).await;
+    });
 }

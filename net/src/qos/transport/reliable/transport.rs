@@ -78,6 +78,18 @@ struct State {
     default_peer: Option<SocketAddr>,
     /// The driver task, woken when the application gave it work.
     driver: Option<Waker>,
+    /// The application gave the endpoint something to transmit (a
+    /// message, a connection) since the driver's last transmit.
+    kick: bool,
+}
+
+impl State {
+    fn kick_driver(&mut self) {
+        self.kick = true;
+        if let Some(w) = &self.driver {
+            w.wake_by_ref();
+        }
+    }
 }
 
 fn wake_all(waiters: &mut Vec<Waker>) {
@@ -183,6 +195,7 @@ impl ReliableTransport {
                 send_waiters: Vec::new(),
                 default_peer: None,
                 driver: None,
+                kick: false,
             }),
         });
         if insane_runtime::runtime::CoreHandle::current().is_none() {
@@ -257,17 +270,13 @@ impl Shared {
         };
         match st.ep.send(conn, msg.clone()) {
             Ok(()) => {
-                if let Some(w) = &st.driver {
-                    w.wake_by_ref();
-                }
+                st.kick_driver();
                 Poll::Ready(Ok(()))
             }
             Err(SendError::WouldBlock) => {
                 register(&mut st.send_waiters, cx);
                 // The driver transmits what fills the buffer.
-                if let Some(w) = &st.driver {
-                    w.wake_by_ref();
-                }
+                st.kick_driver();
                 Poll::Pending
             }
             Err(SendError::TooLarge { len, max }) => Poll::Ready(Err(io::Error::new(
@@ -407,9 +416,7 @@ impl Transport for ReliableTransport {
                 Ok(c) => {
                     st.conns.insert(peer, c);
                     st.peers.insert(c, peer);
-                    if let Some(w) = &st.driver {
-                        w.wake_by_ref();
-                    }
+                    st.kick_driver();
                 }
                 Err(e) => {
                     return Poll::Ready(Err(io::Error::new(
@@ -436,6 +443,9 @@ struct Driver {
     /// `send_op` holds a datagram in flight: no other transmit until it
     /// completes (datagrams leave in order).
     sending: bool,
+    /// The last transmit stopped before the endpoint had nothing left
+    /// (no buffer, or a send in flight).
+    tx_more: bool,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
 }
@@ -448,6 +458,7 @@ impl Driver {
             recv_op: Op::new(),
             send_op: Op::new(),
             sending: false,
+            tx_more: true,
             sleep: Box::pin(sleep_until(far)),
             armed: None,
         }
@@ -496,12 +507,21 @@ impl Driver {
             progress = true;
         }
         progress |= self.drain_events(cx, st);
-        while !self.sending {
+        // Transmit only when something happened: a turn of a busy-polling
+        // driver that found nothing costs one receive attempt, not a
+        // buffer and a transmit attempt too.
+        let mut transmit = progress || st.kick || self.tx_more;
+        st.kick = false;
+        self.tx_more = false;
+        while transmit && !self.sending {
             let mut buf = match inner.try_buffer() {
                 Some(b) => b,
                 None => match inner.poll_buffer(cx) {
                     Poll::Ready(b) => b,
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        self.tx_more = true;
+                        break;
+                    }
                 },
             };
             if buf.resize(shared.max_datagram, 0).is_err() {
@@ -515,7 +535,8 @@ impl Driver {
             // datagram buffer. Zero copy would hand the message's `Bytes`
             // to the inner transport as a second gather segment.
             let Some(t) = st.ep.poll_transmit(now, &mut buf) else {
-                break;
+                transmit = false;
+                continue;
             };
             buf.truncate(t.len);
             progress = true;
@@ -525,7 +546,10 @@ impl Driver {
                 Poll::Ready(Err(e)) => {
                     tracing::debug!("reliable datagrams: send to {}: {e}", t.to);
                 }
-                Poll::Pending => self.sending = true,
+                Poll::Pending => {
+                    self.sending = true;
+                    self.tx_more = true;
+                }
             }
         }
         let next = st.ep.poll_timeout();
