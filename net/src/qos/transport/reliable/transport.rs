@@ -54,6 +54,8 @@ struct Shared {
     kind: TransportKind,
     inner: Arc<dyn Transport>,
     local: SocketAddr,
+    /// The core of the driver task (and of the inner transport).
+    home: insane_runtime::runtime::CoreHandle,
     max_message: usize,
     max_datagram: usize,
     /// Send buffers lent to the application (heap).
@@ -81,9 +83,70 @@ struct State {
     /// The application gave the endpoint something to transmit (a
     /// message, a connection) since the driver's last transmit.
     kick: bool,
+    /// The inner send of a datagram that had to wait.
+    send_op: Op<io::Result<()>>,
+    /// `send_op` holds a datagram in flight: no other transmit until it
+    /// completes (datagrams leave in order).
+    sending: bool,
+    /// The last transmit stopped before the endpoint had nothing left
+    /// (no buffer, or a send in flight).
+    tx_more: bool,
 }
 
 impl State {
+    /// Drains `poll_transmit` into `inner`'s send buffers and sends them,
+    /// until the endpoint has nothing more, a buffer is missing or a send
+    /// must wait. Whether a datagram went out.
+    fn transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        inner: &dyn Transport,
+        max_datagram: usize,
+        now: Instant,
+    ) -> bool {
+        let mut sent = false;
+        self.tx_more = false;
+        while !self.sending {
+            let mut buf = match inner.try_buffer() {
+                Some(b) => b,
+                None => match inner.poll_buffer(cx) {
+                    Poll::Ready(b) => b,
+                    Poll::Pending => {
+                        self.tx_more = true;
+                        break;
+                    }
+                },
+            };
+            if buf.resize(max_datagram, 0).is_err() {
+                tracing::warn!(
+                    "reliable datagrams: the inner transport lent a buffer under {max_datagram} bytes"
+                );
+                break;
+            }
+            // The one copy of the send path: the fragment into the
+            // datagram buffer. Zero copy would hand the message's `Bytes`
+            // to the inner transport as a second gather segment.
+            let Some(t) = self.ep.poll_transmit(now, &mut buf) else {
+                break;
+            };
+            buf.truncate(t.len);
+            sent = true;
+            let mut b = Some(buf);
+            match inner.poll_send(cx, &mut b, Some(t.to), &mut self.send_op) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    // The protocol retransmits what was lost.
+                    tracing::debug!("reliable datagrams: send to {}: {e}", t.to);
+                }
+                Poll::Pending => {
+                    self.sending = true;
+                    self.tx_more = true;
+                }
+            }
+        }
+        sent
+    }
+
     fn kick_driver(&mut self) {
         self.kick = true;
         if let Some(w) = &self.driver {
@@ -175,12 +238,18 @@ impl ReliableTransport {
             .unwrap_or(u32::MAX)
             .min(insane_reliable::config::MAX_WINDOW);
         pc.recv_budget = pc.recv_budget.max(config.max_message);
+        let home = insane_runtime::runtime::CoreHandle::current().ok_or_else(|| {
+            io::Error::other(
+                "a reliable-datagram endpoint must be bound on a core of an insane runtime",
+            )
+        })?;
         let ep = insane_reliable::Endpoint::new(pc, entropy_seed(local))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let shared = Arc::new(Shared {
             kind,
             inner,
             local,
+            home,
             max_message: config.max_message,
             max_datagram,
             tx: Pool::new(config.tx_buffers, TX_INITIAL, TX_RETAIN),
@@ -196,13 +265,11 @@ impl ReliableTransport {
                 default_peer: None,
                 driver: None,
                 kick: false,
+                send_op: Op::new(),
+                sending: false,
+                tx_more: true,
             }),
         });
-        if insane_runtime::runtime::CoreHandle::current().is_none() {
-            return Err(io::Error::other(
-                "a reliable-datagram endpoint must be bound on a core of an insane runtime",
-            ));
-        }
         let driver = spawn(Driver::new(shared.clone())).abort_handle();
         Ok(Self { shared, driver })
     }
@@ -270,6 +337,13 @@ impl Shared {
         };
         match st.ep.send(conn, msg.clone()) {
             Ok(()) => {
+                // On the driver's core, transmit at once, saving the hop to
+                // the driver task (its next turn polls a send that had to
+                // wait, and re-arms the timers). Elsewhere the inner
+                // transport's operations stay on its core.
+                if !st.sending && self.home.is_current() {
+                    st.transmit(cx, &*self.inner, self.max_datagram, Instant::now());
+                }
                 st.kick_driver();
                 Poll::Ready(Ok(()))
             }
@@ -439,13 +513,6 @@ impl Transport for ReliableTransport {
 struct Driver {
     shared: Arc<Shared>,
     recv_op: Op<io::Result<RxBuf>>,
-    send_op: Op<io::Result<()>>,
-    /// `send_op` holds a datagram in flight: no other transmit until it
-    /// completes (datagrams leave in order).
-    sending: bool,
-    /// The last transmit stopped before the endpoint had nothing left
-    /// (no buffer, or a send in flight).
-    tx_more: bool,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
 }
@@ -456,9 +523,6 @@ impl Driver {
         Self {
             shared,
             recv_op: Op::new(),
-            send_op: Op::new(),
-            sending: false,
-            tx_more: true,
             sleep: Box::pin(sleep_until(far)),
             armed: None,
         }
@@ -470,19 +534,19 @@ impl Driver {
         let shared = self.shared.clone();
         let inner = &*shared.inner;
         let mut progress = false;
-        if self.sending
-            && let Poll::Ready(res) = self.send_op.poll(cx)
+        let now = Instant::now();
+        let mut guard = lock(&shared.state);
+        let st = &mut *guard;
+        if st.sending
+            && let Poll::Ready(res) = st.send_op.poll(cx)
         {
-            self.sending = false;
+            st.sending = false;
             progress = true;
             if let Err(e) = res {
                 // The protocol retransmits what was lost.
                 tracing::debug!("reliable datagrams: a datagram was not sent: {e}");
             }
         }
-        let now = Instant::now();
-        let mut guard = lock(&shared.state);
-        let st = &mut *guard;
         if !st.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             st.driver = Some(cx.waker().clone());
         }
@@ -510,47 +574,9 @@ impl Driver {
         // Transmit only when something happened: a turn of a busy-polling
         // driver that found nothing costs one receive attempt, not a
         // buffer and a transmit attempt too.
-        let mut transmit = progress || st.kick || self.tx_more;
-        st.kick = false;
-        self.tx_more = false;
-        while transmit && !self.sending {
-            let mut buf = match inner.try_buffer() {
-                Some(b) => b,
-                None => match inner.poll_buffer(cx) {
-                    Poll::Ready(b) => b,
-                    Poll::Pending => {
-                        self.tx_more = true;
-                        break;
-                    }
-                },
-            };
-            if buf.resize(shared.max_datagram, 0).is_err() {
-                tracing::warn!(
-                    "reliable datagrams: the inner transport lent a buffer under {} bytes",
-                    shared.max_datagram
-                );
-                break;
-            }
-            // The one copy of the send path: the fragment into the
-            // datagram buffer. Zero copy would hand the message's `Bytes`
-            // to the inner transport as a second gather segment.
-            let Some(t) = st.ep.poll_transmit(now, &mut buf) else {
-                transmit = false;
-                continue;
-            };
-            buf.truncate(t.len);
-            progress = true;
-            let mut b = Some(buf);
-            match inner.poll_send(cx, &mut b, Some(t.to), &mut self.send_op) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => {
-                    tracing::debug!("reliable datagrams: send to {}: {e}", t.to);
-                }
-                Poll::Pending => {
-                    self.sending = true;
-                    self.tx_more = true;
-                }
-            }
+        if progress || st.kick || st.tx_more {
+            st.kick = false;
+            progress |= st.transmit(cx, inner, shared.max_datagram, now);
         }
         let next = st.ep.poll_timeout();
         drop(guard);
