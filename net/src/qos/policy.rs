@@ -242,7 +242,7 @@ pub fn preference(qos: &Qos) -> &'static [TransportKind] {
         }
         // io_uring TCP before reliable datagrams over kernel UDP: faster
         // in a loopback ping-pong of 32 B messages through `Endpoint`
-        // (p50 16-19 us against 27-32 us, `examples/reliable_pingpong.rs`).
+        // (p50 16.5-18.9 us against 25.7-31.6 us, `examples/reliable_pingpong.rs`).
         (Latency::Critical, Reliability::Reliable, Resources::Poll) => &[
             RdmaRc,
             DpdkReliable,
