@@ -12,7 +12,8 @@
 //! ones are refused naming the limit; a receiver that stops receiving
 //! holds the sender back (a bounded amount in flight, nothing lost, the
 //! sender resumes); a dropped peer makes the next send and receive fail
-//! within the idle timeout, naming the peer; over a lossy link every
+//! within the idle timeout, naming the peer, and so does a restarted one
+//! at its first packet; over a lossy link every
 //! message arrives exactly once and in order.
 
 mod common;
@@ -365,6 +366,79 @@ fn a_dropped_peer_fails_the_next_send_and_receive_within_the_idle_timeout_naming
         let err = recv_within(&a, 1, driver).await.unwrap_err();
         assert!(err.to_string().contains(&b_addr.to_string()), "{err}");
         assert!(err.to_string().contains("timed out"), "{err}");
+    });
+}
+
+#[test]
+fn a_restarted_peer_fails_the_next_receive_and_send_naming_it_then_a_new_connection_works() {
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
+        let a = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
+        let b = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
+        assert_eq!(b.driver(), Kind::UdpReliable, "{}", b.explain());
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
+        check(
+            &recv_within(&b, 5, driver).await.unwrap(),
+            1,
+            0,
+            100,
+            driver,
+        );
+        send_msg(&b, a_addr, 2, 0, 100).await.unwrap();
+        check(
+            &recv_within(&a, 5, driver).await.unwrap(),
+            2,
+            0,
+            100,
+            driver,
+        );
+
+        // b restarts on the same port (its socket closes when its driver
+        // task is gone: retry the bind briefly) and talks to a again.
+        drop(b);
+        let mut b2 = None;
+        for _ in 0..100 {
+            if let Ok(ep) = Endpoint::bind(b_addr, critical_reliable()).await {
+                b2 = Some(ep);
+                break;
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+        let b2 = b2.expect("b's port is free again within 500 ms");
+        send_msg(&b2, a_addr, 3, 0, 100).await.unwrap();
+
+        // a learns that its connection to b is gone: its next receive and
+        // its next send to b fail, naming b.
+        let err = recv_within(&a, 2, driver).await.unwrap_err();
+        println!("{driver}: recv: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("peer {b_addr} restarted")),
+            "{err}"
+        );
+        let err = send_msg(&a, b_addr, 1, 1, 100).await.unwrap_err();
+        println!("{driver}: send: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("peer {b_addr} restarted")),
+            "{err}"
+        );
+        // The new incarnation's message arrives, and a reaches it again.
+        check(
+            &recv_within(&a, 5, driver).await.unwrap(),
+            3,
+            0,
+            100,
+            driver,
+        );
+        send_msg(&a, b_addr, 1, 2, 100).await.unwrap();
+        check(
+            &recv_within(&b2, 5, driver).await.unwrap(),
+            1,
+            2,
+            100,
+            driver,
+        );
     });
 }
 

@@ -632,7 +632,9 @@ impl Driver {
                 Event::Accepted { conn, peer } => {
                     st.peers.insert(conn, peer);
                     st.conns.entry(peer).or_insert(conn);
-                    st.failed.remove(&peer);
+                    // A failure of an earlier connection to this peer (e.g.
+                    // it restarted and connects anew) is still reported to
+                    // the next send.
                 }
                 Event::Connected { .. } => {}
                 Event::Writable { .. } => wake_send = true,
