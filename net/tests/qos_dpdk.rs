@@ -124,6 +124,23 @@ fn critical_endpoint_on_the_dpdk_address_uses_dpdk_and_names_the_pmd() {
         assert_eq!(second.driver(), Kind::DpdkUdp, "{}", second.explain());
         assert_ne!(second.local_addr().unwrap().port(), 7500);
 
+        // A critical reliable flow runs insane's reliable datagrams over
+        // the same stack.
+        let reliable_qos = Qos::builder().critical().reliable().poll().build();
+        let reliable =
+            Endpoint::bind_with_config("10.77.0.1:0", reliable_qos, TransportConfig::default(), &c)
+                .await
+                .expect("reliable endpoint");
+        let explain = reliable.explain().to_string();
+        println!("{explain}");
+        assert_eq!(reliable.driver(), Kind::DpdkReliable, "{explain}");
+        assert!(
+            explain.starts_with(
+                "latency=critical, reliable, resources=poll -> DPDK reliable datagrams (rdma: "
+            ) && explain.contains("; reliable datagrams over DPDK UDP, "),
+            "{explain}"
+        );
+
         // Another core binds on this core's host (software dispatch): the
         // queue is not opened twice, and explain() says who serves it.
         let c2 = c.clone();
@@ -146,7 +163,7 @@ fn critical_endpoint_on_the_dpdk_address_uses_dpdk_and_names_the_pmd() {
                 && explain.contains("bound from core 1, served by core 0"),
             "{explain}"
         );
-        drop((ep, second));
+        drop((ep, second, reliable));
         pool.avail_count()
     });
     drop(rt);
@@ -244,11 +261,8 @@ fn normal_low_and_other_address_endpoints_never_use_dpdk() {
             .unwrap();
         assert_eq!(ep.driver(), Kind::UringUdp, "{}", ep.explain());
 
-        let reliable = Qos::builder().critical().reliable().poll().build();
-        let ep = Endpoint::bind_with_config("127.0.0.1:0", reliable, TransportConfig::default(), &config)
-            .await
-            .unwrap();
-        assert_eq!(ep.driver(), Kind::UringTcp, "{}", ep.explain());
+        // (A critical reliable polling flow on the [dpdk] address does use
+        // DPDK: reliable datagrams, see the first test.)
 
         // Critical best effort, but not on the [dpdk] address.
         let elsewhere = dpdk_config(0, "10.77.9.1/24");

@@ -116,3 +116,20 @@ pub fn uring_runtime(cores: usize) -> Runtime {
         .build()
         .expect("io_uring runtime")
 }
+
+/// Runs the test body `f` on a `cores`-core runtime of the kernel driver
+/// `name` (`"uring"` or `"epoll"`) only, under the watchdog.
+pub fn on_driver<F, Fut>(name: &'static str, cores: usize, f: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_each_driver(cores, |driver| {
+        let run = (driver == name).then(|| f(driver));
+        async move {
+            if let Some(run) = run {
+                run.await;
+            }
+        }
+    });
+}

@@ -20,19 +20,22 @@
 //! [`kernel`] (UDP and TCP sockets on io_uring or epoll, whichever drives
 //! the core), [`xdp`] (AF_XDP) and [`dpdk`] (DPDK, feature `dpdk`), both
 //! on [`stack`] (the userspace stack over any frame device), [`rdma`]
-//! (probe only: no RDMA driver yet). The technology table
+//! (probe only: no RDMA driver yet), and [`reliable`] (insane's reliable
+//! datagrams over any of the best-effort ones). The technology table
 //! (`technology.rs`) lists them: `Endpoint::bind` walks the policy's
 //! choices through it.
 
 pub mod dpdk;
 pub mod kernel;
 pub mod rdma;
+pub mod reliable;
 pub mod stack;
 pub(crate) mod technology;
 pub mod xdp;
 
 pub use kernel::tcp::TcpTransport;
 pub use kernel::udp::UdpTransport;
+pub use reliable::ReliableTransport;
 
 use std::fmt;
 use std::future::Future;

@@ -194,6 +194,30 @@ impl StackDevice for insane_stack::testing::PairDevice {
     }
 }
 
+/// A device whose received frames are lost, duplicated, reordered or
+/// corrupted on purpose (tests of the reliable transports).
+impl<D: StackDevice> StackDevice for insane_stack::testing::lossy::LossyDevice<D> {
+    fn open_port(&mut self, port: u16) -> io::Result<()> {
+        self.inner_mut().open_port(port)
+    }
+
+    fn close_port(&mut self, port: u16) -> io::Result<()> {
+        self.inner_mut().close_port(port)
+    }
+
+    fn describe(&self) -> String {
+        format!("{}, impaired on receive", self.inner().describe())
+    }
+
+    fn statistics(&self) -> String {
+        format!("{:?}", self.stats())
+    }
+
+    fn max_rx_frame(&self) -> Option<usize> {
+        self.inner().max_rx_frame()
+    }
+}
+
 // ---- hosts ------------------------------------------------------------------
 
 /// What a host shares with its transports (which are `Send + Sync` and

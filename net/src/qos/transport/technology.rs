@@ -109,6 +109,9 @@ pub(crate) static TECHNOLOGIES: &[&dyn Technology] = &[
     &super::xdp::Xdp,
     &super::dpdk::Dpdk,
     &super::rdma::Rdma,
+    &super::reliable::OVER_DPDK,
+    &super::reliable::OVER_XDP,
+    &super::reliable::OVER_UDP,
 ];
 
 /// The technology that binds `kind`, if this build has one.
@@ -144,9 +147,6 @@ impl Capabilities {
             xdp: Availability::NotConfigured,
             dpdk: Availability::NotConfigured,
             rdma: not_probed(),
-            bypass_tcp: Availability::Unavailable(
-                "reliable transport over kernel bypass is not built yet".into(),
-            ),
         }
     }
 
@@ -222,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn every_kind_the_policy_may_choose_has_one_technology_or_is_never_available() {
+    fn every_kind_the_policy_may_choose_has_exactly_one_technology() {
         for latency in [Latency::Critical, Latency::Normal] {
             for reliability in [Reliability::BestEffort, Reliability::Reliable] {
                 for resources in [Resources::Poll, Resources::Low] {
@@ -232,14 +232,7 @@ mod tests {
                             .iter()
                             .filter(|t| t.kinds().contains(&kind))
                             .count();
-                        // Bypass TCP has no technology yet; its
-                        // availability says so and the policy passes it.
-                        if kind == TransportKind::BypassTcp {
-                            assert_eq!(owners, 0);
-                            assert!(!kind.availability(&Capabilities::unprobed()).is_available());
-                        } else {
-                            assert_eq!(owners, 1, "{kind} has {owners} technologies");
-                        }
+                        assert_eq!(owners, 1, "{kind} has {owners} technologies");
                     }
                 }
             }

@@ -1,0 +1,686 @@
+//! [`ReliableTransport`]: the `insane-reliable` protocol over a
+//! best-effort datagram [`Transport`], and the task that drives it.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+use insane_reliable::{CloseReason, ConnId, Event, SendError};
+use insane_runtime::task::{AbortHandle, spawn};
+use insane_runtime::time::{Sleep, sleep_until};
+
+use crate::qos::policy::TransportKind;
+use crate::qos::rxbuf::RxBuf;
+use crate::qos::transport::{
+    Op, Transport, TransportConfig, begin_send, lock, not_connected, oversize,
+};
+use crate::qos::txbuf::{Pool, TxBuf};
+
+/// The protocol's datagrams are at most this long (a 1500-byte MTU minus
+/// IPv4 and UDP headers), whatever the inner transport could carry: a
+/// kernel UDP socket would accept 64 KiB datagrams, which IP fragments on
+/// a real link.
+const MAX_DATAGRAM: usize = 1472;
+/// Datagrams received per turn of the driver before it moves on to
+/// timers, events and transmits.
+const RX_BURST: usize = 64;
+/// Turns of the driver per poll before it yields to the core's other tasks.
+const TURNS: usize = 16;
+/// Send buffers start with this much storage.
+const TX_INITIAL: usize = 4096;
+/// Pooled send buffers that grew past this are freed on return.
+const TX_RETAIN: usize = 1 << 20;
+/// Failed connections remembered for the next send to their peer, at most.
+const FAILED_MAX: usize = 4096;
+
+/// Reliable, ordered messages over any best-effort datagram transport:
+/// kernel UDP ([`UdpTransport`](super::super::UdpTransport)) or the
+/// userspace stack ([`StackUdpTransport`](super::super::stack::StackUdpTransport)
+/// over AF_XDP, DPDK or a test device). See the [module docs](super).
+pub struct ReliableTransport {
+    shared: Arc<Shared>,
+    driver: AbortHandle,
+}
+
+struct Shared {
+    kind: TransportKind,
+    inner: Arc<dyn Transport>,
+    local: SocketAddr,
+    /// The core of the driver task (and of the inner transport).
+    home: insane_runtime::runtime::CoreHandle,
+    max_message: usize,
+    max_datagram: usize,
+    /// Send buffers lent to the application (heap).
+    tx: Pool,
+    /// Received messages held by the application or queued: one entry
+    /// each. Its storage is the message itself, freed on return.
+    rx: Pool,
+    state: Mutex<State>,
+}
+
+struct State {
+    ep: insane_reliable::Endpoint,
+    /// The connection that carries sends to each peer.
+    conns: HashMap<SocketAddr, ConnId>,
+    /// Every live connection's peer.
+    peers: HashMap<ConnId, SocketAddr>,
+    /// Why the connection to a peer failed, for the next send to it.
+    failed: HashMap<SocketAddr, io::Error>,
+    inbox: VecDeque<io::Result<RxBuf>>,
+    recv_waiters: Vec<Waker>,
+    send_waiters: Vec<Waker>,
+    default_peer: Option<SocketAddr>,
+    /// The driver task, woken when the application gave it work.
+    driver: Option<Waker>,
+    /// The application gave the endpoint something to transmit (a
+    /// message, a connection) since the driver's last transmit.
+    kick: bool,
+    /// The inner send of a datagram that had to wait.
+    send_op: Op<io::Result<()>>,
+    /// `send_op` holds a datagram in flight: no other transmit until it
+    /// completes (datagrams leave in order).
+    sending: bool,
+    /// The last transmit stopped before the endpoint had nothing left
+    /// (no buffer, or a send in flight).
+    tx_more: bool,
+}
+
+impl State {
+    /// Drains `poll_transmit` into `inner`'s send buffers and sends them,
+    /// until the endpoint has nothing more, a buffer is missing or a send
+    /// must wait. Whether a datagram went out.
+    fn transmit(
+        &mut self,
+        cx: &mut Context<'_>,
+        inner: &dyn Transport,
+        max_datagram: usize,
+        now: Instant,
+    ) -> bool {
+        let mut sent = false;
+        self.tx_more = false;
+        while !self.sending {
+            let mut buf = match inner.try_buffer() {
+                Some(b) => b,
+                None => match inner.poll_buffer(cx) {
+                    Poll::Ready(b) => b,
+                    Poll::Pending => {
+                        self.tx_more = true;
+                        break;
+                    }
+                },
+            };
+            if buf.resize(max_datagram, 0).is_err() {
+                tracing::warn!(
+                    "reliable datagrams: the inner transport lent a buffer under {max_datagram} bytes"
+                );
+                break;
+            }
+            // The one copy of the send path: the fragment into the
+            // datagram buffer. Zero copy would hand the message's `Bytes`
+            // to the inner transport as a second gather segment.
+            let Some(t) = self.ep.poll_transmit(now, &mut buf) else {
+                break;
+            };
+            buf.truncate(t.len);
+            sent = true;
+            let mut b = Some(buf);
+            match inner.poll_send(cx, &mut b, Some(t.to), &mut self.send_op) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    // The protocol retransmits what was lost.
+                    tracing::debug!("reliable datagrams: send to {}: {e}", t.to);
+                }
+                Poll::Pending => {
+                    self.sending = true;
+                    self.tx_more = true;
+                }
+            }
+        }
+        sent
+    }
+
+    fn kick_driver(&mut self) {
+        self.kick = true;
+        if let Some(w) = &self.driver {
+            w.wake_by_ref();
+        }
+    }
+}
+
+fn wake_all(waiters: &mut Vec<Waker>) {
+    for w in waiters.drain(..) {
+        w.wake();
+    }
+}
+
+fn register(waiters: &mut Vec<Waker>, cx: &Context<'_>) {
+    if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+        waiters.push(cx.waker().clone());
+    }
+}
+
+/// A seed from the OS's randomness (std's hash keys), the clock and the
+/// process: a restarted endpoint gets a new epoch and new connection ids.
+fn entropy_seed(local: SocketAddr) -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write(local.to_string().as_bytes());
+    h.finish()
+}
+
+/// The error of a connection that ended for `reason` (which names the
+/// peer).
+fn closed_error(reason: &CloseReason) -> io::Error {
+    let kind = match reason {
+        CloseReason::TimedOut { .. } => io::ErrorKind::TimedOut,
+        CloseReason::Refused { .. } => io::ErrorKind::ConnectionRefused,
+        CloseReason::ProtocolViolation { .. } => io::ErrorKind::InvalidData,
+        CloseReason::PeerLimits { .. } => io::ErrorKind::InvalidInput,
+        _ => io::ErrorKind::ConnectionReset,
+    };
+    io::Error::new(
+        kind,
+        format!("reliable connection failed: {reason}; messages it had not delivered are lost"),
+    )
+}
+
+impl ReliableTransport {
+    /// Runs the protocol over `inner` (a best-effort datagram transport,
+    /// bound already), reporting itself as `kind`, and starts the task
+    /// that drives it on the current core (the one that bound `inner`).
+    /// The endpoint accepts connections from any peer at once.
+    ///
+    /// # Errors
+    /// `inner` is reliable already, carries datagrams too small for the
+    /// protocol, or `config` asks for messages over 4 GiB; outside a
+    /// runtime.
+    pub fn new(
+        inner: Arc<dyn Transport>,
+        kind: TransportKind,
+        config: &TransportConfig,
+    ) -> io::Result<Self> {
+        if inner.kind().is_reliable() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "reliable datagrams run over a best-effort transport, not {}",
+                    inner.kind()
+                ),
+            ));
+        }
+        let local = inner.local_addr()?;
+        let max_datagram = inner.max_payload().min(MAX_DATAGRAM);
+        let mut pc = insane_reliable::Config {
+            max_datagram,
+            max_message: config.max_message,
+            ..Default::default()
+        };
+        // The receive window (what a peer may send before we hand
+        // messages to the application) holds one largest message and a
+        // little more: it is what a receiver that stops receiving holds.
+        let frag = pc.max_payload().max(1);
+        let packets = config.max_message.div_ceil(frag).max(1);
+        pc.recv_window = u32::try_from(packets + 256)
+            .unwrap_or(u32::MAX)
+            .min(insane_reliable::config::MAX_WINDOW);
+        pc.recv_budget = pc.recv_budget.max(config.max_message);
+        let home = insane_runtime::runtime::CoreHandle::current().ok_or_else(|| {
+            io::Error::other(
+                "a reliable-datagram endpoint must be bound on a core of an insane runtime",
+            )
+        })?;
+        let ep = insane_reliable::Endpoint::new(pc, entropy_seed(local))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let shared = Arc::new(Shared {
+            kind,
+            inner,
+            local,
+            home,
+            max_message: config.max_message,
+            max_datagram,
+            tx: Pool::new(config.tx_buffers, TX_INITIAL, TX_RETAIN),
+            rx: Pool::new(config.rx_buffers, 0, 0),
+            state: Mutex::new(State {
+                ep,
+                conns: HashMap::new(),
+                peers: HashMap::new(),
+                failed: HashMap::new(),
+                inbox: VecDeque::new(),
+                recv_waiters: Vec::new(),
+                send_waiters: Vec::new(),
+                default_peer: None,
+                driver: None,
+                kick: false,
+                send_op: Op::new(),
+                sending: false,
+                tx_more: true,
+            }),
+        });
+        let driver = spawn(Driver::new(shared.clone())).abort_handle();
+        Ok(Self { shared, driver })
+    }
+
+    /// The best-effort transport carrying the datagrams.
+    pub fn inner(&self) -> &dyn Transport {
+        &*self.shared.inner
+    }
+
+    /// The protocol's counters (datagrams, retransmissions, drops by
+    /// reason, connections).
+    pub fn stats(&self) -> String {
+        format!("{:?}", lock(&self.shared.state).ep.stats())
+    }
+}
+
+impl Drop for ReliableTransport {
+    fn drop(&mut self) {
+        // The peers notice through their idle timeout (no packet from us
+        // any more); connections are not closed in order on drop.
+        self.driver.abort();
+    }
+}
+
+impl fmt::Debug for ReliableTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = lock(&self.shared.state);
+        f.debug_struct("ReliableTransport")
+            .field("kind", &self.shared.kind)
+            .field("local_addr", &self.shared.local)
+            .field("connections", &st.ep.connection_count())
+            .field("inner", &self.shared.inner)
+            .finish()
+    }
+}
+
+impl Shared {
+    /// Queues `msg` for `peer`, opening a connection when there is none.
+    /// `Pending` while the connection's send buffer is full (woken when
+    /// it has room, or fails).
+    fn poll_queue(
+        &self,
+        cx: &mut Context<'_>,
+        peer: SocketAddr,
+        msg: &Bytes,
+    ) -> Poll<io::Result<()>> {
+        let mut guard = lock(&self.state);
+        let st = &mut *guard;
+        if let Some(e) = st.failed.remove(&peer) {
+            return Poll::Ready(Err(e));
+        }
+        let conn = match st.conns.get(&peer) {
+            Some(&c) => c,
+            None => {
+                let c = st.ep.connect(peer, Instant::now()).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        format!("cannot open a reliable connection to {peer}: {e}"),
+                    )
+                })?;
+                st.conns.insert(peer, c);
+                st.peers.insert(c, peer);
+                c
+            }
+        };
+        match st.ep.send(conn, msg.clone()) {
+            Ok(()) => {
+                // On the driver's core, transmit at once, saving the hop to
+                // the driver task (its next turn polls a send that had to
+                // wait, and re-arms the timers). Elsewhere the inner
+                // transport's operations stay on its core.
+                if !st.sending && self.home.is_current() {
+                    st.transmit(cx, &*self.inner, self.max_datagram, Instant::now());
+                }
+                st.kick_driver();
+                Poll::Ready(Ok(()))
+            }
+            Err(SendError::WouldBlock) => {
+                register(&mut st.send_waiters, cx);
+                // The driver transmits what fills the buffer.
+                st.kick_driver();
+                Poll::Pending
+            }
+            Err(SendError::TooLarge { len, max }) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a message of {len} bytes exceeds the maximum of {max} bytes of the connection to {peer}"
+                ),
+            ))),
+            Err(SendError::Closed) => {
+                // Closing; its `Closed` event is still queued. The next
+                // send opens a new connection.
+                st.conns.remove(&peer);
+                st.peers.remove(&conn);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    format!("the reliable connection to {peer} is closed"),
+                )))
+            }
+        }
+    }
+}
+
+impl Transport for ReliableTransport {
+    fn kind(&self) -> TransportKind {
+        self.shared.kind
+    }
+
+    fn max_payload(&self) -> usize {
+        self.shared.max_message
+    }
+
+    fn headroom(&self) -> usize {
+        0
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.shared.local)
+    }
+
+    fn busy_polls(&self) -> bool {
+        self.shared.inner.busy_polls()
+    }
+
+    fn try_buffer(&self) -> Option<TxBuf> {
+        let pool = &self.shared.tx;
+        pool.try_take()
+            .map(|d| TxBuf::from_pool(d, 0, self.shared.max_message, pool.clone()))
+    }
+
+    fn poll_buffer(&self, cx: &mut Context<'_>) -> Poll<TxBuf> {
+        let pool = &self.shared.tx;
+        pool.poll_take(cx)
+            .map(|d| TxBuf::from_pool(d, 0, self.shared.max_message, pool.clone()))
+    }
+
+    fn tx_available(&self) -> usize {
+        self.shared.tx.available()
+    }
+
+    fn rx_available(&self) -> usize {
+        self.shared.rx.available()
+    }
+
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut Option<TxBuf>,
+        peer: Option<SocketAddr>,
+        op: &mut Op<io::Result<()>>,
+    ) -> Poll<io::Result<()>> {
+        let shared = &self.shared;
+        let tx = match begin_send(cx, buf, op, shared.max_message, |len| {
+            oversize(len, shared.max_message, "maximum reliable message")
+        }) {
+            Ok(tx) => tx,
+            Err(poll) => return poll,
+        };
+        let Some(peer) = peer.or(lock(&shared.state).default_peer) else {
+            return Poll::Ready(Err(not_connected("this reliable")));
+        };
+        // The message's storage becomes the `Bytes` the protocol keeps
+        // until acked (no copy here); its pool entry is free again at once
+        // (the protocol's send buffer bounds what is held).
+        let (data, headroom, pool) = tx.into_parts();
+        if let Some(pool) = pool {
+            pool.give_back(Vec::new());
+        }
+        let msg = Bytes::from(data).slice(headroom..);
+        match shared.poll_queue(cx, peer, &msg) {
+            Poll::Pending => {
+                let shared = shared.clone();
+                op.start(
+                    cx,
+                    Box::pin(async move { poll_fn(|cx| shared.poll_queue(cx, peer, &msg)).await }),
+                )
+            }
+            ready => ready,
+        }
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        _op: &mut Op<io::Result<RxBuf>>,
+    ) -> Poll<io::Result<RxBuf>> {
+        let mut st = lock(&self.shared.state);
+        match st.inbox.pop_front() {
+            Some(msg) => Poll::Ready(msg),
+            None => {
+                register(&mut st.recv_waiters, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    fn diagnostics(&self) -> Option<String> {
+        let proto = self.stats();
+        Some(match self.shared.inner.diagnostics() {
+            Some(inner) => format!("reliable datagrams: {proto}; inner: {inner}"),
+            None => format!("reliable datagrams: {proto}"),
+        })
+    }
+
+    fn poll_connect(
+        &self,
+        _cx: &mut Context<'_>,
+        peer: SocketAddr,
+        _op: &mut Op<io::Result<()>>,
+    ) -> Poll<io::Result<()>> {
+        let mut guard = lock(&self.shared.state);
+        let st = &mut *guard;
+        st.failed.remove(&peer);
+        if !st.conns.contains_key(&peer) {
+            // The handshake goes out with the driver's next transmit;
+            // messages sent meanwhile wait for it.
+            match st.ep.connect(peer, Instant::now()) {
+                Ok(c) => {
+                    st.conns.insert(peer, c);
+                    st.peers.insert(c, peer);
+                    st.kick_driver();
+                }
+                Err(e) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        format!("cannot open a reliable connection to {peer}: {e}"),
+                    )));
+                }
+            }
+        }
+        st.default_peer = Some(peer);
+        Poll::Ready(Ok(()))
+    }
+}
+
+// ---- the driver --------------------------------------------------------------
+
+/// The task that moves datagrams between the protocol endpoint and the
+/// inner transport, runs its timers and turns its events into received
+/// messages and errors.
+struct Driver {
+    shared: Arc<Shared>,
+    recv_op: Op<io::Result<RxBuf>>,
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Driver {
+    fn new(shared: Arc<Shared>) -> Self {
+        let far = insane_runtime::time::Instant::now() + std::time::Duration::from_secs(86_400);
+        Self {
+            shared,
+            recv_op: Op::new(),
+            sleep: Box::pin(sleep_until(far)),
+            armed: None,
+        }
+    }
+
+    /// One turn: receive, timers, events, transmit. Whether anything
+    /// happened.
+    fn turn(&mut self, cx: &mut Context<'_>) -> bool {
+        let shared = self.shared.clone();
+        let inner = &*shared.inner;
+        let mut progress = false;
+        let now = Instant::now();
+        let mut guard = lock(&shared.state);
+        let st = &mut *guard;
+        if st.sending
+            && let Poll::Ready(res) = st.send_op.poll(cx)
+        {
+            st.sending = false;
+            progress = true;
+            if let Err(e) = res {
+                // The protocol retransmits what was lost.
+                tracing::debug!("reliable datagrams: a datagram was not sent: {e}");
+            }
+        }
+        if !st.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.driver = Some(cx.waker().clone());
+        }
+        for _ in 0..RX_BURST {
+            match inner.poll_recv(cx, &mut self.recv_op) {
+                Poll::Ready(Ok(d)) => {
+                    st.ep.handle_datagram(now, d.peer(), &d);
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    // E.g. an ICMP error reported on the socket: the
+                    // protocol's timers decide what a silent peer means.
+                    tracing::debug!("reliable datagrams: receive: {e}");
+                    progress = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if st.ep.poll_timeout().is_some_and(|t| t <= now) {
+            st.ep.handle_timeout(now);
+            progress = true;
+        }
+        progress |= self.drain_events(cx, st);
+        // Transmit only when something happened: a turn of a busy-polling
+        // driver that found nothing costs one receive attempt, not a
+        // buffer and a transmit attempt too.
+        if progress || st.kick || st.tx_more {
+            st.kick = false;
+            progress |= st.transmit(cx, inner, shared.max_datagram, now);
+        }
+        let next = st.ep.poll_timeout();
+        drop(guard);
+        if let Some(t) = next {
+            if self.armed != Some(t) {
+                self.sleep.as_mut().reset(t.into());
+                self.armed = Some(t);
+            }
+            if self.sleep.as_mut().poll(cx).is_ready() {
+                self.armed = None;
+                progress = true;
+            }
+        }
+        progress
+    }
+
+    /// Hands the endpoint's events to the application while the receive
+    /// pool has room: a message stays in the endpoint (its credit not
+    /// returned, so the peer's sends stop) until the application frees a
+    /// receive buffer. Whether any event was taken.
+    fn drain_events(&mut self, cx: &mut Context<'_>, st: &mut State) -> bool {
+        let rx = &self.shared.rx;
+        let mut taken = false;
+        let mut wake_recv = false;
+        let mut wake_send = false;
+        while st.ep.pending_events() > 0 {
+            // One receive entry per event, in case it is a message.
+            let Poll::Ready(slot) = rx.poll_take(cx) else {
+                break;
+            };
+            let Some(ev) = st.ep.poll_event() else {
+                rx.give_back(slot);
+                break;
+            };
+            taken = true;
+            match ev {
+                Event::Message { conn, data } => {
+                    let peer = st
+                        .peers
+                        .get(&conn)
+                        .copied()
+                        .or_else(|| st.ep.peer(conn))
+                        .unwrap_or(self.shared.local);
+                    drop(slot);
+                    // No copy when the protocol's `Bytes` owns its vector
+                    // alone (a reassembled or single-fragment message).
+                    let data: Vec<u8> = data.into();
+                    st.inbox
+                        .push_back(Ok(RxBuf::new(data, 0, peer, rx.clone())));
+                    wake_recv = true;
+                    continue;
+                }
+                Event::Accepted { conn, peer } => {
+                    st.peers.insert(conn, peer);
+                    st.conns.entry(peer).or_insert(conn);
+                    // A failure of an earlier connection to this peer (e.g.
+                    // it restarted and connects anew) is still reported to
+                    // the next send.
+                }
+                Event::Connected { .. } => {}
+                Event::Writable { .. } => wake_send = true,
+                Event::Closed { conn, reason } => {
+                    wake_send = true;
+                    let peer = st.peers.remove(&conn);
+                    let current = peer.is_some_and(|p| st.conns.get(&p) == Some(&conn));
+                    if let (true, Some(p)) = (current, peer) {
+                        st.conns.remove(&p);
+                    }
+                    if !matches!(reason, CloseReason::Local | CloseReason::PeerClosed { .. }) {
+                        if let (true, Some(p)) = (current, peer) {
+                            if st.failed.len() >= FAILED_MAX {
+                                st.failed.clear();
+                            }
+                            st.failed.insert(p, closed_error(&reason));
+                        }
+                        st.inbox.push_back(Err(closed_error(&reason)));
+                        wake_recv = true;
+                    }
+                }
+            }
+            rx.give_back(slot);
+        }
+        if wake_recv {
+            wake_all(&mut st.recv_waiters);
+        }
+        if wake_send {
+            wake_all(&mut st.send_waiters);
+        }
+        taken
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        for _ in 0..TURNS {
+            if !this.turn(cx) {
+                return Poll::Pending;
+            }
+        }
+        // Still busy: let the core's other tasks run, then go on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

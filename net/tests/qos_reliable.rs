@@ -1,0 +1,605 @@
+//! Reliable datagrams as a QoS transport (`transport::reliable`):
+//! insane's reliable message protocol over kernel busy-poll UDP, reached
+//! through `Endpoint` with `latency=critical, reliable, resources=poll`
+//! (on epoll cores: on io_uring cores the policy prefers io_uring TCP,
+//! which is faster on loopback), directly over io_uring busy-poll UDP,
+//! and over the userspace stack on an in-memory link that loses, reorders
+//! and duplicates frames.
+//!
+//! Specifications checked: the policy chooses it and `explain()` names the
+//! inner path; many messages of random sizes arrive exactly once, in
+//! order, intact, both ways; messages up to the maximum arrive and larger
+//! ones are refused naming the limit; a receiver that stops receiving
+//! holds the sender back (a bounded amount in flight, nothing lost, the
+//! sender resumes); a dropped peer makes the next send and receive fail
+//! within the idle timeout, naming the peer, and so does a restarted one
+//! at its first packet; over a lossy link every
+//! message arrives exactly once and in order.
+
+mod common;
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{on_driver, on_each_driver};
+use insane_net::config::Config;
+use insane_net::qos::policy::TransportKind as Kind;
+use insane_net::qos::transport::stack::StackUdpTransport;
+use insane_net::qos::transport::{Op, ReliableTransport, UdpTransport};
+use insane_net::qos::{Endpoint, Qos, RxBuf, Transport, TransportConfig, TxBuf};
+use insane_net::stack::testing::PairDevice;
+use insane_net::stack::testing::lossy::{Impairments, LossyDevice};
+use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig};
+use insane_runtime::runtime::Runtime;
+use insane_runtime::task::spawn;
+use insane_runtime::time::{sleep, timeout};
+
+const LOCAL: &str = "127.0.0.1:0";
+const MIB: usize = 1 << 20;
+
+fn critical_reliable() -> Qos {
+    Qos::builder().critical().reliable().poll().build()
+}
+
+/// A deterministic xorshift64* generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Log-uniform from 1 to `max` bytes.
+    fn size(&mut self, max_bits: u64) -> usize {
+        let bits = self.below(max_bits + 1);
+        1 + self.below(1 << bits) as usize
+    }
+}
+
+/// Byte `j` of message `i` from sender `tag`.
+fn byte(tag: u8, i: usize, j: usize) -> u8 {
+    (i.wrapping_mul(131) ^ j.wrapping_mul(7) ^ (j >> 8)) as u8 ^ tag
+}
+
+/// Message `i` of `len` bytes from sender `tag`: its index in the first 4
+/// bytes (when there is room), then the pattern.
+fn fill(buf: &mut [u8], tag: u8, i: usize) {
+    for (j, b) in buf.iter_mut().enumerate() {
+        *b = byte(tag, i, j);
+    }
+    let n = buf.len().min(4);
+    buf[..n].copy_from_slice(&(i as u32).to_le_bytes()[..n]);
+}
+
+/// Panics unless `msg` is message `i` of `len` bytes from `tag`.
+fn check(msg: &[u8], tag: u8, i: usize, len: usize, what: &str) {
+    assert_eq!(msg.len(), len, "{what}: message {i} has the wrong length");
+    let n = len.min(4);
+    assert_eq!(
+        &msg[..n],
+        &(i as u32).to_le_bytes()[..n],
+        "{what}: message {i} is out of order (or another message)"
+    );
+    if let Some(j) = (n..len).find(|&j| msg[j] != byte(tag, i, j)) {
+        panic!("{what}: message {i} of {len} bytes differs at byte {j}");
+    }
+}
+
+async fn send_msg(ep: &Endpoint, to: SocketAddr, tag: u8, i: usize, len: usize) -> io::Result<()> {
+    let mut buf = ep.buffer().await;
+    buf.resize(len, 0).unwrap();
+    fill(&mut buf, tag, i);
+    ep.send_to(buf, to).await
+}
+
+async fn recv_within(ep: &Endpoint, secs: u64, what: &str) -> io::Result<RxBuf> {
+    timeout(Duration::from_secs(secs), ep.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing received within {secs} s"))
+}
+
+/// Nothing more arrives within 100 ms.
+async fn assert_quiet(ep: &Endpoint, what: &str) {
+    if let Ok(m) = timeout(Duration::from_millis(100), ep.recv()).await {
+        panic!(
+            "{what}: an extra message or error: {:?}",
+            m.map(|m| m.len())
+        );
+    }
+}
+
+/// The kernel driver whose cores carry `critical, reliable, poll`
+/// endpoints with reliable datagrams (io_uring cores use io_uring TCP).
+const RELIABLE_DATAGRAMS_DRIVER: &str = "epoll";
+
+#[test]
+fn critical_reliable_polling_endpoints_choose_io_uring_tcp_else_reliable_datagrams_over_busy_poll_udp()
+ {
+    on_each_driver(1, |driver| async move {
+        if driver == "uring" {
+            let ep = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
+            println!("{driver}: {}", ep.explain());
+            assert_eq!(ep.driver(), Kind::UringTcp, "{}", ep.explain());
+            assert!(
+                ep.explain().starts_with(
+                    "latency=critical, reliable, resources=poll -> io_uring TCP (rdma: "
+                ),
+                "{}",
+                ep.explain()
+            );
+            return;
+        }
+        let eps = [
+            Endpoint::bind(LOCAL, critical_reliable()).await.unwrap(),
+            Endpoint::bind_with_config(
+                LOCAL,
+                critical_reliable(),
+                TransportConfig::default(),
+                &Config::default(),
+            )
+            .await
+            .unwrap(),
+        ];
+        for ep in &eps {
+            let e = ep.explain();
+            println!("{driver}: {e}");
+            assert_eq!(ep.driver(), Kind::UdpReliable, "{e}");
+            assert!(ep.driver().is_reliable() && ep.driver().busy_polls());
+            assert!(
+                e.starts_with(
+                    "latency=critical, reliable, resources=poll -> UDP reliable datagrams (rdma: "
+                ),
+                "{e}"
+            );
+            assert!(e.contains("dpdk: ") && e.contains("af_xdp: "), "{e}");
+            assert!(
+                e.contains(
+                    "io_uring: this core runs the epoll driver); \
+                     reliable datagrams over epoll busy-poll UDP, busy-poll: SO_BUSY_POLL=50us"
+                ),
+                "{e}"
+            );
+            assert!(ep.transport().busy_polls());
+            assert_eq!(ep.max_payload(), 16 * MIB);
+        }
+        // And they talk to each other.
+        let to = eps[1].local_addr().unwrap();
+        send_msg(&eps[0], to, 1, 0, 32).await.unwrap();
+        let m = recv_within(&eps[1], 5, driver).await.unwrap();
+        check(&m, 1, 0, 32, driver);
+        assert_eq!(m.peer(), eps[0].local_addr().unwrap());
+    });
+}
+
+#[test]
+fn ten_thousand_messages_of_random_sizes_arrive_exactly_once_in_order_both_ways() {
+    const COUNT: usize = 10_000;
+    // Log-uniform from 1 B to 64 KiB, and three of 1 MiB.
+    let mut rng = Rng(0x5eed_0000_0000_0016);
+    let sizes: Arc<Vec<usize>> = Arc::new(
+        (0..COUNT)
+            .map(|i| match i {
+                0 => 1,
+                1 | 4_999 | 9_998 => MIB,
+                _ => rng.size(16),
+            })
+            .collect(),
+    );
+    let total: usize = sizes.iter().sum();
+    println!("{COUNT} messages each way, {total} bytes");
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| {
+        let sizes = sizes.clone();
+        async move {
+            let a = Arc::new(Endpoint::bind(LOCAL, critical_reliable()).await.unwrap());
+            let b = Arc::new(Endpoint::bind(LOCAL, critical_reliable()).await.unwrap());
+            assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
+            let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            let started = Instant::now();
+            let senders =
+                [(a.clone(), b_addr, 0xa), (b.clone(), a_addr, 0xb)].map(|(ep, to, tag)| {
+                    let sizes = sizes.clone();
+                    spawn(async move {
+                        for (i, &len) in sizes.iter().enumerate() {
+                            send_msg(&ep, to, tag, i, len).await.unwrap();
+                        }
+                    })
+                });
+            let receivers = [
+                (b.clone(), a_addr, 0xa, "a -> b"),
+                (a.clone(), b_addr, 0xb, "b -> a"),
+            ]
+            .map(|(ep, from, tag, what)| {
+                let sizes = sizes.clone();
+                spawn(async move {
+                    for (i, &len) in sizes.iter().enumerate() {
+                        let m = recv_within(&ep, 20, what).await.unwrap();
+                        assert_eq!(m.peer(), from, "{what}");
+                        check(&m, tag, i, len, what);
+                    }
+                })
+            });
+            for t in senders.into_iter().chain(receivers) {
+                t.await.unwrap();
+            }
+            println!("{driver}: both ways in {:?}", started.elapsed());
+            assert_quiet(&a, "a").await;
+            assert_quiet(&b, "b").await;
+        }
+    });
+}
+
+#[test]
+fn messages_up_to_the_maximum_arrive_and_larger_ones_are_refused_naming_it() {
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
+        let config = TransportConfig {
+            max_message: 4 * MIB,
+            ..Default::default()
+        };
+        let a = Endpoint::bind_with(LOCAL, critical_reliable(), config)
+            .await
+            .unwrap();
+        let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
+            .await
+            .unwrap();
+        assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
+        assert_eq!(a.max_payload(), 4 * MIB);
+        let to = b.local_addr().unwrap();
+        let sizes = [4 * MIB, 1, 3 * MIB + 12_345, 4 * MIB];
+        for (i, &len) in sizes.iter().enumerate() {
+            send_msg(&a, to, 7, i, len).await.unwrap();
+        }
+        for (i, &len) in sizes.iter().enumerate() {
+            let m = recv_within(&b, 20, driver).await.unwrap();
+            check(&m, 7, i, len, driver);
+        }
+        // One byte more than the maximum: refused, naming the limit.
+        let mut buf = TxBuf::unpooled(0, 4 * MIB + 1);
+        buf.resize(4 * MIB + 1, 0).unwrap();
+        let e = a.send_to(buf, to).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains(&format!("{}", 4 * MIB)), "{e}");
+        assert_quiet(&b, driver).await;
+    });
+}
+
+#[test]
+fn a_receiver_that_stops_receiving_holds_the_sender_back_and_loses_nothing() {
+    const LEN: usize = 16 * 1024;
+    const TOTAL: usize = 2_000;
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
+        // A 1 MiB maximum: the receiver's window is about 1 MiB.
+        let config = TransportConfig {
+            max_message: MIB,
+            rx_buffers: 16,
+            ..Default::default()
+        };
+        let a = Arc::new(
+            Endpoint::bind_with(LOCAL, critical_reliable(), config)
+                .await
+                .unwrap(),
+        );
+        let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
+            .await
+            .unwrap();
+        assert_eq!(b.driver(), Kind::UdpReliable, "{}", b.explain());
+        let to = b.local_addr().unwrap();
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sender = {
+            let (a, sent) = (a.clone(), sent.clone());
+            spawn(async move {
+                for i in 0..TOTAL {
+                    send_msg(&a, to, 3, i, LEN).await.unwrap();
+                    sent.store(i + 1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        // b does not receive: the sender stalls after a bounded amount.
+        let mut last = usize::MAX;
+        for _ in 0..100 {
+            sleep(Duration::from_millis(100)).await;
+            let now = sent.load(std::sync::atomic::Ordering::Relaxed);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        println!("{driver}: the sender stalled after {last} messages");
+        assert!(
+            (16..1_000).contains(&last),
+            "{driver}: {last} messages sent to a receiver that receives nothing"
+        );
+        // b receives everything: the sender resumes, nothing is lost.
+        for i in 0..TOTAL {
+            let m = recv_within(&b, 10, driver).await.unwrap();
+            check(&m, 3, i, LEN, driver);
+        }
+        sender.await.unwrap();
+        assert_quiet(&b, driver).await;
+    });
+}
+
+#[test]
+fn a_dropped_peer_fails_the_next_send_and_receive_within_the_idle_timeout_naming_it() {
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
+        let a = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
+        let b = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
+        assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
+        let b_addr = b.local_addr().unwrap();
+        send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
+        check(
+            &recv_within(&b, 5, driver).await.unwrap(),
+            1,
+            0,
+            100,
+            driver,
+        );
+        drop(b);
+        let dropped = Instant::now();
+
+        // a keeps sending to b: within the idle timeout (1 s) a send fails.
+        let mut i = 1;
+        let err = loop {
+            assert!(
+                dropped.elapsed() < Duration::from_secs(3),
+                "{driver}: sends to a dropped peer still succeed after 3 s"
+            );
+            match send_msg(&a, b_addr, 1, i, 100).await {
+                Ok(()) => i += 1,
+                Err(e) => break e,
+            }
+            sleep(Duration::from_millis(10)).await;
+        };
+        println!("{driver}: after {:?}: {err}", dropped.elapsed());
+        assert!(err.to_string().contains(&b_addr.to_string()), "{err}");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        // The receive side says so too.
+        let err = recv_within(&a, 1, driver).await.unwrap_err();
+        assert!(err.to_string().contains(&b_addr.to_string()), "{err}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+    });
+}
+
+#[test]
+fn a_restarted_peer_fails_the_next_receive_and_send_naming_it_then_a_new_connection_works() {
+    on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
+        let a = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
+        let b = Endpoint::bind(LOCAL, critical_reliable()).await.unwrap();
+        assert_eq!(b.driver(), Kind::UdpReliable, "{}", b.explain());
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
+        check(
+            &recv_within(&b, 5, driver).await.unwrap(),
+            1,
+            0,
+            100,
+            driver,
+        );
+        send_msg(&b, a_addr, 2, 0, 100).await.unwrap();
+        check(
+            &recv_within(&a, 5, driver).await.unwrap(),
+            2,
+            0,
+            100,
+            driver,
+        );
+
+        // b restarts on the same port (its socket closes when its driver
+        // task is gone: retry the bind briefly) and talks to a again.
+        drop(b);
+        let mut b2 = None;
+        for _ in 0..100 {
+            if let Ok(ep) = Endpoint::bind(b_addr, critical_reliable()).await {
+                b2 = Some(ep);
+                break;
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+        let b2 = b2.expect("b's port is free again within 500 ms");
+        send_msg(&b2, a_addr, 3, 0, 100).await.unwrap();
+
+        // a learns that its connection to b is gone: its next receive and
+        // its next send to b fail, naming b.
+        let err = recv_within(&a, 2, driver).await.unwrap_err();
+        println!("{driver}: recv: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("peer {b_addr} restarted")),
+            "{err}"
+        );
+        let err = send_msg(&a, b_addr, 1, 1, 100).await.unwrap_err();
+        println!("{driver}: send: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("peer {b_addr} restarted")),
+            "{err}"
+        );
+        // The new incarnation's message arrives, and a reaches it again.
+        check(
+            &recv_within(&a, 5, driver).await.unwrap(),
+            3,
+            0,
+            100,
+            driver,
+        );
+        send_msg(&a, b_addr, 1, 2, 100).await.unwrap();
+        check(
+            &recv_within(&b2, 5, driver).await.unwrap(),
+            1,
+            2,
+            100,
+            driver,
+        );
+    });
+}
+
+// ---- over the userspace stack, on a lossy in-memory link ------------------------
+
+const MAC_A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xa]);
+const MAC_B: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xb]);
+const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+type Lossy = LossyDevice<PairDevice>;
+
+fn host(dev: Lossy, ip: Ipv4Addr, peer: (Ipv4Addr, EthernetAddress)) -> Interface<Lossy> {
+    let mut iface = Interface::new(
+        dev,
+        InterfaceConfig::new(format!("{ip}/24").parse().unwrap()),
+    );
+    iface.add_static_neighbor(peer.0, peer.1);
+    iface
+}
+
+async fn t_send(t: &ReliableTransport, buf: TxBuf, peer: SocketAddr) -> io::Result<()> {
+    let mut op = Op::new();
+    let mut buf = Some(buf);
+    poll_fn(|cx| t.poll_send(cx, &mut buf, Some(peer), &mut op)).await
+}
+
+async fn t_recv(t: &ReliableTransport, what: &str) -> io::Result<RxBuf> {
+    let mut op = Op::new();
+    timeout(
+        Duration::from_secs(20),
+        poll_fn(|cx| t.poll_recv(cx, &mut op)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}: nothing received within 20 s"))
+}
+
+/// Two reliable transports over the stack on a lossy pair link exchange
+/// `count` messages each way; `seed` makes the faults reproducible.
+fn lossy_link_delivers_everything(loss: f64, seed: u64, count: usize) {
+    let rt = Runtime::builder().cores(1).build().unwrap();
+    rt.block_on(async move {
+        let cfg = TransportConfig::default();
+        let (a_dev, b_dev) = PairDevice::pair(MAC_A, MAC_B, 1500);
+        let impair = Impairments {
+            loss,
+            duplicate: 0.01,
+            reorder: 0.02,
+            reorder_depth: 4,
+            corrupt: 0.001,
+        };
+        let a_dev = LossyDevice::new(a_dev, impair, seed);
+        let b_dev = LossyDevice::new(b_dev, impair, seed ^ 0xffff);
+        let key = format!("lossy {seed}");
+        let a_stack =
+            StackUdpTransport::<Lossy>::bind(&format!("{key} a"), 5000, Kind::XdpUdp, &cfg, || {
+                Ok((host(a_dev, IP_A, (IP_B, MAC_B)), None))
+            })
+            .unwrap();
+        let b_stack =
+            StackUdpTransport::<Lossy>::bind(&format!("{key} b"), 6000, Kind::XdpUdp, &cfg, || {
+                Ok((host(b_dev, IP_B, (IP_A, MAC_A)), None))
+            })
+            .unwrap();
+        assert!(
+            a_stack.describe().contains("impaired"),
+            "{}",
+            a_stack.describe()
+        );
+        let a =
+            Arc::new(ReliableTransport::new(Arc::new(a_stack), Kind::XdpReliable, &cfg).unwrap());
+        let b =
+            Arc::new(ReliableTransport::new(Arc::new(b_stack), Kind::XdpReliable, &cfg).unwrap());
+        assert!(a.busy_polls(), "over a busy-polling stack, it busy-polls");
+        exchange(a, b, count, seed, &format!("loss {loss}")).await;
+    });
+}
+
+/// `a` and `b` send each other `count` messages of random sizes up to
+/// 16 KiB at once; each receives every message of the other exactly once,
+/// in order, intact, and nothing more.
+async fn exchange(
+    a: Arc<ReliableTransport>,
+    b: Arc<ReliableTransport>,
+    count: usize,
+    seed: u64,
+    what: &str,
+) {
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let mut rng = Rng(seed | 1);
+    let sizes: Arc<Vec<usize>> = Arc::new((0..count).map(|_| rng.size(14)).collect());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (from, to, to_addr, from_addr, tag) in [
+        (a.clone(), b.clone(), b_addr, a_addr, 0xa),
+        (b.clone(), a.clone(), a_addr, b_addr, 0xb),
+    ] {
+        let s = sizes.clone();
+        tasks.push(spawn(async move {
+            for (i, &len) in s.iter().enumerate() {
+                let mut buf = poll_fn(|cx| from.poll_buffer(cx)).await;
+                buf.resize(len, 0).unwrap();
+                fill(&mut buf, tag, i);
+                t_send(&from, buf, to_addr).await.unwrap();
+            }
+        }));
+        let (s, what) = (sizes.clone(), what.to_string());
+        tasks.push(spawn(async move {
+            for (i, &len) in s.iter().enumerate() {
+                let m = t_recv(&to, &what).await.unwrap();
+                assert_eq!(m.peer(), from_addr, "{what}");
+                check(&m, tag, i, len, &what);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "{what}: {count} messages each way in {:?}; a: {}",
+        started.elapsed(),
+        a.diagnostics().unwrap_or_default()
+    );
+    for t in [&a, &b] {
+        let mut op = Op::new();
+        assert!(
+            timeout(
+                Duration::from_millis(100),
+                poll_fn(|cx| t.poll_recv(cx, &mut op))
+            )
+            .await
+            .is_err(),
+            "{what}: nothing more"
+        );
+    }
+}
+
+#[test]
+fn over_the_stack_with_one_percent_loss_reordering_and_duplicates_every_message_arrives_once_in_order()
+ {
+    lossy_link_delivers_everything(0.01, 0x1055_0001, 2_000);
+}
+
+#[test]
+fn over_the_stack_with_five_percent_loss_reordering_and_duplicates_every_message_arrives_once_in_order()
+ {
+    lossy_link_delivers_everything(0.05, 0x1055_0005, 2_000);
+}
+
+#[test]
+fn over_io_uring_busy_poll_udp_messages_arrive_exactly_once_in_order_both_ways() {
+    on_driver("uring", 1, |driver| async move {
+        let cfg = TransportConfig::default();
+        let bind = || {
+            let udp =
+                UdpTransport::bind(LOCAL.parse().unwrap(), Kind::UringUdpBusyPoll, &cfg).unwrap();
+            Arc::new(ReliableTransport::new(Arc::new(udp), Kind::UdpReliable, &cfg).unwrap())
+        };
+        let (a, b) = (bind(), bind());
+        assert!(a.busy_polls(), "over busy-poll UDP, it busy-polls");
+        assert_eq!(a.inner().kind(), Kind::UringUdpBusyPoll);
+        exchange(a, b, 2_000, 0x0123_4567, driver).await;
+    });
+}
