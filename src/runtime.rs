@@ -589,7 +589,7 @@ impl Runtime {
     /// most `duration` for the running ones; those still running finish on
     /// their own. Like tokio's `Runtime::shutdown_timeout`. The
     /// [`tokio_compat`](Builder::tokio_compat) bridge, if any, is then
-    /// dropped as when the runtime is dropped.
+    /// shut down without waiting for its tasks.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -604,7 +604,7 @@ impl Runtime {
         // The cores stop before the tokio runtime they may use.
         let Runtime { inner, tokio, .. } = self;
         inner.shutdown_timeout(duration);
-        drop(tokio);
+        tokio_compat::stop(tokio);
     }
 
     /// [`shutdown_timeout`](Self::shutdown_timeout) without waiting for
@@ -619,7 +619,7 @@ impl Runtime {
     pub fn shutdown_background(self) {
         let Runtime { inner, tokio, .. } = self;
         inner.shutdown_background();
-        drop(tokio);
+        tokio_compat::stop(tokio);
     }
 
     /// The number of cores of this runtime.
@@ -870,6 +870,22 @@ mod tokio_compat {
     #[cfg(not(feature = "tokio-compat"))]
     pub(super) fn enter_on_core(tokio: &TokioRuntime) -> CoreInit {
         match *tokio {}
+    }
+
+    /// Shuts the bridge down without waiting for its tasks (the cores,
+    /// which used it, have stopped).
+    #[cfg(feature = "tokio-compat")]
+    pub(super) fn stop(tokio: Option<TokioRuntime>) {
+        if let Some(tokio) = tokio {
+            tokio.shutdown_background();
+        }
+    }
+
+    #[cfg(not(feature = "tokio-compat"))]
+    pub(super) fn stop(tokio: Option<TokioRuntime>) {
+        if let Some(never) = tokio {
+            match never {}
+        }
     }
 
     #[cfg(feature = "tokio-compat")]

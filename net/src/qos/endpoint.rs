@@ -359,7 +359,7 @@ impl Endpoint {
         let mut attempts = 0;
         let (bound, choice) = loop {
             attempts += 1;
-            let choice = policy::choose(&qos, &caps)?;
+            let choice = policy::choose_preferring(&qos, &caps, config.prefer)?;
             let kind = choice.transport;
             let tech = technology_of(kind).ok_or_else(|| {
                 io::Error::new(

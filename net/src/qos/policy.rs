@@ -240,16 +240,19 @@ pub fn preference(qos: &Qos) -> &'static [TransportKind] {
         (Latency::Critical, Reliability::BestEffort, Resources::Poll) => {
             &[DpdkUdp, XdpUdp, UringUdpBusyPoll, EpollUdpBusyPoll]
         }
-        // io_uring TCP before reliable datagrams over kernel UDP: faster
-        // in a loopback ping-pong of 32 B messages through `Endpoint`
-        // (p50 16.5-18.9 us against 25.7-31.6 us, `examples/reliable_pingpong.rs`).
+        // Kernel TCP before reliable datagrams over kernel UDP: faster in
+        // a loopback ping-pong of 32 B messages through `Endpoint` on both
+        // drivers (p50 io_uring TCP 16.5-18.9 us vs 25.7-31.6 us, epoll
+        // TCP 16.6-17.8 us vs 29.3-30.4 us; `examples/reliable_pingpong.rs`).
+        // Reliable datagrams over kernel UDP stay reachable with
+        // `TransportConfig::prefer`.
         (Latency::Critical, Reliability::Reliable, Resources::Poll) => &[
             RdmaRc,
             DpdkReliable,
             XdpReliable,
             UringTcp,
-            UdpReliable,
             EpollTcp,
+            UdpReliable,
         ],
         (_, Reliability::BestEffort, _) => &[UringUdp, EpollUdp],
         (_, Reliability::Reliable, _) => &[UringTcp, EpollTcp],
@@ -273,11 +276,46 @@ pub struct Choice {
 /// `Unsupported` when nothing on this host can serve `qos`; the message
 /// names every technology tried and why it failed.
 pub fn choose(qos: &Qos, caps: &Capabilities) -> io::Result<Choice> {
+    choose_preferring(qos, caps, None)
+}
+
+/// As [`choose`], trying `prefer` first when it is one of
+/// [`preference`]`(qos)` (a kind that cannot serve `qos` is ignored: a
+/// preference never weakens the QoS). The explanation says "(preferred)".
+///
+/// ```
+/// use insane_net::qos::policy::{Capabilities, TransportKind, choose_preferring};
+/// use insane_net::qos::Qos;
+/// let qos = Qos::builder().critical().reliable().poll().build();
+/// let caps = Capabilities::kernel_only();
+/// let c = choose_preferring(&qos, &caps, Some(TransportKind::UdpReliable)).unwrap();
+/// assert_eq!(c.transport, TransportKind::UdpReliable);
+/// assert!(c.explain.starts_with("latency=critical, reliable, resources=poll -> UDP reliable datagrams (preferred)"));
+/// // Best effort cannot be preferred for a reliable flow.
+/// let c = choose_preferring(&qos, &caps, Some(TransportKind::UringUdp)).unwrap();
+/// assert_eq!(c.transport, TransportKind::UringTcp);
+/// ```
+///
+/// # Errors
+/// As [`choose`].
+pub fn choose_preferring(
+    qos: &Qos,
+    caps: &Capabilities,
+    prefer: Option<TransportKind>,
+) -> io::Result<Choice> {
+    let order = preference(qos);
+    let prefer = prefer.filter(|p| order.contains(p));
     let mut passed: Vec<String> = Vec::new();
-    for &transport in preference(qos) {
+    for &transport in prefer
+        .iter()
+        .chain(order.iter().filter(|&&k| Some(k) != prefer))
+    {
         match transport.availability(caps).why_not() {
             None => {
                 let mut explain = format!("{qos} -> {transport}");
+                if prefer == Some(transport) {
+                    explain.push_str(" (preferred)");
+                }
                 if !passed.is_empty() {
                     explain.push_str(&format!(" ({})", passed.join("; ")));
                 }
@@ -362,8 +400,8 @@ mod tests {
                 DpdkReliable,
                 XdpReliable,
                 UringTcp,
-                UdpReliable,
-                EpollTcp
+                EpollTcp,
+                UdpReliable
             ]
         );
         let caps = Capabilities {
@@ -389,26 +427,29 @@ mod tests {
     }
 
     #[test]
-    fn reliable_datagrams_over_kernel_udp_follow_the_cores_driver() {
+    fn reliable_datagrams_over_kernel_udp_when_preferred_follow_the_cores_driver() {
         let qos = Qos::builder().critical().reliable().poll().build();
         let caps = Capabilities {
             uring: Availability::Unavailable("this core runs the epoll driver".into()),
             ..Capabilities::kernel_only()
         };
+        // Not preferred: the core's TCP (measured faster on loopback).
         let c = choose(&qos, &caps).unwrap();
+        assert_eq!(c.transport, TransportKind::EpollTcp);
+        let udp = Some(TransportKind::UdpReliable);
+        let c = choose_preferring(&qos, &caps, udp).unwrap();
         assert_eq!(c.transport, TransportKind::UdpReliable);
         assert_eq!(
             c.explain,
-            "latency=critical, reliable, resources=poll -> UDP reliable datagrams \
-             (rdma: no RDMA device; dpdk: not configured; af_xdp: not configured; \
-             io_uring: this core runs the epoll driver)"
+            "latency=critical, reliable, resources=poll -> UDP reliable datagrams (preferred)"
         );
         assert_eq!(TransportKind::UdpReliable.availability(&caps), &caps.epoll);
+        // A preferred kind that is missing is passed, like any other.
         let none = Capabilities {
             epoll: Availability::Unavailable("seccomp".into()),
             ..caps
         };
-        let err = choose(&qos, &none).unwrap_err();
+        let err = choose_preferring(&qos, &none, udp).unwrap_err();
         assert!(err.to_string().contains("kernel udp: seccomp"), "{err}");
     }
 
@@ -448,14 +489,27 @@ mod tests {
             for reliability in [Reliability::BestEffort, Reliability::Reliable] {
                 for resources in [Resources::Poll, Resources::Low] {
                     let qos = Qos::new(latency, reliability, resources);
-                    let last = *preference(&qos).last().unwrap();
-                    assert!(matches!(
-                        last,
-                        TransportKind::EpollUdp
-                            | TransportKind::EpollUdpBusyPoll
-                            | TransportKind::EpollTcp
-                    ));
-                    assert_eq!(last.is_reliable(), reliability == Reliability::Reliable);
+                    // Every list holds an epoll kind (epoll is always
+                    // there) of the QoS's reliability.
+                    let epoll = preference(&qos)
+                        .iter()
+                        .rfind(|k| {
+                            matches!(
+                                k,
+                                TransportKind::EpollUdp
+                                    | TransportKind::EpollUdpBusyPoll
+                                    | TransportKind::EpollTcp
+                            )
+                        })
+                        .copied();
+                    let epoll = epoll.unwrap_or_else(|| panic!("{qos} has no epoll fallback"));
+                    assert_eq!(epoll.is_reliable(), reliability == Reliability::Reliable);
+                    assert!(
+                        preference(&qos)
+                            .iter()
+                            .all(|k| k.is_reliable() == (reliability == Reliability::Reliable)),
+                        "{qos}"
+                    );
                     if resources == Resources::Low {
                         assert!(preference(&qos).iter().all(|t| !t.busy_polls()), "{qos}");
                     }

@@ -202,16 +202,36 @@ pub struct TransportConfig {
     /// `SO_BUSY_POLL` in microseconds for busy-polling transports
     /// (default 50).
     pub busy_poll_us: u32,
+    /// A transport to try before the policy's own order, when it can
+    /// serve the endpoint's QoS (it is in the QoS's list) and this host
+    /// has it (default `None`: the policy's order). For a path the policy
+    /// ranks lower on this machine but that measures faster on yours, and
+    /// for benchmarks that compare transports; `explain()` says
+    /// "(preferred)".
+    ///
+    /// ```no_run
+    /// use insane_net::qos::{Endpoint, Qos, TransportConfig, TransportKind};
+    /// # async fn f() -> std::io::Result<()> {
+    /// let qos = Qos::builder().critical().reliable().poll().build();
+    /// let config = TransportConfig { prefer: Some(TransportKind::UdpReliable), ..Default::default() };
+    /// let ep = Endpoint::bind_with("127.0.0.1:0", qos, config).await?;
+    /// assert_eq!(ep.driver(), TransportKind::UdpReliable);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub prefer: Option<TransportKind>,
 }
 
 impl Default for TransportConfig {
-    /// 16 MiB messages, 256 buffers each way, 50 µs busy-poll.
+    /// 16 MiB messages, 256 buffers each way, 50 µs busy-poll, the
+    /// policy's order.
     fn default() -> Self {
         Self {
             max_message: 16 << 20,
             tx_buffers: 256,
             rx_buffers: 256,
             busy_poll_us: 50,
+            prefer: None,
         }
     }
 }
