@@ -44,7 +44,7 @@ pub fn builder(config: MacroConfig) -> io::Result<Builder> {
     // more), so `start_paused` keeps one core whatever the configuration
     // says: the attribute asked for a paused test, not a panic.
     Ok(if config.start_paused {
-        builder.cores(1)
+        builder.cores(1).start_paused(true)
     } else {
         builder
     })
@@ -80,14 +80,7 @@ pub fn block_on<F: Future>(config: MacroConfig, future: F) -> F::Output {
         Ok(rt) => rt,
         Err(e) => panic!("insane: failed to start the runtime: {e}"),
     };
-    if config.start_paused {
-        runtime.block_on(async {
-            insane_runtime::time::pause();
-            future.await
-        })
-    } else {
-        runtime.block_on(future)
-    }
+    runtime.block_on(future)
 }
 
 #[cfg(test)]

@@ -63,6 +63,8 @@ pub struct Builder {
     thread_keep_alive: Option<std::time::Duration>,
     /// Give every core a tokio context ([`tokio_compat`](Self::tokio_compat)).
     tokio_compat: bool,
+    /// Time starts paused ([`start_paused`](Self::start_paused)).
+    start_paused: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -97,7 +99,30 @@ impl Builder {
             max_blocking_threads: None,
             thread_keep_alive: None,
             tokio_compat: false,
+            start_paused: false,
         }
+    }
+
+    /// Starts the runtime with time paused, as `time::pause()` at the
+    /// start of the first `block_on` would (tokio's
+    /// `Builder::start_paused`; what `#[insane::test(start_paused = true)]`
+    /// does): timers complete as soon as every task waits, `Instant::now()`
+    /// moves only when time advances. Paused time needs a runtime of one
+    /// core: `build` refuses more, naming both settings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = insane::runtime::Runtime::builder().cores(1).start_paused(true).build()?;
+    /// rt.block_on(async {
+    ///     let start = insane::time::Instant::now();
+    ///     insane::time::sleep(Duration::from_secs(3600)).await; // at once
+    ///     assert_eq!(start.elapsed(), Duration::from_secs(3600));
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start_paused(mut self, paused: bool) -> Self {
+        self.start_paused = paused;
+        self
     }
 
     /// Gives every core a tokio context, so crates that only run on tokio
@@ -351,6 +376,19 @@ impl Builder {
             idle,
             thread_name,
         } = self.config;
+        if self.start_paused && cores != Some(1) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "start_paused needs a runtime of one core (paused time is one core's clock), \
+                     but cores = {}",
+                    cores.map_or_else(
+                        || "the default (one per CPU)".to_string(),
+                        |n| n.to_string()
+                    )
+                ),
+            ));
+        }
         let sqpoll = sqpoll.unwrap_or(false);
         let (kind, reason) = resolve_driver(driver.unwrap_or_default(), sqpoll)?;
         tracing::info!(driver = %kind, reason = %reason, "insane I/O driver chosen");
@@ -394,6 +432,7 @@ impl Builder {
             driver: kind,
             reason,
             tokio,
+            pause_at_start: std::cell::Cell::new(self.start_paused),
         })
     }
 }
@@ -478,6 +517,8 @@ pub struct Runtime {
     reason: String,
     /// The tokio runtime of [`Builder::tokio_compat`].
     tokio: Option<tokio_compat::TokioRuntime>,
+    /// [`Builder::start_paused`], until the first `block_on` pauses.
+    pause_at_start: std::cell::Cell<bool>,
 }
 
 impl Runtime {
@@ -511,6 +552,12 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         // Core 0 runs on this thread: the tokio context only while it does.
         let _tokio = self.tokio.as_ref().map(tokio_compat::enter);
+        if self.pause_at_start.replace(false) {
+            return self.inner.block_on(async {
+                insane_runtime::time::pause();
+                future.await
+            });
+        }
         self.inner.block_on(future)
     }
 
@@ -818,6 +865,28 @@ mod tests {
         assert_eq!("EPOLL".parse::<Driver>().unwrap(), Driver::Epoll);
         let err = "xdp".parse::<Driver>().unwrap_err();
         assert!(err.to_string().contains("\"xdp\""), "{err}");
+    }
+
+    #[test]
+    fn start_paused_runs_timers_at_once_on_one_core_and_refuses_more() {
+        let rt = Runtime::builder()
+            .cores(1)
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let elapsed = rt.block_on(async {
+            let start = crate::time::Instant::now();
+            crate::time::sleep(std::time::Duration::from_secs(86_400)).await;
+            start.elapsed()
+        });
+        assert_eq!(elapsed, std::time::Duration::from_secs(86_400));
+        let err = Runtime::builder()
+            .cores(2)
+            .start_paused(true)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("cores = 2"), "{err}");
     }
 }
 
