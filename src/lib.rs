@@ -128,11 +128,15 @@ pub mod io {
         copy_bidirectional_with_sizes, copy_buf, duplex, empty, join, repeat, simplex, sink, split,
     };
 
+    pub use crate::stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
+
     pub mod unix {
         //! Readiness for any file descriptor (tokio's `io::unix`).
         pub use insane_net::{AsyncFd, AsyncFdReadyGuard, TryIoError};
     }
 }
+
+mod stdio;
 
 #[doc(hidden)]
 pub mod __private;
