@@ -5,7 +5,7 @@ mod common;
 
 use std::ffi::CString;
 use std::io::ErrorKind;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +44,15 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A plain blocking pipe: (read end, write end).
+fn blocking_pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: `pipe` succeeded: both fds are open and owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 fn mkfifo(path: &Path) {
@@ -219,11 +228,12 @@ fn pipe_writer_sees_broken_pipe_when_the_receiver_is_dropped() {
 #[test]
 fn pipe_ends_from_files_are_checked() {
     on_each_driver(1, |_| async {
-        let (reader, writer) = std::io::pipe().unwrap();
+        // Blocking pipe ends, as another library would hand them over.
+        let (reader, writer) = blocking_pipe();
         // The write end cannot be a receiver, nor the read end a sender.
-        let err = pipe::Receiver::from_owned_fd(writer.try_clone().unwrap().into()).unwrap_err();
+        let err = pipe::Receiver::from_owned_fd(writer.try_clone().unwrap()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-        let err = pipe::Sender::from_owned_fd(reader.try_clone().unwrap().into()).unwrap_err();
+        let err = pipe::Sender::from_owned_fd(reader.try_clone().unwrap()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         // A regular file is not a pipe.
         let dir = TempDir::new("pipe-file");
@@ -232,8 +242,8 @@ fn pipe_ends_from_files_are_checked() {
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         assert!(err.to_string().contains("not a pipe"), "{err}");
         // std's blocking pipe ends become non-blocking ones.
-        let tx = pipe::Sender::from_owned_fd(writer.into()).unwrap();
-        let rx = pipe::Receiver::from_owned_fd(reader.into()).unwrap();
+        let tx = pipe::Sender::from_owned_fd(writer).unwrap();
+        let rx = pipe::Receiver::from_owned_fd(reader).unwrap();
         tx.writable().await.unwrap();
         tx.try_write(b"std").unwrap();
         let mut buf = [0; 3];
@@ -244,6 +254,11 @@ fn pipe_ends_from_files_are_checked() {
             rx.try_read(&mut buf).unwrap_err().kind(),
             ErrorKind::WouldBlock
         );
+        tx.try_write(b"more").unwrap();
+        let mut grow = Vec::with_capacity(16);
+        bounded("readable again", rx.readable()).await.unwrap();
+        assert_eq!(rx.try_read_buf(&mut grow).unwrap(), 4);
+        assert_eq!(grow, b"more");
         let fd = rx.into_blocking_fd().unwrap();
         drop(fd);
     });

@@ -326,8 +326,9 @@ impl Sender {
     ///
     /// ```no_run
     /// # fn f() -> std::io::Result<()> {
-    /// let (writer, _reader) = std::io::pipe()?;
-    /// let tx = insane_net::unix::pipe::Sender::from_owned_fd(writer.into())?;
+    /// let (tx, _rx) = insane_net::unix::pipe::pipe()?;
+    /// let fd = tx.into_blocking_fd()?;
+    /// let tx = insane_net::unix::pipe::Sender::from_owned_fd(fd)?;
     /// # drop(tx);
     /// # Ok(())
     /// # }
@@ -357,8 +358,9 @@ impl Sender {
     ///
     /// ```no_run
     /// # fn f() -> std::io::Result<()> {
-    /// let (writer, _reader) = std::io::pipe()?;
-    /// let tx = insane_net::unix::pipe::Sender::from_owned_fd_unchecked(writer.into())?;
+    /// let (tx, _rx) = insane_net::unix::pipe::pipe()?;
+    /// let fd = tx.into_nonblocking_fd()?;
+    /// let tx = insane_net::unix::pipe::Sender::from_owned_fd_unchecked(fd)?;
     /// # drop(tx);
     /// # Ok(())
     /// # }
@@ -600,8 +602,9 @@ impl Receiver {
     ///
     /// ```no_run
     /// # fn f() -> std::io::Result<()> {
-    /// let (reader, _writer) = std::io::pipe()?;
-    /// let rx = insane_net::unix::pipe::Receiver::from_owned_fd(reader.into())?;
+    /// let (_tx, rx) = insane_net::unix::pipe::pipe()?;
+    /// let fd = rx.into_blocking_fd()?;
+    /// let rx = insane_net::unix::pipe::Receiver::from_owned_fd(fd)?;
     /// # drop(rx);
     /// # Ok(())
     /// # }
@@ -630,8 +633,9 @@ impl Receiver {
     ///
     /// ```no_run
     /// # fn f() -> std::io::Result<()> {
-    /// let (reader, _writer) = std::io::pipe()?;
-    /// let rx = insane_net::unix::pipe::Receiver::from_owned_fd_unchecked(reader.into())?;
+    /// let (_tx, rx) = insane_net::unix::pipe::pipe()?;
+    /// let fd = rx.into_nonblocking_fd()?;
+    /// let rx = insane_net::unix::pipe::Receiver::from_owned_fd_unchecked(fd)?;
     /// # drop(rx);
     /// # Ok(())
     /// # }
@@ -710,6 +714,35 @@ impl Receiver {
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.io
             .try_dir(Direction::Read, || self.io.get_ref().read_vectored(bufs))
+    }
+
+    /// Like [`try_read`](Self::try_read), appending to the spare capacity
+    /// of a `BufMut`.
+    ///
+    /// ```no_run
+    /// # fn f(rx: insane_net::unix::pipe::Receiver) -> std::io::Result<()> {
+    /// let mut buf = Vec::with_capacity(4096);
+    /// let n = rx.try_read_buf(&mut buf)?;
+    /// assert_eq!(buf.len(), n);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        self.io.try_dir(Direction::Read, || {
+            let chunk = buf.chunk_mut();
+            // SAFETY: the pointer and length describe the chunk, writable
+            // memory that outlives the call; `read` writes only
+            // initialised bytes.
+            let n = unsafe { libc::read(self.io.raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            // SAFETY: the kernel initialised the first `n` bytes of the
+            // chunk.
+            unsafe { buf.advance_mut(n) };
+            Ok(n)
+        })
     }
 
     /// Deregisters the pipe and returns its fd, switched back to blocking
