@@ -87,4 +87,4 @@ pub use async_fd::{AsyncFd, AsyncFdReadyGuard, TryIoError};
 pub use owned::{BufResult, IoBuf, IoBufMut, PooledBuf, RecvPool, RecvStream, Slice};
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixDatagram, UnixListener, UnixStream};
+pub use unix::{UnixDatagram, UnixListener, UnixSocket, UnixStream};

@@ -1,11 +1,14 @@
-//! Unix domain sockets: [`UnixListener`], [`UnixStream`] (with its split
-//! halves), [`UnixDatagram`] and [`UCred`] (tokio's `tokio::net::unix`).
+//! Unix domain sockets: [`UnixSocket`], [`UnixListener`], [`UnixStream`]
+//! (with its split halves), [`UnixDatagram`] and [`UCred`], and anonymous
+//! pipes and FIFOs in [`pipe`] (tokio's `tokio::net::unix`).
 //!
 //! Addresses are `std::os::unix::net::SocketAddr`, re-exported here as
 //! [`SocketAddr`].
 
 mod datagram;
 mod listener;
+pub mod pipe;
+mod socket;
 mod split;
 mod split_owned;
 mod stream;
@@ -13,6 +16,7 @@ mod ucred;
 
 pub use datagram::UnixDatagram;
 pub use listener::UnixListener;
+pub use socket::UnixSocket;
 pub use split::{ReadHalf, WriteHalf};
 pub use split_owned::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use std::os::unix::net::SocketAddr;
