@@ -900,8 +900,7 @@ impl Publisher {
     /// # }
     /// ```
     pub async fn buffer(&self) -> TxBuf {
-        let data = poll_fn(|cx| self.pool.poll_take(cx)).await;
-        TxBuf::from_pool(data, 0, self.max_payload, self.pool.clone())
+        poll_fn(|cx| self.pool.poll_lend(cx, 0, self.max_payload)).await
     }
 
     /// A buffer now, or `None` when all are in use.
@@ -913,13 +912,7 @@ impl Publisher {
     /// assert!(publisher.try_buffer().is_some());
     /// ```
     pub fn try_buffer(&self) -> Option<TxBuf> {
-        let data = self.pool.try_take()?;
-        Some(TxBuf::from_pool(
-            data,
-            0,
-            self.max_payload,
-            self.pool.clone(),
-        ))
+        self.pool.try_lend(0, self.max_payload)
     }
 
     /// Sends `buf` (its `len()` bytes) to every subscriber of the

@@ -128,6 +128,25 @@ impl Pool {
         }
     }
 
+    /// A [`TxBuf`] lent from this pool: `headroom` bytes before the
+    /// payload, at most `max` bytes of payload; `None` when all are lent.
+    pub(crate) fn try_lend(&self, headroom: usize, max: usize) -> Option<TxBuf> {
+        self.try_take()
+            .map(|d| TxBuf::from_pool(d, headroom, max, self.clone()))
+    }
+
+    /// As [`try_lend`](Self::try_lend); when all are lent, `cx` is woken
+    /// when one returns.
+    pub(crate) fn poll_lend(
+        &self,
+        cx: &mut Context<'_>,
+        headroom: usize,
+        max: usize,
+    ) -> Poll<TxBuf> {
+        self.poll_take(cx)
+            .map(|d| TxBuf::from_pool(d, headroom, max, self.clone()))
+    }
+
     /// Takes a lent buffer back and wakes whoever waits for one.
     pub(crate) fn give_back(&self, mut buf: Vec<u8>) {
         buf.clear();

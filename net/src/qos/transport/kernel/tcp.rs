@@ -440,15 +440,13 @@ impl Transport for TcpTransport {
     }
 
     fn try_buffer(&self) -> Option<TxBuf> {
-        let pool = &self.inner.tx;
-        pool.try_take()
-            .map(|d| TxBuf::from_pool(d, FRAME_HEADER, self.inner.max_message, pool.clone()))
+        self.inner.tx.try_lend(FRAME_HEADER, self.inner.max_message)
     }
 
     fn poll_buffer(&self, cx: &mut Context<'_>) -> Poll<TxBuf> {
-        let pool = &self.inner.tx;
-        pool.poll_take(cx)
-            .map(|d| TxBuf::from_pool(d, FRAME_HEADER, self.inner.max_message, pool.clone()))
+        self.inner
+            .tx
+            .poll_lend(cx, FRAME_HEADER, self.inner.max_message)
     }
 
     fn tx_available(&self) -> usize {

@@ -125,15 +125,11 @@ impl Transport for UdpTransport {
     }
 
     fn try_buffer(&self) -> Option<TxBuf> {
-        let pool = &self.inner.tx;
-        pool.try_take()
-            .map(|d| TxBuf::from_pool(d, 0, self.inner.max_payload, pool.clone()))
+        self.inner.tx.try_lend(0, self.inner.max_payload)
     }
 
     fn poll_buffer(&self, cx: &mut Context<'_>) -> Poll<TxBuf> {
-        let pool = &self.inner.tx;
-        pool.poll_take(cx)
-            .map(|d| TxBuf::from_pool(d, 0, self.inner.max_payload, pool.clone()))
+        self.inner.tx.poll_lend(cx, 0, self.inner.max_payload)
     }
 
     fn tx_available(&self) -> usize {

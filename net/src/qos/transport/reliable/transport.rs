@@ -395,15 +395,11 @@ impl Transport for ReliableTransport {
     }
 
     fn try_buffer(&self) -> Option<TxBuf> {
-        let pool = &self.shared.tx;
-        pool.try_take()
-            .map(|d| TxBuf::from_pool(d, 0, self.shared.max_message, pool.clone()))
+        self.shared.tx.try_lend(0, self.shared.max_message)
     }
 
     fn poll_buffer(&self, cx: &mut Context<'_>) -> Poll<TxBuf> {
-        let pool = &self.shared.tx;
-        pool.poll_take(cx)
-            .map(|d| TxBuf::from_pool(d, 0, self.shared.max_message, pool.clone()))
+        self.shared.tx.poll_lend(cx, 0, self.shared.max_message)
     }
 
     fn tx_available(&self) -> usize {
