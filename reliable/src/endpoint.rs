@@ -239,8 +239,8 @@ pub struct Endpoint {
     peer_epochs: HashMap<SocketAddr, u64>,
     events: VecDeque<Ev>,
     held: usize,
-    ready: VecDeque<(usize, u64)>,
-    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    ready: VecDeque<u64>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
     ctrl: VecDeque<Ctrl>,
     stats: EndpointStats,
 }
@@ -795,37 +795,25 @@ impl Endpoint {
     }
 
     fn schedule(&mut self, id: u64) {
-        let idx = (id & INDEX_MASK) as usize;
-        let Some(c) = self
-            .conns
-            .get_mut(idx)
-            .and_then(|c| c.as_mut())
-            .filter(|c| c.id == id)
-        else {
+        let Some(c) = slot(&mut self.conns, id) else {
             return;
         };
         if !c.in_ready {
             c.in_ready = true;
-            self.ready.push_back((idx, id));
+            self.ready.push_back(id);
         }
     }
 
     fn arm(&mut self, id: u64) {
-        let idx = (id & INDEX_MASK) as usize;
         let cfg = &self.cfg;
-        let Some(c) = self
-            .conns
-            .get_mut(idx)
-            .and_then(|c| c.as_mut())
-            .filter(|c| c.id == id)
-        else {
+        let Some(c) = slot(&mut self.conns, id) else {
             return;
         };
         if let Some(d) = c.deadline(cfg)
             && c.armed.is_none_or(|a| d < a)
         {
             c.armed = Some(d);
-            self.timers.push(Reverse((d, idx, id)));
+            self.timers.push(Reverse((d, id)));
         }
     }
 
@@ -850,14 +838,9 @@ impl Endpoint {
             self.stats.tx_datagrams += 1;
             return Some(Transmit { to: c.to, len });
         }
-        while let Some((idx, id)) = self.ready.pop_front() {
+        while let Some(id) = self.ready.pop_front() {
             let (cfg, epoch) = (&self.cfg, self.epoch);
-            let Some(c) = self
-                .conns
-                .get_mut(idx)
-                .and_then(|c| c.as_mut())
-                .filter(|c| c.id == id)
-            else {
+            let Some(c) = slot(&mut self.conns, id) else {
                 continue;
             };
             c.in_ready = false;
@@ -879,14 +862,9 @@ impl Endpoint {
     /// timer.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         loop {
-            let &Reverse((t, idx, id)) = self.timers.peek()?;
+            let &Reverse((t, id)) = self.timers.peek()?;
             let cfg = &self.cfg;
-            let Some(c) = self
-                .conns
-                .get_mut(idx)
-                .and_then(|c| c.as_mut())
-                .filter(|c| c.id == id)
-            else {
+            let Some(c) = slot(&mut self.conns, id) else {
                 self.timers.pop();
                 continue;
             };
@@ -901,7 +879,7 @@ impl Endpoint {
             self.timers.pop();
             c.armed = d;
             if let Some(d) = d {
-                self.timers.push(Reverse((d, idx, id)));
+                self.timers.push(Reverse((d, id)));
             }
         }
     }
@@ -917,16 +895,11 @@ impl Endpoint {
                 break;
             }
             budget -= 1;
-            let Some(Reverse((_, idx, id))) = self.timers.pop() else {
+            let Some(Reverse((_, id))) = self.timers.pop() else {
                 break;
             };
             let cfg = &self.cfg;
-            let Some(c) = self
-                .conns
-                .get_mut(idx)
-                .and_then(|c| c.as_mut())
-                .filter(|c| c.id == id)
-            else {
+            let Some(c) = slot(&mut self.conns, id) else {
                 continue;
             };
             c.armed = None;
