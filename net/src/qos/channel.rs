@@ -131,7 +131,7 @@ use insane_runtime::task::{JoinHandle, spawn};
 
 use super::endpoint::Endpoint;
 use super::rxbuf::RxBuf;
-use super::transport::udp_payload_limit;
+use super::transport::{lock, udp_payload_limit};
 use super::txbuf::{Pool, TxBuf};
 use super::{Qos, Reliability};
 use crate::config::Config;
@@ -160,12 +160,6 @@ pub const fn channel_id(topic: &str) -> u32 {
         i += 1;
     }
     hash
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here leaves its state consistent: ignore
-    // poisoning.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 // ---- configuration -------------------------------------------------------
