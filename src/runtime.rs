@@ -17,7 +17,8 @@ use std::sync::Arc;
 pub use insane_runtime::affinity;
 pub use insane_runtime::driver::DriverKind;
 pub use insane_runtime::runtime::{
-    CoreHandle, CoreInit, EnterGuard, Handle, Id, IdlePolicy, SpinGuard, TryCurrentError,
+    CoreHandle, CoreInit, CoreStop, EnterGuard, Handle, Id, IdlePolicy, RuntimeFlavor,
+    RuntimeMetrics, SpinGuard, TryCurrentError,
 };
 
 use insane_net::config::{Config, RuntimeConfig};
@@ -57,6 +58,9 @@ pub struct Builder {
     /// the configuration layers laid over them.
     config: RuntimeConfig,
     hooks: Vec<CoreInit>,
+    stop_hooks: Vec<CoreStop>,
+    thread_stack_size: Option<usize>,
+    name: Option<String>,
     /// `spawn_blocking`'s pool: most threads, idle time before one exits
     /// (`None`: insane-runtime's defaults, 512 and 10 s, as tokio's).
     max_blocking_threads: Option<usize>,
@@ -96,6 +100,9 @@ impl Builder {
         Self {
             config: RuntimeConfig::default(),
             hooks: Vec::new(),
+            stop_hooks: Vec::new(),
+            thread_stack_size: None,
+            name: None,
             max_blocking_threads: None,
             thread_keep_alive: None,
             tokio_compat: false,
@@ -285,6 +292,109 @@ impl Builder {
         self
     }
 
+    /// Adds a hook run on every core's thread when the runtime stops, after
+    /// the core's tasks were dropped.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let rt = insane::runtime::Runtime::builder()
+    ///     .cores(1)
+    ///     .on_core_stop(Arc::new(|core| println!("core {core} down")))
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_core_stop(mut self, hook: CoreStop) -> Self {
+        self.stop_hooks.push(hook);
+        self
+    }
+
+    /// Stack size of the threads the runtime starts for cores `1..n`
+    /// (core 0 is the caller's thread). tokio's `thread_stack_size`.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(2).thread_stack_size(8 << 20).build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+        self.thread_stack_size = Some(bytes);
+        self
+    }
+
+    /// Names the runtime ([`Handle::name`]). tokio's `Builder::name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// tokio's `Builder::new_current_thread()`: a runtime of one core,
+    /// the thread that calls `block_on` (`Builder::new().cores(1)`).
+    ///
+    /// ```
+    /// // Before: tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    /// let rt = insane::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// assert_eq!(rt.num_cores(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new_current_thread() -> Self {
+        Self::new().cores(1)
+    }
+
+    /// tokio's `Builder::new_multi_thread()`: one core per CPU of the
+    /// allowed set ([`Builder::new`]). Each core runs its own tasks; see
+    /// `docs/differences-from-tokio.md` for how that differs from tokio's
+    /// work-stealing pool.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    /// assert_eq!(rt.num_cores(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new_multi_thread() -> Self {
+        Self::new()
+    }
+
+    /// tokio's `worker_threads`: the number of cores. Unlike tokio's
+    /// workers, the thread that calls `block_on` is one of them (core 0),
+    /// so `worker_threads(4)` runs tasks on 4 threads in all.
+    pub fn worker_threads(self, n: usize) -> Self {
+        self.cores(n)
+    }
+
+    /// tokio's `enable_all`: returns the builder unchanged, since every
+    /// insane core always has its I/O driver and timers.
+    pub fn enable_all(self) -> Self {
+        self
+    }
+
+    /// tokio's `enable_io`: I/O is always enabled (see
+    /// [`enable_all`](Self::enable_all)).
+    pub fn enable_io(self) -> Self {
+        self
+    }
+
+    /// tokio's `enable_time`: timers are always enabled (see
+    /// [`enable_all`](Self::enable_all)).
+    pub fn enable_time(self) -> Self {
+        self
+    }
+
+    /// tokio's `on_thread_start`: `f` runs on every core's thread at
+    /// start-up (core 0's included: the thread that builds the runtime).
+    pub fn on_thread_start(self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_core_start(Arc::new(move |_core| {
+            f();
+            Ok(())
+        }))
+    }
+
+    /// tokio's `on_thread_stop`: `f` runs on every core's thread when the
+    /// runtime stops ([`on_core_stop`](Self::on_core_stop)).
+    pub fn on_thread_stop(self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_core_stop(Arc::new(move |_core| f()))
+    }
+
     /// Lays a `[runtime]` configuration over the builder: every key
     /// `config` sets replaces the builder's value, the others stay.
     /// [`load_config`](Self::load_config) is this with the process's
@@ -426,6 +536,15 @@ impl Builder {
         inner = inner.on_core_start(install);
         for hook in self.hooks {
             inner = inner.on_core_start(hook);
+        }
+        for hook in self.stop_hooks {
+            inner = inner.on_core_stop(hook);
+        }
+        if let Some(bytes) = self.thread_stack_size {
+            inner = inner.thread_stack_size(bytes);
+        }
+        if let Some(name) = self.name {
+            inner = inner.name(name);
         }
         Ok(Runtime {
             inner: inner.build()?,
@@ -674,6 +793,17 @@ impl Runtime {
         self.inner.num_cores()
     }
 
+    /// The runtime's metrics (tokio's `Runtime::metrics`).
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(1).build()?;
+    /// assert_eq!(rt.metrics().num_workers(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.inner.metrics()
+    }
+
     /// The kernel I/O driver every core runs.
     pub fn driver(&self) -> DriverKind {
         self.driver
@@ -695,6 +825,13 @@ impl Runtime {
     /// outside a runtime.
     pub fn cores() -> Option<usize> {
         insane_runtime::runtime::Runtime::cores()
+    }
+}
+
+/// So that `LocalSet::block_on(&rt, ..)` takes this runtime, as tokio's.
+impl insane_runtime::task::BlockOn for Runtime {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        Runtime::block_on(self, future)
     }
 }
 

@@ -61,6 +61,7 @@ pub(crate) struct CoreShared {
     /// dropped (cancelled) instead of waiting forever in `remote`, which
     /// a `CoreHandle` may keep alive.
     shut_down: AtomicBool,
+    pub(crate) metrics: crate::metrics::CoreMetrics,
 }
 
 impl CoreShared {
@@ -74,6 +75,7 @@ impl CoreShared {
             spin_holds: std::sync::atomic::AtomicUsize::new(0),
             owner: std::sync::OnceLock::new(),
             shut_down: AtomicBool::new(false),
+            metrics: crate::metrics::CoreMetrics::new(),
         })
     }
 
@@ -106,6 +108,11 @@ impl CoreShared {
             return;
         }
         self.wake();
+    }
+
+    /// Tasks handed over by other threads and not yet taken.
+    pub(crate) fn remote_len(&self) -> usize {
+        self.remote.len()
     }
 
     /// Whether the core has shut down (its runtime was dropped).
@@ -147,6 +154,13 @@ impl Drop for CoreShared {
 /// State every core of one runtime can see.
 pub(crate) struct RuntimeShared {
     pub(crate) cores: Vec<Arc<CoreShared>>,
+    /// `Builder::name`.
+    pub(crate) name: Option<String>,
+    /// `Builder::on_core_stop` hooks. Called only by the cores as they
+    /// stop, so a panic caught around a `Handle` (which holds this) can
+    /// never observe a hook half-run: asserting unwind safety keeps
+    /// `Handle: UnwindSafe`, as tokio's is.
+    pub(crate) stop: std::panic::AssertUnwindSafe<Vec<crate::runtime::CoreStop>>,
     pub(crate) shutdown: AtomicBool,
     /// The runtime's blocking thread pool (`spawn_blocking`).
     pub(crate) blocking: Arc<crate::task::BlockingPool>,
@@ -409,6 +423,8 @@ impl Core {
             self.shared.sleeping.store(false, Ordering::Release);
             return timeout;
         }
+        self.shared.metrics.park_started();
+        let parked_at = std::time::Instant::now();
         let result = match self.parker.get() {
             Some(i) => {
                 let reactor = self.reactors.borrow()[i].reactor.clone();
@@ -418,6 +434,7 @@ impl Core {
             None => self.shared.unpark.wait(timeout),
         };
         self.shared.sleeping.store(false, Ordering::Release);
+        self.shared.metrics.park_ended(parked_at.elapsed());
         self.now.set(self.clock.now());
         if let Err(e) = result {
             tracing::warn!(core = self.index(), error = %e, "park failed; spinning once");
@@ -510,6 +527,16 @@ impl Core {
             let next = self.local.borrow_mut().pop_front();
             let Some(runnable) = next else { break };
             runnable.run();
+        }
+    }
+}
+
+impl Core {
+    /// The runtime's `on_core_stop` hooks, on this core's thread, after
+    /// [`shutdown`](Self::shutdown).
+    pub(crate) fn run_stop_hooks(&self) {
+        for hook in self.runtime.stop.iter() {
+            hook(self.index());
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod affinity;
 mod context;
 mod core;
 pub mod driver;
+mod metrics;
 pub mod reactor;
 pub mod runtime;
 pub mod task;

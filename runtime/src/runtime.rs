@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::affinity;
 use crate::context;
 use crate::core::{Core, CoreShared, RuntimeShared};
+pub use crate::metrics::RuntimeMetrics;
 
 /// What a core does when it has nothing to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +59,14 @@ pub struct Builder {
     thread_name: String,
     max_blocking_threads: usize,
     thread_keep_alive: Duration,
+    stop: Vec<CoreStop>,
+    thread_stack_size: Option<usize>,
+    name: Option<String>,
 }
+
+/// Called on every core's thread when the runtime stops, after the core's
+/// tasks were dropped ([`Builder::on_core_stop`]).
+pub type CoreStop = Arc<dyn Fn(usize) + Send + Sync>;
 
 impl Default for Builder {
     fn default() -> Self {
@@ -91,6 +99,9 @@ impl Builder {
             thread_name: "insane-core".into(),
             max_blocking_threads: crate::task::DEFAULT_MAX_THREADS,
             thread_keep_alive: crate::task::DEFAULT_KEEP_ALIVE,
+            stop: Vec::new(),
+            thread_stack_size: None,
+            name: None,
         }
     }
 
@@ -161,6 +172,46 @@ impl Builder {
         self
     }
 
+    /// Adds a hook run on every core's thread when the runtime stops, after
+    /// the core's tasks were cancelled and dropped (tokio's
+    /// `on_thread_stop`, per core). Core 0's runs on the thread that drops
+    /// the runtime.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let stopped = Arc::new(AtomicUsize::new(0));
+    /// let count = stopped.clone();
+    /// let rt = insane_runtime::runtime::Runtime::builder()
+    ///     .cores(2)
+    ///     .on_core_stop(Arc::new(move |_core| {
+    ///         count.fetch_add(1, Ordering::Relaxed);
+    ///     }))
+    ///     .build()?;
+    /// drop(rt);
+    /// assert_eq!(stopped.load(Ordering::Relaxed), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_core_stop(mut self, hook: CoreStop) -> Self {
+        self.stop.push(hook);
+        self
+    }
+
+    /// Stack size of the threads the runtime starts for cores `1..n`
+    /// (tokio's `thread_stack_size`); core 0 is the caller's thread and
+    /// keeps its stack. Default: the standard library's (2 MiB, or
+    /// `RUST_MIN_STACK`).
+    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+        self.thread_stack_size = Some(bytes);
+        self
+    }
+
+    /// Names the runtime ([`Handle::name`], tokio's `Builder::name`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     /// Like [`on_core_start`](Self::on_core_start) but runs `first` before
     /// the hooks already added (the facade installs the I/O driver this way
     /// so user hooks can use it).
@@ -196,6 +247,8 @@ impl Builder {
             .collect::<io::Result<Vec<_>>>()?;
         let shared = Arc::new(RuntimeShared {
             cores,
+            name: self.name.clone(),
+            stop: std::panic::AssertUnwindSafe(self.stop.clone()),
             shutdown: Default::default(),
             blocking: Arc::new(crate::task::BlockingPool::new(
                 self.max_blocking_threads,
@@ -215,20 +268,24 @@ impl Builder {
             let cpu = if self.pin_cores { cpu_of(index) } else { None };
             let ready = ready_tx.clone();
             let entered = handle.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-{index}", self.thread_name))
-                .spawn(move || {
-                    // A worker core is inside its runtime for its whole life.
-                    let _entered = context::enter_handle(entered);
-                    let core = Core::new(rt_shared.cores[index].clone(), rt_shared.clone(), idle);
-                    let started = start_core(&core, cpu, &init);
-                    let ok = started.is_ok();
-                    let _ = ready.send((index, started));
-                    if ok {
-                        core.run_worker();
-                    }
-                    core.shutdown();
-                });
+            let mut thread =
+                std::thread::Builder::new().name(format!("{}-{index}", self.thread_name));
+            if let Some(bytes) = self.thread_stack_size {
+                thread = thread.stack_size(bytes);
+            }
+            let spawned = thread.spawn(move || {
+                // A worker core is inside its runtime for its whole life.
+                let _entered = context::enter_handle(entered);
+                let core = Core::new(rt_shared.cores[index].clone(), rt_shared.clone(), idle);
+                let started = start_core(&core, cpu, &init);
+                let ok = started.is_ok();
+                let _ = ready.send((index, started));
+                if ok {
+                    core.run_worker();
+                }
+                core.shutdown();
+                core.run_stop_hooks();
+            });
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -514,6 +571,7 @@ impl Runtime {
             // Destructors of core 0's tasks may look for their runtime.
             let _entered = context::enter_handle(self.handle.clone());
             self.core0.shutdown();
+            self.core0.run_stop_hooks();
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -528,6 +586,11 @@ impl Runtime {
     /// The number of cores of this runtime.
     pub fn num_cores(&self) -> usize {
         self.shared.cores.len()
+    }
+
+    /// The runtime's metrics ([`Handle::metrics`]).
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.handle.metrics()
     }
 
     /// The index of the core running the caller, or `None` outside a
@@ -844,6 +907,60 @@ impl Handle {
     pub fn num_cores(&self) -> usize {
         self.inner.shared.cores.len()
     }
+
+    /// The runtime's metrics (tokio's `Handle::metrics`).
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(2).build()?;
+    /// assert_eq!(rt.handle().metrics().num_workers(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn metrics(&self) -> RuntimeMetrics {
+        RuntimeMetrics::new(self.inner.shared.clone())
+    }
+
+    /// [`RuntimeFlavor::CurrentThread`] for a runtime of one core (all its
+    /// tasks run on one thread, as on tokio's current-thread runtime),
+    /// [`RuntimeFlavor::MultiThread`] otherwise. Code that checks the
+    /// flavor before `block_in_place` can rely on it: both behave as on
+    /// tokio for their flavor.
+    ///
+    /// ```
+    /// use insane_runtime::runtime::{Runtime, RuntimeFlavor};
+    /// let rt = Runtime::builder().cores(1).build()?;
+    /// assert_eq!(rt.handle().runtime_flavor(), RuntimeFlavor::CurrentThread);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn runtime_flavor(&self) -> RuntimeFlavor {
+        if self.num_cores() == 1 {
+            RuntimeFlavor::CurrentThread
+        } else {
+            RuntimeFlavor::MultiThread
+        }
+    }
+
+    /// The name given with [`Builder::name`], if any.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).name("svc").build()?;
+    /// assert_eq!(rt.handle().name(), Some("svc"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.inner.shared.name.as_deref()
+    }
+}
+
+/// What kind of runtime a [`Handle`] belongs to (tokio's
+/// `runtime::RuntimeFlavor`): insane has one kind, a thread per core, and
+/// reports the tokio flavor it behaves like ([`Handle::runtime_flavor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RuntimeFlavor {
+    /// One core: every task runs on the thread that calls `block_on`.
+    CurrentThread,
+    /// Several cores.
+    MultiThread,
 }
 
 impl fmt::Debug for Handle {

@@ -14,6 +14,8 @@
 //! - [`spawn_blocking`] on a bounded blocking thread pool, and
 //!   [`block_in_place`] (which here pauses the current core: see its doc).
 //! - [`LocalKey`], declared with [`task_local!`](crate::task_local).
+//! - [`LocalSet`], for tokio code that groups `!Send` tasks (insane needs
+//!   none to run them).
 //!
 //! Where thread-per-core makes insane differ from tokio, the item's doc
 //! says so; `docs/differences-from-tokio.md` lists every difference.
@@ -23,6 +25,7 @@ mod blocking;
 pub mod coop;
 mod error;
 mod join_set;
+mod local_set;
 mod raw;
 mod task_local;
 mod yield_now;
@@ -32,6 +35,7 @@ pub use blocking::{block_in_place, spawn_blocking};
 pub use coop::{Unconstrained, consume_budget, unconstrained};
 pub use error::JoinError;
 pub use join_set::JoinSet;
+pub use local_set::{BlockOn, LocalSet};
 pub use task_local::{AccessError, LocalKey};
 pub use yield_now::yield_now;
 

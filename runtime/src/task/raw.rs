@@ -26,15 +26,22 @@ pub(crate) struct TaskHeader {
     /// Set once the task's future is gone: it completed, panicked, was
     /// cancelled, or was dropped without running.
     finished: AtomicBool,
+    /// The core that owns the task and counts it as alive until it
+    /// finishes (`None`: a blocking closure, which no core counts).
+    core: Option<Arc<CoreShared>>,
 }
 
 impl TaskHeader {
-    pub(crate) fn new(id: Id, local: bool) -> Self {
+    pub(crate) fn new(id: Id, local: bool, core: Option<Arc<CoreShared>>) -> Self {
+        if let Some(core) = &core {
+            core.metrics.task_spawned();
+        }
         Self {
             id,
             local,
             aborted: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            core,
         }
     }
 
@@ -58,7 +65,10 @@ impl TaskHeader {
     }
 
     pub(crate) fn set_finished(&self) {
-        self.finished.store(true, Ordering::Release);
+        let was = self.finished.swap(true, Ordering::AcqRel);
+        if let (false, Some(core)) = (was, &self.core) {
+            core.metrics.task_finished();
+        }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -81,8 +91,8 @@ where
     F::Output: 'static,
 {
     let id = Id::next();
-    let header = TaskHeader::new(id, local);
     let schedule_on = shared.clone();
+    let header = TaskHeader::new(id, local, Some(shared));
     let schedule = move |runnable| schedule_on.schedule(runnable);
     // SAFETY: `TaskFuture` borrows the header, which async-task keeps alive
     // (in the same allocation) until after the future is dropped. The

@@ -1,0 +1,245 @@
+//! [`LocalSet`]: tokio's set of `!Send` tasks, for code that ports from
+//! tokio. Every insane core runs `!Send` tasks without one
+//! ([`spawn_local`](super::spawn_local)); a `LocalSet` adds what tokio code
+//! expects of the set itself: its tasks are aborted when it is dropped, and
+//! awaiting it waits for all of them.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use super::{AbortHandle, JoinHandle, spawn_local};
+
+/// A set of `!Send` tasks on the current core (tokio's `task::LocalSet`).
+///
+/// ```
+/// use std::rc::Rc;
+/// use insane_runtime::task::LocalSet;
+///
+/// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+/// let local = LocalSet::new();
+/// let answer = local.block_on(&rt, async {
+///     let shared = Rc::new(41);
+///     let copy = shared.clone();
+///     insane_runtime::task::spawn_local(async move { *copy + 1 }).await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// Differences from tokio, because every insane core already runs local
+/// tasks: tasks spawned with [`LocalSet::spawn_local`] run whenever their
+/// core runs, not only while the set is awaited or inside
+/// [`run_until`](Self::run_until); and the free function
+/// [`task::spawn_local`](super::spawn_local) called inside `run_until`
+/// spawns a plain core task, which dropping the set does not abort.
+#[derive(Default)]
+pub struct LocalSet {
+    state: Rc<SetState>,
+}
+
+#[derive(Default)]
+struct SetState {
+    /// Tasks spawned on the set whose future still exists.
+    live: Cell<usize>,
+    /// Awaiting the set: woken when the last task finishes.
+    waiter: RefCell<Option<Waker>>,
+    /// To abort the set's tasks when it is dropped (finished ones are
+    /// pruned as the set grows).
+    tasks: RefCell<Vec<AbortHandle>>,
+}
+
+/// Counts one task of the set while its future exists.
+struct Member<F> {
+    future: F,
+    state: Rc<SetState>,
+}
+
+impl<F: Future> Future for Member<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned: never moved out of
+        // `Member`, which is itself pinned.
+        unsafe { self.map_unchecked_mut(|m| &mut m.future) }.poll(cx)
+    }
+}
+
+impl<F> Drop for Member<F> {
+    fn drop(&mut self) {
+        let live = self.state.live.get() - 1;
+        self.state.live.set(live);
+        if live == 0 {
+            if let Some(waker) = self.state.waiter.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl LocalSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Spawns a `!Send` future on the current core as a task of this set.
+    ///
+    /// # Panics
+    /// Outside an insane runtime (as [`spawn_local`](super::spawn_local)).
+    #[track_caller]
+    pub fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let state = self.state.clone();
+        state.live.set(state.live.get() + 1);
+        let handle = spawn_local(Member { future, state });
+        let mut tasks = self.state.tasks.borrow_mut();
+        if tasks.len() == tasks.capacity() {
+            tasks.retain(|t| !t.is_finished());
+        }
+        tasks.push(handle.abort_handle());
+        handle
+    }
+
+    /// Runs `future` on the current core and returns its output (tokio's
+    /// `run_until`; the set's tasks run meanwhile, and after).
+    pub async fn run_until<F: Future>(&self, future: F) -> F::Output {
+        future.await
+    }
+
+    /// Runs `future` to completion on `rt` (tokio's `LocalSet::block_on`).
+    ///
+    /// # Panics
+    /// As the runtime's `block_on`: inside a runtime.
+    #[track_caller]
+    pub fn block_on<R: BlockOn, F: Future>(&self, rt: &R, future: F) -> F::Output {
+        rt.block_on(self.run_until(future))
+    }
+}
+
+/// A runtime [`LocalSet::block_on`] can drive: `insane_runtime`'s and the
+/// `insane` facade's `Runtime`.
+pub trait BlockOn {
+    /// Runs `future` to completion on the runtime's core 0 (this thread).
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
+}
+
+impl BlockOn for crate::runtime::Runtime {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        crate::runtime::Runtime::block_on(self, future)
+    }
+}
+
+/// Awaiting a set waits until every task spawned on it has finished.
+impl Future for LocalSet {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.state.live.get() == 0 {
+            return Poll::Ready(());
+        }
+        *self.state.waiter.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Dropping the set aborts its tasks that have not finished.
+impl Drop for LocalSet {
+    fn drop(&mut self) {
+        for task in self.state.tasks.borrow_mut().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for LocalSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalSet")
+            .field("live_tasks", &self.state.live.get())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Runtime;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    fn rt() -> Runtime {
+        Runtime::builder().cores(1).build().unwrap()
+    }
+
+    #[test]
+    fn awaiting_the_set_waits_for_all_its_tasks() {
+        let rt = rt();
+        let done = Rc::new(Cell::new(0));
+        rt.block_on(async {
+            let set = LocalSet::new();
+            for i in 0..3u64 {
+                let done = done.clone();
+                set.spawn_local(async move {
+                    crate::time::sleep(Duration::from_millis(5 * i)).await;
+                    done.set(done.get() + 1);
+                });
+            }
+            set.await;
+        });
+        assert_eq!(done.get(), 3);
+    }
+
+    #[test]
+    fn an_empty_set_is_ready_at_once() {
+        rt().block_on(LocalSet::new());
+    }
+
+    #[test]
+    fn dropping_the_set_aborts_its_unfinished_tasks() {
+        let rt = rt();
+        rt.block_on(async {
+            let set = LocalSet::new();
+            let task = set.spawn_local(std::future::pending::<()>());
+            let finished = set.spawn_local(async { 7 });
+            assert_eq!(finished.await.unwrap(), 7);
+            drop(set);
+            let err = task.await.unwrap_err();
+            assert!(err.is_cancelled(), "{err:?}");
+        });
+    }
+
+    #[test]
+    fn block_on_runs_the_future_with_the_sets_tasks() {
+        let rt = rt();
+        let set = LocalSet::new();
+        let out = set.block_on(&rt, async {
+            let shared = Rc::new(20);
+            let copy = shared.clone();
+            let a = crate::task::spawn_local(async move { *copy + 1 });
+            a.await.unwrap() + *shared + 1
+        });
+        assert_eq!(out, 42);
+    }
+
+    #[test]
+    fn many_finished_tasks_do_not_grow_the_abort_list_without_bound() {
+        let rt = rt();
+        rt.block_on(async {
+            let set = LocalSet::new();
+            for _ in 0..1000 {
+                set.spawn_local(async {}).await.unwrap();
+            }
+            assert!(
+                set.state.tasks.borrow().len() <= 64,
+                "{}",
+                set.state.tasks.borrow().len()
+            );
+        });
+    }
+}

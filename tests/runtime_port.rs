@@ -1,0 +1,77 @@
+//! A tokio program's runtime set-up ported by changing `tokio::` to
+//! `insane::`: the builder chains, `LocalSet` and metrics calls below are
+//! written as they are against tokio and must compile and behave the same.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use insane::runtime::{Builder, Handle, RuntimeFlavor};
+use insane::task::LocalSet;
+
+#[test]
+fn multi_thread_builder_chain_as_in_tokio() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let (s, t) = (started.clone(), stopped.clone());
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ported")
+        .thread_stack_size(4 << 20)
+        .on_thread_start(move || {
+            s.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_thread_stop(move || {
+            t.fetch_add(1, Ordering::SeqCst);
+        })
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 2, "one start per core");
+    let (flavor, workers) = rt.block_on(async {
+        let handle = Handle::current();
+        (handle.runtime_flavor(), handle.metrics().num_workers())
+    });
+    assert_eq!(flavor, RuntimeFlavor::MultiThread);
+    assert_eq!(workers, 2);
+    drop(rt);
+    assert_eq!(stopped.load(Ordering::SeqCst), 2, "one stop per core");
+}
+
+#[test]
+fn current_thread_builder_with_local_set_as_in_tokio() {
+    let rt = Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .unwrap();
+    assert_eq!(rt.handle().runtime_flavor(), RuntimeFlavor::CurrentThread);
+    let local = LocalSet::new();
+    let total = local.block_on(&rt, async {
+        let shared = Rc::new(std::cell::Cell::new(0));
+        let inner = LocalSet::new();
+        for i in 1..=4 {
+            let shared = shared.clone();
+            inner.spawn_local(async move {
+                insane::time::sleep(std::time::Duration::from_millis(i)).await;
+                shared.set(shared.get() + i);
+            });
+        }
+        inner.await;
+        shared.get()
+    });
+    assert_eq!(total, 10);
+}
+
+#[test]
+fn metrics_count_alive_tasks_through_the_facade() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    let metrics = rt.metrics();
+    rt.block_on(async {
+        let task = insane::spawn(std::future::pending::<()>());
+        assert_eq!(metrics.num_alive_tasks(), 1);
+        task.abort();
+        let _ = task.await;
+        assert_eq!(metrics.num_alive_tasks(), 0);
+    });
+}
