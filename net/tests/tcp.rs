@@ -825,3 +825,50 @@ fn a_reader_that_never_waits_still_yields_to_its_core() {
         drop(writer);
     });
 }
+
+/// Zero-length reads and writes, as in tokio: an empty write returns 0
+/// without sending anything, and a read into an empty buffer of a readable
+/// stream returns 0 without consuming anything (it is not end of stream).
+/// (Like tokio's, an empty read first waits for readiness.)
+#[test]
+fn zero_length_reads_and_writes_consume_nothing() {
+    on_each_driver(1, |_| async {
+        let (mut c, mut s) = pair().await;
+        assert_eq!(c.write(&[]).await.unwrap(), 0);
+        c.write_all(b"data").await.unwrap();
+        assert_eq!(s.read(&mut []).await.unwrap(), 0);
+        let mut buf = [0; 4];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"data", "the empty read consumed nothing");
+    });
+}
+
+/// Aborting a task while it waits in a read drops the stream on its core
+/// (the pending wait is cancelled, nothing is leaked or woken late), the
+/// peer sees the connection close, and the core goes on serving.
+#[test]
+fn aborting_a_task_blocked_in_read_closes_its_stream() {
+    on_each_driver(1, |_| async {
+        let (c, mut s) = pair().await;
+        let reader = spawn(async move {
+            let mut c = c;
+            let mut buf = [0; 16];
+            c.read(&mut buf).await
+        });
+        insane_runtime::task::yield_now().await;
+        reader.abort();
+        let err = reader.await.unwrap_err();
+        assert!(err.is_cancelled(), "{err:?}");
+        let mut rest = Vec::new();
+        let read = insane_runtime::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+            .await
+            .expect("the peer sees the close");
+        assert_eq!(read.unwrap(), 0);
+        // The driver still serves new connections on this core.
+        let (mut c2, mut s2) = pair().await;
+        c2.write_all(b"ok").await.unwrap();
+        let mut buf = [0; 2];
+        s2.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ok");
+    });
+}

@@ -346,3 +346,20 @@ fn from_std_and_into_std() {
         assert_eq!(again.local_addr().unwrap(), addr);
     });
 }
+
+/// An empty datagram is a datagram: sent as one, received as one of length
+/// zero, and the next datagram is not merged into it (tokio's behaviour).
+#[test]
+fn empty_datagrams_are_delivered_as_such() {
+    on_each_driver(1, |_| async {
+        let (a, a_addr) = bound().await;
+        let (b, b_addr) = bound().await;
+        assert_eq!(a.send_to(&[], b_addr).await.unwrap(), 0);
+        a.send_to(b"next", b_addr).await.unwrap();
+        let mut buf = [0; 16];
+        let (n, from) = b.recv_from(&mut buf).await.unwrap();
+        assert_eq!((n, from), (0, a_addr));
+        let (n, _) = b.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"next");
+    });
+}
