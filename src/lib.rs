@@ -132,7 +132,7 @@ pub mod io {
 
     pub mod unix {
         //! Readiness for any file descriptor (tokio's `io::unix`).
-        pub use insane_net::{AsyncFd, AsyncFdReadyGuard, TryIoError};
+        pub use insane_net::{AsyncFd, AsyncFdReadyGuard, AsyncFdTryNewError, TryIoError};
     }
 }
 

@@ -470,6 +470,32 @@ impl Builder {
         &self.config
     }
 
+    /// Builds a [`LocalRuntime`]: tokio's `build_local`, for a builder of
+    /// one core ([`new_current_thread`](Self::new_current_thread)).
+    ///
+    /// ```
+    /// use insane::runtime::{Builder, LocalOptions};
+    /// let rt = Builder::new_current_thread().enable_all().build_local(LocalOptions::default())?;
+    /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// More than one core configured (the error names the count), or as
+    /// [`build`](Self::build).
+    pub fn build_local(mut self, _options: LocalOptions) -> io::Result<LocalRuntime> {
+        match self.config.cores {
+            None | Some(1) => self.config.cores = Some(1),
+            Some(n) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("a LocalRuntime runs on one thread, but cores = {n}"),
+                ));
+            }
+        }
+        Ok(LocalRuntime { rt: self.build()? })
+    }
+
     /// Chooses the driver, starts every core with it, and returns the
     /// runtime.
     ///
@@ -701,6 +727,27 @@ impl Runtime {
         self.inner.spawn(future)
     }
 
+    /// Spawns a `!Send` future on core 0, the thread that owns the runtime;
+    /// it runs while [`block_on`](Self::block_on) runs (tokio's
+    /// `LocalRuntime::spawn_local`; see [`LocalRuntime`]).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// let rt = insane::runtime::Runtime::builder().cores(1).build()?;
+    /// let shared = Rc::new(21);
+    /// let copy = shared.clone();
+    /// let task = rt.spawn_local(async move { *copy * 2 });
+    /// assert_eq!(rt.block_on(task).unwrap(), 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.inner.spawn_local(future)
+    }
+
     /// Runs the blocking closure `f` on the runtime's blocking thread pool,
     /// from any thread (`insane::task::spawn_blocking`'s pool and rules).
     ///
@@ -832,6 +879,107 @@ impl Runtime {
 impl insane_runtime::task::BlockOn for Runtime {
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         Runtime::block_on(self, future)
+    }
+}
+
+/// Options of [`Builder::build_local`] (tokio's `LocalOptions`; none yet).
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct LocalOptions {}
+
+/// A runtime of one core that also spawns `!Send` futures from outside
+/// `block_on` (tokio's `runtime::LocalRuntime`). Every insane [`Runtime`]
+/// can do that on core 0 ([`Runtime::spawn_local`]); this type is the
+/// tokio name for a one-core one.
+///
+/// ```
+/// use std::rc::Rc;
+/// use insane::runtime::LocalRuntime;
+/// let rt = LocalRuntime::new()?;
+/// let shared = Rc::new(String::from("not Send"));
+/// let copy = shared.clone();
+/// let task = rt.spawn_local(async move { copy.len() });
+/// assert_eq!(rt.block_on(task).unwrap(), 8);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LocalRuntime {
+    rt: Runtime,
+}
+
+impl LocalRuntime {
+    /// A one-core runtime with the defaults and the process configuration
+    /// (as [`Runtime::new`], but one core whatever the configuration says,
+    /// as tokio's ignores `TOKIO_WORKER_THREADS` here).
+    ///
+    /// # Errors
+    /// As [`Builder::build`].
+    pub fn new() -> io::Result<Self> {
+        Builder::new()
+            .load_config()?
+            .cores(1)
+            .build_local(LocalOptions::default())
+    }
+
+    /// Spawns a `!Send` future; it runs while [`block_on`](Self::block_on)
+    /// runs.
+    pub fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.rt.spawn_local(future)
+    }
+
+    /// Runs `future` to completion on this thread, with the spawned tasks.
+    ///
+    /// # Panics
+    /// Inside a runtime, or when `future` panics.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
+    }
+
+    /// Runs the blocking closure `f` on the blocking thread pool.
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.rt.spawn_blocking(f)
+    }
+
+    /// The runtime's [`Handle`].
+    pub fn handle(&self) -> &Handle {
+        self.rt.handle()
+    }
+
+    /// Enters the runtime's context on this thread ([`Runtime::enter`]).
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.rt.enter()
+    }
+
+    /// The runtime's metrics.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.rt.metrics()
+    }
+
+    /// Stops the runtime, waiting at most `duration` for running blocking
+    /// closures ([`Runtime::shutdown_timeout`]).
+    pub fn shutdown_timeout(self, duration: std::time::Duration) {
+        self.rt.shutdown_timeout(duration)
+    }
+
+    /// Stops the runtime without waiting for blocking closures
+    /// ([`Runtime::shutdown_background`]).
+    pub fn shutdown_background(self) {
+        self.rt.shutdown_background()
+    }
+}
+
+impl insane_runtime::task::BlockOn for LocalRuntime {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
     }
 }
 

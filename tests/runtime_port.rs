@@ -75,3 +75,45 @@ fn metrics_count_alive_tasks_through_the_facade() {
         assert_eq!(metrics.num_alive_tasks(), 0);
     });
 }
+
+#[test]
+fn local_runtime_spawns_non_send_tasks_from_outside_block_on() {
+    use insane::runtime::{LocalOptions, LocalRuntime};
+    let rt = LocalRuntime::new().unwrap();
+    let counter = Rc::new(std::cell::Cell::new(0));
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let counter = counter.clone();
+            rt.spawn_local(async move { counter.set(counter.get() + 1) })
+        })
+        .collect();
+    rt.block_on(async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(counter.get(), 3);
+    let err = Builder::new_multi_thread()
+        .worker_threads(2)
+        .build_local(LocalOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("cores = 2"), "{err}");
+}
+
+#[test]
+fn join_set_spawn_local_on_and_spawn_blocking_on_as_in_tokio() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    let local = LocalSet::new();
+    local.block_on(&rt, async {
+        let mut set = insane::task::JoinSet::new();
+        let text = Rc::new("local");
+        set.spawn_local_on(async move { text.len() }, &local);
+        set.spawn_blocking_on(|| 3, &Handle::current());
+        let mut got = vec![];
+        while let Some(r) = set.join_next().await {
+            got.push(r.unwrap());
+        }
+        got.sort();
+        assert_eq!(got, [3, 5]);
+    });
+}

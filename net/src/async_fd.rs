@@ -87,6 +87,26 @@ impl<T: AsRawFd + Send + Sync + 'static> AsyncFd<T> {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn with_interest(inner: T, interest: Interest) -> io::Result<Self> {
+        Self::try_with_interest(inner, interest).map_err(io::Error::from)
+    }
+
+    /// Like [`new`](Self::new), but a failure gives the value back
+    /// (tokio's `try_new`).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), with `inner` in the error.
+    pub fn try_new(inner: T) -> Result<Self, AsyncFdTryNewError<T>> {
+        Self::try_with_interest(inner, Interest::READABLE | Interest::WRITABLE)
+    }
+
+    /// Like [`with_interest`](Self::with_interest), but a failure gives the
+    /// value back (tokio's `try_with_interest`).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), with `inner` in the error.
+    pub fn try_with_interest(inner: T, interest: Interest) -> Result<Self, AsyncFdTryNewError<T>> {
+        // Registration happens at the first wait, so building cannot fail
+        // today; the error type keeps tokio's signature for callers.
         Ok(Self {
             io: PollIo::new(Fd(inner)),
             interest,
@@ -306,3 +326,40 @@ impl fmt::Display for TryIoError {
 }
 
 impl Error for TryIoError {}
+
+/// [`AsyncFd::try_new`] failed: the cause and the value, given back.
+pub struct AsyncFdTryNewError<T> {
+    inner: T,
+    cause: io::Error,
+}
+
+impl<T> AsyncFdTryNewError<T> {
+    /// The value and the cause.
+    pub fn into_parts(self) -> (T, io::Error) {
+        (self.inner, self.cause)
+    }
+}
+
+impl<T> fmt::Display for AsyncFdTryNewError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.cause, f)
+    }
+}
+
+impl<T> fmt::Debug for AsyncFdTryNewError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.cause, f)
+    }
+}
+
+impl<T> Error for AsyncFdTryNewError<T> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.cause)
+    }
+}
+
+impl<T> From<AsyncFdTryNewError<T>> for io::Error {
+    fn from(e: AsyncFdTryNewError<T>) -> io::Error {
+        e.cause
+    }
+}

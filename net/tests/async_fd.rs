@@ -92,3 +92,27 @@ fn a_writable_pipe_is_ready_at_once_and_try_io_writes() {
         assert_eq!(n, 1);
     });
 }
+
+/// `try_new` / `try_with_interest` (tokio's) build the same `AsyncFd`; the
+/// value comes back from `into_inner`.
+#[test]
+fn try_new_builds_a_working_async_fd() {
+    on_each_driver(1, |_| async {
+        let (r, w) = pipe();
+        let reader = AsyncFd::try_with_interest(r, Interest::READABLE).unwrap();
+        let writer = AsyncFd::try_new(w).unwrap();
+        let n = writer
+            .async_io(Interest::WRITABLE, |f| (&*f).write(b"ping"))
+            .await
+            .unwrap();
+        assert_eq!(n, 4);
+        let mut buf = [0u8; 8];
+        let n = reader
+            .async_io(Interest::READABLE, |f| (&*f).read(&mut buf))
+            .await
+            .unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        let file: std::fs::File = reader.into_inner();
+        drop(file);
+    });
+}

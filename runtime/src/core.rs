@@ -110,6 +110,11 @@ impl CoreShared {
         self.wake();
     }
 
+    /// Whether the calling thread is this core's thread.
+    pub(crate) fn is_owned_by_current_thread(&self) -> bool {
+        self.owner.get() == Some(&std::thread::current().id())
+    }
+
     /// Tasks handed over by other threads and not yet taken.
     pub(crate) fn remote_len(&self) -> usize {
         self.remote.len()
@@ -124,7 +129,7 @@ impl CoreShared {
     /// its task: its `JoinHandle` reports a cancellation). A `!Send` task
     /// can only be dropped on its own thread; elsewhere it is leaked.
     fn cancel_remote(&self) {
-        let on_owner = self.owner.get() == Some(&std::thread::current().id());
+        let on_owner = self.is_owned_by_current_thread();
         while let Ok(runnable) = self.remote.pop() {
             if on_owner || !runnable.metadata().is_local() {
                 drop(runnable);

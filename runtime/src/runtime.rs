@@ -437,6 +437,29 @@ impl Runtime {
         self.core0.block_on(future)
     }
 
+    /// Spawns a `!Send` future on core 0, the thread that owns this
+    /// runtime (tokio's `LocalRuntime::spawn_local`): it runs while
+    /// [`block_on`](Self::block_on) runs. Callable outside `block_on`:
+    /// a `Runtime` never leaves the thread that built it (it is `!Send`),
+    /// which is core 0's.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+    /// let shared = Rc::new(6);
+    /// let copy = shared.clone();
+    /// let task = rt.spawn_local(async move { *copy * 7 });
+    /// assert_eq!(rt.block_on(task).unwrap(), 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_local<F>(&self, future: F) -> crate::task::JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        crate::task::spawn_local_on_core(self.core0.shared.clone(), future)
+    }
+
     /// Spawns a `Send` future on this runtime and returns its
     /// [`JoinHandle`](crate::task::JoinHandle): what
     /// [`Handle::spawn`] does (`rt.handle().spawn(future)`, as in tokio).

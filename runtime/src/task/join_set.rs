@@ -363,6 +363,24 @@ impl<T: Send + 'static> JoinSet<T> {
     {
         self.push(super::spawn_blocking(f))
     }
+
+    /// Runs `f` on the blocking thread pool of the runtime `handle` belongs
+    /// to and adds it to the set (tokio's `spawn_blocking_on`).
+    ///
+    /// ```
+    /// use insane_runtime::runtime::Handle;
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// let mut set = insane_runtime::task::JoinSet::new();
+    /// set.spawn_blocking_on(|| 6 * 7, &Handle::current());
+    /// assert_eq!(set.join_next().await.unwrap().unwrap(), 42);
+    /// # });
+    /// ```
+    pub fn spawn_blocking_on<F>(&mut self, f: F, handle: &crate::runtime::Handle) -> AbortHandle
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.push(handle.spawn_blocking(f))
+    }
 }
 
 impl<T: 'static> JoinSet<T> {
@@ -386,6 +404,31 @@ impl<T: 'static> JoinSet<T> {
         F: Future<Output = T> + 'static,
     {
         self.push(super::spawn_local(future))
+    }
+
+    /// Spawns a `!Send` future on `local_set` (the current core) and adds
+    /// it to the set (tokio's `spawn_local_on`).
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use insane_runtime::task::{JoinSet, LocalSet};
+    /// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+    /// let local = LocalSet::new();
+    /// let mut set = JoinSet::new();
+    /// let shared = Rc::new(5);
+    /// set.spawn_local_on(async move { *shared }, &local);
+    /// assert_eq!(set.join_next().await.unwrap().unwrap(), 5);
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    /// Outside an insane runtime.
+    #[track_caller]
+    pub fn spawn_local_on<F>(&mut self, future: F, local_set: &super::LocalSet) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.push(local_set.spawn_local(future))
     }
 }
 

@@ -195,10 +195,30 @@ where
     F::Output: 'static,
 {
     let shared = context::expect_core("insane::task::spawn_local", |c| c.shared.clone());
+    spawn_local_on_core(shared, future)
+}
+
+/// Spawns a `!Send` future owned by the core `shared`, whose thread must be
+/// the caller's: both callers know it (`spawn_local` found the core in
+/// this thread's context; `Runtime` is `!Send` and `!Sync`, so it is used
+/// only on the thread that built it, core 0's).
+pub(crate) fn spawn_local_on_core<F>(
+    shared: std::sync::Arc<crate::core::CoreShared>,
+    future: F,
+) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    debug_assert!(
+        shared.is_owned_by_current_thread(),
+        "a !Send task can only be spawned on its core's own thread"
+    );
     // SAFETY: the runnable is only ever run by the core that owns `shared`,
-    // which is this thread (its schedule function routes every wake-up
-    // there), and it is only dropped there: on shutdown by that core, or
-    // leaked by `CoreShared::drop` when it would be dropped elsewhere.
+    // which is this thread (see above; its schedule function routes
+    // every wake-up there), and it is only dropped there: on shutdown by
+    // that core, or leaked by `CoreShared::drop` when it would be dropped
+    // elsewhere.
     unsafe { raw::spawn(shared, future, true) }
 }
 
