@@ -5,12 +5,14 @@
 //!
 //! `cargo run --release -p insane-net --example reliable_pingpong [-- ROUNDS [SIZE [CORES]]]`
 //! (CORES 2: the echoing endpoint on a second core); `PINGPONG_DRIVER=epoll`
-//! runs the cores on epoll instead of io_uring.
+//! runs the cores on epoll instead of io_uring; `PINGPONG_PREFER=udp`
+//! asks for reliable datagrams over busy-poll UDP instead of the policy's
+//! first choice (`TransportConfig::prefer`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use insane_net::qos::{Endpoint, Qos};
+use insane_net::qos::{Endpoint, Qos, TransportConfig, TransportKind};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;
 
@@ -29,12 +31,17 @@ fn main() -> std::io::Result<()> {
             }
         }))
         .build()?;
+    let config = || TransportConfig {
+        prefer: (std::env::var("PINGPONG_PREFER").as_deref() == Ok("udp"))
+            .then_some(TransportKind::UdpReliable),
+        ..Default::default()
+    };
     rt.block_on(async move {
         let qos = Qos::builder().critical().reliable().poll().build();
-        let a = Endpoint::bind("127.0.0.1:0", qos).await?;
+        let a = Endpoint::bind_with("127.0.0.1:0", qos, config()).await?;
         let (b_tx, b_rx) = std::sync::mpsc::channel();
         let echo = spawn_on(cores - 1, async move {
-            let Ok(b) = Endpoint::bind("127.0.0.1:0", qos).await else {
+            let Ok(b) = Endpoint::bind_with("127.0.0.1:0", qos, config()).await else {
                 return;
             };
             let _ = b_tx.send(b.local_addr());
@@ -101,6 +108,9 @@ async fn ping(
             pct(99),
             mean
         );
+        if std::env::var_os("PINGPONG_STATS").is_some() {
+            println!("{a:#?}");
+        }
         Ok(())
     }
 }

@@ -378,16 +378,25 @@ impl Conn {
     }
 
     /// Writes the next datagram of this connection into `out`.
+    /// The next packet of this connection. With `hold_ack`, a pure ACK
+    /// (one that carries no SACK) is not sent: it stays pending, to ride on
+    /// the next DATA packet (see `Endpoint::poll_transmit_holding_acks`).
     pub(crate) fn transmit(
         &mut self,
         now: Instant,
         out: &mut [u8],
         cfg: &Config,
         epoch: u64,
+        hold_ack: bool,
     ) -> Option<usize> {
-        let len = self.next_packet(now, out, cfg, epoch)?;
+        let len = self.next_packet(now, out, cfg, epoch, hold_ack)?;
         self.stats.packets_sent += 1;
         Some(len)
+    }
+
+    /// Whether an ACK is waiting to be sent (alone or on a DATA packet).
+    pub(crate) fn ack_pending(&self) -> bool {
+        self.ack_pending
     }
 
     fn next_packet(
@@ -396,6 +405,7 @@ impl Conn {
         out: &mut [u8],
         cfg: &Config,
         epoch: u64,
+        hold_ack: bool,
     ) -> Option<usize> {
         match self.state {
             State::Connecting => {
@@ -490,7 +500,7 @@ impl Conn {
             self.stats.data_sent += 1;
             return Some(self.emit_data(dsn, now, out));
         }
-        if self.ack_pending || self.ping_due {
+        if (self.ack_pending && !hold_ack) || self.ping_due {
             let flags = if self.ping_due { FLAG_ACK_REQUEST } else { 0 };
             if self.ping_due {
                 self.stats.pings_sent += 1;

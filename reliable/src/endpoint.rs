@@ -205,6 +205,13 @@ impl fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
+fn slot_ref(conns: &[Option<Conn>], id: u64) -> Option<&Conn> {
+    conns
+        .get((id & INDEX_MASK) as usize)?
+        .as_ref()
+        .filter(|c| c.id == id)
+}
+
 fn slot(conns: &mut [Option<Conn>], id: u64) -> Option<&mut Conn> {
     conns
         .get_mut((id & INDEX_MASK) as usize)?
@@ -240,6 +247,8 @@ pub struct Endpoint {
     events: VecDeque<Ev>,
     held: usize,
     ready: VecDeque<u64>,
+    /// Scratch of `next_transmit`: connections holding an ACK back.
+    holding_ack: Vec<u64>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     ctrl: VecDeque<Ctrl>,
     stats: EndpointStats,
@@ -274,6 +283,7 @@ impl Endpoint {
             events: VecDeque::new(),
             held: 0,
             ready: VecDeque::new(),
+            holding_ack: Vec::new(),
             timers: BinaryHeap::new(),
             ctrl: VecDeque::new(),
             stats: EndpointStats::default(),
@@ -823,6 +833,32 @@ impl Endpoint {
     /// `handle_datagram`, `send`, `poll_event` and `handle_timeout`: acks
     /// are coalesced per batch.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+        self.next_transmit(now, out, false)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but holds back ACKs
+    /// that would go alone (without SACK, which fast retransmit needs):
+    /// they stay pending and ride on the next DATA packet to that peer, or
+    /// go with the next call of `poll_transmit`. A driver calls this right
+    /// after handing received messages to an application that may answer
+    /// at once (a request/response exchange): the answer then carries the
+    /// ACK, and a round trip takes two datagrams instead of four. It must
+    /// call `poll_transmit` soon after (once the application had its turn)
+    /// so that held ACKs do not wait for a timer.
+    pub fn poll_transmit_holding_acks(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+        self.next_transmit(now, out, true)
+    }
+
+    /// Whether an ACK is pending on some connection (held back by
+    /// [`poll_transmit_holding_acks`](Self::poll_transmit_holding_acks), or
+    /// not transmitted yet).
+    pub fn has_pending_acks(&self) -> bool {
+        self.ready
+            .iter()
+            .any(|&id| slot_ref(&self.conns, id).is_some_and(|c| c.ack_pending()))
+    }
+
+    fn next_transmit(&mut self, now: Instant, out: &mut [u8], hold_acks: bool) -> Option<Transmit> {
         if out.len() < self.cfg.max_datagram {
             self.stats.tx_buffer_too_small += 1;
             return None;
@@ -838,24 +874,43 @@ impl Endpoint {
             self.stats.tx_datagrams += 1;
             return Some(Transmit { to: c.to, len });
         }
+        // Connections holding an ACK back stay queued, after this call.
         while let Some(id) = self.ready.pop_front() {
             let (cfg, epoch) = (&self.cfg, self.epoch);
             let Some(c) = slot(&mut self.conns, id) else {
                 continue;
             };
             c.in_ready = false;
-            let sent = c.transmit(now, out, cfg, epoch);
+            let sent = c.transmit(now, out, cfg, epoch, hold_acks);
             let to = c.peer;
+            let held = sent.is_none() && hold_acks && c.ack_pending();
             self.arm(id);
             // A connection with nothing to send leaves the queue; whatever
             // gives it something again (ack, timer, send) schedules it.
             if let Some(len) = sent {
                 self.schedule(id);
+                self.requeue_held();
                 self.stats.tx_datagrams += 1;
                 return Some(Transmit { to, len });
             }
+            if held {
+                // Kept aside (not pushed back yet, or this loop would
+                // meet it again).
+                self.holding_ack.push(id);
+            }
         }
+        self.requeue_held();
         None
+    }
+
+    /// Puts the connections that held an ACK back into the ready queue.
+    fn requeue_held(&mut self) {
+        let mut held = std::mem::take(&mut self.holding_ack);
+        for &id in &held {
+            self.schedule(id);
+        }
+        held.clear();
+        self.holding_ack = held;
     }
 
     /// The earliest time `handle_timeout` has work, if any connection has a

@@ -34,6 +34,11 @@ const MAX_DATAGRAM: usize = 1472;
 const RX_BURST: usize = 64;
 /// Turns of the driver per poll before it yields to the core's other tasks.
 const TURNS: usize = 16;
+/// Turns after the one that handed messages to the application during
+/// which ACKs still wait for an answer to ride on. The answer reaches the
+/// transport one pass of the run queue after the application's (through
+/// the core's transmit task), so one more pass; then held ACKs go alone.
+const HOLD_PASSES: u8 = 1;
 /// Send buffers start with this much storage.
 const TX_INITIAL: usize = 4096;
 /// Pooled send buffers that grew past this are freed on return.
@@ -91,18 +96,27 @@ struct State {
     /// The last transmit stopped before the endpoint had nothing left
     /// (no buffer, or a send in flight).
     tx_more: bool,
+    /// This turn handed messages to the application: ACKs that would go
+    /// alone are held for its answer to carry (the driver transmits them
+    /// on its next turn, after the application's).
+    delivered: bool,
+    /// ACKs were held back; the driver's next turn sends what is left.
+    acks_held: bool,
 }
 
 impl State {
     /// Drains `poll_transmit` into `inner`'s send buffers and sends them,
     /// until the endpoint has nothing more, a buffer is missing or a send
-    /// must wait. Whether a datagram went out.
+    /// must wait. With `hold_acks`, ACKs that would go alone wait for the
+    /// application's answer to ride on (`poll_transmit_holding_acks`).
+    /// Whether a datagram went out.
     fn transmit(
         &mut self,
         cx: &mut Context<'_>,
         inner: &dyn Transport,
         max_datagram: usize,
         now: Instant,
+        hold_acks: bool,
     ) -> bool {
         let mut sent = false;
         self.tx_more = false;
@@ -126,7 +140,12 @@ impl State {
             // The one copy of the send path: the fragment into the
             // datagram buffer. Zero copy would hand the message's `Bytes`
             // to the inner transport as a second gather segment.
-            let Some(t) = self.ep.poll_transmit(now, &mut buf) else {
+            let next = if hold_acks {
+                self.ep.poll_transmit_holding_acks(now, &mut buf)
+            } else {
+                self.ep.poll_transmit(now, &mut buf)
+            };
+            let Some(t) = next else {
                 break;
             };
             buf.truncate(t.len);
@@ -268,6 +287,8 @@ impl ReliableTransport {
                 send_op: Op::new(),
                 sending: false,
                 tx_more: true,
+                delivered: false,
+                acks_held: false,
             }),
         });
         let driver = spawn(Driver::new(shared.clone())).abort_handle();
@@ -301,6 +322,7 @@ impl fmt::Debug for ReliableTransport {
             .field("kind", &self.shared.kind)
             .field("local_addr", &self.shared.local)
             .field("connections", &st.ep.connection_count())
+            .field("stats", st.ep.stats())
             .field("inner", &self.shared.inner)
             .finish()
     }
@@ -342,7 +364,7 @@ impl Shared {
                 // wait, and re-arms the timers). Elsewhere the inner
                 // transport's operations stay on its core.
                 if !st.sending && self.home.is_current() {
-                    st.transmit(cx, &*self.inner, self.max_datagram, Instant::now());
+                    st.transmit(cx, &*self.inner, self.max_datagram, Instant::now(), false);
                 }
                 st.kick_driver();
                 Poll::Ready(Ok(()))
@@ -511,6 +533,11 @@ struct Driver {
     recv_op: Op<io::Result<RxBuf>>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
+    /// The last turn held ACKs for the application's answer: let the
+    /// application run before the next turn.
+    yield_now: bool,
+    /// Further turns that still hold ACKs back (see `HOLD_PASSES`).
+    hold_passes: u8,
 }
 
 impl Driver {
@@ -521,6 +548,8 @@ impl Driver {
             recv_op: Op::new(),
             sleep: Box::pin(sleep_until(far)),
             armed: None,
+            yield_now: false,
+            hold_passes: 0,
         }
     }
 
@@ -570,9 +599,26 @@ impl Driver {
         // Transmit only when something happened: a turn of a busy-polling
         // driver that found nothing costs one receive attempt, not a
         // buffer and a transmit attempt too.
-        if progress || st.kick || st.tx_more {
+        // Messages just went to the application, which may answer at
+        // once: its answer carries the ACKs (two datagrams per round trip,
+        // not four). The driver yields so that the application, then the
+        // core's transmit task that sends the answer, run before ACKs that
+        // are still held go alone.
+        let delivered = std::mem::take(&mut st.delivered);
+        let hold = delivered || (st.acks_held && self.hold_passes > 0);
+        if delivered {
+            self.hold_passes = HOLD_PASSES;
+        } else if hold {
+            self.hold_passes -= 1;
+        }
+        if progress || st.kick || st.tx_more || st.acks_held {
             st.kick = false;
-            progress |= st.transmit(cx, inner, shared.max_datagram, now);
+            st.acks_held = false;
+            progress |= st.transmit(cx, inner, shared.max_datagram, now, hold);
+            if hold && st.ep.has_pending_acks() {
+                st.acks_held = true;
+                self.yield_now = true;
+            }
         }
         let next = st.ep.poll_timeout();
         drop(guard);
@@ -623,6 +669,7 @@ impl Driver {
                     st.inbox
                         .push_back(Ok(RxBuf::new(data, 0, peer, rx.clone())));
                     wake_recv = true;
+                    st.delivered = true;
                     continue;
                 }
                 Event::Accepted { conn, peer } => {
@@ -673,6 +720,9 @@ impl Future for Driver {
         for _ in 0..TURNS {
             if !this.turn(cx) {
                 return Poll::Pending;
+            }
+            if std::mem::take(&mut this.yield_now) {
+                break;
             }
         }
         // Still busy: let the core's other tasks run, then go on.
