@@ -11,7 +11,7 @@
 //! | latency | reliability | first choice → fallbacks |
 //! |---|---|---|
 //! | critical | best effort | DPDK → AF_XDP → io_uring busy-poll UDP → epoll busy-poll UDP |
-//! | critical | reliable | RDMA RC → reliable datagrams over DPDK → over AF_XDP → io_uring TCP → reliable datagrams over kernel busy-poll UDP → epoll TCP |
+//! | critical | reliable | RDMA RC → reliable datagrams over DPDK → over AF_XDP → io_uring TCP → epoll TCP → reliable datagrams over kernel busy-poll UDP |
 //! | normal | either | io_uring (UDP or TCP) → epoll |
 //! | any, resources = low | | kernel drivers only, never busy-poll |
 //!
