@@ -49,6 +49,7 @@ fn measurement(key: &str) -> Option<net::ChildFn> {
         runtime::YIELD => Some(runtime::yield_child),
         runtime::ROUND_TRIP => Some(runtime::round_trip_child),
         runtime::TIMERS => Some(runtime::timers_child),
+        runtime::MPSC => Some(runtime::mpsc_child),
         xdp_rtt::KEY => Some(xdp_rtt::child),
         _ => None,
     }

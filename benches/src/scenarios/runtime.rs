@@ -14,6 +14,10 @@
 //! 4. **timer insert+cancel** — create a batch of `sleep(1 s)` futures, poll
 //!    each once with a no-op waker (registers it in the timer wheel), drop
 //!    them all (cancels), repeat until N timers were handled.
+//! 5. **mpsc ping-pong** — two tasks of one core (one thread) pass a number
+//!    back and forth over two `sync::mpsc` channels of capacity 1, M round
+//!    trips: the same-core wake path (a task wakes another task of its own
+//!    core) with tokio's channels on every system.
 //!
 //! Every measurement of every system runs in its own child process
 //! ([`each_contestant_process`]), builds its own runtime (outside the timed
@@ -96,6 +100,7 @@ struct Params {
     rtt_trips: u64,
     timers: u64,
     timer_batch: usize,
+    pingpongs: u64,
     warmup: usize,
     repeats: usize,
     placement: Placement,
@@ -112,6 +117,7 @@ impl Params {
             rtt_trips: if quick { 20_000 } else { 50_000 },
             timers: if quick { 200_000 } else { 2_000_000 },
             timer_batch: 10_000,
+            pingpongs: if quick { 20_000 } else { 200_000 },
             warmup: args.common.warmup,
             repeats: args.common.repeats(),
             placement: Placement::new(args.no_pin),
@@ -165,6 +171,8 @@ pub const YIELD: &str = "runtime-yield";
 pub const ROUND_TRIP: &str = "runtime-cross-core";
 /// See [`SPAWN_JOIN`].
 pub const TIMERS: &str = "runtime-timers";
+/// See [`SPAWN_JOIN`].
+pub const MPSC: &str = "runtime-mpsc";
 
 /// [`spawn_join`] in a child process: parameters and result as JSON.
 pub fn spawn_join_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
@@ -184,6 +192,11 @@ pub fn round_trip_child(who: &str, params: &str) -> Result<serde_json::Value, St
 /// [`timer_insert_cancel`] in a child process.
 pub fn timers_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
     super::net::child_measure(who, params, |s, p| Ok(timer_insert_cancel(s, p)))
+}
+
+/// [`mpsc_pingpong`] in a child process.
+pub fn mpsc_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, |s, p| Ok(mpsc_pingpong(s, p)))
 }
 
 /// Runs the scenario and returns its report.
@@ -209,6 +222,7 @@ pub fn run(args: &Args) -> Report {
         "timers per run",
         format!("{} (batches of {})", p.timers, p.timer_batch),
     );
+    report.param("mpsc round trips per run", p.pingpongs);
     report.param("insane cores", "1 (2 for the cross-core round trip)");
     report.param(
         "placement",
@@ -307,6 +321,22 @@ pub fn run(args: &Args) -> Report {
         );
     }
 
+    if c.selected("mpsc ping-pong") {
+        let pp = each::<Vec<Duration>>("mpsc ping-pong", MPSC, &p, limits);
+        let n = p.pingpongs as f64;
+        report.row(
+            "mpsc ping-pong per round trip",
+            Unit::Nanos,
+            cells(&pp, |d| d.as_nanos() as f64 / n),
+        );
+    }
+
+    report.notes.push(
+        "mpsc ping-pong: the body task and one spawned task of the same runtime thread \
+         exchange a u64 over two tokio::sync::mpsc channels of capacity 1 (insane::sync is \
+         tokio::sync); per round trip: two sends, two wake-ups, two receives."
+            .to_owned(),
+    );
     report.notes.push(
         "spawn+join: spawn a batch of tasks returning a u64, await every JoinHandle; \
          yield: two tasks each awaiting yield_now() concurrently, throughput counts both."
@@ -454,6 +484,63 @@ where
         let done = a.await.expect("yield task failed") + b.await.expect("yield task failed");
         let elapsed = start.elapsed();
         assert_eq!(done, 2 * p.yields);
+        if run >= p.warmup {
+            timed.push(elapsed);
+        }
+    }
+    timed
+}
+
+// ---------------------------------------------------------------------------
+// 5. mpsc ping-pong (same core)
+
+fn mpsc_pingpong(system: System, p: Params) -> Vec<Duration> {
+    match system {
+        System::Insane => insane_side::mpsc_pingpong(p),
+        System::TokioCt => {
+            tokio_ct().block_on(pingpong_body(p, |rx, tx| tokio::spawn(echo(rx, tx))))
+        }
+        System::TokioMt => on_tokio_worker(
+            &tokio_mt(p),
+            pingpong_body(p, |rx, tx| tokio::spawn(echo(rx, tx))),
+        ),
+    }
+}
+
+/// Sends back every number it receives; returns how many.
+async fn echo(mut rx: tokio::sync::mpsc::Receiver<u64>, tx: tokio::sync::mpsc::Sender<u64>) -> u64 {
+    let mut n = 0;
+    while let Some(v) = rx.recv().await {
+        if tx.send(v).await.is_err() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Spawns an [`echo`] task through `spawn_echo` and makes `p.pingpongs`
+/// round trips with it; one duration per timed run.
+async fn pingpong_body<S, H, E>(p: Params, mut spawn_echo: S) -> Vec<Duration>
+where
+    S: FnMut(tokio::sync::mpsc::Receiver<u64>, tokio::sync::mpsc::Sender<u64>) -> H,
+    H: Future<Output = Result<u64, E>>,
+    E: Debug,
+{
+    let mut timed = Vec::with_capacity(p.repeats);
+    for run in 0..p.runs() {
+        let (to_echo, echo_rx) = tokio::sync::mpsc::channel(1);
+        let (echo_tx, mut from_echo) = tokio::sync::mpsc::channel(1);
+        let echo = spawn_echo(echo_rx, echo_tx);
+        let start = Instant::now();
+        for i in 0..p.pingpongs {
+            to_echo.send(i).await.expect("echo task gone");
+            let v = from_echo.recv().await.expect("echo task gone");
+            assert_eq!(v, i, "wrong echo");
+        }
+        let elapsed = start.elapsed();
+        drop(to_echo);
+        assert_eq!(echo.await.expect("echo task failed"), p.pingpongs);
         if run >= p.warmup {
             timed.push(elapsed);
         }
@@ -621,6 +708,10 @@ mod insane_side {
 
     pub(super) fn round_trip(p: Params) -> Vec<Latencies> {
         runtime(2, p).block_on(rtt_body(p, |i| insane::task::spawn_on(1, async move { i })))
+    }
+
+    pub(super) fn mpsc_pingpong(p: Params) -> Vec<Duration> {
+        runtime(1, p).block_on(pingpong_body(p, |rx, tx| insane::spawn(echo(rx, tx))))
     }
 
     pub(super) fn timer_insert_cancel(p: Params) -> Vec<Duration> {
