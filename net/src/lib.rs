@@ -52,6 +52,7 @@ mod addr;
 mod async_fd;
 pub mod config;
 mod every_core;
+pub mod fs;
 mod io;
 pub mod owned;
 #[cfg(feature = "qos")]
