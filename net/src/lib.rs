@@ -55,6 +55,7 @@ mod every_core;
 pub mod fs;
 mod io;
 pub mod owned;
+pub mod process;
 #[cfg(feature = "qos")]
 pub mod qos;
 mod registration;
