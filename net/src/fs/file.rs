@@ -314,6 +314,8 @@ impl File {
     }
 
     /// The std file, if no operation is in flight; else `self` back.
+    // tokio's signature: the file comes back in the error.
+    #[allow(clippy::result_large_err)]
     pub fn try_into_std(mut self) -> Result<std::fs::File, Self> {
         if matches!(self.inner.get_mut().state, State::Busy(_)) {
             return Err(self);

@@ -239,6 +239,7 @@ mod tests {
             std::fs::OpenOptions::new()
                 .read(true)
                 .create(true)
+                .truncate(false)
                 .open(&dir)
                 .unwrap_err()
                 .kind(),
