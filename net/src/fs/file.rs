@@ -333,6 +333,22 @@ impl File {
         asyncify(move || std.set_permissions(perm)).await
     }
 
+    /// Sets the file's access and modification times, after the operation
+    /// in flight (`futimens`, on the blocking pool). [`FileTimes`](super::FileTimes)
+    /// is std's.
+    pub async fn set_times(&self, times: std::fs::FileTimes) -> io::Result<()> {
+        // A write completing after us would overwrite the times.
+        self.inner.lock().await.complete_inflight().await;
+        let std = self.std.clone();
+        asyncify(move || std.set_times(times)).await
+    }
+
+    /// Sets the file's modification time (`set_times` with only it).
+    pub async fn set_modified(&self, time: std::time::SystemTime) -> io::Result<()> {
+        self.set_times(std::fs::FileTimes::new().set_modified(time))
+            .await
+    }
+
     /// Sets the most bytes one read or write moves (default 2 MiB).
     pub fn set_max_buf_size(&mut self, max_buf_size: usize) {
         self.max_buf_size = max_buf_size.max(1);

@@ -73,6 +73,9 @@ use insane_runtime::runtime::Handle;
 use insane_uring::FileOps;
 
 pub use file::File;
+/// Timestamps for [`File::set_times`] (std's type; tokio has its own with
+/// the same methods).
+pub use std::fs::FileTimes;
 pub use open_options::OpenOptions;
 pub use paths::{
     DirBuilder, canonicalize, copy, create_dir, create_dir_all, hard_link, metadata, read,
