@@ -14,6 +14,10 @@
 //! 4. **timer insert+cancel** — create a batch of `sleep(1 s)` futures, poll
 //!    each once with a no-op waker (registers it in the timer wheel), drop
 //!    them all (cancels), repeat until N timers were handled.
+//! 5. **file read** — `fs::read` of a 4 KiB file (in the page cache), M
+//!    times; latency histogram (p50, p99, mean). insane's runs as io_uring
+//!    requests on the core (open, statx, reads; the file is closed with
+//!    close(2)), tokio's on its blocking thread pool.
 //!
 //! Every measurement of every system runs in its own child process
 //! ([`each_contestant_process`]), builds its own runtime (outside the timed
@@ -96,6 +100,7 @@ struct Params {
     rtt_trips: u64,
     timers: u64,
     timer_batch: usize,
+    file_reads: u64,
     warmup: usize,
     repeats: usize,
     placement: Placement,
@@ -112,6 +117,7 @@ impl Params {
             rtt_trips: if quick { 20_000 } else { 50_000 },
             timers: if quick { 200_000 } else { 2_000_000 },
             timer_batch: 10_000,
+            file_reads: if quick { 2_000 } else { 20_000 },
             warmup: args.common.warmup,
             repeats: args.common.repeats(),
             placement: Placement::new(args.no_pin),
@@ -165,6 +171,8 @@ pub const YIELD: &str = "runtime-yield";
 pub const ROUND_TRIP: &str = "runtime-cross-core";
 /// See [`SPAWN_JOIN`].
 pub const TIMERS: &str = "runtime-timers";
+/// See [`SPAWN_JOIN`].
+pub const FILE_READ: &str = "runtime-file-read";
 
 /// [`spawn_join`] in a child process: parameters and result as JSON.
 pub fn spawn_join_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
@@ -184,6 +192,11 @@ pub fn round_trip_child(who: &str, params: &str) -> Result<serde_json::Value, St
 /// [`timer_insert_cancel`] in a child process.
 pub fn timers_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
     super::net::child_measure(who, params, |s, p| Ok(timer_insert_cancel(s, p)))
+}
+
+/// [`file_read`] in a child process.
+pub fn file_read_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, |s, p| file_read(s, p))
 }
 
 /// Runs the scenario and returns its report.
@@ -208,6 +221,10 @@ pub fn run(args: &Args) -> Report {
     report.param(
         "timers per run",
         format!("{} (batches of {})", p.timers, p.timer_batch),
+    );
+    report.param(
+        "file reads per run",
+        format!("{} (fs::read of a {FILE_SIZE} B file)", p.file_reads),
     );
     report.param("insane cores", "1 (2 for the cross-core round trip)");
     report.param(
@@ -307,6 +324,20 @@ pub fn run(args: &Args) -> Report {
         );
     }
 
+    if c.selected("file read") {
+        let reads = each::<Vec<Latencies>>("file read", FILE_READ, &p, limits);
+        for (i, what) in ["p50", "p99", "mean"].into_iter().enumerate() {
+            let row = reads
+                .iter()
+                .map(|r| match r {
+                    Ok(runs) => Cell::from_samples(runs.iter().map(|s| s[i]).collect()),
+                    Err(e) => Cell::failed(e.clone()),
+                })
+                .collect();
+            report.row(&format!("file read 4 KiB {what}"), Unit::Nanos, row);
+        }
+    }
+
     report.notes.push(
         "spawn+join: spawn a batch of tasks returning a u64, await every JoinHandle; \
          yield: two tasks each awaiting yield_now() concurrently, throughput counts both."
@@ -321,6 +352,11 @@ pub fn run(args: &Args) -> Report {
     report.notes.push(
         "timer insert+cancel: sleep(1 s) polled once with a no-op waker, then dropped; tokio \
          bodies run under tokio::task::unconstrained so the coop budget does not skip registration."
+            .to_owned(),
+    );
+    report.notes.push(
+        "file read: fs::read of a 4 KiB file in the page cache; insane (io_uring driver): \
+         OPENAT, STATX and READ requests on the core; tokio: std::fs::read on its blocking pool."
             .to_owned(),
     );
     report.notes.extend(args.common.note.iter().cloned());
@@ -585,6 +621,69 @@ where
 }
 
 // ---------------------------------------------------------------------------
+// 5. file read
+
+/// Bytes of the file [`file_read`] reads.
+const FILE_SIZE: usize = 4096;
+
+/// A [`FILE_SIZE`] file of this process, removed on drop.
+struct ReadFile(std::path::PathBuf);
+
+impl ReadFile {
+    fn new() -> Result<ReadFile, String> {
+        let path = std::env::temp_dir().join(format!("insane-bench-read-{}", std::process::id()));
+        std::fs::write(&path, vec![7u8; FILE_SIZE])
+            .map_err(|e| format!("create {}: {e}", path.display()))?;
+        Ok(ReadFile(path))
+    }
+}
+
+impl Drop for ReadFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn file_read(system: System, p: Params) -> Result<Vec<Latencies>, String> {
+    let file = ReadFile::new()?;
+    let path = file.0.clone();
+    Ok(match system {
+        System::Insane => insane_side::file_read(p, path),
+        System::TokioCt => tokio_ct().block_on(file_read_body(p, path, tokio::fs::read)),
+        System::TokioMt => on_tokio_worker(&tokio_mt(p), file_read_body(p, path, tokio::fs::read)),
+    })
+}
+
+/// Reads the file at `path` with `read` `p.file_reads` times, timing each.
+async fn file_read_body<R, F>(p: Params, path: std::path::PathBuf, mut read: R) -> Vec<Latencies>
+where
+    R: FnMut(std::path::PathBuf) -> F,
+    F: Future<Output = std::io::Result<Vec<u8>>>,
+{
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");
+    let mut timed = Vec::with_capacity(p.repeats);
+    for run in 0..p.runs() {
+        hist.reset();
+        for _ in 0..p.file_reads {
+            let start = Instant::now();
+            let bytes = read(path.clone()).await.expect("file read failed");
+            let ns = start.elapsed().as_nanos() as u64;
+            assert_eq!(bytes.len(), FILE_SIZE, "short file read");
+            hist.saturating_record(ns.max(1));
+        }
+        if run >= p.warmup {
+            timed.push([
+                hist.value_at_quantile(0.50) as f64,
+                hist.value_at_quantile(0.99) as f64,
+                hist.mean(),
+            ]);
+        }
+    }
+    timed
+}
+
+// ---------------------------------------------------------------------------
 // insane
 
 mod insane_side {
@@ -621,6 +720,10 @@ mod insane_side {
 
     pub(super) fn round_trip(p: Params) -> Vec<Latencies> {
         runtime(2, p).block_on(rtt_body(p, |i| insane::task::spawn_on(1, async move { i })))
+    }
+
+    pub(super) fn file_read(p: Params, path: std::path::PathBuf) -> Vec<Latencies> {
+        runtime(1, p).block_on(file_read_body(p, path, insane::fs::read))
     }
 
     pub(super) fn timer_insert_cancel(p: Params) -> Vec<Duration> {
