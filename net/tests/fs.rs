@@ -410,7 +410,10 @@ fn clones_share_the_position_and_into_std_gives_the_file_back() {
         assert_eq!(file.stream_position().await.unwrap(), 1, "{driver}");
         let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
         file.set_modified(an_hour_ago).await.unwrap();
-        assert_eq!(file.metadata().await.unwrap().modified().unwrap(), an_hour_ago);
+        assert_eq!(
+            file.metadata().await.unwrap().modified().unwrap(),
+            an_hour_ago
+        );
         let std = file.into_std().await;
         assert_eq!(std.metadata().unwrap().len(), 4);
         let file = File::from_std(std);

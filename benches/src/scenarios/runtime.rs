@@ -16,7 +16,7 @@
 //!    them all (cancels), repeat until N timers were handled.
 //! 5. **file read** — `fs::read` of a 4 KiB file (in the page cache), M
 //!    times; latency histogram (p50, p99, mean). insane's runs as io_uring
-//!    requests on the core (open, statx, reads; the file is closed with
+//!    requests on the core (`OPENAT`, two `READ`s; the file is closed with
 //!    close(2)), tokio's on its blocking thread pool.
 //!
 //! Every measurement of every system runs in its own child process
@@ -356,7 +356,7 @@ pub fn run(args: &Args) -> Report {
     );
     report.notes.push(
         "file read: fs::read of a 4 KiB file in the page cache; insane (io_uring driver): \
-         OPENAT, STATX and READ requests on the core; tokio: std::fs::read on its blocking pool."
+         OPENAT and READ requests on the core; tokio: std::fs::read on its blocking pool."
             .to_owned(),
     );
     report.notes.extend(args.common.note.iter().cloned());

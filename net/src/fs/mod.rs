@@ -73,9 +73,6 @@ use insane_runtime::runtime::Handle;
 use insane_uring::FileOps;
 
 pub use file::File;
-/// Timestamps for [`File::set_times`] (std's type; tokio has its own with
-/// the same methods).
-pub use std::fs::FileTimes;
 pub use open_options::OpenOptions;
 pub use paths::{
     DirBuilder, canonicalize, copy, create_dir, create_dir_all, hard_link, metadata, read,
@@ -83,6 +80,9 @@ pub use paths::{
     symlink, symlink_metadata, try_exists, write,
 };
 pub use read_dir::{DirEntry, ReadDir, read_dir};
+/// Timestamps for [`File::set_times`] (std's type; tokio has its own with
+/// the same methods).
+pub use std::fs::FileTimes;
 
 use crate::owned::ops::{CoreBound, on_uring};
 

@@ -16,7 +16,8 @@ use super::{asyncify, c_path, on_core, uring_file_ops, uring_has};
 
 /// Reads the whole file at `path` (tokio's `fs::read`).
 ///
-/// On io_uring: `OPENAT`, `STATX` for the size, `READ`s until the end.
+/// On io_uring: `OPENAT`, then `READ`s until the end (`STATX` for the size
+/// once the file proves larger than 16 KiB).
 ///
 /// ```
 /// # insane_runtime::runtime::Runtime::builder().cores(1)
@@ -41,17 +42,31 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     asyncify(move || std::fs::read(path)).await
 }
 
+/// The buffer of [`read`]'s first request: files up to this size take one
+/// `READ` plus the one that sees the end.
+const FIRST_READ: usize = 16 * 1024;
+
 async fn read_uring(path: std::ffi::CString) -> io::Result<Vec<u8>> {
     let fd = Arc::new(op::open_at(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).await?);
-    // The size is a hint (a file may grow or be a procfs file of size 0),
-    // as in std: reading goes on until a read returns 0.
-    let size = op::statx(StatxTarget::Fd(fd.clone()), libc::STATX_SIZE)
-        .await
-        .map_or(0, |st| st.stx_size);
-    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    let mut buf = Vec::with_capacity(FIRST_READ);
+    let mut sized = false;
     loop {
         if buf.len() == buf.capacity() {
-            buf.reserve(buf.capacity().max(8 * 1024));
+            // A large file: its size (a hint, as in std: a file may grow,
+            // or be a procfs file of size 0) saves growing the buffer step
+            // by step. Asked only now because `STATX` runs on an io_uring
+            // worker thread (it has no non-blocking path in the kernel),
+            // which a small file's read should not wait for.
+            let size = if sized {
+                0
+            } else {
+                sized = true;
+                op::statx(StatxTarget::Fd(fd.clone()), libc::STATX_SIZE)
+                    .await
+                    .map_or(0, |st| usize::try_from(st.stx_size).unwrap_or(0))
+            };
+            let wanted = size.saturating_sub(buf.len()).saturating_add(1);
+            buf.reserve(wanted.max(buf.capacity()));
         }
         let offset = buf.len() as u64;
         let start = buf.len();
