@@ -29,6 +29,8 @@
 //!   `Mutex`, `Notify`, ...), re-exported so ported code compiles.
 //! - [`io`]: tokio's I/O traits and helpers (`AsyncReadExt`, `BufReader`,
 //!   `copy`, ...), which insane's sockets implement.
+//! - [`fs`]: files and directories (io_uring file operations where the
+//!   kernel has them); [`process`]: child processes (pidfd waits).
 
 #![warn(missing_docs)]
 
@@ -83,6 +85,42 @@ pub mod task {
     //! [`crate::task_local!`]). See [`insane_runtime::task`] and
     //! `docs/differences-from-tokio.md`.
     pub use insane_runtime::task::*;
+}
+
+pub mod fs {
+    //! Files and directories with tokio's `fs` API (`File`, `OpenOptions`,
+    //! `read`, `write`, `read_dir`, ...). On a core running io_uring, opens,
+    //! reads, writes, syncs, truncations, renames, unlinks, mkdirs and links
+    //! are io_uring requests completed on the core; the rest (metadata,
+    //! `read_dir`, `canonicalize`, `copy`, ...), and everything on epoll,
+    //! runs on the blocking pool as in tokio. See [`insane_net::fs`].
+    //!
+    //! ```
+    //! #[insane::main(cores = 1)]
+    //! async fn main() -> std::io::Result<()> {
+    //!     let path = std::env::temp_dir().join(format!("insane-facade-fs-{}", std::process::id()));
+    //!     insane::fs::write(&path, "contents").await?;
+    //!     assert_eq!(insane::fs::read_to_string(&path).await?, "contents");
+    //!     insane::fs::remove_file(&path).await
+    //! }
+    //! ```
+    pub use insane_net::fs::*;
+}
+
+pub mod process {
+    //! Child processes with tokio's `process` API (`Command`, `Child`,
+    //! piped stdio); a child is waited for through its pidfd on the core's
+    //! driver. See [`insane_net::process`].
+    //!
+    //! ```
+    //! #[insane::main(cores = 1)]
+    //! async fn main() -> std::io::Result<()> {
+    //!     let out = insane::process::Command::new("echo").arg("hi").output().await?;
+    //!     assert_eq!(out.stdout, b"hi\n");
+    //!     Ok(())
+    //! }
+    //! ```
+    pub use insane_net::process::*;
 }
 
 pub mod net {

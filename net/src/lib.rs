@@ -52,8 +52,10 @@ mod addr;
 mod async_fd;
 pub mod config;
 mod every_core;
+pub mod fs;
 mod io;
 pub mod owned;
+pub mod process;
 #[cfg(feature = "qos")]
 pub mod qos;
 mod registration;

@@ -50,6 +50,7 @@ fn measurement(key: &str) -> Option<net::ChildFn> {
         runtime::ROUND_TRIP => Some(runtime::round_trip_child),
         runtime::TIMERS => Some(runtime::timers_child),
         runtime::MPSC => Some(runtime::mpsc_child),
+        runtime::FILE_READ => Some(runtime::file_read_child),
         xdp_rtt::KEY => Some(xdp_rtt::child),
         _ => None,
     }
@@ -202,6 +203,7 @@ mod tests {
             runtime::YIELD,
             runtime::ROUND_TRIP,
             runtime::TIMERS,
+            runtime::FILE_READ,
             xdp_rtt::KEY,
         ];
         for key in keys {

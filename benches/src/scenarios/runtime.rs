@@ -18,6 +18,10 @@
 //!    back and forth over two `sync::mpsc` channels of capacity 1, M round
 //!    trips: the same-core wake path (a task wakes another task of its own
 //!    core) with tokio's channels on every system.
+//! 6. **file read** — `fs::read` of a 4 KiB file (in the page cache), M
+//!    times; latency histogram (p50, p99, mean). insane's runs as io_uring
+//!    requests on the core (`OPENAT`, two `READ`s; the file is closed with
+//!    close(2)), tokio's on its blocking thread pool.
 //!
 //! Every measurement of every system runs in its own child process
 //! ([`each_contestant_process`]), builds its own runtime (outside the timed
@@ -101,6 +105,7 @@ struct Params {
     timers: u64,
     timer_batch: usize,
     pingpongs: u64,
+    file_reads: u64,
     warmup: usize,
     repeats: usize,
     placement: Placement,
@@ -118,6 +123,7 @@ impl Params {
             timers: if quick { 200_000 } else { 2_000_000 },
             timer_batch: 10_000,
             pingpongs: if quick { 20_000 } else { 200_000 },
+            file_reads: if quick { 2_000 } else { 20_000 },
             warmup: args.common.warmup,
             repeats: args.common.repeats(),
             placement: Placement::new(args.no_pin),
@@ -173,6 +179,8 @@ pub const ROUND_TRIP: &str = "runtime-cross-core";
 pub const TIMERS: &str = "runtime-timers";
 /// See [`SPAWN_JOIN`].
 pub const MPSC: &str = "runtime-mpsc";
+/// See [`SPAWN_JOIN`].
+pub const FILE_READ: &str = "runtime-file-read";
 
 /// [`spawn_join`] in a child process: parameters and result as JSON.
 pub fn spawn_join_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
@@ -199,6 +207,11 @@ pub fn mpsc_child(who: &str, params: &str) -> Result<serde_json::Value, String> 
     super::net::child_measure(who, params, |s, p| Ok(mpsc_pingpong(s, p)))
 }
 
+/// [`file_read`] in a child process.
+pub fn file_read_child(who: &str, params: &str) -> Result<serde_json::Value, String> {
+    super::net::child_measure(who, params, file_read)
+}
+
 /// Runs the scenario and returns its report.
 pub fn run(args: &Args) -> Report {
     let p = Params::new(args);
@@ -223,6 +236,10 @@ pub fn run(args: &Args) -> Report {
         format!("{} (batches of {})", p.timers, p.timer_batch),
     );
     report.param("mpsc round trips per run", p.pingpongs);
+    report.param(
+        "file reads per run",
+        format!("{} (fs::read of a {FILE_SIZE} B file)", p.file_reads),
+    );
     report.param("insane cores", "1 (2 for the cross-core round trip)");
     report.param(
         "placement",
@@ -331,12 +348,20 @@ pub fn run(args: &Args) -> Report {
         );
     }
 
-    report.notes.push(
-        "mpsc ping-pong: the body task and one spawned task of the same runtime thread \
-         exchange a u64 over two tokio::sync::mpsc channels of capacity 1 (insane::sync is \
-         tokio::sync); per round trip: two sends, two wake-ups, two receives."
-            .to_owned(),
-    );
+    if c.selected("file read") {
+        let reads = each::<Vec<Latencies>>("file read", FILE_READ, &p, limits);
+        for (i, what) in ["p50", "p99", "mean"].into_iter().enumerate() {
+            let row = reads
+                .iter()
+                .map(|r| match r {
+                    Ok(runs) => Cell::from_samples(runs.iter().map(|s| s[i]).collect()),
+                    Err(e) => Cell::failed(e.clone()),
+                })
+                .collect();
+            report.row(&format!("file read 4 KiB {what}"), Unit::Nanos, row);
+        }
+    }
+
     report.notes.push(
         "spawn+join: spawn a batch of tasks returning a u64, await every JoinHandle; \
          yield: two tasks each awaiting yield_now() concurrently, throughput counts both."
@@ -351,6 +376,17 @@ pub fn run(args: &Args) -> Report {
     report.notes.push(
         "timer insert+cancel: sleep(1 s) polled once with a no-op waker, then dropped; tokio \
          bodies run under tokio::task::unconstrained so the coop budget does not skip registration."
+            .to_owned(),
+    );
+    report.notes.push(
+        "mpsc ping-pong: the body task and one spawned task of the same runtime thread \
+         exchange a u64 over two tokio::sync::mpsc channels of capacity 1 (insane::sync is \
+         tokio::sync); per round trip: two sends, two wake-ups, two receives."
+            .to_owned(),
+    );
+    report.notes.push(
+        "file read: fs::read of a 4 KiB file in the page cache; insane (io_uring driver): \
+         OPENAT and READ requests on the core; tokio: std::fs::read on its blocking pool."
             .to_owned(),
     );
     report.notes.extend(args.common.note.iter().cloned());
@@ -672,6 +708,69 @@ where
 }
 
 // ---------------------------------------------------------------------------
+// 6. file read
+
+/// Bytes of the file [`file_read`] reads.
+const FILE_SIZE: usize = 4096;
+
+/// A [`FILE_SIZE`] file of this process, removed on drop.
+struct ReadFile(std::path::PathBuf);
+
+impl ReadFile {
+    fn new() -> Result<ReadFile, String> {
+        let path = std::env::temp_dir().join(format!("insane-bench-read-{}", std::process::id()));
+        std::fs::write(&path, vec![7u8; FILE_SIZE])
+            .map_err(|e| format!("create {}: {e}", path.display()))?;
+        Ok(ReadFile(path))
+    }
+}
+
+impl Drop for ReadFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn file_read(system: System, p: Params) -> Result<Vec<Latencies>, String> {
+    let file = ReadFile::new()?;
+    let path = file.0.clone();
+    Ok(match system {
+        System::Insane => insane_side::file_read(p, path),
+        System::TokioCt => tokio_ct().block_on(file_read_body(p, path, tokio::fs::read)),
+        System::TokioMt => on_tokio_worker(&tokio_mt(p), file_read_body(p, path, tokio::fs::read)),
+    })
+}
+
+/// Reads the file at `path` with `read` `p.file_reads` times, timing each.
+async fn file_read_body<R, F>(p: Params, path: std::path::PathBuf, mut read: R) -> Vec<Latencies>
+where
+    R: FnMut(std::path::PathBuf) -> F,
+    F: Future<Output = std::io::Result<Vec<u8>>>,
+{
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");
+    let mut timed = Vec::with_capacity(p.repeats);
+    for run in 0..p.runs() {
+        hist.reset();
+        for _ in 0..p.file_reads {
+            let start = Instant::now();
+            let bytes = read(path.clone()).await.expect("file read failed");
+            let ns = start.elapsed().as_nanos() as u64;
+            assert_eq!(bytes.len(), FILE_SIZE, "short file read");
+            hist.saturating_record(ns.max(1));
+        }
+        if run >= p.warmup {
+            timed.push([
+                hist.value_at_quantile(0.50) as f64,
+                hist.value_at_quantile(0.99) as f64,
+                hist.mean(),
+            ]);
+        }
+    }
+    timed
+}
+
+// ---------------------------------------------------------------------------
 // insane
 
 mod insane_side {
@@ -712,6 +811,10 @@ mod insane_side {
 
     pub(super) fn mpsc_pingpong(p: Params) -> Vec<Duration> {
         runtime(1, p).block_on(pingpong_body(p, |rx, tx| insane::spawn(echo(rx, tx))))
+    }
+
+    pub(super) fn file_read(p: Params, path: std::path::PathBuf) -> Vec<Latencies> {
+        runtime(1, p).block_on(file_read_body(p, path, insane::fs::read))
     }
 
     pub(super) fn timer_insert_cancel(p: Params) -> Vec<Duration> {

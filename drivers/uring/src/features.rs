@@ -82,6 +82,52 @@ pub struct UringFeatures {
     pub sendmsg_zc: bool,
     /// `IORING_OP_MSG_RING` (5.18): cross-ring wake-ups.
     pub msg_ring: bool,
+    /// The file and path operations the kernel has (`insane::fs` uses
+    /// each one it finds and the blocking pool for the others).
+    pub files: FileOps,
+}
+
+/// Which io_uring file and path operations this kernel has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileOps {
+    /// `IORING_OP_OPENAT` (5.6).
+    pub openat: bool,
+    /// `IORING_OP_CLOSE` (5.6).
+    pub close: bool,
+    /// `IORING_OP_STATX` (5.6).
+    pub statx: bool,
+    /// `IORING_OP_FSYNC` (5.1).
+    pub fsync: bool,
+    /// `IORING_OP_UNLINKAT` (5.11).
+    pub unlinkat: bool,
+    /// `IORING_OP_RENAMEAT` (5.11).
+    pub renameat: bool,
+    /// `IORING_OP_MKDIRAT` (5.15).
+    pub mkdirat: bool,
+    /// `IORING_OP_SYMLINKAT` (5.15).
+    pub symlinkat: bool,
+    /// `IORING_OP_LINKAT` (5.15).
+    pub linkat: bool,
+    /// `IORING_OP_FTRUNCATE` (6.9).
+    pub ftruncate: bool,
+}
+
+impl FileOps {
+    /// Reads the file operations from an opcode probe.
+    fn from_probe(has: impl Fn(u8) -> bool) -> Self {
+        FileOps {
+            openat: has(opcode::OpenAt::CODE),
+            close: has(opcode::Close::CODE),
+            statx: has(opcode::Statx::CODE),
+            fsync: has(opcode::Fsync::CODE),
+            unlinkat: has(opcode::UnlinkAt::CODE),
+            renameat: has(opcode::RenameAt::CODE),
+            mkdirat: has(opcode::MkDirAt::CODE),
+            symlinkat: has(opcode::SymlinkAt::CODE),
+            linkat: has(opcode::LinkAt::CODE),
+            ftruncate: has(opcode::Ftruncate::CODE),
+        }
+    }
 }
 
 impl UringFeatures {
@@ -319,6 +365,7 @@ pub(crate) fn detect(
         send_zc,
         sendmsg_zc: has(opcode::SendMsgZc::CODE),
         msg_ring: has(opcode::MsgRingData::CODE),
+        files: FileOps::from_probe(has),
     })
 }
 

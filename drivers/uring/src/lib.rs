@@ -11,7 +11,9 @@
 //! - [`op`]: completion-based operations on owned buffers (read, write,
 //!   send, recv, send_to, recv_from, accept, connect, SEND_ZC); a dropped
 //!   future cancels its request and the driver keeps the buffer alive
-//!   until the kernel lets go of it.
+//!   until the kernel lets go of it; and file and path operations (open,
+//!   close, statx, fsync, ftruncate, unlink, rename, mkdir, link, symlink)
+//!   for `insane::fs`.
 //! - [`bufring`]: provided-buffer rings and multishot receives yielding
 //!   owned [`bufring::RingBuf`]s that return to the ring on drop.
 //! - [`buf`]: the [`IoBuf`]/[`IoBufMut`] buffer traits.
@@ -28,7 +30,7 @@ pub mod op;
 mod sockaddr;
 
 pub use driver::{Driver, Handle, UringConfig, check_sqpoll, install_on_current_core};
-pub use features::{UringFeatures, allowed_cpu_count, probe};
+pub use features::{FileOps, UringFeatures, allowed_cpu_count, probe};
 /// The owned-buffer traits, from their own crate (`insane-buf`): the
 /// driver takes and returns these buffers.
 pub use insane_buf as buf;

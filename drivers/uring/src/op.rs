@@ -33,6 +33,12 @@ use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Handle, Key, SlotKind, TAG_OP, closed_error};
 use crate::sockaddr;
 
+mod fs;
+pub use fs::{
+    StatxTarget, close, fsync, ftruncate, link_at, mkdir_at, open_at, rename_at, statx, symlink_at,
+    unlink_at,
+};
+
 /// How the completions of an [`Op`] are collected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpKind {
