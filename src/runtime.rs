@@ -17,8 +17,8 @@ use std::sync::Arc;
 pub use insane_runtime::affinity;
 pub use insane_runtime::driver::DriverKind;
 pub use insane_runtime::runtime::{
-    CoreHandle, CoreInit, CoreStop, EnterGuard, Handle, Id, IdlePolicy, RuntimeFlavor,
-    RuntimeMetrics, SpinGuard, TryCurrentError,
+    CoreHandle, CoreInit, CoreStop, EnterGuard, Handle, Id, IdlePolicy, ParkHook, RuntimeFlavor,
+    RuntimeMetrics, SpinGuard, ThreadNameFn, TryCurrentError, worker_index,
 };
 
 use insane_net::config::{Config, RuntimeConfig};
@@ -61,6 +61,9 @@ pub struct Builder {
     stop_hooks: Vec<CoreStop>,
     thread_stack_size: Option<usize>,
     name: Option<String>,
+    thread_name_fn: Option<ThreadNameFn>,
+    on_park: Option<ParkHook>,
+    on_unpark: Option<ParkHook>,
     /// `spawn_blocking`'s pool: most threads, idle time before one exits
     /// (`None`: insane-runtime's defaults, 512 and 10 s, as tokio's).
     max_blocking_threads: Option<usize>,
@@ -103,6 +106,9 @@ impl Builder {
             stop_hooks: Vec::new(),
             thread_stack_size: None,
             name: None,
+            thread_name_fn: None,
+            on_park: None,
+            on_unpark: None,
             max_blocking_threads: None,
             thread_keep_alive: None,
             tokio_compat: false,
@@ -389,6 +395,42 @@ impl Builder {
         }))
     }
 
+    /// tokio's `thread_name_fn`: `f` names each thread the runtime starts
+    /// (cores `1..n`; core 0 is the caller's thread and keeps its name).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static N: AtomicUsize = AtomicUsize::new(0);
+    /// let rt = insane::runtime::Builder::new_multi_thread()
+    ///     .worker_threads(2)
+    ///     .thread_name_fn(|| format!("svc-{}", N.fetch_add(1, Ordering::SeqCst)))
+    ///     .build()?;
+    /// let name = rt.block_on(async {
+    ///     insane::task::spawn_on(1, async { std::thread::current().name().map(String::from) }).await
+    /// });
+    /// assert_eq!(name.unwrap().as_deref(), Some("svc-0"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn thread_name_fn(mut self, f: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.thread_name_fn = Some(Arc::new(f));
+        self
+    }
+
+    /// tokio's `on_thread_park`: `f` runs on a core's thread just before
+    /// it parks (sleeps because it has nothing to do). Busy-polling cores
+    /// park rarely.
+    pub fn on_thread_park(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_park = Some(Arc::new(f));
+        self
+    }
+
+    /// tokio's `on_thread_unpark`: `f` runs on a core's thread just after
+    /// a park ends.
+    pub fn on_thread_unpark(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_unpark = Some(Arc::new(f));
+        self
+    }
+
     /// tokio's `on_thread_stop`: `f` runs on every core's thread when the
     /// runtime stops ([`on_core_stop`](Self::on_core_stop)).
     pub fn on_thread_stop(self, f: impl Fn() + Send + Sync + 'static) -> Self {
@@ -571,6 +613,15 @@ impl Builder {
         }
         if let Some(name) = self.name {
             inner = inner.name(name);
+        }
+        if let Some(f) = self.thread_name_fn {
+            inner = inner.thread_name_fn(f);
+        }
+        if let Some(f) = self.on_park {
+            inner = inner.on_core_park(f);
+        }
+        if let Some(f) = self.on_unpark {
+            inner = inner.on_core_unpark(f);
         }
         Ok(Runtime {
             inner: inner.build()?,

@@ -117,3 +117,47 @@ fn join_set_spawn_local_on_and_spawn_blocking_on_as_in_tokio() {
         assert_eq!(got, [3, 5]);
     });
 }
+
+#[test]
+fn park_hooks_and_worker_index_as_in_tokio() {
+    let parks = Arc::new(AtomicUsize::new(0));
+    let unparks = Arc::new(AtomicUsize::new(0));
+    let (p, u) = (parks.clone(), unparks.clone());
+    let rt = Builder::new_current_thread()
+        .on_thread_park(move || {
+            p.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_thread_unpark(move || {
+            u.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    assert_eq!(insane::runtime::worker_index(), None);
+    let index = rt.block_on(async {
+        // Nothing else to do for 50 ms: the core parks.
+        insane::time::sleep(std::time::Duration::from_millis(50)).await;
+        insane::runtime::worker_index()
+    });
+    assert_eq!(index, Some(0));
+    assert!(parks.load(Ordering::SeqCst) >= 1);
+    assert_eq!(parks.load(Ordering::SeqCst), unparks.load(Ordering::SeqCst));
+}
+
+#[test]
+fn cooperative_futures_yield_to_the_core() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let ran = Rc::new(std::cell::Cell::new(false));
+        let flag = ran.clone();
+        let other = insane::task::spawn_local(async move { flag.set(true) });
+        let mut polls = 0u32;
+        // Always ready: only the budget makes this loop let `other` run.
+        while !ran.get() && polls < 10_000 {
+            insane::task::coop::cooperative(std::future::ready(())).await;
+            polls += 1;
+        }
+        assert!(ran.get(), "the other task never ran");
+        assert!(polls <= 129, "yielded only after {polls} polls");
+        other.await.unwrap();
+    });
+}

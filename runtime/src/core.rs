@@ -166,6 +166,8 @@ pub(crate) struct RuntimeShared {
     /// never observe a hook half-run: asserting unwind safety keeps
     /// `Handle: UnwindSafe`, as tokio's is.
     pub(crate) stop: std::panic::AssertUnwindSafe<Vec<crate::runtime::CoreStop>>,
+    /// `Builder::on_core_park` / `on_core_unpark` (same unwind reasoning).
+    pub(crate) park_hooks: std::panic::AssertUnwindSafe<crate::runtime::ParkHooks>,
     pub(crate) shutdown: AtomicBool,
     /// The runtime's blocking thread pool (`spawn_blocking`).
     pub(crate) blocking: Arc<crate::task::BlockingPool>,
@@ -428,6 +430,9 @@ impl Core {
             self.shared.sleeping.store(false, Ordering::Release);
             return timeout;
         }
+        if let Some(hook) = &self.runtime.park_hooks.park {
+            hook();
+        }
         self.shared.metrics.park_started();
         let parked_at = std::time::Instant::now();
         let result = match self.parker.get() {
@@ -440,6 +445,9 @@ impl Core {
         };
         self.shared.sleeping.store(false, Ordering::Release);
         self.shared.metrics.park_ended(parked_at.elapsed());
+        if let Some(hook) = &self.runtime.park_hooks.unpark {
+            hook();
+        }
         self.now.set(self.clock.now());
         if let Err(e) = result {
             tracing::warn!(core = self.index(), error = %e, "park failed; spinning once");

@@ -62,6 +62,21 @@ pub struct Builder {
     stop: Vec<CoreStop>,
     thread_stack_size: Option<usize>,
     name: Option<String>,
+    thread_name_fn: Option<ThreadNameFn>,
+    park_hooks: ParkHooks,
+}
+
+/// Names a thread the runtime starts ([`Builder::thread_name_fn`]).
+pub type ThreadNameFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// A hook run by a core around its parks ([`Builder::on_core_park`]).
+pub type ParkHook = Arc<dyn Fn() + Send + Sync>;
+
+/// `on_core_park` / `on_core_unpark` hooks.
+#[derive(Clone, Default)]
+pub(crate) struct ParkHooks {
+    pub(crate) park: Option<ParkHook>,
+    pub(crate) unpark: Option<ParkHook>,
 }
 
 /// Called on every core's thread when the runtime stops, after the core's
@@ -102,6 +117,8 @@ impl Builder {
             stop: Vec::new(),
             thread_stack_size: None,
             name: None,
+            thread_name_fn: None,
+            park_hooks: ParkHooks::default(),
         }
     }
 
@@ -206,6 +223,28 @@ impl Builder {
         self
     }
 
+    /// Names the threads the runtime starts for cores `1..n` with `f`
+    /// instead of `{thread_name}-{core}` (tokio's `thread_name_fn`).
+    pub fn thread_name_fn(mut self, f: ThreadNameFn) -> Self {
+        self.thread_name_fn = Some(f);
+        self
+    }
+
+    /// Runs `f` on a core's thread just before it parks (sleeps in its
+    /// driver because it has nothing to do; tokio's `on_thread_park`).
+    /// Busy-polling cores park rarely.
+    pub fn on_core_park(mut self, f: ParkHook) -> Self {
+        self.park_hooks.park = Some(f);
+        self
+    }
+
+    /// Runs `f` on a core's thread just after a park ends (tokio's
+    /// `on_thread_unpark`).
+    pub fn on_core_unpark(mut self, f: ParkHook) -> Self {
+        self.park_hooks.unpark = Some(f);
+        self
+    }
+
     /// Names the runtime ([`Handle::name`], tokio's `Builder::name`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -249,6 +288,7 @@ impl Builder {
             cores,
             name: self.name.clone(),
             stop: std::panic::AssertUnwindSafe(self.stop.clone()),
+            park_hooks: std::panic::AssertUnwindSafe(self.park_hooks.clone()),
             shutdown: Default::default(),
             blocking: Arc::new(crate::task::BlockingPool::new(
                 self.max_blocking_threads,
@@ -972,6 +1012,23 @@ impl Handle {
     pub fn name(&self) -> Option<&str> {
         self.inner.shared.name.as_deref()
     }
+}
+
+/// The index of the core running the caller, `None` outside a runtime
+/// (tokio's `runtime::worker_index`; a worker is a core here, numbered from
+/// 0, core 0 being the thread that calls `block_on`).
+///
+/// ```
+/// let rt = insane_runtime::runtime::Runtime::builder().cores(2).build()?;
+/// assert_eq!(insane_runtime::runtime::worker_index(), None);
+/// let on_core_1 = rt.block_on(async {
+///     insane_runtime::task::spawn_on(1, async { insane_runtime::runtime::worker_index() }).await
+/// });
+/// assert_eq!(on_core_1.unwrap(), Some(1));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn worker_index() -> Option<usize> {
+    Runtime::current_core()
 }
 
 /// What kind of runtime a [`Handle`] belongs to (tokio's

@@ -23,6 +23,16 @@ pub use std::os::unix::net::SocketAddr;
 pub use stream::UnixStream;
 pub use ucred::UCred;
 
+/// A user id, as in [`UCred::uid`] (tokio's `net::unix::uid_t`).
+#[allow(non_camel_case_types)]
+pub type uid_t = libc::uid_t;
+/// A group id, as in [`UCred::gid`] (tokio's `net::unix::gid_t`).
+#[allow(non_camel_case_types)]
+pub type gid_t = libc::gid_t;
+/// A process id, as in [`UCred::pid`] (tokio's `net::unix::pid_t`).
+#[allow(non_camel_case_types)]
+pub type pid_t = libc::pid_t;
+
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 

@@ -424,6 +424,20 @@ impl Sender {
             .try_dir(Direction::Write, || self.io.get_ref().write(buf))
     }
 
+    /// Runs `f` (an operation on the pipe's fd, e.g. through
+    /// `AsRawFd`) once; on `WouldBlock` clears the readiness of `interest`,
+    /// so the next wait really waits (tokio's `try_io`).
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io.try_io(interest, f)
+    }
+
     /// Like [`try_write`](Self::try_write), from several buffers.
     ///
     /// ```no_run
@@ -699,6 +713,19 @@ impl Receiver {
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io
             .try_dir(Direction::Read, || self.io.get_ref().read(buf))
+    }
+
+    /// Runs `f` (an operation on the pipe's fd) once; on `WouldBlock`
+    /// clears the readiness of `interest` (tokio's `try_io`).
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn try_io<R>(
+        &self,
+        interest: Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io.try_io(interest, f)
     }
 
     /// Like [`try_read`](Self::try_read), into several buffers.

@@ -242,6 +242,55 @@ impl fmt::Debug for RestoreOnPending {
     }
 }
 
+/// Makes `future` spend the task's budget: each poll of it takes one unit
+/// (given back if the poll made no progress), and once the budget is spent
+/// it yields to the core instead of polling (tokio's
+/// `task::coop::cooperative`). For futures that are often ready at once and
+/// do not count themselves, e.g. a channel of another library.
+///
+/// ```
+/// use insane_runtime::task::coop;
+/// # insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+/// let mut ticks = 0;
+/// for _ in 0..1000 {
+///     coop::cooperative(std::future::ready(())).await; // yields every 128
+///     ticks += 1;
+/// }
+/// assert_eq!(ticks, 1000);
+/// # });
+/// ```
+pub fn cooperative<F: Future>(future: F) -> Coop<F> {
+    Coop { future }
+}
+
+pin_project! {
+    /// The future of [`cooperative`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Coop<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Coop<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let coop = std::task::ready!(poll_proceed(cx));
+        let out = self.project().future.poll(cx);
+        if out.is_ready() {
+            coop.made_progress();
+        }
+        out
+    }
+}
+
+impl<F> fmt::Debug for Coop<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coop").finish_non_exhaustive()
+    }
+}
+
 /// Spends one unit of the task's budget, yielding to the core first if the
 /// budget is spent. Like `tokio::task::consume_budget`: call it in a loop
 /// whose futures are always ready and do not count themselves (e.g.
