@@ -308,8 +308,11 @@ impl Builder {
             let cpu = if self.pin_cores { cpu_of(index) } else { None };
             let ready = ready_tx.clone();
             let entered = handle.clone();
-            let mut thread =
-                std::thread::Builder::new().name(format!("{}-{index}", self.thread_name));
+            let name = match &self.thread_name_fn {
+                Some(f) => f(),
+                None => format!("{}-{index}", self.thread_name),
+            };
+            let mut thread = std::thread::Builder::new().name(name);
             if let Some(bytes) = self.thread_stack_size {
                 thread = thread.stack_size(bytes);
             }
