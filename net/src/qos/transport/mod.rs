@@ -220,11 +220,16 @@ pub struct TransportConfig {
     /// # }
     /// ```
     pub prefer: Option<TransportKind>,
+    /// Reliable datagrams: a connection whose peer sent nothing for this
+    /// long fails, and the next `send`/`recv` says so, naming the peer
+    /// (default 1 s; at least 10 ms). A live but quiet peer is asked for
+    /// an ACK (keepalive) every fifth of it, at most every 200 ms.
+    pub peer_timeout: std::time::Duration,
 }
 
 impl Default for TransportConfig {
     /// 16 MiB messages, 256 buffers each way, 50 µs busy-poll, the
-    /// policy's order.
+    /// policy's order, a 1 s peer timeout.
     fn default() -> Self {
         Self {
             max_message: 16 << 20,
@@ -232,6 +237,7 @@ impl Default for TransportConfig {
             rx_buffers: 256,
             busy_poll_us: 50,
             prefer: None,
+            peer_timeout: std::time::Duration::from_secs(1),
         }
     }
 }

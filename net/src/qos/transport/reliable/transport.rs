@@ -257,6 +257,17 @@ impl ReliableTransport {
             .unwrap_or(u32::MAX)
             .min(insane_reliable::config::MAX_WINDOW);
         pc.recv_budget = pc.recv_budget.max(config.max_message);
+        if config.peer_timeout < std::time::Duration::from_millis(10) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "peer_timeout of {:?} is under the 10 ms a reliable connection needs",
+                    config.peer_timeout
+                ),
+            ));
+        }
+        pc.idle_timeout = config.peer_timeout;
+        pc.keepalive_interval = pc.keepalive_interval.min(config.peer_timeout / 5);
         let home = insane_runtime::runtime::CoreHandle::current().ok_or_else(|| {
             io::Error::other(
                 "a reliable-datagram endpoint must be bound on a core of an insane runtime",
