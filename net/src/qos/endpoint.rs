@@ -70,6 +70,14 @@
 //! endpoint's message goes out before bulk messages queued earlier on the
 //! same core.
 //!
+//! - **Fast path.** A [`send`](Endpoint::send) (or `send_to`) made while
+//!   nothing is queued on the core's scheduler and no earlier message of
+//!   its flow is still completing goes to the transport at once, in the
+//!   sending task, without the queue, the transmit task and the
+//!   completion channel: it cannot overtake anything, since nothing
+//!   waits. On an idle core a send that the transport completes at once
+//!   (a datagram into the device queue or the socket buffer) is therefore
+//!   complete after its first poll. Otherwise it is queued as below.
 //! - **Backpressure.** A flow queues at most half the endpoint's send
 //!   buffers (`tx_buffers / 2`, at least 1) and 4 MiB (a larger message
 //!   is accepted into an empty queue). [`send`](Endpoint::send) waits for
@@ -121,7 +129,7 @@
 //! ```
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
@@ -133,6 +141,7 @@ use std::task::{Context, Poll, Waker};
 
 use insane_runtime::driver;
 use insane_runtime::runtime::CoreHandle;
+use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
 
 use super::policy::{self, Availability, Capabilities, TransportKind};
@@ -564,12 +573,24 @@ impl Endpoint {
             spin.follow();
         }
         self.shared.take_error()?;
+        let class = Class::for_qos(&self.qos, 1);
+        // The core's transmit path is not held across an await (`!Send`).
+        let direct = CoreTx::current()?.send_direct(
+            &self.shared,
+            class,
+            self.bound,
+            self.pending(buf, peer),
+        );
+        let item = match direct {
+            Direct::Done(res) => return res,
+            Direct::Started(rx) => return rx.await.unwrap_or_else(|_| Err(closed())),
+            Direct::Queue(item) => item,
+        };
         let (tx, rx) = oneshot::channel();
         let mut item = Some(PendingSend {
             done: Some(tx),
-            ..self.pending(buf, peer)
+            ..item
         });
-        let class = Class::for_qos(&self.qos, 1);
         // The flow is looked up on every poll: its handle is `!Send` and
         // must not live in this (`Send`) future.
         poll_fn(|cx| {
@@ -798,6 +819,13 @@ impl PendingSend {
             .poll_send(cx, &mut self.buf, self.peer, &mut self.op)
     }
 
+    /// The first poll, by the core's transmit path: a send still pending
+    /// goes on in its flow's lane, whose task polls again with its own
+    /// waker right away.
+    fn poll_once(&mut self) -> Poll<io::Result<()>> {
+        self.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
     /// Hands the result to the waiting `send`, or keeps an error for the
     /// endpoint's next send.
     fn complete(self, res: io::Result<()>) {
@@ -833,7 +861,7 @@ struct FlowEntry {
 struct CoreTx {
     uid: u64,
     sched: Scheduler<PendingSend>,
-    flows: RefCell<HashMap<u64, FlowEntry>>,
+    flows: RefCell<FxHashMap<u64, FlowEntry>>,
 }
 
 thread_local! {
@@ -854,7 +882,7 @@ impl CoreTx {
             let c = Rc::new(CoreTx {
                 uid: core.uid(),
                 sched: Scheduler::builder().build_with_len(PendingSend::len),
-                flows: RefCell::new(HashMap::new()),
+                flows: RefCell::new(FxHashMap::default()),
             });
             // `stale`: a core of an earlier runtime on this thread; its
             // transmit task went with that runtime.
@@ -906,30 +934,83 @@ impl CoreTx {
         }
     }
 
+    /// The lane of endpoint `id`'s flow (a fresh one if the flow is
+    /// gone).
+    fn lane(&self, id: u64) -> Rc<Lane> {
+        self.flows
+            .borrow()
+            .get(&id)
+            .map(|e| e.lane.clone())
+            .unwrap_or_default()
+    }
+
     /// Starts a dequeued send: at once if it can complete now and its
     /// flow has nothing in flight, else behind the flow's backlog.
     fn start(&self, mut item: PendingSend) {
-        let lane = self
-            .flows
-            .borrow()
-            .get(&item.shared.id)
-            .map(|e| e.lane.clone())
-            .unwrap_or_default();
+        let lane = self.lane(item.shared.id);
         if lane.draining.get() {
             lane.backlog.borrow_mut().push_back(item);
             return;
         }
-        // The drain task polls again with its own waker right away.
-        let mut cx = Context::from_waker(Waker::noop());
-        match item.poll(&mut cx) {
-            Poll::Ready(res) => item.complete(res),
+        if let Poll::Ready(res) = item.poll_once() {
+            item.complete(res);
+        } else {
+            finish_in_lane(lane, item);
+        }
+    }
+
+    /// The fast path of `send`: sends `item` at once, without going
+    /// through the scheduler's queue and the transmit task, when that
+    /// cannot overtake anything — nothing is queued on this core (so no
+    /// message of a higher class waits, nor an earlier one of this flow)
+    /// and no earlier message of this flow is still completing in its
+    /// lane. Otherwise hands `item` back to be queued.
+    fn send_direct(
+        &self,
+        shared: &Arc<Shared>,
+        class: Class,
+        bound: Bound,
+        mut item: PendingSend,
+    ) -> Direct {
+        if !self.sched.is_empty() {
+            return Direct::Queue(item);
+        }
+        // Registers the flow on first use: its lane keeps the order.
+        drop(self.flow(shared, class, bound));
+        let lane = self.lane(shared.id);
+        if lane.draining.get() {
+            return Direct::Queue(item);
+        }
+        match item.poll_once() {
+            Poll::Ready(res) => Direct::Done(res),
             Poll::Pending => {
-                lane.backlog.borrow_mut().push_back(item);
-                lane.draining.set(true);
-                insane_runtime::task::spawn_local(drain(lane));
+                let (tx, rx) = oneshot::channel();
+                item.done = Some(tx);
+                finish_in_lane(lane, item);
+                Direct::Started(rx)
             }
         }
     }
+}
+
+/// What [`CoreTx::send_direct`] did with a message.
+enum Direct {
+    /// Sent: the message's result.
+    Done(io::Result<()>),
+    /// Started but not complete: it completes in its flow's lane, which
+    /// reports the result here.
+    Started(oneshot::Receiver<io::Result<()>>),
+    /// Not started: it must go through the scheduler's queue.
+    Queue(PendingSend),
+}
+
+/// Hands a started send that could not complete at once to its flow's
+/// lane, whose drain task (spawned here) completes it, and the flow's
+/// later messages behind it.
+fn finish_in_lane(lane: Rc<Lane>, item: PendingSend) {
+    lane.backlog.borrow_mut().push_back(item);
+    lane.draining.set(true);
+    insane_runtime::task::spawn_local(drain(lane));
 }
 
 /// A core's transmit task: starts queued sends in scheduler order.
