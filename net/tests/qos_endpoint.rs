@@ -691,3 +691,22 @@ fn bulk_send_waits_behind_queued_critical_messages() {
         );
     });
 }
+
+#[test]
+fn send_goes_behind_its_flows_message_still_completing() {
+    on_each_driver(1, |driver| async move {
+        let sink = Endpoint::bind(LOCAL, normal_reliable()).await.unwrap();
+        let ep = Endpoint::bind(LOCAL, normal_reliable()).await.unwrap();
+        let to = sink.local_addr().unwrap();
+        // The first message opens the connection: it cannot complete at
+        // once, so it goes on in the flow's lane while the queue is empty.
+        ep.try_send_to(filled(&ep, b"first"), to).unwrap();
+        insane_runtime::task::yield_now().await;
+        ep.send_to(filled(&ep, b"second"), to).await.unwrap();
+        assert_eq!(
+            recv_strings(&sink, 2).await,
+            ["first", "second"],
+            "{driver}"
+        );
+    });
+}

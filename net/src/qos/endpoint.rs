@@ -222,12 +222,13 @@ impl SpinFollower {
     /// Moves the guard to the current core if the endpoint moved.
     fn follow(&self) {
         use std::sync::atomic::Ordering;
-        let Some(core) = insane_runtime::runtime::CoreHandle::current() else {
-            return;
-        };
-        if self.core_uid.load(Ordering::Relaxed) == core.uid() {
+        let here = CoreHandle::current_uid();
+        if here.is_none_or(|uid| self.core_uid.load(Ordering::Relaxed) == uid) {
             return;
         }
+        let Some(core) = CoreHandle::current() else {
+            return;
+        };
         let mut guard = self.guard.lock().unwrap_or_else(|p| p.into_inner());
         *guard = Some(core.hold_spin());
         self.core_uid.store(core.uid(), Ordering::Relaxed);
@@ -559,9 +560,17 @@ impl Endpoint {
 
     fn pending(&self, buf: TxBuf, peer: Option<SocketAddr>) -> PendingSend {
         PendingSend {
+            buf: Some(buf),
+            ..self.pending_parts(peer)
+        }
+    }
+
+    /// A queued send of this endpoint to `peer`, without its buffer yet.
+    fn pending_parts(&self, peer: Option<SocketAddr>) -> PendingSend {
+        PendingSend {
             transport: self.transport.clone(),
             shared: self.shared.clone(),
-            buf: Some(buf),
+            buf: None,
             peer,
             op: Op::new(),
             done: None,
@@ -575,21 +584,16 @@ impl Endpoint {
         self.shared.take_error()?;
         let class = Class::for_qos(&self.qos, 1);
         // The core's transmit path is not held across an await (`!Send`).
-        let direct = CoreTx::current()?.send_direct(
-            &self.shared,
-            class,
-            self.bound,
-            self.pending(buf, peer),
-        );
-        let item = match direct {
+        let direct = CoreTx::current()?.send_direct(self, class, buf, peer);
+        let buf = match direct {
             Direct::Done(res) => return res,
             Direct::Started(rx) => return rx.await.unwrap_or_else(|_| Err(closed())),
-            Direct::Queue(item) => item,
+            Direct::Queue(buf) => buf,
         };
         let (tx, rx) = oneshot::channel();
         let mut item = Some(PendingSend {
             done: Some(tx),
-            ..item
+            ..self.pending(buf, peer)
         });
         // The flow is looked up on every poll: its handle is `!Send` and
         // must not live in this (`Send`) future.
@@ -872,15 +876,15 @@ impl CoreTx {
     /// The current core's transmit path, created (with its transmit task)
     /// on first use.
     fn current() -> io::Result<Rc<CoreTx>> {
-        let core = CoreHandle::current()
+        let uid = CoreHandle::current_uid()
             .ok_or_else(|| io::Error::other("QoS endpoints send only inside an insane runtime"))?;
         let (core_tx, created, stale) = CORE_TX.with(|slot| {
             let mut slot = slot.borrow_mut();
-            if let Some(c) = slot.as_ref().filter(|c| c.uid == core.uid()) {
+            if let Some(c) = slot.as_ref().filter(|c| c.uid == uid) {
                 return (c.clone(), false, None);
             }
             let c = Rc::new(CoreTx {
-                uid: core.uid(),
+                uid,
                 sched: Scheduler::builder().build_with_len(PendingSend::len),
                 flows: RefCell::new(FxHashMap::default()),
             });
@@ -967,25 +971,33 @@ impl CoreTx {
     /// lane. Otherwise hands `item` back to be queued.
     fn send_direct(
         &self,
-        shared: &Arc<Shared>,
+        ep: &Endpoint,
         class: Class,
-        bound: Bound,
-        mut item: PendingSend,
+        buf: TxBuf,
+        peer: Option<SocketAddr>,
     ) -> Direct {
         if !self.sched.is_empty() {
-            return Direct::Queue(item);
+            return Direct::Queue(buf);
         }
         // Registers the flow on first use: its lane keeps the order.
-        drop(self.flow(shared, class, bound));
-        let lane = self.lane(shared.id);
+        drop(self.flow(&ep.shared, class, ep.bound));
+        let lane = self.lane(ep.shared.id);
         if lane.draining.get() {
-            return Direct::Queue(item);
+            return Direct::Queue(buf);
         }
-        match item.poll_once() {
+        // A `PendingSend` (two reference counts more) only if it waits.
+        let (mut buf, mut op) = (Some(buf), Op::new());
+        let mut cx = Context::from_waker(Waker::noop());
+        match ep.transport.poll_send(&mut cx, &mut buf, peer, &mut op) {
             Poll::Ready(res) => Direct::Done(res),
             Poll::Pending => {
                 let (tx, rx) = oneshot::channel();
-                item.done = Some(tx);
+                let item = PendingSend {
+                    buf,
+                    op,
+                    done: Some(tx),
+                    ..ep.pending_parts(peer)
+                };
                 finish_in_lane(lane, item);
                 Direct::Started(rx)
             }
@@ -1001,7 +1013,7 @@ enum Direct {
     /// reports the result here.
     Started(oneshot::Receiver<io::Result<()>>),
     /// Not started: it must go through the scheduler's queue.
-    Queue(PendingSend),
+    Queue(TxBuf),
 }
 
 /// Hands a started send that could not complete at once to its flow's
