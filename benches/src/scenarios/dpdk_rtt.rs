@@ -279,7 +279,7 @@ mod imp {
     use insane_dpdk_sys as sys;
     use insane_net::config::Ipv4Cidr;
     use insane_net::stack::dpdk::DpdkDevice;
-    use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig, TxFrame};
+    use insane_net::stack::{EndpointId, EthernetAddress, Interface, InterfaceConfig, TxFrame};
 
     use super::{CHILD, Measured, Mode, RunParams};
     use crate::scenarios::net::CpuTimes;
@@ -705,12 +705,7 @@ mod imp {
         let now = Instant::now();
         // One exchange with ARP first (pumped until the echo is back).
         let mut round_trip = |i: u64, polls: u32| -> Result<(), String> {
-            msg[1..9].copy_from_slice(&i.to_le_bytes());
-            let mut f = c.alloc_tx().ok_or("client pool empty")?;
-            TxFrame::extend_from_slice(&mut f, &msg);
-            c.send_to(ce, to, f, now)
-                .map_err(|e| format!("ping {i}: {:?}", e.kind))?;
-            c.flush();
+            ping(&mut c, ce, to, &mut msg, i, now)?;
             for _ in 0..polls {
                 s.poll(now);
                 while let Some(d) = s.recv_from(se) {
@@ -722,11 +717,7 @@ mod imp {
                 s.flush();
                 c.poll(now);
                 if let Some(d) = c.recv_from(ce) {
-                    return if d.get(1..9) == Some(&msg[1..9]) {
-                        Ok(())
-                    } else {
-                        Err(format!("echo {i} differs"))
-                    };
+                    return check_echo(&d, &msg, i);
                 }
             }
             Err(format!("no echo for ping {i}"))
@@ -740,6 +731,34 @@ mod imp {
             round_trip(i, 1)?;
         }
         Ok(thread_ns_since(&cpu0) / trips as f64)
+    }
+
+    /// The one-thread client's ping `i`: `msg` stamped with `i`, sent
+    /// through the client's stack and flushed.
+    fn ping(
+        c: &mut Interface<DpdkDevice>,
+        ce: EndpointId,
+        to: SocketAddrV4,
+        msg: &mut [u8],
+        i: u64,
+        now: Instant,
+    ) -> Result<(), String> {
+        msg[1..9].copy_from_slice(&i.to_le_bytes());
+        let mut f = c.alloc_tx().ok_or("client pool empty")?;
+        TxFrame::extend_from_slice(&mut f, msg);
+        c.send_to(ce, to, f, now)
+            .map_err(|e| format!("ping {i}: {:?}", e.kind))?;
+        c.flush();
+        Ok(())
+    }
+
+    /// Whether `echo` carries ping `i` of `msg`.
+    fn check_echo(echo: &[u8], msg: &[u8], i: u64) -> Result<(), String> {
+        if echo.get(1..9) == Some(&msg[1..9]) {
+            Ok(())
+        } else {
+            Err(format!("echo {i} differs"))
+        }
     }
 
     /// The raw loop's round trip on the same ring pair: the client builds
@@ -930,21 +949,12 @@ mod imp {
             msg[0] = TAG_PING;
             let now = Instant::now();
             let mut round_trip = async |i: u64, turns: u32| -> Result<(), String> {
-                msg[1..9].copy_from_slice(&i.to_le_bytes());
-                let mut f = c.alloc_tx().ok_or("client pool empty")?;
-                TxFrame::extend_from_slice(&mut f, &msg);
-                c.send_to(ce, to, f, now)
-                    .map_err(|e| format!("ping {i}: {:?}", e.kind))?;
-                c.flush();
+                ping(&mut c, ce, to, &mut msg, i, now)?;
                 for _ in 0..turns {
                     insane::task::yield_now().await;
                     c.poll(now);
                     if let Some(d) = c.recv_from(ce) {
-                        return if d.get(1..9) == Some(&msg[1..9]) {
-                            Ok(())
-                        } else {
-                            Err(format!("echo {i} differs"))
-                        };
+                        return check_echo(&d, &msg, i);
                     }
                 }
                 Err(format!("no echo for ping {i}"))
