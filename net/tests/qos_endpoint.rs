@@ -611,3 +611,102 @@ fn endpoint_sends_from_a_send_task_on_another_core() {
         assert_eq!(got, [&b"here"[..], b"spawned", b"there"], "{driver}");
     });
 }
+
+/// The next `n` messages of `ep`, as strings (5 s each at most).
+async fn recv_strings(ep: &Endpoint, n: usize) -> Vec<String> {
+    let mut got = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = timeout(Duration::from_secs(5), ep.recv())
+            .await
+            .expect("every message arrives")
+            .unwrap();
+        got.push(String::from_utf8(m[..].to_vec()).unwrap());
+    }
+    got
+}
+
+#[test]
+fn send_on_an_idle_core_completes_in_its_first_poll() {
+    use futures::FutureExt;
+    on_each_driver(1, |driver| async move {
+        for qos in [critical(), low_datagrams()] {
+            let sink = Endpoint::bind(LOCAL, qos).await.unwrap();
+            let ep = Endpoint::bind(LOCAL, qos).await.unwrap();
+            let to = sink.local_addr().unwrap();
+            // Nothing queued on the core: the message goes to the
+            // transport at once, without waiting for the transmit task.
+            const N: usize = 50;
+            for i in 0..N {
+                let buf = filled(&ep, format!("m{i}").as_bytes());
+                let sent = ep.send_to(buf, to).now_or_never();
+                assert!(
+                    matches!(sent, Some(Ok(()))),
+                    "{driver} {qos}: send {i} gave {sent:?} in its first poll"
+                );
+            }
+            let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+            assert_eq!(recv_strings(&sink, N).await, want, "{driver} {qos}");
+        }
+    });
+}
+
+#[test]
+fn send_goes_behind_messages_already_queued_on_its_flow() {
+    on_each_driver(1, |driver| async move {
+        let sink = Endpoint::bind(LOCAL, low_datagrams()).await.unwrap();
+        let ep = Endpoint::bind(LOCAL, low_datagrams()).await.unwrap();
+        let to = sink.local_addr().unwrap();
+        // Queued without an await: the transmit task has not run yet.
+        ep.try_send_to(filled(&ep, b"q0"), to).unwrap();
+        ep.try_send_to(filled(&ep, b"q1"), to).unwrap();
+        let buf = filled(&ep, b"sent");
+        ep.send_to(buf, to).await.unwrap();
+        assert_eq!(
+            recv_strings(&sink, 3).await,
+            ["q0", "q1", "sent"],
+            "{driver}"
+        );
+    });
+}
+
+#[test]
+fn bulk_send_waits_behind_queued_critical_messages() {
+    on_each_driver(1, |driver| async move {
+        let sink = Endpoint::bind(LOCAL, low_datagrams()).await.unwrap();
+        let to = sink.local_addr().unwrap();
+        let urgent_qos = Qos::builder().critical().best_effort().low().build();
+        let urgent = Endpoint::bind(LOCAL, urgent_qos).await.unwrap();
+        let bulk = Endpoint::bind(LOCAL, low_datagrams()).await.unwrap();
+        for i in 0..3 {
+            urgent
+                .try_send_to(filled(&urgent, format!("urgent{i}").as_bytes()), to)
+                .unwrap();
+        }
+        // The core has queued messages: this send must not overtake them.
+        bulk.send_to(filled(&bulk, b"bulk"), to).await.unwrap();
+        assert_eq!(
+            recv_strings(&sink, 4).await,
+            ["urgent0", "urgent1", "urgent2", "bulk"],
+            "{driver}"
+        );
+    });
+}
+
+#[test]
+fn send_goes_behind_its_flows_message_still_completing() {
+    on_each_driver(1, |driver| async move {
+        let sink = Endpoint::bind(LOCAL, normal_reliable()).await.unwrap();
+        let ep = Endpoint::bind(LOCAL, normal_reliable()).await.unwrap();
+        let to = sink.local_addr().unwrap();
+        // The first message opens the connection: it cannot complete at
+        // once, so it goes on in the flow's lane while the queue is empty.
+        ep.try_send_to(filled(&ep, b"first"), to).unwrap();
+        insane_runtime::task::yield_now().await;
+        ep.send_to(filled(&ep, b"second"), to).await.unwrap();
+        assert_eq!(
+            recv_strings(&sink, 2).await,
+            ["first", "second"],
+            "{driver}"
+        );
+    });
+}

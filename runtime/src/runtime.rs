@@ -1191,6 +1191,24 @@ impl CoreHandle {
         })
     }
 
+    /// The [`uid`](Self::uid) of the core the caller runs on, `None`
+    /// outside a runtime: `CoreHandle::current().map(|c| c.uid())` without
+    /// taking a handle (no reference count touched), for checks made on
+    /// every message.
+    ///
+    /// ```
+    /// use insane_runtime::runtime::{CoreHandle, Runtime};
+    /// assert_eq!(CoreHandle::current_uid(), None);
+    /// let rt = Runtime::builder().cores(1).build()?;
+    /// rt.block_on(async {
+    ///     assert_eq!(CoreHandle::current_uid(), CoreHandle::current().map(|c| c.uid()));
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn current_uid() -> Option<u64> {
+        context::with_core(|c| c.shared.uid)
+    }
+
     /// The core's index in its runtime.
     pub fn index(&self) -> usize {
         self.shared.index

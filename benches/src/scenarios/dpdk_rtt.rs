@@ -1,7 +1,16 @@
 //! `dpdk-rtt`: two processes over DPDK `net_memif` (this binary spawned
 //! twice: a server pinned to CPU 0 and a client pinned to CPU 1, each with
-//! its own EAL), measured two ways in the same binary:
+//! its own EAL), measured three ways in the same binary:
 //!
+//! * **insane-dpdk-endpoint**: the echo server a user writes on insane's
+//!   public API: [`Endpoint::bind_with_config`](insane::qos::Endpoint)
+//!   with `latency = critical, best-effort, resources = poll` on the
+//!   `[dpdk]` address, then `recv().await`, `buffer().await`,
+//!   `extend_from_slice`, `send_to().await` on a one-core insane runtime
+//!   (the transmit scheduler, the `Transport` trait, the runtime's tasks
+//!   and reactors on top of the stack). The client is the stack client of
+//!   the `insane-dpdk` row, so the difference between the two rows is the
+//!   server's API layer.
 //! * **insane-dpdk**: insane's userspace stack ([`Interface`] over
 //!   [`DpdkDevice`]): UDP datagrams of `--size` bytes (64 by default) with
 //!   Ethernet/IPv4/UDP headers written into the mbuf headroom and checked
@@ -34,8 +43,47 @@ use std::process::ExitCode;
 use crate::report::{Cell, Report, Unit};
 use crate::scenarios::Common;
 
-/// Systems, insane first (the ratio column compares it with raw).
-const SYSTEMS: [&str; 2] = ["insane-dpdk", "raw-dpdk"];
+/// Systems: the public API, the stack under it, the raw loop (the ratio
+/// columns compare each insane one with raw).
+const SYSTEMS: [&str; 3] = ["insane-dpdk-endpoint", "insane-dpdk", "raw-dpdk"];
+
+/// Index of the raw loop in [`SYSTEMS`].
+const RAW: usize = 2;
+
+/// What one child runs (the `INSANE_BENCH_DPDK_MODE` it is given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// An echo server on [`Endpoint`](insane::qos::Endpoint) (the stack
+    /// client).
+    Endpoint,
+    /// insane's stack on both ends.
+    Stack,
+    /// The raw rx/tx_burst loop on both ends.
+    Raw,
+}
+
+impl Mode {
+    /// The mode of column `s` of [`SYSTEMS`].
+    fn of_system(s: usize) -> Mode {
+        [Mode::Endpoint, Mode::Stack, Mode::Raw][s]
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Endpoint => "endpoint",
+            Mode::Stack => "insane",
+            Mode::Raw => "raw",
+        }
+    }
+
+    fn from_name(name: &str) -> Mode {
+        match name {
+            "endpoint" => Mode::Endpoint,
+            "raw" => Mode::Raw,
+            _ => Mode::Stack,
+        }
+    }
+}
 
 /// Options of `dpdk-rtt`.
 #[derive(clap::Args, Clone, Debug)]
@@ -64,6 +112,7 @@ pub fn child_main() -> Option<ExitCode> {
 pub fn run(args: &Args) -> Report {
     let c = &args.common;
     let mut report = Report::new("dpdk-rtt", &SYSTEMS);
+    report.ratios = (0..RAW).map(|s| (s, RAW)).collect();
     // Many short alternating runs: this VM's speed changes between runs
     // (three modes seen, RTT ~330, ~550 and ~1950 ns for the raw loop,
     // ~400, ~600 and ~2000 ns for the stack),
@@ -82,14 +131,14 @@ pub fn run(args: &Args) -> Report {
     report.param("timed runs (median)", repeats);
     report
         .notes
-.push("insane-dpdk: UDP through insane's userspace stack (headers prepended in the mbuf headroom, checksums computed and verified in software (net_memif offers no offload), ARP, endpoint queues; the echo reuses the request mbuf). raw-dpdk: rx_burst/tx_burst on insane-dpdk-sys doing what a minimal correct UDP responder must: same Ethernet/IPv4/UDP frames with checksums built by the client, checked (MAC, IPv4 header, checksums, address, port) and echoed in place by MAC/IP/port swap by the server, echo checksums checked by the client; no ARP (static MACs), no statistics. CPU per round trip: client and echo server in one thread on a net_ring pair (rings of mbuf pointers, no copy), static ARP entries learned by one exchange first, one message in flight; the same code paths as the memif rows without the cross-core transfer. Ratio column: insane relative to raw.".into());
+.push("insane-dpdk-endpoint: the echo server on insane's public API (Endpoint::bind_with_config with latency=critical, best-effort, resources=poll on the [dpdk] address; recv().await, buffer().await, extend_from_slice, send_to().await) on a one-core insane runtime, against the insane-dpdk client; CPU per round trip: that server and the stack client in one runtime thread. insane-dpdk: UDP through insane's userspace stack (headers prepended in the mbuf headroom, checksums computed and verified in software (net_memif offers no offload), ARP, endpoint queues; the echo reuses the request mbuf). raw-dpdk: rx_burst/tx_burst on insane-dpdk-sys doing what a minimal correct UDP responder must: same Ethernet/IPv4/UDP frames with checksums built by the client, checked (MAC, IPv4 header, checksums, address, port) and echoed in place by MAC/IP/port swap by the server, echo checksums checked by the client; no ARP (static MACs), no statistics. CPU per round trip (the thread's CPU time, getrusage, not wall-clock: time lost to other processes on the CPU does not count): client and echo server in one thread on a net_ring pair (rings of mbuf pointers, no copy), static ARP entries learned by one exchange first, one message in flight; the same code paths as the memif rows without the cross-core transfer. Ratio column: insane relative to raw.".into());
     report.notes.extend(c.note.iter().cloned());
     report.param(
         "order",
-        "interleaved: insane-dpdk, raw-dpdk, insane-dpdk, ...",
+        "interleaved rounds: insane-dpdk-endpoint, insane-dpdk, raw-dpdk, then again",
     );
-    let mut cells: [[Vec<f64>; 4]; 2] = Default::default();
-    let mut errors: [Option<String>; 2] = [None, None];
+    let mut cells: [[Vec<f64>; 4]; 3] = Default::default();
+    let mut errors: [Option<String>; 3] = Default::default();
     for (s, system) in SYSTEMS.iter().enumerate() {
         if !c.selected(system) {
             errors[s] = Some("not selected (--only)".into());
@@ -105,7 +154,7 @@ pub fn run(args: &Args) -> Report {
             }
             let label = format!("dpdk-rtt {system} run {}", run + 1);
             let params = RunParams {
-                raw: s == 1,
+                mode: Mode::of_system(s),
                 trips,
                 messages,
                 size: args.size,
@@ -140,8 +189,10 @@ pub fn run(args: &Args) -> Report {
             }
         }
     }
-    if let Some(note) = paired_note(&cells) {
-        report.notes.push(note);
+    for s in 0..RAW {
+        if let Some(note) = paired_note(SYSTEMS[s], &cells[s], &cells[RAW]) {
+            report.notes.push(note);
+        }
     }
     let rows: [(&str, Unit); 4] = [
         ("RTT p50", Unit::Nanos),
@@ -150,7 +201,7 @@ pub fn run(args: &Args) -> Report {
         ("CPU per round trip, one thread", Unit::Nanos),
     ];
     for (r, (name, unit)) in rows.into_iter().enumerate() {
-        let row_cells = (0..2)
+        let row_cells = (0..SYSTEMS.len())
             .map(|s| match &errors[s] {
                 Some(e) => Cell::failed(e.clone()),
                 None => Cell::from_samples(cells[s][r].clone()),
@@ -161,18 +212,19 @@ pub fn run(args: &Args) -> Report {
     report
 }
 
-/// The ratios of each insane run to the raw run right after it (which saw
+/// The ratios of each run of `system` (cells `subject`) to the raw run
+/// of its round (which saw
 /// the same period of this VM), as a note: their median is the comparison
 /// least disturbed by the VM's changes of speed, which can hit one
 /// system's runs more than the other's and skew the two medians. Pairs
 /// whose ratio is outside 3/4..4/3 straddled a change of mode (the modes
 /// differ by 1.4x to 3.5x; the two systems, in one mode, by less than
 /// 1.2x) and are left out, and counted.
-fn paired_note(cells: &[[Vec<f64>; 4]; 2]) -> Option<String> {
+fn paired_note(system: &str, subject: &[Vec<f64>; 4], raw: &[Vec<f64>; 4]) -> Option<String> {
     let paired = |row: usize, raw_over_insane: bool| {
-        let all: Vec<f64> = cells[0][row]
+        let all: Vec<f64> = subject[row]
             .iter()
-            .zip(&cells[1][row])
+            .zip(&raw[row])
             .filter(|(i, r)| **i > 0.0 && **r > 0.0)
             .map(|(i, r)| if raw_over_insane { r / i } else { i / r })
             .collect();
@@ -189,14 +241,14 @@ fn paired_note(cells: &[[Vec<f64>; 4]; 2]) -> Option<String> {
     let (rtt, rtt_lo, rtt_hi, n, of) = paired(0, true)?;
     let (rate, rate_lo, rate_hi, m, _) = paired(2, false)?;
     Some(format!(
-        "Paired runs (each insane run with the raw run right after it; pairs that straddled a change of the VM's speed mode, ratio outside 0.75-1.33, left out): RTT p50 insane/raw {rtt:.2}x (median of {n} of {of} pairs, range {rtt_lo:.2}-{rtt_hi:.2}x), one-way rate {rate:.2}x (median of {m}, range {rate_lo:.2}-{rate_hi:.2}x); above 1: insane faster."
+        "Paired runs (each {system} run with the raw run of its round; pairs that straddled a change of the VM's speed mode, ratio outside 0.75-1.33, left out): RTT p50 {system}/raw {rtt:.2}x (median of {n} of {of} pairs, range {rtt_lo:.2}-{rtt_hi:.2}x), one-way rate {rate:.2}x (median of {m}, range {rate_lo:.2}-{rate_hi:.2}x); above 1: insane faster."
     ))
 }
 
 /// One measurement's parameters (both builds of `imp` take them).
 #[derive(Clone, Copy, Debug)]
 pub struct RunParams {
-    pub raw: bool,
+    pub mode: Mode,
     pub trips: u64,
     pub messages: u64,
     pub size: usize,
@@ -216,18 +268,21 @@ mod imp {
     //! The measurement: spawns the two children and reads their results.
 
     use std::io::{BufRead, BufReader, Write};
-    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
     use std::process::{Child, Command, ExitCode, Stdio};
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
+    use insane::config::Config;
+    use insane::qos::{Endpoint, Qos, TransportKind};
     use insane_dpdk::{Eal, Port, PortConfig};
     use insane_dpdk_sys as sys;
     use insane_net::config::Ipv4Cidr;
     use insane_net::stack::dpdk::DpdkDevice;
-    use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig, TxFrame};
+    use insane_net::stack::{EndpointId, EthernetAddress, Interface, InterfaceConfig, TxFrame};
 
-    use super::{CHILD, Measured, RunParams};
+    use super::{CHILD, Measured, Mode, RunParams};
+    use crate::scenarios::net::CpuTimes;
 
     const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 1);
     const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 2);
@@ -282,10 +337,7 @@ mod imp {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         Command::new(exe)
             .env(CHILD, role)
-            .env(
-                "INSANE_BENCH_DPDK_MODE",
-                if p.raw { "raw" } else { "insane" },
-            )
+            .env("INSANE_BENCH_DPDK_MODE", p.mode.name())
             .env("INSANE_BENCH_DPDK_SOCK", sock)
             .env("INSANE_BENCH_DPDK_TRIPS", p.trips.to_string())
             .env("INSANE_BENCH_DPDK_MESSAGES", p.messages.to_string())
@@ -434,7 +486,7 @@ mod imp {
 
     struct ChildParams {
         server: bool,
-        raw: bool,
+        mode: Mode,
         sock: String,
         trips: u64,
         messages: u64,
@@ -446,7 +498,7 @@ mod imp {
         let params = (|| {
             Ok::<_, String>(ChildParams {
                 server: role == "server",
-                raw: std::env::var("INSANE_BENCH_DPDK_MODE").as_deref() == Ok("raw"),
+                mode: Mode::from_name(&std::env::var("INSANE_BENCH_DPDK_MODE").unwrap_or_default()),
                 sock: std::env::var("INSANE_BENCH_DPDK_SOCK").map_err(|e| e.to_string())?,
                 trips: env_num("INSANE_BENCH_DPDK_TRIPS")?,
                 messages: env_num("INSANE_BENCH_DPDK_MESSAGES")?,
@@ -468,6 +520,11 @@ mod imp {
             };
         }
         let result = params.and_then(|p| {
+            if p.server && p.mode == Mode::Endpoint {
+                // The endpoint opens its port itself (through `[dpdk]`).
+                let line = endpoint_server(&p).map(|()| "SERVER-DONE".to_string());
+                return Ok((line, Open::Empty));
+            }
             let args = eal_args(&p);
             Eal::init(&args).map_err(|e| e.to_string())?;
             let mut port = Port::open(
@@ -494,11 +551,11 @@ mod imp {
             // peer's PMD unmap shared memory, which crashes an rx_burst
             // running there.
             let mut open = Open::Queue(queue);
-            let line = match (p.server, p.raw) {
-                (true, true) => raw_server(&p, &open).map(|()| "SERVER-DONE".to_string()),
-                (false, true) => raw_client(&p, &open),
-                (true, false) => insane_server(&p, &mut open).map(|()| "SERVER-DONE".to_string()),
-                (false, false) => insane_client(&p, &mut open),
+            let line = match (p.server, p.mode) {
+                (true, Mode::Raw) => raw_server(&p, &open).map(|()| "SERVER-DONE".to_string()),
+                (false, Mode::Raw) => raw_client(&p, &open),
+                (true, _) => insane_server(&p, &mut open).map(|()| "SERVER-DONE".to_string()),
+                (false, _) => insane_client(&p, &mut open),
             };
             Ok((line, open))
         });
@@ -571,6 +628,13 @@ mod imp {
 
     // ---- CPU per round trip: both ends in one thread, net_ring ----
 
+    /// This thread's CPU time since `cpu0`, in ns: not the wall-clock
+    /// time, so that time spent waiting for a CPU that other processes
+    /// hold (this VM is shared) does not count.
+    fn thread_ns_since(cpu0: &CpuTimes) -> f64 {
+        CpuTimes::now().since(cpu0).thread.as_nanos() as f64
+    }
+
     /// The `cpu` child: a net_ring pair in this process, the client on
     /// one port and the echo server on the other, polled in turn by this
     /// thread; prints `RESULT cpu=<ns per round trip>`.
@@ -596,11 +660,17 @@ mod imp {
         Eal::init(&args).map_err(|e| e.to_string())?;
         let (a, b) = insane_dpdk::ring_pair(1024).map_err(|e| e.to_string())?;
         let open = |id| Port::open(id, &PortConfig::default()).map_err(|e| e.to_string());
-        let (mut port_a, mut port_b) = (open(a)?, open(b)?);
+        let mut port_a = open(a)?;
         let client = port_a.take_queue(0).ok_or("no queue")?;
-        let server = port_b.take_queue(0).ok_or("no queue")?;
         let trips = p.trips * CPU_TRIPS_PER_TRIP;
-        let ns = if p.raw {
+        if p.mode == Mode::Endpoint {
+            // Port b is the endpoint's, opened by its bind.
+            let ns = cpu_endpoint(client, b, &args, p.size, trips)?;
+            return Ok(format!("RESULT cpu={ns:.1}"));
+        }
+        let mut port_b = open(b)?;
+        let server = port_b.take_queue(0).ok_or("no queue")?;
+        let ns = if p.mode == Mode::Raw {
             let pool = raw_pool("raw-cpu")?;
             let (_client, _server) = (client, server);
             cpu_raw(a, b, pool, p.size, trips)?
@@ -635,12 +705,7 @@ mod imp {
         let now = Instant::now();
         // One exchange with ARP first (pumped until the echo is back).
         let mut round_trip = |i: u64, polls: u32| -> Result<(), String> {
-            msg[1..9].copy_from_slice(&i.to_le_bytes());
-            let mut f = c.alloc_tx().ok_or("client pool empty")?;
-            TxFrame::extend_from_slice(&mut f, &msg);
-            c.send_to(ce, to, f, now)
-                .map_err(|e| format!("ping {i}: {:?}", e.kind))?;
-            c.flush();
+            ping(&mut c, ce, to, &mut msg, i, now)?;
             for _ in 0..polls {
                 s.poll(now);
                 while let Some(d) = s.recv_from(se) {
@@ -652,11 +717,7 @@ mod imp {
                 s.flush();
                 c.poll(now);
                 if let Some(d) = c.recv_from(ce) {
-                    return if d.get(1..9) == Some(&msg[1..9]) {
-                        Ok(())
-                    } else {
-                        Err(format!("echo {i} differs"))
-                    };
+                    return check_echo(&d, &msg, i);
                 }
             }
             Err(format!("no echo for ping {i}"))
@@ -665,11 +726,39 @@ mod imp {
         for i in 1..=trips / 10 {
             round_trip(i, 1)?;
         }
-        let start = Instant::now();
+        let cpu0 = CpuTimes::now();
         for i in 0..trips {
             round_trip(i, 1)?;
         }
-        Ok(start.elapsed().as_nanos() as f64 / trips as f64)
+        Ok(thread_ns_since(&cpu0) / trips as f64)
+    }
+
+    /// The one-thread client's ping `i`: `msg` stamped with `i`, sent
+    /// through the client's stack and flushed.
+    fn ping(
+        c: &mut Interface<DpdkDevice>,
+        ce: EndpointId,
+        to: SocketAddrV4,
+        msg: &mut [u8],
+        i: u64,
+        now: Instant,
+    ) -> Result<(), String> {
+        msg[1..9].copy_from_slice(&i.to_le_bytes());
+        let mut f = c.alloc_tx().ok_or("client pool empty")?;
+        TxFrame::extend_from_slice(&mut f, msg);
+        c.send_to(ce, to, f, now)
+            .map_err(|e| format!("ping {i}: {:?}", e.kind))?;
+        c.flush();
+        Ok(())
+    }
+
+    /// Whether `echo` carries ping `i` of `msg`.
+    fn check_echo(echo: &[u8], msg: &[u8], i: u64) -> Result<(), String> {
+        if echo.get(1..9) == Some(&msg[1..9]) {
+            Ok(())
+        } else {
+            Err(format!("echo {i} differs"))
+        }
     }
 
     /// The raw loop's round trip on the same ring pair: the client builds
@@ -719,11 +808,173 @@ mod imp {
         for i in 0..=trips / 10 {
             round_trip(i)?;
         }
-        let start = Instant::now();
+        let cpu0 = CpuTimes::now();
         for i in 0..trips {
             round_trip(i)?;
         }
-        Ok(start.elapsed().as_nanos() as f64 / trips as f64)
+        Ok(thread_ns_since(&cpu0) / trips as f64)
+    }
+
+    // ---- insane-dpdk-endpoint: the public API ----
+
+    /// The host configuration a user writes for DPDK: a `[dpdk]` section
+    /// with the EAL arguments, the port and the stack's address.
+    fn dpdk_config(eal: &[String], port: u16, ip: Ipv4Addr) -> Result<Config, String> {
+        let eal = eal
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Config::from_toml_str(
+            &format!("[dpdk]\neal = [{eal}]\nport = {port}\naddress = \"{ip}/24\"\n"),
+            "dpdk-rtt",
+        )
+        .map_err(|e| format!("[dpdk] configuration: {e}"))
+    }
+
+    /// A one-core insane runtime on this thread (`pin`: to CPU 0, as the
+    /// other servers' EAL pins theirs).
+    fn runtime(pin: bool) -> Result<insane::runtime::Runtime, String> {
+        insane::runtime::Runtime::builder()
+            .cores(1)
+            .pin_cores(pin)
+            .build()
+            .map_err(|e| format!("insane runtime: {e}"))
+    }
+
+    /// The server's endpoint, bound as a user binds one for the lowest
+    /// latency; an error unless the policy chose DPDK.
+    async fn bind_endpoint(config: &Config) -> Result<Endpoint, String> {
+        let qos = Qos::builder().critical().best_effort().poll().build();
+        let ep = Endpoint::bind_with_config(
+            SocketAddr::from((SERVER_IP, UDP_PORT)),
+            qos,
+            Default::default(),
+            config,
+        )
+        .await
+        .map_err(|e| format!("Endpoint::bind_with_config: {e}"))?;
+        if ep.driver() != TransportKind::DpdkUdp {
+            return Err(format!("the endpoint is not on DPDK: {}", ep.explain()));
+        }
+        Ok(ep)
+    }
+
+    /// The echo server as a user writes it: pings come back as they came;
+    /// rate messages are counted, and after `messages` of them the server
+    /// sends the time from the first to the last and returns.
+    async fn endpoint_echo(ep: &Endpoint, size: usize, messages: u64) -> Result<(), String> {
+        let (mut counted, mut first) = (0u64, None::<Instant>);
+        loop {
+            let msg = ep.recv().await.map_err(|e| format!("recv: {e}"))?;
+            match msg.first() {
+                Some(&TAG_PING) => {
+                    let mut reply = ep.buffer().await;
+                    reply
+                        .extend_from_slice(&msg)
+                        .map_err(|e| format!("echo: {e}"))?;
+                    let peer = msg.peer();
+                    drop(msg);
+                    ep.send_to(reply, peer)
+                        .await
+                        .map_err(|e| format!("echo: {e}"))?;
+                }
+                Some(&TAG_RATE) => {
+                    let t0 = *first.get_or_insert_with(Instant::now);
+                    counted += 1;
+                    if counted == messages {
+                        let elapsed = t0.elapsed().as_nanos() as u64;
+                        let peer = msg.peer();
+                        drop(msg);
+                        let mut report = vec![0u8; size];
+                        report[0] = TAG_REPORT;
+                        report[1..9].copy_from_slice(&elapsed.to_le_bytes());
+                        let mut r = ep.buffer().await;
+                        r.extend_from_slice(&report)
+                            .map_err(|e| format!("report: {e}"))?;
+                        ep.send_to(r, peer)
+                            .await
+                            .map_err(|e| format!("report: {e}"))?;
+                        return Ok(());
+                    }
+                }
+                _ => return Err("unexpected message".into()),
+            }
+        }
+    }
+
+    /// The memif server on the public API (it opens the port through its
+    /// `[dpdk]` section).
+    fn endpoint_server(p: &ChildParams) -> Result<(), String> {
+        let config = dpdk_config(&eal_args(p), 0, SERVER_IP)?;
+        runtime(true)?.block_on(async {
+            let ep = bind_endpoint(&config).await?;
+            println!("SERVER-READY");
+            endpoint_echo(&ep, p.size, p.messages).await?;
+            // The report leaves at the stack's next poll of the device,
+            // which the spinning core does right away.
+            insane::time::sleep(Duration::from_millis(50)).await;
+            Ok(())
+        })
+    }
+
+    /// The one-thread CPU measurement of the public API: the endpoint echo
+    /// server (a task) on ring port `port`, and the stack client of
+    /// [`cpu_insane`] on `client`, in one runtime thread: the client sends
+    /// a ping, then yields to the runtime (its tasks, its reactors: the
+    /// server's stack) until the echo is back; nanoseconds per round trip.
+    fn cpu_endpoint(
+        client: insane_dpdk::Queue,
+        port: u16,
+        eal: &[String],
+        size: usize,
+        trips: u64,
+    ) -> Result<f64, String> {
+        let config = dpdk_config(eal, port, SERVER_IP)?;
+        runtime(false)?.block_on(async move {
+            let ep = std::sync::Arc::new(bind_endpoint(&config).await?);
+            let server = {
+                let ep = ep.clone();
+                insane::spawn(async move { endpoint_echo(&ep, size, u64::MAX).await })
+            };
+            let mut c = DpdkDevice::with_mac(client, EthernetAddress(CLIENT_MAC))
+                .map(|d| {
+                    let ip = Ipv4Cidr::new(CLIENT_IP, 24).into();
+                    Interface::new(d, InterfaceConfig::new(ip))
+                })
+                .map_err(|e| e.to_string())?;
+            let ce = c.bind(UDP_PORT).map_err(|e| e.to_string())?;
+            let to = SocketAddrV4::new(SERVER_IP, UDP_PORT);
+            let mut msg = vec![0u8; size];
+            msg[0] = TAG_PING;
+            let now = Instant::now();
+            let mut round_trip = async |i: u64, turns: u32| -> Result<(), String> {
+                ping(&mut c, ce, to, &mut msg, i, now)?;
+                for _ in 0..turns {
+                    insane::task::yield_now().await;
+                    c.poll(now);
+                    if let Some(d) = c.recv_from(ce) {
+                        return check_echo(&d, &msg, i);
+                    }
+                }
+                Err(format!("no echo for ping {i}"))
+            };
+            // ARP both ways first, then a warm-up; each round trip gets
+            // the turns it needs (a bounded number).
+            round_trip(0, 10_000).await?;
+            for i in 1..=trips / 10 {
+                round_trip(i, 1_000).await?;
+            }
+            let cpu0 = CpuTimes::now();
+            for i in 0..trips {
+                round_trip(i, 1_000).await?;
+            }
+            let ns = thread_ns_since(&cpu0) / trips as f64;
+            if server.is_finished() {
+                return Err("the echo task ended".into());
+            }
+            Ok(ns)
+        })
     }
 
     // ---- insane: the userspace stack over DpdkDevice ----
@@ -1339,7 +1590,7 @@ mod imp {
     use super::{Measured, RunParams};
 
     pub fn measure(p: &RunParams) -> Result<Measured, String> {
-        let _ = (p.raw, p.trips, p.messages, p.size, p.burst);
+        let _ = (p.mode, p.trips, p.messages, p.size, p.burst);
         Err(why().into())
     }
 

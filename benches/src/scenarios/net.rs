@@ -79,6 +79,12 @@ pub enum Contestant {
     InsaneUringOwned,
     /// insane's tokio-compatible sockets on the epoll driver.
     InsaneEpoll,
+    /// insane's QoS [`Endpoint`](insane::qos::Endpoint) for the lowest
+    /// latency (`latency = critical, best-effort, resources = poll`:
+    /// kernel UDP busy-polled on io_uring), written as a user writes it:
+    /// `recv().await`, `buffer().await`, `extend_from_slice`,
+    /// `send_to().await`.
+    InsaneEndpoint,
     /// tokio, a current-thread runtime per side.
     TokioCt,
     /// std sockets, blocking calls on plain threads (for TCP echo: a
@@ -103,6 +109,7 @@ impl Contestant {
             Contestant::InsaneUring => "insane-uring",
             Contestant::InsaneUringOwned => "insane-uring-owned",
             Contestant::InsaneEpoll => "insane-epoll",
+            Contestant::InsaneEndpoint => "insane-endpoint",
             Contestant::TokioCt => "tokio-ct",
             Contestant::StdBlocking => "std-blocking",
             Contestant::StdBusyPoll => "std-busy-poll",
@@ -131,6 +138,7 @@ impl Contestant {
             Contestant::InsaneUring
             | Contestant::InsaneUringOwned
             | Contestant::InsaneEpoll
+            | Contestant::InsaneEndpoint
             | Contestant::TokioCt
             | Contestant::StdBlocking
             | Contestant::StdBusyPoll => Ok(()),
@@ -147,7 +155,9 @@ impl Contestant {
     pub fn insane_driver(self) -> Option<insane::runtime::Driver> {
         use insane::runtime::Driver;
         match self {
-            Contestant::InsaneUring | Contestant::InsaneUringOwned => Some(Driver::Uring),
+            Contestant::InsaneUring | Contestant::InsaneUringOwned | Contestant::InsaneEndpoint => {
+                Some(Driver::Uring)
+            }
             Contestant::InsaneEpoll => Some(Driver::Epoll),
             _ => None,
         }
@@ -176,6 +186,7 @@ impl Column for Contestant {
         Contestant::InsaneUring,
         Contestant::InsaneUringOwned,
         Contestant::InsaneEpoll,
+        Contestant::InsaneEndpoint,
         Contestant::TokioCt,
         Contestant::StdBlocking,
         Contestant::StdBusyPoll,

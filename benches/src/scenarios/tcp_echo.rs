@@ -388,7 +388,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<EchoRun>, String> {
                 Ok(bytes)
             })
         })?,
-        Contestant::StdBusyPoll => {
+        Contestant::StdBusyPoll | Contestant::InsaneEndpoint => {
             return Err(format!("{} is not a tcp-echo contestant", who.name()));
         }
     };

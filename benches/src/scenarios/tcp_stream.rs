@@ -334,7 +334,7 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<StreamRun>, String> {
             });
             (runs, server.join())
         }
-        Contestant::StdBusyPoll => {
+        Contestant::StdBusyPoll | Contestant::InsaneEndpoint => {
             return Err(format!("{} is not a tcp-stream contestant", who.name()));
         }
     };

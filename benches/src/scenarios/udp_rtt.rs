@@ -7,7 +7,10 @@
 //! client on the client CPU, the server on the server CPU (see
 //! [`Placement`]). insane: two 1-core runtimes (`insane::net::UdpSocket`,
 //! io_uring or epoll driver); tokio: two current-thread runtimes; monoio:
-//! two 1-core io_uring runtimes (owned buffers); glommio: two
+//! two 1-core io_uring runtimes (owned buffers); insane-endpoint: two 1-core
+//! runtimes with a QoS `Endpoint` each (`latency = critical, best-effort,
+//! resources = poll`: kernel UDP, busy-polled), used as a user would
+//! (`buffer`, `extend_from_slice`, `send_to`, `recv`); glommio: two
 //! `LocalExecutor`s; std blocking: two threads blocking in `recv_from`; std busy-poll: two
 //! threads spinning on a non-blocking `recv_from` (the kernel's floor,
 //! without any wake-up).
@@ -49,10 +52,11 @@ pub struct Args {
 pub const DEFAULT_SIZES: &str = "64,1024,16384";
 
 /// The contestants, in column order.
-const CONTESTANTS: [Contestant; 8] = [
+const CONTESTANTS: [Contestant; 9] = [
     Contestant::InsaneUring,
     Contestant::InsaneUringOwned,
     Contestant::InsaneEpoll,
+    Contestant::InsaneEndpoint,
     Contestant::TokioCt,
     Contestant::Monoio,
     Contestant::Glommio,
@@ -260,6 +264,34 @@ fn measure(who: Contestant, p: Params) -> Result<Vec<RttRun>, String> {
             server.join()?;
             runs
         }
+        Contestant::InsaneEndpoint => {
+            let driver = who.insane_driver().expect("an insane contestant");
+            let server = start_server("udp-server", p.placement.server, move |ready| {
+                insane_runtime(driver, p.idle)?.block_on(async move {
+                    let ep = critical_endpoint().await?;
+                    ready.send(ep.local_addr().ctx("local_addr")?);
+                    endpoint_echo_server(&ep).await
+                })
+            })?;
+            let to = server.addr;
+            let runs = insane_runtime(driver, p.idle)?.block_on(async move {
+                let ep = critical_endpoint().await?;
+                let mut msg = vec![0x5a_u8; p.size];
+                let runs = rtt_loop(p, async |seq| {
+                    stamp(&mut msg, seq);
+                    let mut out = ep.buffer().await;
+                    out.extend_from_slice(&msg).map_err(io::Error::other)?;
+                    ep.send_to(out, to).await?;
+                    let echo = ep.recv().await?;
+                    Ok((echo.len(), stamp_of(&echo)))
+                })
+                .await;
+                ep.send_to(ep.buffer().await, to).await.ctx("send stop")?;
+                runs
+            });
+            server.join()?;
+            runs
+        }
         Contestant::TokioCt => {
             let server = start_server("udp-server", p.placement.server, move |ready| {
                 tokio_runtime()?.block_on(async move {
@@ -449,6 +481,42 @@ async fn owned_echo_server(sock: &insane::net::UdpSocket, size: usize) -> Result
         let (res, b) = sock.send_to_owned(b, from).await;
         res.ctx("send_to_owned")?;
         buf = b;
+        echoed += 1;
+    }
+}
+
+/// A QoS endpoint on 127.0.0.1 for the lowest latency (kernel UDP,
+/// busy-polled), with the built-in configuration (no `insane.toml`).
+async fn critical_endpoint() -> Result<insane::qos::Endpoint, String> {
+    let qos = insane::qos::Qos::builder()
+        .critical()
+        .best_effort()
+        .poll()
+        .build();
+    insane::qos::Endpoint::bind_with_config(
+        "127.0.0.1:0",
+        qos,
+        Default::default(),
+        &insane::config::Config::default(),
+    )
+    .await
+    .ctx("bind")
+}
+
+/// [`echo_server`] on a QoS endpoint, written as a user writes it: the
+/// reply is a fresh send buffer holding a copy of the request.
+async fn endpoint_echo_server(ep: &insane::qos::Endpoint) -> Result<u64, String> {
+    let mut echoed = 0;
+    loop {
+        let msg = ep.recv().await.ctx("recv")?;
+        if msg.is_empty() {
+            return Ok(echoed);
+        }
+        let mut reply = ep.buffer().await;
+        reply.extend_from_slice(&msg).ctx("echo")?;
+        let peer = msg.peer();
+        drop(msg);
+        ep.send_to(reply, peer).await.ctx("send_to")?;
         echoed += 1;
     }
 }

@@ -170,6 +170,10 @@ pub fn run(args: &Args) -> Report {
     report.param("round trips per timed run", trips);
     report.param("warm-up round trips", warmup);
     report.param("timed runs (median reported)", repeats);
+    report.param(
+        "order",
+        "interleaved rounds: every contestant once per round",
+    );
     say!(
         "xdp-rtt scenario ({} mode)",
         if c.quick { "quick" } else { "full" }
@@ -185,29 +189,32 @@ pub fn run(args: &Args) -> Report {
             warmup,
             trips,
         };
-        let mut p50 = Vec::new();
-        let mut p99 = Vec::new();
-        for &system in &SYSTEMS {
-            let mut runs: Result<Vec<[f64; 2]>, String> = Ok(Vec::new());
-            if let Err(why) = &available {
-                runs = Err(format!("no network-namespace test hosts: {why}"));
-            }
-            for _ in 0..repeats {
-                let Ok(done) = &mut runs else { break };
+        let mut all: Vec<Result<Vec<[f64; 2]>, String>> = SYSTEMS
+            .iter()
+            .map(|_| match &available {
+                Ok(()) => Ok(Vec::new()),
+                Err(why) => Err(format!("no network-namespace test hosts: {why}")),
+            })
+            .collect();
+        // Rounds alternate the contestants, so that each round's runs see
+        // the same period of this VM (whose speed changes by up to 3x).
+        for _ in 0..repeats {
+            for (&system, runs) in SYSTEMS.iter().zip(&mut all) {
+                let Ok(done) = runs else { continue };
                 let name = format!("xdp-rtt {label} {}", system.name());
                 match run_once(&name, system, p, placement, timeout) {
                     Ok(q) => done.push(q),
-                    Err(e) => runs = Err(e),
+                    Err(e) => *runs = Err(e),
                 }
             }
-            let cell = |i: usize| match &runs {
-                Ok(v) if !v.is_empty() => Cell::from_samples(v.iter().map(|q| q[i]).collect()),
-                Ok(_) => Cell::failed("not run"),
-                Err(e) => Cell::failed(e.clone()),
-            };
-            p50.push(cell(0));
-            p99.push(cell(1));
         }
+        let cell = |runs: &Result<Vec<[f64; 2]>, String>, i: usize| match runs {
+            Ok(v) if !v.is_empty() => Cell::from_samples(v.iter().map(|q| q[i]).collect()),
+            Ok(_) => Cell::failed("not run"),
+            Err(e) => Cell::failed(e.clone()),
+        };
+        let p50 = all.iter().map(|r| cell(r, 0)).collect();
+        let p99 = all.iter().map(|r| cell(r, 1)).collect();
         report.row(&format!("{label} RTT p50"), Unit::Nanos, p50);
         report.row(&format!("{label} RTT p99"), Unit::Nanos, p99);
     }

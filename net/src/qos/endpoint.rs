@@ -70,6 +70,14 @@
 //! endpoint's message goes out before bulk messages queued earlier on the
 //! same core.
 //!
+//! - **Fast path.** A [`send`](Endpoint::send) (or `send_to`) made while
+//!   nothing is queued on the core's scheduler and no earlier message of
+//!   its flow is still completing goes to the transport at once, in the
+//!   sending task, without the queue, the transmit task and the
+//!   completion channel: it cannot overtake anything, since nothing
+//!   waits. On an idle core a send that the transport completes at once
+//!   (a datagram into the device queue or the socket buffer) is therefore
+//!   complete after its first poll. Otherwise it is queued as below.
 //! - **Backpressure.** A flow queues at most half the endpoint's send
 //!   buffers (`tx_buffers / 2`, at least 1) and 4 MiB (a larger message
 //!   is accepted into an empty queue). [`send`](Endpoint::send) waits for
@@ -121,7 +129,7 @@
 //! ```
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
@@ -133,6 +141,7 @@ use std::task::{Context, Poll, Waker};
 
 use insane_runtime::driver;
 use insane_runtime::runtime::CoreHandle;
+use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
 
 use super::policy::{self, Availability, Capabilities, TransportKind};
@@ -213,12 +222,13 @@ impl SpinFollower {
     /// Moves the guard to the current core if the endpoint moved.
     fn follow(&self) {
         use std::sync::atomic::Ordering;
-        let Some(core) = insane_runtime::runtime::CoreHandle::current() else {
-            return;
-        };
-        if self.core_uid.load(Ordering::Relaxed) == core.uid() {
+        let here = CoreHandle::current_uid();
+        if here.is_none_or(|uid| self.core_uid.load(Ordering::Relaxed) == uid) {
             return;
         }
+        let Some(core) = CoreHandle::current() else {
+            return;
+        };
         let mut guard = self.guard.lock().unwrap_or_else(|p| p.into_inner());
         *guard = Some(core.hold_spin());
         self.core_uid.store(core.uid(), Ordering::Relaxed);
@@ -550,9 +560,17 @@ impl Endpoint {
 
     fn pending(&self, buf: TxBuf, peer: Option<SocketAddr>) -> PendingSend {
         PendingSend {
+            buf: Some(buf),
+            ..self.pending_parts(peer)
+        }
+    }
+
+    /// A queued send of this endpoint to `peer`, without its buffer yet.
+    fn pending_parts(&self, peer: Option<SocketAddr>) -> PendingSend {
+        PendingSend {
             transport: self.transport.clone(),
             shared: self.shared.clone(),
-            buf: Some(buf),
+            buf: None,
             peer,
             op: Op::new(),
             done: None,
@@ -564,12 +582,19 @@ impl Endpoint {
             spin.follow();
         }
         self.shared.take_error()?;
+        let class = Class::for_qos(&self.qos, 1);
+        // The core's transmit path is not held across an await (`!Send`).
+        let direct = CoreTx::current()?.send_direct(self, class, buf, peer);
+        let buf = match direct {
+            Direct::Done(res) => return res,
+            Direct::Started(rx) => return rx.await.unwrap_or_else(|_| Err(closed())),
+            Direct::Queue(buf) => buf,
+        };
         let (tx, rx) = oneshot::channel();
         let mut item = Some(PendingSend {
             done: Some(tx),
             ..self.pending(buf, peer)
         });
-        let class = Class::for_qos(&self.qos, 1);
         // The flow is looked up on every poll: its handle is `!Send` and
         // must not live in this (`Send`) future.
         poll_fn(|cx| {
@@ -798,6 +823,13 @@ impl PendingSend {
             .poll_send(cx, &mut self.buf, self.peer, &mut self.op)
     }
 
+    /// The first poll, by the core's transmit path: a send still pending
+    /// goes on in its flow's lane, whose task polls again with its own
+    /// waker right away.
+    fn poll_once(&mut self) -> Poll<io::Result<()>> {
+        self.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
     /// Hands the result to the waiting `send`, or keeps an error for the
     /// endpoint's next send.
     fn complete(self, res: io::Result<()>) {
@@ -833,7 +865,7 @@ struct FlowEntry {
 struct CoreTx {
     uid: u64,
     sched: Scheduler<PendingSend>,
-    flows: RefCell<HashMap<u64, FlowEntry>>,
+    flows: RefCell<FxHashMap<u64, FlowEntry>>,
 }
 
 thread_local! {
@@ -844,17 +876,17 @@ impl CoreTx {
     /// The current core's transmit path, created (with its transmit task)
     /// on first use.
     fn current() -> io::Result<Rc<CoreTx>> {
-        let core = CoreHandle::current()
+        let uid = CoreHandle::current_uid()
             .ok_or_else(|| io::Error::other("QoS endpoints send only inside an insane runtime"))?;
         let (core_tx, created, stale) = CORE_TX.with(|slot| {
             let mut slot = slot.borrow_mut();
-            if let Some(c) = slot.as_ref().filter(|c| c.uid == core.uid()) {
+            if let Some(c) = slot.as_ref().filter(|c| c.uid == uid) {
                 return (c.clone(), false, None);
             }
             let c = Rc::new(CoreTx {
-                uid: core.uid(),
+                uid,
                 sched: Scheduler::builder().build_with_len(PendingSend::len),
-                flows: RefCell::new(HashMap::new()),
+                flows: RefCell::new(FxHashMap::default()),
             });
             // `stale`: a core of an earlier runtime on this thread; its
             // transmit task went with that runtime.
@@ -906,30 +938,91 @@ impl CoreTx {
         }
     }
 
+    /// The lane of endpoint `id`'s flow (a fresh one if the flow is
+    /// gone).
+    fn lane(&self, id: u64) -> Rc<Lane> {
+        self.flows
+            .borrow()
+            .get(&id)
+            .map(|e| e.lane.clone())
+            .unwrap_or_default()
+    }
+
     /// Starts a dequeued send: at once if it can complete now and its
     /// flow has nothing in flight, else behind the flow's backlog.
     fn start(&self, mut item: PendingSend) {
-        let lane = self
-            .flows
-            .borrow()
-            .get(&item.shared.id)
-            .map(|e| e.lane.clone())
-            .unwrap_or_default();
+        let lane = self.lane(item.shared.id);
         if lane.draining.get() {
             lane.backlog.borrow_mut().push_back(item);
             return;
         }
-        // The drain task polls again with its own waker right away.
+        if let Poll::Ready(res) = item.poll_once() {
+            item.complete(res);
+        } else {
+            finish_in_lane(lane, item);
+        }
+    }
+
+    /// The fast path of `send`: sends `item` at once, without going
+    /// through the scheduler's queue and the transmit task, when that
+    /// cannot overtake anything — nothing is queued on this core (so no
+    /// message of a higher class waits, nor an earlier one of this flow)
+    /// and no earlier message of this flow is still completing in its
+    /// lane. Otherwise hands `item` back to be queued.
+    fn send_direct(
+        &self,
+        ep: &Endpoint,
+        class: Class,
+        buf: TxBuf,
+        peer: Option<SocketAddr>,
+    ) -> Direct {
+        if !self.sched.is_empty() {
+            return Direct::Queue(buf);
+        }
+        // Registers the flow on first use: its lane keeps the order.
+        drop(self.flow(&ep.shared, class, ep.bound));
+        let lane = self.lane(ep.shared.id);
+        if lane.draining.get() {
+            return Direct::Queue(buf);
+        }
+        // A `PendingSend` (two reference counts more) only if it waits.
+        let (mut buf, mut op) = (Some(buf), Op::new());
         let mut cx = Context::from_waker(Waker::noop());
-        match item.poll(&mut cx) {
-            Poll::Ready(res) => item.complete(res),
+        match ep.transport.poll_send(&mut cx, &mut buf, peer, &mut op) {
+            Poll::Ready(res) => Direct::Done(res),
             Poll::Pending => {
-                lane.backlog.borrow_mut().push_back(item);
-                lane.draining.set(true);
-                insane_runtime::task::spawn_local(drain(lane));
+                let (tx, rx) = oneshot::channel();
+                let item = PendingSend {
+                    buf,
+                    op,
+                    done: Some(tx),
+                    ..ep.pending_parts(peer)
+                };
+                finish_in_lane(lane, item);
+                Direct::Started(rx)
             }
         }
     }
+}
+
+/// What [`CoreTx::send_direct`] did with a message.
+enum Direct {
+    /// Sent: the message's result.
+    Done(io::Result<()>),
+    /// Started but not complete: it completes in its flow's lane, which
+    /// reports the result here.
+    Started(oneshot::Receiver<io::Result<()>>),
+    /// Not started: it must go through the scheduler's queue.
+    Queue(TxBuf),
+}
+
+/// Hands a started send that could not complete at once to its flow's
+/// lane, whose drain task (spawned here) completes it, and the flow's
+/// later messages behind it.
+fn finish_in_lane(lane: Rc<Lane>, item: PendingSend) {
+    lane.backlog.borrow_mut().push_back(item);
+    lane.draining.set(true);
+    insane_runtime::task::spawn_local(drain(lane));
 }
 
 /// A core's transmit task: starts queued sends in scheduler order.

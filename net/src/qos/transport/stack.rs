@@ -101,6 +101,7 @@ use std::time::Instant;
 
 use insane_runtime::reactor::{self, Reactor};
 use insane_runtime::runtime::{CoreHandle, SpinGuard};
+use rustc_hash::FxHashMap;
 
 use insane_stack::{EndpointId, FrameDevice, Interface, SendErrorKind, TxFrame, UDP_HEADROOM};
 
@@ -257,7 +258,7 @@ struct Host<D: StackDevice> {
 
 thread_local! {
     /// This thread's hosts by id, and their ids by key.
-    static HOSTS: RefCell<HashMap<u64, Rc<dyn Any>>> = RefCell::new(HashMap::new());
+    static HOSTS: RefCell<FxHashMap<u64, Rc<dyn Any>>> = RefCell::new(FxHashMap::default());
     static HOST_KEYS: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
 }
 
