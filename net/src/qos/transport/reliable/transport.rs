@@ -36,8 +36,10 @@ const RX_BURST: usize = 64;
 const TURNS: usize = 16;
 /// Turns after the one that handed messages to the application during
 /// which ACKs still wait for an answer to ride on. The answer reaches the
-/// transport one pass of the run queue after the application's (through
-/// the core's transmit task), so one more pass; then held ACKs go alone.
+/// transport in the application's own turn when the core's transmit
+/// scheduler is empty (the send fast path), else one pass of the run
+/// queue later, through the core's transmit task: one more pass covers
+/// both; then held ACKs go alone.
 const HOLD_PASSES: u8 = 1;
 /// Send buffers start with this much storage.
 const TX_INITIAL: usize = 4096;
