@@ -34,7 +34,12 @@ impl Args {
 
     /// [`Args::parse`] over `args` (the program's arguments less the ones
     /// an example took for itself); `extra_usage` lists those in the usage.
-    pub fn parse_from(name: &str, default_bind: &str, args: Vec<String>, extra_usage: &str) -> Args {
+    pub fn parse_from(
+        name: &str,
+        default_bind: &str,
+        args: Vec<String>,
+        extra_usage: &str,
+    ) -> Args {
         let usage = || {
             let mut text = usage(name, default_bind);
             if !extra_usage.is_empty() {
