@@ -28,6 +28,13 @@ use crate::report::{Cell, Report, Unit};
 /// HTTP/2 streams per connection of the h2load rows.
 const H2_STREAMS: u32 = 10;
 
+/// Whether the first round warms each server up (1 s of load, untimed):
+/// with `--warmup` above 0, except in quick mode, which keeps the
+/// benchmark smoke short.
+fn warm_up(c: &super::Common) -> bool {
+    c.warmup > 0 && !c.quick
+}
+
 /// Each contestant's server, started (or why it could not be).
 type Started = Vec<(Server, Result<Arc<ServerProcess>, String>)>;
 
@@ -43,22 +50,58 @@ fn start_all(example: &str, extra: &[&str], kind: &str, placement: Placement) ->
         .collect()
 }
 
+/// A client's run, to which [`rounds`] adds the server's CPU time per
+/// operation.
+trait ClientRun {
+    /// Operations done in a run of `secs` seconds.
+    fn operations(&self, secs: u32) -> f64;
+    /// Records the server's CPU time per operation, ns.
+    fn set_server_cpu(&mut self, per_op_ns: f64);
+}
+
+impl ClientRun for HttpRun {
+    fn operations(&self, secs: u32) -> f64 {
+        self.rate * f64::from(secs)
+    }
+    fn set_server_cpu(&mut self, per_op_ns: f64) {
+        self.server_cpu = per_op_ns;
+    }
+}
+
+impl ClientRun for H2loadRun {
+    fn operations(&self, secs: u32) -> f64 {
+        self.rate * f64::from(secs)
+    }
+    fn set_server_cpu(&mut self, per_op_ns: f64) {
+        self.server_cpu = per_op_ns;
+    }
+}
+
 /// Measures the started servers in alternation: `repeats` rounds, each
-/// running `measure` once per server (after an untimed warm-up in the
-/// first round when `warmup`); a server that did not start or failed a
+/// running the client `run(server, secs)` once per server (after an
+/// untimed 1 s run in the first round when `warmup`) and reading the
+/// server's CPU time around it; a server that did not start or failed a
 /// round gets that error.
 fn rounds<R, M>(
     label: &str,
     servers: &Started,
-    repeats: usize,
-    warmup: bool,
+    (repeats, warmup, secs): (usize, bool, u32),
     timeout: Duration,
-    measure: M,
+    run: M,
 ) -> Vec<Result<Vec<R>, String>>
 where
-    R: Send + 'static,
-    M: Fn(&ServerProcess, bool) -> Result<R, String> + Clone + Send + 'static,
+    R: ClientRun + Send + 'static,
+    M: Fn(&ServerProcess, u32) -> Result<R, String> + Clone + Send + 'static,
 {
+    let measure = move |proc: &ServerProcess, warm: bool| {
+        if warm {
+            run(proc, 1)?;
+        }
+        let cpu0 = proc.cpu_time();
+        let mut result = run(proc, secs)?;
+        result.set_server_cpu(per_op(proc.cpu_time(), cpu0, result.operations(secs)));
+        Ok(result)
+    };
     let mut results: Vec<Result<Vec<R>, String>> = servers
         .iter()
         .map(|(_, proc)| proc.as_ref().map(|_| Vec::new()).map_err(Clone::clone))
@@ -160,10 +203,9 @@ pub fn axum_rows(
     if !c.selected("axum") || (!wrk_found && !h2load_found) {
         return;
     }
-    let repeats = c.repeats_or(1, 3);
+    let schedule = (c.repeats_or(1, 3), warm_up(c), secs);
     let placement = Placement::new(args.no_pin);
     let timeout = Duration::from_secs(c.timeout);
-    let warmup = c.warmup > 0;
     say!("http axum (alternating rounds):");
     let servers = start_all("axum", &[], "axum", placement);
     let largest = connections.iter().copied().max().unwrap_or(1);
@@ -179,19 +221,9 @@ pub fn axum_rows(
         let results = rounds(
             &format!("http {label}"),
             &servers,
-            repeats,
-            warmup,
+            schedule,
             timeout,
-            move |proc: &ServerProcess, warm| -> Result<HttpRun, String> {
-                let url = format!("http://{}/", proc.addr);
-                if warm {
-                    wrk(&url, n, 1, client)?;
-                }
-                let cpu0 = proc.cpu_time();
-                let mut run = wrk(&url, n, secs, client)?;
-                run.server_cpu = per_op(proc.cpu_time(), cpu0, run.rate * f64::from(secs));
-                Ok(run)
-            },
+            move |proc: &ServerProcess, secs| wrk(&url(proc), n, secs, client),
         );
         let rate = in_columns(report, cells(&results, |r| r.rate));
         rate_rows(report, &format!("{label} requests"), "req", rate);
@@ -207,18 +239,10 @@ pub fn axum_rows(
         let results = rounds(
             &format!("http {label}"),
             &servers,
-            repeats,
-            warmup,
+            schedule,
             timeout,
-            move |proc: &ServerProcess, warm| -> Result<H2loadRun, String> {
-                let url = format!("http://{}/", proc.addr);
-                if warm {
-                    h2load(&url, largest, Some(H2_STREAMS), 1, client)?;
-                }
-                let cpu0 = proc.cpu_time();
-                let mut run = h2load(&url, largest, Some(H2_STREAMS), secs, client)?;
-                run.server_cpu = per_op(proc.cpu_time(), cpu0, run.rate * f64::from(secs));
-                Ok(run)
+            move |proc: &ServerProcess, secs| {
+                h2load(&url(proc), largest, Some(H2_STREAMS), secs, client)
             },
         );
         let rate = in_columns(report, cells(&results, |r| r.rate));
@@ -239,14 +263,30 @@ pub fn axum_rows(
     );
 }
 
+/// The URL of `GET /` on `proc`.
+fn url(proc: &ServerProcess) -> String {
+    format!("http://{}/", proc.addr)
+}
+
 /// One run of the gRPC load client.
 #[derive(Clone, Debug)]
 struct GrpcRun {
+    /// Calls answered.
+    calls: f64,
     rate: f64,
     /// p50, p99 in ns.
     quantiles: [f64; 2],
     /// Server CPU time per call, ns.
     server_cpu: f64,
+}
+
+impl ClientRun for GrpcRun {
+    fn operations(&self, _secs: u32) -> f64 {
+        self.calls
+    }
+    fn set_server_cpu(&mut self, per_op_ns: f64) {
+        self.server_cpu = per_op_ns;
+    }
 }
 
 /// Runs the `grpc` scenario: unary calls against the `tonic` example on
@@ -297,18 +337,9 @@ pub fn grpc(args: &Args) -> Report {
         let results = rounds(
             &format!("grpc {label}"),
             &servers,
-            repeats,
-            c.warmup > 0,
+            (repeats, warm_up(c), secs),
             timeout,
-            move |proc: &ServerProcess, warm| -> Result<GrpcRun, String> {
-                if warm {
-                    load(proc, conns, k, 1, client)?;
-                }
-                let cpu0 = proc.cpu_time();
-                let (calls, mut run) = load(proc, conns, k, secs, client)?;
-                run.server_cpu = per_op(proc.cpu_time(), cpu0, calls);
-                Ok(run)
-            },
+            move |proc: &ServerProcess, secs| load(proc, conns, k, secs, client),
         );
         rate_rows(
             &mut report,
@@ -337,15 +368,14 @@ pub fn grpc(args: &Args) -> Report {
     report
 }
 
-/// Runs the gRPC load client once against `proc`; returns the calls made
-/// and the run.
+/// Runs the gRPC load client once against `proc`.
 fn load(
     proc: &ServerProcess,
     conns: u32,
     in_flight: u32,
     secs: u32,
     cpu: Option<usize>,
-) -> Result<(f64, GrpcRun), String> {
+) -> Result<GrpcRun, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg(super::grpc_load::LOAD_COMMAND)
@@ -365,12 +395,10 @@ fn load(
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let (calls, seconds) = (key_value(&text, "calls")?, key_value(&text, "seconds")?);
-    Ok((
+    Ok(GrpcRun {
         calls,
-        GrpcRun {
-            rate: calls / seconds.max(1e-9),
-            quantiles: [key_value(&text, "p50_ns")?, key_value(&text, "p99_ns")?],
-            server_cpu: f64::NAN,
-        },
-    ))
+        rate: calls / seconds.max(1e-9),
+        quantiles: [key_value(&text, "p50_ns")?, key_value(&text, "p99_ns")?],
+        server_cpu: f64::NAN,
+    })
 }

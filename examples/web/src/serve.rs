@@ -19,20 +19,44 @@ use tower_service::Service;
 
 use crate::BoxError;
 
-/// Serves `service` on `addr` on every core of the current runtime (one
-/// `SO_REUSEPORT` listener per core, see
-/// [`TcpListener::bind_on_every_core`]); returns the address once every
-/// core listens (the kernel's port when `addr` has port 0). The cores
-/// then serve until the runtime ends.
-pub async fn serve_on_every_core<A, S, B>(addr: A, service: S) -> std::io::Result<SocketAddr>
+/// A tower service of HTTP requests that hyper can serve on insane's
+/// cores (`Send`: HTTP/2 runs each stream as a task): an axum `Router`, a
+/// tonic-generated `XServer`. Implemented for every such service.
+pub trait HttpService:
+    Service<
+        Request<Incoming>,
+        Response = Response<Self::ResponseBody>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The body of the service's responses.
+    type ResponseBody: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, B> HttpService for S
 where
-    A: ToSocketAddrs,
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
+{
+    type ResponseBody = B;
+}
+
+/// Serves `service` on `addr` on every core of the current runtime (one
+/// `SO_REUSEPORT` listener per core, see
+/// [`TcpListener::bind_on_every_core`]); returns the address once every
+/// core listens (the kernel's port when `addr` has port 0). The cores
+/// then serve until the runtime ends.
+pub async fn serve_on_every_core<A, S>(addr: A, service: S) -> std::io::Result<SocketAddr>
+where
+    A: ToSocketAddrs,
+    S: HttpService,
 {
     TcpListener::bind_on_every_core(addr, move |listener| accept_loop(listener, service.clone()))
         .await
@@ -40,15 +64,7 @@ where
 
 /// Accepts connections on `listener` and serves each with `service` in a
 /// task of its own on this core.
-pub async fn accept_loop<S, B>(listener: TcpListener, service: S)
-where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+pub async fn accept_loop<S: HttpService>(listener: TcpListener, service: S) {
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {
@@ -65,15 +81,7 @@ where
 
 /// Serves HTTP/1.1 or HTTP/2 requests on one connection with `service`
 /// until the client closes it.
-pub async fn serve_connection<S, B>(stream: TcpStream, service: S)
-where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+pub async fn serve_connection<S: HttpService>(stream: TcpStream, service: S) {
     // Small requests and answers: do not let Nagle hold them back.
     let _ = stream.set_nodelay(true);
     let mut builder = auto::Builder::new(HyperExecutor);
