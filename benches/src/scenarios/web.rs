@@ -402,3 +402,40 @@ fn load(
         server_cpu: f64::NAN,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_round_is_the_highest_rate_or_the_lowest_duration() {
+        let cells = vec![
+            Cell::from_samples(vec![3.0, 9.0, 5.0]),
+            Cell::failed("did not start"),
+            Cell::default(),
+        ];
+        let rate = best_of(&Unit::Rate { what: "req" }, &cells);
+        assert_eq!(rate[0].value, Some(9.0));
+        assert_eq!(rate[1].error.as_deref(), Some("did not start"));
+        assert_eq!((rate[2].value, rate[2].error.is_none()), (None, true));
+        assert_eq!(best_of(&Unit::Nanos, &cells)[0].value, Some(3.0));
+    }
+
+    #[test]
+    fn cells_land_in_their_servers_columns_and_others_stay_empty() {
+        let report = Report::new(
+            "http",
+            &["insane-uring", "insane-epoll", "tokio-ct", "monoio"],
+        );
+        let cells = [1.0, 2.0, 3.0]
+            .map(|v| Cell::from_samples(vec![v]))
+            .to_vec();
+        let placed = in_columns(&report, cells);
+        let values: Vec<Option<f64>> = placed.iter().map(|c| c.value).collect();
+        assert_eq!(values, [Some(1.0), Some(2.0), Some(3.0), None]);
+        assert!(
+            placed[3].error.is_none(),
+            "monoio is not measured, not failed"
+        );
+    }
+}
