@@ -45,6 +45,7 @@ elif [ "${CI:-}" = true ]; then
 fi
 cargo build --release -p insane-bench "${features[@]}"
 cargo build --release --example hyper_server --example echo_udp --example echo_tcp
+cargo build --release -p insane-web-examples --example axum --example tonic
 bin="${CARGO_TARGET_DIR:-target}/release/insane-bench"
 
 rm -rf "$out"
@@ -64,7 +65,7 @@ if [ "$status" = 124 ] || [ "$status" = 137 ]; then
 elif [ "$status" != 0 ]; then
     problems+=("exited with status $status")
 fi
-for f in report.md results.json runtime.md udp-rtt.md tcp-echo.md tcp-stream.md http.md udp-rtt-c.md tcp-bulk.md \
+for f in report.md results.json runtime.md udp-rtt.md tcp-echo.md tcp-stream.md http.md grpc.md udp-rtt-c.md tcp-bulk.md \
     runtime-throughput.png udp-rtt-latency-cdf.png udp-rtt-throughput.png \
     tcp-echo-latency-cdf.png tcp-echo-throughput.png tcp-stream-throughput.png; do
     if [ ! -s "$out/$f" ]; then

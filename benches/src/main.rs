@@ -5,8 +5,8 @@
 //! xdp-rtt measure each contestant in its own pinned process (this binary
 //! re-executed with the hidden first argument `__run`); dpdk-rtt starts
 //! two processes of its own per measurement; the scenarios driving
-//! external clients (http, udp-rtt-c, tcp-bulk) start each server as a
-//! process of its own. A progress bar runs on a terminal meanwhile.
+//! external clients (http, udp-rtt-c, tcp-bulk) and grpc start each
+//! server as a process of its own. A progress bar runs on a terminal meanwhile.
 //!
 //! Every run writes into `--out DIR` (default `target/bench-report`):
 //! - `<scenario>.md` and `<scenario>.json`: one scenario's table and data;
@@ -27,6 +27,7 @@
 //! cargo run --release -p insane-bench -- tcp-echo [--quick] [--connections 1,64]
 //! cargo run --release -p insane-bench -- tcp-stream [--quick] [--writes 64,65536]
 //! cargo run --release -p insane-bench -- http [--quick]        # wrk, h2load
+//! cargo run --release -p insane-bench -- grpc [--quick]        # tonic unary calls
 //! cargo run --release -p insane-bench -- udp-rtt-c [--quick]   # C client
 //! cargo run --release -p insane-bench -- tcp-bulk [--quick]    # socat
 //! cargo run --release -p insane-bench -- qos-mix [--quick]     # QoS endpoints
@@ -83,8 +84,14 @@ enum Scenario {
     TcpStream(scenarios::tcp_stream::Args),
     /// HTTP/1.1 keep-alive GET load by `wrk` and `h2load --h1` against
     /// insane's `examples/hyper_server` (1 core, each driver) and its tokio
-    /// and monoio twins; skipped without wrk and h2load.
+    /// and monoio twins; then wrk (HTTP/1.1) and h2load (HTTP/2) against
+    /// the axum example of examples/web and `axum::serve` on tokio;
+    /// skipped without wrk and h2load.
     Http(scenarios::external::Args),
+    /// gRPC unary calls (rate, p50/p99) against the tonic example of
+    /// examples/web (1 core, each driver) and tonic's own server on tokio,
+    /// by a tonic client on tokio in a process of its own.
+    Grpc(scenarios::external::Args),
     /// UDP ping-pong measured by a C client (`benches/c/udp_pingpong.c`,
     /// built with `cc`) against insane's `examples/echo_udp`.
     UdpRttC(scenarios::external::Args),
@@ -104,7 +111,7 @@ enum Scenario {
     /// message rate: insane's stack vs a raw rx/tx_burst loop (feature
     /// `dpdk`).
     DpdkRtt(scenarios::dpdk_rtt::Args),
-    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, udp-rtt-c, tcp-bulk, qos-mix,
+    /// runtime, udp-rtt, tcp-echo, tcp-stream, http, grpc, udp-rtt-c, tcp-bulk, qos-mix,
     /// xdp-rtt (as root, with network namespaces) and dpdk-rtt (built with
     /// the `dpdk` feature) with their defaults; writes every scenario's
     /// files, `<out>/report.md`,
@@ -124,6 +131,10 @@ fn main() -> ExitCode {
     // A baseline server of the external scenarios (scenarios::baseline_servers).
     if argv.get(1).map(String::as_str) == Some(scenarios::baseline_servers::SERVE_COMMAND) {
         scenarios::baseline_servers::serve_main(&argv[2..]);
+    }
+    // The grpc scenario's load client (scenarios::grpc_load).
+    if argv.get(1).map(String::as_str) == Some(scenarios::grpc_load::LOAD_COMMAND) {
+        scenarios::grpc_load::load_main(&argv[2..]);
     }
     let cli = Cli::parse();
     let info = meta::RunInfo::collect();
@@ -146,6 +157,7 @@ fn main() -> ExitCode {
             Some(&args.net),
         ),
         Scenario::Http(args) => (vec![scenarios::external::http(args)], &args.common, None),
+        Scenario::Grpc(args) => (vec![scenarios::web::grpc(args)], &args.common, None),
         Scenario::UdpRttC(args) => (vec![scenarios::external::udp_c(args)], &args.common, None),
         Scenario::TcpBulk(args) => (
             vec![scenarios::external::tcp_bulk(args)],
@@ -200,7 +212,7 @@ fn main() -> ExitCode {
 
 /// Every scenario with the shared options and each one's defaults.
 fn all(args: &NetArgs) -> Vec<Report> {
-    use scenarios::{external, qos_mix, runtime, tcp_echo, tcp_stream, udp_rtt};
+    use scenarios::{external, qos_mix, runtime, tcp_echo, tcp_stream, udp_rtt, web};
     let runtime = runtime::Args {
         common: args.common.clone(),
         no_pin: args.no_pin,
@@ -237,6 +249,7 @@ fn all(args: &NetArgs) -> Vec<Report> {
         tcp_echo::run(&echo),
         tcp_stream::run(&stream),
         external::http(&ext),
+        web::grpc(&ext),
         external::udp_c(&ext),
         external::tcp_bulk(&ext),
     ];

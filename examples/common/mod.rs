@@ -3,7 +3,8 @@
 //! core on the same address is the library's `bind_on_every_core`.)
 //!
 //! Not an example itself: `echo_tcp`, `echo_udp` and `hyper_server` include
-//! it with `mod common;`.
+//! it with `mod common;`, the `axum` and `tonic` examples of
+//! `examples/web` with `#[path = "../../common/mod.rs"] mod common;`.
 
 #![allow(dead_code)] // each example uses part of it
 
@@ -28,14 +29,32 @@ impl Args {
     /// `--cores=N`); prints the usage and exits on `--help` or a bad
     /// argument.
     pub fn parse(name: &str, default_bind: &str) -> Args {
-        match Self::try_parse(std::env::args().skip(1), default_bind) {
+        Self::parse_from(name, default_bind, std::env::args().skip(1).collect(), "")
+    }
+
+    /// [`Args::parse`] over `args` (the program's arguments less the ones
+    /// an example took for itself); `extra_usage` lists those in the usage.
+    pub fn parse_from(
+        name: &str,
+        default_bind: &str,
+        args: Vec<String>,
+        extra_usage: &str,
+    ) -> Args {
+        let usage = || {
+            let mut text = usage(name, default_bind);
+            if !extra_usage.is_empty() {
+                text = format!("{text}\n{extra_usage}");
+            }
+            text
+        };
+        match Self::try_parse(args, default_bind) {
             Ok(Some(args)) => args,
             Ok(None) => {
-                println!("{}", usage(name, default_bind));
+                println!("{}", usage());
                 process::exit(0);
             }
             Err(e) => {
-                eprintln!("{name}: {e}\n{}", usage(name, default_bind));
+                eprintln!("{name}: {e}\n{}", usage());
                 process::exit(2);
             }
         }

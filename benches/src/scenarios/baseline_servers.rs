@@ -14,7 +14,12 @@
 //! - `echo-udp`: `examples/echo_udp`, every datagram back to its sender
 //!   through a 64 KiB buffer;
 //! - `http-monoio`: `http` on a 1-core monoio runtime (io_uring driver),
-//!   hyper over monoio's poll-style stream (`TcpStream::try_into_poll_io`).
+//!   hyper over monoio's poll-style stream (`TcpStream::try_into_poll_io`);
+//! - `axum`: `examples/web`'s axum example, the same `Router` served by
+//!   `axum::serve` (HTTP/1.1 and h2c), `TCP_NODELAY`;
+//! - `grpc`: `examples/web`'s tonic example (`--serve`), the same
+//!   `EchoServer` served by tonic's own `transport::Server`,
+//!   `TCP_NODELAY`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,7 +37,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const SERVE_COMMAND: &str = "__serve";
 
 /// The servers, by `KIND` name.
-pub const KINDS: [&str; 4] = ["http", "echo-tcp", "echo-udp", "http-monoio"];
+pub const KINDS: [&str; 6] = [
+    "http",
+    "echo-tcp",
+    "echo-udp",
+    "http-monoio",
+    "axum",
+    "grpc",
+];
 
 /// Runs the server named by `args` (`KIND --bind ADDR`) until killed;
 /// exits with status 1 and a message on stderr when it cannot start.
@@ -60,6 +72,8 @@ pub fn serve_main(args: &[String]) -> ! {
                 "http" => http(bind).await,
                 "echo-tcp" => echo_tcp(bind).await,
                 "echo-udp" => echo_udp(bind).await,
+                "axum" => axum_server(bind).await,
+                "grpc" => grpc(bind).await,
                 other => Err(format!("no server kind {other:?} (one of {KINDS:?})")),
             }
         })
@@ -179,4 +193,30 @@ async fn echo_udp(bind: SocketAddr) -> Result<(), String> {
             let _ = socket.send_to(&buf[..n], peer).await;
         }
     }
+}
+
+/// `examples/web`'s axum example on tokio: its Router, `axum::serve`.
+async fn axum_server(bind: SocketAddr) -> Result<(), String> {
+    use axum::serve::ListenerExt;
+    let listener = listen(bind).await?.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
+    axum::serve(listener, insane_web_examples::app::router())
+        .await
+        .map_err(|e| format!("axum::serve: {e}"))
+}
+
+/// `examples/web`'s tonic example on tokio: its `EchoServer`, tonic's
+/// `transport::Server`.
+async fn grpc(bind: SocketAddr) -> Result<(), String> {
+    use insane_web_examples::echo::{EchoServer, Echoer};
+    use tonic::transport::server::TcpIncoming;
+    let incoming = TcpIncoming::bind(bind)
+        .map_err(|e| format!("bind {bind}: {e}"))?
+        .with_nodelay(Some(true));
+    announce(incoming.local_addr().map_err(|e| e.to_string())?);
+    tonic::transport::Server::builder()
+        .serve_with_incoming(EchoServer::new(Echoer), incoming)
+        .await
+        .map_err(|e| format!("tonic server: {e}"))
 }

@@ -1,6 +1,8 @@
 //! Scenarios measured by external clients, so that not only insane-bench's
 //! own Rust clients measure insane: `http` runs `wrk` and `h2load` (HTTP/1.1,
-//! `--h1`: the example speaks no h2c) against `examples/hyper_server`,
+//! `--h1`: the example speaks no h2c) against `examples/hyper_server`
+//! (and, through [`super::web`], against the axum example over HTTP/1.1
+//! and HTTP/2),
 //! `udp-rtt-c` runs a small C UDP ping-pong client
 //! (`benches/c/udp_pingpong.c`, compiled here with the system C compiler)
 //! against `examples/echo_udp`, and `tcp-bulk` pushes bytes with `socat`
@@ -41,10 +43,11 @@ pub struct Args {
     pub no_pin: bool,
 
     /// http: wrk connections (comma-separated); default 1,64 (--quick: 1,16).
+    /// grpc: calls in flight; default 1,64 (--quick: 16).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub connections: Vec<u32>,
 
-    /// http: seconds of one wrk run; default 3 (--quick: 1).
+    /// http, grpc: seconds of one client run; default 3 (--quick: 1).
     #[arg(long)]
     pub duration: Option<u32>,
 }
@@ -52,9 +55,9 @@ pub struct Args {
 /// A server of the external scenarios: insane's example on a driver, or
 /// the tokio baseline.
 #[derive(Clone, Copy, Debug)]
-struct Server {
+pub(super) struct Server {
     /// Column name.
-    name: &'static str,
+    pub(super) name: &'static str,
     /// `INSANE_DRIVER` of the example; `None`: a baseline server of this
     /// binary (`insane-bench __serve`).
     driver: Option<&'static str>,
@@ -64,7 +67,7 @@ struct Server {
 }
 
 /// The contestants: insane's example servers on each driver, then tokio.
-const SERVERS: [Server; 3] = [
+pub(super) const SERVERS: [Server; 3] = [
     Server {
         name: "insane-uring",
         driver: Some("uring"),
@@ -96,12 +99,12 @@ const HTTP_SERVERS: [Server; 4] = [
 
 /// One wrk run.
 #[derive(Clone, Debug)]
-struct HttpRun {
-    rate: f64,
+pub(super) struct HttpRun {
+    pub(super) rate: f64,
     /// p50, p90, p99 in ns (wrk's latency distribution).
-    quantiles: [f64; 3],
+    pub(super) quantiles: [f64; 3],
     /// Server CPU time per request, ns.
-    server_cpu: f64,
+    pub(super) server_cpu: f64,
 }
 
 /// The wrk and the h2load runs of one server.
@@ -109,12 +112,12 @@ type HttpRuns = (Vec<HttpRun>, Vec<H2loadRun>);
 
 /// One h2load run.
 #[derive(Clone, Debug)]
-struct H2loadRun {
-    rate: f64,
+pub(super) struct H2loadRun {
+    pub(super) rate: f64,
     /// Mean request time in ns (h2load gives no percentiles).
-    mean: f64,
+    pub(super) mean: f64,
     /// Server CPU time per request, ns.
-    server_cpu: f64,
+    pub(super) server_cpu: f64,
 }
 
 /// One C client run.
@@ -138,12 +141,13 @@ struct BulkRun {
     server_cpu_per_mib: f64,
 }
 
-/// Common report parameters; `false` plus a note when `tool` is missing.
-fn start_report(
+/// Common report parameters; `false` plus a note when `tool` (if any) is
+/// missing.
+pub(super) fn start_report(
     scenario: &str,
     servers: &[Server],
     args: &Args,
-    tool: &str,
+    tool: Option<&str>,
     repeats: usize,
 ) -> (Report, bool) {
     let names: Vec<&str> = servers.iter().map(|d| d.name).collect();
@@ -164,13 +168,13 @@ fn start_report(
          server on a tokio current-thread (monoio io_uring) runtime, insane-bench __serve",
     );
     report.notes.extend(args.common.note.iter().cloned());
-    let found = tool_found(tool, scenario, &mut report, "nothing measured");
+    let found = tool.is_none_or(|tool| tool_found(tool, scenario, &mut report, "nothing measured"));
     (report, found)
 }
 
 /// Whether `tool` is on `PATH`; if not, says so and adds a note (`what`
 /// tells what is skipped).
-fn tool_found(tool: &str, scenario: &str, report: &mut Report, what: &str) -> bool {
+pub(super) fn tool_found(tool: &str, scenario: &str, report: &mut Report, what: &str) -> bool {
     let found = which(tool).is_some();
     if !found {
         let package = match tool {
@@ -204,7 +208,7 @@ pub fn http(args: &Args) -> Report {
             _ => true,
         })
         .collect();
-    let (mut report, wrk_found) = start_report("http", &servers, args, "wrk", repeats);
+    let (mut report, wrk_found) = start_report("http", &servers, args, Some("wrk"), repeats);
     if let Some(why) = monoio_skipped {
         say!("monoio skipped: {why}");
         report
@@ -259,8 +263,13 @@ pub fn http(args: &Args) -> Report {
                 let name = server.name;
                 let h2load_here = h2load_rows;
                 isolated_try(&format!("http {label}/{name}"), timeout, move || {
-                    let proc =
-                        ServerProcess::start("hyper_server", "http", server, placement.server)?;
+                    let proc = ServerProcess::start(
+                        "hyper_server",
+                        &[],
+                        "http",
+                        server,
+                        placement.server,
+                    )?;
                     let url = format!("http://{}/", proc.addr);
                     let mut wrk_runs = Vec::new();
                     let mut h2_runs = Vec::new();
@@ -278,11 +287,11 @@ pub fn http(args: &Args) -> Report {
                     }
                     if h2load_here {
                         if warmup > 0 && !wrk_found {
-                            h2load(&url, n, 1, placement.client)?;
+                            h2load(&url, n, None, 1, placement.client)?;
                         }
                         for _ in 0..repeats {
                             let cpu0 = proc.cpu_time();
-                            let mut run = h2load(&url, n, secs, placement.client)?;
+                            let mut run = h2load(&url, n, None, secs, placement.client)?;
                             run.server_cpu =
                                 per_op(proc.cpu_time(), cpu0, run.rate * f64::from(secs));
                             h2_runs.push(run);
@@ -337,6 +346,11 @@ pub fn http(args: &Args) -> Report {
             );
         }
     }
+    let clients = super::web::Clients {
+        wrk: wrk_found,
+        h2load: h2load_found,
+    };
+    super::web::axum_rows(args, &mut report, clients, &connections, secs);
     report.notes.push(
         "server CPU per request: the server process's CPU time (/proc/PID/stat utime + stime, \
          10 ms ticks) over a client run divided by the requests of that run."
@@ -350,7 +364,7 @@ pub fn http(args: &Args) -> Report {
 pub fn udp_c(args: &Args) -> Report {
     let c = &args.common;
     let repeats = c.repeats_or(1, 3);
-    let (mut report, found) = start_report("udp-rtt-c", &SERVERS, args, "cc", repeats);
+    let (mut report, found) = start_report("udp-rtt-c", &SERVERS, args, Some("cc"), repeats);
     let trips: u64 = if c.quick { 10_000 } else { 100_000 };
     let size = 64;
     report.param(
@@ -387,7 +401,8 @@ pub fn udp_c(args: &Args) -> Report {
         .map(|&server| {
             let client = client.clone();
             isolated_try(&format!("udp-rtt-c/{}", server.name), timeout, move || {
-                let proc = ServerProcess::start("echo_udp", "echo-udp", server, placement.server)?;
+                let proc =
+                    ServerProcess::start("echo_udp", &[], "echo-udp", server, placement.server)?;
                 (0..repeats)
                     .map(|i| {
                         let w = if i == 0 { warmup } else { 0 };
@@ -437,7 +452,7 @@ pub fn udp_c(args: &Args) -> Report {
 pub fn tcp_bulk(args: &Args) -> Report {
     let c = &args.common;
     let repeats = c.repeats_or(3, 5);
-    let (mut report, found) = start_report("tcp-bulk", &SERVERS, args, "socat", repeats);
+    let (mut report, found) = start_report("tcp-bulk", &SERVERS, args, Some("socat"), repeats);
     let mib: u64 = if c.quick { 128 } else { 1024 };
     report.param(
         "client",
@@ -465,7 +480,8 @@ pub fn tcp_bulk(args: &Args) -> Report {
         .iter()
         .map(|&server| {
             isolated_try(&format!("tcp-bulk/{}", server.name), timeout, move || {
-                let proc = ServerProcess::start("echo_tcp", "echo-tcp", server, placement.server)?;
+                let proc =
+                    ServerProcess::start("echo_tcp", &[], "echo-tcp", server, placement.server)?;
                 if warmup > 0 {
                     socat(proc.addr, (mib << 20) / 4, placement.client)?;
                 }
@@ -524,11 +540,22 @@ fn socat(to: SocketAddr, bytes: u64, cpu: Option<usize>) -> Result<Duration, Str
     Ok(elapsed)
 }
 
-/// Runs `h2load --h1` for `secs` seconds with `conns` connections against
-/// `url`.
-fn h2load(url: &str, conns: u32, secs: u32, cpu: Option<usize>) -> Result<H2loadRun, String> {
+/// Runs `h2load` for `secs` seconds with `conns` connections against
+/// `url`: HTTP/1.1 (`--h1`) when `h2_streams` is `None`, else HTTP/2 with
+/// prior knowledge (h2c) and that many concurrent streams per connection.
+pub(super) fn h2load(
+    url: &str,
+    conns: u32,
+    h2_streams: Option<u32>,
+    secs: u32,
+    cpu: Option<usize>,
+) -> Result<H2loadRun, String> {
     let mut cmd = Command::new("h2load");
-    cmd.args(["--h1", "-t1"])
+    match h2_streams {
+        None => cmd.arg("--h1"),
+        Some(m) => cmd.arg(format!("-m{m}")),
+    };
+    cmd.arg("-t1")
         .arg(format!("-c{conns}"))
         .arg(format!("-D{secs}"))
         .arg(url)
@@ -590,7 +617,7 @@ fn parse_h2load(text: &str) -> Result<H2loadRun, String> {
 
 /// CPU time per operation in ns between two [`ServerProcess::cpu_time`]
 /// readings; NaN when unknown.
-fn per_op(after: Option<Duration>, before: Option<Duration>, ops: f64) -> f64 {
+pub(super) fn per_op(after: Option<Duration>, before: Option<Duration>, ops: f64) -> f64 {
     match (after, before) {
         (Some(a), Some(b)) if ops > 0.0 => a.saturating_sub(b).as_nanos() as f64 / ops,
         _ => f64::NAN,
@@ -613,20 +640,31 @@ fn profile_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "the binary has no directory".to_owned())
 }
 
-/// The example binary `name`, built with cargo (same target directory and
-/// profile as this binary) when cargo and the sources are here; an existing
-/// binary is used when cargo cannot run.
+/// The package of `examples/web` (the axum and tonic examples).
+const WEB_EXAMPLES_PACKAGE: &str = "insane-web-examples";
+
+/// The example binary `name` (the root package's, or `examples/web`'s),
+/// built with cargo (same target directory and profile as this binary)
+/// when cargo and the sources are here; an existing binary is used when
+/// cargo cannot run.
 fn example(name: &str) -> Result<PathBuf, String> {
     let dir = profile_dir()?;
     let bin = dir.join("examples").join(name);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if root.join("examples").join(format!("{name}.rs")).exists()
+    let source = root.join("examples").join(format!("{name}.rs"));
+    let web_source = root
+        .join("examples/web/examples")
+        .join(format!("{name}.rs"));
+    if (source.exists() || web_source.exists())
         && let Some(target) = dir.parent()
     {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--example", name])
-            .current_dir(&root)
+        cmd.args(["build", "--quiet", "--example", name]);
+        if !source.exists() {
+            cmd.args(["-p", WEB_EXAMPLES_PACKAGE]);
+        }
+        cmd.current_dir(&root)
             .env("CARGO_TARGET_DIR", target)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -675,7 +713,7 @@ fn compile_client() -> Result<PathBuf, String> {
 
 /// Restricts a child process to `cpu` before it runs (its threads inherit
 /// the mask, so insane's runtime pins its core there).
-fn pin_child(cmd: &mut Command, cpu: Option<usize>) {
+pub(super) fn pin_child(cmd: &mut Command, cpu: Option<usize>) {
     let Some(cpu) = cpu else { return };
     // SAFETY: the closure runs in the forked child before exec and calls
     // only sched_setaffinity on a stack cpu_set_t, which is
@@ -693,18 +731,19 @@ fn pin_child(cmd: &mut Command, cpu: Option<usize>) {
 }
 
 /// An example server running as a child process; killed on drop.
-struct ServerProcess {
+pub(super) struct ServerProcess {
     child: Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
 }
 
 impl ServerProcess {
     /// Starts `server` on 127.0.0.1 with one core, pinned to `cpu`: insane's
-    /// example `name` with the server's driver, or the tokio server `kind`
-    /// of this binary ([`super::baseline_servers`]); waits (at most 30 s) for
-    /// its `listening on ADDR` line.
-    fn start(
+    /// example `name` (with `extra` arguments) on the server's driver, or
+    /// the tokio server `kind` of this binary ([`super::baseline_servers`]);
+    /// waits (at most 30 s) for its `listening on ADDR` line.
+    pub(super) fn start(
         name: &str,
+        extra: &[&str],
         kind: &str,
         server: Server,
         cpu: Option<usize>,
@@ -713,6 +752,7 @@ impl ServerProcess {
             Some(driver) => {
                 let mut cmd = Command::new(example(name)?);
                 cmd.args(["--bind", "127.0.0.1:0", "--cores", "1"])
+                    .args(extra)
                     .env("INSANE_DRIVER", driver);
                 cmd
             }
@@ -770,7 +810,7 @@ impl ServerProcess {
 impl ServerProcess {
     /// The server's CPU time so far (user + system, all its threads), from
     /// `/proc/PID/stat`; `None` when unreadable.
-    fn cpu_time(&self) -> Option<Duration> {
+    pub(super) fn cpu_time(&self) -> Option<Duration> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
         // Fields after the `(comm)`, which may contain spaces: state is
         // field 3, utime 14 and stime 15 (1-based).
@@ -792,7 +832,7 @@ impl Drop for ServerProcess {
 }
 
 /// Runs `wrk` for `secs` seconds with `conns` connections against `url`.
-fn wrk(url: &str, conns: u32, secs: u32, cpu: Option<usize>) -> Result<HttpRun, String> {
+pub(super) fn wrk(url: &str, conns: u32, secs: u32, cpu: Option<usize>) -> Result<HttpRun, String> {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t1", "--latency", "--timeout", "2s"])
         .arg(format!("-c{conns}"))
@@ -896,14 +936,17 @@ fn ping_pong(
     parse_ping_pong(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// The number `key=NUMBER` of a client's one-line `key=value` output.
+pub(super) fn key_value(text: &str, key: &str) -> Result<f64, String> {
+    text.split_whitespace()
+        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse::<f64>().ok())
+        .ok_or_else(|| format!("the client printed no {key}: {}", text.trim()))
+}
+
 /// The `key=value` line of the C client.
 fn parse_ping_pong(text: &str) -> Result<UdpRun, String> {
-    let field = |k: &str| {
-        text.split_whitespace()
-            .find_map(|f| f.strip_prefix(k)?.strip_prefix('='))
-            .and_then(|v| v.parse::<f64>().ok())
-            .ok_or_else(|| format!("udp_pingpong printed no {k}: {}", text.trim()))
-    };
+    let field = |k: &str| key_value(text, k);
     let (trips, secs) = (field("trips")?, field("seconds")?);
     Ok(UdpRun {
         trips,

@@ -11,18 +11,20 @@
 //! placement and server plumbing through [`net`]; they, `runtime` and
 //! `xdp-rtt` measure each contestant in its own pinned child process
 //! ([`net::each_contestant_process`]). The scenarios driving external
-//! programs (`http`, `udp-rtt-c`, `tcp-bulk`) and `dpdk-rtt` (two
+//! programs (`http`, `udp-rtt-c`, `tcp-bulk`, `grpc`) and `dpdk-rtt` (two
 //! processes of its own) use [`isolated_try`].
 
 pub mod baseline_servers;
 pub mod dpdk_rtt;
 pub mod external;
+pub mod grpc_load;
 pub mod net;
 pub mod qos_mix;
 pub mod runtime;
 pub mod tcp_echo;
 pub mod tcp_stream;
 pub mod udp_rtt;
+pub mod web;
 pub mod xdp_rtt;
 
 use std::path::PathBuf;
