@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod echoes;
+pub mod messages;
 
 use std::future::Future;
 use std::sync::Arc;
