@@ -1,6 +1,6 @@
 //! Reliable datagrams over real paths between two network namespaces
 //! joined through a bridge namespace that drops UDP frames at random
-//! (nftables, [`TestHosts::drop_udp_frames`]): AF_XDP ↔ AF_XDP (the
+//! (nftables, [`TestHosts::drop_frames`]): AF_XDP ↔ AF_XDP (the
 //! userspace stack on each side, `XdpReliable`, chosen by the policy for
 //! `latency=critical, reliable, resources=poll` on the `[xdp]` address)
 //! and kernel busy-poll UDP ↔ kernel busy-poll UDP (`UdpReliable`).
@@ -193,7 +193,7 @@ fn lossy_bridge_delivers_everything(test: &str, path: Path, loss: u32, count: us
         return;
     }
     let hosts = TestHosts::bridged_pair().unwrap();
-    hosts.drop_udp_frames(BRIDGE, loss).unwrap();
+    hosts.drop_frames(BRIDGE, loss).unwrap();
     let mut rng = Rng(0x5eed_0016 ^ u64::from(loss) << 32 | 1);
     let sizes: Arc<Vec<usize>> = Arc::new((0..count).map(|_| rng.size(20)).collect());
     let bytes: usize = sizes.iter().sum();

@@ -414,7 +414,7 @@ impl TestHosts {
 
     /// Two hosts on one subnet joined through a bridge in a third
     /// namespace, where frames can be dropped
-    /// ([`drop_udp_frames`](Self::drop_udp_frames)): host 0 is `10.77.1.1`
+    /// ([`drop_frames`](Self::drop_frames)): host 0 is `10.77.1.1`
     /// (link 0), host 1 is `10.77.1.2` (link 1), host 2 ([`BRIDGE`]) holds
     /// the bridge `br0` over both links' other ends, which have no
     /// address. Hosts 0 and 1 have permanent neighbour entries for each
@@ -473,7 +473,8 @@ impl TestHosts {
 
     /// Makes the bridge in host `bridge` (see
     /// [`bridged_pair`](Self::bridged_pair)) drop about `percent` % of the
-    /// UDP frames it forwards, chosen at random per frame (nftables,
+    /// UDP and TCP frames it forwards (ARP passes), chosen at random per
+    /// frame (nftables,
     /// bridge family: this reaches every path through the bridge, AF_XDP
     /// included, which `tc netem` cannot on kernels without it). `0`
     /// removes the rule; a new call replaces the previous rule.
@@ -481,7 +482,7 @@ impl TestHosts {
     /// # Errors
     /// `percent` above 100, `nft` missing (package `nftables`, installed
     /// by `scripts/install-deps.sh`) or failing.
-    pub fn drop_udp_frames(&self, bridge: usize, percent: u32) -> io::Result<()> {
+    pub fn drop_frames(&self, bridge: usize, percent: u32) -> io::Result<()> {
         if percent > 100 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -496,9 +497,10 @@ impl TestHosts {
              flush chain bridge insane_loss forward\n{}",
             match percent {
                 0 => String::new(),
-                100 => "add rule bridge insane_loss forward meta l4proto udp drop\n".to_string(),
+                100 => "add rule bridge insane_loss forward meta l4proto { tcp, udp } drop\n"
+                    .to_string(),
                 _ => format!(
-                    "add rule bridge insane_loss forward meta l4proto udp numgen random mod 100 < {percent} drop\n"
+                    "add rule bridge insane_loss forward meta l4proto {{ tcp, udp }} numgen random mod 100 < {percent} drop\n"
                 ),
             }
         );

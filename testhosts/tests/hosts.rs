@@ -137,9 +137,9 @@ fn three_hosts_route_through_the_middle_one() {
 }
 
 #[test]
-fn a_bridged_pair_shares_one_subnet_and_the_bridge_drops_the_udp_share_it_is_told() {
+fn a_bridged_pair_shares_one_subnet_and_the_bridge_drops_the_share_it_is_told() {
     if !TestHosts::require(
-        "a_bridged_pair_shares_one_subnet_and_the_bridge_drops_the_udp_share_it_is_told",
+        "a_bridged_pair_shares_one_subnet_and_the_bridge_drops_the_share_it_is_told",
     ) {
         return;
     }
@@ -176,11 +176,11 @@ fn a_bridged_pair_shares_one_subnet_and_the_bridge_drops_the_udp_share_it_is_tol
         });
         receiver.join().unwrap()
     };
-    hosts.drop_udp_frames(BRIDGE, 100).unwrap();
+    hosts.drop_frames(BRIDGE, 100).unwrap();
     assert_eq!(count(&hosts, 40022), 0, "100 % dropped");
-    hosts.drop_udp_frames(BRIDGE, 0).unwrap();
+    hosts.drop_frames(BRIDGE, 0).unwrap();
     assert_eq!(count(&hosts, 40023), 100, "none dropped");
-    assert!(hosts.drop_udp_frames(BRIDGE, 101).is_err());
+    assert!(hosts.drop_frames(BRIDGE, 101).is_err());
 }
 
 #[test]
