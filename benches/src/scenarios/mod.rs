@@ -19,6 +19,7 @@ pub mod dpdk_rtt;
 pub mod external;
 pub mod net;
 pub mod qos_mix;
+pub mod reliable;
 pub mod runtime;
 pub mod tcp_echo;
 pub mod tcp_stream;
