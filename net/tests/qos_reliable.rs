@@ -25,7 +25,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::messages::{Rng, check, count, fill};
+use common::messages::{Rng, check, count, fill, recv_within, send_msg};
 use common::{on_driver, on_each_driver};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
@@ -48,19 +48,6 @@ const MIB: usize = 1 << 20;
 
 fn critical_reliable() -> Qos {
     Qos::builder().critical().reliable().poll().build()
-}
-
-async fn send_msg(ep: &Endpoint, to: SocketAddr, tag: u8, i: usize, len: usize) -> io::Result<()> {
-    let mut buf = ep.buffer().await;
-    buf.resize(len, 0).unwrap();
-    fill(&mut buf, tag, i);
-    ep.send_to(buf, to).await
-}
-
-async fn recv_within(ep: &Endpoint, secs: u64, what: &str) -> io::Result<RxBuf> {
-    timeout(Duration::from_secs(secs), ep.recv())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing received within {secs} s"))
 }
 
 /// Nothing more arrives within 100 ms.

@@ -23,14 +23,13 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Qos, TransportConfig};
 use insane_runtime::task::spawn;
-use insane_runtime::time::{sleep, timeout};
+use insane_runtime::time::timeout;
 
 mod common;
 
@@ -192,19 +191,7 @@ fn server(sock: &str) -> Result<String, String> {
         // The client's report (it has stopped polling by then); our
         // endpoint keeps retransmitting until then.
         let report = match &echoed {
-            Ok(()) => {
-                let deadline = Instant::now() + Duration::from_secs(60);
-                loop {
-                    match line_rx.try_recv() {
-                        Ok(line) if line.starts_with("CHILD-") => break Ok(line),
-                        Ok(_) => continue,
-                        Err(mpsc::TryRecvError::Empty) if Instant::now() < deadline => {
-                            sleep(Duration::from_millis(10)).await;
-                        }
-                        Err(_) => break Err("no report from the client".to_string()),
-                    }
-                }
-            }
+            Ok(()) => common::child_report(&line_rx, Duration::from_secs(60)).await,
             Err(e) => Err(e.clone()),
         };
         if let Ok(Ok(m)) = timeout(Duration::from_millis(100), ep.recv()).await {

@@ -39,10 +39,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::messages::{Rng, check, count, fill};
+use common::messages::{Rng, check, count, recv_within, send_msg};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
-use insane_net::qos::{Endpoint, Qos, RxBuf, TransportConfig};
+use insane_net::qos::{Endpoint, Qos, TransportConfig};
 use insane_runtime::task::spawn;
 use insane_runtime::time::{sleep, timeout};
 use insane_testhosts::{BRIDGE, TestHosts};
@@ -149,24 +149,6 @@ async fn bind_again(side: &Side) -> Endpoint {
         sleep(Duration::from_millis(10)).await;
     }
     panic!("{} cannot be bound again within 2 s: {last:?}", side.addr);
-}
-
-async fn send_msg(ep: &Endpoint, to: SocketAddr, tag: u8, i: usize, len: usize) -> io::Result<()> {
-    let mut buf = ep.buffer().await;
-    buf.resize(len, 0).unwrap();
-    fill(&mut buf, tag, i);
-    ep.send_to(buf, to).await
-}
-
-async fn recv_within(ep: &Endpoint, secs: u64, what: &str) -> io::Result<RxBuf> {
-    timeout(Duration::from_secs(secs), ep.recv())
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{what}: nothing received within {secs} s; {}",
-                ep.transport().diagnostics().unwrap_or_default()
-            )
-        })
 }
 
 /// Waits (without blocking the core: the endpoint keeps being driven)

@@ -453,20 +453,7 @@ impl TestHosts {
         set.ip(BRIDGE, &["link", "set", "dev", "br0", "up"])?;
         for (host, link, peer_link) in [(0, 0, 1), (1, 1, 0)] {
             let (me, peer) = (set.iface(host, link), set.iface(1 - host, peer_link));
-            set.ip(
-                host,
-                &[
-                    "neigh",
-                    "replace",
-                    &peer.addr.to_string(),
-                    "lladdr",
-                    &peer.mac_string(),
-                    "dev",
-                    &me.name,
-                    "nud",
-                    "permanent",
-                ],
-            )?;
+            set.permanent_neighbour(host, me, peer)?;
         }
         Ok(set)
     }
@@ -690,7 +677,12 @@ impl TestHosts {
     /// # Errors
     /// As [`ip`](Self::ip).
     pub fn add_neighbour(&self, host: usize, link: usize) -> io::Result<()> {
-        let (me, peer) = (self.iface(host, link), self.peer(host, link));
+        self.permanent_neighbour(host, self.iface(host, link), self.peer(host, link))
+    }
+
+    /// A permanent neighbour entry in `host` on `me`: `peer`'s address →
+    /// `peer`'s MAC.
+    fn permanent_neighbour(&self, host: usize, me: &Iface, peer: &Iface) -> io::Result<()> {
         self.ip(
             host,
             &[

@@ -33,6 +33,8 @@
 //! round trip. Best effort has no 1 MiB messages and no loss recovery
 //! (`-` cells). Each round measures every contestant once, in rotating
 //! order, on fresh namespaces; the median over rounds is reported.
+//! `INSANE_BENCH_RELIABLE_DIAG=1` prints the client's transport
+//! diagnostics (protocol and device counters) after each throughput run.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -223,7 +225,7 @@ pub fn run(args: &Args) -> Report {
             let i = (round + k) % SYSTEMS.len();
             let system = SYSTEMS[i];
             let Ok(done) = &mut results[i] else { continue };
-            if system.dpdk() && !cfg!(insane_dpdk_available) {
+            if !c.selected(system.name()) || (system.dpdk() && !cfg!(insane_dpdk_available)) {
                 continue;
             }
             if let (false, Err(why)) = (system.dpdk(), &available) {
@@ -313,6 +315,7 @@ pub fn run(args: &Args) -> Report {
          >= kernel TCP with and without loss; a lost packet recovered within 1 ms p99."
             .to_owned(),
     );
+    report.notes.extend(c.note.iter().cloned());
     if !cfg!(insane_dpdk_available) {
         report.notes.push(
             "DPDK memif contestants not measured: insane-bench was built without DPDK \
@@ -463,12 +466,10 @@ fn exchange(
 }
 
 fn insane_rt() -> Result<insane::runtime::Runtime, String> {
-    insane::runtime::Runtime::builder()
-        .cores(1)
-        .pin_cores(false)
-        .driver(insane::runtime::Driver::Uring)
-        .build()
-        .ctx("insane runtime")
+    super::net::insane_runtime(
+        insane::runtime::Driver::Uring,
+        super::runtime::Idle::Default,
+    )
 }
 
 /// The `[xdp]` section of `side` for AF_XDP contestants, none otherwise.
@@ -521,6 +522,30 @@ fn stamp(buf: &mut [u8], seq: u64) {
 
 fn seq_of(buf: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(buf.get(..8)?.try_into().ok()?))
+}
+
+/// `warmup` untimed, then `trips` timed round trips; `trip(seq)` does one
+/// and returns the sequence number its echo carries.
+async fn rtt_loop<F>(warmup: u64, trips: u64, mut trip: F) -> Result<Outcome, String>
+where
+    F: AsyncFnMut(u64) -> Result<Option<u64>, String>,
+{
+    let mut samples = Vec::with_capacity(trips as usize);
+    for seq in 0..warmup + trips {
+        let t = Instant::now();
+        let echo = trip(seq).await?;
+        let rtt = t.elapsed();
+        if echo != Some(seq) {
+            return Err(format!("round trip {seq}: echo carries {echo:?}"));
+        }
+        if seq >= warmup {
+            samples.push(rtt.as_nanos() as u64);
+        }
+    }
+    Ok(Outcome {
+        samples,
+        elapsed: Duration::ZERO,
+    })
 }
 
 /// Waits (while the runtime keeps driving the endpoint) until the client
@@ -618,27 +643,15 @@ fn client(
             };
         match job {
             Job::Rtt { warmup, trips } => {
-                let mut samples = Vec::with_capacity(trips as usize);
                 let mut msg = [0x5a_u8; SMALL];
-                for seq in 0..warmup + trips {
+                rtt_loop(warmup, trips, async |seq| {
                     stamp(&mut msg, seq);
-                    let t = Instant::now();
                     let mut out = ep.buffer().await;
                     out.extend_from_slice(&msg).ctx("payload")?;
                     ep.send(out).await.ctx("send")?;
-                    let echo = recv(&ep).await?;
-                    let rtt = t.elapsed();
-                    if seq_of(&echo) != Some(seq) {
-                        return Err(format!("round trip {seq}: echo {:?}", seq_of(&echo)));
-                    }
-                    if seq >= warmup {
-                        samples.push(rtt.as_nanos() as u64);
-                    }
-                }
-                Ok(Outcome {
-                    samples,
-                    elapsed: Duration::ZERO,
+                    Ok(seq_of(&recv(&ep).await?))
                 })
+                .await
             }
             Job::Bulk { messages } => {
                 let start = Instant::now();
@@ -656,6 +669,13 @@ fn client(
                 };
                 let answer = recv(&ep).await?;
                 let elapsed = start.elapsed();
+                if std::env::var_os("INSANE_BENCH_RELIABLE_DIAG").is_some() {
+                    say!(
+                        "  {}: {}",
+                        system.name(),
+                        ep.transport().diagnostics().unwrap_or_default()
+                    );
+                }
                 sender.await.ctx("sender")??;
                 if answer[..] != [1] {
                     return Err(format!("answer of {} bytes", answer.len()));
@@ -733,26 +753,15 @@ fn tokio_client(server: SocketAddr, job: Job) -> Result<Outcome, String> {
         match job {
             Job::Rtt { warmup, trips } => {
                 let mut s = rd.reunite(wr).ctx("reunite")?;
-                let mut samples = Vec::with_capacity(trips as usize);
                 let mut msg = [0x5a_u8; SMALL];
                 let mut buf = Vec::new();
-                for seq in 0..warmup + trips {
+                rtt_loop(warmup, trips, async |seq| {
                     stamp(&mut msg, seq);
-                    let t = Instant::now();
                     write_msg(&mut s, &msg).await?;
                     read_msg(&mut s, &mut buf).await?;
-                    let rtt = t.elapsed();
-                    if seq_of(&buf) != Some(seq) {
-                        return Err(format!("round trip {seq}: echo {:?}", seq_of(&buf)));
-                    }
-                    if seq >= warmup {
-                        samples.push(rtt.as_nanos() as u64);
-                    }
-                }
-                Ok(Outcome {
-                    samples,
-                    elapsed: Duration::ZERO,
+                    Ok(seq_of(&buf))
                 })
+                .await
             }
             Job::Bulk { messages } => {
                 let start = Instant::now();
@@ -961,22 +970,8 @@ mod memif {
         } else {
             ("client", 1, "02:00:00:00:99:02", CLIENT)
         };
-        let eal = [
-            "-l".to_owned(),
-            lcore.to_string(),
-            "--no-pci".into(),
-            "--no-huge".into(),
-            "-m".into(),
-            "256".into(),
-            "--no-telemetry".into(),
-            "--no-shconf".into(),
-            "--log-level=*:error".into(),
-            format!(
-                "--file-prefix=insane-bench-reliable-{role}-{}",
-                std::process::id()
-            ),
-            format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"),
-        ];
+        let eal =
+            super::super::dpdk_rtt::memif_eal_args("insane-bench-reliable", role, lcore, mac, sock);
         let eal: Vec<String> = eal.iter().map(|a| format!("{a:?}")).collect();
         insane::config::Config::from_toml_str(
             &format!(

@@ -1,7 +1,14 @@
 //! Numbered test messages for the reliable-delivery tests: a seeded size
 //! generator, and a fill pattern that makes a message's index, length
 //! and every byte checkable on arrival (order, loss, duplication and
-//! corruption all show).
+//! corruption all show), sent and received through QoS endpoints.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use insane_net::qos::{Endpoint, RxBuf};
+use insane_runtime::time::timeout;
 
 /// A deterministic xorshift64* generator.
 pub struct Rng(pub u64);
@@ -61,4 +68,31 @@ pub fn count(ci: usize) -> usize {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(ci)
+}
+
+/// Sends message `i` of `len` bytes from `tag` to `to`.
+pub async fn send_msg(
+    ep: &Endpoint,
+    to: SocketAddr,
+    tag: u8,
+    i: usize,
+    len: usize,
+) -> io::Result<()> {
+    let mut buf = ep.buffer().await;
+    buf.resize(len, 0).unwrap();
+    fill(&mut buf, tag, i);
+    ep.send_to(buf, to).await
+}
+
+/// The next message or error of `ep`; panics (with the transport's
+/// counters) when nothing comes within `secs` seconds.
+pub async fn recv_within(ep: &Endpoint, secs: u64, what: &str) -> io::Result<RxBuf> {
+    timeout(Duration::from_secs(secs), ep.recv())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{what}: nothing received within {secs} s; {}",
+                ep.transport().diagnostics().unwrap_or_default()
+            )
+        })
 }
