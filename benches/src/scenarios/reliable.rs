@@ -148,6 +148,13 @@ const IDLE_LIMIT: Duration = Duration::from_secs(10);
 /// reliable protocol's minimum RTO is 300 µs, TCP's 200 ms).
 const LOSS_THRESHOLD: Duration = Duration::from_micros(250);
 
+/// How long a bulk transfer of `messages` MiB may take before its
+/// answer counts as lost: 1 s per MiB (8 Mbit/s, far below any path
+/// here, even on a loaded machine) plus the idle limit.
+fn bulk_limit(messages: u64) -> Duration {
+    IDLE_LIMIT + Duration::from_secs(messages)
+}
+
 /// What one exchange does.
 #[derive(Clone, Copy, Debug)]
 enum Job {
@@ -667,7 +674,16 @@ fn client(
                         Ok::<_, String>(())
                     })
                 };
-                let answer = recv(&ep).await?;
+                let answer = match insane::time::timeout(bulk_limit(messages), ep.recv()).await {
+                    Ok(m) => m.ctx("recv answer")?,
+                    Err(_) => {
+                        return Err(format!(
+                            "no answer after {messages} MiB within {:?} ({})",
+                            bulk_limit(messages),
+                            ep.transport().diagnostics().unwrap_or_default()
+                        ));
+                    }
+                };
                 let elapsed = start.elapsed();
                 if std::env::var_os("INSANE_BENCH_RELIABLE_DIAG").is_some() {
                     say!(
@@ -774,7 +790,7 @@ fn tokio_client(server: SocketAddr, job: Job) -> Result<Outcome, String> {
                     }
                     Ok::<_, String>(wr)
                 });
-                let len = tokio::time::timeout(IDLE_LIMIT * 3, rd.read_u32())
+                let len = tokio::time::timeout(bulk_limit(messages), rd.read_u32())
                     .await
                     .ctx("no answer")?
                     .ctx("read answer")?;
