@@ -223,7 +223,9 @@ pub fn run(args: &Args) -> Report {
         "reliable scenario ({} mode)",
         if c.quick { "quick" } else { "full" }
     );
-    let timeout = Duration::from_secs(c.timeout);
+    // One isolated run holds four measurements (RTT, throughput, both
+    // with loss): `--timeout` applies to each.
+    let timeout = Duration::from_secs(c.timeout * 4);
     let available = TestHosts::available();
     let mut results: Vec<Result<Vec<Round>, String>> = vec![Ok(Vec::new()); SYSTEMS.len()];
     for round in 0..repeats {
