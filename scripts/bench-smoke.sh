@@ -74,11 +74,13 @@ for f in report.md results.json runtime.md udp-rtt.md tcp-echo.md tcp-stream.md 
         problems+=("$out/$f is not a PNG file")
     fi
 done
-# xdp-rtt needs root and network namespaces: required under CI (which has
+# xdp-rtt and reliable need root and network namespaces: required under CI (which has
 # them), left out of `all` with a printed reason elsewhere.
-if [ "${CI:-}" = true ] && [ ! -s "$out/xdp-rtt.md" ]; then
-    problems+=("$out/xdp-rtt.md is missing (CI runs as root with network namespaces)")
-fi
+for f in xdp-rtt.md reliable.md; do
+    if [ "${CI:-}" = true ] && [ ! -s "$out/$f" ]; then
+        problems+=("$out/$f is missing (CI runs as root with network namespaces)")
+    fi
+done
 if [ ${#features[@]} -gt 0 ] && [ ! -s "$out/dpdk-rtt.md" ]; then
     problems+=("$out/dpdk-rtt.md is missing (insane-bench was built with DPDK)")
 fi

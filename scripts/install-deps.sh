@@ -4,6 +4,8 @@
 # test command) and by .ci/run before its clippy step: one place.
 #
 #   iproute2, ethtool          network-namespace test hosts (ip, ethtool)
+#   nftables                   frame loss in a bridge namespace (nft), for
+#                              the reliable-datagram tests over real paths
 #   libdpdk-dev, pkg-config,   the DPDK driver (drivers/dpdk-sys: pkg-config
 #   libclang-dev               finds libdpdk, bindgen needs libclang)
 #
@@ -15,6 +17,7 @@ set -euo pipefail
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if ! pkg-config --exists libdpdk 2>/dev/null; then
     need+=(libdpdk-dev)

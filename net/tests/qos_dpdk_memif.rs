@@ -25,7 +25,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use insane_net::config::Config;
@@ -231,19 +230,7 @@ fn server(sock: &str) -> Result<String, String> {
         .await;
         // The client's report (it has stopped polling by then).
         let report = match &echoed {
-            Ok(()) => {
-                let deadline = Instant::now() + Duration::from_secs(60);
-                loop {
-                    match line_rx.try_recv() {
-                        Ok(line) if line.starts_with("CHILD-") => break Ok(line),
-                        Ok(_) => continue,
-                        Err(mpsc::TryRecvError::Empty) if Instant::now() < deadline => {
-                            sleep(Duration::from_millis(10)).await;
-                        }
-                        Err(_) => break Err("no report from the client".to_string()),
-                    }
-                }
-            }
+            Ok(()) => common::child_report(&line_rx, Duration::from_secs(60)).await,
             Err(e) => Err(e.clone()),
         };
         let leak = pool_back_to(free).await;

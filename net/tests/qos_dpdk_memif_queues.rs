@@ -17,15 +17,14 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::{Endpoint, Qos, TransportConfig};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn_on;
-use insane_runtime::time::{sleep, timeout};
+use insane_runtime::time::timeout;
 
 mod common;
 
@@ -175,17 +174,7 @@ fn server(sock: &str) -> Result<String, String> {
             }));
         }
         let (child, line_rx) = dpdk_common::spawn_child(&sock_owned)?;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let report = loop {
-            match line_rx.try_recv() {
-                Ok(line) if line.starts_with("CHILD-") => break Ok(line),
-                Ok(_) => continue,
-                Err(mpsc::TryRecvError::Empty) if Instant::now() < deadline => {
-                    sleep(Duration::from_millis(10)).await;
-                }
-                Err(_) => break Err("no report from the client".to_string()),
-            }
-        };
+        let report = common::child_report(&line_rx, Duration::from_secs(120)).await;
         stop.store(true, Ordering::Relaxed);
         let mut counts = Vec::new();
         for echoer in echoers {

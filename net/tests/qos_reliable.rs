@@ -25,6 +25,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::messages::{Rng, check, count, fill, recv_within, send_msg};
 use common::{on_driver, on_each_driver};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
@@ -39,74 +40,14 @@ use insane_runtime::task::spawn;
 use insane_runtime::time::{sleep, timeout};
 
 const LOCAL: &str = "127.0.0.1:0";
+/// Messages of 1..64 B per direction without loss, in CI.
+const SMALL_MESSAGES: usize = 100_000;
+/// Messages of 1 B..1 MiB per direction with loss, in CI.
+const LARGE_MESSAGES: usize = 100;
 const MIB: usize = 1 << 20;
 
 fn critical_reliable() -> Qos {
     Qos::builder().critical().reliable().poll().build()
-}
-
-/// A deterministic xorshift64* generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// Log-uniform from 1 to `max` bytes.
-    fn size(&mut self, max_bits: u64) -> usize {
-        let bits = self.below(max_bits + 1);
-        1 + self.below(1 << bits) as usize
-    }
-}
-
-/// Byte `j` of message `i` from sender `tag`.
-fn byte(tag: u8, i: usize, j: usize) -> u8 {
-    (i.wrapping_mul(131) ^ j.wrapping_mul(7) ^ (j >> 8)) as u8 ^ tag
-}
-
-/// Message `i` of `len` bytes from sender `tag`: its index in the first 4
-/// bytes (when there is room), then the pattern.
-fn fill(buf: &mut [u8], tag: u8, i: usize) {
-    for (j, b) in buf.iter_mut().enumerate() {
-        *b = byte(tag, i, j);
-    }
-    let n = buf.len().min(4);
-    buf[..n].copy_from_slice(&(i as u32).to_le_bytes()[..n]);
-}
-
-/// Panics unless `msg` is message `i` of `len` bytes from `tag`.
-fn check(msg: &[u8], tag: u8, i: usize, len: usize, what: &str) {
-    assert_eq!(msg.len(), len, "{what}: message {i} has the wrong length");
-    let n = len.min(4);
-    assert_eq!(
-        &msg[..n],
-        &(i as u32).to_le_bytes()[..n],
-        "{what}: message {i} is out of order (or another message)"
-    );
-    if let Some(j) = (n..len).find(|&j| msg[j] != byte(tag, i, j)) {
-        panic!("{what}: message {i} of {len} bytes differs at byte {j}");
-    }
-}
-
-async fn send_msg(ep: &Endpoint, to: SocketAddr, tag: u8, i: usize, len: usize) -> io::Result<()> {
-    let mut buf = ep.buffer().await;
-    buf.resize(len, 0).unwrap();
-    fill(&mut buf, tag, i);
-    ep.send_to(buf, to).await
-}
-
-async fn recv_within(ep: &Endpoint, secs: u64, what: &str) -> io::Result<RxBuf> {
-    timeout(Duration::from_secs(secs), ep.recv())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing received within {secs} s"))
 }
 
 /// Nothing more arrives within 100 ms.
@@ -507,18 +448,24 @@ async fn t_recv(t: &ReliableTransport, what: &str) -> io::Result<RxBuf> {
 }
 
 /// Two reliable transports over the stack on a lossy pair link exchange
-/// `count` messages each way; `seed` makes the faults reproducible.
-fn lossy_link_delivers_everything(loss: f64, seed: u64, count: usize) {
+/// `count` messages of 1 B..2^`max_bits` B each way; `seed` makes the
+/// faults reproducible. Besides `loss`, 1 % of frames are duplicated, 2 %
+/// reordered and 0.1 % corrupted (when `loss` is 0, none are).
+fn lossy_link_delivers_everything(loss: f64, seed: u64, count: usize, max_bits: u64) {
     let rt = Runtime::builder().cores(1).build().unwrap();
     rt.block_on(async move {
         let cfg = TransportConfig::default();
         let (a_dev, b_dev) = PairDevice::pair(MAC_A, MAC_B, 1500);
-        let impair = Impairments {
-            loss,
-            duplicate: 0.01,
-            reorder: 0.02,
-            reorder_depth: 4,
-            corrupt: 0.001,
+        let impair = if loss == 0.0 {
+            Impairments::default()
+        } else {
+            Impairments {
+                loss,
+                duplicate: 0.01,
+                reorder: 0.02,
+                reorder_depth: 4,
+                corrupt: 0.001,
+            }
         };
         let a_dev = LossyDevice::new(a_dev, impair, seed);
         let b_dev = LossyDevice::new(b_dev, impair, seed ^ 0xffff);
@@ -543,23 +490,24 @@ fn lossy_link_delivers_everything(loss: f64, seed: u64, count: usize) {
         let b =
             Arc::new(ReliableTransport::new(Arc::new(b_stack), Kind::XdpReliable, &cfg).unwrap());
         assert!(a.busy_polls(), "over a busy-polling stack, it busy-polls");
-        exchange(a, b, count, seed, &format!("loss {loss}")).await;
+        exchange(a, b, count, max_bits, seed, &format!("loss {loss}")).await;
     });
 }
 
-/// `a` and `b` send each other `count` messages of random sizes up to
-/// 16 KiB at once; each receives every message of the other exactly once,
-/// in order, intact, and nothing more.
+/// `a` and `b` send each other `count` messages of random sizes from 1 B
+/// to 2^`max_bits` B (log-uniform) at once; each receives every message
+/// of the other exactly once, in order, intact, and nothing more.
 async fn exchange(
     a: Arc<ReliableTransport>,
     b: Arc<ReliableTransport>,
     count: usize,
+    max_bits: u64,
     seed: u64,
     what: &str,
 ) {
     let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
     let mut rng = Rng(seed | 1);
-    let sizes: Arc<Vec<usize>> = Arc::new((0..count).map(|_| rng.size(14)).collect());
+    let sizes: Arc<Vec<usize>> = Arc::new((0..count).map(|_| rng.size(max_bits)).collect());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (from, to, to_addr, from_addr, tag) in [
@@ -572,7 +520,9 @@ async fn exchange(
                 let mut buf = poll_fn(|cx| from.poll_buffer(cx)).await;
                 buf.resize(len, 0).unwrap();
                 fill(&mut buf, tag, i);
-                t_send(&from, buf, to_addr).await.unwrap();
+                if let Err(e) = t_send(&from, buf, to_addr).await {
+                    panic!("send {i}: {e}; {}", from.diagnostics().unwrap_or_default());
+                }
             }
         }));
         let (s, what) = (sizes.clone(), what.to_string());
@@ -606,16 +556,36 @@ async fn exchange(
     }
 }
 
+// Counts: CI's (debug build, a few seconds each) unless
+// `INSANE_RELIABLE_MESSAGES` sets the long run's, e.g. 100000.
+
+#[test]
+fn over_the_stack_without_loss_many_small_messages_arrive_once_in_order() {
+    lossy_link_delivers_everything(0.0, 0x1055_0000, count(SMALL_MESSAGES), 6);
+}
+
 #[test]
 fn over_the_stack_with_one_percent_loss_reordering_and_duplicates_every_message_arrives_once_in_order()
  {
-    lossy_link_delivers_everything(0.01, 0x1055_0001, 2_000);
+    lossy_link_delivers_everything(0.01, 0x1055_0001, count(2_000), 14);
 }
 
 #[test]
 fn over_the_stack_with_five_percent_loss_reordering_and_duplicates_every_message_arrives_once_in_order()
  {
-    lossy_link_delivers_everything(0.05, 0x1055_0005, 2_000);
+    lossy_link_delivers_everything(0.05, 0x1055_0005, count(2_000), 14);
+}
+
+#[test]
+fn over_the_stack_with_one_percent_loss_reordering_and_duplicates_messages_up_to_1_mib_arrive_once_in_order()
+ {
+    lossy_link_delivers_everything(0.01, 0x1055_1001, count(LARGE_MESSAGES), 20);
+}
+
+#[test]
+fn over_the_stack_with_five_percent_loss_reordering_and_duplicates_messages_up_to_1_mib_arrive_once_in_order()
+ {
+    lossy_link_delivers_everything(0.05, 0x1055_1005, count(LARGE_MESSAGES), 20);
 }
 
 #[test]
@@ -630,7 +600,7 @@ fn over_io_uring_busy_poll_udp_messages_arrive_exactly_once_in_order_both_ways()
         let (a, b) = (bind(), bind());
         assert!(a.busy_polls(), "over busy-poll UDP, it busy-polls");
         assert_eq!(a.inner().kind(), Kind::UringUdpBusyPoll);
-        exchange(a, b, 2_000, 0x0123_4567, driver).await;
+        exchange(a, b, 2_000, 14, 0x0123_4567, driver).await;
     });
 }
 

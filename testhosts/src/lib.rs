@@ -48,6 +48,9 @@ use std::thread::JoinHandle;
 /// Directory where `ip netns add` puts the namespace handles.
 const NETNS_DIR: &str = "/var/run/netns";
 
+/// The bridge's host in [`TestHosts::bridged_pair`].
+pub const BRIDGE: usize = 2;
+
 /// Per-process counter that makes names unique together with the pid.
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -409,6 +412,113 @@ impl TestHosts {
             .build()
     }
 
+    /// Two hosts on one subnet joined through a bridge in a third
+    /// namespace, where frames can be dropped
+    /// ([`drop_frames`](Self::drop_frames)): host 0 is `10.77.1.1`
+    /// (link 0), host 1 is `10.77.1.2` (link 1), host 2 ([`BRIDGE`]) holds
+    /// the bridge `br0` over both links' other ends, which have no
+    /// address. Hosts 0 and 1 have permanent neighbour entries for each
+    /// other.
+    ///
+    /// # Errors
+    /// As [`Builder::build`], or a failing `ip` command.
+    pub fn bridged_pair() -> io::Result<Self> {
+        let mut set = Self::builder()
+            .hosts(3)
+            .link(0, BRIDGE)
+            .link(1, BRIDGE)
+            .build()?;
+        // Host 1 moves onto link 0's subnet: the bridge joins both links
+        // into one.
+        let subnet_addr = Ipv4Addr::new(10, 77, 1, 2);
+        let old = set.iface(1, 1).clone();
+        set.ip(1, &["addr", "flush", "dev", &old.name])?;
+        set.ip(
+            1,
+            &[
+                "addr",
+                "add",
+                &format!("{subnet_addr}/24"),
+                "dev",
+                &old.name,
+            ],
+        )?;
+        set.links[1].a.addr = subnet_addr;
+        set.ip(BRIDGE, &["link", "add", "br0", "type", "bridge"])?;
+        for link in 0..2 {
+            let port = set.iface(BRIDGE, link).name.clone();
+            set.ip(BRIDGE, &["addr", "flush", "dev", &port])?;
+            set.ip(BRIDGE, &["link", "set", "dev", &port, "master", "br0"])?;
+        }
+        set.ip(BRIDGE, &["link", "set", "dev", "br0", "up"])?;
+        for (host, link, peer_link) in [(0, 0, 1), (1, 1, 0)] {
+            let (me, peer) = (set.iface(host, link), set.iface(1 - host, peer_link));
+            set.permanent_neighbour(host, me, peer)?;
+        }
+        Ok(set)
+    }
+
+    /// Makes the bridge in host `bridge` (see
+    /// [`bridged_pair`](Self::bridged_pair)) drop about `percent` % of the
+    /// UDP and TCP frames it forwards (ARP passes), chosen at random per
+    /// frame (nftables,
+    /// bridge family: this reaches every path through the bridge, AF_XDP
+    /// included, which `tc netem` cannot on kernels without it). `0`
+    /// removes the rule; a new call replaces the previous rule.
+    ///
+    /// # Errors
+    /// `percent` above 100, `nft` missing (package `nftables`, installed
+    /// by `scripts/install-deps.sh`) or failing.
+    pub fn drop_frames(&self, bridge: usize, percent: u32) -> io::Result<()> {
+        if percent > 100 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot drop {percent} % of frames"),
+            ));
+        }
+        // `add table` and `add chain` are idempotent; the flush removes a
+        // previous rule.
+        let script = format!(
+            "add table bridge insane_loss\n\
+             add chain bridge insane_loss forward {{ type filter hook forward priority 0; }}\n\
+             flush chain bridge insane_loss forward\n{}",
+            match percent {
+                0 => String::new(),
+                100 => "add rule bridge insane_loss forward meta l4proto { tcp, udp } drop\n"
+                    .to_string(),
+                _ => format!(
+                    "add rule bridge insane_loss forward meta l4proto {{ tcp, udp }} numgen random mod 100 < {percent} drop\n"
+                ),
+            }
+        );
+        let mut cmd = self.command(bridge, "nft");
+        cmd.args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot run nft (install nftables: scripts/install-deps.sh): {e}"),
+            )
+        })?;
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            stdin.write_all(script.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "nft in {} failed ({}): {}",
+                self.netns(bridge),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether this machine can create test hosts: running as root, `ip`
     /// and `ethtool` present, a namespace can be created, entered and
     /// deleted. The result is computed once per process.
@@ -567,7 +677,12 @@ impl TestHosts {
     /// # Errors
     /// As [`ip`](Self::ip).
     pub fn add_neighbour(&self, host: usize, link: usize) -> io::Result<()> {
-        let (me, peer) = (self.iface(host, link), self.peer(host, link));
+        self.permanent_neighbour(host, self.iface(host, link), self.peer(host, link))
+    }
+
+    /// A permanent neighbour entry in `host` on `me`: `peer`'s address →
+    /// `peer`'s MAC.
+    fn permanent_neighbour(&self, host: usize, me: &Iface, peer: &Iface) -> io::Result<()> {
         self.ip(
             host,
             &[

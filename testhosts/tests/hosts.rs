@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use insane_testhosts::TestHosts;
+use insane_testhosts::{BRIDGE, TestHosts};
 
 fn namespace_exists(name: &str) -> bool {
     Path::new("/var/run/netns").join(name).exists()
@@ -134,6 +134,53 @@ fn three_hosts_route_through_the_middle_one() {
         (2, SocketAddr::from((c, 40011))),
     );
     assert_eq!(got, b"hello across namespaces");
+}
+
+#[test]
+fn a_bridged_pair_shares_one_subnet_and_the_bridge_drops_the_share_it_is_told() {
+    if !TestHosts::require(
+        "a_bridged_pair_shares_one_subnet_and_the_bridge_drops_the_share_it_is_told",
+    ) {
+        return;
+    }
+    let hosts = TestHosts::bridged_pair().unwrap();
+    let (a, b) = (hosts.iface(0, 0).addr, hosts.iface(1, 1).addr);
+    assert_eq!(a.to_string(), "10.77.1.1");
+    assert_eq!(b.to_string(), "10.77.1.2");
+    let got = udp_once(
+        &hosts,
+        (0, SocketAddr::from((a, 40020))),
+        (1, SocketAddr::from((b, 40021))),
+    );
+    assert_eq!(got, b"hello across namespaces");
+
+    // Every UDP frame dropped: nothing arrives; the rule replaced by 0 %:
+    // everything does again.
+    let count = |hosts: &TestHosts, port: u16| {
+        let receiver = hosts.spawn_in(1, move || {
+            let sock = UdpSocket::bind((b, port)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut n = 0;
+            while sock.recv_from(&mut [0u8; 64]).is_ok() {
+                n += 1;
+            }
+            n
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        hosts.run_in(0, move || {
+            let sock = UdpSocket::bind((a, 0)).unwrap();
+            for _ in 0..100 {
+                sock.send_to(b"x", (b, port)).unwrap();
+            }
+        });
+        receiver.join().unwrap()
+    };
+    hosts.drop_frames(BRIDGE, 100).unwrap();
+    assert_eq!(count(&hosts, 40022), 0, "100 % dropped");
+    hosts.drop_frames(BRIDGE, 0).unwrap();
+    assert_eq!(count(&hosts, 40023), 100, "none dropped");
+    assert!(hosts.drop_frames(BRIDGE, 101).is_err());
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod external;
 pub mod grpc_load;
 pub mod net;
 pub mod qos_mix;
+pub mod reliable;
 pub mod runtime;
 pub mod tcp_echo;
 pub mod tcp_stream;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod echoes;
+pub mod messages;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -132,4 +133,24 @@ where
             }
         }
     });
+}
+
+/// The report line (`CHILD-OK …` or `CHILD-FAILED …`) of a two-process
+/// DPDK test's child, from its stdout lines; waits at most `limit`
+/// without blocking the core (the caller's endpoints keep being driven).
+pub async fn child_report(
+    lines: &mpsc::Receiver<String>,
+    limit: Duration,
+) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match lines.try_recv() {
+            Ok(line) if line.starts_with("CHILD-") => return Ok(line),
+            Ok(_) => continue,
+            Err(mpsc::TryRecvError::Empty) if std::time::Instant::now() < deadline => {
+                insane_runtime::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => return Err("no report from the client".to_string()),
+        }
+    }
 }

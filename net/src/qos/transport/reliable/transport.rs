@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use insane_reliable::{CloseReason, ConnId, Event, SendError};
-use insane_runtime::task::{AbortHandle, spawn};
+use insane_runtime::task::{AbortHandle, coop, spawn};
 use insane_runtime::time::{Sleep, sleep_until};
 
 use crate::qos::policy::TransportKind;
@@ -452,6 +452,13 @@ impl Transport for ReliableTransport {
         peer: Option<SocketAddr>,
         op: &mut Op<io::Result<()>>,
     ) -> Poll<io::Result<()>> {
+        // Queuing a message is ready at once until the send buffer is
+        // full (4 MiB: tens of thousands of small messages), so a send
+        // loop would keep the core from this endpoint's own driver task
+        // (and the peer's, on the same core) long enough for the idle
+        // timeout to fire: spend the task's cooperative budget (as tokio's
+        // sockets do) so the loop yields every 128 messages.
+        let coop = std::task::ready!(coop::poll_proceed(cx));
         let shared = &self.shared;
         let tx = match begin_send(cx, buf, op, shared.max_message, |len| {
             oversize(len, shared.max_message, "maximum reliable message")
@@ -478,7 +485,10 @@ impl Transport for ReliableTransport {
                     Box::pin(async move { poll_fn(|cx| shared.poll_queue(cx, peer, &msg)).await }),
                 )
             }
-            ready => ready,
+            ready => {
+                coop.made_progress();
+                ready
+            }
         }
     }
 
@@ -487,9 +497,14 @@ impl Transport for ReliableTransport {
         cx: &mut Context<'_>,
         _op: &mut Op<io::Result<RxBuf>>,
     ) -> Poll<io::Result<RxBuf>> {
+        // A receive loop over a full inbox yields every 128 messages too.
+        let coop = std::task::ready!(coop::poll_proceed(cx));
         let mut st = lock(&self.shared.state);
         match st.inbox.pop_front() {
-            Some(msg) => Poll::Ready(msg),
+            Some(msg) => {
+                coop.made_progress();
+                Poll::Ready(msg)
+            }
             None => {
                 register(&mut st.recv_waiters, cx);
                 Poll::Pending
