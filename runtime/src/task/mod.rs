@@ -14,6 +14,9 @@
 //! - [`spawn_blocking`] on a bounded blocking thread pool, and
 //!   [`block_in_place`] (which here pauses the current core: see its doc).
 //! - [`LocalKey`], declared with [`task_local!`](crate::task_local).
+//! - [`Latency`] classes ([`Builder::latency`], [`set_latency`]):
+//!   critical tasks run before normal ones on their core (the rules are
+//!   on [`Latency`]).
 //!
 //! Where thread-per-core makes insane differ from tokio, the item's doc
 //! says so; `docs/differences-from-tokio.md` lists every difference.
@@ -23,6 +26,7 @@ mod blocking;
 pub mod coop;
 mod error;
 mod join_set;
+mod latency;
 mod raw;
 mod task_local;
 mod yield_now;
@@ -32,6 +36,7 @@ pub use blocking::{block_in_place, spawn_blocking};
 pub use coop::{Unconstrained, consume_budget, unconstrained};
 pub use error::JoinError;
 pub use join_set::JoinSet;
+pub use latency::{Builder, Latency, latency, set_latency};
 pub use task_local::{AccessError, LocalKey};
 pub use yield_now::yield_now;
 
@@ -195,7 +200,7 @@ where
     // which is this thread (its schedule function routes every wake-up
     // there), and it is only dropped there: on shutdown by that core, or
     // leaked by `CoreShared::drop` when it would be dropped elsewhere.
-    unsafe { raw::spawn(shared, future, true) }
+    unsafe { raw::spawn(shared, future, true, None) }
 }
 
 /// Spawns a `Send` future on core `core` of the current runtime (0-based,
@@ -374,7 +379,20 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    spawn_send_with(shared, future, None)
+}
+
+/// [`spawn_send`] with a latency class (`None`: the spawning task's).
+pub(crate) fn spawn_send_with<F>(
+    shared: std::sync::Arc<crate::core::CoreShared>,
+    future: F,
+    latency: Option<Latency>,
+) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     // SAFETY: `F` and its output are Send, as `raw::spawn` requires for
     // non-local tasks.
-    unsafe { raw::spawn(shared, future, false) }
+    unsafe { raw::spawn(shared, future, false, latency) }
 }

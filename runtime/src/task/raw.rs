@@ -6,10 +6,10 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use super::{Id, JoinError, JoinHandle};
+use super::{Id, JoinError, JoinHandle, Latency};
 use crate::context;
 use crate::core::CoreShared;
 
@@ -26,16 +26,41 @@ pub(crate) struct TaskHeader {
     /// Set once the task's future is gone: it completed, panicked, was
     /// cancelled, or was dropped without running.
     finished: AtomicBool,
+    /// The task's [`Latency`] (`Latency::to_u8`): which run queue its
+    /// wake-ups go to.
+    latency: AtomicU8,
+    /// The owning core's critical pass in which the task last ran (see
+    /// `Core::run_tasks`); touched only by that core.
+    pass: AtomicU64,
 }
 
 impl TaskHeader {
-    pub(crate) fn new(id: Id, local: bool) -> Self {
+    pub(crate) fn new(id: Id, local: bool, latency: Latency) -> Self {
         Self {
             id,
             local,
             aborted: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            latency: AtomicU8::new(latency.to_u8()),
+            pass: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn latency(&self) -> Latency {
+        Latency::from_u8(self.latency.load(Ordering::Relaxed))
+    }
+
+    fn set_latency(&self, latency: Latency) {
+        self.latency.store(latency.to_u8(), Ordering::Relaxed);
+    }
+
+    /// The critical pass in which the task last ran.
+    pub(crate) fn pass(&self) -> u64 {
+        self.pass.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_pass(&self, pass: u64) {
+        self.pass.store(pass, Ordering::Relaxed);
     }
 
     pub(crate) fn id(&self) -> Id {
@@ -68,6 +93,9 @@ impl TaskHeader {
 
 /// Creates the task for `future`, owned by the core `shared`, and queues it.
 ///
+/// Its class is `latency`, or else the spawning task's (normal outside a
+/// task).
+///
 /// # Safety
 /// If `local` is false, `F` and `F::Output` must be `Send`. If `local` is
 /// true, the caller must be on the thread of the core `shared` belongs to.
@@ -75,13 +103,15 @@ pub(crate) unsafe fn spawn<F>(
     shared: Arc<CoreShared>,
     future: F,
     local: bool,
+    latency: Option<Latency>,
 ) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
     let id = Id::next();
-    let header = TaskHeader::new(id, local);
+    let latency = latency.unwrap_or_else(super::latency);
+    let header = TaskHeader::new(id, local, latency);
     let schedule_on = shared.clone();
     let schedule = move |runnable| schedule_on.schedule(runnable);
     // SAFETY: `TaskFuture` borrows the header, which async-task keeps alive
@@ -169,7 +199,15 @@ impl<F: Future> Future for TaskFuture<'_, F> {
             self.as_mut()
                 .map_unchecked_mut(|t| t.future.as_mut().expect("task polled after completion"))
         };
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+        // `task::set_latency` during the poll: keep the class for the
+        // task's next wake-ups.
+        context::with_core(|core| {
+            if core.latency_changed.replace(false) {
+                header.set_latency(core.current_latency.get());
+            }
+        });
+        match polled {
             Ok(Poll::Pending) => {
                 if self.registered.is_none() {
                     // Registered only once the task waits: most tasks finish
