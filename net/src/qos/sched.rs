@@ -1287,7 +1287,11 @@ mod tests {
     }
 
     fn test_now() -> Instant {
-        NOW.with(|n| *n.get().get_or_insert_with(Instant::now))
+        NOW.with(|n| {
+            let now = n.get().unwrap_or_else(Instant::now);
+            n.set(Some(now));
+            now
+        })
     }
 
     fn advance(by: Duration) {
