@@ -375,23 +375,35 @@ impl Core {
     }
 
     /// One critical pass: runs ready critical tasks, each at most once,
-    /// up to `max`. Returns how many ran.
+    /// up to `max`. Returns how many ran. Tasks that already ran in this
+    /// pass (they woke themselves) are rotated to the back, so a task
+    /// woken behind them still runs in this pass.
     fn critical_pass(&self, max: usize) -> usize {
         let pass = self.pass.get() + 1;
         self.pass.set(pass);
         let mut ran = 0;
+        // Tasks rotated since the last one ran: once every queued task was
+        // rotated, each has run in this pass.
+        let mut rotated = 0;
         while ran < max {
             let next = {
                 let mut critical = self.critical.borrow_mut();
-                match critical.front() {
-                    Some(r) if r.metadata().pass() != pass => critical.pop_front(),
-                    _ => None,
+                if rotated >= critical.len() {
+                    None
+                } else {
+                    critical.pop_front()
                 }
             };
             let Some(runnable) = next else { break };
+            if runnable.metadata().pass() == pass {
+                self.critical.borrow_mut().push_back(runnable);
+                rotated += 1;
+                continue;
+            }
             runnable.metadata().set_pass(pass);
             self.run_one(runnable);
             ran += 1;
+            rotated = 0;
         }
         ran
     }

@@ -23,7 +23,12 @@ fn rt(priority: bool) -> Runtime {
 /// Spawns, on the current core, a task of class `latency` that records
 /// `name` in `log` each time it is polled, `polls` times (yielding in
 /// between).
-fn logger(log: &Rc<RefCell<Vec<&'static str>>>, name: &'static str, latency: Latency, polls: usize) {
+fn logger(
+    log: &Rc<RefCell<Vec<&'static str>>>,
+    name: &'static str,
+    latency: Latency,
+    polls: usize,
+) {
     let log = log.clone();
     Builder::new()
         .latency(latency)
@@ -203,9 +208,10 @@ fn spawned_tasks_inherit_the_class_of_the_spawning_task() {
             .unwrap()
             .await
             .unwrap();
-        let from_normal = task::spawn(async { task::spawn(async { task::latency() }).await.unwrap() })
-            .await
-            .unwrap();
+        let from_normal =
+            task::spawn(async { task::spawn(async { task::latency() }).await.unwrap() })
+                .await
+                .unwrap();
         (inner, from_normal)
     });
     assert_eq!(inner, Latency::Critical);
@@ -234,4 +240,60 @@ fn a_task_that_sets_its_class_is_queued_by_it_from_then_on() {
     // then); its wake-up in that poll already goes to the critical queue,
     // so its second poll comes before n2, which was queued earlier.
     assert_eq!(order, ["n1", "p", "p", "n2", "n1", "n2"]);
+}
+
+#[test]
+fn a_critical_task_woken_behind_one_that_already_ran_still_runs_in_the_pass() {
+    let order = rt(true).block_on(async {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let waker: Rc<RefCell<Option<Waker>>> = Rc::default();
+        let (l, w) = (log.clone(), waker.clone());
+        // Waits until woken by `first`.
+        Builder::new()
+            .latency(Latency::Critical)
+            .spawn_local(async move {
+                let mut polled = false;
+                poll_fn(|cx| {
+                    if polled {
+                        l.borrow_mut().push("woken");
+                        return Poll::Ready(());
+                    }
+                    polled = true;
+                    *w.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                })
+                .await
+            })
+            .unwrap();
+        task::yield_now().await; // let it register its waker
+        let (l, w) = (log.clone(), waker.clone());
+        Builder::new()
+            .latency(Latency::Critical)
+            .spawn_local(async move {
+                // Wake ourselves first, then the other task: it is queued
+                // behind us although we already ran in this pass.
+                let mut yielded = false;
+                poll_fn(|cx| {
+                    if yielded {
+                        l.borrow_mut().push("first again");
+                        return Poll::Ready(());
+                    }
+                    yielded = true;
+                    l.borrow_mut().push("first");
+                    cx.waker().wake_by_ref();
+                    if let Some(w) = w.borrow_mut().take() {
+                        w.wake();
+                    }
+                    Poll::Pending
+                })
+                .await
+            })
+            .unwrap();
+        logger(&log, "normal", Latency::Normal, 1);
+        while log.borrow().len() < 4 {
+            task::yield_now().await;
+        }
+        log.take()
+    });
+    assert_eq!(order, ["first", "woken", "normal", "first again"]);
 }

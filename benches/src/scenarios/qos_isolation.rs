@@ -33,10 +33,13 @@ use insane::runtime::Driver;
 use insane::task::spawn_local;
 
 use super::net::{
-    Column, Ctx, NetArgs, cells, describe_run, disturbance_notes,
-    each_contestant_process, insane_runtime_with,
+    Column, Ctx, NetArgs, cells, describe_run, disturbance_notes, each_contestant_process,
+    insane_runtime_with,
 };
-use super::qos_mix::{Params, RttRun, SIZE, bulk_qos, critical_qos, filled, rtt_loop, stamp, stamp_of, start_qos_server_with};
+use super::qos_mix::{
+    Params, RttRun, SIZE, bulk_qos, critical_qos, filled, rtt_loop, stamp, stamp_of,
+    start_qos_server_with,
+};
 use crate::report::{Report, Unit};
 
 /// The name the measurement is registered under for child processes.
@@ -77,9 +80,15 @@ struct Load {
 const LOADS: [Option<Load>; 5] = [
     None,
     Some(Load { flows: 1, size: 64 }),
-    Some(Load { flows: 1, size: 1024 }),
+    Some(Load {
+        flows: 1,
+        size: 1024,
+    }),
     Some(Load { flows: 8, size: 64 }),
-    Some(Load { flows: 8, size: 1024 }),
+    Some(Load {
+        flows: 8,
+        size: 1024,
+    }),
 ];
 
 /// Most bulk producers of a load.
@@ -125,7 +134,7 @@ pub(super) fn report(args: &NetArgs, rtt: Params, columns: &[Priority]) -> Repor
     let rounds = c.repeats_or(1, 3);
     let p = IsoParams {
         rtt: Params { repeats: 1, ..rtt },
-        bulk_alone: Duration::from_millis(if c.quick { 200 } else { 1_000 }),
+        bulk_alone: Duration::from_millis(if c.quick { 200 } else { 500 }),
     };
     let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
     let mut report = Report::new(KEY, &names);
@@ -133,7 +142,10 @@ pub(super) fn report(args: &NetArgs, rtt: Params, columns: &[Priority]) -> Repor
     report.param("rounds (columns alternate; cells are medians)", rounds);
     report.param("critical round trips per load", p.rtt.trips);
     report.param("critical ping size", format!("{SIZE} B"));
-    report.param("bulk alone: run time per load", format!("{:?}", p.bulk_alone));
+    report.param(
+        "bulk alone: run time per load",
+        format!("{:?}", p.bulk_alone),
+    );
     let mut runs: Vec<Result<Vec<IsoRun>, String>> = vec![Ok(Vec::new()); columns.len()];
     for round in 0..rounds {
         // Alternate who goes first.
@@ -231,8 +243,7 @@ fn measure(who: Priority, p: IsoParams) -> Result<IsoRun, String> {
             producers.stop().await?;
             // Bulk next to the critical flow.
             let producers = Producers::start(flows, load.size, sink);
-            let run =
-                critical_run(p.rtt, crit.clone(), echo, Some(producers.sent.clone())).await?;
+            let run = critical_run(p.rtt, crit.clone(), echo, Some(producers.sent.clone())).await?;
             producers.stop().await?;
             out.push(LoadRun {
                 critical: run.quantiles,
@@ -270,7 +281,9 @@ async fn critical_run(
     })
     .await
     .ctx("critical client task")??;
-    runs.into_iter().next().ok_or_else(|| "no timed run".to_owned())
+    runs.into_iter()
+        .next()
+        .ok_or_else(|| "no timed run".to_owned())
 }
 
 /// Running bulk producers, one task per endpoint.

@@ -53,8 +53,8 @@ use insane::task::{spawn_local, yield_now};
 
 use super::net::{
     Column, Ctx, NetArgs, Placement, QUANTILE_NAMES, cdf_points, cells, describe_run,
-    each_contestant_process, finish, insane_runtime, insane_runtime_with, latency_cdf, latency_histogram, quantiles,
-    start_server, tokio_runtime,
+    each_contestant_process, finish, insane_runtime, insane_runtime_with, latency_cdf,
+    latency_histogram, quantiles, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -341,7 +341,7 @@ pub fn run(args: &Args) -> Vec<Report> {
     let columns = selected(&args.net, super::qos_isolation::Priority::ALL);
     if c.selected("isolation") && !columns.is_empty() {
         let rtt = Params {
-            trips: if c.quick { 2_000 } else { 20_000 },
+            trips: if c.quick { 2_000 } else { 10_000 },
             ..p
         };
         reports.push(super::qos_isolation::report(&args.net, rtt, &columns));

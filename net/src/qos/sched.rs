@@ -1388,7 +1388,10 @@ mod tests {
     fn removing_a_deadline_flow_takes_it_out_of_the_edf_order() {
         let s = Scheduler::builder().clock(test_now).build_with_len(len_of);
         let soon = s.register(Class::Deadline(Duration::from_micros(10)), Bound::default());
-        let late = s.register(Class::Deadline(Duration::from_micros(900)), Bound::default());
+        let late = s.register(
+            Class::Deadline(Duration::from_micros(900)),
+            Bound::default(),
+        );
         soon.try_send((1, 1)).unwrap();
         late.try_send((2, 1)).unwrap();
         let removed = s.remove(soon.id()).unwrap();
@@ -1401,12 +1404,18 @@ mod tests {
     #[test]
     fn a_deadline_item_dequeued_after_its_due_time_is_counted_missed() {
         let s = Scheduler::builder().clock(test_now).build_with_len(len_of);
-        let flow = s.register(Class::Deadline(Duration::from_micros(100)), Bound::default());
+        let flow = s.register(
+            Class::Deadline(Duration::from_micros(100)),
+            Bound::default(),
+        );
         flow.try_send((0, 1)).unwrap();
         flow.try_send((1, 1)).unwrap();
         assert_eq!(s.dequeue_timed().unwrap().late, None);
         advance(Duration::from_micros(130));
-        assert_eq!(s.dequeue_timed().unwrap().late, Some(Duration::from_micros(30)));
+        assert_eq!(
+            s.dequeue_timed().unwrap().late,
+            Some(Duration::from_micros(30))
+        );
         assert_eq!(flow.stats().unwrap().missed, 1);
         assert_eq!(s.stats().deadline.missed, 1);
     }
