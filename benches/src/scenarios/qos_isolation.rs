@@ -134,7 +134,7 @@ pub(super) fn report(args: &NetArgs, rtt: Params, columns: &[Priority]) -> Repor
     let rounds = c.repeats_or(1, 3);
     let p = IsoParams {
         rtt: Params { repeats: 1, ..rtt },
-        bulk_alone: Duration::from_millis(if c.quick { 200 } else { 500 }),
+        bulk_alone: Duration::from_millis(if c.quick { 100 } else { 500 }),
     };
     let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
     let mut report = Report::new(KEY, &names);
@@ -179,16 +179,16 @@ pub(super) fn report(args: &NetArgs, rtt: Params, columns: &[Priority]) -> Repor
                 cells(&runs, |r| r[l].critical[q]),
             );
         }
-        if let Some(load) = load {
+        if load.is_some() {
             report.row(
                 &format!("{name}: bulk next to critical"),
-                Unit::BitsPerSec,
-                cells(&runs, |r| r[l].bulk_with_critical * (load.size * 8) as f64),
+                Unit::Rate { what: "datagrams" },
+                cells(&runs, |r| r[l].bulk_with_critical),
             );
             report.row(
                 &format!("{name}: bulk alone"),
-                Unit::BitsPerSec,
-                cells(&runs, |r| r[l].bulk_alone * (load.size * 8) as f64),
+                Unit::Rate { what: "datagrams" },
+                cells(&runs, |r| r[l].bulk_alone),
             );
         }
     }

@@ -341,7 +341,7 @@ pub fn run(args: &Args) -> Vec<Report> {
     let columns = selected(&args.net, super::qos_isolation::Priority::ALL);
     if c.selected("isolation") && !columns.is_empty() {
         let rtt = Params {
-            trips: if c.quick { 2_000 } else { 10_000 },
+            trips: if c.quick { 1_000 } else { 10_000 },
             ..p
         };
         reports.push(super::qos_isolation::report(&args.net, rtt, &columns));
