@@ -954,9 +954,9 @@ impl CoreTx {
         if created {
             // Critical: it starts critical flows' messages (bulk ones in
             // bounded slices, see `transmit`).
-            let _ = insane_runtime::task::Builder::new()
+            insane_runtime::task::Builder::new()
                 .latency(Latency::Critical)
-                .spawn_local(transmit(core_tx.clone()));
+                .spawn_local(transmit(core_tx.clone()))?;
         }
         Ok(core_tx)
     }
@@ -1024,6 +1024,7 @@ impl CoreTx {
                 } else {
                     Latency::Critical
                 };
+                // Cannot fail: a `CoreTx` exists only on a running core.
                 let _ = insane_runtime::task::Builder::new()
                     .latency(latency)
                     .spawn_local(drain(lane));
