@@ -72,6 +72,8 @@ pub struct Builder {
     tokio_compat: bool,
     /// Time starts paused ([`start_paused`](Self::start_paused)).
     start_paused: bool,
+    /// Tasks run by latency class ([`priority`](Self::priority)).
+    priority: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -113,7 +115,25 @@ impl Builder {
             thread_keep_alive: None,
             tokio_compat: false,
             start_paused: false,
+            priority: true,
         }
+    }
+
+    /// Whether cores run tasks by [`Latency`](crate::task::Latency) class
+    /// (default `true`): critical tasks — those serving `latency =
+    /// critical` QoS endpoints, or spawned with
+    /// [`task::Builder::latency`](crate::task::Builder::latency) — before
+    /// normal ones, with a slice of normal work between passes, and QoS
+    /// endpoints' transmit paths yielding between bulk slices. `false`:
+    /// one FIFO run queue per core, as before latency classes existed.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Runtime::builder().cores(1).priority(false).build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn priority(mut self, on: bool) -> Self {
+        self.priority = on;
+        self
     }
 
     /// Starts the runtime with time paused, as `time::pause()` at the
@@ -570,7 +590,7 @@ impl Builder {
         let sqpoll = sqpoll.unwrap_or(false);
         let (kind, reason) = resolve_driver(driver.unwrap_or_default(), sqpoll)?;
         tracing::info!(driver = %kind, reason = %reason, "insane I/O driver chosen");
-        let mut inner = insane_runtime::runtime::Builder::new();
+        let mut inner = insane_runtime::runtime::Builder::new().priority(self.priority);
         if let Some(n) = cores {
             inner = inner.cores(n);
         }

@@ -1,8 +1,10 @@
 //! One core of the executor: its run queues, timers and reactors, and the
 //! loop that drives them.
 //!
-//! A core is owned by one thread. Tasks woken on that thread go to the
-//! local FIFO queue; tasks woken (or spawned with `spawn_on`) from other
+//! A core is owned by one thread. Tasks woken on that thread go to a
+//! local FIFO queue, one per latency class when priority is on (critical
+//! tasks first, one normal task between passes: see `run_tasks` and
+//! `task::Latency`); tasks woken (or spawned with `spawn_on`) from other
 //! threads go to a lock-free injection queue and the core is unparked
 //! through its eventfd when it might be sleeping.
 
@@ -25,7 +27,7 @@ use crate::context;
 use crate::driver::IoDriver;
 use crate::reactor::{Reactor, Registered, Unpark};
 use crate::runtime::IdlePolicy;
-use crate::task::TaskHeader;
+use crate::task::{Latency, TaskHeader};
 use crate::time::Clock;
 use crate::time::wheel::Wheel;
 
@@ -34,6 +36,11 @@ pub(crate) type Runnable = async_task::Runnable<TaskHeader>;
 /// How many tasks a core runs before it looks at its injection queue,
 /// reactors and timers again (tokio uses 61 for the same purpose).
 const BUDGET: usize = 64;
+
+/// With priority on, how many normal tasks a core runs before it looks at
+/// its reactors and timers again: a critical flow's completion waits for
+/// at most this slice of normal work.
+const NORMAL_SLICE: usize = 16;
 
 /// How far the adaptive spin window may grow past the configured one.
 const MAX_SPIN_FACTOR: u32 = 10;
@@ -84,8 +91,8 @@ impl CoreShared {
         let mut slot = Some(runnable);
         context::with_core(|core| {
             if core.shared.uid == self.uid {
-                if let Ok(mut local) = core.local.try_borrow_mut() {
-                    local.extend(slot.take());
+                if let Some(runnable) = slot.take() {
+                    slot = core.push_local(runnable).err();
                 }
             }
         });
@@ -177,7 +184,15 @@ pub(crate) struct RuntimeShared {
 pub(crate) struct Core {
     pub(crate) shared: Arc<CoreShared>,
     pub(crate) runtime: Arc<RuntimeShared>,
+    /// Ready tasks: every task with priority off, normal ones with it on.
     pub(crate) local: RefCell<VecDeque<Runnable>>,
+    /// Ready critical tasks (priority on).
+    critical: RefCell<VecDeque<Runnable>>,
+    /// Whether tasks are queued by latency class (`Builder::priority`).
+    priority: bool,
+    /// The current critical pass of `run_tasks` (each critical task runs
+    /// at most once per pass).
+    pass: Cell<u64>,
     pub(crate) timers: RefCell<Wheel>,
     /// The time the loop and `time::Instant::now()` read on this core: the
     /// real time unless paused (`time::pause`, `time/clock.rs`).
@@ -200,6 +215,12 @@ pub(crate) struct Core {
     spin_window: Cell<Duration>,
     /// The id of the task being polled, for `task::id()`.
     pub(crate) current_task: Cell<Option<crate::task::Id>>,
+    /// The class of the task being polled (`Normal` outside tasks): what
+    /// `task::latency()` reads and spawned tasks inherit.
+    pub(crate) current_latency: Cell<Latency>,
+    /// Set by `task::set_latency`; the task's wrapper stores the new class
+    /// in its header after the poll.
+    pub(crate) latency_changed: Cell<bool>,
     idle: IdlePolicy,
 }
 
@@ -208,12 +229,16 @@ impl Core {
         shared: Arc<CoreShared>,
         runtime: Arc<RuntimeShared>,
         idle: IdlePolicy,
+        priority: bool,
     ) -> Self {
         let _ = shared.owner.set(std::thread::current().id());
         Self {
             shared,
             runtime,
             local: RefCell::new(VecDeque::with_capacity(1024)),
+            critical: RefCell::new(VecDeque::with_capacity(64)),
+            priority,
+            pass: Cell::new(0),
             timers: RefCell::new(Wheel::new(Instant::now())),
             clock: Clock::new(),
             tasks: RefCell::new(Slab::new()),
@@ -222,6 +247,8 @@ impl Core {
             parker: Cell::new(None),
             closing: Cell::new(false),
             current_task: Cell::new(None),
+            current_latency: Cell::new(Latency::Normal),
+            latency_changed: Cell::new(false),
             now: Cell::new(Instant::now()),
             spin_window: Cell::new(match idle {
                 IdlePolicy::SpinThenPark(d) => d,
@@ -233,6 +260,11 @@ impl Core {
 
     pub(crate) fn index(&self) -> usize {
         self.shared.index
+    }
+
+    /// Whether tasks are queued by latency class.
+    pub(crate) fn priority(&self) -> bool {
+        self.priority
     }
 
     pub(crate) fn register_reactor<R: Reactor>(&self, reactor: Rc<RefCell<R>>) -> io::Result<()> {
@@ -279,25 +311,120 @@ impl Core {
         self.io_driver.borrow().clone()
     }
 
+    /// Queues a task of this core on the run queue of its class; gives it
+    /// back if that queue is borrowed (the caller then injects it).
+    fn push_local(&self, runnable: Runnable) -> Result<(), Runnable> {
+        let header = runnable.metadata();
+        // A task that called `task::set_latency` and wakes itself in the
+        // same poll goes by its new class already.
+        let latency = if self.latency_changed.get() && self.current_task.get() == Some(header.id())
+        {
+            self.current_latency.get()
+        } else {
+            header.latency()
+        };
+        let queue = if self.priority && latency == Latency::Critical {
+            &self.critical
+        } else {
+            &self.local
+        };
+        match queue.try_borrow_mut() {
+            Ok(mut q) => {
+                q.push_back(runnable);
+                Ok(())
+            }
+            Err(_) => Err(runnable),
+        }
+    }
+
+    /// Polls one task, with a fresh cooperative budget.
+    fn run_one(&self, runnable: Runnable) {
+        let header = runnable.metadata();
+        self.current_task.set(Some(header.id()));
+        self.current_latency.set(header.latency());
+        self.latency_changed.set(false);
+        crate::task::coop::with_budget(|| runnable.run());
+        self.current_task.set(None);
+        self.current_latency.set(Latency::Normal);
+    }
+
     /// Runs up to `BUDGET` local tasks, after moving injected ones over.
     /// Returns how many ran.
+    ///
+    /// With priority on: a *pass* runs every ready critical task that has
+    /// not run in it yet (a critical task waking itself is seen again in
+    /// the next pass, so it cannot hold the core), then one normal task
+    /// runs, then the next pass begins. The turn ends after `BUDGET` tasks
+    /// or `NORMAL_SLICE` normal ones, when the core polls its reactors:
+    /// a critical task that became ready waits for at most one normal
+    /// task's poll, and normal tasks always get one poll per pass.
     fn run_tasks(&self) -> usize {
         let mut injected = 0;
         while injected < BUDGET {
             match self.shared.remote.pop() {
-                Ok(r) => self.local.borrow_mut().push_back(r),
+                Ok(r) => {
+                    if let Err(r) = self.push_local(r) {
+                        self.local.borrow_mut().push_back(r);
+                    }
+                }
                 Err(_) => break,
             }
             injected += 1;
         }
         let mut ran = 0;
+        let mut normal = 0;
         while ran < BUDGET {
+            if self.priority {
+                ran += self.critical_pass(BUDGET - ran);
+                if ran >= BUDGET || normal >= NORMAL_SLICE {
+                    break;
+                }
+            }
             let next = self.local.borrow_mut().pop_front();
-            let Some(runnable) = next else { break };
-            self.current_task.set(Some(runnable.metadata().id()));
-            crate::task::coop::with_budget(|| runnable.run());
-            self.current_task.set(None);
+            let Some(runnable) = next else {
+                // Nothing normal: another pass if critical tasks are ready.
+                if self.critical.borrow().is_empty() {
+                    break;
+                }
+                continue;
+            };
+            self.run_one(runnable);
             ran += 1;
+            normal += 1;
+        }
+        ran
+    }
+
+    /// One critical pass: runs ready critical tasks, each at most once,
+    /// up to `max`. Returns how many ran. Tasks that already ran in this
+    /// pass (they woke themselves) are rotated to the back, so a task
+    /// woken behind them still runs in this pass.
+    fn critical_pass(&self, max: usize) -> usize {
+        let pass = self.pass.get() + 1;
+        self.pass.set(pass);
+        let mut ran = 0;
+        // Tasks rotated since the last one ran: once every queued task was
+        // rotated, each has run in this pass.
+        let mut rotated = 0;
+        while ran < max {
+            let next = {
+                let mut critical = self.critical.borrow_mut();
+                if rotated >= critical.len() {
+                    None
+                } else {
+                    critical.pop_front()
+                }
+            };
+            let Some(runnable) = next else { break };
+            if runnable.metadata().pass() == pass {
+                self.critical.borrow_mut().push_back(runnable);
+                rotated += 1;
+                continue;
+            }
+            runnable.metadata().set_pass(pass);
+            self.run_one(runnable);
+            ran += 1;
+            rotated = 0;
         }
         ran
     }
@@ -331,7 +458,16 @@ impl Core {
     }
 
     fn has_queued_work(&self) -> bool {
-        !self.local.borrow().is_empty() || !self.shared.remote.is_empty()
+        !self.local.borrow().is_empty()
+            || !self.critical.borrow().is_empty()
+            || !self.shared.remote.is_empty()
+    }
+
+    /// Pops the next ready task of either queue, critical first (shutdown
+    /// only: no passes there).
+    fn pop_any(&self) -> Option<Runnable> {
+        let critical = self.critical.borrow_mut().pop_front();
+        critical.or_else(|| self.local.borrow_mut().pop_front())
     }
 
     /// What an idle core does: spin (polling reactors) as the policy allows,
@@ -506,9 +642,7 @@ impl Core {
             while let Ok(r) = self.shared.remote.pop() {
                 self.local.borrow_mut().push_back(r);
             }
-            loop {
-                let next = self.local.borrow_mut().pop_front();
-                let Some(runnable) = next else { break };
+            while let Some(runnable) = self.pop_any() {
                 runnable.run();
                 drained += 1;
             }
@@ -537,8 +671,9 @@ impl Core {
             while let Ok(r) = self.shared.remote.pop() {
                 self.local.borrow_mut().push_back(r);
             }
-            let next = self.local.borrow_mut().pop_front();
-            let Some(runnable) = next else { break };
+            let Some(runnable) = self.pop_any() else {
+                break;
+            };
             runnable.run();
         }
     }

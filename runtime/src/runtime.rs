@@ -55,6 +55,7 @@ pub struct Builder {
     cores: Option<usize>,
     pin_cores: bool,
     idle: IdlePolicy,
+    priority: bool,
     init: Vec<CoreInit>,
     thread_name: String,
     max_blocking_threads: usize,
@@ -95,6 +96,7 @@ impl fmt::Debug for Builder {
             .field("cores", &self.cores)
             .field("pin_cores", &self.pin_cores)
             .field("idle", &self.idle)
+            .field("priority", &self.priority)
             .field("init_hooks", &self.init.len())
             .field("max_blocking_threads", &self.max_blocking_threads)
             .field("thread_keep_alive", &self.thread_keep_alive)
@@ -110,6 +112,7 @@ impl Builder {
             cores: None,
             pin_cores: false,
             idle: IdlePolicy::default(),
+            priority: true,
             init: Vec::new(),
             thread_name: "insane-core".into(),
             max_blocking_threads: crate::task::DEFAULT_MAX_THREADS,
@@ -139,6 +142,23 @@ impl Builder {
     /// What idle cores do (spin, then park).
     pub fn idle(mut self, policy: IdlePolicy) -> Self {
         self.idle = policy;
+        self
+    }
+
+    /// Whether cores run tasks by [`Latency`](crate::task::Latency) class
+    /// (default `true`): critical tasks before normal ones, with a slice
+    /// of normal work between passes (the rules are on `Latency`). `false`
+    /// puts every task in one FIFO run queue, as before classes existed;
+    /// [`Runtime::priority`] tells libraries (insane's QoS endpoints turn
+    /// their receive priority off with it too).
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).priority(false).build()?;
+    /// assert!(!rt.block_on(async { insane_runtime::runtime::Runtime::priority() }));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn priority(mut self, on: bool) -> Self {
+        self.priority = on;
         self
     }
 
@@ -305,6 +325,7 @@ impl Builder {
             let rt_shared = shared.clone();
             let init = self.init.clone();
             let idle = self.idle;
+            let priority = self.priority;
             let cpu = if self.pin_cores { cpu_of(index) } else { None };
             let ready = ready_tx.clone();
             let entered = handle.clone();
@@ -319,7 +340,12 @@ impl Builder {
             let spawned = thread.spawn(move || {
                 // A worker core is inside its runtime for its whole life.
                 let _entered = context::enter_handle(entered);
-                let core = Core::new(rt_shared.cores[index].clone(), rt_shared.clone(), idle);
+                let core = Core::new(
+                    rt_shared.cores[index].clone(),
+                    rt_shared.clone(),
+                    idle,
+                    priority,
+                );
                 let started = start_core(&core, cpu, &init);
                 let ok = started.is_ok();
                 let _ = ready.send((index, started));
@@ -347,6 +373,7 @@ impl Builder {
             shared.cores[0].clone(),
             shared.clone(),
             self.idle,
+            self.priority,
         ));
         let mut first_error = start_core(
             &core0,
@@ -669,6 +696,16 @@ impl Runtime {
     /// outside a runtime.
     pub fn cores() -> Option<usize> {
         context::with_core(|c| c.runtime.cores.len())
+    }
+
+    /// Whether the current core runs tasks by latency class
+    /// ([`Builder::priority`]); `true` outside a runtime (the default).
+    ///
+    /// ```
+    /// assert!(insane_runtime::runtime::Runtime::priority());
+    /// ```
+    pub fn priority() -> bool {
+        context::with_core(|c| c.priority()).unwrap_or(true)
     }
 }
 

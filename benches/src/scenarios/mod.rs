@@ -19,6 +19,7 @@ pub mod dpdk_rtt;
 pub mod external;
 pub mod grpc_load;
 pub mod net;
+pub mod qos_isolation;
 pub mod qos_mix;
 pub mod reliable;
 pub mod runtime;
@@ -48,6 +49,7 @@ fn measurement(key: &str) -> Option<net::ChildFn> {
         tcp_stream::KEY => Some(tcp_stream::child),
         qos_mix::KEY => Some(qos_mix::child),
         qos_mix::BULK_KEY => Some(qos_mix::bulk_child),
+        qos_isolation::KEY => Some(qos_isolation::child),
         runtime::SPAWN_JOIN => Some(runtime::spawn_join_child),
         runtime::YIELD => Some(runtime::yield_child),
         runtime::ROUND_TRIP => Some(runtime::round_trip_child),
@@ -202,6 +204,7 @@ mod tests {
             tcp_stream::KEY,
             qos_mix::KEY,
             qos_mix::BULK_KEY,
+            qos_isolation::KEY,
             runtime::SPAWN_JOIN,
             runtime::YIELD,
             runtime::ROUND_TRIP,

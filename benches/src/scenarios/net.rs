@@ -383,11 +383,22 @@ pub fn insane_runtime(
     driver: insane::runtime::Driver,
     idle: Idle,
 ) -> Result<insane::runtime::Runtime, String> {
+    insane_runtime_with(driver, idle, true)
+}
+
+/// [`insane_runtime`] with the executor's latency priority on or off
+/// (`Builder::priority`).
+pub fn insane_runtime_with(
+    driver: insane::runtime::Driver,
+    idle: Idle,
+    priority: bool,
+) -> Result<insane::runtime::Runtime, String> {
     insane::runtime::Runtime::builder()
         .cores(1)
         .pin_cores(false)
         .driver(driver)
         .idle(idle.policy())
+        .priority(priority)
         .build()
         .ctx(&format!("build insane runtime ({driver})"))
 }

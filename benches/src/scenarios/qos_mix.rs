@@ -28,6 +28,10 @@
 //! bulk against ~112 µs with a scheduler). Reported: the critical RTT and
 //! the bulk datagrams actually sent per second.
 //!
+//! **`qos-mix-isolation`: latency isolation with the priority features on
+//! and off** (1 and 8 bulk flows of 64 B and 1 KiB; see
+//! [`super::qos_isolation`]).
+//!
 //! Every column is measured in its own child process
 //! ([`each_contestant_process`]): its main thread is the client, pinned to
 //! the client CPU, and the echo server runs on a second thread pinned to
@@ -49,8 +53,8 @@ use insane::task::{spawn_local, yield_now};
 
 use super::net::{
     Column, Ctx, NetArgs, Placement, QUANTILE_NAMES, cdf_points, cells, describe_run,
-    each_contestant_process, finish, insane_runtime, latency_cdf, latency_histogram, quantiles,
-    start_server, tokio_runtime,
+    each_contestant_process, finish, insane_runtime, insane_runtime_with, latency_cdf,
+    latency_histogram, quantiles, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -63,7 +67,7 @@ pub struct Args {
 }
 
 /// Ping size in bytes.
-const SIZE: usize = 32;
+pub(super) const SIZE: usize = 32;
 /// Bulk datagram size in bytes.
 const BULK_SIZE: usize = 1024;
 /// Items the bulk flow may queue in the scheduler.
@@ -134,35 +138,35 @@ impl Column for Mode {
 }
 
 /// The QoS of the critical flow.
-fn critical_qos() -> Qos {
+pub(super) fn critical_qos() -> Qos {
     QosColumn::Critical.qos().expect("an insane column")
 }
 
 /// The QoS of the bulk flow.
-fn bulk_qos() -> Qos {
+pub(super) fn bulk_qos() -> Qos {
     QosColumn::Normal.qos().expect("an insane column")
 }
 
 /// Counts derived from [`Args`].
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
-struct Params {
-    trips: u64,
-    warmup_trips: u64,
-    repeats: usize,
-    max_run: Duration,
-    idle: Idle,
-    placement: Placement,
+pub(super) struct Params {
+    pub(super) trips: u64,
+    pub(super) warmup_trips: u64,
+    pub(super) repeats: usize,
+    pub(super) max_run: Duration,
+    pub(super) idle: Idle,
+    pub(super) placement: Placement,
 }
 
 /// One timed run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-struct RttRun {
+pub(super) struct RttRun {
     /// p50, p90, p99, p99.9 in ns.
-    quantiles: [f64; 4],
+    pub(super) quantiles: [f64; 4],
     /// Round trips per second.
     rate: f64,
-    /// Bulk datagrams sent per second (bulk table only).
-    bulk_rate: f64,
+    /// Bulk datagrams sent per second (bulk tables only).
+    pub(super) bulk_rate: f64,
     /// The run's distribution (see [`cdf_points`]).
     cdf: Vec<[f64; 2]>,
 }
@@ -333,6 +337,15 @@ pub fn run(args: &Args) -> Vec<Report> {
         finish(&mut report);
         reports.push(report);
     }
+
+    let columns = selected(&args.net, super::qos_isolation::Priority::ALL);
+    if c.selected("isolation") && !columns.is_empty() {
+        let rtt = Params {
+            trips: if c.quick { 1_000 } else { 10_000 },
+            ..p
+        };
+        reports.push(super::qos_isolation::report(&args.net, rtt, &columns));
+    }
     reports
 }
 
@@ -353,19 +366,19 @@ pub fn bulk_child(who: &str, params: &str) -> Result<serde_json::Value, String> 
 }
 
 /// Writes sequence number `seq` into the first 8 bytes of `msg`.
-fn stamp(msg: &mut [u8], seq: u64) {
+pub(super) fn stamp(msg: &mut [u8], seq: u64) {
     msg[..8].copy_from_slice(&seq.to_le_bytes());
 }
 
 /// The sequence number in a received message (`u64::MAX` if too short).
-fn stamp_of(buf: &[u8]) -> u64 {
+pub(super) fn stamp_of(buf: &[u8]) -> u64 {
     buf.get(..8)
         .and_then(|b| b.try_into().ok())
         .map_or(u64::MAX, u64::from_le_bytes)
 }
 
 /// A send buffer of `ep` holding `bytes`.
-async fn filled(ep: &Endpoint, bytes: &[u8]) -> io::Result<TxBuf> {
+pub(super) async fn filled(ep: &Endpoint, bytes: &[u8]) -> io::Result<TxBuf> {
     let mut buf = ep.buffer().await;
     buf.extend_from_slice(bytes)
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -376,7 +389,7 @@ async fn filled(ep: &Endpoint, bytes: &[u8]) -> io::Result<TxBuf> {
 /// `p.repeats` timed runs of `p.trips` round trips (or `p.max_run`).
 /// `bulk` counts datagrams of a concurrent bulk flow, turned into a rate
 /// per timed run.
-async fn rtt_loop<F>(
+pub(super) async fn rtt_loop<F>(
     p: Params,
     bulk: Option<&Counter<u64>>,
     mut trip: F,
@@ -443,8 +456,17 @@ async fn qos_echo(ep: &Endpoint) -> Result<u64, String> {
 
 /// Starts an insane echo server endpoint with `qos` on the server CPU.
 fn start_qos_server(p: Params, qos: Qos) -> Result<super::net::Server<u64>, String> {
+    start_qos_server_with(p, qos, true)
+}
+
+/// [`start_qos_server`] on a runtime with priority on or off.
+pub(super) fn start_qos_server_with(
+    p: Params,
+    qos: Qos,
+    priority: bool,
+) -> Result<super::net::Server<u64>, String> {
     start_server("qos-server", p.placement.server, move |ready| {
-        insane_runtime(Driver::Uring, p.idle)?.block_on(async move {
+        insane_runtime_with(Driver::Uring, p.idle, priority)?.block_on(async move {
             let ep = Endpoint::bind("127.0.0.1:0", qos).await.ctx("bind")?;
             ready.send(ep.local_addr().ctx("local_addr")?);
             qos_echo(&ep).await

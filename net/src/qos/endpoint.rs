@@ -99,6 +99,34 @@
 //!   endpoint used from several cores gets a flow on each, and priority
 //!   is enforced among the flows of one core. Order between messages sent
 //!   from different cores is not defined.
+//! - **Deadlines.** A QoS with a [deadline](super::QosBuilder::deadline)
+//!   gets a [`Class::Deadline`] flow: earliest deadline first after the
+//!   critical flows, before bulk. `bind` refuses a deadline below the
+//!   chosen path's round-trip floor ([`TransportKind::rtt_floor`]);
+//!   `explain()` states the deadline and the floor. A message handed to
+//!   the transport after its deadline is counted
+//!   ([`missed_deadlines`](Endpoint::missed_deadlines)), never dropped.
+//!   Deadlines are local: they order this host's transmit queue; the
+//!   receiving side serves deadline endpoints as critical ones.
+//!
+//! # Priority (latency isolation)
+//!
+//! How an endpoint's class reaches the tasks that serve it, when the
+//! runtime has priority on ([`Runtime::priority`](insane_runtime::runtime::Runtime::priority)):
+//!
+//! - A task that sends or receives on a `latency = critical` endpoint
+//!   (deadline ones included) becomes a critical task
+//!   ([`task::set_latency`](insane_runtime::task::set_latency)): its
+//!   wake-ups, e.g. its datagram arriving, put it before every normal
+//!   task of its core. Tasks it spawns inherit the class.
+//! - The core's transmit task is critical. Per poll it starts every
+//!   queued critical and deadline message but at most
+//!   `TX_BULK_SLICE` bulk ones, then yields: a critical message waits
+//!   for at most that slice of bulk sends. A flow's drain task (sends
+//!   that could not complete at once) has its flow's class.
+//! - Receives spend the task's cooperative budget: a bulk receiver of a
+//!   flood yields after one budget of messages, so the critical tasks of
+//!   its core run in between.
 //!
 //! ```
 //! use insane_net::qos::{Endpoint, Qos};
@@ -140,13 +168,14 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
 use insane_runtime::driver;
-use insane_runtime::runtime::CoreHandle;
+use insane_runtime::runtime::{CoreHandle, Runtime};
+use insane_runtime::task::{Latency, coop};
 use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
 
 use super::policy::{self, Availability, Capabilities, TransportKind};
 use super::rxbuf::RxBuf;
-use super::sched::{Bound, Class, FlowHandle, Scheduler, TrySendError};
+use super::sched::{Bound, Class, Dequeued, FlowHandle, Scheduler, TrySendError};
 use super::transport::technology::{BoundTransport, TECHNOLOGIES, technology_of};
 use super::transport::{Op, Transport, TransportConfig};
 use super::txbuf::TxBuf;
@@ -395,6 +424,10 @@ impl Endpoint {
             explain.push_str("; ");
             explain.push_str(&detail);
         }
+        if let Some(deadline) = qos.deadline {
+            explain.push_str("; ");
+            explain.push_str(&admit_deadline(deadline, choice.transport)?);
+        }
         let mut spin = None;
         if transport.busy_polls() {
             // `resources = poll` is implied: the policy only picks
@@ -411,6 +444,7 @@ impl Endpoint {
             shared: Arc::new(Shared {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 error: Mutex::new(None),
+                missed: AtomicU64::new(0),
             }),
             bound: Bound::new((config.tx_buffers / 2).max(1), 4 << 20),
             qos,
@@ -558,6 +592,35 @@ impl Endpoint {
         self.send_inner(buf, Some(peer)).await
     }
 
+    /// What using the endpoint from the current task implies: a busy-poll
+    /// endpoint keeps this core spinning, and a critical one makes the
+    /// task critical (module docs, "Priority").
+    fn serve(&self) {
+        if let Some(spin) = &self.spin {
+            spin.follow();
+        }
+        if self.qos.latency == Latency::Critical
+            && insane_runtime::task::latency() != Latency::Critical
+        {
+            insane_runtime::task::set_latency(Latency::Critical);
+        }
+    }
+
+    /// Messages of this endpoint handed to the transport after their
+    /// deadline, on every core, since it was bound (0 without a deadline
+    /// QoS).
+    ///
+    /// ```no_run
+    /// # fn f(ep: insane_net::qos::Endpoint) {
+    /// if ep.missed_deadlines() > 0 {
+    ///     eprintln!("{} messages left late", ep.missed_deadlines());
+    /// }
+    /// # }
+    /// ```
+    pub fn missed_deadlines(&self) -> u64 {
+        self.shared.missed.load(Ordering::Relaxed)
+    }
+
     fn pending(&self, buf: TxBuf, peer: Option<SocketAddr>) -> PendingSend {
         PendingSend {
             buf: Some(buf),
@@ -578,9 +641,7 @@ impl Endpoint {
     }
 
     async fn send_inner(&self, buf: TxBuf, peer: Option<SocketAddr>) -> io::Result<()> {
-        if let Some(spin) = &self.spin {
-            spin.follow();
-        }
+        self.serve();
         self.shared.take_error()?;
         let class = Class::for_qos(&self.qos, 1);
         // The core's transmit path is not held across an await (`!Send`).
@@ -611,9 +672,7 @@ impl Endpoint {
     }
 
     fn try_send_inner(&self, buf: TxBuf, peer: Option<SocketAddr>) -> io::Result<()> {
-        if let Some(spin) = &self.spin {
-            spin.follow();
-        }
+        self.serve();
         self.shared.take_error()?;
         let core = CoreTx::current()?;
         let flow = core.flow(&self.shared, Class::for_qos(&self.qos, 1), self.bound);
@@ -647,11 +706,17 @@ impl Endpoint {
     /// # Errors
     /// Socket errors, or a reliable connection's error.
     pub async fn recv(&self) -> io::Result<RxBuf> {
-        if let Some(spin) = &self.spin {
-            spin.follow();
-        }
+        self.serve();
         let mut op = Op::new();
-        poll_fn(|cx| self.transport.poll_recv(cx, &mut op)).await
+        poll_fn(|cx| {
+            // Each message spends a unit of the task's budget, so a
+            // receiver of a flood yields to its core's other tasks.
+            let budget = std::task::ready!(coop::poll_proceed(cx));
+            let res = std::task::ready!(self.transport.poll_recv(cx, &mut op));
+            budget.made_progress();
+            Poll::Ready(res)
+        })
+        .await
     }
 
     /// The transport carrying this endpoint.
@@ -775,6 +840,30 @@ struct Shared {
     id: u64,
     /// The first error of a send nobody waited for.
     error: Mutex<Option<io::Error>>,
+    /// Messages dequeued after their deadline, on every core.
+    missed: AtomicU64,
+}
+
+/// Admission of a deadline QoS on `kind`: the text `explain()` adds, or
+/// why the deadline cannot be met.
+fn admit_deadline(deadline: std::time::Duration, kind: TransportKind) -> io::Result<String> {
+    match kind.rtt_floor() {
+        Some(floor) if deadline < floor => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "deadline {deadline:?} is below the round-trip floor of {kind} \
+                 (~{floor:?} measured on this project's machines): no scheduling can meet it"
+            ),
+        )),
+        Some(floor) => Ok(format!(
+            "deadline {deadline:?} (path round-trip floor ~{floor:?}): earliest deadline first \
+             on transmit, misses counted"
+        )),
+        None => Ok(format!(
+            "deadline {deadline:?} (no round-trip floor measured for {kind}: not checked): \
+             earliest deadline first on transmit, misses counted"
+        )),
+    }
 }
 
 impl Shared {
@@ -895,7 +984,11 @@ impl CoreTx {
         });
         drop(stale);
         if created {
-            insane_runtime::task::spawn_local(transmit(core_tx.clone()));
+            // Critical: it starts critical flows' messages (bulk ones in
+            // bounded slices, see `transmit`).
+            insane_runtime::task::Builder::new()
+                .latency(Latency::Critical)
+                .spawn_local(transmit(core_tx.clone()))?;
         }
         Ok(core_tx)
     }
@@ -950,7 +1043,7 @@ impl CoreTx {
 
     /// Starts a dequeued send: at once if it can complete now and its
     /// flow has nothing in flight, else behind the flow's backlog.
-    fn start(&self, mut item: PendingSend) {
+    fn start(&self, mut item: PendingSend, class: Class) {
         let lane = self.lane(item.shared.id);
         if lane.draining.get() {
             lane.backlog.borrow_mut().push_back(item);
@@ -959,7 +1052,7 @@ impl CoreTx {
         if let Poll::Ready(res) = item.poll_once() {
             item.complete(res);
         } else {
-            finish_in_lane(lane, item);
+            finish_in_lane(lane, item, class);
         }
     }
 
@@ -998,7 +1091,7 @@ impl CoreTx {
                     done: Some(tx),
                     ..ep.pending_parts(peer)
                 };
-                finish_in_lane(lane, item);
+                finish_in_lane(lane, item, class);
                 Direct::Started(rx)
             }
         }
@@ -1017,20 +1110,54 @@ enum Direct {
 }
 
 /// Hands a started send that could not complete at once to its flow's
-/// lane, whose drain task (spawned here) completes it, and the flow's
-/// later messages behind it.
-fn finish_in_lane(lane: Rc<Lane>, item: PendingSend) {
+/// lane, whose drain task (spawned here, in the flow's latency class)
+/// completes it, and the flow's later messages behind it.
+fn finish_in_lane(lane: Rc<Lane>, item: PendingSend, class: Class) {
     lane.backlog.borrow_mut().push_back(item);
     lane.draining.set(true);
-    insane_runtime::task::spawn_local(drain(lane));
+    let latency = if class.is_bulk() {
+        Latency::Normal
+    } else {
+        Latency::Critical
+    };
+    // Cannot fail: a `CoreTx` exists only on a running core.
+    let _ = insane_runtime::task::Builder::new()
+        .latency(latency)
+        .spawn_local(drain(lane));
 }
 
-/// A core's transmit task: starts queued sends in scheduler order.
+/// Bulk messages the transmit task starts per poll (with priority on)
+/// before it yields: the slice of bulk sends a critical message may wait
+/// behind.
+const TX_BULK_SLICE: usize = 4;
+
+/// A core's transmit task: starts queued sends in scheduler order. With
+/// the runtime's priority on, it yields after `TX_BULK_SLICE` bulk sends
+/// (critical and deadline ones never make it yield).
 async fn transmit(core: Rc<CoreTx>) {
+    let slice = if Runtime::priority() {
+        TX_BULK_SLICE
+    } else {
+        usize::MAX
+    };
     loop {
         core.sched.ready().await;
-        while let Some((_, item)) = core.sched.dequeue() {
-            core.start(item);
+        let mut bulk = 0;
+        while bulk < slice {
+            let Some(Dequeued {
+                class, item, late, ..
+            }) = core.sched.dequeue_timed()
+            else {
+                break;
+            };
+            if late.is_some() {
+                item.shared.missed.fetch_add(1, Ordering::Relaxed);
+            }
+            bulk += usize::from(class.is_bulk());
+            core.start(item, class);
+        }
+        if bulk >= slice {
+            insane_runtime::task::yield_now().await;
         }
     }
 }

@@ -9,6 +9,9 @@
 //! | [`Reliability`] | `BestEffort`, `Reliable` | `BestEffort`: datagrams; one may be lost, none is duplicated or corrupted, a message over the path's payload limit is an error. `Reliable`: every message arrives once, intact and in order, or the endpoint reports an error. |
 //! | [`Resources`] | `Poll`, `Low` | `Poll`: the flow may busy-poll a core. `Low`: never spin; kernel drivers only. `Low` overrides `Critical`'s spinning. |
 //!
+//! and an optional **deadline** ([`QosBuilder::deadline`]): messages
+//! scheduled earliest deadline first, misses counted.
+//!
 //! The default, `Qos::default()`, is `Normal`, `Reliable`, `Low`: what a
 //! plain TCP socket gives, without burning CPU.
 //!
@@ -51,16 +54,14 @@ pub use transport::stack as stack_transport;
 pub use transport::dpdk;
 
 use std::fmt;
+use std::time::Duration;
 
-/// How fast the flow's messages must get through.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Latency {
-    /// Microseconds matter: bypass the kernel if the host can, busy-poll.
-    Critical,
-    /// Ordinary latency: kernel sockets, sleeping waits.
-    #[default]
-    Normal,
-}
+/// How fast the flow's messages must get through: `Critical` (bypass the
+/// kernel if the host can, busy-poll) or `Normal` (kernel sockets,
+/// sleeping waits). The same type as the executor's task class
+/// ([`insane_runtime::task::Latency`]): a task that serves a critical
+/// endpoint becomes a critical task (see [`Endpoint`]'s "Priority").
+pub use insane_runtime::task::Latency;
 
 /// What may be lost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -92,6 +93,10 @@ pub struct Qos {
     pub reliability: Reliability,
     /// What it may cost.
     pub resources: Resources,
+    /// The deadline class: each message should leave this host within
+    /// this time of its `send` ([`QosBuilder::deadline`]); `None`: no
+    /// deadline.
+    pub deadline: Option<Duration>,
 }
 
 impl Qos {
@@ -101,6 +106,7 @@ impl Qos {
             latency,
             reliability,
             resources,
+            deadline: None,
         }
     }
 
@@ -116,12 +122,10 @@ impl Qos {
 }
 
 impl fmt::Display for Qos {
-    /// `latency=critical, best-effort, resources=poll`.
+    /// `latency=critical, best-effort, resources=poll` (and
+    /// `, deadline=100µs` with a deadline).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let latency = match self.latency {
-            Latency::Critical => "critical",
-            Latency::Normal => "normal",
-        };
+        let latency = self.latency.as_str();
         let reliability = match self.reliability {
             Reliability::BestEffort => "best-effort",
             Reliability::Reliable => "reliable",
@@ -130,7 +134,11 @@ impl fmt::Display for Qos {
             Resources::Poll => "poll",
             Resources::Low => "low",
         };
-        write!(f, "latency={latency}, {reliability}, resources={resources}")
+        write!(f, "latency={latency}, {reliability}, resources={resources}")?;
+        if let Some(d) = self.deadline {
+            write!(f, ", deadline={d:?}")?;
+        }
+        Ok(())
     }
 }
 
@@ -155,6 +163,28 @@ impl QosBuilder {
     pub fn resources(mut self, resources: Resources) -> Self {
         self.0.resources = resources;
         self
+    }
+
+    /// The deadline class: every message should leave this host within
+    /// `deadline` of its `send`. Implies `latency(Latency::Critical)`.
+    /// The core's transmit scheduler sends deadline flows' messages
+    /// earliest deadline first, after critical flows and before bulk ones
+    /// ([`sched`]); a message handed to the transport after its deadline
+    /// is counted ([`Endpoint::missed_deadlines`]), never dropped. `bind`
+    /// refuses a deadline below the chosen path's round-trip floor
+    /// ([`TransportKind::rtt_floor`]) and `explain()` states both.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use insane_net::qos::{Latency, Qos};
+    /// let control = Qos::builder().deadline(Duration::from_micros(200)).best_effort().poll().build();
+    /// assert_eq!(control.latency, Latency::Critical);
+    /// assert_eq!(control.deadline, Some(Duration::from_micros(200)));
+    /// assert!(control.to_string().ends_with("deadline=200µs"));
+    /// ```
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.0.deadline = Some(deadline);
+        self.latency(Latency::Critical)
     }
 
     /// `latency(Latency::Critical)`.

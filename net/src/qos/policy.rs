@@ -161,6 +161,39 @@ impl TransportKind {
         )
     }
 
+    /// The lowest round trip of a small message this kind has shown on
+    /// the project's machines (docs/ARCHITECTURE.md, "Facts measured"),
+    /// or `None` where it was never measured (RDMA, reliable datagrams
+    /// over a bypass stack). A deadline QoS below it is refused at bind:
+    /// no scheduling can make a message faster than its path.
+    ///
+    /// ```
+    /// use insane_net::qos::TransportKind;
+    /// assert!(TransportKind::UringUdpBusyPoll.rtt_floor().unwrap()
+    ///     < TransportKind::UringUdp.rtt_floor().unwrap());
+    /// ```
+    pub fn rtt_floor(self) -> Option<std::time::Duration> {
+        use std::time::Duration;
+        let ns = match self {
+            // DPDK memif two-process ping-pong, ~330-550 ns p50.
+            TransportKind::DpdkUdp => 330,
+            // Raw AF_XDP echo over veth between namespaces, ~4.2 us p50.
+            TransportKind::XdpUdp => 4_200,
+            // Busy-polled kernel UDP on loopback, ~5-6 us.
+            TransportKind::UringUdpBusyPoll | TransportKind::EpollUdpBusyPoll => 5_000,
+            // UDP on loopback with a sleeping waiter, ~50-58 us.
+            TransportKind::UringUdp | TransportKind::EpollUdp => 50_000,
+            // Endpoint TCP ping-pong on loopback, 16.5-18.9 us.
+            TransportKind::UringTcp | TransportKind::EpollTcp => 16_500,
+            // Reliable datagrams over busy-poll UDP, 25.7-31.6 us.
+            TransportKind::UdpReliable => 25_700,
+            TransportKind::RdmaRc | TransportKind::DpdkReliable | TransportKind::XdpReliable => {
+                return None;
+            }
+        };
+        Some(Duration::from_nanos(ns))
+    }
+
     /// The technology's name in `explain()` texts (`dpdk`, `af_xdp`, ...).
     pub fn technology(self) -> &'static str {
         match self {

@@ -1,6 +1,6 @@
 //! Per-core transmit scheduler: strict priority for latency-critical
-//! flows, deficit round-robin by weight for bulk flows, a bounded queue
-//! per flow with backpressure.
+//! flows, earliest deadline first for deadline flows, deficit round-robin
+//! by weight for bulk flows, a bounded queue per flow with backpressure.
 //!
 //! A [`Scheduler`] belongs to one core (it is `!Send`); the transmit path
 //! of that core calls [`Scheduler::dequeue`] (or
@@ -22,6 +22,15 @@
 //!   [`SchedulerBuilder::critical_budget`]`(n)`: after `n` critical items
 //!   in a row while bulk items wait, one bulk item goes (then the count
 //!   starts again).
+//! * **Then deadline flows, earliest deadline first.** An item of a
+//!   [`Class::Deadline`]`(d)` flow is due `d` after it was queued (the
+//!   scheduler's clock, [`SchedulerBuilder::clock`]). While no critical
+//!   item waits (or the critical budget is spent), the due-earliest item
+//!   of all deadline flows goes next (ties: the one queued first), before
+//!   every bulk item. An item dequeued after it was due is counted as
+//!   `missed` (flow and class statistics; [`Scheduler::dequeue_timed`]
+//!   says how late), never dropped. Within a deadline flow, due times
+//!   follow queue order, so FIFO and EDF agree.
 //! * **Among critical flows: round-robin by item.** Backlogged critical
 //!   flows take turns, one item each, in the order they became
 //!   backlogged.
@@ -65,8 +74,8 @@
 //!
 //! Per flow ([`Scheduler::flow_stats`], [`FlowHandle::stats`]) and per
 //! class ([`Scheduler::stats`]): items and bytes enqueued, dequeued,
-//! removed and queued, and `full` events (a `try_send`, or a `send` poll,
-//! that found the flow full). For each of them
+//! removed and queued, `full` events (a `try_send`, or a `send` poll,
+//! that found the flow full) and `missed` deadlines. For each of them
 //! `enqueued == dequeued + queued + removed` (also in bytes). Class
 //! statistics keep counting the flows removed since.
 //!
@@ -112,7 +121,8 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -120,6 +130,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use super::{Latency, Qos};
 
@@ -172,16 +183,36 @@ pub enum Class {
         /// The flow's share relative to the other bulk flows.
         weight: u32,
     },
+    /// Earliest deadline first among deadline flows, after critical flows
+    /// and before bulk ones: each item is due this long after it was
+    /// queued.
+    Deadline(Duration),
 }
 
 impl Class {
-    /// The class for a flow of this QoS: `latency=critical` →
-    /// [`Class::Critical`], otherwise [`Class::Bulk`] with `weight`.
+    /// The class for a flow of this QoS: a deadline →
+    /// [`Class::Deadline`], else `latency=critical` → [`Class::Critical`],
+    /// otherwise [`Class::Bulk`] with `weight`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use insane_net::qos::Qos;
+    /// use insane_net::qos::sched::Class;
+    /// let d = Duration::from_micros(50);
+    /// assert_eq!(Class::for_qos(&Qos::builder().deadline(d).build(), 1), Class::Deadline(d));
+    /// assert_eq!(Class::for_qos(&Qos::default(), 2), Class::Bulk { weight: 2 });
+    /// ```
     pub fn for_qos(qos: &Qos, weight: u32) -> Class {
-        match qos.latency {
-            Latency::Critical => Class::Critical,
-            Latency::Normal => Class::Bulk { weight },
+        match (qos.deadline, qos.latency) {
+            (Some(d), _) => Class::Deadline(d),
+            (None, Latency::Critical) => Class::Critical,
+            (None, Latency::Normal) => Class::Bulk { weight },
         }
+    }
+
+    /// Whether this is [`Class::Bulk`].
+    pub fn is_bulk(&self) -> bool {
+        matches!(self, Class::Bulk { .. })
     }
 
     /// Whether this is [`Class::Critical`].
@@ -263,6 +294,8 @@ pub struct QueueStats {
     pub queued_bytes: u64,
     /// Times a send found the flow full.
     pub full: u64,
+    /// Items dequeued after they were due (deadline flows).
+    pub missed: u64,
 }
 
 /// The old name of [`QueueStats`] (the userspace stack's `Stats` is an
@@ -298,8 +331,25 @@ impl QueueStats {
 pub struct SchedStats {
     /// All critical flows.
     pub critical: QueueStats,
+    /// All deadline flows.
+    pub deadline: QueueStats,
     /// All bulk flows.
     pub bulk: QueueStats,
+}
+
+/// An item [`Scheduler::dequeue_timed`] returns, with what the transmit
+/// path may want to know about it.
+#[derive(Debug)]
+pub struct Dequeued<T> {
+    /// The item's flow.
+    pub flow: FlowId,
+    /// The flow's class.
+    pub class: Class,
+    /// The item.
+    pub item: T,
+    /// How long after its due time it was dequeued (deadline flows only;
+    /// counted as `missed`).
+    pub late: Option<Duration>,
 }
 
 /// Why [`FlowHandle::try_send`] did not take the item; it is given back.
@@ -399,6 +449,9 @@ struct Flow<T> {
     quantum: u64,
     bound: Bound,
     queue: VecDeque<(T, usize)>,
+    /// Deadline flows: each queued item's due time and sequence number,
+    /// in queue order.
+    due: VecDeque<(Instant, u64)>,
     deficit: u64,
     stats: QueueStats,
     waiters: Vec<Waker>,
@@ -413,6 +466,9 @@ impl<T> Flow<T> {
     }
 }
 
+// Most slots are used, and a free one is soon reused: boxing the flow
+// would cost an allocation and an indirection per dequeue for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Slot<T> {
     Used(Flow<T>),
     /// Free, with the generation its next flow gets and the next free
@@ -434,6 +490,12 @@ struct Inner<T> {
     /// Backlogged bulk flows, in turn order; the front is the flow whose
     /// turn it is.
     bulk: VecDeque<u32>,
+    /// Backlogged deadline flows by their head item's (due, sequence).
+    deadline: BinaryHeap<Reverse<(Instant, u64, u32)>>,
+    /// Sequence number of the next deadline item (ties between equal due
+    /// times go to the one queued first).
+    next_seq: u64,
+    clock: fn() -> Instant,
     /// Whether the front of `bulk` has had its quantum for this turn.
     bulk_granted: bool,
     /// Bulk turns in a row that sent nothing (to skip empty rounds).
@@ -469,10 +531,10 @@ impl<T> Inner<T> {
     }
 
     fn class_stats(&mut self, class: Class) -> &mut QueueStats {
-        if class.is_critical() {
-            &mut self.stats.critical
-        } else {
-            &mut self.stats.bulk
+        match class {
+            Class::Critical => &mut self.stats.critical,
+            Class::Deadline(_) => &mut self.stats.deadline,
+            Class::Bulk { .. } => &mut self.stats.bulk,
         }
     }
 
@@ -495,14 +557,23 @@ impl<T> Inner<T> {
         flow.queue.push_back((item, len));
         flow.stats.on_enqueue(len as u64);
         let class = flow.class;
-        self.class_stats(class).on_enqueue(len as u64);
-        if was_empty {
+        if let Class::Deadline(d) = class {
+            let due = (self.clock)() + d;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            // `flow` was borrowed from `self` above: look it up again.
+            self.used(id.index).due.push_back((due, seq));
+            if was_empty {
+                self.deadline.push(Reverse((due, seq, id.index)));
+            }
+        } else if was_empty {
             if class.is_critical() {
                 self.critical.push_back(id.index);
             } else {
                 self.bulk.push_back(id.index);
             }
         }
+        self.class_stats(class).on_enqueue(len as u64);
         Ok(self.tx_waker.take())
     }
 
@@ -522,8 +593,8 @@ impl<T> Inner<T> {
         (id, item, waiters, now_empty)
     }
 
-    fn dequeue(&mut self) -> Option<(FlowId, T, Vec<Waker>)> {
-        let bulk_waiting = !self.bulk.is_empty();
+    fn dequeue(&mut self) -> Option<(FlowId, T, Vec<Waker>, Option<Duration>)> {
+        let bulk_waiting = !self.bulk.is_empty() || !self.deadline.is_empty();
         let budget_spent = bulk_waiting
             && self
                 .critical_budget
@@ -539,10 +610,34 @@ impl<T> Inner<T> {
             if !now_empty {
                 self.critical.push_back(index);
             }
-            return Some((id, item, waiters));
+            return Some((id, item, waiters, None));
         }
         self.critical_streak = 0;
-        self.dequeue_bulk()
+        if !self.deadline.is_empty() {
+            return Some(self.dequeue_deadline());
+        }
+        let (id, item, waiters) = self.dequeue_bulk()?;
+        Some((id, item, waiters, None))
+    }
+
+    /// The due-earliest head of the deadline flows; counts it as missed
+    /// when it is late.
+    fn dequeue_deadline(&mut self) -> (FlowId, T, Vec<Waker>, Option<Duration>) {
+        let Reverse((due, _, index)) = self.deadline.pop().expect("non-empty");
+        let now = (self.clock)();
+        let flow = self.used(index);
+        flow.due.pop_front();
+        let next_head = flow.due.front().copied();
+        let (id, item, waiters, _) = self.pop(index);
+        if let Some((next_due, seq)) = next_head {
+            self.deadline.push(Reverse((next_due, seq, index)));
+        }
+        let late = now.checked_duration_since(due).filter(|l| !l.is_zero());
+        if late.is_some() {
+            self.used(index).stats.missed += 1;
+            self.stats.deadline.missed += 1;
+        }
+        (id, item, waiters, late)
     }
 
     fn dequeue_bulk(&mut self) -> Option<(FlowId, T, Vec<Waker>)> {
@@ -626,7 +721,9 @@ impl<T> Inner<T> {
         let bytes = flow.stats.queued_bytes;
         flow.stats.on_remove(items, bytes);
         self.class_stats(flow.class).on_remove(items, bytes);
-        if items > 0 {
+        if items > 0 && matches!(flow.class, Class::Deadline(_)) {
+            self.deadline.retain(|Reverse((_, _, i))| *i != id.index);
+        } else if items > 0 {
             let list = if flow.class.is_critical() {
                 &mut self.critical
             } else {
@@ -661,6 +758,7 @@ fn wake_all(waiters: Vec<Waker>) {
 pub struct SchedulerBuilder<T> {
     quantum: u32,
     critical_budget: Option<u32>,
+    clock: fn() -> Instant,
     _items: PhantomData<fn(T) -> T>,
 }
 
@@ -686,6 +784,7 @@ impl<T> Default for SchedulerBuilder<T> {
         Self {
             quantum: 1500,
             critical_budget: None,
+            clock: Instant::now,
             _items: PhantomData,
         }
     }
@@ -708,6 +807,23 @@ impl<T> SchedulerBuilder<T> {
         self
     }
 
+    /// The clock deadline flows' due times are read from (default
+    /// `Instant::now`; tests give a clock they move themselves).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use insane_net::qos::sched::{Bound, Class, Scheduler};
+    /// let sched = Scheduler::<Vec<u8>>::builder().clock(Instant::now).build();
+    /// let flow = sched.register(Class::Deadline(Duration::from_secs(60)), Bound::default());
+    /// flow.try_send(vec![1]).unwrap();
+    /// let out = sched.dequeue_timed().unwrap();
+    /// assert_eq!(out.late, None); // due in a minute
+    /// ```
+    pub fn clock(mut self, clock: fn() -> Instant) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// A scheduler measuring items with [`ByteLen`].
     pub fn build(self) -> Scheduler<T>
     where
@@ -727,6 +843,9 @@ impl<T> SchedulerBuilder<T> {
                 critical_budget: self.critical_budget,
                 critical: VecDeque::new(),
                 bulk: VecDeque::new(),
+                deadline: BinaryHeap::new(),
+                next_seq: 0,
+                clock: self.clock,
                 bulk_granted: false,
                 bulk_idle: 0,
                 critical_streak: 0,
@@ -762,7 +881,7 @@ impl<T> Scheduler<T> {
     pub fn register(&self, class: Class, bound: Bound) -> FlowHandle<T> {
         let mut inner = self.inner.borrow_mut();
         let quantum = match class {
-            Class::Critical => 0,
+            Class::Critical | Class::Deadline(_) => 0,
             Class::Bulk { weight } => inner.quantum * u64::from(weight.max(1)),
         };
         let bound = Bound {
@@ -792,6 +911,7 @@ impl<T> Scheduler<T> {
             quantum,
             bound,
             queue: VecDeque::new(),
+            due: VecDeque::new(),
             deficit: 0,
             stats: QueueStats::default(),
             waiters: Vec::new(),
@@ -806,9 +926,34 @@ impl<T> Scheduler<T> {
     /// is empty. Wakes the flow's waiting senders.
     pub fn dequeue(&self) -> Option<(FlowId, T)> {
         let next = self.inner.borrow_mut().dequeue();
-        let (id, item, waiters) = next?;
+        let (id, item, waiters, _) = next?;
         wake_all(waiters);
         Some((id, item))
+    }
+
+    /// Like [`dequeue`](Self::dequeue), with the item's class and, for a
+    /// deadline flow's item dequeued after it was due, how late it is.
+    ///
+    /// ```
+    /// use insane_net::qos::sched::{Bound, Class, Scheduler};
+    /// let sched = Scheduler::<Vec<u8>>::new();
+    /// let bulk = sched.register(Class::Bulk { weight: 1 }, Bound::default());
+    /// bulk.try_send(vec![0; 10]).unwrap();
+    /// let out = sched.dequeue_timed().unwrap();
+    /// assert_eq!((out.flow, out.class, out.late), (bulk.id(), Class::Bulk { weight: 1 }, None));
+    /// ```
+    pub fn dequeue_timed(&self) -> Option<Dequeued<T>> {
+        let mut inner = self.inner.borrow_mut();
+        let (flow, item, waiters, late) = inner.dequeue()?;
+        let class = inner.flow(flow).map_or(Class::Critical, |f| f.class);
+        drop(inner);
+        wake_all(waiters);
+        Some(Dequeued {
+            flow,
+            class,
+            item,
+            late,
+        })
     }
 
     /// Dequeues up to `max` items onto `out`; returns how many.
@@ -816,7 +961,7 @@ impl<T> Scheduler<T> {
         let mut n = 0;
         while n < max {
             let next = self.inner.borrow_mut().dequeue();
-            let Some((id, item, waiters)) = next else {
+            let Some((id, item, waiters, _)) = next else {
                 break;
             };
             wake_all(waiters);
@@ -829,7 +974,7 @@ impl<T> Scheduler<T> {
     /// Ready when an item is queued (for the transmit path to wait on).
     pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut inner = self.inner.borrow_mut();
-        if inner.critical.is_empty() && inner.bulk.is_empty() {
+        if inner.critical.is_empty() && inner.bulk.is_empty() && inner.deadline.is_empty() {
             match &mut inner.tx_waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 slot => *slot = Some(cx.waker().clone()),
@@ -873,7 +1018,7 @@ impl<T> Scheduler<T> {
     /// Items queued over all flows.
     pub fn len(&self) -> usize {
         let s = self.inner.borrow().stats;
-        (s.critical.queued + s.bulk.queued) as usize
+        (s.critical.queued + s.deadline.queued + s.bulk.queued) as usize
     }
 
     /// Whether no item is queued.
@@ -1137,6 +1282,145 @@ mod tests {
             }
             prop_assert_eq!(got, reference_drr(u64::from(quantum), &flows));
         }
+    }
+
+    thread_local! {
+        /// The deadline tests' clock, moved by hand.
+        static NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    }
+
+    fn test_now() -> Instant {
+        NOW.with(|n| {
+            let now = n.get().unwrap_or_else(Instant::now);
+            n.set(Some(now));
+            now
+        })
+    }
+
+    fn advance(by: Duration) {
+        let now = test_now() + by;
+        NOW.with(|n| n.set(Some(now)));
+    }
+
+    /// One step of the EDF model test.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Queue an item on flow `i` (of the flows below).
+        Send(usize),
+        /// Move the clock.
+        Wait(u64),
+        Dequeue,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => (0usize..8).prop_map(Step::Send),
+            1 => (0u64..500).prop_map(Step::Wait),
+            3 => Just(Step::Dequeue),
+        ]
+    }
+
+    proptest! {
+        /// Critical first, then deadline flows earliest due first (ties:
+        /// queued first), then bulk; an item dequeued after it was due is
+        /// late by exactly now - due and counted as missed.
+        #[test]
+        fn deadline_flows_match_a_reference_edf(
+            deadlines in prop::collection::vec(1u64..1000, 1..6),
+            steps in prop::collection::vec(step(), 1..200),
+        ) {
+            let s = Scheduler::builder().clock(test_now).build_with_len(len_of);
+            let critical = s.register(Class::Critical, Bound::items(usize::MAX));
+            let bulk = s.register(Class::Bulk { weight: 1 }, Bound::items(usize::MAX));
+            let edf: Vec<_> = deadlines
+                .iter()
+                .map(|&us| s.register(Class::Deadline(Duration::from_micros(us)), Bound::items(usize::MAX)))
+                .collect();
+            // The model: every queued item as (tier, due, seq, flow id).
+            let mut model: Vec<(u8, Instant, u64, FlowId)> = Vec::new();
+            let (mut seq, mut missed) = (0u64, 0u64);
+            for st in steps {
+                match st {
+                    Step::Send(i) => {
+                        let now = test_now();
+                        let (flow, tier, due) = match i {
+                            0 => (&critical, 0, now),
+                            1 => (&bulk, 2, now),
+                            i => {
+                                let k = (i - 2) % edf.len();
+                                (&edf[k], 1, now + Duration::from_micros(deadlines[k]))
+                            }
+                        };
+                        flow.try_send((seq as u32, 1)).unwrap();
+                        model.push((tier, due, seq, flow.id()));
+                        seq += 1;
+                    }
+                    Step::Wait(us) => advance(Duration::from_micros(us)),
+                    Step::Dequeue => {
+                        let expected = model
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, (tier, due, seq, _))| {
+                                // Critical and bulk flows are FIFO here (one
+                                // flow each): order them by sequence alone.
+                                if *tier == 1 { (*tier, Some(*due), *seq) } else { (*tier, None, *seq) }
+                            })
+                            .map(|(pos, _)| pos);
+                        let got = s.dequeue_timed();
+                        match expected {
+                            None => prop_assert!(got.is_none()),
+                            Some(pos) => {
+                                let (tier, due, seq, flow) = model.remove(pos);
+                                let got = got.expect("the model has an item");
+                                prop_assert_eq!((got.flow, got.item.0), (flow, seq as u32));
+                                let late = test_now().checked_duration_since(due).filter(|l| !l.is_zero());
+                                prop_assert_eq!(got.late, if tier == 1 { late } else { None });
+                                missed += u64::from(tier == 1 && late.is_some());
+                            }
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(s.stats().deadline.missed, missed);
+            let per_flow: u64 = edf.iter().map(|f| f.stats().unwrap().missed).sum();
+            prop_assert_eq!(per_flow, missed);
+        }
+    }
+
+    #[test]
+    fn removing_a_deadline_flow_takes_it_out_of_the_edf_order() {
+        let s = Scheduler::builder().clock(test_now).build_with_len(len_of);
+        let soon = s.register(Class::Deadline(Duration::from_micros(10)), Bound::default());
+        let late = s.register(
+            Class::Deadline(Duration::from_micros(900)),
+            Bound::default(),
+        );
+        soon.try_send((1, 1)).unwrap();
+        late.try_send((2, 1)).unwrap();
+        let removed = s.remove(soon.id()).unwrap();
+        assert_eq!(removed.items, vec![(1, 1)]);
+        assert_eq!(s.dequeue().map(|(id, _)| id), Some(late.id()));
+        assert!(s.dequeue().is_none());
+        assert_eq!(s.stats().deadline.removed, 1);
+    }
+
+    #[test]
+    fn a_deadline_item_dequeued_after_its_due_time_is_counted_missed() {
+        let s = Scheduler::builder().clock(test_now).build_with_len(len_of);
+        let flow = s.register(
+            Class::Deadline(Duration::from_micros(100)),
+            Bound::default(),
+        );
+        flow.try_send((0, 1)).unwrap();
+        flow.try_send((1, 1)).unwrap();
+        assert_eq!(s.dequeue_timed().unwrap().late, None);
+        advance(Duration::from_micros(130));
+        assert_eq!(
+            s.dequeue_timed().unwrap().late,
+            Some(Duration::from_micros(30))
+        );
+        assert_eq!(flow.stats().unwrap().missed, 1);
+        assert_eq!(s.stats().deadline.missed, 1);
     }
 
     #[test]

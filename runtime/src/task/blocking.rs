@@ -327,7 +327,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let header = TaskHeader::new(Id::next(), false, None);
+    let header = TaskHeader::new(Id::next(), false, super::Latency::Normal, None);
     let schedule = move |runnable| pool.schedule(runnable);
     // SAFETY: the future borrows the header, which async-task keeps in the
     // same allocation until after the future is dropped. `F` and `R` are

@@ -16,6 +16,9 @@
 //! - [`LocalKey`], declared with [`task_local!`](crate::task_local).
 //! - [`LocalSet`], for tokio code that groups `!Send` tasks (insane needs
 //!   none to run them).
+//! - [`Latency`] classes ([`Builder::latency`], [`set_latency`]):
+//!   critical tasks run before normal ones on their core (the rules are
+//!   on [`Latency`]).
 //!
 //! Where thread-per-core makes insane differ from tokio, the item's doc
 //! says so; `docs/differences-from-tokio.md` lists every difference.
@@ -25,6 +28,7 @@ mod blocking;
 pub mod coop;
 mod error;
 mod join_set;
+mod latency;
 mod local_set;
 mod raw;
 mod task_local;
@@ -35,6 +39,7 @@ pub use blocking::{block_in_place, spawn_blocking};
 pub use coop::{Unconstrained, consume_budget, unconstrained};
 pub use error::JoinError;
 pub use join_set::JoinSet;
+pub use latency::{Builder, Latency, latency, set_latency};
 pub use local_set::{BlockOn, LocalSet};
 pub use task_local::{AccessError, LocalKey};
 pub use yield_now::yield_now;
@@ -219,7 +224,7 @@ where
     // every wake-up there), and it is only dropped there: on shutdown by
     // that core, or leaked by `CoreShared::drop` when it would be dropped
     // elsewhere.
-    unsafe { raw::spawn(shared, future, true) }
+    unsafe { raw::spawn(shared, future, true, None) }
 }
 
 /// Spawns a `Send` future on core `core` of the current runtime (0-based,
@@ -398,7 +403,20 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    spawn_send_with(shared, future, None)
+}
+
+/// [`spawn_send`] with a latency class (`None`: the spawning task's).
+pub(crate) fn spawn_send_with<F>(
+    shared: std::sync::Arc<crate::core::CoreShared>,
+    future: F,
+    latency: Option<Latency>,
+) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     // SAFETY: `F` and its output are Send, as `raw::spawn` requires for
     // non-local tasks.
-    unsafe { raw::spawn(shared, future, false) }
+    unsafe { raw::spawn(shared, future, false, latency) }
 }

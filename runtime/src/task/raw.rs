@@ -6,10 +6,10 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use super::{Id, JoinError, JoinHandle};
+use super::{Id, JoinError, JoinHandle, Latency};
 use crate::context;
 use crate::core::CoreShared;
 
@@ -29,10 +29,21 @@ pub(crate) struct TaskHeader {
     /// The core that owns the task and counts it as alive until it
     /// finishes (`None`: a blocking closure, which no core counts).
     core: Option<Arc<CoreShared>>,
+    /// The task's [`Latency`] (`Latency::to_u8`): which run queue its
+    /// wake-ups go to.
+    latency: AtomicU8,
+    /// The owning core's critical pass in which the task last ran (see
+    /// `Core::run_tasks`); touched only by that core.
+    pass: AtomicU64,
 }
 
 impl TaskHeader {
-    pub(crate) fn new(id: Id, local: bool, core: Option<Arc<CoreShared>>) -> Self {
+    pub(crate) fn new(
+        id: Id,
+        local: bool,
+        latency: Latency,
+        core: Option<Arc<CoreShared>>,
+    ) -> Self {
         if let Some(core) = &core {
             core.metrics.task_spawned();
         }
@@ -42,7 +53,26 @@ impl TaskHeader {
             aborted: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             core,
+            latency: AtomicU8::new(latency.to_u8()),
+            pass: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn latency(&self) -> Latency {
+        Latency::from_u8(self.latency.load(Ordering::Relaxed))
+    }
+
+    fn set_latency(&self, latency: Latency) {
+        self.latency.store(latency.to_u8(), Ordering::Relaxed);
+    }
+
+    /// The critical pass in which the task last ran.
+    pub(crate) fn pass(&self) -> u64 {
+        self.pass.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_pass(&self, pass: u64) {
+        self.pass.store(pass, Ordering::Relaxed);
     }
 
     pub(crate) fn id(&self) -> Id {
@@ -78,6 +108,9 @@ impl TaskHeader {
 
 /// Creates the task for `future`, owned by the core `shared`, and queues it.
 ///
+/// Its class is `latency`, or else the spawning task's (normal outside a
+/// task).
+///
 /// # Safety
 /// If `local` is false, `F` and `F::Output` must be `Send`. If `local` is
 /// true, the caller must be on the thread of the core `shared` belongs to.
@@ -85,14 +118,16 @@ pub(crate) unsafe fn spawn<F>(
     shared: Arc<CoreShared>,
     future: F,
     local: bool,
+    latency: Option<Latency>,
 ) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
     let id = Id::next();
+    let latency = latency.unwrap_or_else(super::latency);
     let schedule_on = shared.clone();
-    let header = TaskHeader::new(id, local, Some(shared));
+    let header = TaskHeader::new(id, local, latency, Some(shared));
     let schedule = move |runnable| schedule_on.schedule(runnable);
     // SAFETY: `TaskFuture` borrows the header, which async-task keeps alive
     // (in the same allocation) until after the future is dropped. The
@@ -179,7 +214,15 @@ impl<F: Future> Future for TaskFuture<'_, F> {
             self.as_mut()
                 .map_unchecked_mut(|t| t.future.as_mut().expect("task polled after completion"))
         };
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+        // `task::set_latency` during the poll: keep the class for the
+        // task's next wake-ups.
+        context::with_core(|core| {
+            if core.latency_changed.replace(false) {
+                header.set_latency(core.current_latency.get());
+            }
+        });
+        match polled {
             Ok(Poll::Pending) => {
                 if self.registered.is_none() {
                     // Registered only once the task waits: most tasks finish

@@ -1,0 +1,187 @@
+//! Latency isolation through QoS endpoints (issue 19), on both kernel
+//! drivers over loopback: a task serving a critical endpoint becomes a
+//! critical task, a bulk receiver of a flood yields after one budget of
+//! messages, and the deadline class (admission at bind, misses counted).
+
+mod common;
+
+use std::cell::Cell;
+use std::future::Future;
+use std::net::UdpSocket as StdUdpSocket;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use common::on_each_driver;
+use insane_net::qos::{Endpoint, Latency, Qos};
+use insane_runtime::task;
+use insane_runtime::time::timeout;
+
+const LOCAL: &str = "127.0.0.1:0";
+
+/// Units of cooperative budget a task gets per poll.
+const BUDGET_UNITS: u64 = 128;
+
+fn critical() -> Qos {
+    Qos::builder().critical().best_effort().poll().build()
+}
+
+fn bulk() -> Qos {
+    Qos::builder().best_effort().low().build()
+}
+
+#[test]
+fn a_task_that_uses_a_critical_endpoint_becomes_critical() {
+    on_each_driver(1, |_| async {
+        let crit = Rc::new(Endpoint::bind(LOCAL, critical()).await.unwrap());
+        let normal = Rc::new(Endpoint::bind(LOCAL, bulk()).await.unwrap());
+        let to = normal.local_addr().unwrap();
+        let (c, n) = (crit.clone(), normal.clone());
+        let classes = task::spawn_local(async move {
+            let before = task::latency();
+            let buf = n.buffer().await;
+            n.send_to(buf, to).await.unwrap();
+            let after_normal = task::latency();
+            let buf = c.buffer().await;
+            c.send_to(buf, to).await.unwrap();
+            (before, after_normal, task::latency())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            classes,
+            (Latency::Normal, Latency::Normal, Latency::Critical)
+        );
+    });
+}
+
+/// Counts the polls of a future and the largest number of messages
+/// (`received`) taken in one of them.
+struct PollCounter<F> {
+    inner: Pin<Box<F>>,
+    received: Rc<Cell<u64>>,
+    most_in_one_poll: Rc<Cell<u64>>,
+}
+
+impl<F: Future> Future for PollCounter<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let before = self.received.get();
+        let out = self.inner.as_mut().poll(cx);
+        let taken = self.received.get() - before;
+        self.most_in_one_poll
+            .set(self.most_in_one_poll.get().max(taken));
+        out
+    }
+}
+
+#[test]
+fn a_bulk_receiver_of_a_flood_yields_after_one_budget_of_messages() {
+    on_each_driver(1, |_| async {
+        const FLOOD: u64 = 3_000;
+        let ep = Rc::new(Endpoint::bind(LOCAL, bulk()).await.unwrap());
+        let to = ep.local_addr().unwrap();
+        // A flood from another thread, faster than one receiver can take
+        // it, so messages are always waiting.
+        let flood = std::thread::spawn(move || {
+            let sock = StdUdpSocket::bind(LOCAL).unwrap();
+            for i in 0..FLOOD {
+                let _ = sock.send_to(&i.to_le_bytes(), to);
+            }
+        });
+        let received = Rc::new(Cell::new(0_u64));
+        let most = Rc::new(Cell::new(0_u64));
+        let receiver = {
+            let (ep, count) = (ep.clone(), received.clone());
+            PollCounter {
+                inner: Box::pin(async move {
+                    // UDP may drop some of the flood: stop when it pauses.
+                    while let Ok(Ok(_)) = timeout(Duration::from_millis(200), ep.recv()).await {
+                        count.set(count.get() + 1);
+                    }
+                }),
+                received: received.clone(),
+                most_in_one_poll: most.clone(),
+            }
+        };
+        task::spawn_local(receiver).await.unwrap();
+        flood.join().unwrap();
+        assert!(received.get() > 0, "nothing of the flood arrived");
+        assert!(
+            most.get() <= BUDGET_UNITS,
+            "{} messages in one poll (> one budget)",
+            most.get()
+        );
+    });
+}
+
+#[test]
+fn a_deadline_below_the_paths_round_trip_floor_is_refused_at_bind() {
+    on_each_driver(1, |_| async {
+        let qos = Qos::builder()
+            .deadline(Duration::from_nanos(100))
+            .best_effort()
+            .poll()
+            .build();
+        let err = Endpoint::bind(LOCAL, qos).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("round-trip floor"), "{err}");
+    });
+}
+
+#[test]
+fn an_admitted_deadline_is_explained() {
+    on_each_driver(1, |_| async {
+        let qos = Qos::builder()
+            .deadline(Duration::from_millis(1))
+            .best_effort()
+            .poll()
+            .build();
+        let ep = Endpoint::bind(LOCAL, qos).await.unwrap();
+        assert!(
+            ep.explain().contains("deadline 1ms (path round-trip floor"),
+            "{}",
+            ep.explain()
+        );
+        assert_eq!(ep.missed_deadlines(), 0);
+    });
+}
+
+#[test]
+fn messages_sent_after_their_deadline_are_counted_not_dropped() {
+    on_each_driver(1, |_| async {
+        const LATE: u64 = 20;
+        let qos = Qos::builder()
+            .deadline(Duration::from_micros(50))
+            .best_effort()
+            .poll()
+            .build();
+        let ep = Endpoint::bind(LOCAL, qos).await.unwrap();
+        let sink = Endpoint::bind(LOCAL, bulk()).await.unwrap();
+        let to = sink.local_addr().unwrap();
+        for i in 0..LATE {
+            let mut buf = ep.buffer().await;
+            buf.extend_from_slice(&i.to_le_bytes()).unwrap();
+            ep.try_send_to(buf, to).unwrap();
+        }
+        // The core is held past every queued message's deadline before
+        // its transmit task can run.
+        std::thread::sleep(Duration::from_millis(5));
+        let buf = ep.buffer().await;
+        ep.send_to(buf, to).await.unwrap();
+        assert!(
+            ep.missed_deadlines() >= LATE,
+            "{} missed",
+            ep.missed_deadlines()
+        );
+        // Late, but delivered.
+        for _ in 0..LATE {
+            timeout(Duration::from_secs(5), sink.recv())
+                .await
+                .expect("a late message still arrives")
+                .unwrap();
+        }
+    });
+}
