@@ -316,16 +316,7 @@ pub fn run(args: &Args) -> Report {
 
     if c.selected("cross-core round trip") {
         let rtt = each::<Vec<Latencies>>("cross-core round trip", ROUND_TRIP, &p, limits);
-        for (i, what) in ["p50", "p99", "mean"].into_iter().enumerate() {
-            let row = rtt
-                .iter()
-                .map(|r| match r {
-                    Ok(runs) => Cell::from_samples(runs.iter().map(|s| s[i]).collect()),
-                    Err(e) => Cell::failed(e.clone()),
-                })
-                .collect();
-            report.row(&format!("cross-core round trip {what}"), Unit::Nanos, row);
-        }
+        latency_rows(&mut report, "cross-core round trip", &rtt);
     }
 
     if c.selected("timer insert+cancel") {
@@ -350,16 +341,7 @@ pub fn run(args: &Args) -> Report {
 
     if c.selected("file read") {
         let reads = each::<Vec<Latencies>>("file read", FILE_READ, &p, limits);
-        for (i, what) in ["p50", "p99", "mean"].into_iter().enumerate() {
-            let row = reads
-                .iter()
-                .map(|r| match r {
-                    Ok(runs) => Cell::from_samples(runs.iter().map(|s| s[i]).collect()),
-                    Err(e) => Cell::failed(e.clone()),
-                })
-                .collect();
-            report.row(&format!("file read 4 KiB {what}"), Unit::Nanos, row);
-        }
+        latency_rows(&mut report, "file read 4 KiB", &reads);
     }
 
     report.notes.push(
@@ -626,17 +608,32 @@ where
     H: Future<Output = Result<u64, E>>,
     E: Debug,
 {
+    latency_runs(p, p.rtt_trips, |i| {
+        let result = trip(i);
+        async move {
+            let v = result.await.expect("round-trip task failed");
+            assert_eq!(v, i, "wrong round-trip result");
+        }
+    })
+    .await
+}
+
+/// Runs `one(i)` `count` times per run, timing each; per timed run the
+/// latencies' p50, p99 and mean.
+async fn latency_runs<F, Fut>(p: Params, count: u64, mut one: F) -> Vec<Latencies>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");
     let mut timed = Vec::with_capacity(p.repeats);
     for run in 0..p.runs() {
         hist.reset();
-        for i in 0..p.rtt_trips {
+        for i in 0..count {
             let start = Instant::now();
-            let v = trip(i).await.expect("round-trip task failed");
-            let ns = start.elapsed().as_nanos() as u64;
-            assert_eq!(v, i, "wrong round-trip result");
-            hist.saturating_record(ns.max(1));
+            one(i).await;
+            hist.saturating_record((start.elapsed().as_nanos() as u64).max(1));
         }
         if run >= p.warmup {
             timed.push([
@@ -647,6 +644,20 @@ where
         }
     }
     timed
+}
+
+/// Adds the rows `{name} p50`, `p99` and `mean` of per-run latencies.
+fn latency_rows(report: &mut Report, name: &str, results: &[Result<Vec<Latencies>, String>]) {
+    for (i, what) in ["p50", "p99", "mean"].into_iter().enumerate() {
+        let row = results
+            .iter()
+            .map(|r| match r {
+                Ok(runs) => Cell::from_samples(runs.iter().map(|s| s[i]).collect()),
+                Err(e) => Cell::failed(e.clone()),
+            })
+            .collect();
+        report.row(&format!("{name} {what}"), Unit::Nanos, row);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -747,27 +758,14 @@ where
     R: FnMut(std::path::PathBuf) -> F,
     F: Future<Output = std::io::Result<Vec<u8>>>,
 {
-    let mut hist =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");
-    let mut timed = Vec::with_capacity(p.repeats);
-    for run in 0..p.runs() {
-        hist.reset();
-        for _ in 0..p.file_reads {
-            let start = Instant::now();
-            let bytes = read(path.clone()).await.expect("file read failed");
-            let ns = start.elapsed().as_nanos() as u64;
+    latency_runs(p, p.file_reads, |_| {
+        let bytes = read(path.clone());
+        async move {
+            let bytes = bytes.await.expect("file read failed");
             assert_eq!(bytes.len(), FILE_SIZE, "short file read");
-            hist.saturating_record(ns.max(1));
         }
-        if run >= p.warmup {
-            timed.push([
-                hist.value_at_quantile(0.50) as f64,
-                hist.value_at_quantile(0.99) as f64,
-                hist.mean(),
-            ]);
-        }
-    }
-    timed
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------

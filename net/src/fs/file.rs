@@ -298,6 +298,11 @@ impl File {
     }
 
     /// The std file, after the operation in flight completed.
+    ///
+    /// # Panics
+    /// If the finished operation's task still holds the file and the
+    /// descriptor cannot be duplicated (`EMFILE`): tokio's signature has no
+    /// room for an error.
     pub async fn into_std(self) -> std::fs::File {
         let mut inner = self.inner.lock().await;
         inner.complete_inflight().await;

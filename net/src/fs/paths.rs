@@ -188,14 +188,37 @@ pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
 /// Renames `from` to `to`, replacing `to` if it exists (tokio's
 /// `fs::rename`; io_uring `RENAMEAT`).
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
-    let (from, to) = (from.as_ref(), to.as_ref());
-    if uring_has(|ops| ops.renameat) {
-        let (f, t) = (c_path(from)?, c_path(to)?);
-        // SAFETY: the operation holds only the paths until polled.
-        return unsafe { on_core(op::rename_at(f, t)) }.await;
+    two_paths(
+        from.as_ref(),
+        to.as_ref(),
+        |ops| ops.renameat,
+        op::rename_at,
+        std::fs::rename,
+    )
+    .await
+}
+
+/// An operation on two paths: the io_uring request `uring` when the core
+/// has it (`has`), else `blocking` on the blocking pool.
+async fn two_paths<U, F>(
+    a: &Path,
+    b: &Path,
+    has: fn(&insane_uring::FileOps) -> bool,
+    uring: U,
+    blocking: fn(PathBuf, PathBuf) -> io::Result<()>,
+) -> io::Result<()>
+where
+    U: FnOnce(std::ffi::CString, std::ffi::CString) -> F,
+    F: std::future::Future<Output = io::Result<()>>,
+{
+    if uring_has(has) {
+        let (a, b) = (c_path(a)?, c_path(b)?);
+        // SAFETY: `uring` is one of `insane_uring::op`'s path operations,
+        // whose future holds only the two paths until polled.
+        return unsafe { on_core(uring(a, b)) }.await;
     }
-    let (from, to) = (from.to_owned(), to.to_owned());
-    asyncify(move || std::fs::rename(from, to)).await
+    let (a, b) = (a.to_owned(), b.to_owned());
+    asyncify(move || blocking(a, b)).await
 }
 
 /// The metadata of `path`, following symlinks (tokio's `fs::metadata`; on
@@ -246,27 +269,27 @@ pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<PathBuf> {
 /// Creates the hard link `link` to `original` (tokio's `fs::hard_link`;
 /// io_uring `LINKAT`).
 pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
-    let (original, link) = (original.as_ref(), link.as_ref());
-    if uring_has(|ops| ops.linkat) {
-        let (o, l) = (c_path(original)?, c_path(link)?);
-        // SAFETY: the operation holds only the paths until polled.
-        return unsafe { on_core(op::link_at(o, l)) }.await;
-    }
-    let (original, link) = (original.to_owned(), link.to_owned());
-    asyncify(move || std::fs::hard_link(original, link)).await
+    two_paths(
+        original.as_ref(),
+        link.as_ref(),
+        |ops| ops.linkat,
+        op::link_at,
+        std::fs::hard_link,
+    )
+    .await
 }
 
 /// Creates the symbolic link `link` pointing at `original` (tokio's
 /// `fs::symlink`; io_uring `SYMLINKAT`).
 pub async fn symlink(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
-    let (original, link) = (original.as_ref(), link.as_ref());
-    if uring_has(|ops| ops.symlinkat) {
-        let (o, l) = (c_path(original)?, c_path(link)?);
-        // SAFETY: the operation holds only the paths until polled.
-        return unsafe { on_core(op::symlink_at(o, l)) }.await;
-    }
-    let (original, link) = (original.to_owned(), link.to_owned());
-    asyncify(move || std::os::unix::fs::symlink(original, link)).await
+    two_paths(
+        original.as_ref(),
+        link.as_ref(),
+        |ops| ops.symlinkat,
+        op::symlink_at,
+        std::os::unix::fs::symlink,
+    )
+    .await
 }
 
 /// The target of the symbolic link `path` (tokio's `fs::read_link`;
