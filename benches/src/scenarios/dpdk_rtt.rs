@@ -68,6 +68,9 @@ impl Mode {
         [Mode::Endpoint, Mode::Stack, Mode::Raw][s]
     }
 
+    /// The mode's name in the child processes' environment (only built
+    /// with libdpdk, as the children are).
+    #[cfg(insane_dpdk_available)]
     fn name(self) -> &'static str {
         match self {
             Mode::Endpoint => "endpoint",
@@ -76,6 +79,7 @@ impl Mode {
         }
     }
 
+    #[cfg(insane_dpdk_available)]
     fn from_name(name: &str) -> Mode {
         match name {
             "endpoint" => Mode::Endpoint,
