@@ -117,6 +117,32 @@ fn a_bulk_receiver_of_a_flood_yields_after_one_budget_of_messages() {
     });
 }
 
+/// A bulk sender whose sends all complete at once (nothing else queued on
+/// its core: the send fast path) still yields after one budget of
+/// messages, so the core's other tasks and timers run.
+#[test]
+fn a_sender_that_never_waits_yields_after_one_budget_of_messages() {
+    on_each_driver(1, |_| async {
+        // Never read: the kernel drops what overflows its buffer.
+        let sink = StdUdpSocket::bind(LOCAL).unwrap();
+        let to = sink.local_addr().unwrap();
+        let ep = Endpoint::bind(LOCAL, bulk()).await.unwrap();
+        let ran = Rc::new(Cell::new(false));
+        let flag = ran.clone();
+        let other = task::spawn_local(async move { flag.set(true) });
+        let mut sent = 0_u64;
+        while !ran.get() && sent < 10 * BUDGET_UNITS {
+            let mut buf = ep.buffer().await;
+            buf.extend_from_slice(&[7; 64]).unwrap();
+            ep.send_to(buf, to).await.unwrap();
+            sent += 1;
+        }
+        assert!(ran.get(), "the other task never ran");
+        assert!(sent <= BUDGET_UNITS + 1, "yielded only after {sent} sends");
+        other.await.unwrap();
+    });
+}
+
 #[test]
 fn a_deadline_below_the_paths_round_trip_floor_is_refused_at_bind() {
     on_each_driver(1, |_| async {

@@ -124,9 +124,10 @@
 //!   `TX_BULK_SLICE` bulk ones, then yields: a critical message waits
 //!   for at most that slice of bulk sends. A flow's drain task (sends
 //!   that could not complete at once) has its flow's class.
-//! - Receives spend the task's cooperative budget: a bulk receiver of a
-//!   flood yields after one budget of messages, so the critical tasks of
-//!   its core run in between.
+//! - Sends and receives spend the task's cooperative budget: a bulk
+//!   receiver of a flood, or a sender whose sends all complete at once,
+//!   yields after one budget of messages, so the other tasks of its core
+//!   (the critical ones first) run in between.
 //!
 //! ```
 //! use insane_net::qos::{Endpoint, Qos};
@@ -641,6 +642,10 @@ impl Endpoint {
     }
 
     async fn send_inner(&self, buf: TxBuf, peer: Option<SocketAddr>) -> io::Result<()> {
+        // Each message spends a unit of the task's budget: a sender whose
+        // sends complete at once (the fast path below) still yields to
+        // its core's other tasks and timers every budget.
+        coop::consume_budget().await;
         self.serve();
         self.shared.take_error()?;
         let class = Class::for_qos(&self.qos, 1);
@@ -1061,7 +1066,8 @@ impl CoreTx {
     /// cannot overtake anything — nothing is queued on this core (so no
     /// message of a higher class waits, nor an earlier one of this flow)
     /// and no earlier message of this flow is still completing in its
-    /// lane. Otherwise hands `item` back to be queued.
+    /// lane — and, with the runtime's priority on, only for critical and
+    /// deadline flows. Otherwise hands `item` back to be queued.
     fn send_direct(
         &self,
         ep: &Endpoint,
@@ -1069,7 +1075,11 @@ impl CoreTx {
         buf: TxBuf,
         peer: Option<SocketAddr>,
     ) -> Direct {
-        if !self.sched.is_empty() {
+        // With the runtime's priority on, bulk messages always take the
+        // queue: the transmit task starts them in bounded slices, one per
+        // sender poll, so a critical task never waits behind a budget of
+        // bulk sends made inline.
+        if !self.sched.is_empty() || (class.is_bulk() && Runtime::priority()) {
             return Direct::Queue(buf);
         }
         // Registers the flow on first use: its lane keeps the order.
