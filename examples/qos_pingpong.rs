@@ -123,10 +123,11 @@ fn main() -> ExitCode {
 fn run(args: Args) -> io::Result<()> {
     let spin = args.qos.latency == Latency::Critical && args.qos.may_spin();
     let cores = if args.mode == Mode::Local { 2 } else { 1 };
-    let mut builder = Runtime::builder().load_config()?.cores(cores);
+    let mut builder = Runtime::builder();
+    builder.load_config()?.cores(cores);
     if spin {
         // Latency-critical flows: the cores never sleep.
-        builder = builder.idle(IdlePolicy::Spin);
+        builder.idle(IdlePolicy::Spin);
     }
     let rt = builder.build()?;
     let driver = rt.driver();

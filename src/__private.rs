@@ -39,33 +39,37 @@ pub struct MacroConfig {
 /// # Errors
 /// A bad value in the file or a variable, named in the error.
 pub fn builder(config: MacroConfig) -> io::Result<Builder> {
-    let builder = attribute_builder(config)?.load_config()?;
+    let mut builder = attribute_builder(config)?;
+    builder.load_config()?;
     // Paused time needs a runtime of one core (`time::pause` panics on
     // more), so `start_paused` keeps one core whatever the configuration
     // says: the attribute asked for a paused test, not a panic.
-    Ok(if config.start_paused {
-        builder.cores(1).start_paused(true)
-    } else {
-        builder
-    })
+    if config.start_paused {
+        builder.cores(1).start_paused(true);
+    }
+    Ok(builder)
 }
 
 /// The builder the attribute alone describes.
 fn attribute_builder(config: MacroConfig) -> io::Result<Builder> {
     let mut builder = Builder::new();
     match (config.cores, config.kind) {
-        (Some(n), _) => builder = builder.cores(n),
-        (None, EntryKind::Test) => builder = builder.cores(1),
+        (Some(n), _) => {
+            builder.cores(n);
+        }
+        (None, EntryKind::Test) => {
+            builder.cores(1);
+        }
         (None, EntryKind::Main) => {}
     }
     if let Some(pin) = config.pin_cores {
-        builder = builder.pin_cores(pin);
+        builder.pin_cores(pin);
     }
     if let Some(name) = config.driver {
-        builder = builder.driver(name.parse::<Driver>()?);
+        builder.driver(name.parse::<Driver>()?);
     }
     if config.tokio_compat {
-        builder = builder.tokio_compat(true);
+        builder.tokio_compat(true);
     }
     Ok(builder)
 }
@@ -76,7 +80,7 @@ fn attribute_builder(config: MacroConfig) -> io::Result<Builder> {
 /// If the runtime cannot start (the message names the cause), or if
 /// `future` panics.
 pub fn block_on<F: Future>(config: MacroConfig, future: F) -> F::Output {
-    let runtime = match builder(config).and_then(Builder::build) {
+    let runtime = match builder(config).and_then(|mut b| b.build()) {
         Ok(rt) => rt,
         Err(e) => panic!("insane: failed to start the runtime: {e}"),
     };
@@ -115,10 +119,10 @@ mod tests {
 
     #[test]
     fn the_attribute_is_the_lowest_layer() {
-        let b = attribute(Some(2), Some("uring"), EntryKind::Main);
+        let mut b = attribute(Some(2), Some("uring"), EntryKind::Main);
         assert_eq!(b.settings().cores, Some(2));
         assert_eq!(b.settings().driver, Some(Driver::Uring));
-        let b = b.with_config(&process_config("", &[]));
+        b.with_config(&process_config("", &[]));
         assert_eq!(
             b.settings().cores,
             Some(2),
@@ -132,7 +136,8 @@ mod tests {
             "[runtime]\ncores = 3\ndriver = \"epoll\"\n",
             &[("INSANE_DRIVER", "auto")],
         );
-        let b = attribute(Some(2), Some("uring"), EntryKind::Main).with_config(&config);
+        let mut b = attribute(Some(2), Some("uring"), EntryKind::Main);
+        b.with_config(&config);
         assert_eq!(b.settings().cores, Some(3), "file over attribute");
         assert_eq!(
             b.settings().driver,
@@ -157,9 +162,9 @@ mod tests {
 
     #[test]
     fn tests_default_to_one_core_unless_configured() {
-        let b = attribute(None, None, EntryKind::Test);
+        let mut b = attribute(None, None, EntryKind::Test);
         assert_eq!(b.settings().cores, Some(1));
-        let b = b.with_config(&process_config("[runtime]\ncores = 2\n", &[]));
+        b.with_config(&process_config("[runtime]\ncores = 2\n", &[]));
         assert_eq!(b.settings().cores, Some(2));
         let b = attribute(None, None, EntryKind::Main);
         assert_eq!(b.settings().cores, None, "main: every allowed CPU");

@@ -18,7 +18,7 @@ pub use insane_runtime::affinity;
 pub use insane_runtime::driver::DriverKind;
 pub use insane_runtime::runtime::{
     CoreHandle, CoreInit, CoreStop, EnterGuard, Handle, Id, IdlePolicy, ParkHook, RuntimeFlavor,
-    RuntimeMetrics, SpinGuard, ThreadNameFn, TryCurrentError, worker_index,
+    RuntimeMetrics, SpinGuard, ThreadNameFn, TryCurrentError, is_rt_shutdown_err, worker_index,
 };
 
 use insane_net::config::{Config, RuntimeConfig};
@@ -44,6 +44,22 @@ pub use insane_net::config::Driver;
 ///
 /// Precedence, lowest first: builder calls (or the macro's arguments), the
 /// file, the environment.
+///
+/// As tokio's, the builder's methods take `&mut self`, so it can be set
+/// up step by step as well as in one chain, and `build` can be called
+/// more than once:
+///
+/// ```
+/// let cores = 1;
+/// let mut builder = insane::runtime::Builder::new_multi_thread();
+/// builder.enable_all();
+/// if cores > 0 {
+///     builder.worker_threads(cores);
+/// }
+/// let rt = builder.build()?;
+/// assert_eq!(rt.num_cores(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 ///
 /// ```
 /// use insane::runtime::{Driver, Runtime};
@@ -131,7 +147,7 @@ impl Builder {
     /// let rt = insane::runtime::Runtime::builder().cores(1).priority(false).build()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn priority(mut self, on: bool) -> Self {
+    pub fn priority(&mut self, on: bool) -> &mut Self {
         self.priority = on;
         self
     }
@@ -153,7 +169,7 @@ impl Builder {
     /// });
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn start_paused(mut self, paused: bool) -> Self {
+    pub fn start_paused(&mut self, paused: bool) -> &mut Self {
         self.start_paused = paused;
         self
     }
@@ -185,7 +201,7 @@ impl Builder {
     ///
     /// Without it, such a crate panics with tokio's "there is no reactor
     /// running" (insane cannot intercept that message).
-    pub fn tokio_compat(mut self, on: bool) -> Self {
+    pub fn tokio_compat(&mut self, on: bool) -> &mut Self {
         self.tokio_compat = on;
         self
     }
@@ -199,7 +215,7 @@ impl Builder {
     /// assert_eq!(four.unwrap(), 4);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Self {
         self.max_blocking_threads = Some(n);
         self
     }
@@ -216,7 +232,7 @@ impl Builder {
     /// # drop(rt);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn thread_keep_alive(mut self, keep_alive: std::time::Duration) -> Self {
+    pub fn thread_keep_alive(&mut self, keep_alive: std::time::Duration) -> &mut Self {
         self.thread_keep_alive = Some(keep_alive);
         self
     }
@@ -228,7 +244,7 @@ impl Builder {
     /// assert_eq!(rt.num_cores(), 2);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn cores(mut self, n: usize) -> Self {
+    pub fn cores(&mut self, n: usize) -> &mut Self {
         self.config.cores = Some(n);
         self
     }
@@ -240,7 +256,7 @@ impl Builder {
     /// # drop(rt);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn pin_cores(mut self, pin: bool) -> Self {
+    pub fn pin_cores(&mut self, pin: bool) -> &mut Self {
         self.config.pin_cores = Some(pin);
         self
     }
@@ -253,7 +269,7 @@ impl Builder {
     /// # drop(rt);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn idle(mut self, policy: IdlePolicy) -> Self {
+    pub fn idle(&mut self, policy: IdlePolicy) -> &mut Self {
         self.config.idle = Some(policy);
         self
     }
@@ -268,7 +284,7 @@ impl Builder {
     /// assert_eq!(name.unwrap().as_deref(), Some("svc-1"));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Self {
         self.config.thread_name = Some(name.into());
         self
     }
@@ -281,7 +297,7 @@ impl Builder {
     /// assert_eq!(rt.driver(), DriverKind::Epoll);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn driver(mut self, driver: Driver) -> Self {
+    pub fn driver(&mut self, driver: Driver) -> &mut Self {
         self.config.driver = Some(driver);
         self
     }
@@ -293,7 +309,7 @@ impl Builder {
     /// let rt = insane::runtime::Runtime::builder().sqpoll(true).build()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn sqpoll(mut self, on: bool) -> Self {
+    pub fn sqpoll(&mut self, on: bool) -> &mut Self {
         self.config.sqpoll = Some(on);
         self
     }
@@ -313,7 +329,7 @@ impl Builder {
     /// # drop(rt);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn on_core_start(mut self, init: CoreInit) -> Self {
+    pub fn on_core_start(&mut self, init: CoreInit) -> &mut Self {
         self.hooks.push(init);
         self
     }
@@ -330,7 +346,7 @@ impl Builder {
     /// # drop(rt);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn on_core_stop(mut self, hook: CoreStop) -> Self {
+    pub fn on_core_stop(&mut self, hook: CoreStop) -> &mut Self {
         self.stop_hooks.push(hook);
         self
     }
@@ -343,13 +359,13 @@ impl Builder {
     /// # drop(rt);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+    pub fn thread_stack_size(&mut self, bytes: usize) -> &mut Self {
         self.thread_stack_size = Some(bytes);
         self
     }
 
     /// Names the runtime ([`Handle::name`]). tokio's `Builder::name`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn name(&mut self, name: impl Into<String>) -> &mut Self {
         self.name = Some(name.into());
         self
     }
@@ -364,7 +380,9 @@ impl Builder {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new_current_thread() -> Self {
-        Self::new().cores(1)
+        let mut builder = Self::new();
+        builder.cores(1);
+        builder
     }
 
     /// tokio's `Builder::new_multi_thread()`: one core per CPU of the
@@ -384,31 +402,31 @@ impl Builder {
     /// tokio's `worker_threads`: the number of cores. Unlike tokio's
     /// workers, the thread that calls `block_on` is one of them (core 0),
     /// so `worker_threads(4)` runs tasks on 4 threads in all.
-    pub fn worker_threads(self, n: usize) -> Self {
+    pub fn worker_threads(&mut self, n: usize) -> &mut Self {
         self.cores(n)
     }
 
     /// tokio's `enable_all`: returns the builder unchanged, since every
     /// insane core always has its I/O driver and timers.
-    pub fn enable_all(self) -> Self {
+    pub fn enable_all(&mut self) -> &mut Self {
         self
     }
 
     /// tokio's `enable_io`: I/O is always enabled (see
     /// [`enable_all`](Self::enable_all)).
-    pub fn enable_io(self) -> Self {
+    pub fn enable_io(&mut self) -> &mut Self {
         self
     }
 
     /// tokio's `enable_time`: timers are always enabled (see
     /// [`enable_all`](Self::enable_all)).
-    pub fn enable_time(self) -> Self {
+    pub fn enable_time(&mut self) -> &mut Self {
         self
     }
 
     /// tokio's `on_thread_start`: `f` runs on every core's thread at
     /// start-up (core 0's included: the thread that builds the runtime).
-    pub fn on_thread_start(self, f: impl Fn() + Send + Sync + 'static) -> Self {
+    pub fn on_thread_start(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Self {
         self.on_core_start(Arc::new(move |_core| {
             f();
             Ok(())
@@ -431,7 +449,7 @@ impl Builder {
     /// assert_eq!(name.unwrap().as_deref(), Some("svc-0"));
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn thread_name_fn(mut self, f: impl Fn() -> String + Send + Sync + 'static) -> Self {
+    pub fn thread_name_fn(&mut self, f: impl Fn() -> String + Send + Sync + 'static) -> &mut Self {
         self.thread_name_fn = Some(Arc::new(f));
         self
     }
@@ -439,21 +457,21 @@ impl Builder {
     /// tokio's `on_thread_park`: `f` runs on a core's thread just before
     /// it parks (sleeps because it has nothing to do). Busy-polling cores
     /// park rarely.
-    pub fn on_thread_park(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+    pub fn on_thread_park(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Self {
         self.on_park = Some(Arc::new(f));
         self
     }
 
     /// tokio's `on_thread_unpark`: `f` runs on a core's thread just after
     /// a park ends.
-    pub fn on_thread_unpark(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+    pub fn on_thread_unpark(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Self {
         self.on_unpark = Some(Arc::new(f));
         self
     }
 
     /// tokio's `on_thread_stop`: `f` runs on every core's thread when the
     /// runtime stops ([`on_core_stop`](Self::on_core_stop)).
-    pub fn on_thread_stop(self, f: impl Fn() + Send + Sync + 'static) -> Self {
+    pub fn on_thread_stop(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Self {
         self.on_core_stop(Arc::new(move |_core| f()))
     }
 
@@ -470,7 +488,7 @@ impl Builder {
     /// assert_eq!(rt.num_cores(), 2);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn with_config(mut self, config: &RuntimeConfig) -> Self {
+    pub fn with_config(&mut self, config: &RuntimeConfig) -> &mut Self {
         self.config.override_with(config);
         self
     }
@@ -499,8 +517,9 @@ impl Builder {
     /// The file cannot be read, or a value in it or in a variable is
     /// invalid; the error names the file, line and key, or the variable
     /// ([`Config::load`]).
-    pub fn load_config(self) -> io::Result<Self> {
-        Ok(self.with_config(&Config::load()?.runtime))
+    pub fn load_config(&mut self) -> io::Result<&mut Self> {
+        let loaded = Config::load()?.runtime;
+        Ok(self.with_config(&loaded))
     }
 
     /// Lays the `[runtime]` variables alone over the builder
@@ -519,7 +538,7 @@ impl Builder {
     ///
     /// # Errors
     /// A variable whose value does not parse; the error names it.
-    pub fn apply_env(self) -> io::Result<Self> {
+    pub fn apply_env(&mut self) -> io::Result<&mut Self> {
         let env = RuntimeConfig::default()
             .apply_env(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))?;
         Ok(self.with_config(&env))
@@ -545,9 +564,9 @@ impl Builder {
     /// # Errors
     /// More than one core configured (the error names the count), or as
     /// [`build`](Self::build).
-    pub fn build_local(mut self, _options: LocalOptions) -> io::Result<LocalRuntime> {
+    pub fn build_local(&mut self, _options: LocalOptions) -> io::Result<LocalRuntime> {
         match self.config.cores {
-            None | Some(1) => self.config.cores = Some(1),
+            None | Some(1) => {}
             Some(n) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -555,7 +574,11 @@ impl Builder {
                 ));
             }
         }
-        Ok(LocalRuntime { rt: self.build()? })
+        let mut one_core = self.clone();
+        one_core.cores(1);
+        Ok(LocalRuntime {
+            rt: one_core.build()?,
+        })
     }
 
     /// Chooses the driver, starts every core with it, and returns the
@@ -564,7 +587,7 @@ impl Builder {
     /// # Errors
     /// The requested driver is unavailable (the error says why), or a core
     /// fails to start.
-    pub fn build(self) -> io::Result<Runtime> {
+    pub fn build(&mut self) -> io::Result<Runtime> {
         // Destructured so that every key of `[runtime]` is applied here.
         let RuntimeConfig {
             cores,
@@ -573,7 +596,7 @@ impl Builder {
             sqpoll,
             idle,
             thread_name,
-        } = self.config;
+        } = self.config.clone();
         if self.start_paused && cores != Some(1) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -622,25 +645,25 @@ impl Builder {
             DriverKind::Epoll => Arc::new(|_core| insane_epoll::install_on_current_core()),
         };
         inner = inner.on_core_start(install);
-        for hook in self.hooks {
+        for hook in self.hooks.iter().cloned() {
             inner = inner.on_core_start(hook);
         }
-        for hook in self.stop_hooks {
+        for hook in self.stop_hooks.iter().cloned() {
             inner = inner.on_core_stop(hook);
         }
         if let Some(bytes) = self.thread_stack_size {
             inner = inner.thread_stack_size(bytes);
         }
-        if let Some(name) = self.name {
+        if let Some(name) = self.name.clone() {
             inner = inner.name(name);
         }
-        if let Some(f) = self.thread_name_fn {
+        if let Some(f) = self.thread_name_fn.clone() {
             inner = inner.thread_name_fn(f);
         }
-        if let Some(f) = self.on_park {
+        if let Some(f) = self.on_park.clone() {
             inner = inner.on_core_park(f);
         }
-        if let Some(f) = self.on_unpark {
+        if let Some(f) = self.on_unpark.clone() {
             inner = inner.on_core_unpark(f);
         }
         Ok(Runtime {
@@ -1083,16 +1106,16 @@ mod tests {
     }
 
     fn code() -> Builder {
-        Runtime::builder()
-            .cores(1)
-            .driver(Driver::Uring)
-            .thread_name("code")
+        let mut b = Runtime::builder();
+        b.cores(1).driver(Driver::Uring).thread_name("code");
+        b
     }
 
     #[test]
     fn the_file_overrides_the_builder() {
         let file = process_config("[runtime]\ncores = 4\ndriver = \"epoll\"\n", &[]).unwrap();
-        let b = code().with_config(&file);
+        let mut b = code();
+        b.with_config(&file);
         assert_eq!(b.settings().cores, Some(4));
         assert_eq!(b.settings().driver, Some(Driver::Epoll));
         assert_eq!(
@@ -1109,7 +1132,8 @@ mod tests {
             &[("INSANE_CORES", "2"), ("INSANE_RUNTIME_THREAD_NAME", "env")],
         )
         .unwrap();
-        let b = code().with_config(&config);
+        let mut b = code();
+        b.with_config(&config);
         assert_eq!(b.settings().cores, Some(2), "environment over file");
         assert_eq!(
             b.settings().driver,
@@ -1138,7 +1162,8 @@ mod tests {
     #[test]
     fn builder_calls_after_the_configuration_win() {
         let file = process_config("[runtime]\ncores = 4\n", &[]).unwrap();
-        let b = Runtime::builder().with_config(&file).cores(1);
+        let mut b = Runtime::builder();
+        b.with_config(&file).cores(1);
         assert_eq!(b.settings().cores, Some(1));
     }
 

@@ -106,9 +106,10 @@ impl Args {
     /// variables applied (e.g. `INSANE_DRIVER=epoll`), then `--cores` when
     /// given.
     pub fn runtime(&self) -> io::Result<Runtime> {
-        let mut builder = Runtime::builder().load_config()?;
+        let mut builder = Runtime::builder();
+        builder.load_config()?;
         if let Some(n) = self.cores {
-            builder = builder.cores(n);
+            builder.cores(n);
         }
         builder.build()
     }

@@ -1213,6 +1213,46 @@ impl fmt::Display for TryCurrentError {
 
 impl std::error::Error for TryCurrentError {}
 
+/// The cause inside an [`io::Error`] that an I/O operation failed because
+/// its runtime (its core's I/O driver) shut down: what
+/// [`is_rt_shutdown_err`] recognises.
+#[derive(Debug)]
+struct RuntimeShutDown {
+    what: &'static str,
+}
+
+impl fmt::Display for RuntimeShutDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)
+    }
+}
+
+impl std::error::Error for RuntimeShutDown {}
+
+/// The error of an I/O operation that cannot complete because its core's
+/// runtime shut down; `what` says which part (e.g. "the io_uring driver of
+/// this core has shut down"). Drivers return it, so that
+/// [`is_rt_shutdown_err`] tells it from the operation's own errors.
+pub fn shutdown_error(what: &'static str) -> io::Error {
+    io::Error::other(RuntimeShutDown { what })
+}
+
+/// Whether `err` says that the runtime shut down under the operation, not
+/// that the operation itself failed (tokio's
+/// `runtime::is_rt_shutdown_err`): a task that sees it can stop quietly.
+///
+/// ```
+/// use insane_runtime::runtime::{is_rt_shutdown_err, shutdown_error};
+/// assert!(is_rt_shutdown_err(&shutdown_error("the I/O driver has shut down")));
+/// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// assert!(!is_rt_shutdown_err(&refused));
+/// assert!(!is_rt_shutdown_err(&std::io::Error::other("the I/O driver has shut down")));
+/// ```
+pub fn is_rt_shutdown_err(err: &io::Error) -> bool {
+    err.get_ref()
+        .is_some_and(|inner| inner.is::<RuntimeShutDown>())
+}
+
 /// A handle to one core of a runtime, usable from any thread: spawn work
 /// there (e.g. cleanup of per-core driver state owned by that core).
 #[derive(Clone)]

@@ -230,7 +230,7 @@ fn is_transient(e: &io::Error) -> bool {
 }
 
 pub(crate) fn closed_error() -> io::Error {
-    io::Error::other("the io_uring driver of this core has shut down")
+    insane_runtime::runtime::shutdown_error("the io_uring driver of this core has shut down")
 }
 
 impl State {
@@ -1205,6 +1205,27 @@ mod tests {
         let start = Instant::now();
         st.wait(Some(Duration::ZERO)).unwrap();
         assert!(start.elapsed() < Duration::from_millis(20));
+    }
+
+    #[test]
+    fn operations_after_shutdown_fail_with_the_runtime_shutdown_error() {
+        let driver = Driver::new(&UringConfig::default()).expect("io_uring driver");
+        driver.handle.shutdown();
+        let err = driver
+            .handle
+            .inner
+            .state
+            .borrow_mut()
+            .insert_slot(SlotKind::Single, None)
+            .expect_err("a closed driver starts no operation");
+        assert!(
+            insane_runtime::runtime::is_rt_shutdown_err(&err),
+            "tokio's is_rt_shutdown_err says so: {err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the io_uring driver of this core has shut down"
+        );
     }
 
     #[test]
