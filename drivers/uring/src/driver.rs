@@ -726,9 +726,12 @@ impl Deferred {
         }
         if in_poll && insane_runtime::runtime::CoreHandle::current().is_some() {
             let graves = self.graves;
-            drop(insane_runtime::task::spawn_local(async move {
-                drop(graves);
-            }));
+            // A task of the core, never of an entered `LocalSet`.
+            drop(
+                insane_runtime::task::Builder::new().spawn_local(async move {
+                    drop(graves);
+                }),
+            );
         } else {
             drop(self.graves);
         }

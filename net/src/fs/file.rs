@@ -376,11 +376,13 @@ fn start_read(
     buf.data.reserve(len);
     let std = std.clone();
     if on_uring() {
-        return Ok(insane_runtime::task::spawn_local(async move {
+        // A task of the core, never of an entered `LocalSet`: dropping a
+        // set must not cancel a file operation in flight.
+        return insane_runtime::task::Builder::new().spawn_local(async move {
             let (res, slice) = op::read(std, buf.data.slice(..len)).await;
             buf.data = slice.into_inner();
             (Operation::Read(res), buf)
-        }));
+        });
     }
     Ok(runtime_handle()?.spawn_blocking(move || {
         buf.data.resize(len, 0);
@@ -394,7 +396,9 @@ fn start_read(
 fn start_write(std: &Arc<std::fs::File>, buf: Buf) -> io::Result<JoinHandle<(Operation, Buf)>> {
     let std = std.clone();
     if on_uring() {
-        return Ok(insane_runtime::task::spawn_local(async move {
+        // A task of the core, never of an entered `LocalSet`: dropping a
+        // set must not cancel a file operation in flight.
+        return insane_runtime::task::Builder::new().spawn_local(async move {
             let (res, mut data) = op::write_all(std, buf.data).await;
             // Written bytes are not unread bytes.
             data.clear();
@@ -405,7 +409,7 @@ fn start_write(std: &Arc<std::fs::File>, buf: Buf) -> io::Result<JoinHandle<(Ope
                     ..Buf::default()
                 },
             )
-        }));
+        });
     }
     Ok(runtime_handle()?.spawn_blocking(move || {
         let mut buf = buf;

@@ -175,7 +175,11 @@ impl Builder {
         Ok(super::spawn_send_with(shared, future, self.latency))
     }
 
-    /// Like [`spawn_local`](super::spawn_local).
+    /// Like [`spawn_local`](super::spawn_local), but the task always
+    /// belongs to the core, never to an entered
+    /// [`LocalSet`](super::LocalSet) (tokio's builder spawns into the set):
+    /// the form for a library's per-core service task, which dropping a
+    /// user's set must not abort.
     ///
     /// ```
     /// use insane_runtime::task::{Builder, Latency};

@@ -1,17 +1,82 @@
 //! [`LocalSet`]: tokio's set of `!Send` tasks, for code that ports from
 //! tokio. Every insane core runs `!Send` tasks without one
 //! ([`spawn_local`](super::spawn_local)); a `LocalSet` adds what tokio code
-//! expects of the set itself: its tasks are aborted when it is dropped, and
-//! awaiting it waits for all of them.
+//! expects of the set itself: its tasks are aborted when it is dropped,
+//! awaiting it waits for all of them, and while it is *entered* (inside
+//! [`LocalSet::run_until`], its own tasks, or an [`LocalSet::enter`]
+//! guard) the free `spawn_local` spawns into it.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use super::{AbortHandle, JoinHandle, spawn_local};
+use super::{AbortHandle, JoinHandle};
+
+thread_local! {
+    /// The set entered on this thread, if any: where the free
+    /// [`spawn_local`](super::spawn_local) puts its tasks.
+    static ENTERED: RefCell<Option<Rc<SetState>>> = const { RefCell::new(None) };
+}
+
+/// Makes `state` the entered set until the returned guard is dropped,
+/// which restores the set entered before (sets nest).
+fn enter_state(state: &Rc<SetState>) -> Reentered {
+    let previous = ENTERED.with(|e| e.borrow_mut().replace(state.clone()));
+    Reentered { previous }
+}
+
+/// Restores the previously entered set when dropped.
+struct Reentered {
+    previous: Option<Rc<SetState>>,
+}
+
+impl Drop for Reentered {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // `try_with`: a guard dropped while the thread's locals are torn
+        // down has nothing to restore.
+        let _ = ENTERED.try_with(|e| *e.borrow_mut() = previous);
+    }
+}
+
+/// Spawns `future` into the entered set, or gives it back when no set is
+/// entered on this thread (the free `spawn_local` then spawns a plain
+/// core task).
+pub(super) fn spawn_into_entered<F>(future: F) -> Result<JoinHandle<F::Output>, F>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    match ENTERED.try_with(|e| e.borrow().clone()).ok().flatten() {
+        Some(state) => Ok(spawn_member(&state, future)),
+        None => Err(future),
+    }
+}
+
+/// Spawns `future` on the current core as a task of the set `state`.
+#[track_caller]
+fn spawn_member<F>(state: &Rc<SetState>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    state.live.set(state.live.get() + 1);
+    let member = Member {
+        future,
+        state: state.clone(),
+    };
+    let handle = super::spawn_local_plain(member);
+    let mut tasks = state.tasks.borrow_mut();
+    if tasks.len() == tasks.capacity() {
+        tasks.retain(|t| !t.is_finished());
+    }
+    tasks.push(handle.abort_handle());
+    handle
+}
 
 /// A set of `!Send` tasks on the current core (tokio's `task::LocalSet`).
 ///
@@ -30,12 +95,14 @@ use super::{AbortHandle, JoinHandle, spawn_local};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
-/// Differences from tokio, because every insane core already runs local
-/// tasks: tasks spawned with [`LocalSet::spawn_local`] run whenever their
-/// core runs, not only while the set is awaited or inside
-/// [`run_until`](Self::run_until); and the free function
-/// [`task::spawn_local`](super::spawn_local) called inside `run_until`
-/// spawns a plain core task, which dropping the set does not abort.
+/// As in tokio, the free function [`task::spawn_local`](super::spawn_local)
+/// spawns into the set while it is entered: inside
+/// [`run_until`](Self::run_until) and [`block_on`](Self::block_on), in the
+/// set's own tasks, and under an [`enter`](Self::enter) guard.
+///
+/// Difference from tokio, because every insane core already runs local
+/// tasks: the set's tasks run whenever their core runs, not only while the
+/// set is awaited or inside `run_until`.
 #[derive(Default)]
 pub struct LocalSet {
     state: Rc<SetState>,
@@ -62,6 +129,9 @@ impl<F: Future> Future for Member<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // A task of the set runs with the set entered, as in tokio: what
+        // it spawns with the free `spawn_local` joins the set.
+        let _entered = enter_state(&self.state);
         // SAFETY: `future` is structurally pinned: never moved out of
         // `Member`, which is itself pinned.
         unsafe { self.map_unchecked_mut(|m| &mut m.future) }.poll(cx)
@@ -96,21 +166,57 @@ impl LocalSet {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let state = self.state.clone();
-        state.live.set(state.live.get() + 1);
-        let handle = spawn_local(Member { future, state });
-        let mut tasks = self.state.tasks.borrow_mut();
-        if tasks.len() == tasks.capacity() {
-            tasks.retain(|t| !t.is_finished());
-        }
-        tasks.push(handle.abort_handle());
-        handle
+        spawn_member(&self.state, future)
     }
 
     /// Runs `future` on the current core and returns its output (tokio's
-    /// `run_until`; the set's tasks run meanwhile, and after).
+    /// `run_until`; the set's tasks run meanwhile, and after). While
+    /// `future` is polled the set is entered: the free
+    /// [`spawn_local`](super::spawn_local) spawns into the set.
+    ///
+    /// ```
+    /// use insane_runtime::task::{self, LocalSet};
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+    /// rt.block_on(async {
+    ///     let set = LocalSet::new();
+    ///     let forever = set.run_until(async { task::spawn_local(std::future::pending::<()>()) }).await;
+    ///     drop(set); // aborts the task spawned inside run_until
+    ///     assert!(forever.await.unwrap_err().is_cancelled());
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub async fn run_until<F: Future>(&self, future: F) -> F::Output {
-        future.await
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            let _entered = enter_state(&self.state);
+            future.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    /// Enters the set until the guard is dropped (tokio's
+    /// `LocalSet::enter`): the free [`spawn_local`](super::spawn_local)
+    /// called meanwhile on this thread spawns into the set.
+    ///
+    /// ```
+    /// use insane_runtime::task::{self, LocalSet};
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).build()?;
+    /// rt.block_on(async {
+    ///     let set = LocalSet::new();
+    ///     let task = {
+    ///         let _guard = set.enter();
+    ///         task::spawn_local(async { 1 })
+    ///     };
+    ///     set.await; // waits for the task spawned under the guard
+    ///     assert!(task.is_finished());
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn enter(&self) -> LocalEnterGuard {
+        LocalEnterGuard {
+            _entered: enter_state(&self.state),
+            _not_send: PhantomData,
+        }
     }
 
     /// Runs `future` to completion on `rt` (tokio's `LocalSet::block_on`).
@@ -120,6 +226,20 @@ impl LocalSet {
     #[track_caller]
     pub fn block_on<R: BlockOn, F: Future>(&self, rt: &R, future: F) -> F::Output {
         rt.block_on(self.run_until(future))
+    }
+}
+
+/// The guard of [`LocalSet::enter`]: the set stays entered on this thread
+/// until it is dropped (tokio's `task::LocalEnterGuard`).
+pub struct LocalEnterGuard {
+    _entered: Reentered,
+    /// Entered on this thread: the guard cannot move to another.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for LocalEnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalEnterGuard").finish_non_exhaustive()
     }
 }
 
@@ -225,6 +345,67 @@ mod tests {
             a.await.unwrap() + *shared + 1
         });
         assert_eq!(out, 42);
+    }
+
+    #[test]
+    fn spawn_local_inside_run_until_joins_the_set() {
+        let rt = rt();
+        rt.block_on(async {
+            let set = LocalSet::new();
+            let inner = set
+                .run_until(async { crate::task::spawn_local(std::future::pending::<()>()) })
+                .await;
+            drop(set);
+            assert!(inner.await.unwrap_err().is_cancelled());
+        });
+    }
+
+    #[test]
+    fn spawn_local_in_a_task_of_the_set_joins_the_set() {
+        let rt = rt();
+        let done = Rc::new(Cell::new(false));
+        rt.block_on(async {
+            let set = LocalSet::new();
+            let flag = done.clone();
+            set.spawn_local(async move {
+                crate::task::spawn_local(async move {
+                    crate::time::sleep(Duration::from_millis(5)).await;
+                    flag.set(true);
+                });
+            });
+            set.await; // waits for the grandchild too
+            assert!(done.get());
+        });
+    }
+
+    #[test]
+    fn enter_guard_scopes_the_set_and_sets_nest() {
+        let rt = rt();
+        rt.block_on(async {
+            let outer = LocalSet::new();
+            let inner = LocalSet::new();
+            let (in_outer, in_inner, after) = {
+                let _o = outer.enter();
+                let a = crate::task::spawn_local(std::future::pending::<()>());
+                let b = {
+                    let _i = inner.enter();
+                    crate::task::spawn_local(std::future::pending::<()>())
+                };
+                let c = crate::task::spawn_local(std::future::pending::<()>());
+                (a, b, c)
+            };
+            let plain = crate::task::spawn_local(async { 3 });
+            drop(inner);
+            assert!(in_inner.await.unwrap_err().is_cancelled());
+            assert!(!in_outer.is_finished() && !after.is_finished());
+            drop(outer);
+            assert!(in_outer.await.unwrap_err().is_cancelled());
+            assert!(
+                after.await.unwrap_err().is_cancelled(),
+                "back in the outer set"
+            );
+            assert_eq!(plain.await.unwrap(), 3, "no set entered: a plain core task");
+        });
     }
 
     #[test]

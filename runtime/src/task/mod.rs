@@ -40,7 +40,7 @@ pub use coop::{Unconstrained, consume_budget, unconstrained};
 pub use error::JoinError;
 pub use join_set::JoinSet;
 pub use latency::{Builder, Latency, latency, set_latency};
-pub use local_set::{BlockOn, LocalSet};
+pub use local_set::{BlockOn, LocalEnterGuard, LocalSet};
 pub use task_local::{AccessError, LocalKey};
 pub use yield_now::yield_now;
 
@@ -179,7 +179,9 @@ where
 
 /// Spawns a `!Send` future on the current core; it is polled and dropped
 /// only on this thread. Like `tokio::task::spawn_local`, without the need
-/// for a `LocalSet`: every insane core can run local tasks.
+/// for a `LocalSet`: every insane core can run local tasks. While a
+/// [`LocalSet`] is entered (inside its `run_until`, its tasks, or under
+/// its `enter` guard) the task joins that set, as in tokio.
 ///
 /// ```
 /// use std::rc::Rc;
@@ -195,6 +197,20 @@ where
 /// Outside an insane runtime.
 #[track_caller]
 pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    match local_set::spawn_into_entered(future) {
+        Ok(handle) => handle,
+        Err(future) => spawn_local_plain(future),
+    }
+}
+
+/// [`spawn_local`] without regard to an entered [`LocalSet`]: a plain task
+/// of the current core.
+#[track_caller]
+pub(crate) fn spawn_local_plain<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
