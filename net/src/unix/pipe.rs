@@ -188,6 +188,182 @@ impl OpenOptions {
     }
 }
 
+/// What the two ends share: construction from a file or fd (checked or
+/// not), `ready`, `try_io`, giving the fd back, and `AsRawFd`/`AsFd`.
+/// `$var` names the end in the examples, `$pair` is how `pipe()`'s result
+/// is bound to keep it, `$open` opens a FIFO for it, `$mode` is its
+/// access mode in words and `$interest` its readiness.
+macro_rules! pipe_end {
+    (
+        $end:ident,
+        var: $var:literal,
+        pair: $pair:literal,
+        open: $open:literal,
+        mode: $mode:literal,
+        interest: $interest:literal $(,)?
+    ) => {
+        impl $end {
+            fn new(file: File) -> $end {
+                $end {
+                    io: PollIo::new(file),
+                }
+            }
+
+            #[doc = concat!(" Makes a `", stringify!($end), "` of `file`, a pipe or FIFO opened for")]
+            #[doc = concat!(" ", $mode, ", switching it to non-blocking mode.")]
+            ///
+            /// # Errors
+            #[doc = concat!(" `InvalidInput` if `file` is not a pipe or FIFO, or not open for ", $mode, ".")]
+            ///
+            /// ```no_run
+            /// # fn f() -> std::io::Result<()> {
+            #[doc = concat!(" let file = ", $open, ";")]
+            #[doc = concat!(" let ", $var, " = insane_net::unix::pipe::", stringify!($end), "::from_file(file)?;")]
+            #[doc = concat!(" # drop(", $var, ");")]
+            /// # Ok(())
+            /// # }
+            /// ```
+            pub fn from_file(file: File) -> io::Result<$end> {
+                Ok($end::new(checked(file, PipeEnd::$end)?))
+            }
+
+            /// Like [`from_file`](Self::from_file), for an `OwnedFd`.
+            ///
+            /// ```no_run
+            /// # fn f() -> std::io::Result<()> {
+            #[doc = concat!(" let ", $pair, " = insane_net::unix::pipe::pipe()?;")]
+            #[doc = concat!(" let fd = ", $var, ".into_blocking_fd()?;")]
+            #[doc = concat!(" let ", $var, " = insane_net::unix::pipe::", stringify!($end), "::from_owned_fd(fd)?;")]
+            #[doc = concat!(" # drop(", $var, ");")]
+            /// # Ok(())
+            /// # }
+            /// ```
+            pub fn from_owned_fd(fd: OwnedFd) -> io::Result<$end> {
+                $end::from_file(File::from(fd))
+            }
+
+            /// Like [`from_file`](Self::from_file) without the checks: `file`
+            #[doc = concat!(" may be any fd that supports non-blocking ", $mode, " and readiness.")]
+            ///
+            /// ```no_run
+            /// # fn f() -> std::io::Result<()> {
+            #[doc = concat!(" let file = ", $open, ";")]
+            #[doc = concat!(" let ", $var, " = insane_net::unix::pipe::", stringify!($end), "::from_file_unchecked(file)?;")]
+            #[doc = concat!(" # drop(", $var, ");")]
+            /// # Ok(())
+            /// # }
+            /// ```
+            pub fn from_file_unchecked(file: File) -> io::Result<$end> {
+                set_nonblocking(file.as_fd(), true)?;
+                Ok($end::new(file))
+            }
+
+            /// Like [`from_file_unchecked`](Self::from_file_unchecked), for an
+            /// `OwnedFd`.
+            ///
+            /// ```no_run
+            /// # fn f() -> std::io::Result<()> {
+            #[doc = concat!(" let ", $pair, " = insane_net::unix::pipe::pipe()?;")]
+            #[doc = concat!(" let fd = ", $var, ".into_nonblocking_fd()?;")]
+            #[doc = concat!(" let ", $var, " = insane_net::unix::pipe::", stringify!($end), "::from_owned_fd_unchecked(fd)?;")]
+            #[doc = concat!(" # drop(", $var, ");")]
+            /// # Ok(())
+            /// # }
+            /// ```
+            pub fn from_owned_fd_unchecked(fd: OwnedFd) -> io::Result<$end> {
+                $end::from_file_unchecked(File::from(fd))
+            }
+
+            /// Waits for any of the requested ready states.
+            ///
+            /// ```no_run
+            #[doc = concat!(" # async fn f(", $var, ": insane_net::unix::pipe::", stringify!($end), ") -> std::io::Result<()> {")]
+            #[doc = concat!(" let ready = ", $var, ".ready(tokio::io::Interest::", $interest, ").await?;")]
+            /// println!("{ready:?}");
+            /// # Ok(())
+            /// # }
+            /// ```
+            pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+                self.io.ready(interest).await
+            }
+
+            /// Runs `f` (an operation on the pipe's fd, e.g. through
+            /// `AsRawFd`) once; on `WouldBlock` clears the readiness of
+            /// `interest`, so the next wait really waits (tokio's `try_io`).
+            ///
+            /// # Errors
+            /// `f`'s.
+            pub fn try_io<R>(
+                &self,
+                interest: Interest,
+                f: impl FnOnce() -> io::Result<R>,
+            ) -> io::Result<R> {
+                self.io.try_io(interest, f)
+            }
+
+            /// Deregisters the pipe and returns its fd, switched back to
+            /// blocking mode.
+            ///
+            /// ```no_run
+            #[doc = concat!(" # fn f(", $var, ": insane_net::unix::pipe::", stringify!($end), ") -> std::io::Result<()> {")]
+            #[doc = concat!(" let fd = ", $var, ".into_blocking_fd()?;")]
+            /// # drop(fd);
+            /// # Ok(())
+            /// # }
+            /// ```
+            pub fn into_blocking_fd(self) -> io::Result<OwnedFd> {
+                let fd = self.into_nonblocking_fd()?;
+                set_nonblocking(fd.as_fd(), false)?;
+                Ok(fd)
+            }
+
+            /// Deregisters the pipe and returns its fd, left in
+            /// non-blocking mode.
+            ///
+            /// ```no_run
+            #[doc = concat!(" # fn f(", $var, ": insane_net::unix::pipe::", stringify!($end), ") -> std::io::Result<()> {")]
+            #[doc = concat!(" let fd = ", $var, ".into_nonblocking_fd()?;")]
+            /// # drop(fd);
+            /// # Ok(())
+            /// # }
+            /// ```
+            pub fn into_nonblocking_fd(self) -> io::Result<OwnedFd> {
+                Ok(self.io.into_inner()?.into())
+            }
+        }
+
+        impl AsRawFd for $end {
+            fn as_raw_fd(&self) -> RawFd {
+                self.io.raw_fd()
+            }
+        }
+
+        impl AsFd for $end {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.io.get_ref().as_fd()
+            }
+        }
+    };
+}
+
+pipe_end!(
+    Sender,
+    var: "tx",
+    pair: "(tx, _rx)",
+    open: "std::fs::OpenOptions::new().write(true).open(\"/tmp/my-fifo\")?",
+    mode: "writing",
+    interest: "WRITABLE",
+);
+
+pipe_end!(
+    Receiver,
+    var: "rx",
+    pair: "(_tx, rx)",
+    open: "std::fs::File::open(\"/tmp/my-fifo\")?",
+    mode: "reading",
+    interest: "READABLE",
+);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PipeEnd {
     Sender,
@@ -297,91 +473,6 @@ pub struct Sender {
 }
 
 impl Sender {
-    fn new(file: File) -> Sender {
-        Sender {
-            io: PollIo::new(file),
-        }
-    }
-
-    /// Makes a `Sender` of `file`, a pipe or FIFO opened for writing,
-    /// switching it to non-blocking mode.
-    ///
-    /// # Errors
-    /// `InvalidInput` if `file` is not a pipe or FIFO, or not open for
-    /// writing.
-    ///
-    /// ```no_run
-    /// # fn f() -> std::io::Result<()> {
-    /// let file = std::fs::OpenOptions::new().write(true).open("/tmp/my-fifo")?;
-    /// let tx = insane_net::unix::pipe::Sender::from_file(file)?;
-    /// # drop(tx);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_file(file: File) -> io::Result<Sender> {
-        Ok(Sender::new(checked(file, PipeEnd::Sender)?))
-    }
-
-    /// Like [`from_file`](Self::from_file), for an `OwnedFd`.
-    ///
-    /// ```no_run
-    /// # fn f() -> std::io::Result<()> {
-    /// let (tx, _rx) = insane_net::unix::pipe::pipe()?;
-    /// let fd = tx.into_blocking_fd()?;
-    /// let tx = insane_net::unix::pipe::Sender::from_owned_fd(fd)?;
-    /// # drop(tx);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Sender> {
-        Sender::from_file(File::from(fd))
-    }
-
-    /// Like [`from_file`](Self::from_file) without the checks: `file` may
-    /// be any fd that supports non-blocking writes and readiness.
-    ///
-    /// ```no_run
-    /// # fn f() -> std::io::Result<()> {
-    /// let file = std::fs::OpenOptions::new().write(true).open("/tmp/my-fifo")?;
-    /// let tx = insane_net::unix::pipe::Sender::from_file_unchecked(file)?;
-    /// # drop(tx);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_file_unchecked(file: File) -> io::Result<Sender> {
-        set_nonblocking(file.as_fd(), true)?;
-        Ok(Sender::new(file))
-    }
-
-    /// Like [`from_file_unchecked`](Self::from_file_unchecked), for an
-    /// `OwnedFd`.
-    ///
-    /// ```no_run
-    /// # fn f() -> std::io::Result<()> {
-    /// let (tx, _rx) = insane_net::unix::pipe::pipe()?;
-    /// let fd = tx.into_nonblocking_fd()?;
-    /// let tx = insane_net::unix::pipe::Sender::from_owned_fd_unchecked(fd)?;
-    /// # drop(tx);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_owned_fd_unchecked(fd: OwnedFd) -> io::Result<Sender> {
-        Sender::from_file_unchecked(File::from(fd))
-    }
-
-    /// Waits for any of the requested ready states.
-    ///
-    /// ```no_run
-    /// # async fn f(tx: insane_net::unix::pipe::Sender) -> std::io::Result<()> {
-    /// let ready = tx.ready(tokio::io::Interest::WRITABLE).await?;
-    /// println!("{ready:?}");
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        self.io.ready(interest).await
-    }
-
     /// Waits until the pipe may be writable.
     ///
     /// ```no_run
@@ -424,20 +515,6 @@ impl Sender {
             .try_dir(Direction::Write, || self.io.get_ref().write(buf))
     }
 
-    /// Runs `f` (an operation on the pipe's fd, e.g. through
-    /// `AsRawFd`) once; on `WouldBlock` clears the readiness of `interest`,
-    /// so the next wait really waits (tokio's `try_io`).
-    ///
-    /// # Errors
-    /// `f`'s.
-    pub fn try_io<R>(
-        &self,
-        interest: Interest,
-        f: impl FnOnce() -> io::Result<R>,
-    ) -> io::Result<R> {
-        self.io.try_io(interest, f)
-    }
-
     /// Like [`try_write`](Self::try_write), from several buffers.
     ///
     /// ```no_run
@@ -450,35 +527,6 @@ impl Sender {
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.io
             .try_dir(Direction::Write, || self.io.get_ref().write_vectored(bufs))
-    }
-
-    /// Deregisters the pipe and returns its fd, switched back to blocking
-    /// mode.
-    ///
-    /// ```no_run
-    /// # fn f(tx: insane_net::unix::pipe::Sender) -> std::io::Result<()> {
-    /// let fd = tx.into_blocking_fd()?;
-    /// # drop(fd);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn into_blocking_fd(self) -> io::Result<OwnedFd> {
-        let fd = self.into_nonblocking_fd()?;
-        set_nonblocking(fd.as_fd(), false)?;
-        Ok(fd)
-    }
-
-    /// Deregisters the pipe and returns its fd, left in non-blocking mode.
-    ///
-    /// ```no_run
-    /// # fn f(tx: insane_net::unix::pipe::Sender) -> std::io::Result<()> {
-    /// let fd = tx.into_nonblocking_fd()?;
-    /// # drop(fd);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn into_nonblocking_fd(self) -> io::Result<OwnedFd> {
-        Ok(self.io.into_inner()?.into())
     }
 
     fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
@@ -554,18 +602,6 @@ impl futures_io::AsyncWrite for Sender {
     }
 }
 
-impl AsRawFd for Sender {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.raw_fd()
-    }
-}
-
-impl AsFd for Sender {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
-    }
-}
-
 /// The read end of a pipe or FIFO, with tokio's API: `AsyncRead`, and
 /// readiness from the core's driver. A read returns `Ok(0)` (end of file)
 /// once every write end is closed and the pipe is empty.
@@ -587,90 +623,6 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    fn new(file: File) -> Receiver {
-        Receiver {
-            io: PollIo::new(file),
-        }
-    }
-
-    /// Makes a `Receiver` of `file`, a pipe or FIFO opened for reading,
-    /// switching it to non-blocking mode.
-    ///
-    /// # Errors
-    /// `InvalidInput` if `file` is not a pipe or FIFO, or not open for
-    /// reading.
-    ///
-    /// ```no_run
-    /// # fn f() -> std::io::Result<()> {
-    /// let file = std::fs::File::open("/tmp/my-fifo")?;
-    /// let rx = insane_net::unix::pipe::Receiver::from_file(file)?;
-    /// # drop(rx);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_file(file: File) -> io::Result<Receiver> {
-        Ok(Receiver::new(checked(file, PipeEnd::Receiver)?))
-    }
-
-    /// Like [`from_file`](Self::from_file), for an `OwnedFd`.
-    ///
-    /// ```no_run
-    /// # fn f() -> std::io::Result<()> {
-    /// let (_tx, rx) = insane_net::unix::pipe::pipe()?;
-    /// let fd = rx.into_blocking_fd()?;
-    /// let rx = insane_net::unix::pipe::Receiver::from_owned_fd(fd)?;
-    /// # drop(rx);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_owned_fd(fd: OwnedFd) -> io::Result<Receiver> {
-        Receiver::from_file(File::from(fd))
-    }
-
-    /// Like [`from_file`](Self::from_file) without the checks.
-    ///
-    /// ```no_run
-    /// # fn f() -> std::io::Result<()> {
-    /// let file = std::fs::File::open("/tmp/my-fifo")?;
-    /// let rx = insane_net::unix::pipe::Receiver::from_file_unchecked(file)?;
-    /// # drop(rx);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_file_unchecked(file: File) -> io::Result<Receiver> {
-        set_nonblocking(file.as_fd(), true)?;
-        Ok(Receiver::new(file))
-    }
-
-    /// Like [`from_file_unchecked`](Self::from_file_unchecked), for an
-    /// `OwnedFd`.
-    ///
-    /// ```no_run
-    /// # fn f() -> std::io::Result<()> {
-    /// let (_tx, rx) = insane_net::unix::pipe::pipe()?;
-    /// let fd = rx.into_nonblocking_fd()?;
-    /// let rx = insane_net::unix::pipe::Receiver::from_owned_fd_unchecked(fd)?;
-    /// # drop(rx);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_owned_fd_unchecked(fd: OwnedFd) -> io::Result<Receiver> {
-        Receiver::from_file_unchecked(File::from(fd))
-    }
-
-    /// Waits for any of the requested ready states.
-    ///
-    /// ```no_run
-    /// # async fn f(rx: insane_net::unix::pipe::Receiver) -> std::io::Result<()> {
-    /// let ready = rx.ready(tokio::io::Interest::READABLE).await?;
-    /// println!("{ready:?}");
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        self.io.ready(interest).await
-    }
-
     /// Waits until the pipe may be readable.
     ///
     /// ```no_run
@@ -713,19 +665,6 @@ impl Receiver {
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io
             .try_dir(Direction::Read, || self.io.get_ref().read(buf))
-    }
-
-    /// Runs `f` (an operation on the pipe's fd) once; on `WouldBlock`
-    /// clears the readiness of `interest` (tokio's `try_io`).
-    ///
-    /// # Errors
-    /// `f`'s.
-    pub fn try_io<R>(
-        &self,
-        interest: Interest,
-        f: impl FnOnce() -> io::Result<R>,
-    ) -> io::Result<R> {
-        self.io.try_io(interest, f)
     }
 
     /// Like [`try_read`](Self::try_read), into several buffers.
@@ -771,35 +710,6 @@ impl Receiver {
             Ok(n)
         })
     }
-
-    /// Deregisters the pipe and returns its fd, switched back to blocking
-    /// mode.
-    ///
-    /// ```no_run
-    /// # fn f(rx: insane_net::unix::pipe::Receiver) -> std::io::Result<()> {
-    /// let fd = rx.into_blocking_fd()?;
-    /// # drop(fd);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn into_blocking_fd(self) -> io::Result<OwnedFd> {
-        let fd = self.into_nonblocking_fd()?;
-        set_nonblocking(fd.as_fd(), false)?;
-        Ok(fd)
-    }
-
-    /// Deregisters the pipe and returns its fd, left in non-blocking mode.
-    ///
-    /// ```no_run
-    /// # fn f(rx: insane_net::unix::pipe::Receiver) -> std::io::Result<()> {
-    /// let fd = rx.into_nonblocking_fd()?;
-    /// # drop(fd);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn into_nonblocking_fd(self) -> io::Result<OwnedFd> {
-        Ok(self.io.into_inner()?.into())
-    }
 }
 
 impl tokio::io::AsyncRead for Receiver {
@@ -835,17 +745,5 @@ impl futures_io::AsyncRead for Receiver {
         this.io.poll_io(Direction::Read, cx, || {
             this.io.get_ref().read_vectored(bufs)
         })
-    }
-}
-
-impl AsRawFd for Receiver {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.raw_fd()
-    }
-}
-
-impl AsFd for Receiver {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
     }
 }
