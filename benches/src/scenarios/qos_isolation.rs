@@ -285,20 +285,28 @@ pub(super) fn report(
     }
     let c = &args.common;
     let rounds = c.repeats_or(1, 3);
+    // Every run of a load lasts as long: the bulk rates next to the
+    // critical flow and alone are taken over equal windows (a short one
+    // would count this VM's hiccups many times over).
+    let window = Duration::from_millis(if c.quick { 100 } else { 500 });
     let p = IsoParams {
-        rtt: Params { repeats: 1, ..rtt },
-        bulk_alone: Duration::from_millis(if c.quick { 100 } else { 500 }),
+        rtt: Params {
+            repeats: 1,
+            trips: u64::MAX,
+            max_run: window,
+            ..rtt
+        },
+        bulk_alone: window,
     };
     let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
     let mut report = Report::new(path.report_name(), &names);
     describe_run(&mut report, args, &rtt.placement, rounds, true);
     report.param("path", path.describe());
     report.param("rounds (columns alternate; cells are medians)", rounds);
-    report.param("critical round trips per load", p.rtt.trips);
     report.param("critical ping size", format!("{SIZE} B"));
     report.param(
-        "bulk alone: run time per load",
-        format!("{:?}", p.bulk_alone),
+        "run time per load (bulk alone; critical back to back, paced)",
+        format!("{window:?} each"),
     );
     let mut runs: Vec<Result<Vec<IsoRun>, String>> = vec![Ok(Vec::new()); columns.len()];
     for round in 0..rounds {
@@ -310,19 +318,17 @@ pub(super) fn report(
         let ordered: Vec<Priority> = order.iter().map(|&i| columns[i]).collect();
         let what = format!("{}, round {}", path.report_name(), round + 1);
         let results: Vec<Result<IsoRun, String>> = match path {
-            Path::Loopback => each_contestant_process(
-                &what,
-                KEY,
-                &ordered,
-                rtt.placement,
-                args.limits(),
-                &p,
-            ),
+            Path::Loopback => {
+                each_contestant_process(&what, KEY, &ordered, rtt.placement, args.limits(), &p)
+            }
             Path::Xdp => ordered
                 .iter()
                 .map(|&who| xdp_once(&what, who, p, rtt.placement, args.limits().timeout))
                 .collect(),
-            Path::Memif => ordered.iter().map(|&who| memif_once(&what, who, p)).collect(),
+            Path::Memif => ordered
+                .iter()
+                .map(|&who| memif_once(&what, who, p))
+                .collect(),
         };
         for (&i, r) in order.iter().zip(results) {
             match (&mut runs[i], r) {
@@ -489,6 +495,7 @@ fn measure_loads(who: Priority, p: IsoParams, plan: Plan) -> Result<IsoRun, Stri
             ));
         }
         let (echo, sink) = (plan.echo, plan.sink);
+        first_echo(&crit, echo).await?;
         let mut out = Vec::with_capacity(LOADS.len());
         let paced = Params {
             pace: Some(PACE),
@@ -523,8 +530,8 @@ fn measure_loads(who: Priority, p: IsoParams, plan: Plan) -> Result<IsoRun, Stri
                 next_to.push(critical_run(rtt, crit.clone(), echo, sent).await?);
                 producers.stop().await?;
             }
-            let [(run, resent), (slow, resent_paced)] = <[_; 2]>::try_from(next_to)
-                .map_err(|_| "two runs next to bulk".to_owned())?;
+            let [(run, resent), (slow, resent_paced)] =
+                <[_; 2]>::try_from(next_to).map_err(|_| "two runs next to bulk".to_owned())?;
             out.push(LoadRun {
                 critical: run.quantiles,
                 bulk_with_critical: run.bulk_rate,
@@ -534,10 +541,37 @@ fn measure_loads(who: Priority, p: IsoParams, plan: Plan) -> Result<IsoRun, Stri
                 resent: resent + resent_paced,
             });
         }
-        let stop_msg = filled(&crit, &[0]).await.ctx("fill stop")?;
-        crit.send_to(stop_msg, echo).await.ctx("send stop")?;
+        send_when_room(&crit, &[0], echo).await.ctx("send stop")?;
         Ok::<_, String>(out)
     })
+}
+
+/// How long the path may take to carry a first echo (a memif link comes
+/// up a while after both ends started).
+const LINK_UP_LIMIT: Duration = Duration::from_secs(30);
+
+/// Pings the echo server until an echo comes back, so that no timed run
+/// starts before the path works (link up, addresses resolved).
+async fn first_echo(crit: &Endpoint, echo: SocketAddr) -> Result<(), String> {
+    const SEQ: u64 = u64::MAX - 1;
+    let mut msg = [0x5a_u8; SIZE];
+    stamp(&mut msg, SEQ);
+    let start = Instant::now();
+    while start.elapsed() < LINK_UP_LIMIT {
+        send_when_room(crit, &msg, echo).await.ctx("first ping")?;
+        let echoed = insane::time::timeout(RESEND_AFTER, async {
+            loop {
+                if stamp_of(&crit.recv().await?) == SEQ {
+                    return io::Result::Ok(());
+                }
+            }
+        })
+        .await;
+        if let Ok(res) = echoed {
+            return res.ctx("first echo");
+        }
+    }
+    Err(format!("no echo from {echo} within {LINK_UP_LIMIT:?}"))
 }
 
 /// Kernel UDP on loopback: the echo server on a thread of this process.
@@ -656,14 +690,14 @@ pub fn child_main() -> Option<ExitCode> {
     let run = || -> Result<(), String> {
         let column = std::env::var(MEMIF_COLUMN).ctx(MEMIF_COLUMN)?;
         let who = Priority::from_name(&column).ok_or(format!("no column {column}"))?;
-        let p: IsoParams =
-            serde_json::from_str(&std::env::var(MEMIF_PARAMS).ctx(MEMIF_PARAMS)?)
-                .ctx("parameters")?;
+        let p: IsoParams = serde_json::from_str(&std::env::var(MEMIF_PARAMS).ctx(MEMIF_PARAMS)?)
+            .ctx("parameters")?;
         let echo = SocketAddr::from((MEMIF_SERVER, ECHO_PORT));
         if role == "server" {
             let config = memif_pair::config(MEMIF_PREFIX, true, MEMIF_SERVER, "02:00:00:00:19:01")?;
             insane_runtime_with(Driver::Uring, p.rtt.idle, who.enabled())?.block_on(async {
-                let ep = bind_checked(echo, critical_qos(), &config, TransportKind::DpdkUdp).await?;
+                let ep =
+                    bind_checked(echo, critical_qos(), &config, TransportKind::DpdkUdp).await?;
                 // Never read: its queue fills, the stack drops the rest.
                 let sink = SocketAddr::from((MEMIF_SERVER, SINK_PORT));
                 let _sink = bind_checked(sink, bulk_qos(), &config, TransportKind::DpdkUdp).await?;
@@ -673,7 +707,8 @@ pub fn child_main() -> Option<ExitCode> {
             // Not polling any more; exit when told.
             memif_pair::wait_for_parent();
         } else {
-            let config = memif_pair::config(MEMIF_PREFIX, false, MEMIF_CLIENT, "02:00:00:00:19:02")?;
+            let config =
+                memif_pair::config(MEMIF_PREFIX, false, MEMIF_CLIENT, "02:00:00:00:19:02")?;
             let sink = SocketAddr::from((MEMIF_SERVER, SINK_PORT));
             let plan = Plan::on_stack(Path::Memif, config, MEMIF_CLIENT, echo, sink);
             let run = measure_loads(who, p, plan)?;

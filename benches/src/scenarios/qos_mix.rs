@@ -350,9 +350,7 @@ pub fn run(args: &Args) -> Vec<Report> {
     };
     for path in super::qos_isolation::Path::ALL {
         if c.selected(path.report_name()) && !columns.is_empty() {
-            reports.extend(super::qos_isolation::report(
-                &args.net, rtt, &columns, path,
-            ));
+            reports.extend(super::qos_isolation::report(&args.net, rtt, &columns, path));
         }
     }
     reports

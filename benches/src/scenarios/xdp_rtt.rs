@@ -244,12 +244,7 @@ fn run_once(
     timeout: Duration,
 ) -> Result<[f64; 2], String> {
     on_fresh_pair(label, |a, b| {
-        let job = Job {
-            p,
-            placement,
-            a,
-            b,
-        };
+        let job = Job { p, placement, a, b };
         let run: Run = in_own_process(label, KEY, system, placement.client, timeout, &job)?;
         if let Some(explain) = run.explain {
             say!("  {}: {explain}", system.name());

@@ -533,7 +533,10 @@ mod tests {
             ..Capabilities::kernel_only()
         };
         // Bound on the stack's address: the stack, as a bulk flow.
-        assert_eq!(choose(&qos, &caps).unwrap().transport, TransportKind::XdpUdp);
+        assert_eq!(
+            choose(&qos, &caps).unwrap().transport,
+            TransportKind::XdpUdp
+        );
         // Bound elsewhere (`Endpoint::bind` marks the stack unavailable):
         // kernel UDP, which does not busy-poll for a normal flow.
         let elsewhere = Capabilities {
