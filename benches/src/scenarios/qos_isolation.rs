@@ -29,7 +29,9 @@
 //! datagrams sent meanwhile, twice: with the ping-pong back to back (a
 //! saturating critical flow, whose own work takes much of the core) and
 //! paced at one round trip per [`PACE`] (a request stream); plus both
-//! with no bulk at all ("idle").
+//! with no bulk at all ("idle"). Every one of these runs lasts the same
+//! window (100 ms with `--quick`, 500 ms otherwise), after pings until a
+//! first echo came back (a memif link comes up late).
 //! A ping whose echo does not come within [`RESEND_AFTER`] (a frame lost
 //! on a full ring) is sent again; its round trip counts from the first
 //! send, and the resends are noted. The two columns differ in one switch,
