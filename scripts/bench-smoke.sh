@@ -74,15 +74,18 @@ for f in report.md results.json runtime.md udp-rtt.md tcp-echo.md tcp-stream.md 
         problems+=("$out/$f is not a PNG file")
     fi
 done
-# xdp-rtt and reliable need root and network namespaces: required under CI (which has
+# xdp-rtt, reliable and qos-mix's AF_XDP isolation table need root and
+# network namespaces: required under CI (which has
 # them), left out of `all` with a printed reason elsewhere.
-for f in xdp-rtt.md reliable.md; do
+for f in xdp-rtt.md reliable.md qos-mix-isolation-af_xdp.md; do
     if [ "${CI:-}" = true ] && [ ! -s "$out/$f" ]; then
         problems+=("$out/$f is missing (CI runs as root with network namespaces)")
     fi
 done
-if [ ${#features[@]} -gt 0 ] && [ ! -s "$out/dpdk-rtt.md" ]; then
-    problems+=("$out/dpdk-rtt.md is missing (insane-bench was built with DPDK)")
+if [ ${#features[@]} -gt 0 ]; then
+    for f in dpdk-rtt.md qos-mix-isolation-dpdk-memif.md; do
+        [ -s "$out/$f" ] || problems+=("$out/$f is missing (insane-bench was built with DPDK)")
+    done
 fi
 # A contestant that cannot run on this host (monoio or glommio without
 # io_uring, say) is left out with its reason in the report ("not measured

@@ -101,7 +101,10 @@ enum Scenario {
     /// QoS endpoints (`insane::qos`): 32 B RTT per QoS class (critical,
     /// normal, reliable) against tokio UDP, and the latency of a critical
     /// flow while a bulk flow saturates the same core, with and without the
-    /// per-core transmit scheduler (tables `qos-mix` and `qos-mix-bulk`).
+    /// per-core transmit scheduler (tables `qos-mix` and `qos-mix-bulk`),
+    /// and latency isolation with the priority features on and off on
+    /// kernel UDP, AF_XDP (root) and DPDK memif (feature `dpdk`) (tables
+    /// `qos-mix-isolation-udp`, `-af_xdp`, `-dpdk-memif`).
     QosMix(scenarios::qos_mix::Args),
     /// UDP ping-pong RTT over veth between two network namespaces (root):
     /// insane AF_XDP (QoS endpoint) vs insane io_uring busy-poll vs std
@@ -129,6 +132,9 @@ fn main() -> ExitCode {
         return code;
     }
     if let Some(code) = scenarios::reliable::child_main() {
+        return code;
+    }
+    if let Some(code) = scenarios::qos_isolation::child_main() {
         return code;
     }
     // A measurement's own process (see scenarios::net::each_contestant_process).

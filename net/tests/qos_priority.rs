@@ -1,7 +1,9 @@
 //! Latency isolation through QoS endpoints (issue 19), on both kernel
 //! drivers over loopback: a task serving a critical endpoint becomes a
 //! critical task, a bulk receiver of a flood yields after one budget of
-//! messages, and the deadline class (admission at bind, misses counted).
+//! messages, the core's transmit task starts a bounded slice of bulk
+//! messages per poll, and the deadline class (admission at bind, misses
+//! counted).
 
 mod common;
 
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use common::on_each_driver;
 use insane_net::qos::{Endpoint, Latency, Qos};
+use insane_runtime::runtime::Runtime;
 use insane_runtime::task;
 use insane_runtime::time::timeout;
 
@@ -141,6 +144,79 @@ fn a_sender_that_never_waits_yields_after_one_budget_of_messages() {
         assert!(sent <= BUDGET_UNITS + 1, "yielded only after {sent} sends");
         other.await.unwrap();
     });
+}
+
+/// Bulk messages the core's transmit task starts per poll with priority
+/// on (`TX_BULK_SLICE` in `qos/endpoint.rs`).
+const TX_BULK_SLICE: u64 = 4;
+
+/// Bulk messages queued by `most_bulk_sends_between_critical_polls`.
+const QUEUED: u64 = 40;
+
+/// Queues `QUEUED` bulk messages to a loopback socket, then lets a
+/// critical task count, at each of its polls, the datagrams that arrived
+/// since its previous poll (kernel UDP on loopback delivers within the
+/// `sendto`): the most bulk sends the core made between two polls of a
+/// ready critical task.
+async fn most_bulk_sends_between_critical_polls() -> u64 {
+    let rx = StdUdpSocket::bind(LOCAL).unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let to = rx.local_addr().unwrap();
+    let ep = Endpoint::bind(LOCAL, bulk()).await.unwrap();
+    for i in 0..QUEUED {
+        let mut buf = ep.buffer().await;
+        buf.extend_from_slice(&i.to_le_bytes()).unwrap();
+        // Queued on the core's transmit scheduler, not sent yet.
+        ep.try_send_to(buf, to).unwrap();
+    }
+    task::Builder::new()
+        .latency(Latency::Critical)
+        .spawn_local(async move {
+            let (mut arrived, mut most) = (0, 0);
+            let mut scratch = [0_u8; 64];
+            for _ in 0..10 * QUEUED {
+                let mut now = 0;
+                while rx.recv(&mut scratch).is_ok() {
+                    now += 1;
+                }
+                arrived += now;
+                most = most.max(now);
+                if arrived == QUEUED {
+                    return most;
+                }
+                task::yield_now().await;
+            }
+            panic!("only {arrived} of {QUEUED} bulk messages arrived");
+        })
+        .unwrap()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn a_ready_critical_task_waits_for_at_most_one_slice_of_bulk_sends() {
+    on_each_driver(1, |_| async {
+        let most = most_bulk_sends_between_critical_polls().await;
+        assert!(most >= 1, "no bulk message left between two polls");
+        assert!(
+            most <= TX_BULK_SLICE,
+            "{most} bulk sends between two polls of a ready critical task"
+        );
+    });
+}
+
+#[test]
+fn without_priority_the_transmit_task_sends_every_queued_bulk_message_in_one_poll() {
+    let rt = Runtime::builder()
+        .cores(1)
+        .priority(false)
+        .on_core_start(std::sync::Arc::new(|_| {
+            insane_epoll::install_on_current_core()
+        }))
+        .build()
+        .unwrap();
+    let most = rt.block_on(most_bulk_sends_between_critical_polls());
+    assert_eq!(most, QUEUED);
 }
 
 #[test]

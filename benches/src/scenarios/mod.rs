@@ -18,6 +18,7 @@ pub mod baseline_servers;
 pub mod dpdk_rtt;
 pub mod external;
 pub mod grpc_load;
+pub mod memif_pair;
 pub mod net;
 pub mod qos_isolation;
 pub mod qos_mix;
@@ -50,6 +51,7 @@ fn measurement(key: &str) -> Option<net::ChildFn> {
         qos_mix::KEY => Some(qos_mix::child),
         qos_mix::BULK_KEY => Some(qos_mix::bulk_child),
         qos_isolation::KEY => Some(qos_isolation::child),
+        qos_isolation::XDP_KEY => Some(qos_isolation::xdp_child),
         runtime::SPAWN_JOIN => Some(runtime::spawn_join_child),
         runtime::YIELD => Some(runtime::yield_child),
         runtime::ROUND_TRIP => Some(runtime::round_trip_child),
@@ -205,6 +207,7 @@ mod tests {
             qos_mix::KEY,
             qos_mix::BULK_KEY,
             qos_isolation::KEY,
+            qos_isolation::XDP_KEY,
             runtime::SPAWN_JOIN,
             runtime::YIELD,
             runtime::ROUND_TRIP,

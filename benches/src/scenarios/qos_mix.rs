@@ -28,8 +28,9 @@
 //! bulk against ~112 µs with a scheduler). Reported: the critical RTT and
 //! the bulk datagrams actually sent per second.
 //!
-//! **`qos-mix-isolation`: latency isolation with the priority features on
-//! and off** (1 and 8 bulk flows of 64 B and 1 KiB; see
+//! **`qos-mix-isolation-udp` (kernel UDP), `qos-mix-isolation-af_xdp` and
+//! `qos-mix-isolation-dpdk-memif`: latency isolation with the priority
+//! features on and off** (1 and 8 bulk flows of 64 B and 1 KiB; see
 //! [`super::qos_isolation`]).
 //!
 //! Every column is measured in its own child process
@@ -156,6 +157,9 @@ pub(super) struct Params {
     pub(super) max_run: Duration,
     pub(super) idle: Idle,
     pub(super) placement: Placement,
+    /// Start a round trip at most once per this interval (a request
+    /// stream, not a saturating ping-pong); `None`: back to back.
+    pub(super) pace: Option<Duration>,
 }
 
 /// One timed run.
@@ -194,6 +198,7 @@ pub fn run(args: &Args) -> Vec<Report> {
         max_run: Duration::from_secs(if c.quick { 1 } else { 5 }),
         idle: args.net.idle,
         placement,
+        pace: None,
     };
     say!(
         "qos-mix scenario ({} mode)",
@@ -339,12 +344,14 @@ pub fn run(args: &Args) -> Vec<Report> {
     }
 
     let columns = selected(&args.net, super::qos_isolation::Priority::ALL);
-    if c.selected("isolation") && !columns.is_empty() {
-        let rtt = Params {
-            trips: if c.quick { 1_000 } else { 10_000 },
-            ..p
-        };
-        reports.push(super::qos_isolation::report(&args.net, rtt, &columns));
+    let rtt = Params {
+        trips: if c.quick { 1_000 } else { 10_000 },
+        ..p
+    };
+    for path in super::qos_isolation::Path::ALL {
+        if c.selected(path.report_name()) && !columns.is_empty() {
+            reports.extend(super::qos_isolation::report(&args.net, rtt, &columns, path));
+        }
     }
     reports
 }
@@ -388,7 +395,9 @@ pub(super) async fn filled(ep: &Endpoint, bytes: &[u8]) -> io::Result<TxBuf> {
 /// The client: `p.warmup_trips` untimed round trips through `trip`, then
 /// `p.repeats` timed runs of `p.trips` round trips (or `p.max_run`).
 /// `bulk` counts datagrams of a concurrent bulk flow, turned into a rate
-/// per timed run.
+/// per timed run. With `p.pace`, each round trip starts on its slot of
+/// the pace (the wait, untimed, yields to the core's other tasks and
+/// reads the clock: insane's timers tick every millisecond).
 pub(super) async fn rtt_loop<F>(
     p: Params,
     bulk: Option<&Counter<u64>>,
@@ -408,6 +417,12 @@ where
         let deadline = t0 + p.max_run;
         let mut done = 0_u64;
         while done < count {
+            if let Some(pace) = p.pace {
+                let slot = t0 + pace * done as u32;
+                while Instant::now() < slot {
+                    yield_now().await;
+                }
+            }
             let start = Instant::now();
             let (n, echoed) = trip(seq).await.ctx("round trip")?;
             let ns = start.elapsed().as_nanos() as u64;
@@ -419,7 +434,7 @@ where
             hist.saturating_record(ns.max(1));
             seq += 1;
             done += 1;
-            if done % 256 == 0 && Instant::now() > deadline {
+            if Instant::now() > deadline {
                 break;
             }
         }
@@ -439,7 +454,7 @@ where
 
 /// Echoes every [`SIZE`]-byte message to its sender until another size
 /// arrives; returns how many were echoed.
-async fn qos_echo(ep: &Endpoint) -> Result<u64, String> {
+pub(super) async fn qos_echo(ep: &Endpoint) -> Result<u64, String> {
     let mut echoed = 0;
     loop {
         let msg = ep.recv().await.ctx("recv")?;

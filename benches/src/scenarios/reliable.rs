@@ -823,19 +823,17 @@ fn tokio_client(server: SocketAddr, job: Job) -> Result<Outcome, String> {
 /// stops polling, the server stops polling and exits, then the client is
 /// told to exit.
 mod memif {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Child, Command, ExitCode, Stdio};
-    use std::sync::mpsc;
+    use std::process::ExitCode;
 
     use super::*;
+    use crate::scenarios::memif_pair;
 
     /// Environment variable that makes this binary a memif child (its
     /// role: `server` or `client`).
     const CHILD: &str = "INSANE_BENCH_RELIABLE_MEMIF";
     const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 9, 1);
     const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 9, 2);
-    /// Longest wait for a child's line.
-    const LINE_LIMIT: Duration = Duration::from_secs(120);
+    const PREFIX: &str = "insane-bench-reliable";
 
     /// One round of `system` over memif: the RTT, then (reliable) the
     /// throughput, each with a fresh pair of processes.
@@ -880,125 +878,27 @@ mod memif {
         }
     }
 
-    fn spawn(role: &str, system: System, job: Job, sock: &str) -> Result<Child, String> {
-        let exe = std::env::current_exe().ctx("current exe")?;
-        Command::new(exe)
-            .env(CHILD, role)
-            .env("INSANE_BENCH_RELIABLE_SYSTEM", system.name())
-            .env("INSANE_BENCH_RELIABLE_JOB", job_arg(job))
-            .env("INSANE_BENCH_RELIABLE_SOCK", sock)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .ctx(&format!("spawning the memif {role}"))
-    }
-
-    /// The child's stdout lines, forwarded by a thread.
-    fn lines(child: &mut Child) -> mpsc::Receiver<String> {
-        let (tx, rx) = mpsc::channel();
-        if let Some(out) = child.stdout.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        rx
-    }
-
-    /// The first line starting with `prefix` (its rest), or the child's
-    /// failure.
-    fn wait_for(rx: &mpsc::Receiver<String>, prefix: &str, who: &str) -> Result<String, String> {
-        let until = Instant::now() + LINE_LIMIT;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix(prefix) {
-                        return Ok(rest.trim().to_owned());
-                    }
-                    if let Some(why) = line.strip_prefix("FAILED") {
-                        return Err(format!("memif {who}:{why}"));
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(format!("memif {who}: no {prefix} within {LINE_LIMIT:?}"));
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(format!("memif {who} exited before {prefix}"));
-                }
-            }
-        }
-    }
-
-    /// Tells `child` to finish (a line on its stdin) and waits for it,
-    /// killing it after 30 s.
-    fn finish(child: &mut Child) {
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = writeln!(stdin, "bye");
-        }
-        let until = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
     /// Runs `job` between a server and a client process; the numbers of
     /// the client's `RESULT` line.
     fn run_pair(system: System, job: Job) -> Result<Vec<f64>, String> {
-        use std::sync::atomic::AtomicU32;
-        static RUN: AtomicU32 = AtomicU32::new(0);
-        let sock = format!(
-            "/tmp/insane-bench-reliable-{}-{}.sock",
-            std::process::id(),
-            RUN.fetch_add(1, Ordering::Relaxed)
-        );
-        let _ = std::fs::remove_file(&sock);
-        let mut server = spawn("server", system, job, &sock)?;
-        let server_rx = lines(&mut server);
-        let result = wait_for(&server_rx, "READY", "server").and_then(|_| {
-            let mut client = spawn("client", system, job, &sock)?;
-            let client_rx = lines(&mut client);
-            let result = wait_for(&client_rx, "RESULT", "client");
-            // The client stopped polling: the server stops, then the
-            // client may go.
-            finish(&mut server);
-            finish(&mut client);
-            result
-        });
-        finish(&mut server);
-        let _ = std::fs::remove_file(&sock);
-        result?
-            .split_whitespace()
-            .map(|v| v.parse::<f64>().ctx("RESULT"))
-            .collect()
+        memif_pair::run(
+            CHILD,
+            &[
+                ("INSANE_BENCH_RELIABLE_SYSTEM", system.name().to_owned()),
+                ("INSANE_BENCH_RELIABLE_JOB", job_arg(job)),
+            ],
+        )?
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().ctx("RESULT"))
+        .collect()
     }
 
-    fn config(server: bool, sock: &str) -> Result<insane::config::Config, String> {
-        let (role, lcore, mac, ip) = if server {
-            ("server", 0, "02:00:00:00:99:01", SERVER)
+    fn config(server: bool) -> Result<insane::config::Config, String> {
+        if server {
+            memif_pair::config(PREFIX, true, SERVER, "02:00:00:00:99:01")
         } else {
-            ("client", 1, "02:00:00:00:99:02", CLIENT)
-        };
-        let eal =
-            super::super::dpdk_rtt::memif_eal_args("insane-bench-reliable", role, lcore, mac, sock);
-        let eal: Vec<String> = eal.iter().map(|a| format!("{a:?}")).collect();
-        insane::config::Config::from_toml_str(
-            &format!(
-                "[dpdk]\neal = [{}]\nport = 0\naddress = \"{ip}/24\"\nqueues = 1\n",
-                eal.join(", ")
-            ),
-            "reliable scenario (memif)",
-        )
-        .ctx("config")
+            memif_pair::config(PREFIX, false, CLIENT, "02:00:00:00:99:02")
+        }
     }
 
     /// When this process is a memif child, runs it and returns its exit
@@ -1011,15 +911,14 @@ mod memif {
             let system = System::from_name(&name).ok_or(format!("no contestant {name}"))?;
             let job_text = env("INSANE_BENCH_RELIABLE_JOB")?;
             let job = parse_job(&job_text).ok_or(format!("bad job {job_text}"))?;
-            let sock = env("INSANE_BENCH_RELIABLE_SOCK")?;
             let server_addr = SocketAddr::from((SERVER, PORT));
             if role == "server" {
-                let config = config(true, &sock)?;
+                let config = config(true)?;
                 // Told to stop on stdin.
                 let done = Arc::new(AtomicBool::new(false));
                 let stop = done.clone();
                 std::thread::spawn(move || {
-                    let _ = std::io::stdin().read_line(&mut String::new());
+                    memif_pair::wait_for_parent();
                     stop.store(true, Ordering::Release);
                 });
                 serve(
@@ -1027,36 +926,29 @@ mod memif {
                     server_addr,
                     &config,
                     job,
-                    |_| {
-                        println!("READY");
-                        let _ = std::io::stdout().flush();
-                    },
+                    |_| memif_pair::say_to_parent("READY"),
                     &done,
                 )
             } else {
-                let config = config(false, &sock)?;
+                let config = config(false)?;
                 let local = SocketAddr::from((CLIENT, PORT));
                 let outcome = client(system, local, &config, server_addr, job)?;
                 match job {
                     Job::Rtt { .. } => {
                         let [p50, p99] = quantiles(&outcome.samples);
-                        println!("RESULT {p50} {p99}");
+                        memif_pair::say_to_parent(&format!("RESULT {p50} {p99}"));
                     }
-                    Job::Bulk { .. } => println!("RESULT {}", outcome.elapsed.as_secs_f64()),
+                    Job::Bulk { .. } => memif_pair::say_to_parent(&format!(
+                        "RESULT {}",
+                        outcome.elapsed.as_secs_f64()
+                    )),
                 }
-                let _ = std::io::stdout().flush();
                 // Not polling any more; exit when told.
-                let _ = std::io::stdin().read_line(&mut String::new());
+                memif_pair::wait_for_parent();
                 Ok(())
             }
         };
-        Some(match run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                println!("FAILED {e}");
-                ExitCode::FAILURE
-            }
-        })
+        Some(memif_pair::exit_code(run()))
     }
 }
 

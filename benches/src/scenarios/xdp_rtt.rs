@@ -108,18 +108,18 @@ struct Params {
 
 /// One end of the veth pair, as the child process needs it.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-struct End {
+pub(super) struct End {
     /// The namespace of its host.
-    netns: String,
+    pub(super) netns: String,
     /// Interface name.
     name: String,
-    addr: Ipv4Addr,
+    pub(super) addr: Ipv4Addr,
     mac: [u8; 6],
 }
 
 impl End {
     /// Host `host`'s end of the link of `hosts`.
-    fn of(hosts: &TestHosts, host: usize) -> End {
+    pub(super) fn of(hosts: &TestHosts, host: usize) -> End {
         let iface = hosts.iface(host, 0);
         End {
             netns: hosts.netns(host).to_owned(),
@@ -235,8 +235,7 @@ pub fn run(args: &Args) -> Report {
 }
 
 /// One timed run of `system` in its own process (see [`measure`]), on
-/// fresh test hosts: created here before the child starts and removed
-/// here after it ended, whatever became of it.
+/// fresh test hosts ([`on_fresh_pair`]).
 fn run_once(
     label: &str,
     system: System,
@@ -244,6 +243,24 @@ fn run_once(
     placement: Placement,
     timeout: Duration,
 ) -> Result<[f64; 2], String> {
+    on_fresh_pair(label, |a, b| {
+        let job = Job { p, placement, a, b };
+        let run: Run = in_own_process(label, KEY, system, placement.client, timeout, &job)?;
+        if let Some(explain) = run.explain {
+            say!("  {}: {explain}", system.name());
+        }
+        Ok(run.p50_p99)
+    })
+}
+
+/// Runs `measure` (which starts the child process of one measurement)
+/// with the two ends of a fresh veth pair between two network namespaces:
+/// created here before, removed here after, whatever became of the
+/// child. Counts the measurement in the progress line.
+pub(super) fn on_fresh_pair<T>(
+    label: &str,
+    measure: impl FnOnce(End, End) -> Result<T, String>,
+) -> Result<T, String> {
     crate::progress::add(1);
     let hosts = match TestHosts::pair().ctx("test hosts") {
         Ok(hosts) => hosts,
@@ -253,18 +270,9 @@ fn run_once(
             return Err(e);
         }
     };
-    let job = Job {
-        p,
-        placement,
-        a: End::of(&hosts, 0),
-        b: End::of(&hosts, 1),
-    };
-    let run: Run = in_own_process(label, KEY, system, placement.client, timeout, &job)?;
-    if let Some(explain) = run.explain {
-        say!("  {}: {explain}", system.name());
-    }
+    let result = measure(End::of(&hosts, 0), End::of(&hosts, 1));
     drop(hosts);
-    Ok(run.p50_p99)
+    result
 }
 
 /// p50 and p99 of `h` in ns.
@@ -307,12 +315,14 @@ fn measure(system: System, job: Job) -> Result<Run, String> {
     }
 }
 
-fn stack_ip(iface: &End, last: u8) -> Ipv4Addr {
+/// The address of insane's stack on `iface`'s link: `last` in its /24.
+pub(super) fn stack_ip(iface: &End, last: u8) -> Ipv4Addr {
     let o = iface.addr.octets();
     Ipv4Addr::new(o[0], o[1], o[2], last)
 }
 
-fn xdp_config(iface: &End, addr: Ipv4Addr) -> Result<insane::config::Config, String> {
+/// An `[xdp]` section for `iface` queue 0 with the stack at `addr`.
+pub(super) fn xdp_config(iface: &End, addr: Ipv4Addr) -> Result<insane::config::Config, String> {
     insane::config::Config::from_toml_str(
         &format!(
             "[xdp]\ninterface = \"{}\"\nqueue = 0\naddress = \"{addr}/24\"\n",

@@ -124,6 +124,10 @@
 //!   `TX_BULK_SLICE` bulk ones, then yields: a critical message waits
 //!   for at most that slice of bulk sends. A flow's drain task (sends
 //!   that could not complete at once) has its flow's class.
+//! - A critical or deadline message handed to a transport that batches
+//!   (the userspace stack) is flushed at once
+//!   ([`Transport::flush`]): it does not wait in the device's batch for
+//!   the core's turn to end, behind the bulk frames of that turn.
 //! - Sends and receives spend the task's cooperative budget: a bulk
 //!   receiver of a flood, or a sender whose sends all complete at once,
 //!   yields after one budget of messages, so the other tasks of its core
@@ -1055,6 +1059,9 @@ impl CoreTx {
             return;
         }
         if let Poll::Ready(res) = item.poll_once() {
+            if !class.is_bulk() {
+                item.transport.flush();
+            }
             item.complete(res);
         } else {
             finish_in_lane(lane, item, class);
@@ -1092,7 +1099,12 @@ impl CoreTx {
         let (mut buf, mut op) = (Some(buf), Op::new());
         let mut cx = Context::from_waker(Waker::noop());
         match ep.transport.poll_send(&mut cx, &mut buf, peer, &mut op) {
-            Poll::Ready(res) => Direct::Done(res),
+            Poll::Ready(res) => {
+                if !class.is_bulk() {
+                    ep.transport.flush();
+                }
+                Direct::Done(res)
+            }
             Poll::Pending => {
                 let (tx, rx) = oneshot::channel();
                 let item = PendingSend {

@@ -5,7 +5,7 @@
 //!
 //! | axis | values | what it promises |
 //! |---|---|---|
-//! | [`Latency`] | `Critical`, `Normal` | `Critical`: the lowest latency this host can give — kernel bypass (DPDK, AF_XDP) first, else busy-polled kernel sockets; costs a spinning core. `Normal`: kernel sockets with interrupt-driven wake-ups. |
+//! | [`Latency`] | `Critical`, `Normal` | `Critical`: the lowest latency this host can give — kernel bypass (DPDK, AF_XDP) first, else busy-polled kernel sockets; costs a spinning core. `Normal`: kernel sockets with interrupt-driven wake-ups; with `Poll`, bound on a bypass stack's address, that stack, as bulk traffic next to its critical flows. |
 //! | [`Reliability`] | `BestEffort`, `Reliable` | `BestEffort`: datagrams; one may be lost, none is duplicated or corrupted, a message over the path's payload limit is an error. `Reliable`: every message arrives once, intact and in order, or the endpoint reports an error. |
 //! | [`Resources`] | `Poll`, `Low` | `Poll`: the flow may busy-poll a core. `Low`: never spin; kernel drivers only. `Low` overrides `Critical`'s spinning. |
 //!

@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | critical | best effort | DPDK → AF_XDP → io_uring busy-poll UDP → epoll busy-poll UDP |
 //! | critical | reliable | RDMA RC → reliable datagrams over DPDK → over AF_XDP → io_uring TCP → epoll TCP → reliable datagrams over kernel busy-poll UDP |
+//! | normal | best effort, resources = poll | DPDK → AF_XDP (only for an endpoint bound on the bypass stack's address) → io_uring UDP → epoll UDP |
 //! | normal | either | io_uring (UDP or TCP) → epoll |
 //! | any, resources = low | | kernel drivers only, never busy-poll |
 //!
@@ -287,6 +288,14 @@ pub fn preference(qos: &Qos) -> &'static [TransportKind] {
             EpollTcp,
             UdpReliable,
         ],
+        // A bypass stack serves only its own address (`Endpoint::bind`
+        // marks it unavailable for any other): a flow that may poll and is
+        // bound there shares the stack with the critical flows, as bulk
+        // traffic (its class comes from its latency); bound elsewhere it
+        // gets kernel UDP, without busy-polling.
+        (Latency::Normal, Reliability::BestEffort, Resources::Poll) => {
+            &[DpdkUdp, XdpUdp, UringUdp, EpollUdp]
+        }
         (_, Reliability::BestEffort, _) => &[UringUdp, EpollUdp],
         (_, Reliability::Reliable, _) => &[UringTcp, EpollTcp],
     }
@@ -514,6 +523,29 @@ mod tests {
                 .contains("io_uring: disabled; epoll: seccomp"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_normal_flow_that_may_poll_takes_the_bypass_stack_only_where_it_is() {
+        let qos = Qos::builder().best_effort().poll().build();
+        let caps = Capabilities {
+            xdp: Availability::Available("veth0 queue 0, native, copy".into()),
+            ..Capabilities::kernel_only()
+        };
+        // Bound on the stack's address: the stack, as a bulk flow.
+        assert_eq!(
+            choose(&qos, &caps).unwrap().transport,
+            TransportKind::XdpUdp
+        );
+        // Bound elsewhere (`Endpoint::bind` marks the stack unavailable):
+        // kernel UDP, which does not busy-poll for a normal flow.
+        let elsewhere = Capabilities {
+            xdp: Availability::Unavailable("127.0.0.1 is not 10.0.0.1".into()),
+            ..caps
+        };
+        let c = choose(&qos, &elsewhere).unwrap();
+        assert_eq!(c.transport, TransportKind::UringUdp);
+        assert!(!c.transport.busy_polls());
     }
 
     #[test]

@@ -158,6 +158,14 @@ pub trait Transport: Send + Sync + fmt::Debug {
         op: &mut Op<io::Result<()>>,
     ) -> Poll<io::Result<()>>;
 
+    /// Makes the messages sent so far leave now, where the transport
+    /// batches them (the userspace stack hands a device's frames over at
+    /// its next poll): the endpoint calls it after each message of a
+    /// critical or deadline flow, so that one does not wait in the batch
+    /// for the core's turn to end. Nothing to do for the kernel
+    /// transports, whose sends leave within the call.
+    fn flush(&self) {}
+
     /// Receives one message.
     fn poll_recv(
         &self,

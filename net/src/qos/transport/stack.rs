@@ -1047,6 +1047,16 @@ impl<D: StackDevice> Transport for StackUdpTransport<D> {
         )
     }
 
+    fn flush(&self) {
+        // Away from home the forwarded send runs there, and the host's
+        // next poll hands it over.
+        if let Some(host) = self.local_host()
+            && let Ok(mut iface) = host.iface.try_borrow_mut()
+        {
+            iface.flush();
+        }
+    }
+
     fn poll_recv(
         &self,
         cx: &mut Context<'_>,
