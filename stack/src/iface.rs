@@ -245,12 +245,20 @@ fn write_headers<D: FrameDevice>(
 }
 
 /// Hands `frame` to `device`, counting it in `stats`; false (frame
-/// dropped, counted) if the ring is full. A function of the fields it
-/// needs, so that the send path can call it while it holds an endpoint.
+/// dropped, counted) if the ring is full even after a flush. A function of
+/// the fields it needs, so that the send path can call it while it holds
+/// an endpoint.
 #[inline]
 fn transmit_counted<D: FrameDevice>(device: &mut D, stats: &mut TxStats, frame: D::Tx) -> bool {
     let len = frame.data().len() as u64;
-    match device.transmit(frame) {
+    let queued = device.transmit(frame).or_else(|frame| {
+        // The ring may be full of frames that a flush (the AF_XDP kick, a
+        // DPDK `tx_burst`) hands to the wire, freeing it: a burst of sends
+        // between two polls must not drop what the device can take.
+        device.flush();
+        device.transmit(frame)
+    });
+    match queued {
         Ok(()) => {
             stats.frames += 1;
             stats.bytes += len;

@@ -642,6 +642,24 @@ fn full_transmit_ring_drops_and_counts() {
 }
 
 #[test]
+fn a_transmit_ring_full_until_flushed_is_flushed_not_dropped() {
+    let (mut a, raw) = host();
+    let ea = a.bind(5000).unwrap();
+    let now = Instant::now();
+    a.add_static_neighbor(IP_X, MAC_X);
+    a.device().set_tx_batch(2);
+    for payload in [b"1", b"2", b"3", b"4", b"5"] {
+        assert_eq!(
+            send(&mut a, ea, addr(IP_X, 7), payload, now),
+            SendStatus::Sent
+        );
+    }
+    assert_eq!(a.stats().tx.device_full, 0, "a flush made room each time");
+    assert!(a.device().flushes() >= 2);
+    assert_eq!(raw.take_rx().len(), 5);
+}
+
+#[test]
 fn headroom_too_small_is_refused() {
     let (mut a, _raw) = host();
     let ea = a.bind(5000).unwrap();

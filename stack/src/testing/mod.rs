@@ -40,6 +40,11 @@ struct Side {
     /// Frames the *peer's* receive queue holds at most; transmitting more
     /// fails (a full TX ring).
     tx_ring: Cell<usize>,
+    /// Frames the device takes between two flushes (its own transmit
+    /// ring, which a flush empties onto the link).
+    tx_batch: Cell<usize>,
+    /// Frames taken since the last flush.
+    unflushed: Cell<usize>,
     headroom: Cell<usize>,
     flushes: Cell<u64>,
     transmitted: Cell<u64>,
@@ -61,6 +66,8 @@ impl Side {
             tx_pool: Cell::new(4096),
             tx_in_use: Rc::new(Cell::new(0)),
             tx_ring: Cell::new(usize::MAX),
+            tx_batch: Cell::new(usize::MAX),
+            unflushed: Cell::new(0),
             checksum_offload: Cell::new(false),
             tx_checksum_offload: Cell::new(false),
             offload_violations: Cell::new(0),
@@ -191,6 +198,13 @@ impl PairDevice {
     /// unbounded).
     pub fn set_tx_ring(&self, n: usize) {
         self.mine().tx_ring.set(n);
+    }
+
+    /// Frames this side's device takes between two flushes (default
+    /// unlimited): a transmit ring that [`FrameDevice::flush`] empties, as
+    /// an AF_XDP kick or a DPDK `tx_burst` does.
+    pub fn set_tx_batch(&self, n: usize) {
+        self.mine().tx_batch.set(n);
     }
 
     /// Headroom of new transmit buffers (default [`DEFAULT_HEADROOM`]).
@@ -393,27 +407,30 @@ impl FrameDevice for PairDevice {
     }
 
     fn transmit(&mut self, frame: PairTxFrame) -> Result<(), PairTxFrame> {
-        if self.peer().rx.borrow().len() >= self.mine().tx_ring.get() {
+        let side = self.mine();
+        if self.peer().rx.borrow().len() >= side.tx_ring.get()
+            || side.unflushed.get() >= side.tx_batch.get()
+        {
             return Err(frame);
         }
         let mut bytes = frame.data().to_vec();
         if frame.offload {
             if !offload_fields_ok(&bytes) {
-                let side = self.mine();
                 side.offload_violations
                     .set(side.offload_violations.get() + 1);
             }
             frames::refresh_checksums(&mut bytes);
         }
         self.peer().rx.borrow_mut().push_back(bytes);
-        let side = self.mine();
         side.transmitted.set(side.transmitted.get() + 1);
+        side.unflushed.set(side.unflushed.get() + 1);
         Ok(())
     }
 
     fn flush(&mut self) {
         let side = self.mine();
         side.flushes.set(side.flushes.get() + 1);
+        side.unflushed.set(0);
     }
 }
 
