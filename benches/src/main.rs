@@ -45,6 +45,7 @@ mod meta;
 mod plot;
 mod progress;
 mod report;
+mod rounds;
 mod scenarios;
 
 use std::fmt::Write as _;

@@ -603,43 +603,100 @@ fn each_with_retries<C: Column, T>(
         .iter()
         .map(|&c| {
             let label = format!("{what}/{}", c.name());
-            let mut best: Option<(Result<T, String>, f64)> = None;
-            for attempt in 0..=retries {
-                let load = ForeignLoad::start();
-                let result = measure(c, &label);
-                let foreign = load.cpus();
-                let failed = result.is_err();
-                if best.as_ref().is_none_or(|(_, f)| foreign < *f) {
-                    best = Some((result, foreign));
-                }
-                // Errors are not retried: a hang would cost the timeout again.
-                if failed || foreign <= FOREIGN_LOAD_NOTE {
-                    break;
-                }
-                let next = if attempt < retries {
-                    "; measuring again"
-                } else {
-                    ""
-                };
-                say!("    (other processes used {foreign:.2} CPUs meanwhile{next})");
-                if attempt < retries {
-                    crate::progress::add(1);
-                }
-            }
-            let (result, foreign) = best.expect("at least one attempt");
-            if foreign > FOREIGN_LOAD_NOTE {
-                if let Ok(mut notes) = LOAD_NOTES.lock() {
-                    notes.push(format!(
-                        "{label}: other processes used {foreign:.2} CPUs on average during \
-                         the measurement (least disturbed of {} attempts); its numbers are \
-                         disturbed.",
-                        retries + 1
-                    ));
-                }
-            }
-            result
+            least_disturbed(&label, retries, |label| measure(c, label))
         })
         .collect()
+}
+
+/// Runs `measure(label)`, again up to `retries` times while other
+/// processes used the CPUs meanwhile (see [`ForeignLoad`]); keeps the
+/// least disturbed attempt and leaves a note when even that one was
+/// disturbed. Errors are not retried.
+fn least_disturbed<T>(
+    label: &str,
+    retries: usize,
+    measure: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut best: Option<(Result<T, String>, f64)> = None;
+    for attempt in 0..=retries {
+        let load = ForeignLoad::start();
+        let result = measure(label);
+        let foreign = load.cpus();
+        let failed = result.is_err();
+        if best.as_ref().is_none_or(|(_, f)| foreign < *f) {
+            best = Some((result, foreign));
+        }
+        // Errors are not retried: a hang would cost the timeout again.
+        if failed || foreign <= FOREIGN_LOAD_NOTE {
+            break;
+        }
+        let next = if attempt < retries {
+            "; measuring again"
+        } else {
+            ""
+        };
+        say!("    (other processes used {foreign:.2} CPUs meanwhile{next})");
+        if attempt < retries {
+            crate::progress::add(1);
+        }
+    }
+    let (result, foreign) = best.expect("at least one attempt");
+    if foreign > FOREIGN_LOAD_NOTE
+        && let Ok(mut notes) = LOAD_NOTES.lock()
+    {
+        notes.push(format!(
+            "{label}: other processes used {foreign:.2} CPUs on average during the \
+             measurement (least disturbed of {} attempts); its numbers are disturbed.",
+            retries + 1
+        ));
+    }
+    result
+}
+
+/// [`each_contestant_process`] in alternating rounds (see
+/// [`crate::rounds`]): `rounds` rounds, each measuring every contestant
+/// once in its own child process, the order rotating from round to
+/// round. The child's measurement returns its timed runs (usually one per
+/// process: `params` should ask for one); the result holds, per
+/// contestant, the runs of every round in order, or the error of its
+/// first failed round (it then leaves the remaining rounds).
+pub fn each_contestant_in_rounds<C, P, T>(
+    what: &str,
+    key: &str,
+    contestants: &[C],
+    placement: Placement,
+    limits: Limits,
+    rounds: usize,
+    params: &P,
+) -> Vec<Result<Vec<T>, String>>
+where
+    C: Column,
+    P: Serialize,
+    T: DeserializeOwned,
+{
+    let params = match serde_json::to_string(params) {
+        Ok(p) => p,
+        Err(e) => {
+            let e = format!("cannot serialise the parameters: {e}");
+            return contestants.iter().map(|_| Err(e.clone())).collect();
+        }
+    };
+    say!("{what} ({rounds} alternating round(s)):");
+    crate::progress::add(contestants.len() * rounds);
+    let results = crate::rounds::alternate(contestants, rounds, |c, round| {
+        let label = format!("{what}/{} #{}", c.name(), round + 1);
+        least_disturbed(&label, limits.retries, |label| {
+            child_process::<Vec<T>>(
+                label,
+                limits.timeout,
+                key,
+                c.name(),
+                placement.client,
+                &params,
+            )
+        })
+    });
+    crate::rounds::flatten(results)
 }
 
 /// Remarks about other processes' CPU use during measurements, taken by

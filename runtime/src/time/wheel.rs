@@ -208,6 +208,12 @@ impl Wheel {
     /// returns how many fired.
     pub(crate) fn process(&mut self, now: Instant) -> usize {
         let now_tick = self.floor_tick(now);
+        if self.entries.is_empty() {
+            // Nothing to fire (the common turn of a core without timers):
+            // only the time moves on.
+            self.elapsed = self.elapsed.max(now_tick);
+            return 0;
+        }
         let mut fired = 0;
         while let Some(expiration) = self.next_expiration() {
             if expiration.deadline > now_tick {
