@@ -31,7 +31,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use super::net::{Contestant, Placement, cells};
+use super::net::{Contestant, Placement, cells, rtt_quantile_rows};
 use super::{Common, isolated_try};
 use crate::report::{Report, Unit};
 use crate::rounds::median_and_best_rows;
@@ -494,15 +494,7 @@ pub fn udp_c(args: &Args) -> Report {
     );
     drop(started);
     let label = format!("{size} B");
-    for (i, q) in ["p50", "p90", "p99", "p99.9"].iter().enumerate() {
-        let name = format!("{label} RTT {q}");
-        let cells = cells(&results, |r| r.quantiles[i]);
-        if i == 0 {
-            median_and_best_rows(&mut report, &name, Unit::Nanos, cells);
-        } else {
-            report.row(&name, Unit::Nanos, cells);
-        }
-    }
+    rtt_quantile_rows(&mut report, &label, &results, |r| r.quantiles);
     median_and_best_rows(
         &mut report,
         &format!("{label} round trips"),

@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 
 use super::Common;
 use super::runtime::Idle;
-use crate::report::{Cdf, Cell, Report};
+use crate::report::{Cdf, Cell, Report, Unit};
 
 /// Options of every network scenario.
 #[derive(clap::Args, Clone, Debug)]
@@ -546,23 +546,10 @@ where
     P: Serialize,
     T: DeserializeOwned,
 {
-    let params = match serde_json::to_string(params) {
-        Ok(p) => p,
-        Err(e) => {
-            let e = format!("cannot serialise the parameters: {e}");
-            return contestants.iter().map(|_| Err(e.clone())).collect();
-        }
-    };
-    each_with_retries(what, contestants, limits.retries, |c, label| {
-        child_process(
-            label,
-            limits.timeout,
-            key,
-            c.name(),
-            placement.client,
-            &params,
-        )
-    })
+    contestant_rounds(what, key, contestants, placement, limits, 1, params)
+        .into_iter()
+        .map(|r| r.and_then(|mut runs| runs.pop().ok_or_else(|| "not measured".to_owned())))
+        .collect()
 }
 
 /// One measurement in its own child process, as in
@@ -586,26 +573,6 @@ where
 {
     let params = serde_json::to_string(params).ctx("cannot serialise the parameters")?;
     child_process(label, timeout, key, who.name(), cpu, &params)
-}
-
-/// Runs `measure(contestant, label)` for every contestant, repeating a
-/// measurement that other processes disturbed up to `retries` times (see
-/// [`each_contestant_process`]).
-fn each_with_retries<C: Column, T>(
-    what: &str,
-    contestants: &[C],
-    retries: usize,
-    measure: impl Fn(C, &str) -> Result<T, String>,
-) -> Vec<Result<T, String>> {
-    say!("{what}:");
-    crate::progress::add(contestants.len());
-    contestants
-        .iter()
-        .map(|&c| {
-            let label = format!("{what}/{}", c.name());
-            least_disturbed(&label, retries, |label| measure(c, label))
-        })
-        .collect()
 }
 
 /// Runs `measure(label)`, again up to `retries` times while other
@@ -674,6 +641,34 @@ where
     P: Serialize,
     T: DeserializeOwned,
 {
+    let results = contestant_rounds::<C, P, Vec<T>>(
+        what,
+        key,
+        contestants,
+        placement,
+        limits,
+        rounds,
+        params,
+    );
+    crate::rounds::flatten(results)
+}
+
+/// What [`each_contestant_process`] and [`each_contestant_in_rounds`]
+/// share: per contestant, the result of its process in each round.
+fn contestant_rounds<C, P, T>(
+    what: &str,
+    key: &str,
+    contestants: &[C],
+    placement: Placement,
+    limits: Limits,
+    rounds: usize,
+    params: &P,
+) -> Vec<Result<Vec<T>, String>>
+where
+    C: Column,
+    P: Serialize,
+    T: DeserializeOwned,
+{
     let params = match serde_json::to_string(params) {
         Ok(p) => p,
         Err(e) => {
@@ -681,12 +676,20 @@ where
             return contestants.iter().map(|_| Err(e.clone())).collect();
         }
     };
-    say!("{what} ({rounds} alternating round(s)):");
+    if rounds > 1 {
+        say!("{what} ({rounds} alternating rounds):");
+    } else {
+        say!("{what}:");
+    }
     crate::progress::add(contestants.len() * rounds);
-    let results = crate::rounds::alternate(contestants, rounds, |c, round| {
-        let label = format!("{what}/{} #{}", c.name(), round + 1);
+    crate::rounds::alternate(contestants, rounds, |c, round| {
+        let label = if rounds > 1 {
+            format!("{what}/{} #{}", c.name(), round + 1)
+        } else {
+            format!("{what}/{}", c.name())
+        };
         least_disturbed(&label, limits.retries, |label| {
-            child_process::<Vec<T>>(
+            child_process::<T>(
                 label,
                 limits.timeout,
                 key,
@@ -695,8 +698,27 @@ where
                 &params,
             )
         })
-    });
-    crate::rounds::flatten(results)
+    })
+}
+
+/// The rows `{label} RTT p50` (with its best round, see
+/// [`crate::rounds::median_and_best_rows`]), `p90`, `p99` and `p99.9` of
+/// runs whose `quantiles` are those of [`QUANTILE_NAMES`].
+pub fn rtt_quantile_rows<R>(
+    report: &mut Report,
+    label: &str,
+    results: &[Result<Vec<R>, String>],
+    quantiles: impl Fn(&R) -> [f64; 4],
+) {
+    for (i, q) in QUANTILE_NAMES.iter().enumerate() {
+        let name = format!("{label} RTT {q}");
+        let cells = cells(results, |r| quantiles(r)[i]);
+        if i == 0 {
+            crate::rounds::median_and_best_rows(report, &name, Unit::Nanos, cells);
+        } else {
+            report.row(&name, Unit::Nanos, cells);
+        }
+    }
 }
 
 /// Remarks about other processes' CPU use during measurements, taken by

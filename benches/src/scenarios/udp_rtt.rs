@@ -26,9 +26,10 @@ use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
 
 use super::net::{
-    Contestant, CpuTimes, Ctx, NetArgs, Placement, QUANTILE_NAMES, cdf_points, cells, describe_run,
+    Contestant, CpuTimes, Ctx, NetArgs, Placement, cdf_points, cells, describe_run,
     each_contestant_in_rounds, finish, glommio_executor, insane_runtime, latency_cdf,
-    latency_histogram, monoio_runtime, quantiles, run_sync, start_server, tokio_runtime,
+    latency_histogram, monoio_runtime, quantiles, rtt_quantile_rows, run_sync, start_server,
+    tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
@@ -148,15 +149,7 @@ pub fn run(args: &Args) -> Report {
             rounds,
             &p,
         );
-        for (i, q) in QUANTILE_NAMES.iter().enumerate() {
-            let cells = cells(&results, |r| r.quantiles[i]);
-            let name = format!("{label} RTT {q}");
-            if i == 0 {
-                median_and_best_rows(&mut report, &name, Unit::Nanos, cells);
-            } else {
-                report.row(&name, Unit::Nanos, cells);
-            }
-        }
+        rtt_quantile_rows(&mut report, &label, &results, |r| r.quantiles);
         median_and_best_rows(
             &mut report,
             &format!("{label} round trips"),
