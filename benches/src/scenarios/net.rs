@@ -6,8 +6,10 @@
 //! scenario that compares contestants side by side (these, `runtime` and
 //! `xdp-rtt`) measures each one in a process of its own.
 //!
-//! [`each_contestant_process`] runs every measurement in its own child
-//! process ([`in_own_process`] runs one): this binary re-executed as
+//! [`each_contestant_in_rounds`] runs every measurement in its own child
+//! process, in alternating rounds ([`crate::rounds`];
+//! [`each_contestant_process`] makes one round, [`in_own_process`] one
+//! measurement): this binary re-executed as
 //! `insane-bench __run KEY CONTESTANT CPU PARAMS-JSON` ([`child_main`]),
 //! whose main thread becomes the client thread (pinned to the client CPU)
 //! and starts the server on a second thread (pinned to the server CPU); it
