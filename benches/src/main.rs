@@ -6,7 +6,9 @@
 //! re-executed with the hidden first argument `__run`); dpdk-rtt starts
 //! two processes of its own per measurement; the scenarios driving
 //! external clients (http, udp-rtt-c, tcp-bulk) and grpc start each
-//! server as a process of its own. A progress bar runs on a terminal meanwhile.
+//! server as a process of its own. Contestants are measured in
+//! alternating rounds ([`rounds`]): the tables give each one's median and
+//! its best round. A progress bar runs on a terminal meanwhile.
 //!
 //! Every run writes into `--out DIR` (default `target/bench-report`):
 //! - `<scenario>.md` and `<scenario>.json`: one scenario's table and data;
@@ -45,6 +47,7 @@ mod meta;
 mod plot;
 mod progress;
 mod report;
+mod rounds;
 mod scenarios;
 
 use std::fmt::Write as _;

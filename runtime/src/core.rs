@@ -86,18 +86,32 @@ impl CoreShared {
         })
     }
 
-    /// The schedule function of every task owned by this core.
-    pub(crate) fn schedule(&self, runnable: Runnable) {
+    /// The schedule function of every core task: on the thread of the
+    /// task's core, a push on the core's run queue (no atomic operation,
+    /// no unpark: the core is running); from any other thread, the core's
+    /// injection queue and an unpark.
+    pub(crate) fn schedule_task(runnable: Runnable) {
         let mut slot = Some(runnable);
         context::with_core(|core| {
-            if core.shared.uid == self.uid {
-                if let Some(runnable) = slot.take() {
-                    slot = core.push_local(runnable).err();
-                }
+            if let Some(runnable) = slot.take() {
+                let ours = runnable
+                    .metadata()
+                    .core()
+                    .is_some_and(|owner| owner.uid == core.shared.uid);
+                slot = if ours {
+                    core.push_local(runnable).err()
+                } else {
+                    Some(runnable)
+                };
             }
         });
         let Some(runnable) = slot else { return };
-        self.push_remote(runnable);
+        // A reference of our own: handing the task over may drop it.
+        match runnable.metadata().core().cloned() {
+            Some(owner) => owner.push_remote(runnable),
+            // Blocking closures have their own schedule function.
+            None => drop(runnable),
+        }
     }
 
     fn push_remote(&self, runnable: Runnable) {
@@ -221,6 +235,11 @@ pub(crate) struct Core {
     /// Set by `task::set_latency`; the task's wrapper stores the new class
     /// in its header after the poll.
     pub(crate) latency_changed: Cell<bool>,
+    /// Set when the future given to `block_on` is woken on this core's own
+    /// thread: such a wake needs no atomic flag, fence or unpark (the core
+    /// is running and reads this before it idles). Wakes from other
+    /// threads go through `MainWaker::woken`.
+    main_woken: Cell<bool>,
     idle: IdlePolicy,
 }
 
@@ -249,6 +268,7 @@ impl Core {
             current_task: Cell::new(None),
             current_latency: Cell::new(Latency::Normal),
             latency_changed: Cell::new(false),
+            main_woken: Cell::new(false),
             now: Cell::new(Instant::now()),
             spin_window: Cell::new(match idle {
                 IdlePolicy::SpinThenPark(d) => d,
@@ -360,7 +380,9 @@ impl Core {
     /// task's poll, and normal tasks always get one poll per pass.
     fn run_tasks(&self) -> usize {
         let mut injected = 0;
-        while injected < BUDGET {
+        // Looking first is a few loads, where popping an empty queue costs
+        // a full fence; a task injected after the look is taken next turn.
+        while injected < BUDGET && !self.shared.remote.is_empty() {
             match self.shared.remote.pop() {
                 Ok(r) => {
                     if let Err(r) = self.push_local(r) {
@@ -458,7 +480,8 @@ impl Core {
     }
 
     fn has_queued_work(&self) -> bool {
-        !self.local.borrow().is_empty()
+        self.main_woken.get()
+            || !self.local.borrow().is_empty()
             || !self.critical.borrow().is_empty()
             || !self.shared.remote.is_empty()
     }
@@ -602,14 +625,19 @@ impl Core {
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
+        self.main_woken.set(false);
         loop {
-            if main.woken.swap(false, Ordering::AcqRel) {
+            // The atomic flag is swapped only when set: a plain load
+            // otherwise.
+            let woken_elsewhere =
+                main.woken.load(Ordering::Relaxed) && main.woken.swap(false, Ordering::AcqRel);
+            if self.main_woken.replace(false) || woken_elsewhere {
                 let polled = crate::task::coop::with_budget(|| future.as_mut().poll(&mut cx));
                 if let Poll::Ready(out) = polled {
                     return out;
                 }
             }
-            if self.turn() == 0 && !main.woken.load(Ordering::Acquire) {
+            if self.turn() == 0 && !self.main_woken.get() && !main.woken.load(Ordering::Acquire) {
                 self.idle(&main.woken);
             }
         }
@@ -701,7 +729,18 @@ impl Wake for MainWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.core.wake();
+        // On the core's own thread the core is running: a plain flag it
+        // reads before it polls or idles again (`Core::main_woken`).
+        let on_core = context::with_core(|core| {
+            let here = core.shared.uid == self.core.uid;
+            if here {
+                core.main_woken.set(true);
+            }
+            here
+        });
+        if on_core != Some(true) {
+            self.woken.store(true, Ordering::Release);
+            self.core.wake();
+        }
     }
 }

@@ -2,24 +2,62 @@
 //! thread through [`RuntimeMetrics`] (tokio's `runtime::RuntimeMetrics`,
 //! its stable methods, with a worker being a core).
 //!
-//! The counters are written by their own core only and read with relaxed
-//! loads: a reading is a recent value, not a snapshot across cores. They
-//! cost the hot path nothing but one atomic add per spawned and per
-//! finished task; parking, which is slow anyway, records its count and
+//! The counters are read with relaxed loads: a reading is a recent
+//! value, not a snapshot across cores. The task counters cost the hot
+//! path no atomic read-modify-write: a task spawned or finished on its
+//! own core's thread is counted in a counter only that thread writes, by
+//! a plain load and store ([`OwnerCounter`]); only work counted from
+//! another thread (`spawn_on`, a `Send` task dropped elsewhere) pays an
+//! atomic add. Parking, which is slow anyway, records its count and
 //! duration.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::core::RuntimeShared;
 
+/// A counter written by one thread only (its core's) and read from any:
+/// an increment is a relaxed load and store, which compile to plain moves,
+/// where `fetch_add` would be a locked instruction.
+struct OwnerCounter(AtomicU64);
+
+impl OwnerCounter {
+    const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    /// Adds one. Only the owning thread may call it: two writers could
+    /// lose a count.
+    fn increment_on_owner(&self) {
+        self.0
+            .store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Which thread counts a task event: the core's own, or another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// The core's own thread (no atomic read-modify-write).
+    OnOwner,
+    /// Any other thread (an atomic add).
+    Elsewhere,
+}
+
 /// One core's counters (kept in its `CoreShared`).
 pub(crate) struct CoreMetrics {
     started: Instant,
-    /// Tasks owned by this core whose future still exists.
-    alive_tasks: AtomicUsize,
+    /// Tasks of this core spawned / finished on the core's thread.
+    spawned_on_owner: OwnerCounter,
+    finished_on_owner: OwnerCounter,
+    /// Tasks of this core spawned / finished on other threads.
+    spawned_elsewhere: AtomicU64,
+    finished_elsewhere: AtomicU64,
     parks: AtomicU64,
     unparks: AtomicU64,
     /// Nanoseconds spent parked (asleep in the driver or on the eventfd).
@@ -30,19 +68,44 @@ impl CoreMetrics {
     pub(crate) fn new() -> Self {
         Self {
             started: Instant::now(),
-            alive_tasks: AtomicUsize::new(0),
+            spawned_on_owner: OwnerCounter::new(),
+            finished_on_owner: OwnerCounter::new(),
+            spawned_elsewhere: AtomicU64::new(0),
+            finished_elsewhere: AtomicU64::new(0),
             parks: AtomicU64::new(0),
             unparks: AtomicU64::new(0),
             parked_nanos: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn task_spawned(&self) {
-        self.alive_tasks.fetch_add(1, Ordering::Relaxed);
+    /// A task of this core was created, on the thread `by`.
+    pub(crate) fn task_spawned(&self, by: Counted) {
+        match by {
+            Counted::OnOwner => self.spawned_on_owner.increment_on_owner(),
+            Counted::Elsewhere => {
+                self.spawned_elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
-    pub(crate) fn task_finished(&self) {
-        self.alive_tasks.fetch_sub(1, Ordering::Relaxed);
+    /// A task of this core finished (its future is gone), on the thread `by`.
+    pub(crate) fn task_finished(&self, by: Counted) {
+        match by {
+            Counted::OnOwner => self.finished_on_owner.increment_on_owner(),
+            Counted::Elsewhere => {
+                self.finished_elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Tasks spawned and not finished. Finishes are read first: a task
+    /// counted as finished was counted as spawned before, so the
+    /// difference cannot go below the truth by a task read in between.
+    fn alive_tasks(&self) -> usize {
+        let finished =
+            self.finished_on_owner.get() + self.finished_elsewhere.load(Ordering::Relaxed);
+        let spawned = self.spawned_on_owner.get() + self.spawned_elsewhere.load(Ordering::Relaxed);
+        usize::try_from(spawned.saturating_sub(finished)).unwrap_or(usize::MAX)
     }
 
     /// The core is going to sleep.
@@ -98,7 +161,7 @@ impl RuntimeMetrics {
         self.runtime
             .cores
             .iter()
-            .map(|c| c.metrics.alive_tasks.load(Ordering::Relaxed))
+            .map(|c| c.metrics.alive_tasks())
             .sum()
     }
 
@@ -176,6 +239,34 @@ mod tests {
             pending.abort();
             assert!(pending.await.unwrap_err().is_cancelled());
             assert_eq!(metrics.num_alive_tasks(), 0);
+        });
+    }
+
+    #[test]
+    fn tasks_counted_on_their_core_and_from_other_threads_add_up() {
+        let rt = Runtime::builder().cores(2).build().unwrap();
+        let metrics = rt.metrics();
+        rt.block_on(async {
+            // Spawned on core 0's own thread (counted there), and handed
+            // to core 1 from core 0 (counted by the spawning thread).
+            let here: Vec<_> = (0..10)
+                .map(|_| crate::task::spawn(std::future::pending::<()>()))
+                .collect();
+            let there: Vec<_> = (0..5)
+                .map(|_| crate::task::spawn_on(1, std::future::pending::<()>()))
+                .collect();
+            assert_eq!(metrics.num_alive_tasks(), 15);
+            // Finished on core 0's thread, and on core 1's.
+            for task in here.iter().chain(&there) {
+                task.abort();
+            }
+            for task in here.into_iter().chain(there) {
+                assert!(task.await.unwrap_err().is_cancelled());
+            }
+            assert_eq!(metrics.num_alive_tasks(), 0);
+            let done = crate::task::spawn_on(1, async { crate::task::spawn(async {}).await });
+            done.await.unwrap().unwrap();
+            assert_eq!(metrics.num_alive_tasks(), 0, "core 1 counted its own spawn");
         });
     }
 

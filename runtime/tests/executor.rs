@@ -529,3 +529,33 @@ fn work_spawned_on_a_core_of_a_dropped_runtime_is_cancelled_not_lost() {
     assert!(!ran.load(Ordering::SeqCst));
     assert_eq!(counter.count(), 2, "both futures were dropped");
 }
+
+#[test]
+fn a_block_on_future_woken_by_a_task_of_its_core_runs_again_without_parking() {
+    // Park at once when idle: a same-core wake of the block_on future that
+    // the core did not see would put it to sleep (or hang it).
+    let rt = Runtime::builder()
+        .cores(1)
+        .idle(IdlePolicy::Park)
+        .build()
+        .expect("runtime starts");
+    let metrics = rt.metrics();
+    let echoed = rt.block_on(async {
+        let mut total = 0u64;
+        for i in 0..1_000u64 {
+            let (tx, rx) = oneshot::channel();
+            task::spawn(async move {
+                task::yield_now().await;
+                let _ = tx.send(i);
+            });
+            total += rx.await.expect("the task answers");
+        }
+        total
+    });
+    assert_eq!(echoed, (0..1_000u64).sum::<u64>());
+    assert_eq!(
+        metrics.worker_park_count(0),
+        0,
+        "the core never slept: every wake came from its own tasks"
+    );
+}

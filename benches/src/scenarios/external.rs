@@ -15,7 +15,10 @@
 //! server is pinned to the server CPU; its `listening on ADDR` line gives
 //! the address. The client process is pinned to the client CPU. The
 //! server's CPU time over a client run (`/proc/PID/stat`, utime + stime)
-//! gives its CPU per request. The example binaries are built with cargo
+//! gives its CPU per request. Every contestant's server runs from the
+//! start of a row group to its end (idle while another is measured), and
+//! the client measures them in alternating rounds ([`server_rounds`], see
+//! [`crate::rounds`]). The example binaries are built with cargo
 //! when they are missing (a no-op when they are fresh). When a client tool
 //! is missing its rows (or the scenario) are skipped and the report says
 //! why. Loopback only, bounded in time.
@@ -25,12 +28,13 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use super::net::{Contestant, Placement, cells};
+use super::net::{Contestant, Placement, cells, rtt_quantile_rows};
 use super::{Common, isolated_try};
 use crate::report::{Report, Unit};
+use crate::rounds::median_and_best_rows;
 
 /// Options of the external-client scenarios.
 #[derive(clap::Args, Clone, Debug)]
@@ -107,9 +111,6 @@ pub(super) struct HttpRun {
     pub(super) server_cpu: f64,
 }
 
-/// The wrk and the h2load runs of one server.
-type HttpRuns = (Vec<HttpRun>, Vec<H2loadRun>);
-
 /// One h2load run.
 #[derive(Clone, Debug)]
 pub(super) struct H2loadRun {
@@ -154,7 +155,7 @@ pub(super) fn start_report(
     let mut report = Report::new(scenario, &names);
     report.ratios_against("insane", "tokio-ct");
     report.param("mode", if args.common.quick { "quick" } else { "full" });
-    report.param("timed runs (median reported)", repeats);
+    crate::rounds::describe(&mut report, repeats);
     report.param(
         "placement",
         Placement::new(args.no_pin)
@@ -189,6 +190,116 @@ pub(super) fn tool_found(tool: &str, scenario: &str, report: &mut Report, what: 
         report.notes.push(why);
     }
     found
+}
+
+/// Whether the first round warms each server up (1 s of load, untimed):
+/// with `--warmup` above 0, except in quick mode, which keeps the
+/// benchmark smoke short.
+pub(super) fn warm_up(c: &Common) -> bool {
+    c.warmup > 0 && !c.quick
+}
+
+/// Each contestant's server, started (or why it could not be).
+pub(super) type Started = Vec<(Server, Result<Arc<ServerProcess>, String>)>;
+
+/// Starts every server of `servers` at once, each pinned to the server
+/// CPU: insane's example `example` (with `extra` arguments) on its driver,
+/// or the baseline server `kind` of this binary.
+pub(super) fn start_all(
+    servers: &[Server],
+    example: &str,
+    extra: &[&str],
+    kind: &str,
+    placement: Placement,
+) -> Started {
+    servers
+        .iter()
+        .map(|&server| {
+            let proc = ServerProcess::start(example, extra, kind, server, placement.server);
+            (server, proc.map(Arc::new))
+        })
+        .collect()
+}
+
+/// Measures the started servers in alternating rounds (see
+/// [`crate::rounds`]): `rounds` rounds, each running `measure(server,
+/// round)` once per server, on a thread of its own (see
+/// [`isolated_try`]). A server that did not start or failed a round gets
+/// that error.
+pub(super) fn server_rounds<R, M>(
+    label: &str,
+    servers: &Started,
+    rounds: usize,
+    timeout: Duration,
+    measure: M,
+) -> Vec<Result<Vec<R>, String>>
+where
+    R: Send + 'static,
+    M: Fn(&ServerProcess, usize) -> Result<R, String> + Clone + Send + 'static,
+{
+    say!("{label} ({rounds} alternating round(s)):");
+    crate::progress::add(servers.iter().filter(|(_, p)| p.is_ok()).count() * rounds);
+    let indexes: Vec<usize> = (0..servers.len()).collect();
+    crate::rounds::alternate(&indexes, rounds, |i, round| {
+        let (server, proc) = &servers[i];
+        let proc = Arc::clone(proc.as_ref().map_err(Clone::clone)?);
+        let measure = measure.clone();
+        let name = format!("{label}/{} #{}", server.name, round + 1);
+        isolated_try(&name, timeout, move || measure(&proc, round))
+    })
+}
+
+/// A load client's run, to which [`client_rounds`] adds the server's CPU
+/// time per operation.
+pub(super) trait ClientRun {
+    /// Operations done in a run of `secs` seconds.
+    fn operations(&self, secs: u32) -> f64;
+    /// Records the server's CPU time per operation, ns.
+    fn set_server_cpu(&mut self, per_op_ns: f64);
+}
+
+impl ClientRun for HttpRun {
+    fn operations(&self, secs: u32) -> f64 {
+        self.rate * f64::from(secs)
+    }
+    fn set_server_cpu(&mut self, per_op_ns: f64) {
+        self.server_cpu = per_op_ns;
+    }
+}
+
+impl ClientRun for H2loadRun {
+    fn operations(&self, secs: u32) -> f64 {
+        self.rate * f64::from(secs)
+    }
+    fn set_server_cpu(&mut self, per_op_ns: f64) {
+        self.server_cpu = per_op_ns;
+    }
+}
+
+/// [`server_rounds`] for a load client that runs for a time: each round
+/// runs the client `run(server, secs)` once per server (after an untimed
+/// 1 s run in the first round when `warmup`) and reads the server's CPU
+/// time around it.
+pub(super) fn client_rounds<R, M>(
+    label: &str,
+    servers: &Started,
+    (rounds, warmup, secs): (usize, bool, u32),
+    timeout: Duration,
+    run: M,
+) -> Vec<Result<Vec<R>, String>>
+where
+    R: ClientRun + Send + 'static,
+    M: Fn(&ServerProcess, u32) -> Result<R, String> + Clone + Send + 'static,
+{
+    server_rounds(label, servers, rounds, timeout, move |proc, round| {
+        if warmup && round == 0 {
+            run(proc, 1)?;
+        }
+        let cpu0 = proc.cpu_time();
+        let mut result = run(proc, secs)?;
+        result.set_server_cpu(per_op(proc.cpu_time(), cpu0, result.operations(secs)));
+        Ok(result)
+    })
 }
 
 /// Runs the `http` scenario: wrk and h2load against `examples/hyper_server`
@@ -247,105 +358,77 @@ pub fn http(args: &Args) -> Report {
     );
     let placement = Placement::new(args.no_pin);
     let timeout = Duration::from_secs(c.timeout);
+    let schedule = (repeats, warm_up(c), secs);
+    let started = start_all(&servers, "hyper_server", &[], "http", placement);
+    let client = placement.client;
     for &n in &connections {
         let label = format!("{n} conn");
         if !c.selected(&label) {
             continue;
         }
-        say!("http {label}:");
-        crate::progress::add(servers.len());
         // --quick: h2load only at the largest connection count.
         let h2load_rows = h2load_found && (!c.quick || Some(&n) == connections.iter().max());
-        let results: Vec<Result<HttpRuns, String>> = servers
-            .iter()
-            .map(|&server| {
-                let warmup = c.warmup;
-                let name = server.name;
-                let h2load_here = h2load_rows;
-                isolated_try(&format!("http {label}/{name}"), timeout, move || {
-                    let proc = ServerProcess::start(
-                        "hyper_server",
-                        &[],
-                        "http",
-                        server,
-                        placement.server,
-                    )?;
-                    let url = format!("http://{}/", proc.addr);
-                    let mut wrk_runs = Vec::new();
-                    let mut h2_runs = Vec::new();
-                    if wrk_found {
-                        if warmup > 0 {
-                            wrk(&url, n, 1, placement.client)?;
-                        }
-                        for _ in 0..repeats {
-                            let cpu0 = proc.cpu_time();
-                            let mut run = wrk(&url, n, secs, placement.client)?;
-                            run.server_cpu =
-                                per_op(proc.cpu_time(), cpu0, run.rate * f64::from(secs));
-                            wrk_runs.push(run);
-                        }
-                    }
-                    if h2load_here {
-                        if warmup > 0 && !wrk_found {
-                            h2load(&url, n, None, 1, placement.client)?;
-                        }
-                        for _ in 0..repeats {
-                            let cpu0 = proc.cpu_time();
-                            let mut run = h2load(&url, n, None, secs, placement.client)?;
-                            run.server_cpu =
-                                per_op(proc.cpu_time(), cpu0, run.rate * f64::from(secs));
-                            h2_runs.push(run);
-                        }
-                    }
-                    Ok((wrk_runs, h2_runs))
-                })
-            })
-            .collect();
-        let wrk_results: Vec<Result<Vec<HttpRun>, String>> = results
-            .iter()
-            .map(|r| r.as_ref().map(|(w, _)| w.clone()).map_err(Clone::clone))
-            .collect();
-        let h2_results: Vec<Result<Vec<H2loadRun>, String>> = results
-            .iter()
-            .map(|r| r.as_ref().map(|(_, h)| h.clone()).map_err(Clone::clone))
-            .collect();
         if wrk_found {
-            report.row(
+            let results = client_rounds(
+                &format!("http {label} wrk"),
+                &started,
+                schedule,
+                timeout,
+                move |proc: &ServerProcess, secs| wrk(&url(proc), n, secs, client),
+            );
+            median_and_best_rows(
+                &mut report,
                 &format!("{label} wrk requests"),
                 Unit::Rate { what: "req" },
-                cells(&wrk_results, |r| r.rate),
+                cells(&results, |r| r.rate),
             );
-            for (i, q) in [(0, "p50"), (2, "p99")] {
-                report.row(
-                    &format!("{label} wrk latency {q}"),
-                    Unit::Nanos,
-                    cells(&wrk_results, |r| r.quantiles[i]),
-                );
-            }
+            median_and_best_rows(
+                &mut report,
+                &format!("{label} wrk latency p50"),
+                Unit::Nanos,
+                cells(&results, |r| r.quantiles[0]),
+            );
             report.row(
+                &format!("{label} wrk latency p99"),
+                Unit::Nanos,
+                cells(&results, |r| r.quantiles[2]),
+            );
+            median_and_best_rows(
+                &mut report,
                 &format!("{label} wrk server CPU per request"),
                 Unit::Nanos,
-                cells(&wrk_results, |r| r.server_cpu),
+                cells(&results, |r| r.server_cpu),
             );
         }
         if h2load_rows {
-            report.row(
+            let results = client_rounds(
+                &format!("http {label} h2load"),
+                &started,
+                schedule,
+                timeout,
+                move |proc: &ServerProcess, secs| h2load(&url(proc), n, None, secs, client),
+            );
+            median_and_best_rows(
+                &mut report,
                 &format!("{label} h2load requests"),
                 Unit::Rate { what: "req" },
-                cells(&h2_results, |r| r.rate),
+                cells(&results, |r| r.rate),
             );
-            report.row(
+            median_and_best_rows(
+                &mut report,
                 &format!("{label} h2load mean latency"),
                 Unit::Nanos,
-                cells(&h2_results, |r| r.mean),
+                cells(&results, |r| r.mean),
             );
-            report.row(
+            median_and_best_rows(
+                &mut report,
                 &format!("{label} h2load server CPU per request"),
                 Unit::Nanos,
-                cells(&h2_results, |r| r.server_cpu),
+                cells(&results, |r| r.server_cpu),
             );
         }
     }
+    drop(started);
     let clients = super::web::Clients {
         wrk: wrk_found,
         h2load: h2load_found,
@@ -394,44 +477,34 @@ pub fn udp_c(args: &Args) -> Report {
     let timeout = Duration::from_secs(c.timeout);
     let max_secs = if c.quick { 3 } else { 10 };
     let warmup = c.warmup as u64 * 2_000;
-    say!("udp-rtt-c {size} B:");
-    crate::progress::add(SERVERS.len());
-    let results: Vec<Result<Vec<UdpRun>, String>> = SERVERS
-        .iter()
-        .map(|&server| {
-            let client = client.clone();
-            isolated_try(&format!("udp-rtt-c/{}", server.name), timeout, move || {
-                let proc =
-                    ServerProcess::start("echo_udp", &[], "echo-udp", server, placement.server)?;
-                (0..repeats)
-                    .map(|i| {
-                        let w = if i == 0 { warmup } else { 0 };
-                        let cpu0 = proc.cpu_time();
-                        let mut run =
-                            ping_pong(&client, proc.addr, size, w, trips, max_secs, placement)?;
-                        run.server_cpu = per_op(proc.cpu_time(), cpu0, run.trips + w as f64);
-                        Ok(run)
-                    })
-                    .collect()
-            })
-        })
-        .collect();
+    let started = start_all(&SERVERS, "echo_udp", &[], "echo-udp", placement);
+    let results: Vec<Result<Vec<UdpRun>, String>> = server_rounds(
+        &format!("udp-rtt-c {size} B"),
+        &started,
+        repeats,
+        timeout,
+        move |proc: &ServerProcess, round| {
+            // The first round's client run warms the server up first.
+            let w = if round == 0 { warmup } else { 0 };
+            let cpu0 = proc.cpu_time();
+            let mut run = ping_pong(&client, proc.addr, size, w, trips, max_secs, placement)?;
+            run.server_cpu = per_op(proc.cpu_time(), cpu0, run.trips + w as f64);
+            Ok(run)
+        },
+    );
+    drop(started);
     let label = format!("{size} B");
-    for (i, q) in ["p50", "p90", "p99", "p99.9"].iter().enumerate() {
-        report.row(
-            &format!("{label} RTT {q}"),
-            Unit::Nanos,
-            cells(&results, |r| r.quantiles[i]),
-        );
-    }
-    report.row(
+    rtt_quantile_rows(&mut report, &label, &results, |r| r.quantiles);
+    median_and_best_rows(
+        &mut report,
         &format!("{label} round trips"),
         Unit::Rate {
             what: "round trips",
         },
         cells(&results, |r| r.rate),
     );
-    report.row(
+    median_and_best_rows(
+        &mut report,
         &format!("{label} server CPU per round trip"),
         Unit::Nanos,
         cells(&results, |r| r.server_cpu),
@@ -473,37 +546,35 @@ pub fn tcp_bulk(args: &Args) -> Report {
     let placement = Placement::new(args.no_pin);
     let timeout = Duration::from_secs(c.timeout);
     let label = format!("{mib} MiB");
-    say!("tcp-bulk {label}:");
-    crate::progress::add(SERVERS.len());
-    let warmup = c.warmup;
-    let results: Vec<Result<Vec<BulkRun>, String>> = SERVERS
-        .iter()
-        .map(|&server| {
-            isolated_try(&format!("tcp-bulk/{}", server.name), timeout, move || {
-                let proc =
-                    ServerProcess::start("echo_tcp", &[], "echo-tcp", server, placement.server)?;
-                if warmup > 0 {
-                    socat(proc.addr, (mib << 20) / 4, placement.client)?;
-                }
-                (0..repeats)
-                    .map(|_| {
-                        let cpu0 = proc.cpu_time();
-                        let elapsed = socat(proc.addr, mib << 20, placement.client)?;
-                        Ok(BulkRun {
-                            bits_per_sec: (mib << 20) as f64 * 8.0 / elapsed.as_secs_f64(),
-                            server_cpu_per_mib: per_op(proc.cpu_time(), cpu0, mib as f64),
-                        })
-                    })
-                    .collect()
+    let warmup = c.warmup > 0;
+    let started = start_all(&SERVERS, "echo_tcp", &[], "echo-tcp", placement);
+    let results: Vec<Result<Vec<BulkRun>, String>> = server_rounds(
+        &format!("tcp-bulk {label}"),
+        &started,
+        repeats,
+        timeout,
+        move |proc: &ServerProcess, round| {
+            // The first round pushes a quarter of the bytes through first.
+            if warmup && round == 0 {
+                socat(proc.addr, (mib << 20) / 4, placement.client)?;
+            }
+            let cpu0 = proc.cpu_time();
+            let elapsed = socat(proc.addr, mib << 20, placement.client)?;
+            Ok(BulkRun {
+                bits_per_sec: (mib << 20) as f64 * 8.0 / elapsed.as_secs_f64(),
+                server_cpu_per_mib: per_op(proc.cpu_time(), cpu0, mib as f64),
             })
-        })
-        .collect();
-    report.row(
+        },
+    );
+    drop(started);
+    median_and_best_rows(
+        &mut report,
         &format!("{label} echo throughput"),
         Unit::BitsPerSec,
         cells(&results, |r| r.bits_per_sec),
     );
-    report.row(
+    median_and_best_rows(
+        &mut report,
         &format!("{label} server CPU per MiB"),
         Unit::Nanos,
         cells(&results, |r| r.server_cpu_per_mib),
@@ -829,6 +900,11 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The URL of `GET /` on `proc`.
+pub(super) fn url(proc: &ServerProcess) -> String {
+    format!("http://{}/", proc.addr)
 }
 
 /// Runs `wrk` for `secs` seconds with `conns` connections against `url`.

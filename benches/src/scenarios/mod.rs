@@ -10,7 +10,8 @@
 //! (`udp-rtt`, `tcp-echo`, `tcp-stream`, `qos-mix`) share their contestants, CPU
 //! placement and server plumbing through [`net`]; they, `runtime` and
 //! `xdp-rtt` measure each contestant in its own pinned child process
-//! ([`net::each_contestant_process`]). The scenarios driving external
+//! ([`net::each_contestant_in_rounds`]: alternating rounds, see
+//! [`crate::rounds`]). The scenarios driving external
 //! programs (`http`, `udp-rtt-c`, `tcp-bulk`, `grpc`) and `dpdk-rtt` (two
 //! processes of its own) use [`isolated_try`].
 
@@ -74,10 +75,12 @@ pub struct Common {
     #[arg(long, default_value = "target/bench-report")]
     pub out: PathBuf,
 
-    /// Timed repetitions per measurement (the median is reported);
-    /// defaults to 3 with --quick, 7 otherwise (runtime scenario), 1 with
-    /// --quick, 3 otherwise (udp-rtt, tcp-echo), 3 with --quick, 5
-    /// otherwise (tcp-stream).
+    /// Rounds: every contestant is measured once per round, the order
+    /// rotating from round to round (see `rounds.rs`; the median of the
+    /// rounds and the best round are reported); defaults to 3 with
+    /// --quick, 7 otherwise (runtime scenario), 1 with --quick, 3
+    /// otherwise (udp-rtt, tcp-echo, http, grpc, udp-rtt-c), 3 with
+    /// --quick, 5 otherwise (tcp-stream, tcp-bulk).
     #[arg(long)]
     pub repeats: Option<usize>,
 

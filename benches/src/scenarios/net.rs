@@ -6,8 +6,10 @@
 //! scenario that compares contestants side by side (these, `runtime` and
 //! `xdp-rtt`) measures each one in a process of its own.
 //!
-//! [`each_contestant_process`] runs every measurement in its own child
-//! process ([`in_own_process`] runs one): this binary re-executed as
+//! [`each_contestant_in_rounds`] runs every measurement in its own child
+//! process, in alternating rounds ([`crate::rounds`];
+//! [`each_contestant_process`] makes one round, [`in_own_process`] one
+//! measurement): this binary re-executed as
 //! `insane-bench __run KEY CONTESTANT CPU PARAMS-JSON` ([`child_main`]),
 //! whose main thread becomes the client thread (pinned to the client CPU)
 //! and starts the server on a second thread (pinned to the server CPU); it
@@ -32,7 +34,7 @@ use serde::de::DeserializeOwned;
 
 use super::Common;
 use super::runtime::Idle;
-use crate::report::{Cdf, Cell, Report};
+use crate::report::{Cdf, Cell, Report, Unit};
 
 /// Options of every network scenario.
 #[derive(clap::Args, Clone, Debug)]
@@ -546,23 +548,10 @@ where
     P: Serialize,
     T: DeserializeOwned,
 {
-    let params = match serde_json::to_string(params) {
-        Ok(p) => p,
-        Err(e) => {
-            let e = format!("cannot serialise the parameters: {e}");
-            return contestants.iter().map(|_| Err(e.clone())).collect();
-        }
-    };
-    each_with_retries(what, contestants, limits.retries, |c, label| {
-        child_process(
-            label,
-            limits.timeout,
-            key,
-            c.name(),
-            placement.client,
-            &params,
-        )
-    })
+    contestant_rounds(what, key, contestants, placement, limits, 1, params)
+        .into_iter()
+        .map(|r| r.and_then(|mut runs| runs.pop().ok_or_else(|| "not measured".to_owned())))
+        .collect()
 }
 
 /// One measurement in its own child process, as in
@@ -588,58 +577,150 @@ where
     child_process(label, timeout, key, who.name(), cpu, &params)
 }
 
-/// Runs `measure(contestant, label)` for every contestant, repeating a
-/// measurement that other processes disturbed up to `retries` times (see
-/// [`each_contestant_process`]).
-fn each_with_retries<C: Column, T>(
-    what: &str,
-    contestants: &[C],
+/// Runs `measure(label)`, again up to `retries` times while other
+/// processes used the CPUs meanwhile (see [`ForeignLoad`]); keeps the
+/// least disturbed attempt and leaves a note when even that one was
+/// disturbed. Errors are not retried.
+fn least_disturbed<T>(
+    label: &str,
     retries: usize,
-    measure: impl Fn(C, &str) -> Result<T, String>,
-) -> Vec<Result<T, String>> {
-    say!("{what}:");
-    crate::progress::add(contestants.len());
-    contestants
-        .iter()
-        .map(|&c| {
-            let label = format!("{what}/{}", c.name());
-            let mut best: Option<(Result<T, String>, f64)> = None;
-            for attempt in 0..=retries {
-                let load = ForeignLoad::start();
-                let result = measure(c, &label);
-                let foreign = load.cpus();
-                let failed = result.is_err();
-                if best.as_ref().is_none_or(|(_, f)| foreign < *f) {
-                    best = Some((result, foreign));
-                }
-                // Errors are not retried: a hang would cost the timeout again.
-                if failed || foreign <= FOREIGN_LOAD_NOTE {
-                    break;
-                }
-                let next = if attempt < retries {
-                    "; measuring again"
-                } else {
-                    ""
-                };
-                say!("    (other processes used {foreign:.2} CPUs meanwhile{next})");
-                if attempt < retries {
-                    crate::progress::add(1);
-                }
-            }
-            let (result, foreign) = best.expect("at least one attempt");
-            if foreign > FOREIGN_LOAD_NOTE {
-                if let Ok(mut notes) = LOAD_NOTES.lock() {
-                    notes.push(format!(
-                        "{label}: other processes used {foreign:.2} CPUs on average during \
-                         the measurement (least disturbed of {} attempts); its numbers are \
-                         disturbed.",
-                        retries + 1
-                    ));
-                }
-            }
-            result
+    measure: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut best: Option<(Result<T, String>, f64)> = None;
+    for attempt in 0..=retries {
+        let load = ForeignLoad::start();
+        let result = measure(label);
+        let foreign = load.cpus();
+        let failed = result.is_err();
+        if best.as_ref().is_none_or(|(_, f)| foreign < *f) {
+            best = Some((result, foreign));
+        }
+        // Errors are not retried: a hang would cost the timeout again.
+        if failed || foreign <= FOREIGN_LOAD_NOTE {
+            break;
+        }
+        let next = if attempt < retries {
+            "; measuring again"
+        } else {
+            ""
+        };
+        say!("    (other processes used {foreign:.2} CPUs meanwhile{next})");
+        if attempt < retries {
+            crate::progress::add(1);
+        }
+    }
+    let (result, foreign) = best.expect("at least one attempt");
+    if foreign > FOREIGN_LOAD_NOTE
+        && let Ok(mut notes) = LOAD_NOTES.lock()
+    {
+        notes.push(format!(
+            "{label}: other processes used {foreign:.2} CPUs on average during the \
+             measurement (least disturbed of {} attempts); its numbers are disturbed.",
+            retries + 1
+        ));
+    }
+    result
+}
+
+/// [`each_contestant_process`] in alternating rounds (see
+/// [`crate::rounds`]): `rounds` rounds, each measuring every contestant
+/// once in its own child process, the order rotating from round to
+/// round. The child's measurement returns its timed runs (usually one per
+/// process: `params` should ask for one); the result holds, per
+/// contestant, the runs of every round in order, or the error of its
+/// first failed round (it then leaves the remaining rounds).
+pub fn each_contestant_in_rounds<C, P, T>(
+    what: &str,
+    key: &str,
+    contestants: &[C],
+    placement: Placement,
+    limits: Limits,
+    rounds: usize,
+    params: &P,
+) -> Vec<Result<Vec<T>, String>>
+where
+    C: Column,
+    P: Serialize,
+    T: DeserializeOwned,
+{
+    let results = contestant_rounds::<C, P, Vec<T>>(
+        what,
+        key,
+        contestants,
+        placement,
+        limits,
+        rounds,
+        params,
+    );
+    crate::rounds::flatten(results)
+}
+
+/// What [`each_contestant_process`] and [`each_contestant_in_rounds`]
+/// share: per contestant, the result of its process in each round.
+fn contestant_rounds<C, P, T>(
+    what: &str,
+    key: &str,
+    contestants: &[C],
+    placement: Placement,
+    limits: Limits,
+    rounds: usize,
+    params: &P,
+) -> Vec<Result<Vec<T>, String>>
+where
+    C: Column,
+    P: Serialize,
+    T: DeserializeOwned,
+{
+    let params = match serde_json::to_string(params) {
+        Ok(p) => p,
+        Err(e) => {
+            let e = format!("cannot serialise the parameters: {e}");
+            return contestants.iter().map(|_| Err(e.clone())).collect();
+        }
+    };
+    if rounds > 1 {
+        say!("{what} ({rounds} alternating rounds):");
+    } else {
+        say!("{what}:");
+    }
+    crate::progress::add(contestants.len() * rounds);
+    crate::rounds::alternate(contestants, rounds, |c, round| {
+        let label = if rounds > 1 {
+            format!("{what}/{} #{}", c.name(), round + 1)
+        } else {
+            format!("{what}/{}", c.name())
+        };
+        least_disturbed(&label, limits.retries, |label| {
+            child_process::<T>(
+                label,
+                limits.timeout,
+                key,
+                c.name(),
+                placement.client,
+                &params,
+            )
         })
-        .collect()
+    })
+}
+
+/// The rows `{label} RTT p50` (with its best round, see
+/// [`crate::rounds::median_and_best_rows`]), `p90`, `p99` and `p99.9` of
+/// runs whose `quantiles` are those of [`QUANTILE_NAMES`].
+pub fn rtt_quantile_rows<R>(
+    report: &mut Report,
+    label: &str,
+    results: &[Result<Vec<R>, String>],
+    quantiles: impl Fn(&R) -> [f64; 4],
+) {
+    for (i, q) in QUANTILE_NAMES.iter().enumerate() {
+        let name = format!("{label} RTT {q}");
+        let cells = cells(results, |r| quantiles(r)[i]);
+        if i == 0 {
+            crate::rounds::median_and_best_rows(report, &name, Unit::Nanos, cells);
+        } else {
+            report.row(&name, Unit::Nanos, cells);
+        }
+    }
 }
 
 /// Remarks about other processes' CPU use during measurements, taken by

@@ -23,10 +23,11 @@
 //!    requests on the core (`OPENAT`, two `READ`s; the file is closed with
 //!    close(2)), tokio's on its blocking thread pool.
 //!
-//! Every measurement of every system runs in its own child process
-//! ([`each_contestant_process`]), builds its own runtime (outside the timed
-//! region), runs `--warmup` untimed repetitions, then `--repeats` timed
-//! ones, and reports the median. Bodies that run "inside the runtime" run
+//! The systems are measured in alternating rounds ([`crate::rounds`];
+//! `--repeats` rounds): per round, every measurement of every system runs
+//! in its own child process ([`each_contestant_in_rounds`]), builds its own
+//! runtime (outside the timed region), runs `--warmup` untimed repetitions,
+//! then one timed one. The report gives the median and the best round. Bodies that run "inside the runtime" run
 //! on insane's core 0 (`block_on`), on tokio-ct's `block_on` thread, and on
 //! a tokio-mt worker (`block_on(tokio::spawn(body))`), so every system runs
 //! them as a task.
@@ -47,8 +48,9 @@ use hdrhistogram::Histogram;
 use serde::de::DeserializeOwned;
 
 use super::Common;
-use super::net::{Column, Limits, Placement, disturbance_notes, each_contestant_process};
+use super::net::{Column, Limits, Placement, disturbance_notes, each_contestant_in_rounds};
 use crate::report::{Cell, Report, Unit};
+use crate::rounds::median_and_best_rows;
 
 /// Options of the `runtime` scenario.
 #[derive(clap::Args, Clone, Debug)]
@@ -125,7 +127,8 @@ impl Params {
             pingpongs: if quick { 20_000 } else { 200_000 },
             file_reads: if quick { 2_000 } else { 20_000 },
             warmup: args.common.warmup,
-            repeats: args.common.repeats(),
+            // One timed repetition per process, one process per round.
+            repeats: 1,
             placement: Placement::new(args.no_pin),
             idle: args.idle,
         }
@@ -215,6 +218,7 @@ pub fn file_read_child(who: &str, params: &str) -> Result<serde_json::Value, Str
 /// Runs the scenario and returns its report.
 pub fn run(args: &Args) -> Report {
     let p = Params::new(args);
+    let rounds = args.common.repeats();
     // No --retries here: a measurement is made once.
     let limits = Limits {
         timeout: Duration::from_secs(args.common.timeout),
@@ -224,7 +228,7 @@ pub fn run(args: &Args) -> Report {
     let mut report = Report::new("runtime", &names);
     report.param("mode", if args.common.quick { "quick" } else { "full" });
     report.param("warm-up runs", p.warmup);
-    report.param("timed runs (median reported)", p.repeats);
+    crate::rounds::describe(&mut report, rounds);
     report.param(
         "spawn+join tasks per run",
         format!("{} (batches of {})", p.spawn_tasks, p.spawn_batch),
@@ -262,15 +266,17 @@ pub fn run(args: &Args) -> Report {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
 
-    // Runs the measurement registered under `key` for every system, each
-    // in its own process.
+    // Runs the measurement registered under `key` for every system, in
+    // alternating rounds, each in its own process; per system, the timed
+    // runs of every round.
     fn each<T: DeserializeOwned>(
         what: &str,
         key: &str,
         p: &Params,
         limits: Limits,
-    ) -> Vec<Result<T, String>> {
-        each_contestant_process(what, key, &SYSTEMS, p.placement, limits, p)
+        rounds: usize,
+    ) -> Vec<Result<Vec<T>, String>> {
+        each_contestant_in_rounds(what, key, &SYSTEMS, p.placement, limits, rounds, p)
     }
     // One cell per system from per-run durations, mapped to the row's unit.
     fn cells(results: &[Result<Vec<Duration>, String>], f: impl Fn(Duration) -> f64) -> Vec<Cell> {
@@ -290,14 +296,16 @@ pub fn run(args: &Args) -> Report {
 
     let c = &args.common;
     if c.selected("spawn+join") {
-        let spawn = each::<Vec<Duration>>("spawn+join", SPAWN_JOIN, &p, limits);
+        let spawn = each::<Duration>("spawn+join", SPAWN_JOIN, &p, limits, rounds);
         let n = p.spawn_tasks as f64;
-        report.row(
+        median_and_best_rows(
+            &mut report,
             "spawn+join",
             Unit::Rate { what: "tasks" },
             cells(&spawn, |d| n / d.as_secs_f64()),
         );
-        report.row(
+        median_and_best_rows(
+            &mut report,
             "spawn+join per task",
             Unit::Nanos,
             cells(&spawn, |d| d.as_nanos() as f64 / n),
@@ -305,9 +313,10 @@ pub fn run(args: &Args) -> Report {
     }
 
     if c.selected("yield") {
-        let yields = each::<Vec<Duration>>("yield", YIELD, &p, limits);
+        let yields = each::<Duration>("yield", YIELD, &p, limits, rounds);
         let total = 2.0 * p.yields as f64;
-        report.row(
+        median_and_best_rows(
+            &mut report,
             "yield (2 tasks)",
             Unit::Rate { what: "yields" },
             cells(&yields, |d| total / d.as_secs_f64()),
@@ -315,14 +324,15 @@ pub fn run(args: &Args) -> Report {
     }
 
     if c.selected("cross-core round trip") {
-        let rtt = each::<Vec<Latencies>>("cross-core round trip", ROUND_TRIP, &p, limits);
+        let rtt = each::<Latencies>("cross-core round trip", ROUND_TRIP, &p, limits, rounds);
         latency_rows(&mut report, "cross-core round trip", &rtt);
     }
 
     if c.selected("timer insert+cancel") {
-        let timers = each::<Vec<Duration>>("timer insert+cancel", TIMERS, &p, limits);
+        let timers = each::<Duration>("timer insert+cancel", TIMERS, &p, limits, rounds);
         let n = p.timers as f64;
-        report.row(
+        median_and_best_rows(
+            &mut report,
             "timer insert+cancel",
             Unit::Nanos,
             cells(&timers, |d| d.as_nanos() as f64 / n),
@@ -330,9 +340,10 @@ pub fn run(args: &Args) -> Report {
     }
 
     if c.selected("mpsc ping-pong") {
-        let pp = each::<Vec<Duration>>("mpsc ping-pong", MPSC, &p, limits);
+        let pp = each::<Duration>("mpsc ping-pong", MPSC, &p, limits, rounds);
         let n = p.pingpongs as f64;
-        report.row(
+        median_and_best_rows(
+            &mut report,
             "mpsc ping-pong per round trip",
             Unit::Nanos,
             cells(&pp, |d| d.as_nanos() as f64 / n),
@@ -340,7 +351,7 @@ pub fn run(args: &Args) -> Report {
     }
 
     if c.selected("file read") {
-        let reads = each::<Vec<Latencies>>("file read", FILE_READ, &p, limits);
+        let reads = each::<Latencies>("file read", FILE_READ, &p, limits, rounds);
         latency_rows(&mut report, "file read 4 KiB", &reads);
     }
 
@@ -656,7 +667,12 @@ fn latency_rows(report: &mut Report, name: &str, results: &[Result<Vec<Latencies
                 Err(e) => Cell::failed(e.clone()),
             })
             .collect();
-        report.row(&format!("{name} {what}"), Unit::Nanos, row);
+        let name = format!("{name} {what}");
+        if what == "p50" {
+            median_and_best_rows(report, &name, Unit::Nanos, row);
+        } else {
+            report.row(&name, Unit::Nanos, row);
+        }
     }
 }
 

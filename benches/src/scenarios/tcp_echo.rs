@@ -13,7 +13,9 @@
 //! CPU running one task per connection (a `LocalSet`). With two CPUs the
 //! client has one core like the server, so it can cap the request rate; the
 //! server CPU per request and the client's CPU utilisation (in the notes)
-//! show whether it did.
+//! show whether it did. The contestants are measured in alternating rounds
+//! ([`crate::rounds`]): per round, one process and one timed window (after
+//! the warm-up) per contestant.
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
@@ -26,11 +28,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
     Contestant, CpuTimes, Ctx, NetArgs, Placement, cdf_points, cells, describe_run,
-    each_contestant_process, finish, glommio_executor, insane_runtime, latency_cdf,
+    each_contestant_in_rounds, finish, glommio_executor, insane_runtime, latency_cdf,
     latency_histogram, monoio_runtime, quantiles, size_label, start_server, tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit, median};
+use crate::rounds::median_and_best_rows;
 
 /// Options of the `tcp-echo` scenario.
 #[derive(clap::Args, Clone, Debug)]
@@ -104,7 +107,7 @@ struct EchoRun {
 pub fn run(args: &Args) -> Report {
     let c = &args.net.common;
     let placement = Placement::new(args.net.no_pin);
-    let repeats = c.repeats_or(1, 3);
+    let rounds = c.repeats_or(1, 3);
     let connections: Vec<u32> = if args.connections.is_empty() {
         if c.quick {
             vec![1, 16]
@@ -133,7 +136,8 @@ pub fn run(args: &Args) -> Report {
     let contestants = super::net::available(&args.net, &CONTESTANTS, &mut notes);
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("tcp-echo", &names);
-    describe_run(&mut report, &args.net, &placement, repeats, false);
+    describe_run(&mut report, &args.net, &placement, rounds, false);
+    crate::rounds::describe(&mut report, rounds);
     report.param(
         "request (= echo) sizes",
         sizes
@@ -175,31 +179,39 @@ pub fn run(args: &Args) -> Report {
             connections: n as usize,
             warmup,
             duration,
-            repeats,
+            // One timed window per process, one process per round.
+            repeats: 1,
             idle: args.net.idle,
             placement,
         };
-        let results: Vec<Result<Vec<EchoRun>, String>> = each_contestant_process(
+        let results: Vec<Result<Vec<EchoRun>, String>> = each_contestant_in_rounds(
             &format!("tcp-echo {label}"),
             KEY,
             &contestants,
             placement,
             args.net.limits(),
+            rounds,
             &p,
         );
-        report.row(
+        median_and_best_rows(
+            &mut report,
             &format!("{label} requests"),
             Unit::Rate { what: "req" },
             cells(&results, |r| r.rate),
         );
-        for (i, q) in [(0, "p50"), (2, "p99")] {
-            report.row(
-                &format!("{label} latency {q}"),
-                Unit::Nanos,
-                cells(&results, |r| r.quantiles[i]),
-            );
-        }
+        median_and_best_rows(
+            &mut report,
+            &format!("{label} latency p50"),
+            Unit::Nanos,
+            cells(&results, |r| r.quantiles[0]),
+        );
         report.row(
+            &format!("{label} latency p99"),
+            Unit::Nanos,
+            cells(&results, |r| r.quantiles[2]),
+        );
+        median_and_best_rows(
+            &mut report,
             &format!("{label} server CPU per request"),
             Unit::Nanos,
             cells(&results, |r| r.server_cpu),

@@ -13,7 +13,9 @@
 //! server CPU. A run is timed from the first write until the client reads
 //! the server's 1-byte acknowledgement that every byte arrived; the next
 //! run starts on the same connection only after that, so runs never
-//! overlap.
+//! overlap. The contestants are measured in alternating rounds
+//! ([`crate::rounds`]): per round, one process and one timed run (after
+//! the warm-up) per contestant.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener as StdTcpListener, TcpStream as StdTcpStream};
@@ -22,12 +24,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{
-    Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant_process,
+    Contestant, CpuTimes, Ctx, NetArgs, Placement, cells, describe_run, each_contestant_in_rounds,
     finish, glommio_executor, insane_runtime, monoio_runtime, size_label, start_server,
     tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
+use crate::rounds::median_and_best_rows;
 
 /// Options of the `tcp-stream` scenario.
 #[derive(clap::Args, Clone, Debug)]
@@ -105,9 +108,9 @@ struct StreamRun {
 pub fn run(args: &Args) -> Report {
     let c = &args.net.common;
     let placement = Placement::new(args.net.no_pin);
-    // Runs are short (a fraction of a second): more of them make the
+    // Runs are short (a fraction of a second): more rounds make the
     // median robust against a hiccup of the host.
-    let repeats = c.repeats_or(3, 5);
+    let rounds = c.repeats_or(3, 5);
     let mib = args.mib.unwrap_or(if c.quick { 128 } else { 1024 });
     let warmup_mib = c.warmup as u64 * if c.quick { 16 } else { 64 };
     let max_writes: u64 = if c.quick { 64 << 10 } else { 1 << 20 };
@@ -124,7 +127,8 @@ pub fn run(args: &Args) -> Report {
     let contestants = super::net::available(&args.net, &CONTESTANTS, &mut notes);
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("tcp-stream", &names);
-    describe_run(&mut report, &args.net, &placement, repeats, true);
+    describe_run(&mut report, &args.net, &placement, rounds, true);
+    crate::rounds::describe(&mut report, rounds);
     report.param(
         "bytes per timed run",
         format!("{mib} MiB or {max_writes} writes, whichever is less"),
@@ -157,29 +161,34 @@ pub fn run(args: &Args) -> Report {
             write: write as usize,
             warmup_bytes: (warmup_mib * MIB).min(bytes / 4),
             bytes,
-            repeats,
+            // One timed run per process, one process per round.
+            repeats: 1,
             idle: args.net.idle,
             placement,
         };
-        let results: Vec<Result<Vec<StreamRun>, String>> = each_contestant_process(
+        let results: Vec<Result<Vec<StreamRun>, String>> = each_contestant_in_rounds(
             &format!("tcp-stream {label}"),
             KEY,
             &contestants,
             placement,
             args.net.limits(),
+            rounds,
             &p,
         );
-        report.row(
+        median_and_best_rows(
+            &mut report,
             &format!("{label} throughput"),
             Unit::BitsPerSec,
             cells(&results, |r| r.bits_per_sec),
         );
-        report.row(
+        median_and_best_rows(
+            &mut report,
             &format!("{label} messages"),
             Unit::Rate { what: "writes" },
             cells(&results, |r| r.writes_per_sec),
         );
-        report.row(
+        median_and_best_rows(
+            &mut report,
             &format!("{label} CPU per message (both sides)"),
             Unit::Nanos,
             cells(&results, |r| r.cpu_per_write),

@@ -17,19 +17,23 @@
 //!
 //! The first 8 bytes carry a sequence number that the client checks in the
 //! echo. A zero-length datagram stops the server. Each timed run is a fixed
-//! number of round trips, cut short after a time limit.
+//! number of round trips, cut short after a time limit. The contestants
+//! are measured in alternating rounds ([`crate::rounds`]): per round, one
+//! process and one timed run (after the warm-up) per contestant.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
 
 use super::net::{
-    Contestant, CpuTimes, Ctx, NetArgs, Placement, QUANTILE_NAMES, cdf_points, cells, describe_run,
-    each_contestant_process, finish, glommio_executor, insane_runtime, latency_cdf,
-    latency_histogram, monoio_runtime, quantiles, run_sync, start_server, tokio_runtime,
+    Contestant, CpuTimes, Ctx, NetArgs, Placement, cdf_points, cells, describe_run,
+    each_contestant_in_rounds, finish, glommio_executor, insane_runtime, latency_cdf,
+    latency_histogram, monoio_runtime, quantiles, rtt_quantile_rows, run_sync, start_server,
+    tokio_runtime,
 };
 use super::runtime::Idle;
 use crate::report::{Report, Unit};
+use crate::rounds::median_and_best_rows;
 
 /// Options of the `udp-rtt` scenario.
 #[derive(clap::Args, Clone, Debug)]
@@ -97,14 +101,15 @@ struct RttRun {
 pub fn run(args: &Args) -> Report {
     let c = &args.net.common;
     let placement = Placement::new(args.net.no_pin);
-    let repeats = c.repeats_or(1, 3);
+    let rounds = c.repeats_or(1, 3);
     let trips: u64 = if c.quick { 5_000 } else { 100_000 };
     let warmup_trips = c.warmup as u64 * if c.quick { 1_000 } else { 2_000 };
     let mut notes = Vec::new();
     let contestants = super::net::available(&args.net, &CONTESTANTS, &mut notes);
     let names: Vec<&str> = contestants.iter().map(|c| c.name()).collect();
     let mut report = Report::new("udp-rtt", &names);
-    describe_run(&mut report, &args.net, &placement, repeats, true);
+    describe_run(&mut report, &args.net, &placement, rounds, true);
+    crate::rounds::describe(&mut report, rounds);
     report.param("round trips per timed run", trips);
     report.param("warm-up round trips", warmup_trips);
     report.param(
@@ -129,34 +134,32 @@ pub fn run(args: &Args) -> Report {
             size: size as usize,
             trips,
             warmup_trips,
-            repeats,
+            // One timed run per process, one process per round.
+            repeats: 1,
             max_run: Duration::from_secs_f64(if c.quick { 1.5 } else { 10.0 }),
             idle: args.net.idle,
             placement,
         };
-        let results: Vec<Result<Vec<RttRun>, String>> = each_contestant_process(
+        let results: Vec<Result<Vec<RttRun>, String>> = each_contestant_in_rounds(
             &format!("udp-rtt {label}"),
             KEY,
             &contestants,
             placement,
             args.net.limits(),
+            rounds,
             &p,
         );
-        for (i, q) in QUANTILE_NAMES.iter().enumerate() {
-            report.row(
-                &format!("{label} RTT {q}"),
-                Unit::Nanos,
-                cells(&results, |r| r.quantiles[i]),
-            );
-        }
-        report.row(
+        rtt_quantile_rows(&mut report, &label, &results, |r| r.quantiles);
+        median_and_best_rows(
+            &mut report,
             &format!("{label} round trips"),
             Unit::Rate {
                 what: "round trips",
             },
             cells(&results, |r| r.rate),
         );
-        report.row(
+        median_and_best_rows(
+            &mut report,
             &format!("{label} CPU per round trip (both sides)"),
             Unit::Nanos,
             cells(&results, |r| r.cpu_per_trip),

@@ -7,160 +7,24 @@
 //! [`super::grpc_load`], tonic's generated client on tokio in a process of
 //! its own).
 //!
-//! Unlike the older rows of `http`, which measure one server after the
-//! other, every contestant of a row group runs at once (pinned to the
-//! server CPU, idle while another is measured) and they are measured in
-//! alternating rounds, so that a change of the machine's speed during the
-//! run spreads over all of them; rate rows give the median and, in a
-//! `best` row, the best round.
+//! As in the other rows of `http`, every contestant of a row group runs at
+//! once (pinned to the server CPU, idle while another is measured) and
+//! they are measured in alternating rounds ([`client_rounds`]), so that a
+//! change of the machine's speed during the run spreads over all of them;
+//! rate rows give the median and, in a `, best round` row, the best round.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::external::{
-    Args, H2loadRun, HttpRun, SERVERS, Server, ServerProcess, h2load, key_value, per_op, pin_child,
-    start_report, wrk,
+    Args, ClientRun, SERVERS, ServerProcess, client_rounds, h2load, key_value, pin_child,
+    start_all, start_report, url, warm_up, wrk,
 };
-use super::isolated_try;
 use super::net::{Placement, cells};
 use crate::report::{Cell, Report, Unit};
+use crate::rounds::median_and_best_rows;
 
 /// HTTP/2 streams per connection of the h2load rows.
 const H2_STREAMS: u32 = 10;
-
-/// Whether the first round warms each server up (1 s of load, untimed):
-/// with `--warmup` above 0, except in quick mode, which keeps the
-/// benchmark smoke short.
-fn warm_up(c: &super::Common) -> bool {
-    c.warmup > 0 && !c.quick
-}
-
-/// Each contestant's server, started (or why it could not be).
-type Started = Vec<(Server, Result<Arc<ServerProcess>, String>)>;
-
-/// Starts every server of [`SERVERS`]: insane's example `example` (with
-/// `extra` arguments) on each driver, and the tokio server `kind`.
-fn start_all(example: &str, extra: &[&str], kind: &str, placement: Placement) -> Started {
-    SERVERS
-        .iter()
-        .map(|&server| {
-            let proc = ServerProcess::start(example, extra, kind, server, placement.server);
-            (server, proc.map(Arc::new))
-        })
-        .collect()
-}
-
-/// A client's run, to which [`rounds`] adds the server's CPU time per
-/// operation.
-trait ClientRun {
-    /// Operations done in a run of `secs` seconds.
-    fn operations(&self, secs: u32) -> f64;
-    /// Records the server's CPU time per operation, ns.
-    fn set_server_cpu(&mut self, per_op_ns: f64);
-}
-
-impl ClientRun for HttpRun {
-    fn operations(&self, secs: u32) -> f64 {
-        self.rate * f64::from(secs)
-    }
-    fn set_server_cpu(&mut self, per_op_ns: f64) {
-        self.server_cpu = per_op_ns;
-    }
-}
-
-impl ClientRun for H2loadRun {
-    fn operations(&self, secs: u32) -> f64 {
-        self.rate * f64::from(secs)
-    }
-    fn set_server_cpu(&mut self, per_op_ns: f64) {
-        self.server_cpu = per_op_ns;
-    }
-}
-
-/// Measures the started servers in alternation: `repeats` rounds, each
-/// running the client `run(server, secs)` once per server (after an
-/// untimed 1 s run in the first round when `warmup`) and reading the
-/// server's CPU time around it; a server that did not start or failed a
-/// round gets that error.
-fn rounds<R, M>(
-    label: &str,
-    servers: &Started,
-    (repeats, warmup, secs): (usize, bool, u32),
-    timeout: Duration,
-    run: M,
-) -> Vec<Result<Vec<R>, String>>
-where
-    R: ClientRun + Send + 'static,
-    M: Fn(&ServerProcess, u32) -> Result<R, String> + Clone + Send + 'static,
-{
-    let measure = move |proc: &ServerProcess, warm: bool| {
-        if warm {
-            run(proc, 1)?;
-        }
-        let cpu0 = proc.cpu_time();
-        let mut result = run(proc, secs)?;
-        result.set_server_cpu(per_op(proc.cpu_time(), cpu0, result.operations(secs)));
-        Ok(result)
-    };
-    let mut results: Vec<Result<Vec<R>, String>> = servers
-        .iter()
-        .map(|(_, proc)| proc.as_ref().map(|_| Vec::new()).map_err(Clone::clone))
-        .collect();
-    crate::progress::add(results.iter().filter(|r| r.is_ok()).count() * repeats);
-    for round in 0..repeats {
-        for ((server, proc), result) in servers.iter().zip(&mut results) {
-            let (Ok(proc), Ok(_)) = (proc, &result) else {
-                continue;
-            };
-            let (proc, measure) = (Arc::clone(proc), measure.clone());
-            let warm = warmup && round == 0;
-            let name = format!("{label}/{} #{}", server.name, round + 1);
-            match isolated_try(&name, timeout, move || measure(&proc, warm)) {
-                Ok(run) => {
-                    if let Ok(runs) = result {
-                        runs.push(run);
-                    }
-                }
-                Err(e) => *result = Err(e),
-            }
-        }
-    }
-    results
-}
-
-/// The best sample of each cell (the highest for rates, the lowest
-/// otherwise).
-fn best_of(unit: &Unit, cells: &[Cell]) -> Vec<Cell> {
-    cells
-        .iter()
-        .map(|c| {
-            let best = c.samples.iter().copied().reduce(|a, b| {
-                if unit.higher_is_better() {
-                    a.max(b)
-                } else {
-                    a.min(b)
-                }
-            });
-            match (best, &c.error) {
-                (Some(v), _) => Cell::from_samples(vec![v]),
-                (None, Some(e)) => Cell::failed(e.clone()),
-                (None, None) => Cell::default(),
-            }
-        })
-        .collect()
-}
-
-/// Adds a rate row (median of the rounds) and, when there was more than
-/// one round, its `best round` row.
-fn rate_rows(report: &mut Report, name: &str, what: &'static str, cells: Vec<Cell>) {
-    let unit = Unit::Rate { what };
-    let best = best_of(&unit, &cells);
-    let several = cells.iter().any(|c| c.samples.len() > 1);
-    report.row(name, unit.clone(), cells);
-    if several {
-        report.row(&format!("{name}, best round"), unit, best);
-    }
-}
 
 /// `cells` (one per [`SERVERS`] entry) in the columns of `report`, whose
 /// other systems (monoio) get an empty cell: not measured here.
@@ -207,7 +71,7 @@ pub fn axum_rows(
     let placement = Placement::new(args.no_pin);
     let timeout = Duration::from_secs(c.timeout);
     say!("http axum (alternating rounds):");
-    let servers = start_all("axum", &[], "axum", placement);
+    let servers = start_all(&SERVERS, "axum", &[], "axum", placement);
     let largest = connections.iter().copied().max().unwrap_or(1);
     // --quick: only the largest connection count.
     let counts: Vec<u32> = if c.quick {
@@ -218,7 +82,7 @@ pub fn axum_rows(
     let client = placement.client;
     for n in counts.iter().copied().filter(|_| wrk_found) {
         let label = format!("{n} conn axum wrk");
-        let results = rounds(
+        let results = client_rounds(
             &format!("http {label}"),
             &servers,
             schedule,
@@ -226,17 +90,23 @@ pub fn axum_rows(
             move |proc: &ServerProcess, secs| wrk(&url(proc), n, secs, client),
         );
         let rate = in_columns(report, cells(&results, |r| r.rate));
-        rate_rows(report, &format!("{label} requests"), "req", rate);
-        for (i, q) in [(0, "p50"), (2, "p99")] {
-            let latency = in_columns(report, cells(&results, |r| r.quantiles[i]));
-            report.row(&format!("{label} latency {q}"), Unit::Nanos, latency);
-        }
+        median_and_best_rows(
+            report,
+            &format!("{label} requests"),
+            Unit::Rate { what: "req" },
+            rate,
+        );
+        let p50 = in_columns(report, cells(&results, |r| r.quantiles[0]));
+        median_and_best_rows(report, &format!("{label} latency p50"), Unit::Nanos, p50);
+        let p99 = in_columns(report, cells(&results, |r| r.quantiles[2]));
+        report.row(&format!("{label} latency p99"), Unit::Nanos, p99);
         let cpu = in_columns(report, cells(&results, |r| r.server_cpu));
-        report.row(&format!("{label} server CPU per request"), Unit::Nanos, cpu);
+        let name = format!("{label} server CPU per request");
+        median_and_best_rows(report, &name, Unit::Nanos, cpu);
     }
     if h2load_found {
         let label = format!("{largest} conn x {H2_STREAMS} streams axum h2load HTTP/2");
-        let results = rounds(
+        let results = client_rounds(
             &format!("http {label}"),
             &servers,
             schedule,
@@ -246,11 +116,17 @@ pub fn axum_rows(
             },
         );
         let rate = in_columns(report, cells(&results, |r| r.rate));
-        rate_rows(report, &format!("{label} requests"), "req", rate);
+        median_and_best_rows(
+            report,
+            &format!("{label} requests"),
+            Unit::Rate { what: "req" },
+            rate,
+        );
         let mean = in_columns(report, cells(&results, |r| r.mean));
-        report.row(&format!("{label} mean latency"), Unit::Nanos, mean);
+        median_and_best_rows(report, &format!("{label} mean latency"), Unit::Nanos, mean);
         let cpu = in_columns(report, cells(&results, |r| r.server_cpu));
-        report.row(&format!("{label} server CPU per request"), Unit::Nanos, cpu);
+        let name = format!("{label} server CPU per request");
+        median_and_best_rows(report, &name, Unit::Nanos, cpu);
     }
     report.param(
         "axum rows",
@@ -261,11 +137,6 @@ pub fn axum_rows(
              contestants measured in alternating rounds, all servers running"
         ),
     );
-}
-
-/// The URL of `GET /` on `proc`.
-fn url(proc: &ServerProcess) -> String {
-    format!("http://{}/", proc.addr)
 }
 
 /// One run of the gRPC load client.
@@ -326,7 +197,7 @@ pub fn grpc(args: &Args) -> Report {
     );
     let placement = Placement::new(args.no_pin);
     let timeout = Duration::from_secs(c.timeout);
-    let servers = start_all("tonic", &["--serve"], "grpc", placement);
+    let servers = start_all(&SERVERS, "tonic", &["--serve"], "grpc", placement);
     for k in in_flight {
         let label = format!("{k} in flight");
         if !c.selected(&label) {
@@ -334,27 +205,32 @@ pub fn grpc(args: &Args) -> Report {
         }
         let conns = k.min(4);
         let client = placement.client;
-        let results = rounds(
+        let results = client_rounds(
             &format!("grpc {label}"),
             &servers,
             (repeats, warm_up(c), secs),
             timeout,
             move |proc: &ServerProcess, secs| load(proc, conns, k, secs, client),
         );
-        rate_rows(
+        median_and_best_rows(
             &mut report,
             &format!("{label} unary calls"),
-            "calls",
+            Unit::Rate { what: "calls" },
             cells(&results, |r| r.rate),
         );
-        for (i, q) in [(0, "p50"), (1, "p99")] {
-            report.row(
-                &format!("{label} call latency {q}"),
-                Unit::Nanos,
-                cells(&results, |r| r.quantiles[i]),
-            );
-        }
+        median_and_best_rows(
+            &mut report,
+            &format!("{label} call latency p50"),
+            Unit::Nanos,
+            cells(&results, |r| r.quantiles[0]),
+        );
         report.row(
+            &format!("{label} call latency p99"),
+            Unit::Nanos,
+            cells(&results, |r| r.quantiles[1]),
+        );
+        median_and_best_rows(
+            &mut report,
             &format!("{label} server CPU per call"),
             Unit::Nanos,
             cells(&results, |r| r.server_cpu),
@@ -406,20 +282,6 @@ fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_best_round_is_the_highest_rate_or_the_lowest_duration() {
-        let cells = vec![
-            Cell::from_samples(vec![3.0, 9.0, 5.0]),
-            Cell::failed("did not start"),
-            Cell::default(),
-        ];
-        let rate = best_of(&Unit::Rate { what: "req" }, &cells);
-        assert_eq!(rate[0].value, Some(9.0));
-        assert_eq!(rate[1].error.as_deref(), Some("did not start"));
-        assert_eq!((rate[2].value, rate[2].error.is_none()), (None, true));
-        assert_eq!(best_of(&Unit::Nanos, &cells)[0].value, Some(3.0));
-    }
 
     #[test]
     fn cells_land_in_their_servers_columns_and_others_stay_empty() {

@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 
 use super::{Id, JoinError, JoinHandle, Latency};
 use crate::context;
-use crate::core::CoreShared;
+use crate::core::{CoreShared, Runnable};
+use crate::metrics::Counted;
 
 /// Stored in the task's allocation (async-task metadata): what the
 /// `JoinHandle` and `AbortHandle`s need to abort the task from any thread.
@@ -26,8 +27,9 @@ pub(crate) struct TaskHeader {
     /// Set once the task's future is gone: it completed, panicked, was
     /// cancelled, or was dropped without running.
     finished: AtomicBool,
-    /// The core that owns the task and counts it as alive until it
-    /// finishes (`None`: a blocking closure, which no core counts).
+    /// The core that owns the task, runs it (its wake-ups go there) and
+    /// counts it as alive until it finishes (`None`: a blocking closure,
+    /// which no core runs or counts).
     core: Option<Arc<CoreShared>>,
     /// The task's [`Latency`] (`Latency::to_u8`): which run queue its
     /// wake-ups go to.
@@ -38,15 +40,18 @@ pub(crate) struct TaskHeader {
 }
 
 impl TaskHeader {
+    /// The header of a new task; a core task is counted as alive by its
+    /// core from here on (see [`Counted`] for `by`).
     pub(crate) fn new(
         id: Id,
         local: bool,
         latency: Latency,
-        core: Option<Arc<CoreShared>>,
+        core: Option<(Arc<CoreShared>, Counted)>,
     ) -> Self {
-        if let Some(core) = &core {
-            core.metrics.task_spawned();
-        }
+        let core = core.map(|(core, by)| {
+            core.metrics.task_spawned(by);
+            core
+        });
         Self {
             id,
             local,
@@ -79,6 +84,11 @@ impl TaskHeader {
         self.id
     }
 
+    /// The core that owns the task (`None`: a blocking closure).
+    pub(crate) fn core(&self) -> Option<&Arc<CoreShared>> {
+        self.core.as_ref()
+    }
+
     /// Whether the task is `!Send` and must stay on its thread.
     pub(crate) fn is_local(&self) -> bool {
         self.local
@@ -94,11 +104,10 @@ impl TaskHeader {
         self.aborted.load(Ordering::Acquire)
     }
 
+    /// Records that the future is gone (any number of times). A core
+    /// task's wrapper also tells its core's metrics, once.
     pub(crate) fn set_finished(&self) {
-        let was = self.finished.swap(true, Ordering::AcqRel);
-        if let (false, Some(core)) = (was, &self.core) {
-            core.metrics.task_finished();
-        }
+        self.finished.store(true, Ordering::Release);
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -126,9 +135,10 @@ where
 {
     let id = Id::next();
     let latency = latency.unwrap_or_else(super::latency);
-    let schedule_on = shared.clone();
-    let header = TaskHeader::new(id, local, latency, Some(shared));
-    let schedule = move |runnable| schedule_on.schedule(runnable);
+    let by = counted_by(&shared);
+    let header = TaskHeader::new(id, local, latency, Some((shared, by)));
+    // The core is found through the header: no second reference to it.
+    let schedule = |runnable: Runnable| CoreShared::schedule_task(runnable);
     // SAFETY: `TaskFuture` borrows the header, which async-task keeps alive
     // (in the same allocation) until after the future is dropped. The
     // future is polled and dropped only by the owning core's thread (see the
@@ -144,6 +154,15 @@ where
     handle
 }
 
+/// Which thread counts an event of a task of core `shared`: the calling
+/// one (see [`Counted`]).
+fn counted_by(shared: &CoreShared) -> Counted {
+    match context::with_core(|core| core.shared.uid == shared.uid) {
+        Some(true) => Counted::OnOwner,
+        _ => Counted::Elsewhere,
+    }
+}
+
 /// The future async-task runs: the user's future plus cancellation, panic
 /// catching and registration with the core for shutdown.
 struct TaskFuture<'h, F> {
@@ -152,6 +171,8 @@ struct TaskFuture<'h, F> {
     registered: Option<(u64, usize)>,
     /// `None` once the user future completed or was dropped.
     future: Option<F>,
+    /// Whether the core's metrics were told that the task finished.
+    counted_finished: bool,
 }
 
 impl<'h, F: Future> TaskFuture<'h, F> {
@@ -160,6 +181,7 @@ impl<'h, F: Future> TaskFuture<'h, F> {
             header,
             registered: None,
             future: Some(future),
+            counted_finished: false,
         }
     }
 
@@ -186,6 +208,12 @@ impl<F> TaskFuture<'_, F> {
 
     fn deregister(&mut self) {
         self.header.set_finished();
+        if !self.counted_finished {
+            self.counted_finished = true;
+            if let Some(core) = &self.header.core {
+                core.metrics.task_finished(counted_by(core));
+            }
+        }
         if let Some((core_uid, key)) = self.registered.take() {
             context::with_core(|core| {
                 if core.shared.uid == core_uid {

@@ -208,6 +208,12 @@ impl Wheel {
     /// returns how many fired.
     pub(crate) fn process(&mut self, now: Instant) -> usize {
         let now_tick = self.floor_tick(now);
+        if self.entries.is_empty() {
+            // Nothing to fire (the common turn of a core without timers):
+            // only the time moves on.
+            self.elapsed = self.elapsed.max(now_tick);
+            return 0;
+        }
         let mut fired = 0;
         while let Some(expiration) = self.next_expiration() {
             if expiration.deadline > now_tick {
@@ -269,9 +275,14 @@ impl Wheel {
 
     /// Whole ticks elapsed from `origin` to `now`.
     fn floor_tick(&self, now: Instant) -> u64 {
-        let nanos = now.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(nanos / NANOS_PER_TICK)
-            .unwrap_or(MAX_TICK)
+        // Seconds and sub-second nanoseconds separately: every loop turn
+        // calls this, and a 128-bit division costs a call to a slow routine.
+        const TICKS_PER_SEC: u64 = (1_000_000_000 / NANOS_PER_TICK) as u64;
+        let since = now.saturating_duration_since(self.origin);
+        since
+            .as_secs()
+            .saturating_mul(TICKS_PER_SEC)
+            .saturating_add(u64::from(since.subsec_nanos()) / NANOS_PER_TICK as u64)
             .min(MAX_TICK)
     }
 
