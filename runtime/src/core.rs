@@ -34,8 +34,9 @@ use crate::time::wheel::Wheel;
 pub(crate) type Runnable = async_task::Runnable<TaskHeader>;
 
 /// How many tasks a core runs before it looks at its injection queue,
-/// reactors and timers again (tokio uses 61 for the same purpose).
-const BUDGET: usize = 64;
+/// reactors and timers again, unless `Builder::event_interval` says
+/// otherwise (tokio uses 61 for the same purpose).
+pub(crate) const DEFAULT_EVENT_INTERVAL: usize = 64;
 
 /// With priority on, how many normal tasks a core runs before it looks at
 /// its reactors and timers again: a critical flow's completion waits for
@@ -204,6 +205,8 @@ pub(crate) struct Core {
     critical: RefCell<VecDeque<Runnable>>,
     /// Whether tasks are queued by latency class (`Builder::priority`).
     priority: bool,
+    /// Tasks run per turn (`Builder::event_interval`).
+    event_interval: usize,
     /// The current critical pass of `run_tasks` (each critical task runs
     /// at most once per pass).
     pass: Cell<u64>,
@@ -249,6 +252,7 @@ impl Core {
         runtime: Arc<RuntimeShared>,
         idle: IdlePolicy,
         priority: bool,
+        event_interval: usize,
     ) -> Self {
         let _ = shared.owner.set(std::thread::current().id());
         Self {
@@ -257,6 +261,7 @@ impl Core {
             local: RefCell::new(VecDeque::with_capacity(1024)),
             critical: RefCell::new(VecDeque::with_capacity(64)),
             priority,
+            event_interval,
             pass: Cell::new(0),
             timers: RefCell::new(Wheel::new(Instant::now())),
             clock: Clock::new(),
@@ -368,21 +373,23 @@ impl Core {
         self.current_latency.set(Latency::Normal);
     }
 
-    /// Runs up to `BUDGET` local tasks, after moving injected ones over.
+    /// Runs up to `event_interval` local tasks, after moving injected ones
+    /// over.
     /// Returns how many ran.
     ///
     /// With priority on: a *pass* runs every ready critical task that has
     /// not run in it yet (a critical task waking itself is seen again in
     /// the next pass, so it cannot hold the core), then one normal task
-    /// runs, then the next pass begins. The turn ends after `BUDGET` tasks
+    /// runs, then the next pass begins. The turn ends after `event_interval` tasks
     /// or `NORMAL_SLICE` normal ones, when the core polls its reactors:
     /// a critical task that became ready waits for at most one normal
     /// task's poll, and normal tasks always get one poll per pass.
     fn run_tasks(&self) -> usize {
+        let budget = self.event_interval;
         let mut injected = 0;
         // Looking first is a few loads, where popping an empty queue costs
         // a full fence; a task injected after the look is taken next turn.
-        while injected < BUDGET && !self.shared.remote.is_empty() {
+        while injected < budget && !self.shared.remote.is_empty() {
             match self.shared.remote.pop() {
                 Ok(r) => {
                     if let Err(r) = self.push_local(r) {
@@ -395,10 +402,10 @@ impl Core {
         }
         let mut ran = 0;
         let mut normal = 0;
-        while ran < BUDGET {
+        while ran < budget {
             if self.priority {
-                ran += self.critical_pass(BUDGET - ran);
-                if ran >= BUDGET || normal >= NORMAL_SLICE {
+                ran += self.critical_pass(budget - ran);
+                if ran >= budget || normal >= NORMAL_SLICE {
                     break;
                 }
             }

@@ -56,6 +56,9 @@ pub struct Builder {
     pin_cores: bool,
     idle: IdlePolicy,
     priority: bool,
+    /// Tasks a core runs per turn before it polls its reactors, timers and
+    /// injection queue again ([`Builder::event_interval`]).
+    event_interval: usize,
     init: Vec<CoreInit>,
     thread_name: String,
     max_blocking_threads: usize,
@@ -97,6 +100,7 @@ impl fmt::Debug for Builder {
             .field("pin_cores", &self.pin_cores)
             .field("idle", &self.idle)
             .field("priority", &self.priority)
+            .field("event_interval", &self.event_interval)
             .field("init_hooks", &self.init.len())
             .field("max_blocking_threads", &self.max_blocking_threads)
             .field("thread_keep_alive", &self.thread_keep_alive)
@@ -113,6 +117,7 @@ impl Builder {
             pin_cores: false,
             idle: IdlePolicy::default(),
             priority: true,
+            event_interval: crate::core::DEFAULT_EVENT_INTERVAL,
             init: Vec::new(),
             thread_name: "insane-core".into(),
             max_blocking_threads: crate::task::DEFAULT_MAX_THREADS,
@@ -159,6 +164,21 @@ impl Builder {
     /// ```
     pub fn priority(mut self, on: bool) -> Self {
         self.priority = on;
+        self
+    }
+
+    /// How many tasks a core runs before it polls its I/O drivers, timers
+    /// and the queue of tasks sent from other threads again (tokio's
+    /// `event_interval`; default 64, tokio's is 61). Lower favours I/O
+    /// latency, higher task throughput. `build` refuses 0.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder().cores(1).event_interval(8).build()?;
+    /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn event_interval(mut self, tasks: u32) -> Self {
+        self.event_interval = tasks as usize;
         self
     }
 
@@ -300,6 +320,12 @@ impl Builder {
                 "max_blocking_threads must be at least 1",
             ));
         }
+        if self.event_interval == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "event_interval must be at least 1 (tasks a core runs between two polls of its I/O)",
+            ));
+        }
         let cores = (0..n)
             .map(CoreShared::new)
             .map(|r| r.map(Arc::new))
@@ -326,6 +352,7 @@ impl Builder {
             let init = self.init.clone();
             let idle = self.idle;
             let priority = self.priority;
+            let event_interval = self.event_interval;
             let cpu = if self.pin_cores { cpu_of(index) } else { None };
             let ready = ready_tx.clone();
             let entered = handle.clone();
@@ -345,6 +372,7 @@ impl Builder {
                     rt_shared.clone(),
                     idle,
                     priority,
+                    event_interval,
                 );
                 let started = start_core(&core, cpu, &init);
                 let ok = started.is_ok();
@@ -374,6 +402,7 @@ impl Builder {
             shared.clone(),
             self.idle,
             self.priority,
+            self.event_interval,
         ));
         let mut first_error = start_core(
             &core0,

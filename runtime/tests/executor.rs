@@ -1,6 +1,6 @@
 //! Executor semantics, written as specifications.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -412,6 +412,85 @@ fn nested_block_on_panics() {
 fn build_rejects_zero_cores() {
     let err = Runtime::builder().cores(0).build().unwrap_err();
     assert!(err.to_string().contains("at least 1 core"), "{err}");
+}
+
+#[test]
+fn build_rejects_an_event_interval_of_zero() {
+    let err = Runtime::builder()
+        .cores(1)
+        .event_interval(0)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("event_interval"), "{err}");
+}
+
+/// A reactor that only counts its polls.
+struct PollCounter(Rc<Cell<usize>>);
+
+impl insane_runtime::reactor::Reactor for PollCounter {
+    fn name(&self) -> &'static str {
+        "poll-counter"
+    }
+
+    fn poll(&mut self) -> usize {
+        self.0.set(self.0.get() + 1);
+        0
+    }
+}
+
+/// For each of `tasks` tasks spawned ready at once, the reactor polls seen
+/// when it ran, on a core with `event_interval`.
+fn polls_seen_by_ready_tasks(event_interval: u32, tasks: usize) -> Vec<usize> {
+    let rt = Runtime::builder()
+        .cores(1)
+        .event_interval(event_interval)
+        .priority(false)
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let polls = Rc::new(Cell::new(0));
+        insane_runtime::reactor::register(Rc::new(RefCell::new(PollCounter(polls.clone()))))
+            .unwrap();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let (polls, seen) = (polls.clone(), seen.clone());
+                insane_runtime::task::spawn_local(
+                    async move { seen.borrow_mut().push(polls.get()) },
+                )
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        let seen = seen.borrow().clone();
+        seen
+    })
+}
+
+#[test]
+fn event_interval_is_the_number_of_tasks_run_between_two_polls_of_the_reactors() {
+    for interval in [1u32, 4] {
+        let seen = polls_seen_by_ready_tasks(interval, 12);
+        // Consecutive groups of `interval` tasks share a poll count, and
+        // the count moves between groups.
+        for pair in seen.chunks(interval as usize) {
+            assert!(
+                pair.iter().all(|&p| p == pair[0]),
+                "interval {interval}: {seen:?}"
+            );
+        }
+        for (a, b) in seen
+            .iter()
+            .zip(seen.iter().skip(interval as usize))
+            .step_by(interval as usize)
+        {
+            assert!(
+                b > a,
+                "interval {interval}: a poll between groups: {seen:?}"
+            );
+        }
+    }
 }
 
 #[test]
