@@ -89,7 +89,7 @@ impl Parts {
 
     fn into_message(self) -> Message {
         match self {
-            Parts::Contiguous(buf) => Message::from(Bytes::from(buf)),
+            Parts::Contiguous(buf) => Message::copied(Bytes::from(buf)),
             Parts::Fragments(frags) => Message::from_chunks(frags),
         }
     }
@@ -108,15 +108,6 @@ impl Payload<'_> {
         match self {
             Payload::Borrowed(p) => p,
             Payload::Owned(b) => b,
-        }
-    }
-
-    /// The payload as a `Bytes`: the datagram's own when it is owned and
-    /// `keep`, else a copy.
-    fn keep_if(self, keep: bool) -> Bytes {
-        match self {
-            Payload::Owned(b) if keep => b.clone(),
-            p => Bytes::copy_from_slice(p.as_slice()),
         }
     }
 }
@@ -829,7 +820,10 @@ impl Conn {
             self.stats.messages_received += 1;
             (sh.deliver)(Delivered {
                 end: dsn + 1,
-                data: Message::from(payload.keep_if(sh.lendable >= 1)),
+                data: match payload {
+                    Payload::Owned(b) if sh.lendable >= 1 => Message::from(b.clone()),
+                    p => Message::copied(Bytes::copy_from_slice(p.as_slice())),
+                },
             });
             return self.advance(sh);
         }

@@ -44,6 +44,8 @@ pub struct Message {
     /// The contiguous copy of a message of several chunks, made on first
     /// use of `Deref`.
     flat: OnceLock<Bytes>,
+    /// The endpoint copied the payload out of the datagrams.
+    copied: bool,
 }
 
 impl Message {
@@ -55,7 +57,23 @@ impl Message {
             chunks,
             len,
             flat: OnceLock::new(),
+            copied: false,
         }
+    }
+
+    /// A message whose payload the endpoint copied out of the datagrams.
+    pub(crate) fn copied(data: Bytes) -> Message {
+        Message {
+            copied: true,
+            ..Message::from(data)
+        }
+    }
+
+    /// Whether the endpoint copied the payload out of the datagrams it
+    /// came in (borrowed datagrams, or too few to lend): the message's one
+    /// copy was made already, so its contiguous view is free.
+    pub fn was_copied(&self) -> bool {
+        self.copied
     }
 
     /// Its length in bytes.
@@ -173,6 +191,7 @@ impl Clone for Message {
             chunks: self.chunks.clone(),
             len: self.len,
             flat: self.flat.clone(),
+            copied: self.copied,
         }
     }
 }

@@ -18,7 +18,7 @@ use insane_runtime::task::{AbortHandle, coop, spawn};
 use insane_runtime::time::{Sleep, sleep_until};
 
 use crate::qos::policy::TransportKind;
-use crate::qos::rxbuf::RxBuf;
+use crate::qos::rxbuf::{RxBuf, count_copy};
 use crate::qos::transport::{
     Op, Transport, TransportConfig, begin_send, lock, not_connected, oversize,
 };
@@ -716,8 +716,14 @@ impl Driver {
                         .or_else(|| st.ep.peer(conn))
                         .unwrap_or(self.shared.local);
                     drop(slot);
-                    // No copy: the message as the protocol delivered it
-                    // (one reassembled buffer, or the frames it came in).
+                    // The protocol's copy out of the datagrams, if it made
+                    // one (kernel sockets' datagrams; too few frames to
+                    // lend), is the receive path's one copy.
+                    if data.was_copied() {
+                        count_copy(data.len());
+                    }
+                    // No further copy: the message as the protocol
+                    // delivered it (one buffer, or the frames it came in).
                     st.inbox
                         .push_back(Ok(RxBuf::from_message(data, peer, rx.clone())));
                     wake_recv = true;
