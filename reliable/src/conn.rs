@@ -742,7 +742,10 @@ impl Conn {
                     self.cwnd += 1;
                 }
             }
-            self.cwnd = self.cwnd.min(self.peer_window.max(cfg.initial_cwnd));
+            self.cwnd = self
+                .cwnd
+                .min(self.peer_window.max(cfg.initial_cwnd))
+                .min(cfg.max_cwnd);
         }
         self.maybe_finish_draining();
         Ok(())

@@ -328,7 +328,15 @@ impl ReliableTransport {
     /// The protocol's counters (datagrams, retransmissions, drops by
     /// reason, connections).
     pub fn stats(&self) -> String {
-        format!("{:?}", lock(&self.shared.state).ep.stats())
+        let st = lock(&self.shared.state);
+        let mut out = format!("{:?}", st.ep.stats());
+        // The first connections' own counters (RTT, window, losses).
+        for (&conn, peer) in st.peers.iter().take(4) {
+            if let Some(c) = st.ep.conn_stats(conn) {
+                out.push_str(&format!("; connection to {peer}: {c:?}"));
+            }
+        }
+        out
     }
 }
 
