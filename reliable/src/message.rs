@@ -286,7 +286,7 @@ mod tests {
     #[test]
     fn equality_compares_bytes_not_chunking() {
         assert_eq!(two_chunks(), Message::from(Bytes::from_static(b"abcdef")));
-        assert_eq!(two_chunks(), *&b"abcdef"[..]);
+        assert_eq!(two_chunks(), b"abcdef"[..]);
         assert!(two_chunks() == "abcdef");
         assert_ne!(two_chunks(), Message::from(Bytes::from_static(b"abcdeg")));
     }
