@@ -18,9 +18,12 @@ use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::stack::StackUdpTransport;
 use insane_net::qos::transport::{Op, ReliableTransport};
 use insane_net::qos::{RxBuf, Transport, TransportConfig, debug_copy_count};
+use insane_net::stack::EthernetAddress;
 use insane_net::stack::testing::PairDevice;
-use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig};
 use insane_runtime::runtime::Runtime;
+
+mod common;
+use common::stack_hosts::host;
 use insane_runtime::time::timeout;
 
 const MAC_A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xa]);
@@ -30,15 +33,6 @@ const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const MIB: usize = 1 << 20;
 /// A DATA packet's payload in a 1500-byte frame: 1472 − 40.
 const FRAG: usize = 1432;
-
-fn host(dev: PairDevice, ip: Ipv4Addr, peer: (Ipv4Addr, EthernetAddress)) -> Interface<PairDevice> {
-    let mut iface = Interface::new(
-        dev,
-        InterfaceConfig::new(format!("{ip}/24").parse().unwrap()),
-    );
-    iface.add_static_neighbor(peer.0, peer.1);
-    iface
-}
 
 /// Two reliable transports over the stack on an in-memory link whose
 /// stacks lend `frames` receive frames each.
