@@ -26,15 +26,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::messages::{Rng, check, count, fill, recv_within, send_msg};
+use common::stack_hosts::host;
 use common::{on_driver, on_each_driver};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::stack::StackUdpTransport;
 use insane_net::qos::transport::{Op, ReliableTransport, UdpTransport};
 use insane_net::qos::{Endpoint, Qos, RxBuf, Transport, TransportConfig, TxBuf};
+use insane_net::stack::EthernetAddress;
 use insane_net::stack::testing::PairDevice;
 use insane_net::stack::testing::lossy::{Impairments, LossyDevice};
-use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn;
 use insane_runtime::time::{sleep, timeout};
@@ -433,15 +434,6 @@ const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
 type Lossy = LossyDevice<PairDevice>;
-
-fn host(dev: Lossy, ip: Ipv4Addr, peer: (Ipv4Addr, EthernetAddress)) -> Interface<Lossy> {
-    let mut iface = Interface::new(
-        dev,
-        InterfaceConfig::new(format!("{ip}/24").parse().unwrap()),
-    );
-    iface.add_static_neighbor(peer.0, peer.1);
-    iface
-}
 
 async fn t_send(t: &ReliableTransport, buf: TxBuf, peer: SocketAddr) -> io::Result<()> {
     let mut op = Op::new();

@@ -10,6 +10,8 @@ pub const MAX_WINDOW: u32 = 1 << 22;
 /// Largest number of connections an endpoint can hold (the connection id's
 /// low 20 bits index its table).
 pub const MAX_CONNECTIONS: usize = 1 << 20;
+/// Packets after the cumulative ack that an ACK's SACK words describe.
+pub const SACK_PACKETS: u32 = 64 * crate::wire::MAX_SACK_WORDS as u32;
 
 /// An endpoint's configuration. [`Config::default`] is sized for a
 /// datacenter path (tens of µs RTT, 1500-byte MTU).
@@ -59,6 +61,13 @@ pub struct Config {
     pub initial_cwnd: u32,
     /// Congestion window after a retransmission timeout. Default 2.
     pub min_cwnd: u32,
+    /// Largest congestion window, in packets: at most what the SACK
+    /// words describe (512), so that every packet in flight can be
+    /// reported and a loss detected without the timer. Packets beyond
+    /// what the path delivers only wait in queues (the device's rings,
+    /// the peer's), which inflates the measured RTT and so the
+    /// retransmission timeout. Default 512.
+    pub max_cwnd: u32,
     /// Packets sacked above an unacked packet that declare it lost (fast
     /// retransmit). Default 3.
     pub reorder_threshold: u32,
@@ -83,6 +92,7 @@ impl Default for Config {
             keepalive_interval: Duration::from_millis(200),
             initial_cwnd: 32,
             min_cwnd: 2,
+            max_cwnd: SACK_PACKETS,
             reorder_threshold: 3,
         }
     }
@@ -163,8 +173,15 @@ impl Config {
         if self.keepalive_interval.is_zero() || self.keepalive_interval >= self.idle_timeout {
             return err("need 0 < keepalive_interval < idle_timeout".into());
         }
-        if self.min_cwnd == 0 || self.initial_cwnd < self.min_cwnd || self.reorder_threshold == 0 {
-            return err("need 0 < min_cwnd <= initial_cwnd and reorder_threshold > 0".into());
+        if self.min_cwnd == 0
+            || self.initial_cwnd < self.min_cwnd
+            || self.max_cwnd < self.initial_cwnd
+            || self.max_cwnd > SACK_PACKETS
+            || self.reorder_threshold == 0
+        {
+            return err(format!(
+                "need 0 < min_cwnd <= initial_cwnd <= max_cwnd <= {SACK_PACKETS} and reorder_threshold > 0"
+            ));
         }
         Ok(())
     }

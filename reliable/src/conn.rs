@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::bitring::BitRing;
 use crate::config::{Config, packets_for};
+use crate::message::Message;
 use crate::stats::{ConnStats, DropReason};
 use crate::wire::{
     AckRepr, CLOSE_NORMAL, DataHeader, FLAG_ACK_REQUEST, Handshake, MAX_SACK_WORDS, Repr,
@@ -60,20 +61,74 @@ struct Reasm {
     msg_seq: u32,
     count: u32,
     remaining: u32,
-    buf: Vec<u8>,
+    len: usize,
+    parts: Parts,
+}
+
+/// A message being reassembled: copied into one buffer (its first fragment
+/// came borrowed), or kept as the received fragments (it came owned: no
+/// copy).
+enum Parts {
+    Contiguous(Vec<u8>),
+    Fragments(Vec<Bytes>),
+}
+
+impl Parts {
+    fn put(&mut self, index: u32, offset: usize, payload: Payload<'_>) {
+        match (self, payload) {
+            (Parts::Contiguous(buf), p) => {
+                let p = p.as_slice();
+                buf[offset..offset + p.len()].copy_from_slice(p);
+            }
+            (Parts::Fragments(frags), Payload::Owned(b)) => frags[index as usize] = b.clone(),
+            (Parts::Fragments(frags), Payload::Borrowed(p)) => {
+                frags[index as usize] = Bytes::copy_from_slice(p)
+            }
+        }
+    }
+
+    fn into_message(self) -> Message {
+        match self {
+            Parts::Contiguous(buf) => Message::copied(Bytes::from(buf)),
+            Parts::Fragments(frags) => Message::from_chunks(frags),
+        }
+    }
+}
+
+/// A DATA packet's payload: borrowed from the caller's datagram (copied
+/// when kept) or a `Bytes` of a datagram the endpoint may keep (no copy).
+#[derive(Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Owned(&'a Bytes),
+}
+
+impl Payload<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(p) => p,
+            Payload::Owned(b) => b,
+        }
+    }
 }
 
 /// A message ready for the application, with what the endpoint needs to
 /// return its credit when the application takes it.
 pub(crate) struct Delivered {
     pub end: u64,
-    pub data: Bytes,
+    pub data: Message,
 }
 
 /// Endpoint-wide state a connection updates.
 pub(crate) struct Shared<'a> {
     pub cfg: &'a Config,
     pub held: &'a mut usize,
+    /// Fragments that messages being kept as fragments still expect, all
+    /// connections (each will keep a datagram when it comes).
+    pub kept_expected: &'a mut usize,
+    /// Datagrams the caller can still lend beyond those: a message is
+    /// kept as fragments only when all of its fragments fit.
+    pub lendable: usize,
     pub deliver: &'a mut dyn FnMut(Delivered),
 }
 
@@ -141,6 +196,9 @@ pub(crate) struct Conn {
     highest_received: u64,
     reasm: BTreeMap<u64, Reasm>,
     pub reasm_bytes: usize,
+    /// Fragments still expected by this connection's messages kept as
+    /// fragments (part of the endpoint's `kept_expected`).
+    pub reasm_kept_expected: usize,
     next_recv_seq: u32,
     ack_pending: bool,
     last_adv_limit: u64,
@@ -206,6 +264,7 @@ impl Conn {
             highest_received: 0,
             reasm: BTreeMap::new(),
             reasm_bytes: 0,
+            reasm_kept_expected: 0,
             next_recv_seq: 0,
             ack_pending: false,
             last_adv_limit: window as u64,
@@ -683,7 +742,10 @@ impl Conn {
                     self.cwnd += 1;
                 }
             }
-            self.cwnd = self.cwnd.min(self.peer_window.max(cfg.initial_cwnd));
+            self.cwnd = self
+                .cwnd
+                .min(self.peer_window.max(cfg.initial_cwnd))
+                .min(cfg.max_cwnd);
         }
         self.maybe_finish_draining();
         Ok(())
@@ -695,7 +757,7 @@ impl Conn {
     pub(crate) fn on_data(
         &mut self,
         hdr: &DataHeader,
-        payload: &[u8],
+        payload: Payload<'_>,
         sh: &mut Shared<'_>,
     ) -> Result<(), DropReason> {
         let Some(dsn) = unwrap_seq(self.rcv_next, hdr.dsn) else {
@@ -728,7 +790,7 @@ impl Conn {
         } else {
             self.frag
         };
-        if payload.len() != expect {
+        if payload.as_slice().len() != expect {
             return Err(DropReason::Malformed);
         }
         let Some(d0) = dsn.checked_sub(idx as u64) else {
@@ -761,13 +823,16 @@ impl Conn {
             self.stats.messages_received += 1;
             (sh.deliver)(Delivered {
                 end: dsn + 1,
-                data: Bytes::copy_from_slice(payload),
+                data: match payload {
+                    Payload::Owned(b) if sh.lendable >= 1 => Message::from(b.clone()),
+                    p => Message::copied(Bytes::copy_from_slice(p.as_slice())),
+                },
             });
             return self.advance(sh);
         }
         match self.reasm.get_mut(&d0) {
             Some(e) => {
-                if e.msg_seq != hdr.msg_seq || e.count != count || e.buf.len() != msg_len {
+                if e.msg_seq != hdr.msg_seq || e.count != count || e.len != msg_len {
                     return Err(DropReason::ProtocolViolation);
                 }
             }
@@ -803,7 +868,18 @@ impl Conn {
                         msg_seq: hdr.msg_seq,
                         count,
                         remaining: count,
-                        buf: vec![0; msg_len],
+                        len: msg_len,
+                        // Kept as fragments (no copy) only when every
+                        // fragment can be: a message is either never
+                        // copied or copied once, into one buffer.
+                        parts: match payload {
+                            Payload::Owned(_) if count as usize <= sh.lendable => {
+                                *sh.kept_expected += count as usize;
+                                self.reasm_kept_expected += count as usize;
+                                Parts::Fragments(vec![Bytes::new(); count as usize])
+                            }
+                            _ => Parts::Contiguous(vec![0; msg_len]),
+                        },
                     },
                 );
             }
@@ -811,7 +887,11 @@ impl Conn {
         let Some(e) = self.reasm.get_mut(&d0) else {
             return Err(DropReason::ProtocolViolation);
         };
-        e.buf[offset..offset + payload.len()].copy_from_slice(payload);
+        if matches!(e.parts, Parts::Fragments(_)) {
+            *sh.kept_expected -= 1;
+            self.reasm_kept_expected -= 1;
+        }
+        e.parts.put(idx, offset, payload);
         e.remaining -= 1;
         self.received.set(dsn);
         self.highest_received = self.highest_received.max(dsn + 1);
@@ -830,10 +910,10 @@ impl Conn {
                 break;
             }
             let e = entry.remove();
-            self.reasm_bytes -= e.buf.len();
+            self.reasm_bytes -= e.len;
             if e.msg_seq != self.next_recv_seq {
                 // Keep the memory accounted until the connection is dropped.
-                *sh.held -= e.buf.len();
+                *sh.held -= e.len;
                 return Err(DropReason::ProtocolViolation);
             }
             self.next_recv_seq = self.next_recv_seq.wrapping_add(1);
@@ -841,7 +921,7 @@ impl Conn {
             self.stats.messages_received += 1;
             (sh.deliver)(Delivered {
                 end: e.end,
-                data: Bytes::from(e.buf),
+                data: e.parts.into_message(),
             });
         }
         Ok(())

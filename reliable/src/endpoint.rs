@@ -10,7 +10,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::config::{Config, ConfigError, MAX_WINDOW};
-use crate::conn::{Conn, Delivered, Shared, State};
+use crate::conn::{Conn, Delivered, Payload, Shared, State};
+use crate::message::Message;
 use crate::stats::{ConnStats, DropReason, EndpointStats};
 use crate::wire::{
     CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_REFUSED, FLAG_ACK_REQUEST, FLAG_CLOSE_REPLY, Handshake,
@@ -137,8 +138,10 @@ pub enum Event {
     Message {
         /// The connection.
         conn: ConnId,
-        /// The message.
-        data: Bytes,
+        /// The message: one chunk, or the received datagrams' payloads
+        /// when they came through
+        /// [`handle_datagram_owned`](Endpoint::handle_datagram_owned).
+        data: Message,
     },
     /// `send` returned `WouldBlock` on this connection earlier and now has
     /// room again (half its send buffer).
@@ -221,7 +224,11 @@ fn slot(conns: &mut [Option<Conn>], id: u64) -> Option<&mut Conn> {
 
 enum Ev {
     Public(Event),
-    Msg { conn: ConnId, end: u64, data: Bytes },
+    Msg {
+        conn: ConnId,
+        end: u64,
+        data: Message,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -246,6 +253,8 @@ pub struct Endpoint {
     peer_epochs: HashMap<SocketAddr, u64>,
     events: VecDeque<Ev>,
     held: usize,
+    /// Fragments that messages kept as fragments still expect.
+    kept_expected: usize,
     ready: VecDeque<u64>,
     /// Scratch of `next_transmit`: connections holding an ACK back.
     holding_ack: Vec<u64>,
@@ -282,6 +291,7 @@ impl Endpoint {
             peer_epochs: HashMap::new(),
             events: VecDeque::new(),
             held: 0,
+            kept_expected: 0,
             ready: VecDeque::new(),
             holding_ack: Vec::new(),
             timers: BinaryHeap::new(),
@@ -462,16 +472,46 @@ impl Endpoint {
     /// [`EndpointStats::drops`].
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.stats.rx_datagrams += 1;
-        if let Err(r) = self.handle_inner(now, from, bytes) {
+        if let Err(r) = self.handle_inner(now, from, bytes, None, 0) {
             self.stats.drops.add(r);
         }
     }
 
+    /// As [`handle_datagram`](Self::handle_datagram), for a datagram the
+    /// endpoint may keep: a DATA payload is kept as a slice of `datagram`
+    /// (no copy) until its message is delivered, and the message is
+    /// delivered as those slices ([`Message::chunks`]).
+    ///
+    /// Keeping a datagram keeps whatever owns its memory (a device
+    /// frame), so the caller says how many more it can lend: `lendable`,
+    /// the datagrams it could still hand over now. A message is kept as
+    /// fragments only when all its fragments fit in `lendable` minus the
+    /// fragments that messages kept earlier still expect; otherwise it is
+    /// copied into one buffer as it arrives (as `handle_datagram` does).
+    /// Either way a message costs at most one copy.
+    pub fn handle_datagram_owned(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &Bytes,
+        lendable: usize,
+    ) {
+        self.stats.rx_datagrams += 1;
+        let lendable = lendable.saturating_sub(self.kept_expected);
+        if let Err(r) = self.handle_inner(now, from, datagram, Some(datagram), lendable) {
+            self.stats.drops.add(r);
+        }
+    }
+
+    /// `owned`, when given, is `bytes` as a `Bytes` that DATA payloads may
+    /// be sliced from.
     fn handle_inner(
         &mut self,
         now: Instant,
         from: SocketAddr,
         bytes: &[u8],
+        owned: Option<&Bytes>,
+        lendable: usize,
     ) -> Result<(), DropReason> {
         if bytes.len() > self.cfg.max_datagram {
             return Err(DropReason::Malformed);
@@ -521,7 +561,17 @@ impl Endpoint {
                 let mut sh = Shared {
                     cfg: &self.cfg,
                     held: &mut self.held,
+                    kept_expected: &mut self.kept_expected,
+                    lendable,
                     deliver: &mut deliver,
+                };
+                let kept;
+                let payload = match owned {
+                    Some(d) => {
+                        kept = d.slice_ref(payload);
+                        Payload::Owned(&kept)
+                    }
+                    None => Payload::Borrowed(payload),
                 };
                 let r2 = c.on_data(&hdr, payload, &mut sh);
                 self.after_packet(dst, r1.and(r2))
@@ -779,6 +829,7 @@ impl Endpoint {
             return;
         };
         self.held -= c.reasm_bytes;
+        self.kept_expected -= c.reasm_kept_expected;
         self.by_remote.remove(&(c.remote_epoch, c.remote_id));
         self.free.push(idx);
         self.n_conns -= 1;

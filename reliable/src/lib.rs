@@ -74,9 +74,11 @@ mod bitring;
 pub mod config;
 mod conn;
 mod endpoint;
+pub mod message;
 pub mod stats;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use endpoint::{CloseReason, ConnId, ConnectError, Endpoint, Event, SendError, Transmit};
+pub use message::Message;
 pub use stats::{ConnStats, DropReason, EndpointStats};

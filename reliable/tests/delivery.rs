@@ -15,7 +15,14 @@ const MESSAGES: u64 = 80;
 const MAX_SIZE: usize = 1 << 20;
 
 fn transfer(link: Link, seed: u64) -> Net {
+    transfer_lending(link, seed, None)
+}
+
+/// As `transfer`, datagrams handed over owned with `lend` of them
+/// lendable (`None`: borrowed).
+fn transfer_lending(link: Link, seed: u64, lend: Option<usize>) -> Net {
     let mut net = Net::new([Config::default(), Config::default()], [link, link], seed);
+    net.lend = lend;
     let (c0, c1) = net.connect();
     let mut to1 = Stream::new(seed + 1, MAX_SIZE, MESSAGES);
     let mut to0 = Stream::new(seed + 2, MAX_SIZE, MESSAGES / 2);
@@ -131,4 +138,58 @@ fn many_small_messages_survive_loss() {
             }
         }
     }
+}
+
+#[test]
+fn owned_datagrams_are_kept_in_messages_without_copy_and_everything_arrives_under_loss() {
+    let link = Link {
+        delay: Duration::from_micros(10),
+        jitter: Duration::from_micros(2),
+        loss: 0.01,
+        reorder: 0.01,
+        dup: 0.01,
+        corrupt: 0.001,
+    };
+    // Enough to lend every message's datagrams: multi-datagram messages
+    // arrive as their datagrams (several chunks).
+    let net = transfer_lending(link, 4, Some(usize::MAX));
+    assert!(net.stats.lost > 0 && net.stats.duplicated > 0);
+}
+
+#[test]
+fn with_few_datagrams_to_lend_large_messages_are_copied_and_everything_arrives() {
+    // 100 lendable: messages over 100 datagrams are copied into one
+    // buffer, smaller ones kept; both in one stream.
+    let link = Link {
+        loss: 0.01,
+        reorder: 0.01,
+        ..Link::clean(Duration::from_micros(10))
+    };
+    transfer_lending(link, 5, Some(100));
+}
+
+#[test]
+fn a_message_of_several_owned_datagrams_is_delivered_as_those_datagrams() {
+    let mut net = Net::new(
+        [Config::default(), Config::default()],
+        [Link::clean(Duration::from_micros(10)); 2],
+        6,
+    );
+    net.lend = Some(usize::MAX);
+    let (c0, _) = net.connect();
+    let frag = Config::default().max_payload();
+    let msg: Vec<u8> = (0..frag * 3 + 7).map(|i| i as u8).collect();
+    net.eps[0]
+        .send(c0, bytes::Bytes::from(msg.clone()))
+        .unwrap();
+    net.run_for(Duration::from_millis(1));
+    let Some(Event::Message { data, .. }) = net.eps[1].poll_event() else {
+        panic!("the message arrives");
+    };
+    let sizes: Vec<usize> = data.chunks().map(|c| c.len()).collect();
+    assert_eq!(sizes, [frag, frag, frag, 7], "one chunk per datagram");
+    assert!(!data.is_contiguous());
+    assert_eq!(data, msg[..]);
+    assert_eq!(&data[..], &msg[..], "the contiguous view");
+    assert!(data.is_contiguous(), "made once, kept");
 }

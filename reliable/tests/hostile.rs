@@ -71,7 +71,7 @@ fn assert_nothing_delivered_and_still_works(net: &mut Net, c0: ConnId) {
         got.push(e);
     }
     assert!(
-        matches!(&got[..], [Event::Message { data, .. }] if data == "genuine"),
+        matches!(&got[..], [Event::Message { data, .. }] if *data == "genuine"),
         "{got:?}"
     );
 }

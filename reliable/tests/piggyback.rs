@@ -33,7 +33,7 @@ fn deliver(net: &mut Net, from: usize, hold_acks: bool) -> usize {
 fn take_message(net: &mut Net, at: usize) -> Bytes {
     while let Some(e) = net.eps[at].poll_event() {
         if let Event::Message { data, .. } = e {
-            return data;
+            return data.into_bytes();
         }
     }
     panic!("no message at endpoint {at}");

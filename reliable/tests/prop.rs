@@ -95,6 +95,9 @@ proptest! {
         let from = net.addrs[0];
         let mut delivered = 0u32;
         let mut out = vec![0u8; 2048];
+        // Datagrams come borrowed or owned (kept without a copy, with a
+        // lending bound from 0 up), mixed within messages.
+        let mut lend = fastrand::Rng::with_seed(seed);
         for op in ops {
             let dst = |forged: bool| if forged { real ^ 0x5555_0000_0000 } else { real };
             let bytes: Vec<u8> = match op {
@@ -154,7 +157,12 @@ proptest! {
                 }
             };
             let now = net.now;
-            net.eps[1].handle_datagram(now, from, &bytes);
+            if lend.bool() {
+                net.eps[1].handle_datagram(now, from, &bytes);
+            } else {
+                let lendable = lend.usize(0..64);
+                net.eps[1].handle_datagram_owned(now, from, &bytes::Bytes::from(bytes), lendable);
+            }
             while net.eps[1].poll_transmit(now, &mut out).is_some() {}
             prop_assert!(net.eps[1].held_bytes() <= bound, "held {} > {}", net.eps[1].held_bytes(), bound);
             // Take half of the events (sometimes the application is slow).

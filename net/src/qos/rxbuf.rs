@@ -31,6 +31,8 @@ use std::sync::Arc;
 
 use insane_buf::{IoBuf, IoBufMut};
 
+use insane_reliable::Message;
+
 use super::txbuf::{Pool, Ticket};
 use crate::qos::core_frame::CoreFrame;
 
@@ -102,9 +104,18 @@ pub struct RxBuf {
 /// An `RxBuf`'s storage: its own pooled buffer, or one shared by
 /// reference with other `RxBuf`s ([`RxBuf::share`]).
 enum Store {
-    Owned { data: Vec<u8>, pool: Option<Pool> },
+    Owned {
+        data: Vec<u8>,
+        pool: Option<Pool>,
+    },
     Device(DeviceRx),
     Shared(Arc<Shared>),
+    /// A reliable message as the datagrams it arrived in (device frames
+    /// on kernel bypass): `start` is always 0, reads advance the message.
+    Message {
+        msg: Message,
+        pool: Option<Pool>,
+    },
 }
 
 /// Storage shared by several `RxBuf`s; returns to its pool when the last
@@ -113,15 +124,25 @@ struct Shared {
     data: Vec<u8>,
     pool: Option<Pool>,
     device: Option<DeviceRx>,
+    message: Option<Message>,
 }
 
 impl Shared {
     fn bytes(&self) -> &[u8] {
-        match &self.device {
-            Some(d) => d.bytes(),
-            None => &self.data,
+        match (&self.device, &self.message) {
+            (Some(d), _) => d.bytes(),
+            (None, Some(m)) => contiguous(m),
+            (None, None) => &self.data,
         }
     }
+}
+
+/// A message's contiguous view, counting the copy when this makes it.
+fn contiguous(msg: &Message) -> &[u8] {
+    if !msg.is_contiguous() {
+        count_copy(msg.len());
+    }
+    msg
 }
 
 /// A received driver frame (UMEM frame, mbuf) as an `RxBuf`'s storage.
@@ -214,6 +235,57 @@ impl RxBuf {
         }
     }
 
+    /// A reliable message in the chunks it arrived in; `pool` gets its
+    /// entry back when it drops.
+    pub(crate) fn from_message(msg: Message, peer: SocketAddr, pool: Pool) -> Self {
+        Self {
+            end: msg.len(),
+            store: Store::Message {
+                msg,
+                pool: Some(pool),
+            },
+            start: 0,
+            peer,
+        }
+    }
+
+    /// The payload as the chunks it is stored in, in order, without
+    /// copying: one chunk, except for a reliable message larger than one
+    /// datagram received over kernel bypass, which is the datagrams'
+    /// payloads (device frames) in order. Its contiguous view (`Deref`)
+    /// costs one copy, made on first use and kept ([`debug_copy_count`]
+    /// counts it); `chunks()` and [`bytes::Buf`] read it without one.
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let msg = ep.recv().await?;
+    /// let mut sum = 0u64;
+    /// for chunk in msg.chunks() {
+    ///     sum += chunk.iter().map(|&b| u64::from(b)).sum::<u64>();
+    /// }
+    /// println!("{} bytes in {} chunks, sum {sum}", msg.len(), msg.chunks().count());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
+        let (whole, parts) = match &self.store {
+            Store::Message { msg, .. } if !msg.is_contiguous() => (None, Some(msg.chunks())),
+            _ => (Some(&self[..]), None),
+        };
+        let mut left = self.end - self.start;
+        whole.into_iter().chain(
+            parts
+                .into_iter()
+                .flatten()
+                .map(move |c| {
+                    let n = c.len().min(left);
+                    left -= n;
+                    &c[..n]
+                })
+                .filter(|c| !c.is_empty()),
+        )
+    }
+
     /// A message in a received driver frame: `start..end` of the frame's
     /// bytes is the payload.
     pub(crate) fn from_device(frame: DeviceRx, start: usize, end: usize, peer: SocketAddr) -> Self {
@@ -240,13 +312,20 @@ impl RxBuf {
         match &self.store {
             Store::Device(_) => true,
             Store::Shared(s) => s.device.is_some(),
-            Store::Owned { .. } => false,
+            Store::Owned { .. } | Store::Message { .. } => false,
         }
     }
 
     /// Drops the first `n` payload bytes (a header the receiver consumed).
     pub(crate) fn advance(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        let n = n.min(self.end - self.start);
+        match &mut self.store {
+            Store::Message { msg, .. } => {
+                bytes::Buf::advance(msg, n);
+                self.end -= n;
+            }
+            _ => self.start += n,
+        }
     }
 
     /// Another `RxBuf` for the same message, sharing its storage by
@@ -280,11 +359,19 @@ impl RxBuf {
                     data: std::mem::take(&mut data),
                     pool: pool.take(),
                     device: None,
+                    message: None,
                 },
                 Store::Device(d) => Shared {
                     data: Vec::new(),
                     pool: None,
                     device: Some(d),
+                    message: None,
+                },
+                Store::Message { msg, pool } => Shared {
+                    data: Vec::new(),
+                    pool,
+                    device: None,
+                    message: Some(msg),
                 },
                 Store::Shared(_) => unreachable!("checked above"),
             };
@@ -324,6 +411,7 @@ impl RxBuf {
             Store::Owned { data, .. } => data,
             Store::Device(d) => d.bytes(),
             Store::Shared(shared) => shared.bytes(),
+            Store::Message { msg, .. } => contiguous(msg),
         }
     }
 
@@ -361,11 +449,40 @@ impl RxBuf {
 
 impl Drop for RxBuf {
     fn drop(&mut self) {
-        if let Store::Owned { data, pool } = &mut self.store
-            && let Some(pool) = pool.take()
-        {
-            pool.give_back(std::mem::take(data));
+        match &mut self.store {
+            Store::Owned { data, pool } => {
+                if let Some(pool) = pool.take() {
+                    pool.give_back(std::mem::take(data));
+                }
+            }
+            Store::Message { pool, .. } => {
+                if let Some(pool) = pool.take() {
+                    pool.give_back(Vec::new());
+                }
+            }
+            Store::Device(_) | Store::Shared(_) => {}
         }
+    }
+}
+
+/// Reads the payload chunk by chunk ([`RxBuf::chunks`]): no copy, also for
+/// a message of several datagrams.
+impl bytes::Buf for RxBuf {
+    fn remaining(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.chunks().next().unwrap_or(&[])
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        assert!(
+            cnt <= self.end - self.start,
+            "advance past the end of a message of {} bytes",
+            self.end - self.start
+        );
+        RxBuf::advance(self, cnt);
     }
 }
 
@@ -377,13 +494,44 @@ impl Deref for RxBuf {
     }
 }
 
+impl RxBuf {
+    /// Turns a message store into writable storage of its own: the
+    /// contiguous copy (counted), or the message's own vector when it is
+    /// one and unshared.
+    fn message_to_owned(&mut self) {
+        if let Store::Message { msg, pool } = &mut self.store {
+            let msg = std::mem::take(msg);
+            let pool = pool.take();
+            let was_contiguous = msg.is_contiguous();
+            if !was_contiguous {
+                count_copy(msg.len());
+            }
+            let data = match msg.into_bytes().try_into_mut() {
+                Ok(b) => Vec::from(b),
+                Err(b) => {
+                    if was_contiguous {
+                        count_copy(b.len());
+                    }
+                    b.to_vec()
+                }
+            };
+            self.store = Store::Owned { data, pool };
+        }
+    }
+}
+
 impl DerefMut for RxBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
+        self.message_to_owned();
         if let Store::Shared(shared) = &mut self.store {
             let data = match Arc::get_mut(shared) {
                 // The last reference: take the storage (and its pool).
                 Some(only) => match only.device.take() {
                     Some(d) => Store::Device(d),
+                    None if only.message.is_some() => Store::Message {
+                        msg: only.message.take().unwrap_or_default(),
+                        pool: only.pool.take(),
+                    },
                     None => Store::Owned {
                         data: std::mem::take(&mut only.data),
                         pool: only.pool.take(),
@@ -399,12 +547,13 @@ impl DerefMut for RxBuf {
                 }
             };
             self.store = data;
+            self.message_to_owned();
         }
         let (start, end) = (self.start, self.end);
         match &mut self.store {
             Store::Owned { data, .. } => &mut data[start..end],
             Store::Device(d) => &mut d.bytes_mut()[start..end],
-            Store::Shared(_) => unreachable!("made owned above"),
+            Store::Shared(_) | Store::Message { .. } => unreachable!("made owned above"),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod echoes;
 pub mod messages;
+pub mod stack_hosts;
 
 use std::future::Future;
 use std::sync::Arc;

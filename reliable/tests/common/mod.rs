@@ -103,6 +103,10 @@ pub struct Net {
     /// A side that is down neither sends, receives nor runs timers.
     pub down: [bool; 2],
     pub filter: Option<Filter>,
+    /// `Some(n)`: datagrams are handed over owned
+    /// (`handle_datagram_owned`, `n` datagrams lendable), so messages may
+    /// be kept as their datagrams; `None`: borrowed (`handle_datagram`).
+    pub lend: Option<usize>,
     pub closed: [Vec<(ConnId, CloseReason)>; 2],
     pub stats: NetStats,
     queue: BinaryHeap<Reverse<InFlight>>,
@@ -145,6 +149,7 @@ impl Net {
             links,
             down: [false; 2],
             filter: None,
+            lend: None,
             closed: [Vec::new(), Vec::new()],
             stats: NetStats::default(),
             queue: BinaryHeap::new(),
@@ -235,7 +240,14 @@ impl Net {
                 continue;
             }
             self.stats.delivered += 1;
-            self.eps[p.to].handle_datagram(self.now, self.addrs[1 - p.to], &p.bytes);
+            let from = self.addrs[1 - p.to];
+            match self.lend {
+                Some(n) => {
+                    let d = bytes::Bytes::from(p.bytes);
+                    self.eps[p.to].handle_datagram_owned(self.now, from, &d, n);
+                }
+                None => self.eps[p.to].handle_datagram(self.now, from, &p.bytes),
+            }
         }
         for i in 0..2 {
             if !self.down[i] {
@@ -383,7 +395,7 @@ impl Stream {
     }
 
     /// Checks a received message: the next one, intact.
-    pub fn check(&mut self, data: &Bytes) {
+    pub fn check(&mut self, data: &[u8]) {
         assert!(
             self.received < self.count,
             "message {} was never sent",
@@ -392,7 +404,7 @@ impl Stream {
         let want = message(self.seed, self.received, self.max);
         assert_eq!(data.len(), want.len(), "message {} length", self.received);
         assert!(
-            data == &want,
+            data == &want[..],
             "message {} corrupted or out of order",
             self.received
         );

@@ -161,7 +161,16 @@ impl Technology for ReliableOver {
     ) -> BindFuture<'a> {
         Box::pin(async move {
             let inner_kind = inner_kind(kind)?;
-            let inner = self.base.bind(inner_kind, addr, config, host).await?;
+            // Over a device, received frames stay in the messages they
+            // carry (no copy): the inner transport lends enough of them.
+            let mut inner_config = *config;
+            if kind != TransportKind::UdpReliable {
+                inner_config.rx_buffers = inner_config.rx_buffers.max(transport::LENT_FRAMES);
+            }
+            let inner = self
+                .base
+                .bind(inner_kind, addr, &inner_config, host)
+                .await?;
             let transport: Arc<dyn Transport> =
                 Arc::new(ReliableTransport::new(inner.transport, kind, config)?);
             let mut detail = format!("reliable datagrams over {inner_kind}");

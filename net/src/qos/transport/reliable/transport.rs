@@ -18,7 +18,7 @@ use insane_runtime::task::{AbortHandle, coop, spawn};
 use insane_runtime::time::{Sleep, sleep_until};
 
 use crate::qos::policy::TransportKind;
-use crate::qos::rxbuf::RxBuf;
+use crate::qos::rxbuf::{RxBuf, count_copy};
 use crate::qos::transport::{
     Op, Transport, TransportConfig, begin_send, lock, not_connected, oversize,
 };
@@ -47,6 +47,14 @@ const TX_INITIAL: usize = 4096;
 const TX_RETAIN: usize = 1 << 20;
 /// Failed connections remembered for the next send to their peer, at most.
 const FAILED_MAX: usize = 4096;
+/// Receive buffers of the inner transport that the protocol never keeps
+/// in messages being reassembled: what the driver needs to go on
+/// receiving (ACKs among them) while the application holds messages.
+const LEND_RESERVE: usize = 2 * RX_BURST;
+/// Receive buffers a device-backed inner transport (the userspace stack)
+/// lends at least, so that a 1 MiB message (733 datagrams) is kept in its
+/// frames without a copy.
+pub(crate) const LENT_FRAMES: usize = 1024;
 
 /// Reliable, ordered messages over any best-effort datagram transport:
 /// kernel UDP ([`UdpTransport`](super::super::UdpTransport)) or the
@@ -65,6 +73,9 @@ struct Shared {
     home: insane_runtime::runtime::CoreHandle,
     max_message: usize,
     max_datagram: usize,
+    /// Whether received datagrams are kept in messages (zero-copy
+    /// reassembly; over device frames) rather than copied out.
+    keep_datagrams: bool,
     /// Send buffers lent to the application (heap).
     tx: Pool,
     /// Received messages held by the application or queued: one entry
@@ -284,6 +295,7 @@ impl ReliableTransport {
             home,
             max_message: config.max_message,
             max_datagram,
+            keep_datagrams: !matches!(kind, TransportKind::UdpReliable),
             tx: Pool::new(config.tx_buffers, TX_INITIAL, TX_RETAIN),
             rx: Pool::new(config.rx_buffers, 0, 0),
             state: Mutex::new(State {
@@ -316,7 +328,15 @@ impl ReliableTransport {
     /// The protocol's counters (datagrams, retransmissions, drops by
     /// reason, connections).
     pub fn stats(&self) -> String {
-        format!("{:?}", lock(&self.shared.state).ep.stats())
+        let st = lock(&self.shared.state);
+        let mut out = format!("{:?}", st.ep.stats());
+        // The first connections' own counters (RTT, window, losses).
+        for (&conn, peer) in st.peers.iter().take(4) {
+            if let Some(c) = st.ep.conn_stats(conn) {
+                out.push_str(&format!("; connection to {peer}: {c:?}"));
+            }
+        }
+        out
     }
 }
 
@@ -606,7 +626,20 @@ impl Driver {
         for _ in 0..RX_BURST {
             match inner.poll_recv(cx, &mut self.recv_op) {
                 Poll::Ready(Ok(d)) => {
-                    st.ep.handle_datagram(now, d.peer(), &d);
+                    let from = d.peer();
+                    if shared.keep_datagrams {
+                        // No copy: DATA payloads stay in the datagram (a
+                        // device frame) until their message is delivered
+                        // as those frames, while frames can be spared.
+                        let lendable = inner.rx_available().saturating_sub(LEND_RESERVE);
+                        let d = Bytes::from_owner(d);
+                        st.ep.handle_datagram_owned(now, from, &d, lendable);
+                    } else {
+                        // Heap datagrams of a kernel socket: copied into
+                        // the message (a kept 1.4 KiB datagram would pin
+                        // a buffer sized for 64 KiB).
+                        st.ep.handle_datagram(now, from, &d);
+                    }
                     progress = true;
                 }
                 Poll::Ready(Err(e)) => {
@@ -691,11 +724,16 @@ impl Driver {
                         .or_else(|| st.ep.peer(conn))
                         .unwrap_or(self.shared.local);
                     drop(slot);
-                    // No copy when the protocol's `Bytes` owns its vector
-                    // alone (a reassembled or single-fragment message).
-                    let data: Vec<u8> = data.into();
+                    // The protocol's copy out of the datagrams, if it made
+                    // one (kernel sockets' datagrams; too few frames to
+                    // lend), is the receive path's one copy.
+                    if data.was_copied() {
+                        count_copy(data.len());
+                    }
+                    // No further copy: the message as the protocol
+                    // delivered it (one buffer, or the frames it came in).
                     st.inbox
-                        .push_back(Ok(RxBuf::new(data, 0, peer, rx.clone())));
+                        .push_back(Ok(RxBuf::from_message(data, peer, rx.clone())));
                     wake_recv = true;
                     st.delivered = true;
                     continue;
