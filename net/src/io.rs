@@ -389,15 +389,6 @@ where
         self.poll_io(Direction::Write, cx, || self.send_vectored(bufs))
     }
 
-    /// `AsyncRead` into a `ReadBuf` through a peek (tokio's `poll_peek`).
-    pub(crate) fn poll_peek(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(Direction::Read, cx, || self.recv_buf(buf, true))
-    }
-
     /// `shutdown(2)`, treating `NotConnected` as success like tokio (the
     /// peer may have reset the connection meanwhile).
     pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
