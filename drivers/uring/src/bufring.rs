@@ -821,6 +821,13 @@ impl<F: AsRawFd + 'static> Drop for RecvStream<F> {
             slot.waker = None;
             slot.orphan = Some(Box::new((fd, ring)));
             st.push_cancel(key.user_data(TAG_OP));
+            // Submit the cancel now, not at the next turn of the loop: the
+            // receive holds the socket's file (no FIN while it is armed),
+            // and bytes arriving after this drop must stay in the socket
+            // for whoever reads it next (`into_std`).
+            if let Err(e) = st.submit_if_needed() {
+                tracing::warn!(error = %e, "io_uring: submitting a receive cancel failed");
+            }
         }
         for (_, flags) in queued {
             if let Some(bid) = cqueue::buffer_select(flags) {
