@@ -34,6 +34,14 @@ use crate::tcp::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 /// A `TcpStream` is `Send + Sync`: it may move to another core, where it
 /// registers with that core's driver at its first wait.
 ///
+/// On an io_uring core, once a read has had to wait, the stream receives
+/// in the background: a multishot receive puts arriving bytes into the
+/// core's provided-buffer ring, and reads copy from there without a
+/// syscall. `peek`, `try_read` and `readable` see those bytes; they are
+/// lost only if the stream is dropped or turned
+/// [`into_std`](Self::into_std) before they are read. On epoll each read
+/// is a readiness wait and `recv(2)`, as in tokio.
+///
 /// ```no_run
 /// use insane_net::TcpStream;
 /// use tokio::io::AsyncWriteExt;
@@ -135,6 +143,10 @@ impl TcpStream {
 
     /// Turns this stream into a `std::net::TcpStream`, left in non-blocking
     /// mode (call `set_nonblocking(false)` for blocking use).
+    ///
+    /// On an io_uring core, bytes already received for a read but not read
+    /// yet are discarded (see the type's docs): read them first. Bytes that
+    /// arrive after this returns stay in the socket.
     ///
     /// ```no_run
     /// # async fn f() -> std::io::Result<()> {
