@@ -326,39 +326,6 @@ where
     S: AsFd + Send + Sync + 'static,
     for<'a> &'a S: Read,
 {
-    /// `AsyncRead::poll_read` of a stream.
-    ///
-    /// Unlike mio, a short read does not clear the read readiness: the
-    /// driver keeps one flag per direction, not a sticky "read closed"
-    /// state, so a FIN (or RST) whose event was consumed before the read
-    /// would be forgotten and the next read would wait forever.
-    pub(crate) fn poll_read_stream(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.poll_io(Direction::Read, cx, || self.recv_buf(buf, false))
-            .map_ok(|_| ())
-    }
-
-    /// `futures_io::AsyncRead::poll_read` of a stream.
-    pub(crate) fn poll_read_slice(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(Direction::Read, cx, || self.recv_slice(buf, false))
-    }
-
-    /// `futures_io::AsyncRead::poll_read_vectored` of a stream.
-    pub(crate) fn poll_read_vectored(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(Direction::Read, cx, || self.read_vectored(bufs))
-    }
-
     /// `readv(2)`.
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let mut io = self.get_ref();
@@ -466,7 +433,8 @@ fn poll_now(fd: RawFd, read: bool, write: bool) -> io::Result<Ready> {
 }
 
 /// Implements tokio's and futures' `AsyncRead` for a stream type whose
-/// [`PollIo`] is reached by `$io` (with `$this` bound to `&Self`).
+/// [`StreamIo`](crate::stream_io::StreamIo) is reached by `$io` (with
+/// `$this` bound to `&Self`).
 macro_rules! impl_stream_read {
     ($ty:ty, |$this:ident| $io:expr) => {
         impl tokio::io::AsyncRead for $ty {
@@ -503,7 +471,7 @@ macro_rules! impl_stream_read {
 }
 
 /// Implements tokio's and futures' `AsyncWrite` for a stream type whose
-/// [`PollIo`] is reached by `$io`; shutdown/close call the type's own
+/// [`StreamIo`](crate::stream_io::StreamIo) is reached by `$io`; shutdown/close call the type's own
 /// `fn shutdown_priv(&mut self) -> io::Result<()>`.
 macro_rules! impl_stream_write {
     ($ty:ty, |$this:ident| $io:expr) => {

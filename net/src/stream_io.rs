@@ -35,7 +35,7 @@
 //! docs/ARCHITECTURE.md for why writes are not queued as SQEs).
 
 use std::future::poll_fn;
-use std::io::{self, IoSliceMut, Read};
+use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::os::fd::{AsFd, OwnedFd};
@@ -387,10 +387,7 @@ where
     }
 
     fn lock(&self) -> MutexGuard<'_, ReadState> {
-        self.reader
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.reader.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The one read path: into `sink`, waiting with `cx` (or, without
@@ -458,6 +455,11 @@ where
     }
 
     /// Readiness, then `recv(2)` (tokio's read).
+    ///
+    /// Unlike mio, a short read does not clear the read readiness: the
+    /// driver keeps one flag per direction, not a sticky "read closed"
+    /// state, so a FIN (or RST) whose event was consumed before the read
+    /// would be forgotten and the next read would wait forever.
     fn read_by_readiness(
         &self,
         cx: Option<&mut Context<'_>>,
@@ -596,8 +598,7 @@ where
 
     /// tokio's `peek`.
     pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read_sink(Some(cx), &mut SliceSink { buf, filled: 0 }, true))
-            .await
+        poll_fn(|cx| self.poll_read_sink(Some(cx), &mut SliceSink { buf, filled: 0 }, true)).await
     }
 
     /// tokio's `try_read`.
@@ -626,6 +627,50 @@ where
         match self.poll_read_sink(None, &mut BufMutSink(buf), false) {
             Poll::Ready(res) => res,
             Poll::Pending => Err(would_block()),
+        }
+    }
+
+    /// `AsyncWrite::poll_write` of a stream: `send(2)` at once, and a
+    /// readiness wait only after `WouldBlock`. A stream's send buffer is
+    /// nearly always free, so asking the driver first (a lock and two
+    /// driver borrows per write, and on a fresh socket a whole loop turn
+    /// for the first write-readiness report) costs more than the rare
+    /// `EAGAIN`.
+    pub(crate) fn poll_write_stream(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let coop = ready!(coop::poll_proceed(cx));
+        match self.io.send_slice(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.io.clear_ready(Direction::Write);
+                self.io.poll_write_stream(cx, buf)
+            }
+            res => {
+                coop.made_progress();
+                Poll::Ready(res)
+            }
+        }
+    }
+
+    /// `AsyncWrite::poll_write_vectored` of a stream, as
+    /// [`poll_write_stream`](Self::poll_write_stream).
+    pub(crate) fn poll_write_vectored_stream(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let coop = ready!(coop::poll_proceed(cx));
+        match self.io.send_vectored(bufs) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.io.clear_ready(Direction::Write);
+                self.io.poll_write_vectored_stream(cx, bufs)
+            }
+            res => {
+                coop.made_progress();
+                Poll::Ready(res)
+            }
         }
     }
 

@@ -159,7 +159,10 @@ fn end_of_stream_comes_after_the_buffered_bytes() {
         assert_eq!(got, b"last words");
         assert_eq!(s.read(&mut buf).await.unwrap(), 0, "end of stream stays");
         let ready = s.ready(Interest::READABLE).await.unwrap();
-        assert!(ready.is_readable(), "a read at end of stream does not block");
+        assert!(
+            ready.is_readable(),
+            "a read at end of stream does not block"
+        );
         // The write half still works after the peer's half-close.
         s.write_all(b"bye").await.unwrap();
         let mut bye = [0; 3];

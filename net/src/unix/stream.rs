@@ -15,8 +15,8 @@ use tokio::io::{Interest, Ready};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
 use crate::io::{impl_stream_read, impl_stream_write};
-use crate::stream_io::StreamIo;
 use crate::owned::ops::SockKind;
+use crate::stream_io::StreamIo;
 use crate::unix::split::{ReadHalf, WriteHalf, split};
 use crate::unix::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 use crate::unix::{SocketAddr, UCred, sock_addr};
