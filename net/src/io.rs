@@ -11,7 +11,7 @@ use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use insane_runtime::driver::Direction;
 use socket2::SockRef;
@@ -330,30 +330,6 @@ where
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let mut io = self.get_ref();
         io.read_vectored(bufs)
-    }
-
-    /// `AsyncWrite::poll_write` of a stream. A short write clears the write
-    /// readiness (the send buffer is full, and freed space raises a new
-    /// event), saving a `WouldBlock` syscall in `write_all` loops.
-    pub(crate) fn poll_write_stream(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let n = ready!(self.poll_io(Direction::Write, cx, || self.send_slice(buf)))?;
-        if n > 0 && n < buf.len() {
-            self.clear_ready(Direction::Write);
-        }
-        Poll::Ready(Ok(n))
-    }
-
-    /// `AsyncWrite::poll_write_vectored` of a stream.
-    pub(crate) fn poll_write_vectored_stream(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(Direction::Write, cx, || self.send_vectored(bufs))
     }
 
     /// `shutdown(2)`, treating `NotConnected` as success like tokio (the

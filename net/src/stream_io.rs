@@ -641,17 +641,7 @@ where
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let coop = ready!(coop::poll_proceed(cx));
-        match self.io.send_slice(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.io.clear_ready(Direction::Write);
-                self.io.poll_write_stream(cx, buf)
-            }
-            res => {
-                coop.made_progress();
-                Poll::Ready(res)
-            }
-        }
+        self.poll_send(cx, || self.io.send_slice(buf))
     }
 
     /// `AsyncWrite::poll_write_vectored` of a stream, as
@@ -661,11 +651,21 @@ where
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, || self.io.send_vectored(bufs))
+    }
+
+    /// Runs the non-blocking `send` at once; after `WouldBlock`, waits for
+    /// write readiness between tries.
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        mut send: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         let coop = ready!(coop::poll_proceed(cx));
-        match self.io.send_vectored(bufs) {
+        match send() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.io.clear_ready(Direction::Write);
-                self.io.poll_write_vectored_stream(cx, bufs)
+                self.io.poll_io(Direction::Write, cx, send)
             }
             res => {
                 coop.made_progress();
