@@ -11,7 +11,7 @@ use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use insane_runtime::driver::Direction;
 use socket2::SockRef;
@@ -326,76 +326,10 @@ where
     S: AsFd + Send + Sync + 'static,
     for<'a> &'a S: Read,
 {
-    /// `AsyncRead::poll_read` of a stream.
-    ///
-    /// Unlike mio, a short read does not clear the read readiness: the
-    /// driver keeps one flag per direction, not a sticky "read closed"
-    /// state, so a FIN (or RST) whose event was consumed before the read
-    /// would be forgotten and the next read would wait forever.
-    pub(crate) fn poll_read_stream(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.poll_io(Direction::Read, cx, || self.recv_buf(buf, false))
-            .map_ok(|_| ())
-    }
-
-    /// `futures_io::AsyncRead::poll_read` of a stream.
-    pub(crate) fn poll_read_slice(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(Direction::Read, cx, || self.recv_slice(buf, false))
-    }
-
-    /// `futures_io::AsyncRead::poll_read_vectored` of a stream.
-    pub(crate) fn poll_read_vectored(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(Direction::Read, cx, || self.read_vectored(bufs))
-    }
-
     /// `readv(2)`.
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let mut io = self.get_ref();
         io.read_vectored(bufs)
-    }
-
-    /// `AsyncWrite::poll_write` of a stream. A short write clears the write
-    /// readiness (the send buffer is full, and freed space raises a new
-    /// event), saving a `WouldBlock` syscall in `write_all` loops.
-    pub(crate) fn poll_write_stream(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let n = ready!(self.poll_io(Direction::Write, cx, || self.send_slice(buf)))?;
-        if n > 0 && n < buf.len() {
-            self.clear_ready(Direction::Write);
-        }
-        Poll::Ready(Ok(n))
-    }
-
-    /// `AsyncWrite::poll_write_vectored` of a stream.
-    pub(crate) fn poll_write_vectored_stream(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(Direction::Write, cx, || self.send_vectored(bufs))
-    }
-
-    /// `AsyncRead` into a `ReadBuf` through a peek (tokio's `poll_peek`).
-    pub(crate) fn poll_peek(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<usize>> {
-        self.poll_io(Direction::Read, cx, || self.recv_buf(buf, true))
     }
 
     /// `shutdown(2)`, treating `NotConnected` as success like tokio (the
@@ -475,7 +409,8 @@ fn poll_now(fd: RawFd, read: bool, write: bool) -> io::Result<Ready> {
 }
 
 /// Implements tokio's and futures' `AsyncRead` for a stream type whose
-/// [`PollIo`] is reached by `$io` (with `$this` bound to `&Self`).
+/// [`StreamIo`](crate::stream_io::StreamIo) is reached by `$io` (with
+/// `$this` bound to `&Self`).
 macro_rules! impl_stream_read {
     ($ty:ty, |$this:ident| $io:expr) => {
         impl tokio::io::AsyncRead for $ty {
@@ -512,7 +447,7 @@ macro_rules! impl_stream_read {
 }
 
 /// Implements tokio's and futures' `AsyncWrite` for a stream type whose
-/// [`PollIo`] is reached by `$io`; shutdown/close call the type's own
+/// [`StreamIo`](crate::stream_io::StreamIo) is reached by `$io`; shutdown/close call the type's own
 /// `fn shutdown_priv(&mut self) -> io::Result<()>`.
 macro_rules! impl_stream_write {
     ($ty:ty, |$this:ident| $io:expr) => {

@@ -60,6 +60,7 @@ pub mod process;
 pub mod qos;
 mod registration;
 mod stream_halves;
+mod stream_io;
 pub mod tcp;
 mod udp;
 pub mod unix;

@@ -383,6 +383,7 @@ impl BufRing {
             phase: Phase::Idle,
             stream_socket,
             enobufs: 0,
+            stopping: false,
         })
     }
 
@@ -547,6 +548,9 @@ pub struct RecvStream<F: AsRawFd + 'static> {
     phase: Phase,
     stream_socket: bool,
     enobufs: u64,
+    /// [`stop`](RecvStream::stop) was called: never re-arm; end once the
+    /// receive in flight has delivered its last completion.
+    stopping: bool,
 }
 
 impl<F: AsRawFd + 'static> fmt::Debug for RecvStream<F> {
@@ -614,9 +618,57 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
 
     /// Poll form of [`next`](Self::next).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RingBuf>>> {
+        self.poll_next_inner(Some(cx))
+    }
+
+    /// The next message if one has already arrived, without registering
+    /// for a wake-up: `Pending` means nothing is there yet (a waker stored
+    /// by an earlier [`poll_next`](Self::poll_next) stays in place). Arms
+    /// the receive if it is not in flight.
+    pub fn try_next(&mut self) -> Poll<Option<io::Result<RingBuf>>> {
+        self.poll_next_inner(None)
+    }
+
+    /// Whether the last receive ended because the ring had no free buffer
+    /// and none has come back yet: nothing is in flight and nothing is
+    /// queued, so the socket's next bytes are still in the kernel (a
+    /// caller may read them another way, e.g. `recv(2)`, without
+    /// reordering the stream).
+    pub fn is_starved(&self) -> bool {
+        self.phase == Phase::Starved
+    }
+
+    /// Stops receiving: cancels the receive in flight and never re-arms.
+    /// Messages that arrived before the cancellation took effect are still
+    /// returned by [`next`](Self::next), which then gives `None`, so a
+    /// caller can hand the received bytes over (e.g. to another core)
+    /// without losing any.
+    pub fn stop(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        match (self.phase, self.key) {
+            (Phase::Armed, Some(key)) => {
+                let _ = self
+                    .handle()
+                    .with_state(|st| st.push_cancel(key.user_data(TAG_OP)));
+            }
+            (Phase::Armed, None) | (Phase::Idle, _) | (Phase::Starved, _) => {
+                self.phase = Phase::Done;
+            }
+            (Phase::Done, _) => {}
+        }
+    }
+
+    fn poll_next_inner(
+        &mut self,
+        mut cx: Option<&mut Context<'_>>,
+    ) -> Poll<Option<io::Result<RingBuf>>> {
         loop {
             match self.phase {
                 Phase::Done => return Poll::Ready(None),
+                Phase::Idle | Phase::Starved if self.stopping => self.phase = Phase::Done,
                 Phase::Idle => match self.arm() {
                     Ok(()) => self.phase = Phase::Armed,
                     Err(e) => {
@@ -631,7 +683,9 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                         .with_state(|st| match st.buf_rings.get_mut(bgid) {
                             Some(r) if r.available() > 0 => true,
                             Some(r) => {
-                                r.starved.push(cx.waker().clone());
+                                if let Some(cx) = cx.as_deref_mut() {
+                                    r.starved.push(cx.waker().clone());
+                                }
                                 false
                             }
                             None => true,
@@ -666,9 +720,11 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                         if closed {
                             return Step::Closed;
                         }
-                        match &mut slot.waker {
-                            Some(w) if w.will_wake(cx.waker()) => {}
-                            w => *w = Some(cx.waker().clone()),
+                        if let Some(cx) = cx.as_deref_mut() {
+                            match &mut slot.waker {
+                                Some(w) if w.will_wake(cx.waker()) => {}
+                                w => *w = Some(cx.waker().clone()),
+                            }
                         }
                         Step::Pending
                     });
@@ -703,6 +759,11 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                             }
                             if res < 0 {
                                 drop(buf);
+                                if res == -libc::ECANCELED && self.stopping {
+                                    // The end `stop` asked for, not an error.
+                                    self.phase = Phase::Done;
+                                    continue;
+                                }
                                 if res == -libc::ECANCELED && self.handle().is_closed() {
                                     self.phase = Phase::Done;
                                 }
@@ -760,6 +821,13 @@ impl<F: AsRawFd + 'static> Drop for RecvStream<F> {
             slot.waker = None;
             slot.orphan = Some(Box::new((fd, ring)));
             st.push_cancel(key.user_data(TAG_OP));
+            // Submit the cancel now, not at the next turn of the loop: the
+            // receive holds the socket's file (no FIN while it is armed),
+            // and bytes arriving after this drop must stay in the socket
+            // for whoever reads it next (`into_std`).
+            if let Err(e) = st.submit_if_needed() {
+                tracing::warn!(error = %e, "io_uring: submitting a receive cancel failed");
+            }
         }
         for (_, flags) in queued {
             if let Some(bid) = cqueue::buffer_select(flags) {

@@ -356,7 +356,7 @@ impl State {
 
     /// One `io_uring_enter` if there is anything to submit or the kernel
     /// asks for one (deferred task work, CQ overflow).
-    fn submit_if_needed(&mut self) -> io::Result<()> {
+    pub(crate) fn submit_if_needed(&mut self) -> io::Result<()> {
         let needed = {
             let sq = self.ring.submission();
             !sq.is_empty() || sq.taskrun() || sq.cq_overflow()

@@ -14,8 +14,9 @@ use tokio::io::{Interest, ReadBuf, Ready};
 
 use crate::addr::{ToSocketAddrs, each_addr};
 use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
-use crate::io::{PollIo, impl_stream_read, impl_stream_write};
+use crate::io::{impl_stream_read, impl_stream_write};
 use crate::owned::ops::SockKind;
+use crate::stream_io::StreamIo;
 use crate::tcp::split::{ReadHalf, WriteHalf, split};
 use crate::tcp::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 
@@ -33,6 +34,14 @@ use crate::tcp::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 /// A `TcpStream` is `Send + Sync`: it may move to another core, where it
 /// registers with that core's driver at its first wait.
 ///
+/// On an io_uring core, once a read has had to wait, the stream receives
+/// in the background: a multishot receive puts arriving bytes into the
+/// core's provided-buffer ring, and reads copy from there without a
+/// syscall. `peek`, `try_read` and `readable` see those bytes; they are
+/// lost only if the stream is dropped or turned
+/// [`into_std`](Self::into_std) before they are read. On epoll each read
+/// is a readiness wait and `recv(2)`, as in tokio.
+///
 /// ```no_run
 /// use insane_net::TcpStream;
 /// use tokio::io::AsyncWriteExt;
@@ -44,7 +53,7 @@ use crate::tcp::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 /// # }
 /// ```
 pub struct TcpStream {
-    pub(crate) io: PollIo<std::net::TcpStream>,
+    pub(crate) io: StreamIo<std::net::TcpStream>,
 }
 
 impl TcpStream {
@@ -109,7 +118,7 @@ impl TcpStream {
     /// Wraps a connected, non-blocking std stream.
     pub(crate) fn new(stream: std::net::TcpStream) -> TcpStream {
         TcpStream {
-            io: PollIo::new(stream),
+            io: StreamIo::new(stream),
         }
     }
 
@@ -134,6 +143,10 @@ impl TcpStream {
 
     /// Turns this stream into a `std::net::TcpStream`, left in non-blocking
     /// mode (call `set_nonblocking(false)` for blocking use).
+    ///
+    /// On an io_uring core, bytes already received for a read but not read
+    /// yet are discarded (see the type's docs): read them first. Bytes that
+    /// arrive after this returns stay in the socket.
     ///
     /// ```no_run
     /// # async fn f() -> std::io::Result<()> {
@@ -215,21 +228,18 @@ impl TcpStream {
     /// Reads what is available without waiting: `Ok(0)` means end of
     /// stream (or an empty `buf`), `WouldBlock` that nothing is there yet.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .try_dir(Direction::Read, || self.io.recv_slice(buf, false))
+        self.io.try_read(buf)
     }
 
     /// Like [`try_read`](Self::try_read), into several buffers (`readv`).
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io
-            .try_dir(Direction::Read, || self.io.read_vectored(bufs))
+        self.io.try_read_vectored(bufs)
     }
 
     /// Like [`try_read`](Self::try_read), appending to a `BufMut` (e.g.
     /// `bytes::BytesMut` or `Vec<u8>`'s spare capacity).
     pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        self.io
-            .try_dir(Direction::Read, || self.io.recv_bufmut(buf))
+        self.io.try_read_buf(buf)
     }
 
     /// Waits until the stream may be writable (then use
@@ -294,9 +304,7 @@ impl TcpStream {
     /// # }
     /// ```
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .do_io(Direction::Read, || self.io.recv_slice(buf, true))
-            .await
+        self.io.peek(buf).await
     }
 
     /// Reads into `buf`, an owned buffer, and gives it back with the

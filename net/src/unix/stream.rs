@@ -14,13 +14,18 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::{Interest, Ready};
 
 use crate::buf::{BufResult, IoBuf, IoBufMut, RecvPool, RecvStream};
-use crate::io::{PollIo, impl_stream_read, impl_stream_write};
+use crate::io::{impl_stream_read, impl_stream_write};
 use crate::owned::ops::SockKind;
+use crate::stream_io::StreamIo;
 use crate::unix::split::{ReadHalf, WriteHalf, split};
 use crate::unix::split_owned::{OwnedReadHalf, OwnedWriteHalf, split_owned};
 use crate::unix::{SocketAddr, UCred, sock_addr};
 
 /// A Unix domain stream socket, with tokio's API.
+///
+/// Reads work as [`TcpStream`](crate::TcpStream)'s: on an io_uring core,
+/// once a read has had to wait, arriving bytes are received in the
+/// background into the core's buffer ring and reads copy them from there.
 ///
 /// ```no_run
 /// use insane_net::UnixStream;
@@ -35,7 +40,7 @@ use crate::unix::{SocketAddr, UCred, sock_addr};
 /// # }
 /// ```
 pub struct UnixStream {
-    pub(crate) io: PollIo<std::os::unix::net::UnixStream>,
+    pub(crate) io: StreamIo<std::os::unix::net::UnixStream>,
 }
 
 impl UnixStream {
@@ -75,7 +80,7 @@ impl UnixStream {
 
     pub(crate) fn new(stream: std::os::unix::net::UnixStream) -> UnixStream {
         UnixStream {
-            io: PollIo::new(stream),
+            io: StreamIo::new(stream),
         }
     }
 
@@ -144,20 +149,17 @@ impl UnixStream {
     /// Reads without waiting (`WouldBlock` when nothing is there, `Ok(0)`
     /// at end of stream).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .try_dir(Direction::Read, || self.io.recv_slice(buf, false))
+        self.io.try_read(buf)
     }
 
     /// Like [`try_read`](Self::try_read), into several buffers.
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io
-            .try_dir(Direction::Read, || self.io.read_vectored(bufs))
+        self.io.try_read_vectored(bufs)
     }
 
     /// Like [`try_read`](Self::try_read), appending to a `BufMut`.
     pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        self.io
-            .try_dir(Direction::Read, || self.io.recv_bufmut(buf))
+        self.io.try_read_buf(buf)
     }
 
     /// Waits until the socket may be writable.
