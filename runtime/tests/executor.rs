@@ -463,8 +463,7 @@ fn polls_seen_by_ready_tasks(event_interval: u32, tasks: usize) -> Vec<usize> {
         for h in handles {
             h.await.unwrap();
         }
-        let seen = seen.borrow().clone();
-        seen
+        seen.take()
     })
 }
 

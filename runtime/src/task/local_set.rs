@@ -348,6 +348,8 @@ mod tests {
     }
 
     #[test]
+    // The handle returned from `run_until` is awaited later, on purpose.
+    #[allow(clippy::async_yields_async)]
     fn spawn_local_inside_run_until_joins_the_set() {
         let rt = rt();
         rt.block_on(async {
