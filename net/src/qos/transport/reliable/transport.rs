@@ -650,7 +650,7 @@ enum Received {
     /// No datagram (the caller's waker is registered).
     Nothing,
     /// Some datagrams, then none (the caller's waker is registered).
-    Some,
+    Drained,
     /// A whole burst: more may wait, and no waker is registered.
     Burst,
     /// Stopped at a datagram that completed a message: more may wait,
@@ -660,9 +660,10 @@ enum Received {
 
 impl Shared {
     /// Feeds up to [`RX_BURST`] datagrams of the inner transport to the
-    /// protocol. Whether any came. When all `RX_BURST` came, more may be
-    /// waiting and no waker is registered with the inner transport: the
-    /// caller must poll again (`cx` is woken when more arrive otherwise).
+    /// protocol, and says what came. When all `RX_BURST` came, more may
+    /// be waiting and no waker is registered with the inner transport:
+    /// the caller must poll again (`cx` is woken when more arrive
+    /// otherwise).
     ///
     /// With `until_message`, it stops after the datagram that completes a
     /// message the receive pool has room for ([`Received::Message`], no
@@ -694,7 +695,7 @@ impl Shared {
                 }
                 Poll::Pending => {
                     if progress == Received::Burst {
-                        return Received::Some;
+                        return Received::Drained;
                     }
                     return Received::Nothing;
                 }
