@@ -735,3 +735,129 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
     let now_b: Vec<_> = pools_b.iter().map(|p| p.in_use_count()).collect();
     assert_eq!(now_b, used_b, "the peer's mbufs all came back");
 }
+
+/// Reliable datagrams over a real DPDK path in one process: an endpoint
+/// that the policy gives DPDK reliable datagrams on one end of a
+/// `net_ring` pair, and the protocol over a stack on the other end (same
+/// core). Both send each other numbered messages of 1 B to 64 KiB at
+/// once (multi-fragment ones included); each receives every message of
+/// the other exactly once, in order, intact. (`qos_reliable_dpdk_memif.rs`
+/// runs the same between two processes over `net_memif`.)
+///
+/// Ignored: it stalls (a side hears nothing for the 1 s idle timeout,
+/// after ~50–160 messages; also with messages of one frame, and with the
+/// transport as it was before the inline receive), while the same
+/// exchange passes over the in-memory device on one core
+/// (`qos_reliable.rs`) and over memif between two processes. Run it with
+/// `--ignored` when looking for the cause.
+#[test]
+#[ignore = "stalls on the idle timeout: two stacks on net_ring in one process (see the doc comment)"]
+fn reliable_datagrams_over_a_ring_pair_deliver_every_message_once_in_order() {
+    use common::messages::{Rng, check, count, fill};
+    use insane_dpdk::{Port, PortConfig, ring_pair};
+    use insane_net::qos::transport::stack::StackUdpTransport;
+    use insane_net::qos::transport::{Op, ReliableTransport, Transport};
+    use insane_net::stack::dpdk::DpdkDevice;
+    use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig};
+    use insane_runtime::task::spawn;
+    use insane_runtime::time::timeout;
+    use std::future::poll_fn;
+
+    if !require_dpdk("reliable_datagrams_over_a_ring_pair") {
+        return;
+    }
+    insane_net::qos::transport::dpdk::init_eal(&eal_args()).expect("EAL");
+    let (a, b) = ring_pair(1024).expect("ring pair");
+    let config = dpdk_config(a, "10.79.0.1/24");
+    let n = count(200);
+    let limit = Duration::from_secs(30);
+    // The port outlives the runtime, whose core keeps the stack on it.
+    let mut port_b = Port::open(b, &PortConfig::default()).expect("port b");
+    let device = DpdkDevice::with_mac(
+        port_b.take_queue(0).unwrap(),
+        EthernetAddress([2, 0, 0, 0, 0x79, 2]),
+    )
+    .unwrap();
+    let rt = runtime(1);
+    rt.block_on(async move {
+        let qos = Qos::builder().critical().reliable().poll().build();
+        let cfg = TransportConfig::default();
+        let ep = Endpoint::bind_with_config("10.79.0.1:7900", qos, cfg, &config)
+            .await
+            .expect("bind on the [dpdk] address");
+        assert_eq!(ep.driver(), Kind::DpdkReliable, "{}", ep.explain());
+        let stack = StackUdpTransport::<DpdkDevice>::bind(
+            "ring reliable b",
+            7901,
+            Kind::DpdkUdp,
+            &cfg,
+            || {
+                let addr = "10.79.0.2/24".parse().unwrap();
+                Ok((Interface::new(device, InterfaceConfig::new(addr)), None))
+            },
+        )
+        .expect("a stack on port b");
+        let peer = Arc::new(
+            ReliableTransport::new(Arc::new(stack), Kind::DpdkReliable, &cfg)
+                .expect("reliable datagrams over port b"),
+        );
+        let ep = Arc::new(ep);
+        let (ep_addr, peer_addr) = (ep.local_addr().unwrap(), peer.local_addr().unwrap());
+        let mut rng = Rng(0x7269_6e67);
+        let sizes: Arc<Vec<usize>> = Arc::new((0..n).map(|_| rng.size(16)).collect());
+        let (s1, s2, s3, s4) = (sizes.clone(), sizes.clone(), sizes.clone(), sizes);
+        let (ep1, ep2, peer1, peer2) = (ep.clone(), ep, peer.clone(), peer);
+        let tasks = [
+            // The endpoint sends (tag 0xa) and receives (tag 0xb) through
+            // the public API...
+            spawn(async move {
+                for (i, &len) in s1.iter().enumerate() {
+                    let mut buf = ep1.buffer().await;
+                    buf.resize(len, 0).unwrap();
+                    fill(&mut buf, 0xa, i);
+                    ep1.send_to(buf, peer_addr)
+                        .await
+                        .unwrap_or_else(|e| panic!("endpoint send {i}: {e}"));
+                }
+            }),
+            spawn(async move {
+                for (i, &len) in s2.iter().enumerate() {
+                    let m = timeout(limit, ep2.recv())
+                        .await
+                        .unwrap_or_else(|_| panic!("endpoint: message {i} not received"))
+                        .unwrap_or_else(|e| panic!("endpoint recv {i}: {e}"));
+                    assert_eq!(m.peer(), peer_addr);
+                    check(&m, 0xb, i, len, "peer -> endpoint");
+                }
+            }),
+            // ...the peer through the transport's calls.
+            spawn(async move {
+                for (i, &len) in s3.iter().enumerate() {
+                    let mut buf = poll_fn(|cx| peer1.poll_buffer(cx)).await;
+                    buf.resize(len, 0).unwrap();
+                    fill(&mut buf, 0xb, i);
+                    let (mut buf, mut op) = (Some(buf), Op::new());
+                    poll_fn(|cx| peer1.poll_send(cx, &mut buf, Some(ep_addr), &mut op))
+                        .await
+                        .unwrap_or_else(|e| panic!("peer send {i}: {e}"));
+                }
+            }),
+            spawn(async move {
+                let mut op = Op::new();
+                for (i, &len) in s4.iter().enumerate() {
+                    let m = timeout(limit, poll_fn(|cx| peer2.poll_recv(cx, &mut op)))
+                        .await
+                        .unwrap_or_else(|_| panic!("peer: message {i} not received"))
+                        .unwrap_or_else(|e| panic!("peer recv {i}: {e}"));
+                    assert_eq!(m.peer(), ep_addr);
+                    check(&m, 0xa, i, len, "endpoint -> peer");
+                }
+            }),
+        ];
+        for t in tasks {
+            t.await.expect("a transfer task");
+        }
+    });
+    drop(rt);
+    drop(port_b);
+}

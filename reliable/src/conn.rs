@@ -458,6 +458,19 @@ impl Conn {
         self.ack_pending
     }
 
+    /// Whether `transmit` may have another packet: `false` only when it
+    /// has none (no handshake, close, ACK, ping, retransmission or queued
+    /// message is due), so the endpoint need not ask it again until
+    /// something touches it.
+    pub(crate) fn may_transmit(&self) -> bool {
+        self.hs_due
+            || self.close_due
+            || self.ack_pending
+            || self.ping_due
+            || !self.retx.is_empty()
+            || !self.send_queue.is_empty()
+    }
+
     fn next_packet(
         &mut self,
         now: Instant,

@@ -909,6 +909,13 @@ impl Endpoint {
             .any(|&id| slot_ref(&self.conns, id).is_some_and(|c| c.ack_pending()))
     }
 
+    /// Whether [`poll_transmit`](Self::poll_transmit) may have a
+    /// datagram to write: when `false` it has none, and a caller can skip
+    /// lending it a buffer.
+    pub fn wants_transmit(&self) -> bool {
+        !self.ctrl.is_empty() || !self.ready.is_empty()
+    }
+
     fn next_transmit(&mut self, now: Instant, out: &mut [u8], hold_acks: bool) -> Option<Transmit> {
         if out.len() < self.cfg.max_datagram {
             self.stats.tx_buffer_too_small += 1;
@@ -935,11 +942,14 @@ impl Endpoint {
             let sent = c.transmit(now, out, cfg, epoch, hold_acks);
             let to = c.peer;
             let held = sent.is_none() && hold_acks && c.ack_pending();
+            let more = c.may_transmit();
             self.arm(id);
             // A connection with nothing to send leaves the queue; whatever
             // gives it something again (ack, timer, send) schedules it.
             if let Some(len) = sent {
-                self.schedule(id);
+                if more {
+                    self.schedule(id);
+                }
                 self.requeue_held();
                 self.stats.tx_datagrams += 1;
                 return Some(Transmit { to, len });
@@ -988,6 +998,15 @@ impl Endpoint {
                 self.timers.push(Reverse((d, id)));
             }
         }
+    }
+
+    /// A time no later than [`poll_timeout`](Self::poll_timeout)'s, read
+    /// without recomputing any connection's deadline (the earliest armed
+    /// timer: a deadline that moved later since stays armed earlier).
+    /// For a driver deciding cheaply whether its own timer, armed for
+    /// `t`, must move: only when this is before `t`.
+    pub fn timer_hint(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
     }
 
     /// Runs the timers due at `now`: retransmissions, keepalives, credit

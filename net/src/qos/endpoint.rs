@@ -717,11 +717,18 @@ impl Endpoint {
     pub async fn recv(&self) -> io::Result<RxBuf> {
         self.serve();
         let mut op = Op::new();
+        // Tells the transport when this future is dropped while waiting.
+        let mut waiting = CancelRecv {
+            transport: &*self.transport,
+            waiting: false,
+        };
         poll_fn(|cx| {
             // Each message spends a unit of the task's budget, so a
             // receiver of a flood yields to its core's other tasks.
             let budget = std::task::ready!(coop::poll_proceed(cx));
+            waiting.waiting = true;
             let res = std::task::ready!(self.transport.poll_recv(cx, &mut op));
+            waiting.waiting = false;
             budget.made_progress();
             Poll::Ready(res)
         })
@@ -1194,5 +1201,20 @@ async fn drain(lane: Rc<Lane>) {
         };
         let res = poll_fn(|cx| item.poll(cx)).await;
         item.complete(res);
+    }
+}
+
+/// Calls [`Transport::cancel_recv`] when a receive that waited is
+/// dropped before it completed.
+struct CancelRecv<'a> {
+    transport: &'a dyn Transport,
+    waiting: bool,
+}
+
+impl Drop for CancelRecv<'_> {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.transport.cancel_recv();
+        }
     }
 }

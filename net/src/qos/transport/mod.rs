@@ -188,6 +188,14 @@ pub trait Transport: Send + Sync + fmt::Debug {
         None
     }
 
+    /// A `poll_recv` that returned `Pending` will not be polled again
+    /// (its future was dropped). A transport whose waiting receiver does
+    /// work for it (reliable datagrams: a receiver on the home core runs
+    /// the protocol's receive itself) hands that work back to its own
+    /// task here. [`Endpoint::recv`](super::Endpoint::recv) calls it; the
+    /// default does nothing.
+    fn cancel_recv(&self) {}
+
     /// Makes `peer` the default destination (UDP: `connect(2)`, which
     /// also filters receives; TCP: opens a connection).
     fn poll_connect(

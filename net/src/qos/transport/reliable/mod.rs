@@ -31,18 +31,24 @@
 //!   next `recv` and the next `send` to that peer fail with an error
 //!   naming the peer and the cause; a later send opens a new connection.
 //!
-//! # The driver task
+//! # Who runs the protocol
 //!
-//! The protocol endpoint is sans-IO; one task per transport, spawned on
-//! the core that bound it (the inner transport's core), drives it: it
-//! receives datagrams from the inner transport and feeds them to
-//! `handle_datagram`, runs the timers (`poll_timeout`, slept on with the
-//! runtime's timer), turns events into received messages and errors, and
-//! drains `poll_transmit` into the inner transport's send buffers (a
-//! device frame on the userspace stack). The application's `send` only
-//! queues the message on the endpoint and wakes the task. When the inner
-//! transport busy-polls (every kind here does), its receive wakes the task
-//! at every turn of the core's loop: the task busy-polls too.
+//! The protocol endpoint is sans-IO. On the core that bound the transport
+//! (the inner transport's core) the application's own calls run it, with
+//! no hop through another task: `send` queues the message and transmits
+//! it at once (its DATA packet carries the ACK of the message it
+//! answers), and a `recv` that finds no message feeds the inner
+//! transport's datagrams to the protocol itself — its waker is then the
+//! inner transport's, so an arriving datagram wakes the receiver
+//! directly. One task per transport, the *driver*, does the rest: it runs
+//! the protocol's timers (one runtime timer per transport, armed only
+//! when the protocol's next deadline comes before the armed one: a timer
+//! that fires early is re-armed then, so messages do not re-arm it),
+//! finishes transmits the application could not, sends the ACKs no answer
+//! carried (after the application's turn), and moves datagrams and events
+//! while no receiver on the home core waits (one on another core, or
+//! none). When the inner transport busy-polls (every kind here does), the
+//! waiting receiver, or else the driver, busy-polls with it.
 //!
 //! # Copies
 //!

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use insane_reliable::{CloseReason, ConnId, Event, SendError};
 use insane_runtime::task::{AbortHandle, coop, spawn};
 use insane_runtime::time::{Sleep, sleep_until};
+use rustc_hash::FxHashMap;
 
 use crate::qos::policy::TransportKind;
 use crate::qos::rxbuf::{RxBuf, count_copy};
@@ -45,6 +46,9 @@ const HOLD_PASSES: u8 = 1;
 const TX_INITIAL: usize = 4096;
 /// Pooled send buffers that grew past this are freed on return.
 const TX_RETAIN: usize = 1 << 20;
+/// Messages up to this long are copied out of their send buffer, which
+/// the pool keeps for the next message; longer ones are taken over.
+const SMALL_COPY: usize = 512;
 /// Failed connections remembered for the next send to their peer, at most.
 const FAILED_MAX: usize = 4096;
 /// Receive buffers of the inner transport that the protocol never keeps
@@ -88,8 +92,9 @@ struct State {
     ep: insane_reliable::Endpoint,
     /// The connection that carries sends to each peer.
     conns: HashMap<SocketAddr, ConnId>,
-    /// Every live connection's peer.
-    peers: HashMap<ConnId, SocketAddr>,
+    /// Every live connection's peer (ids are ours, random: Fx hashing
+    /// is safe here, unlike for peer addresses).
+    peers: FxHashMap<ConnId, SocketAddr>,
     /// Why the connection to a peer failed, for the next send to it.
     failed: HashMap<SocketAddr, io::Error>,
     inbox: VecDeque<io::Result<RxBuf>>,
@@ -98,9 +103,24 @@ struct State {
     default_peer: Option<SocketAddr>,
     /// The driver task, woken when the application gave it work.
     driver: Option<Waker>,
-    /// The application gave the endpoint something to transmit (a
-    /// message, a connection) since the driver's last transmit.
+    /// The application gave the driver work (a transmit that could not
+    /// finish, a timer to bring forward, ACKs held for an answer, a
+    /// receive it stopped waiting for) since the driver's last turn.
     kick: bool,
+    /// The receive of datagrams from the inner transport, shared by
+    /// whoever pumps it (an application receiver or the driver).
+    recv_op: Op<io::Result<RxBuf>>,
+    /// An application receiver on the home core waits in `poll_recv` and
+    /// pumps the inner transport itself (its waker is the inner's): the
+    /// driver leaves the inner's receive to it, except on a timer.
+    inline_rx: bool,
+    /// The deadline the driver's timer is armed for. Armed lazily: only
+    /// when the protocol's next deadline is earlier (a timer that fires
+    /// early is re-armed then), so a message does not re-arm it.
+    armed: Option<Instant>,
+    /// A buffer of the inner transport that the last transmit did not
+    /// need, kept for the next one (no lend and return per empty turn).
+    spare: Option<TxBuf>,
     /// The inner send of a datagram that had to wait.
     send_op: Op<io::Result<()>>,
     /// `send_op` holds a datagram in flight: no other transmit until it
@@ -109,9 +129,9 @@ struct State {
     /// The last transmit stopped before the endpoint had nothing left
     /// (no buffer, or a send in flight).
     tx_more: bool,
-    /// This turn handed messages to the application: ACKs that would go
-    /// alone are held for its answer to carry (the driver transmits them
-    /// on its next turn, after the application's).
+    /// Messages were handed to the application: ACKs that would go
+    /// alone are held for its answer to carry (sent by the driver's next
+    /// turn, after the application's, if no answer carried them).
     delivered: bool,
     /// ACKs were held back; the driver's next turn sends what is left.
     acks_held: bool,
@@ -133,8 +153,8 @@ impl State {
     ) -> bool {
         let mut sent = false;
         self.tx_more = false;
-        while !self.sending {
-            let mut buf = match inner.try_buffer() {
+        while !self.sending && self.ep.wants_transmit() {
+            let mut buf = match self.spare.take().or_else(|| inner.try_buffer()) {
                 Some(b) => b,
                 None => match inner.poll_buffer(cx) {
                     Poll::Ready(b) => b,
@@ -159,6 +179,7 @@ impl State {
                 self.ep.poll_transmit(now, &mut buf)
             };
             let Some(t) = next else {
+                self.spare = Some(buf);
                 break;
             };
             buf.truncate(t.len);
@@ -183,6 +204,26 @@ impl State {
         self.kick = true;
         if let Some(w) = &self.driver {
             w.wake_by_ref();
+        }
+    }
+
+    /// After the application queued or answered on the home core: the
+    /// driver is needed only for a transmit that could not finish, or
+    /// for a protocol deadline earlier than its timer.
+    fn kick_driver_if_needed(&mut self) {
+        if self.sending || self.tx_more || self.timer_may_move() {
+            self.kick_driver();
+        }
+    }
+
+    /// Whether the protocol's next deadline may come before the driver's
+    /// timer (cheap: from the protocol's earliest armed timer, a lower
+    /// bound of its next deadline).
+    fn timer_may_move(&self) -> bool {
+        match (self.ep.timer_hint(), self.armed) {
+            (Some(t), Some(armed)) => t < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
         }
     }
 }
@@ -301,7 +342,7 @@ impl ReliableTransport {
             state: Mutex::new(State {
                 ep,
                 conns: HashMap::new(),
-                peers: HashMap::new(),
+                peers: FxHashMap::default(),
                 failed: HashMap::new(),
                 inbox: VecDeque::new(),
                 recv_waiters: Vec::new(),
@@ -309,6 +350,10 @@ impl ReliableTransport {
                 default_peer: None,
                 driver: None,
                 kick: false,
+                recv_op: Op::new(),
+                inline_rx: false,
+                armed: None,
+                spare: None,
                 send_op: Op::new(),
                 sending: false,
                 tx_more: true,
@@ -373,7 +418,9 @@ impl Shared {
     ) -> Poll<io::Result<()>> {
         let mut guard = lock(&self.state);
         let st = &mut *guard;
-        if let Some(e) = st.failed.remove(&peer) {
+        if !st.failed.is_empty()
+            && let Some(e) = st.failed.remove(&peer)
+        {
             return Poll::Ready(Err(e));
         }
         let conn = match st.conns.get(&peer) {
@@ -398,8 +445,10 @@ impl Shared {
                 // transport's operations stay on its core.
                 if !st.sending && self.home.is_current() {
                     st.transmit(cx, &*self.inner, self.max_datagram, Instant::now(), false);
+                    st.kick_driver_if_needed();
+                } else {
+                    st.kick_driver();
                 }
-                st.kick_driver();
                 Poll::Ready(Ok(()))
             }
             Err(SendError::WouldBlock) => {
@@ -489,14 +538,29 @@ impl Transport for ReliableTransport {
         let Some(peer) = peer.or(lock(&shared.state).default_peer) else {
             return Poll::Ready(Err(not_connected("this reliable")));
         };
-        // The message's storage becomes the `Bytes` the protocol keeps
-        // until acked (no copy here); its pool entry is free again at once
-        // (the protocol's send buffer bounds what is held).
+        // The protocol keeps the message until acked; its pool entry is
+        // free again at once (the protocol's send buffer bounds what is
+        // held).
         let (data, headroom, pool) = tx.into_parts();
-        if let Some(pool) = pool {
-            pool.give_back(Vec::new());
-        }
-        let msg = Bytes::from(data).slice(headroom..);
+        let msg = match pool {
+            // A small message is copied into an exact-size `Bytes` (one
+            // small allocation) and the buffer, with its capacity, goes
+            // back to the pool for the next message: cheaper than
+            // wrapping the whole buffer in a shared `Bytes` (an allocation
+            // for the wrapper) and allocating the next buffer anew.
+            Some(pool) if data.len() - headroom <= SMALL_COPY => {
+                let msg = Bytes::copy_from_slice(&data[headroom..]);
+                pool.give_back(data);
+                msg
+            }
+            // A large one becomes the `Bytes` itself: no copy.
+            pool => {
+                if let Some(pool) = pool {
+                    pool.give_back(Vec::new());
+                }
+                Bytes::from(data).slice(headroom..)
+            }
+        };
         match shared.poll_queue(cx, peer, &msg) {
             Poll::Pending => {
                 let shared = shared.clone();
@@ -519,16 +583,43 @@ impl Transport for ReliableTransport {
     ) -> Poll<io::Result<RxBuf>> {
         // A receive loop over a full inbox yields every 128 messages too.
         let coop = std::task::ready!(coop::poll_proceed(cx));
-        let mut st = lock(&self.shared.state);
+        let shared = &self.shared;
+        let mut guard = lock(&shared.state);
+        let st = &mut *guard;
+        let home = shared.home.is_current();
+        if st.inbox.is_empty() && home {
+            // This receiver is polling: waking it for what it takes now
+            // would only poll it once more for nothing.
+            if st.recv_waiters.len() == 1 && st.recv_waiters[0].will_wake(cx.waker()) {
+                st.recv_waiters.clear();
+            }
+            shared.receive_inline(st, cx);
+        }
         match st.inbox.pop_front() {
             Some(msg) => {
+                st.inline_rx = false;
                 coop.made_progress();
                 Poll::Ready(msg)
             }
             None => {
+                // At home this receiver's waker is now the inner
+                // transport's: datagrams wake it, not the driver. (One on
+                // another core waits for whoever receives at home.)
+                if home {
+                    st.inline_rx = true;
+                }
                 register(&mut st.recv_waiters, cx);
                 Poll::Pending
             }
+        }
+    }
+
+    fn cancel_recv(&self) {
+        let mut st = lock(&self.shared.state);
+        if st.inline_rx {
+            // Nobody pumps the inner transport any more: the driver does.
+            st.inline_rx = false;
+            st.kick_driver();
         }
     }
 
@@ -571,67 +662,51 @@ impl Transport for ReliableTransport {
     }
 }
 
-// ---- the driver --------------------------------------------------------------
+// ---- receiving ----------------------------------------------------------------
 
-/// The task that moves datagrams between the protocol endpoint and the
-/// inner transport, runs its timers and turns its events into received
-/// messages and errors.
-struct Driver {
-    shared: Arc<Shared>,
-    recv_op: Op<io::Result<RxBuf>>,
-    sleep: Pin<Box<Sleep>>,
-    armed: Option<Instant>,
-    /// The last turn held ACKs for the application's answer: let the
-    /// application run before the next turn.
-    yield_now: bool,
-    /// Further turns that still hold ACKs back (see `HOLD_PASSES`).
-    hold_passes: u8,
+/// What one receive burst got from the inner transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Received {
+    /// No datagram (the caller's waker is registered).
+    Nothing,
+    /// Some datagrams, then none (the caller's waker is registered).
+    Drained,
+    /// A whole burst: more may wait, and no waker is registered.
+    Burst,
+    /// Stopped at a datagram that completed a message: more may wait,
+    /// and no waker is registered.
+    Message,
 }
 
-impl Driver {
-    fn new(shared: Arc<Shared>) -> Self {
-        let far = insane_runtime::time::Instant::now() + std::time::Duration::from_secs(86_400);
-        Self {
-            shared,
-            recv_op: Op::new(),
-            sleep: Box::pin(sleep_until(far)),
-            armed: None,
-            yield_now: false,
-            hold_passes: 0,
-        }
-    }
-
-    /// One turn: receive, timers, events, transmit. Whether anything
-    /// happened.
-    fn turn(&mut self, cx: &mut Context<'_>) -> bool {
-        let shared = self.shared.clone();
-        let inner = &*shared.inner;
-        let mut progress = false;
-        let now = Instant::now();
-        let mut guard = lock(&shared.state);
-        let st = &mut *guard;
-        if st.sending
-            && let Poll::Ready(res) = st.send_op.poll(cx)
-        {
-            st.sending = false;
-            progress = true;
-            if let Err(e) = res {
-                // The protocol retransmits what was lost.
-                tracing::debug!("reliable datagrams: a datagram was not sent: {e}");
-            }
-        }
-        if !st.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            st.driver = Some(cx.waker().clone());
-        }
+impl Shared {
+    /// Feeds up to [`RX_BURST`] datagrams of the inner transport to the
+    /// protocol, and says what came. When all `RX_BURST` came, more may
+    /// be waiting and no waker is registered with the inner transport:
+    /// the caller must poll again (`cx` is woken when more arrive
+    /// otherwise).
+    ///
+    /// With `until_message`, it stops after the datagram that completes a
+    /// message the receive pool has room for ([`Received::Message`], no
+    /// waker registered either): the caller delivers it first, and polls
+    /// again when it comes back for the next.
+    fn receive(
+        &self,
+        st: &mut State,
+        cx: &mut Context<'_>,
+        now: Instant,
+        until_message: bool,
+    ) -> Received {
+        let mut progress = Received::Nothing;
         for _ in 0..RX_BURST {
-            match inner.poll_recv(cx, &mut self.recv_op) {
+            match self.inner.poll_recv(cx, &mut st.recv_op) {
                 Poll::Ready(Ok(d)) => {
                     let from = d.peer();
-                    if shared.keep_datagrams {
+                    let events = st.ep.pending_events();
+                    if self.keep_datagrams {
                         // No copy: DATA payloads stay in the datagram (a
                         // device frame) until their message is delivered
                         // as those frames, while frames can be spared.
-                        let lendable = inner.rx_available().saturating_sub(LEND_RESERVE);
+                        let lendable = self.inner.rx_available().saturating_sub(LEND_RESERVE);
                         let d = Bytes::from_owner(d);
                         st.ep.handle_datagram_owned(now, from, &d, lendable);
                     } else {
@@ -640,68 +715,66 @@ impl Driver {
                         // a buffer sized for 64 KiB).
                         st.ep.handle_datagram(now, from, &d);
                     }
-                    progress = true;
+                    progress = Received::Burst;
+                    if until_message && st.ep.pending_events() > events && self.rx.available() > 0 {
+                        return Received::Message;
+                    }
                 }
                 Poll::Ready(Err(e)) => {
                     // E.g. an ICMP error reported on the socket: the
                     // protocol's timers decide what a silent peer means.
                     tracing::debug!("reliable datagrams: receive: {e}");
-                    progress = true;
-                    break;
+                    return Received::Burst;
                 }
-                Poll::Pending => break,
-            }
-        }
-        if st.ep.poll_timeout().is_some_and(|t| t <= now) {
-            st.ep.handle_timeout(now);
-            progress = true;
-        }
-        progress |= self.drain_events(cx, st);
-        // Transmit only when something happened: a turn of a busy-polling
-        // driver that found nothing costs one receive attempt, not a
-        // buffer and a transmit attempt too.
-        // Messages just went to the application, which may answer at
-        // once: its answer carries the ACKs (two datagrams per round trip,
-        // not four). The driver yields so that the application, then the
-        // core's transmit task that sends the answer, run before ACKs that
-        // are still held go alone.
-        let delivered = std::mem::take(&mut st.delivered);
-        let hold = delivered || (st.acks_held && self.hold_passes > 0);
-        if delivered {
-            self.hold_passes = HOLD_PASSES;
-        } else if hold {
-            self.hold_passes -= 1;
-        }
-        if progress || st.kick || st.tx_more || st.acks_held {
-            st.kick = false;
-            st.acks_held = false;
-            progress |= st.transmit(cx, inner, shared.max_datagram, now, hold);
-            if hold && st.ep.has_pending_acks() {
-                st.acks_held = true;
-                self.yield_now = true;
-            }
-        }
-        let next = st.ep.poll_timeout();
-        drop(guard);
-        if let Some(t) = next {
-            if self.armed != Some(t) {
-                self.sleep.as_mut().reset(t.into());
-                self.armed = Some(t);
-            }
-            if self.sleep.as_mut().poll(cx).is_ready() {
-                self.armed = None;
-                progress = true;
+                Poll::Pending => {
+                    if progress == Received::Burst {
+                        return Received::Drained;
+                    }
+                    return Received::Nothing;
+                }
             }
         }
         progress
+    }
+
+    /// The application's receive on the home core, inline: the inner
+    /// transport's datagrams go into the protocol and its messages into
+    /// the inbox in the receiver's own poll, with no hop through the
+    /// driver task. ACKs that would go alone are held for the
+    /// application's answer to carry; the driver, woken for its next
+    /// turn (after the application's), sends those no answer carried.
+    fn receive_inline(&self, st: &mut State, cx: &mut Context<'_>) {
+        let now = Instant::now();
+        let received = self.receive(st, cx, now, true);
+        let got = received != Received::Nothing;
+        if st.ep.pending_events() > 0 {
+            self.drain_events(st, cx);
+        }
+        let delivered = st.delivered;
+        if received == Received::Burst || (received == Received::Message && !delivered) {
+            // More may wait, with no waker registered: poll again soon. (A
+            // delivered message brings the receiver back, or the driver.)
+            cx.waker().wake_by_ref();
+        }
+        if std::mem::take(&mut st.delivered) {
+            st.transmit(cx, &*self.inner, self.max_datagram, now, true);
+            st.acks_held |= st.ep.has_pending_acks();
+            // Also the receiver's way back: if it does not wait here
+            // again, the driver takes the inner transport's receive over.
+            st.kick_driver();
+        } else if got {
+            // Acks, window updates, SACK holes to repair: nothing to hold.
+            st.transmit(cx, &*self.inner, self.max_datagram, now, false);
+            st.kick_driver_if_needed();
+        }
     }
 
     /// Hands the endpoint's events to the application while the receive
     /// pool has room: a message stays in the endpoint (its credit not
     /// returned, so the peer's sends stop) until the application frees a
     /// receive buffer. Whether any event was taken.
-    fn drain_events(&mut self, cx: &mut Context<'_>, st: &mut State) -> bool {
-        let rx = &self.shared.rx;
+    fn drain_events(&self, st: &mut State, cx: &mut Context<'_>) -> bool {
+        let rx = &self.rx;
         let mut taken = false;
         let mut wake_recv = false;
         let mut wake_send = false;
@@ -722,7 +795,7 @@ impl Driver {
                         .get(&conn)
                         .copied()
                         .or_else(|| st.ep.peer(conn))
-                        .unwrap_or(self.shared.local);
+                        .unwrap_or(self.local);
                     drop(slot);
                     // The protocol's copy out of the datagrams, if it made
                     // one (kernel sockets' datagrams; too few frames to
@@ -775,6 +848,130 @@ impl Driver {
             wake_all(&mut st.send_waiters);
         }
         taken
+    }
+}
+
+// ---- the driver --------------------------------------------------------------
+
+/// The task that runs the protocol's timers, finishes transmits the
+/// application could not, sends the ACKs no answer carried, and moves
+/// datagrams and events while no application receiver does it inline
+/// (one waiting on another core, or none waiting).
+struct Driver {
+    shared: Arc<Shared>,
+    sleep: Pin<Box<Sleep>>,
+    /// The timer fired: this turn receives even while an application
+    /// receiver pumps inline (whose receive future may have been
+    /// dropped without a word, as a plain `Transport` user may do).
+    timer_fired: bool,
+    /// The last turn held ACKs for the application's answer: let the
+    /// application run before the next turn.
+    yield_now: bool,
+    /// Further turns that still hold ACKs back (see `HOLD_PASSES`).
+    hold_passes: u8,
+}
+
+impl Driver {
+    fn new(shared: Arc<Shared>) -> Self {
+        let far = insane_runtime::time::Instant::now() + std::time::Duration::from_secs(86_400);
+        Self {
+            shared,
+            sleep: Box::pin(sleep_until(far)),
+            timer_fired: false,
+            yield_now: false,
+            hold_passes: 0,
+        }
+    }
+
+    /// One turn: receive, timers, events, transmit. Whether anything
+    /// happened.
+    fn turn(&mut self, cx: &mut Context<'_>) -> bool {
+        let shared = self.shared.clone();
+        let inner = &*shared.inner;
+        let mut progress = false;
+        let now = Instant::now();
+        let mut guard = lock(&shared.state);
+        let st = &mut *guard;
+        if st.sending
+            && let Poll::Ready(res) = st.send_op.poll(cx)
+        {
+            st.sending = false;
+            progress = true;
+            if let Err(e) = res {
+                // The protocol retransmits what was lost.
+                tracing::debug!("reliable datagrams: a datagram was not sent: {e}");
+            }
+        }
+        if !st.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.driver = Some(cx.waker().clone());
+        }
+        if std::mem::take(&mut self.timer_fired) {
+            // A receiver whose future was dropped without a word (as a
+            // plain `Transport` user may do) would leave the datagrams
+            // waiting: the driver takes the receive over until a waiting
+            // receiver claims it again.
+            st.inline_rx = false;
+        }
+        if !st.inline_rx {
+            // A full burst is progress: the next turn receives again.
+            progress |= shared.receive(st, cx, now, false) != Received::Nothing;
+        }
+        if st.ep.timer_hint().is_some_and(|t| t <= now)
+            && st.ep.poll_timeout().is_some_and(|t| t <= now)
+        {
+            st.ep.handle_timeout(now);
+            progress = true;
+        }
+        if st.ep.pending_events() > 0 {
+            progress |= shared.drain_events(st, cx);
+        }
+        // Transmit only when something happened: a turn of a busy-polling
+        // driver that found nothing costs one receive attempt, not a
+        // buffer and a transmit attempt too.
+        // Messages just went to the application, which may answer at
+        // once: its answer carries the ACKs (two datagrams per round trip,
+        // not four). The driver yields so that the application, then the
+        // core's transmit task that sends the answer, run before ACKs that
+        // are still held go alone.
+        let delivered = std::mem::take(&mut st.delivered);
+        let hold = delivered || (st.acks_held && self.hold_passes > 0);
+        if delivered {
+            self.hold_passes = HOLD_PASSES;
+        } else if hold {
+            self.hold_passes -= 1;
+        }
+        if progress || st.kick || st.tx_more || st.acks_held {
+            st.kick = false;
+            st.acks_held = false;
+            progress |= st.transmit(cx, inner, shared.max_datagram, now, hold);
+            if hold && st.ep.has_pending_acks() {
+                st.acks_held = true;
+                self.yield_now = true;
+            }
+        }
+        // The timer is armed only for an earlier deadline: one that moved
+        // later (an ack came) lets the armed timer fire early, and the
+        // turn it wakes re-arms it. A message does not re-arm it.
+        let mut reset = false;
+        if st.timer_may_move()
+            && let Some(t) = st.ep.poll_timeout()
+            && st.armed.is_none_or(|armed| t < armed)
+        {
+            self.sleep.as_mut().reset(t.into());
+            st.armed = Some(t);
+            reset = true;
+        }
+        // The timer is polled to register it (after a reset) or to see it
+        // fire (it wakes the driver at or after its deadline), not at
+        // every turn.
+        let poll_sleep = st.armed.is_some_and(|t| reset || t <= now);
+        drop(guard);
+        if poll_sleep && self.sleep.as_mut().poll(cx).is_ready() {
+            lock(&shared.state).armed = None;
+            self.timer_fired = true;
+            progress = true;
+        }
+        progress
     }
 }
 
