@@ -63,6 +63,15 @@ fn lock_port0() -> std::sync::MutexGuard<'static, ()> {
     PORT0.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The payload copy counter is the process's: tests that assert it does
+/// not move and tests that copy (reliable messages viewed contiguously)
+/// run one at a time.
+static COPY_COUNTER: Mutex<()> = Mutex::new(());
+
+fn lock_copy_counter() -> std::sync::MutexGuard<'static, ()> {
+    COPY_COUNTER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn critical_endpoint_on_the_dpdk_address_uses_dpdk_and_names_the_pmd() {
     if !require_dpdk("critical_endpoint_on_the_dpdk_address_uses_dpdk") {
@@ -379,6 +388,7 @@ fn endpoint_and_a_raw_stack_over_a_ring_pair_exchange_without_copies_or_leaks() 
     const N: usize = 5000;
     let config = dpdk_config(a, "10.78.0.1/24");
     let rt = runtime(2);
+    let _copies_counted = lock_copy_counter();
     let copies = insane_net::qos::debug_copy_count();
     let pool_b2 = pool_b.clone();
     rt.block_on(async move {
@@ -586,6 +596,7 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
     let mut config = dpdk_config(a, "10.79.0.1/24");
     config.dpdk.as_mut().unwrap().queues = 2;
     let rt = runtime(2);
+    let _copies_counted = lock_copy_counter();
     let copies = insane_net::qos::debug_copy_count();
     let targets: [SocketAddr; 2] = [
         "10.79.0.2:7801".parse().unwrap(),
@@ -744,14 +755,12 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
 /// the other exactly once, in order, intact. (`qos_reliable_dpdk_memif.rs`
 /// runs the same between two processes over `net_memif`.)
 ///
-/// Ignored: it stalls (a side hears nothing for the 1 s idle timeout,
-/// after ~50–160 messages; also with messages of one frame, and with the
-/// transport as it was before the inline receive), while the same
-/// exchange passes over the in-memory device on one core
-/// (`qos_reliable.rs`) and over memif between two processes. Run it with
-/// `--ignored` when looking for the cause.
+/// Both ends stay bound until both have received everything: a reliable
+/// transport that is dropped does not deliver the messages its peer has
+/// not acknowledged yet (an ordered close is not built), so a side that
+/// finished receiving must not drop its end while its own messages are
+/// still on the way.
 #[test]
-#[ignore = "stalls on the idle timeout: two stacks on net_ring in one process (see the doc comment)"]
 fn reliable_datagrams_over_a_ring_pair_deliver_every_message_once_in_order() {
     use common::messages::{Rng, check, count, fill};
     use insane_dpdk::{Port, PortConfig, ring_pair};
@@ -766,6 +775,8 @@ fn reliable_datagrams_over_a_ring_pair_deliver_every_message_once_in_order() {
     if !require_dpdk("reliable_datagrams_over_a_ring_pair") {
         return;
     }
+    // Its multi-frame messages are read contiguously: counted copies.
+    let _copies_counted = lock_copy_counter();
     insane_net::qos::transport::dpdk::init_eal(&eal_args()).expect("EAL");
     let (a, b) = ring_pair(1024).expect("ring pair");
     let config = dpdk_config(a, "10.79.0.1/24");
@@ -806,7 +817,7 @@ fn reliable_datagrams_over_a_ring_pair_deliver_every_message_once_in_order() {
         let mut rng = Rng(0x7269_6e67);
         let sizes: Arc<Vec<usize>> = Arc::new((0..n).map(|_| rng.size(16)).collect());
         let (s1, s2, s3, s4) = (sizes.clone(), sizes.clone(), sizes.clone(), sizes);
-        let (ep1, ep2, peer1, peer2) = (ep.clone(), ep, peer.clone(), peer);
+        let (ep1, ep2, peer1, peer2) = (ep.clone(), ep.clone(), peer.clone(), peer.clone());
         let tasks = [
             // The endpoint sends (tag 0xa) and receives (tag 0xb) through
             // the public API...
@@ -857,6 +868,8 @@ fn reliable_datagrams_over_a_ring_pair_deliver_every_message_once_in_order() {
         for t in tasks {
             t.await.expect("a transfer task");
         }
+        // Only now: both sides have received everything (see above).
+        drop((ep, peer));
     });
     drop(rt);
     drop(port_b);
