@@ -75,6 +75,18 @@ fn datagrams() -> TransportConfig {
     }
 }
 
+/// Two critical reliable endpoints on loopback with `config`, bound one
+/// after the other.
+async fn reliable_pair(config: TransportConfig) -> (Endpoint, Endpoint) {
+    let a = Endpoint::bind_with(LOCAL, critical_reliable(), config)
+        .await
+        .unwrap();
+    let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
+        .await
+        .unwrap();
+    (a, b)
+}
+
 #[test]
 fn critical_reliable_polling_endpoints_choose_kernel_tcp_and_reliable_datagrams_when_preferred() {
     on_each_driver(1, |driver| async move {
@@ -209,12 +221,7 @@ fn messages_up_to_the_maximum_arrive_and_larger_ones_are_refused_naming_it() {
             max_message: 4 * MIB,
             ..datagrams()
         };
-        let a = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-            .await
-            .unwrap();
-        let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-            .await
-            .unwrap();
+        let (a, b) = reliable_pair(config).await;
         assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
         assert_eq!(a.max_payload(), 4 * MIB);
         let to = b.local_addr().unwrap();
@@ -247,14 +254,8 @@ fn a_receiver_that_stops_receiving_holds_the_sender_back_and_loses_nothing() {
             rx_buffers: 16,
             ..datagrams()
         };
-        let a = Arc::new(
-            Endpoint::bind_with(LOCAL, critical_reliable(), config)
-                .await
-                .unwrap(),
-        );
-        let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-            .await
-            .unwrap();
+        let (a, b) = reliable_pair(config).await;
+        let a = Arc::new(a);
         assert_eq!(b.driver(), Kind::UdpReliable, "{}", b.explain());
         let to = b.local_addr().unwrap();
         let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -318,12 +319,7 @@ async fn first_failed_send(
 #[test]
 fn a_dropped_peer_fails_the_next_send_and_receive_within_the_idle_timeout_naming_it() {
     on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
-        let a = Endpoint::bind_with(LOCAL, critical_reliable(), datagrams())
-            .await
-            .unwrap();
-        let b = Endpoint::bind_with(LOCAL, critical_reliable(), datagrams())
-            .await
-            .unwrap();
+        let (a, b) = reliable_pair(datagrams()).await;
         assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
         let b_addr = b.local_addr().unwrap();
         send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
@@ -352,12 +348,7 @@ fn a_dropped_peer_fails_the_next_send_and_receive_within_the_idle_timeout_naming
 #[test]
 fn a_restarted_peer_fails_the_next_receive_and_send_naming_it_then_a_new_connection_works() {
     on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
-        let a = Endpoint::bind_with(LOCAL, critical_reliable(), datagrams())
-            .await
-            .unwrap();
-        let b = Endpoint::bind_with(LOCAL, critical_reliable(), datagrams())
-            .await
-            .unwrap();
+        let (a, b) = reliable_pair(datagrams()).await;
         assert_eq!(b.driver(), Kind::UdpReliable, "{}", b.explain());
         let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
         send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
@@ -618,12 +609,7 @@ fn the_peer_timeout_is_configurable() {
             peer_timeout: Duration::from_millis(100),
             ..datagrams()
         };
-        let a = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-            .await
-            .unwrap();
-        let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-            .await
-            .unwrap();
+        let (a, b) = reliable_pair(config).await;
         let b_addr = b.local_addr().unwrap();
         send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
         recv_within(&b, 5, driver).await.unwrap();
