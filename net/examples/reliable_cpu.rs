@@ -22,8 +22,8 @@ use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::stack::StackUdpTransport;
 use insane_net::qos::transport::{Op, ReliableTransport};
 use insane_net::qos::{Transport, TransportConfig};
-use insane_net::stack::testing::PairDevice;
-use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig};
+use insane_net::stack::EthernetAddress;
+use insane_net::stack::testing::{PairDevice, host};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn;
 
@@ -32,15 +32,6 @@ const MAC_B: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xb]);
 const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const SIZE: usize = 32;
-
-fn host(dev: PairDevice, ip: Ipv4Addr, peer: (Ipv4Addr, EthernetAddress)) -> Interface<PairDevice> {
-    let mut iface = Interface::new(
-        dev,
-        InterfaceConfig::new(format!("{ip}/24").parse().expect("a CIDR")),
-    );
-    iface.add_static_neighbor(peer.0, peer.1);
-    iface
-}
 
 async fn send(t: &dyn Transport, payload: &[u8], peer: SocketAddr) -> io::Result<()> {
     let mut buf = poll_fn(|cx| t.poll_buffer(cx)).await;

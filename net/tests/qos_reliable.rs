@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::messages::{Rng, check, count, fill, recv_within, send_msg};
-use common::stack_hosts::host;
 use common::{on_driver, on_each_driver};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
@@ -35,6 +34,7 @@ use insane_net::qos::transport::{Op, ReliableTransport, UdpTransport};
 use insane_net::qos::{Endpoint, Qos, RxBuf, Transport, TransportConfig, TxBuf};
 use insane_net::stack::EthernetAddress;
 use insane_net::stack::testing::PairDevice;
+use insane_net::stack::testing::host;
 use insane_net::stack::testing::lossy::{Impairments, LossyDevice};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::spawn;
@@ -596,6 +596,44 @@ fn over_io_uring_busy_poll_udp_messages_arrive_exactly_once_in_order_both_ways()
         assert!(a.busy_polls(), "over busy-poll UDP, it busy-polls");
         assert_eq!(a.inner().kind(), Kind::UringUdpBusyPoll);
         exchange(a, b, 2_000, 14, 0x0123_4567, driver).await;
+    });
+}
+
+/// Units of cooperative budget a task gets per poll.
+const BUDGET_UNITS: u64 = 128;
+
+/// A reliable endpoint's send spends one unit of the task's cooperative
+/// budget per message, as every endpoint's does (the transport spends it;
+/// the endpoint does not spend a second one): a sender whose messages are
+/// all queued at once yields to its core's other tasks after about one
+/// budget of sends, not half of one.
+#[test]
+fn a_reliable_sender_spends_one_unit_of_budget_per_message() {
+    on_each_driver(1, |driver| async move {
+        let (a, b) = reliable_pair(datagrams()).await;
+        assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
+        let to = b.local_addr().unwrap();
+        let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+        let flag = ran.clone();
+        let other = insane_runtime::task::spawn_local(async move { flag.set(true) });
+        let mut sent = 0_u64;
+        while !ran.get() && sent < 4 * BUDGET_UNITS {
+            let mut buf = a.buffer().await;
+            buf.extend_from_slice(&sent.to_le_bytes()).unwrap();
+            a.send_to(buf, to).await.unwrap();
+            sent += 1;
+        }
+        assert!(ran.get(), "{driver}: the other task never ran");
+        // Two units per message would yield after BUDGET_UNITS / 2 sends.
+        assert!(
+            (BUDGET_UNITS * 3 / 4..=BUDGET_UNITS + 1).contains(&sent),
+            "{driver}: yielded after {sent} sends (one unit each: about {BUDGET_UNITS})"
+        );
+        other.await.unwrap();
+        for i in 0..sent {
+            let got = recv_within(&b, 5, driver).await.unwrap();
+            assert_eq!(got[..], i.to_le_bytes(), "{driver}: message {i}");
+        }
     });
 }
 

@@ -23,7 +23,7 @@ use insane_net::stack::testing::PairDevice;
 use insane_runtime::runtime::Runtime;
 
 mod common;
-use common::stack_hosts::host;
+use insane_net::stack::testing::host;
 use insane_runtime::time::timeout;
 
 const MAC_A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xa]);

@@ -22,8 +22,8 @@ use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::Op;
 use insane_net::qos::transport::stack::StackUdpTransport;
 use insane_net::qos::{RxBuf, Transport, TransportConfig, TxBuf, debug_copy_count};
-use insane_net::stack::testing::PairDevice;
-use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig};
+use insane_net::stack::EthernetAddress;
+use insane_net::stack::testing::{PairDevice, host};
 use insane_runtime::runtime::{CoreHandle, Runtime};
 use insane_runtime::task::spawn_on;
 use insane_runtime::time::{sleep, timeout};
@@ -47,15 +47,6 @@ async fn recv(t: &T) -> io::Result<RxBuf> {
     timeout(Duration::from_secs(5), fut)
         .await
         .unwrap_or_else(|_| panic!("no datagram within 5 s"))
-}
-
-fn host(dev: PairDevice, ip: Ipv4Addr, peer: (Ipv4Addr, EthernetAddress)) -> Interface<PairDevice> {
-    let mut iface = Interface::new(
-        dev,
-        InterfaceConfig::new(format!("{ip}/24").parse().unwrap()),
-    );
-    iface.add_static_neighbor(peer.0, peer.1);
-    iface
 }
 
 #[test]

@@ -14,9 +14,9 @@ use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::Op;
 use insane_net::qos::transport::stack::StackUdpTransport;
 use insane_net::qos::{Transport, TransportConfig};
-use insane_net::stack::testing::PairDevice;
+use insane_net::stack::EthernetAddress;
 use insane_net::stack::testing::frames::udp_frame;
-use insane_net::stack::{EthernetAddress, Interface, InterfaceConfig};
+use insane_net::stack::testing::{PairDevice, host};
 use insane_runtime::runtime::Runtime;
 use insane_runtime::task::{self, Latency};
 
@@ -51,12 +51,7 @@ fn receive_order(priority: bool) -> Vec<&'static str> {
     rt.block_on(async {
         let cfg = TransportConfig::default();
         let (a_dev, b_dev) = PairDevice::pair(MAC_A, MAC_B, 1500);
-        let open = || {
-            let cidr = "10.0.0.1/24".parse().expect("a CIDR");
-            let mut iface = Interface::new(a_dev, InterfaceConfig::new(cidr));
-            iface.add_static_neighbor(IP_B, MAC_B);
-            Ok((iface, None))
-        };
+        let open = || Ok((host(a_dev, IP_A, (IP_B, MAC_B)), None));
         // One host: the second bind reuses it.
         let bulk = Rc::new(T::bind("burst", BULK_PORT, Kind::DpdkUdp, &cfg, open).unwrap());
         let crit = Rc::new(

@@ -102,26 +102,6 @@ pub struct Args {
     pub burst: usize,
 }
 
-/// The EAL arguments of one process of a two-process `net_memif` run
-/// (`role`: `server` or `client`; also `reliable`'s): lcore `lcore`, no
-/// PCI, no huge pages, a file prefix of `prefix`, the role and this
-/// process, and port 0 a memif on the socket file `sock` with `mac`.
-pub fn memif_eal_args(prefix: &str, role: &str, lcore: u32, mac: &str, sock: &str) -> Vec<String> {
-    vec![
-        "-l".into(),
-        lcore.to_string(),
-        "--no-pci".into(),
-        "--no-huge".into(),
-        "-m".into(),
-        "256".into(),
-        "--no-telemetry".into(),
-        "--no-shconf".into(),
-        "--log-level=*:error".into(),
-        format!("--file-prefix={prefix}-{role}-{}", std::process::id()),
-        format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"),
-    ]
-}
-
 /// Environment variable that makes this binary a `dpdk-rtt` child.
 const CHILD: &str = "INSANE_BENCH_DPDK_CHILD";
 
@@ -615,7 +595,7 @@ mod imp {
             ("client", 1, CLIENT_MAC)
         };
         let mac = mac.map(|b| format!("{b:02x}")).join(":");
-        super::memif_eal_args("insane-bench", role, lcore, &mac, &p.sock)
+        insane_dpdk::memif_eal_args("insane-bench", role, lcore, &p.sock, &mac)
     }
 
     fn percentile(sorted: &[u64], q: f64) -> u64 {

@@ -80,7 +80,7 @@ pub fn config(
 ) -> Result<insane::config::Config, String> {
     let sock = std::env::var(SOCK_VAR).ctx(SOCK_VAR)?;
     let (role, lcore) = if server { ("server", 0) } else { ("client", 1) };
-    let eal = super::dpdk_rtt::memif_eal_args(prefix, role, lcore, mac, &sock);
+    let eal = insane_dpdk::memif_eal_args(prefix, role, lcore, &sock, mac);
     let eal: Vec<String> = eal.iter().map(|a| format!("{a:?}")).collect();
     insane::config::Config::from_toml_str(
         &format!(

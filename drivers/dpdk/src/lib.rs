@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+mod args;
 mod error;
 mod types;
 
@@ -66,6 +67,7 @@ mod ring;
 #[cfg(not(insane_dpdk_available))]
 mod unavailable;
 
+pub use args::{memif_eal_args, vdev_eal_args};
 pub use error::{Error, Result};
 pub use types::{Link, MempoolConfig, PortConfig, PortInfo, PortStats, QueueStats};
 

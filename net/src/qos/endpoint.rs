@@ -648,8 +648,11 @@ impl Endpoint {
     async fn send_inner(&self, buf: TxBuf, peer: Option<SocketAddr>) -> io::Result<()> {
         // Each message spends a unit of the task's budget: a sender whose
         // sends complete at once (the fast path below) still yields to
-        // its core's other tasks and timers every budget.
-        coop::consume_budget().await;
+        // its core's other tasks and timers every budget. One unit: here,
+        // or in the transport's `poll_send` when it spends its own.
+        if !self.transport.spends_coop_budget() {
+            coop::consume_budget().await;
+        }
         self.serve();
         self.shared.take_error()?;
         let class = Class::for_qos(&self.qos, 1);
@@ -722,14 +725,22 @@ impl Endpoint {
             transport: &*self.transport,
             waiting: false,
         };
+        // Each message spends a unit of the task's budget, so a receiver
+        // of a flood yields to its core's other tasks: here, or in the
+        // transport's `poll_recv` when it spends its own.
+        let spend_here = !self.transport.spends_coop_budget();
         poll_fn(|cx| {
-            // Each message spends a unit of the task's budget, so a
-            // receiver of a flood yields to its core's other tasks.
-            let budget = std::task::ready!(coop::poll_proceed(cx));
+            let budget = if spend_here {
+                Some(std::task::ready!(coop::poll_proceed(cx)))
+            } else {
+                None
+            };
             waiting.waiting = true;
             let res = std::task::ready!(self.transport.poll_recv(cx, &mut op));
             waiting.waiting = false;
-            budget.made_progress();
+            if let Some(budget) = budget {
+                budget.made_progress();
+            }
             Poll::Ready(res)
         })
         .await

@@ -5,7 +5,6 @@
 
 pub mod echoes;
 pub mod messages;
-pub mod stack_hosts;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -9,6 +9,9 @@
 //! Single-threaded (`Rc`): both ends and their interfaces live on one
 //! thread, like one core's stack.
 //!
+//! [`host`] makes an [`Interface`] that knows its peer's MAC address, the
+//! usual start of a two-host test or example.
+//!
 //! [`lossy::LossyDevice`] wraps any device (this one, AF_XDP, DPDK) and
 //! loses, duplicates, reorders and corrupts what it receives, seeded and
 //! reproducible: the kernel here has no `netem`.
@@ -22,8 +25,37 @@ use std::rc::Rc;
 use smoltcp::wire::EthernetAddress;
 
 use crate::device::{FrameDevice, TxFrame};
+use crate::iface::{Interface, InterfaceConfig};
 
 pub mod lossy;
+
+/// A stack host with the address `ip`/24 on `dev`, knowing `peer`'s MAC
+/// address (a static neighbour: no ARP exchange before the first send).
+///
+/// ```
+/// use insane_stack::EthernetAddress;
+/// use insane_stack::testing::{PairDevice, host};
+///
+/// let (mac_a, mac_b) = (EthernetAddress([2, 0, 0, 0, 0, 1]), EthernetAddress([2, 0, 0, 0, 0, 2]));
+/// let (ip_a, ip_b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+/// let (dev_a, dev_b) = PairDevice::pair(mac_a, mac_b, 1500);
+/// let a = host(dev_a, ip_a, (ip_b, mac_b));
+/// let b = host(dev_b, ip_b, (ip_a, mac_a));
+/// assert_eq!(a.ipv4_addr(), ip_a);
+/// # drop(b);
+/// ```
+pub fn host<D: FrameDevice>(
+    dev: D,
+    ip: std::net::Ipv4Addr,
+    peer: (std::net::Ipv4Addr, EthernetAddress),
+) -> Interface<D> {
+    let mut iface = Interface::new(
+        dev,
+        InterfaceConfig::new(smoltcp::wire::Ipv4Cidr::new(ip, 24)),
+    );
+    iface.add_static_neighbor(peer.0, peer.1);
+    iface
+}
 
 /// Headroom of the transmit buffers of a [`PairDevice`], by default.
 pub const DEFAULT_HEADROOM: usize = 64;

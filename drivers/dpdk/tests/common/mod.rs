@@ -17,36 +17,17 @@ pub fn require_dpdk(test: &str) -> bool {
     false
 }
 
-/// EAL arguments for a test process: no PCI, no huge pages, a file prefix
-/// unique to this process, plus `extra`.
+/// EAL arguments for a test process: [`insane_dpdk::vdev_eal_args`] with
+/// the file prefix `insane-{tag}`, plus `extra`.
 pub fn eal_args(tag: &str, lcore: u32, extra: &[String]) -> Vec<String> {
-    let mut args = vec![
-        "-l".to_string(),
-        lcore.to_string(),
-        "--no-pci".into(),
-        "--no-huge".into(),
-        "-m".into(),
-        "256".into(),
-        "--no-telemetry".into(),
-        "--no-shconf".into(),
-        "--log-level=*:error".into(),
-        format!("--file-prefix=insane-{tag}-{}", std::process::id()),
-    ];
-    args.extend_from_slice(extra);
-    args
+    insane_dpdk::vdev_eal_args(&format!("insane-{tag}"), lcore, extra)
 }
 
 /// EAL arguments of one side (`role`: `server` or `client`) of a
-/// two-process `net_memif` test: [`eal_args`] with the tag `tag-role` and
-/// port 0 a memif on the socket file `sock` (not abstract), with `mac`.
+/// two-process `net_memif` test: [`insane_dpdk::memif_eal_args`] with the
+/// file prefix `insane-{tag}`.
 pub fn memif_eal_args(tag: &str, role: &str, lcore: u32, sock: &str, mac: &str) -> Vec<String> {
-    eal_args(
-        &format!("{tag}-{role}"),
-        lcore,
-        &[format!(
-            "--vdev=net_memif0,role={role},socket={sock},socket-abstract=no,mac={mac}"
-        )],
-    )
+    insane_dpdk::memif_eal_args(&format!("insane-{tag}"), role, lcore, sock, mac)
 }
 
 /// Initialises the EAL with `args` and opens port 0 with one queue pair,

@@ -158,6 +158,16 @@ pub trait Transport: Send + Sync + fmt::Debug {
         op: &mut Op<io::Result<()>>,
     ) -> Poll<io::Result<()>>;
 
+    /// Whether [`poll_send`](Self::poll_send) and
+    /// [`poll_recv`](Self::poll_recv) spend one unit of the task's
+    /// cooperative budget per message themselves
+    /// ([`insane_runtime::task::coop`]). [`Endpoint`](super::Endpoint)
+    /// spends one per message for the transports that do not, so a
+    /// message costs one unit either way. The default: no.
+    fn spends_coop_budget(&self) -> bool {
+        false
+    }
+
     /// Makes the messages sent so far leave now, where the transport
     /// batches them (the userspace stack hands a device's frames over at
     /// its next poll): the endpoint calls it after each message of a

@@ -514,6 +514,12 @@ impl Transport for ReliableTransport {
         self.shared.rx.available()
     }
 
+    /// `poll_send` and `poll_recv` spend the budget (they are used
+    /// without an endpoint too: a send loop must yield to the driver task).
+    fn spends_coop_budget(&self) -> bool {
+        true
+    }
+
     fn poll_send(
         &self,
         cx: &mut Context<'_>,
