@@ -170,7 +170,10 @@ pub mod io {
 
     pub mod unix {
         //! Readiness for any file descriptor (tokio's `io::unix`).
-        pub use insane_net::{AsyncFd, AsyncFdReadyGuard, AsyncFdTryNewError, TryIoError};
+        pub use insane_net::{
+            AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard, AsyncFdRegisterError,
+            AsyncFdTryNewError, TryIoError,
+        };
     }
 }
 

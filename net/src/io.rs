@@ -68,6 +68,16 @@ impl<S: AsFd + Send + Sync + 'static> PollIo<S> {
         }
     }
 
+    /// The socket, mutably, for types that never start a completion-based
+    /// operation (nothing else holds it: the other cores' registrations
+    /// know only the fd number).
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        match self.io.as_mut().map(Arc::get_mut) {
+            Some(Some(io)) => io,
+            _ => unreachable!("PollIo::get_mut on a shared value or after into_inner"),
+        }
+    }
+
     /// The socket as a `socket2` reference (all socket options, and
     /// receives into uninitialised memory).
     pub(crate) fn sock(&self) -> SockRef<'_> {

@@ -86,7 +86,10 @@ pub mod buf {
 }
 
 pub use addr::{ToSocketAddrs, lookup_host};
-pub use async_fd::{AsyncFd, AsyncFdReadyGuard, AsyncFdTryNewError, TryIoError};
+pub use async_fd::{
+    AsyncFd, AsyncFdReadyGuard, AsyncFdReadyMutGuard, AsyncFdRegisterError, AsyncFdTryNewError,
+    TryIoError,
+};
 pub use owned::{BufResult, IoBuf, IoBufMut, PooledBuf, RecvPool, RecvStream, Slice};
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;

@@ -64,7 +64,9 @@ fn pidfd_open(pid: u32) -> Option<AsyncFd<OwnedFd>> {
     // SAFETY: the kernel returned a new descriptor (close-on-exec) that
     // nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
-    AsyncFd::with_interest(fd, Interest::READABLE).ok()
+    // SAFETY: the `OwnedFd` owns the pidfd, which stays open while it
+    // lives, and is never replaced.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
 }
 
 /// A running child, as spawned.
