@@ -197,3 +197,95 @@ fn datagram_pair_and_paths() {
         let _ = std::fs::remove_file(&pb);
     });
 }
+
+/// A name in Linux's abstract namespace unique to this process and `tag`.
+fn abstract_name(tag: &str) -> String {
+    format!("insane-test-{tag}-{}", std::process::id())
+}
+
+/// Linux's abstract namespace, as in tokio: a path that starts with a NUL
+/// byte binds and connects to an abstract name (no file is created), and
+/// the addresses report it through `SocketAddr::as_abstract_name`
+/// (without the NUL), never as a path.
+#[test]
+fn streams_bind_and_connect_to_abstract_names() {
+    on_each_driver(1, |driver| async move {
+        let name = abstract_name(&format!("stream-{driver}"));
+        let path = format!("\0{name}");
+        let listener = UnixListener::bind(&path).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert_eq!(addr.as_abstract_name(), Some(name.as_bytes()));
+        assert_eq!(addr.as_pathname(), None);
+        assert!(!addr.is_unnamed());
+        assert!(!std::path::Path::new(&name).exists(), "no file is created");
+        let server = spawn(async move {
+            let (mut s, peer) = listener.accept().await.unwrap();
+            assert!(peer.is_unnamed());
+            assert_eq!(peer.as_abstract_name(), None);
+            s.write_all(b"abstract").await.unwrap();
+        });
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        assert_eq!(
+            c.peer_addr().unwrap().as_abstract_name(),
+            Some(name.as_bytes())
+        );
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"abstract");
+        server.await.unwrap();
+    });
+}
+
+/// `bind_addr` / `connect_addr` take an address made with std's
+/// `SocketAddrExt::from_abstract_name` (converted with `From`), and the
+/// address converts back to std's.
+#[test]
+fn bind_addr_and_connect_addr_take_abstract_addresses() {
+    use std::os::linux::net::SocketAddrExt;
+    on_each_driver(1, |driver| async move {
+        let name = abstract_name(&format!("addr-{driver}"));
+        let std_addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+        let addr = insane_net::unix::SocketAddr::from(std_addr);
+        let listener = UnixListener::bind_addr(&addr).unwrap();
+        let c = UnixStream::connect_addr(&addr).await.unwrap();
+        listener.accept().await.unwrap();
+        let back: std::os::unix::net::SocketAddr = c.peer_addr().unwrap().into();
+        assert_eq!(back.as_abstract_name(), Some(name.as_bytes()));
+        // The name is taken while the listener lives, as a path would be.
+        let again = UnixListener::bind_addr(&addr).map(|_| ()).unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::AddrInUse);
+    });
+}
+
+/// Datagram sockets bind, connect and send to abstract names, and
+/// `recv_from` names the sender's abstract address.
+#[test]
+fn datagrams_use_abstract_names() {
+    on_each_driver(1, |driver| async move {
+        let (a_name, b_name) = (
+            abstract_name(&format!("dgram-a-{driver}")),
+            abstract_name(&format!("dgram-b-{driver}")),
+        );
+        let a = UnixDatagram::bind(format!("\0{a_name}")).unwrap();
+        let b = UnixDatagram::bind(format!("\0{b_name}")).unwrap();
+        assert_eq!(
+            a.local_addr().unwrap().as_abstract_name(),
+            Some(a_name.as_bytes())
+        );
+        a.send_to(b"to b", format!("\0{b_name}")).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = b.recv_from(&mut buf).await.unwrap();
+        assert_eq!(
+            (&buf[..n], from.as_abstract_name()),
+            (&b"to b"[..], Some(a_name.as_bytes()))
+        );
+        b.connect(format!("\0{a_name}")).unwrap();
+        assert_eq!(
+            b.peer_addr().unwrap().as_abstract_name(),
+            Some(a_name.as_bytes())
+        );
+        b.send(b"back").await.unwrap();
+        let n = a.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"back");
+    });
+}

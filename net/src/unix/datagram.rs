@@ -45,7 +45,8 @@ impl UnixDatagram {
         Socket::new(Domain::UNIX, Type::DGRAM.nonblocking(), None)
     }
 
-    /// Creates a socket bound to `path`.
+    /// Creates a socket bound to `path` (a NUL byte first: an abstract
+    /// name, as in tokio).
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
         let socket = UnixDatagram::socket()?;
         socket.bind(&SockAddr::unix(path)?)?;
@@ -77,9 +78,11 @@ impl UnixDatagram {
     }
 
     /// Connects the socket to `path`: [`send`](Self::send) goes there and
-    /// only datagrams from there are received.
+    /// only datagrams from there are received (a NUL byte first: an
+    /// abstract name, as in tokio).
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
-        self.io.get_ref().connect(path)
+        // socket2, not std: std refuses the NUL byte of an abstract name.
+        self.io.sock().connect(&SockAddr::unix(path)?)
     }
 
     /// Waits for any of the requested ready states.
@@ -197,7 +200,8 @@ impl UnixDatagram {
     }
 
     fn recv_from_slice(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io.get_ref().recv_from(buf)
+        let (n, addr) = self.io.get_ref().recv_from(buf)?;
+        Ok((n, addr.into()))
     }
 
     /// Receives a datagram; returns its length and the sender's address.
@@ -286,12 +290,12 @@ impl UnixDatagram {
 
     /// The local address of this socket.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.io.get_ref().local_addr().map(SocketAddr::from)
     }
 
     /// The address of the connected peer.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
+        self.io.get_ref().peer_addr().map(SocketAddr::from)
     }
 
     /// Takes the pending socket error (`SO_ERROR`), if any.

@@ -35,7 +35,9 @@ pub struct UnixListener {
 }
 
 impl UnixListener {
-    /// Creates a listener bound to `path` (which must not exist yet).
+    /// Creates a listener bound to `path` (which must not exist yet); a
+    /// path that starts with a NUL byte is a name in Linux's abstract
+    /// namespace (`"\0name"`), as in tokio.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         UnixListener::bind_sockaddr(&SockAddr::unix(path)?)
     }
@@ -71,7 +73,7 @@ impl UnixListener {
 
     /// The local address of this listener.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.io.get_ref().local_addr().map(SocketAddr::from)
     }
 
     /// Takes the pending socket error (`SO_ERROR`), if any.
@@ -94,7 +96,7 @@ impl UnixListener {
                 .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
             let stream = std::os::unix::net::UnixStream::from(socket);
             let addr = stream.peer_addr()?;
-            Ok((UnixStream::new(stream), addr))
+            Ok((UnixStream::new(stream), addr.into()))
         })
     }
 }

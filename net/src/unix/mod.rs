@@ -2,13 +2,15 @@
 //! (with its split halves), [`UnixDatagram`] and [`UCred`], and anonymous
 //! pipes and FIFOs in [`pipe`] (tokio's `tokio::net::unix`).
 //!
-//! Addresses are `std::os::unix::net::SocketAddr`, re-exported here as
-//! [`SocketAddr`].
+//! Addresses are [`SocketAddr`]s (tokio's wrapper of std's, with
+//! `as_abstract_name`); a path that starts with a NUL byte names Linux's
+//! abstract namespace.
 
 mod datagram;
 mod listener;
 pub mod pipe;
 mod socket;
+mod socket_addr;
 mod split;
 mod split_owned;
 mod stream;
@@ -17,9 +19,9 @@ mod ucred;
 pub use datagram::UnixDatagram;
 pub use listener::UnixListener;
 pub use socket::UnixSocket;
+pub use socket_addr::SocketAddr;
 pub use split::{ReadHalf, WriteHalf};
 pub use split_owned::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
-pub use std::os::unix::net::SocketAddr;
 pub use stream::UnixStream;
 pub use ucred::UCred;
 
@@ -34,9 +36,8 @@ pub type gid_t = libc::gid_t;
 pub type pid_t = libc::pid_t;
 
 use std::io;
-use std::os::linux::net::SocketAddrExt;
 
-/// A `socket2` address for a std Unix socket address (path, abstract name
+/// A `socket2` address for a Unix socket address (path, abstract name
 /// or unnamed).
 pub(crate) fn sock_addr(addr: &SocketAddr) -> io::Result<socket2::SockAddr> {
     if let Some(path) = addr.as_pathname() {

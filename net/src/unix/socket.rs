@@ -111,7 +111,7 @@ impl UnixSocket {
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         let addr = self.inner.local_addr()?;
-        to_std_addr(&addr)
+        to_std_addr(&addr).map(SocketAddr::from)
     }
 
     /// Takes the pending socket error (`SO_ERROR`), if any.
@@ -225,13 +225,14 @@ impl UnixSocket {
 }
 
 /// A std socket address from a `socket2` one of the Unix family.
-fn to_std_addr(addr: &SockAddr) -> io::Result<SocketAddr> {
+fn to_std_addr(addr: &SockAddr) -> io::Result<std::os::unix::net::SocketAddr> {
     use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr as StdSocketAddr;
     if let Some(path) = addr.as_pathname() {
-        return SocketAddr::from_pathname(path);
+        return StdSocketAddr::from_pathname(path);
     }
     if let Some(name) = addr.as_abstract_namespace() {
-        return SocketAddr::from_abstract_name(name);
+        return StdSocketAddr::from_abstract_name(name);
     }
     if addr.is_unnamed() {
         // std has no constructor of an unnamed address: take one from an

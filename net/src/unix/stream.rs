@@ -44,7 +44,8 @@ pub struct UnixStream {
 }
 
 impl UnixStream {
-    /// Connects to the socket bound at `path`.
+    /// Connects to the socket bound at `path` (a NUL byte first: an
+    /// abstract name, as in tokio).
     pub async fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
         UnixStream::connect_sockaddr(&addr).await
@@ -112,12 +113,12 @@ impl UnixStream {
 
     /// The local address of this socket.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.io.get_ref().local_addr().map(SocketAddr::from)
     }
 
     /// The address of the peer.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
+        self.io.get_ref().peer_addr().map(SocketAddr::from)
     }
 
     /// The credentials of the peer process (`SO_PEERCRED`).
