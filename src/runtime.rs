@@ -92,6 +92,12 @@ pub struct Builder {
     priority: bool,
     /// [`event_interval`](Self::event_interval), `None` for the default.
     event_interval: Option<u32>,
+    /// [`global_queue_interval`](Self::global_queue_interval).
+    global_queue_interval: Option<u32>,
+    /// [`max_io_events_per_tick`](Self::max_io_events_per_tick).
+    io_events_per_tick: Option<usize>,
+    /// [`max_io_events_per_busy_tick`](Self::max_io_events_per_busy_tick).
+    io_events_per_busy_tick: Option<usize>,
 }
 
 impl fmt::Debug for Builder {
@@ -135,6 +141,9 @@ impl Builder {
             start_paused: false,
             priority: true,
             event_interval: None,
+            global_queue_interval: None,
+            io_events_per_tick: None,
+            io_events_per_busy_tick: None,
         }
     }
 
@@ -441,6 +450,70 @@ impl Builder {
         self
     }
 
+    /// tokio's `global_queue_interval`: how many tasks a core runs between
+    /// two looks at the tasks sent to it from other threads. insane has no
+    /// global queue; each core has its own injection queue (tasks spawned
+    /// or woken from other threads), and every `tasks` tasks run, the
+    /// oldest task there runs next, ahead of the core's own ready tasks.
+    /// Unset (the default), a core takes its injected tasks once per turn
+    /// (every [`event_interval`](Self::event_interval) tasks), behind its
+    /// ready ones. `build` refuses 0 (tokio panics).
+    ///
+    /// ```
+    /// let rt = insane::runtime::Builder::new_multi_thread()
+    ///     .worker_threads(2)
+    ///     .global_queue_interval(31)
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn global_queue_interval(&mut self, tasks: u32) -> &mut Self {
+        self.global_queue_interval = Some(tasks);
+        self
+    }
+
+    /// tokio's `max_io_events_per_tick`: how many I/O events a core's
+    /// driver processes per poll (epoll events per `epoll_wait`, io_uring
+    /// completions per reap); the rest wait in the kernel for the next
+    /// poll. Unset, each driver keeps its default (epoll 256, io_uring
+    /// 2048; tokio's is 1024). Also the busy limit unless
+    /// [`max_io_events_per_busy_tick`](Self::max_io_events_per_busy_tick)
+    /// is set. `build` refuses 0 (tokio panics).
+    ///
+    /// ```
+    /// let rt = insane::runtime::Builder::new_current_thread()
+    ///     .enable_io()
+    ///     .max_io_events_per_tick(1024)
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_io_events_per_tick(&mut self, events: usize) -> &mut Self {
+        self.io_events_per_tick = Some(events);
+        self
+    }
+
+    /// tokio's `max_io_events_per_busy_tick`: how many I/O events a core's
+    /// driver processes when it polls while the core still has tasks to
+    /// run (a core with nothing to run waits in its driver and takes up
+    /// to [`max_io_events_per_tick`](Self::max_io_events_per_tick)). A
+    /// small busy batch bounds the tasks one poll wakes ahead of those
+    /// already ready. Default: the per-tick limit. `build` refuses 0.
+    ///
+    /// ```
+    /// let rt = insane::runtime::Builder::new_current_thread()
+    ///     .enable_io()
+    ///     .max_io_events_per_tick(128)
+    ///     .max_io_events_per_busy_tick(8)
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_io_events_per_busy_tick(&mut self, events: usize) -> &mut Self {
+        self.io_events_per_busy_tick = Some(events);
+        self
+    }
+
     /// tokio's `on_thread_start`: `f` runs on every core's thread at
     /// start-up (core 0's included: the thread that builds the runtime).
     pub fn on_thread_start(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Self {
@@ -633,6 +706,15 @@ impl Builder {
         let mut inner = insane_runtime::runtime::Builder::new().priority(self.priority);
         if let Some(tasks) = self.event_interval {
             inner = inner.event_interval(tasks);
+        }
+        if let Some(tasks) = self.global_queue_interval {
+            inner = inner.global_queue_interval(tasks);
+        }
+        if let Some(events) = self.io_events_per_tick {
+            inner = inner.max_io_events_per_tick(events);
+        }
+        if let Some(events) = self.io_events_per_busy_tick {
+            inner = inner.max_io_events_per_busy_tick(events);
         }
         if let Some(n) = cores {
             inner = inner.cores(n);

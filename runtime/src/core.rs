@@ -24,7 +24,7 @@ use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
 use crate::context;
-use crate::driver::IoDriver;
+use crate::driver::{EventLimits, IoDriver};
 use crate::reactor::{Reactor, Registered, Unpark};
 use crate::runtime::IdlePolicy;
 use crate::task::{Latency, TaskHeader};
@@ -42,6 +42,36 @@ pub(crate) const DEFAULT_EVENT_INTERVAL: usize = 64;
 /// its reactors and timers again: a critical flow's completion waits for
 /// at most this slice of normal work.
 const NORMAL_SLICE: usize = 16;
+
+/// The scheduling settings of a core, from the runtime's builder.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tuning {
+    /// Whether tasks are queued by latency class (`Builder::priority`).
+    pub(crate) priority: bool,
+    /// Tasks run per turn (`Builder::event_interval`).
+    pub(crate) event_interval: usize,
+    /// Tasks run between two looks at the injection queue within a turn
+    /// (`Builder::global_queue_interval`); 0: only at the start of a turn.
+    pub(crate) global_queue_interval: usize,
+    /// `Builder::max_io_events_per_tick` / `_busy_tick`: set on the I/O
+    /// driver when it is installed; `None` leaves the driver's default.
+    pub(crate) io_events_per_tick: Option<usize>,
+    pub(crate) io_events_per_busy_tick: Option<usize>,
+}
+
+impl Tuning {
+    /// The I/O event limits for a driver whose own are `default`: tokio's
+    /// rule, the busy limit follows the per-tick one unless set.
+    fn event_limits(&self, default: EventLimits) -> EventLimits {
+        EventLimits {
+            per_tick: self.io_events_per_tick.unwrap_or(default.per_tick),
+            per_busy_tick: self
+                .io_events_per_busy_tick
+                .or(self.io_events_per_tick)
+                .unwrap_or(default.per_busy_tick),
+        }
+    }
+}
 
 /// How far the adaptive spin window may grow past the configured one.
 const MAX_SPIN_FACTOR: u32 = 10;
@@ -207,6 +237,12 @@ pub(crate) struct Core {
     priority: bool,
     /// Tasks run per turn (`Builder::event_interval`).
     event_interval: usize,
+    /// The rest of the builder's settings (`global_queue_interval`, I/O
+    /// event limits).
+    tuning: Tuning,
+    /// Tasks left to run before the next look at the injection queue
+    /// (with `global_queue_interval` set).
+    until_injected_look: Cell<usize>,
     /// The current critical pass of `run_tasks` (each critical task runs
     /// at most once per pass).
     pass: Cell<u64>,
@@ -251,8 +287,7 @@ impl Core {
         shared: Arc<CoreShared>,
         runtime: Arc<RuntimeShared>,
         idle: IdlePolicy,
-        priority: bool,
-        event_interval: usize,
+        tuning: Tuning,
     ) -> Self {
         let _ = shared.owner.set(std::thread::current().id());
         Self {
@@ -260,8 +295,10 @@ impl Core {
             runtime,
             local: RefCell::new(VecDeque::with_capacity(1024)),
             critical: RefCell::new(VecDeque::with_capacity(64)),
-            priority,
-            event_interval,
+            priority: tuning.priority,
+            event_interval: tuning.event_interval,
+            tuning,
+            until_injected_look: Cell::new(tuning.global_queue_interval),
             pass: Cell::new(0),
             timers: RefCell::new(Wheel::new(Instant::now())),
             clock: Clock::new(),
@@ -327,6 +364,12 @@ impl Core {
                 existing.borrow().kind()
             )));
         }
+        if self.tuning.io_events_per_tick.is_some() || self.tuning.io_events_per_busy_tick.is_some()
+        {
+            let mut d = driver.borrow_mut();
+            let limits = self.tuning.event_limits(d.event_limits());
+            d.set_event_limits(limits);
+        }
         self.register_reactor(driver.clone())?;
         *self.io_driver.borrow_mut() = Some(driver);
         Ok(())
@@ -336,9 +379,16 @@ impl Core {
         self.io_driver.borrow().clone()
     }
 
-    /// Queues a task of this core on the run queue of its class; gives it
-    /// back if that queue is borrowed (the caller then injects it).
+    /// Queues a task of this core at the back of the run queue of its
+    /// class; gives it back if that queue is borrowed (the caller then
+    /// injects it).
     fn push_local(&self, runnable: Runnable) -> Result<(), Runnable> {
+        self.push_local_at(runnable, false)
+    }
+
+    /// [`push_local`](Self::push_local), at the front of the queue with
+    /// `front`.
+    fn push_local_at(&self, runnable: Runnable, front: bool) -> Result<(), Runnable> {
         let header = runnable.metadata();
         // A task that called `task::set_latency` and wakes itself in the
         // same poll goes by its new class already.
@@ -355,10 +405,40 @@ impl Core {
         };
         match queue.try_borrow_mut() {
             Ok(mut q) => {
-                q.push_back(runnable);
+                if front {
+                    q.push_front(runnable);
+                } else {
+                    q.push_back(runnable);
+                }
                 Ok(())
             }
             Err(_) => Err(runnable),
+        }
+    }
+
+    /// With `global_queue_interval` set, counts a task run and, every
+    /// that many, moves the oldest task of the injection queue to the
+    /// front of its class's run queue: it runs next (tokio's worker takes
+    /// a task from its global queue every `global_queue_interval` ticks).
+    fn tick_injected_look(&self) {
+        let interval = self.tuning.global_queue_interval;
+        if interval == 0 {
+            return;
+        }
+        let left = self.until_injected_look.get().saturating_sub(1);
+        if left > 0 {
+            self.until_injected_look.set(left);
+            return;
+        }
+        self.until_injected_look.set(interval);
+        // Looking first is a few loads; popping an empty queue a fence.
+        if self.shared.remote.is_empty() {
+            return;
+        }
+        if let Ok(r) = self.shared.remote.pop() {
+            if let Err(r) = self.push_local_at(r, true) {
+                self.local.borrow_mut().push_front(r);
+            }
         }
     }
 
@@ -371,6 +451,7 @@ impl Core {
         crate::task::coop::with_budget(|| runnable.run());
         self.current_task.set(None);
         self.current_latency.set(Latency::Normal);
+        self.tick_injected_look();
     }
 
     /// Runs up to `event_interval` local tasks, after moving injected ones
@@ -387,9 +468,15 @@ impl Core {
     fn run_tasks(&self) -> usize {
         let budget = self.event_interval;
         let mut injected = 0;
+        // With `global_queue_interval` set, injected tasks are taken one
+        // at a time by `tick_injected_look`, in a batch only when the core
+        // has nothing else to run (as tokio's workers take their global
+        // queue).
+        let take_batch = self.tuning.global_queue_interval == 0
+            || (self.local.borrow().is_empty() && self.critical.borrow().is_empty());
         // Looking first is a few loads, where popping an empty queue costs
         // a full fence; a task injected after the look is taken next turn.
-        while injected < budget && !self.shared.remote.is_empty() {
+        while take_batch && injected < budget && !self.shared.remote.is_empty() {
             match self.shared.remote.pop() {
                 Ok(r) => {
                     if let Err(r) = self.push_local(r) {

@@ -50,6 +50,22 @@ impl fmt::Display for DriverKind {
     }
 }
 
+/// How many I/O events a driver processes per poll: the core's side of
+/// tokio's `Builder::max_io_events_per_tick` and
+/// `max_io_events_per_busy_tick`. Events left over stay with the kernel
+/// (the epoll ready list, the io_uring completion queue) for the next
+/// poll; a core does not sleep while any are left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventLimits {
+    /// Events per poll that may wait: the core sleeps in the driver
+    /// ([`Reactor::park`]) because it has nothing else to do.
+    pub per_tick: usize,
+    /// Events per poll that does not wait ([`Reactor::poll`]): the core
+    /// still has tasks to run, and every event may wake one more. A small
+    /// batch here bounds how much work one poll queues in front of them.
+    pub per_busy_tick: usize,
+}
+
 /// Identifies an fd registered with a core's [`IoDriver`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Token(pub usize);
@@ -80,6 +96,14 @@ pub trait IoDriver: Reactor {
         dir: Direction,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>>;
+
+    /// The driver's [`EventLimits`] (each driver has its own default).
+    fn event_limits(&self) -> EventLimits;
+
+    /// Sets how many events one poll processes (each at least 1: a 0 is
+    /// taken as 1). A driver may cap a limit where its buffer ends (epoll:
+    /// 65536 events per `epoll_wait`).
+    fn set_event_limits(&mut self, limits: EventLimits);
 
     /// Forgets cached readiness for `dir`. Only valid right after the
     /// socket's syscall returned `WouldBlock`: readiness is one flag per

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::affinity;
 use crate::context;
-use crate::core::{Core, CoreShared, RuntimeShared};
+use crate::core::{Core, CoreShared, RuntimeShared, Tuning};
 pub use crate::metrics::RuntimeMetrics;
 
 /// What a core does when it has nothing to run.
@@ -59,6 +59,12 @@ pub struct Builder {
     /// Tasks a core runs per turn before it polls its reactors, timers and
     /// injection queue again ([`Builder::event_interval`]).
     event_interval: usize,
+    /// [`Builder::global_queue_interval`]; `None`: at each turn only.
+    global_queue_interval: Option<u32>,
+    /// [`Builder::max_io_events_per_tick`]; `None`: the driver's default.
+    io_events_per_tick: Option<usize>,
+    /// [`Builder::max_io_events_per_busy_tick`]; `None`: as per tick.
+    io_events_per_busy_tick: Option<usize>,
     init: Vec<CoreInit>,
     thread_name: String,
     max_blocking_threads: usize,
@@ -101,6 +107,9 @@ impl fmt::Debug for Builder {
             .field("idle", &self.idle)
             .field("priority", &self.priority)
             .field("event_interval", &self.event_interval)
+            .field("global_queue_interval", &self.global_queue_interval)
+            .field("io_events_per_tick", &self.io_events_per_tick)
+            .field("io_events_per_busy_tick", &self.io_events_per_busy_tick)
             .field("init_hooks", &self.init.len())
             .field("max_blocking_threads", &self.max_blocking_threads)
             .field("thread_keep_alive", &self.thread_keep_alive)
@@ -118,6 +127,9 @@ impl Builder {
             idle: IdlePolicy::default(),
             priority: true,
             event_interval: crate::core::DEFAULT_EVENT_INTERVAL,
+            global_queue_interval: None,
+            io_events_per_tick: None,
+            io_events_per_busy_tick: None,
             init: Vec::new(),
             thread_name: "insane-core".into(),
             max_blocking_threads: crate::task::DEFAULT_MAX_THREADS,
@@ -179,6 +191,71 @@ impl Builder {
     /// ```
     pub fn event_interval(mut self, tasks: u32) -> Self {
         self.event_interval = tasks as usize;
+        self
+    }
+
+    /// How many tasks a core runs between two looks at the queue of tasks
+    /// sent to it from other threads (tokio's `global_queue_interval`;
+    /// insane has no global queue: each core has its own injection
+    /// queue). Every `tasks` tasks run, the oldest task of that queue
+    /// runs next, ahead of the core's own ready tasks. Unset (the
+    /// default), the core moves its injected tasks to the back of its run
+    /// queue once per turn only (every [`event_interval`](Self::event_interval)
+    /// tasks). `build` refuses 0.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder()
+    ///     .cores(1)
+    ///     .global_queue_interval(31)
+    ///     .build()?;
+    /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn global_queue_interval(mut self, tasks: u32) -> Self {
+        self.global_queue_interval = Some(tasks);
+        self
+    }
+
+    /// How many I/O events a core's kernel driver processes per poll
+    /// (tokio's `max_io_events_per_tick`): epoll events per `epoll_wait`,
+    /// io_uring completions per reap. Unset, each driver keeps its own
+    /// default (epoll 256, io_uring 2048); what is left over waits in the
+    /// kernel for the next poll. Also the busy limit unless
+    /// [`max_io_events_per_busy_tick`](Self::max_io_events_per_busy_tick)
+    /// is set. `build` refuses 0.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder()
+    ///     .cores(1)
+    ///     .max_io_events_per_tick(1024)
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_io_events_per_tick(mut self, events: usize) -> Self {
+        self.io_events_per_tick = Some(events);
+        self
+    }
+
+    /// How many I/O events a core's driver processes when it polls while
+    /// the core still has tasks to run (tokio's
+    /// `max_io_events_per_busy_tick`); a core with nothing to run waits in
+    /// its driver and takes up to
+    /// [`max_io_events_per_tick`](Self::max_io_events_per_tick). A small
+    /// busy batch bounds the tasks one poll wakes ahead of those already
+    /// ready. Default: the per-tick limit. `build` refuses 0.
+    ///
+    /// ```
+    /// let rt = insane_runtime::runtime::Runtime::builder()
+    ///     .cores(1)
+    ///     .max_io_events_per_tick(128)
+    ///     .max_io_events_per_busy_tick(8)
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_io_events_per_busy_tick(mut self, events: usize) -> Self {
+        self.io_events_per_busy_tick = Some(events);
         self
     }
 
@@ -326,6 +403,37 @@ impl Builder {
                 "event_interval must be at least 1 (tasks a core runs between two polls of its I/O)",
             ));
         }
+        let zero = |what: &str, why: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what} must be at least 1 ({why})"),
+            )
+        };
+        if self.global_queue_interval == Some(0) {
+            return Err(zero(
+                "global_queue_interval",
+                "tasks a core runs between two looks at the tasks sent to it",
+            ));
+        }
+        if self.io_events_per_tick == Some(0) {
+            return Err(zero(
+                "max_io_events_per_tick",
+                "I/O events a core processes per poll",
+            ));
+        }
+        if self.io_events_per_busy_tick == Some(0) {
+            return Err(zero(
+                "max_io_events_per_busy_tick",
+                "I/O events a busy core processes per poll",
+            ));
+        }
+        let tuning = Tuning {
+            priority: self.priority,
+            event_interval: self.event_interval,
+            global_queue_interval: self.global_queue_interval.unwrap_or(0) as usize,
+            io_events_per_tick: self.io_events_per_tick,
+            io_events_per_busy_tick: self.io_events_per_busy_tick,
+        };
         let cores = (0..n)
             .map(CoreShared::new)
             .map(|r| r.map(Arc::new))
@@ -351,8 +459,6 @@ impl Builder {
             let rt_shared = shared.clone();
             let init = self.init.clone();
             let idle = self.idle;
-            let priority = self.priority;
-            let event_interval = self.event_interval;
             let cpu = if self.pin_cores { cpu_of(index) } else { None };
             let ready = ready_tx.clone();
             let entered = handle.clone();
@@ -371,8 +477,7 @@ impl Builder {
                     rt_shared.cores[index].clone(),
                     rt_shared.clone(),
                     idle,
-                    priority,
-                    event_interval,
+                    tuning,
                 );
                 let started = start_core(&core, cpu, &init);
                 let ok = started.is_ok();
@@ -401,8 +506,7 @@ impl Builder {
             shared.cores[0].clone(),
             shared.clone(),
             self.idle,
-            self.priority,
-            self.event_interval,
+            tuning,
         ));
         let mut first_error = start_core(
             &core0,

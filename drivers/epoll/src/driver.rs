@@ -30,7 +30,7 @@ use std::os::fd::RawFd;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use insane_runtime::driver::{Direction, DriverKind, IoDriver, Token};
+use insane_runtime::driver::{Direction, DriverKind, EventLimits, IoDriver, Token};
 use insane_runtime::reactor::{Reactor, Unpark};
 
 use crate::slots::{MAX_SLOTS, Slots};
@@ -39,8 +39,12 @@ use crate::sys::{self, CtlOp, EMPTY_EVENT, Epoll};
 /// The epoll `data` of the unpark eventfd (never a valid token).
 const UNPARK_KEY: u64 = u64::MAX;
 
-/// How many events one `epoll_wait` call can return.
-const EVENTS_CAPACITY: usize = 256;
+/// How many events one `epoll_wait` call returns at most, by default
+/// (both [`EventLimits`]).
+const DEFAULT_EVENTS: usize = 256;
+
+/// The largest event buffer a limit can ask for.
+const MAX_EVENTS: usize = 1 << 16;
 
 /// Interest registered for every fd.
 const INTEREST: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
@@ -61,7 +65,9 @@ pub struct EpollDriver {
     /// late (after its fd was closed and the number reused) is no longer
     /// the owner and must not touch the new fd's epoll entry.
     owners: HashMap<RawFd, Token>,
+    /// Room for the larger of the two limits.
     events: Box<[libc::epoll_event]>,
+    limits: EventLimits,
     /// The unpark eventfd in the epoll set, once added.
     unpark_fd: Option<RawFd>,
     /// Use `epoll_pwait2` for sub-millisecond timeouts when the kernel has
@@ -92,7 +98,11 @@ impl EpollDriver {
             epoll: Epoll::new()?,
             slots: Slots::default(),
             owners: HashMap::new(),
-            events: vec![EMPTY_EVENT; EVENTS_CAPACITY].into_boxed_slice(),
+            events: vec![EMPTY_EVENT; DEFAULT_EVENTS].into_boxed_slice(),
+            limits: EventLimits {
+                per_tick: DEFAULT_EVENTS,
+                per_busy_tick: DEFAULT_EVENTS,
+            },
             unpark_fd: None,
             precise: true,
             parks: 0,
@@ -141,7 +151,10 @@ impl EpollDriver {
     /// Waits and dispatches; returns the number of I/O events and whether
     /// the unpark fd fired.
     fn wait_inner(&mut self, timeout: Option<Duration>) -> io::Result<(usize, bool)> {
-        let n = self.epoll.wait(&mut self.events, timeout, self.precise)?;
+        let max = self.limits.per_tick;
+        let n = self
+            .epoll
+            .wait(&mut self.events[..max], timeout, self.precise)?;
         Ok(self.dispatch(n))
     }
 
@@ -218,9 +231,10 @@ impl Reactor for EpollDriver {
             // that is `park`'s business. Saves a syscall per loop turn.
             return 0;
         }
+        let max = self.limits.per_busy_tick;
         match self
             .epoll
-            .wait(&mut self.events, Some(Duration::ZERO), false)
+            .wait(&mut self.events[..max], Some(Duration::ZERO), false)
         {
             // A pending unpark signal is left for `park` to drain: draining
             // it here could swallow a wake-up meant for the next sleep.
@@ -250,6 +264,23 @@ impl Reactor for EpollDriver {
 impl IoDriver for EpollDriver {
     fn kind(&self) -> DriverKind {
         DriverKind::Epoll
+    }
+
+    fn event_limits(&self) -> EventLimits {
+        self.limits
+    }
+
+    /// Each limit is the `maxevents` of one `epoll_wait`, 1 to 65536.
+    fn set_event_limits(&mut self, limits: EventLimits) {
+        let clamp = |n: usize| n.clamp(1, MAX_EVENTS);
+        self.limits = EventLimits {
+            per_tick: clamp(limits.per_tick),
+            per_busy_tick: clamp(limits.per_busy_tick),
+        };
+        let room = self.limits.per_tick.max(self.limits.per_busy_tick);
+        if self.events.len() != room {
+            self.events = vec![EMPTY_EVENT; room].into_boxed_slice();
+        }
     }
 
     fn register(&mut self, fd: RawFd) -> io::Result<Token> {

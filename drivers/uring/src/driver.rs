@@ -29,7 +29,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use insane_runtime::driver::{Direction, DriverKind, IoDriver, Token};
+use insane_runtime::driver::{Direction, DriverKind, EventLimits, IoDriver, Token};
 use insane_runtime::reactor::{Reactor, Unpark};
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use slab::Slab;
@@ -81,6 +81,11 @@ impl Default for UringConfig {
 }
 
 // ---- user_data encoding ------------------------------------------------
+
+/// Completions one poll processes at most, by default (both
+/// [`EventLimits`]): enough for a flood, few enough that it cannot starve
+/// the core's tasks.
+const DEFAULT_EVENTS: usize = 2048;
 
 pub(crate) const TAG_OP: u64 = 0;
 const TAG_READ: u64 = 1;
@@ -194,6 +199,8 @@ pub(crate) struct State {
     unpark_armed: bool,
     /// Cleared when the kernel rejects multishot POLL_ADD.
     multishot_poll_ok: bool,
+    /// Completions one poll (busy) or park processes at most.
+    limits: EventLimits,
     pub(crate) wakes: Vec<Waker>,
     pub(crate) graveyard: Vec<Box<dyn Any>>,
     pub(crate) buf_rings: Slab<RingState>,
@@ -418,11 +425,17 @@ impl State {
         Ok(key)
     }
 
-    /// Processes the available completions (at most 2048, so a flood
-    /// cannot starve the core's tasks); returns how many.
+    /// Processes the available completions (at most [`DEFAULT_EVENTS`],
+    /// so a flood cannot starve the core's tasks); returns how many.
     pub(crate) fn reap(&mut self) -> usize {
+        self.reap_at_most(DEFAULT_EVENTS)
+    }
+
+    /// Processes at most `limit` of the available completions; the rest
+    /// stay in the completion queue for the next poll. Returns how many.
+    pub(crate) fn reap_at_most(&mut self, limit: usize) -> usize {
         let mut total = 0;
-        for _ in 0..32 {
+        while total < limit {
             // Most polls find nothing: skip building the batch then.
             if self.ring.completion().is_empty() {
                 return total;
@@ -431,7 +444,7 @@ impl State {
             let mut n = 0;
             {
                 let cq = self.ring.completion();
-                for cqe in cq.take(batch.len()) {
+                for cqe in cq.take(batch.len().min(limit - total)) {
                     batch[n] = (cqe.user_data(), cqe.result(), cqe.flags());
                     n += 1;
                 }
@@ -848,7 +861,8 @@ impl Handle {
                 tracing::error!(error = %e, "io_uring submission failed");
             }
         }
-        let n = st.reap();
+        let limit = st.limits.per_busy_tick;
+        let n = st.reap_at_most(limit);
         let deferred = st.take_deferred();
         drop(st);
         deferred.run(true);
@@ -879,7 +893,8 @@ impl Handle {
                 st.wait(timeout)
             };
         }
-        let n = st.reap();
+        let limit = st.limits.per_tick;
+        let n = st.reap_at_most(limit);
         let deferred = st.take_deferred();
         drop(st);
         deferred.run(true);
@@ -1049,6 +1064,10 @@ impl Driver {
             unpark_fd: None,
             unpark_armed: false,
             multishot_poll_ok: true,
+            limits: EventLimits {
+                per_tick: DEFAULT_EVENTS,
+                per_busy_tick: DEFAULT_EVENTS,
+            },
             wakes: Vec::new(),
             graveyard: Vec::new(),
             buf_rings: Slab::new(),
@@ -1109,6 +1128,27 @@ impl Reactor for Driver {
 impl IoDriver for Driver {
     fn kind(&self) -> DriverKind {
         DriverKind::Uring
+    }
+
+    fn event_limits(&self) -> EventLimits {
+        self.handle
+            .with_state(|st| st.limits)
+            .unwrap_or(EventLimits {
+                per_tick: DEFAULT_EVENTS,
+                per_busy_tick: DEFAULT_EVENTS,
+            })
+    }
+
+    /// Each limit counts completions (a readiness wake, an operation's
+    /// result); at least 1.
+    fn set_event_limits(&mut self, limits: EventLimits) {
+        let limits = EventLimits {
+            per_tick: limits.per_tick.max(1),
+            per_busy_tick: limits.per_busy_tick.max(1),
+        };
+        if let Err(e) = self.handle.with_state(|st| st.limits = limits) {
+            tracing::error!(error = %e, "io_uring event limits not set");
+        }
     }
 
     fn register(&mut self, fd: RawFd) -> io::Result<Token> {
