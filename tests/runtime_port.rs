@@ -344,3 +344,15 @@ fn max_io_events_per_tick_bounds_the_events_of_one_driver_poll() {
         assert!(err.to_string().contains(what), "{err}");
     }
 }
+
+/// tokio's `LocalSet::id`: a `runtime::Id` that names the set, the same
+/// on every call, different from other sets' and from runtimes'.
+#[test]
+fn local_set_id_names_the_set() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    let (a, b) = (LocalSet::new(), LocalSet::new());
+    assert_eq!(a.id(), a.id());
+    assert_ne!(a.id(), b.id());
+    assert_ne!(a.id(), rt.handle().id());
+    assert!(!format!("{}", a.id()).is_empty());
+}

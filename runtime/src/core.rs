@@ -81,6 +81,12 @@ const SHORT_SLEEP: Duration = Duration::from_micros(500);
 
 static NEXT_CORE_UID: AtomicU64 = AtomicU64::new(1);
 
+/// A number no other core, runtime or `LocalSet` of the process has (the
+/// ids of `runtime::Id`).
+pub(crate) fn next_uid() -> u64 {
+    NEXT_CORE_UID.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The part of a core other threads may touch.
 pub(crate) struct CoreShared {
     pub(crate) index: usize,
@@ -106,7 +112,7 @@ impl CoreShared {
     pub(crate) fn new(index: usize) -> io::Result<Self> {
         Ok(Self {
             index,
-            uid: NEXT_CORE_UID.fetch_add(1, Ordering::Relaxed),
+            uid: next_uid(),
             remote: ConcurrentQueue::unbounded(),
             unpark: Unpark::new()?,
             sleeping: AtomicBool::new(false),

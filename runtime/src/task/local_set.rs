@@ -103,13 +103,14 @@ where
 /// Difference from tokio, because every insane core already runs local
 /// tasks: the set's tasks run whenever their core runs, not only while the
 /// set is awaited or inside `run_until`.
-#[derive(Default)]
 pub struct LocalSet {
     state: Rc<SetState>,
 }
 
 #[derive(Default)]
 struct SetState {
+    /// [`LocalSet::id`].
+    id: u64,
     /// Tasks spawned on the set whose future still exists.
     live: Cell<usize>,
     /// Awaiting the set: woken when the last task finishes.
@@ -117,6 +118,12 @@ struct SetState {
     /// To abort the set's tasks when it is dropped (finished ones are
     /// pruned as the set grows).
     tasks: RefCell<Vec<AbortHandle>>,
+}
+
+impl Default for LocalSet {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Counts one task of the set while its future exists.
@@ -153,7 +160,24 @@ impl<F> Drop for Member<F> {
 impl LocalSet {
     /// An empty set.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            state: Rc::new(SetState {
+                id: crate::core::next_uid(),
+                ..SetState::default()
+            }),
+        }
+    }
+
+    /// The set's id, unique in the process among runtimes and sets
+    /// (tokio's `LocalSet::id`, a [`runtime::Id`](crate::runtime::Id)).
+    ///
+    /// ```
+    /// let (a, b) = (insane_runtime::task::LocalSet::new(), insane_runtime::task::LocalSet::new());
+    /// assert_ne!(a.id(), b.id());
+    /// println!("local set {}", a.id());
+    /// ```
+    pub fn id(&self) -> crate::runtime::Id {
+        crate::runtime::Id(self.state.id)
     }
 
     /// Spawns a `!Send` future on the current core as a task of this set.
