@@ -490,24 +490,46 @@ pub struct AsyncFdReadyGuard<'a, T: AsRawFd + Send + Sync + 'static> {
     interest: Interest,
 }
 
+/// The readiness methods both guards have, word for word (tokio's).
+macro_rules! readiness_methods {
+    () => {
+        /// What the fd was found ready for.
+        pub fn ready(&self) -> Ready {
+            self.ready
+        }
+
+        /// Forgets the readiness: the next wait really waits for the driver.
+        pub fn clear_ready(&mut self) {
+            self.fd.clear_ready_matching(interest_ready(self.interest));
+        }
+
+        /// Forgets only the readiness in `ready` (e.g. `Ready::READABLE`).
+        pub fn clear_ready_matching(&mut self, ready: Ready) {
+            self.fd.clear_ready_matching(ready);
+        }
+
+        /// Keeps the readiness (what dropping the guard does).
+        pub fn retain_ready(&mut self) {}
+    };
+}
+
+/// A guard's `try_io` outcome: `WouldBlock` clears the readiness (with
+/// `clear`) and becomes `Err(TryIoError)`; anything else is `f`'s result.
+fn try_io_outcome<R>(
+    result: io::Result<R>,
+    clear: impl FnOnce(),
+) -> Result<io::Result<R>, TryIoError> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            clear();
+            Err(TryIoError(()))
+        }
+        result => Ok(result),
+    }
+}
+
 impl<'a, T: AsRawFd + Send + Sync + 'static> AsyncFdReadyGuard<'a, T> {
-    /// What the fd was found ready for.
-    pub fn ready(&self) -> Ready {
-        self.ready
-    }
-
-    /// Forgets the readiness: the next wait really waits for the driver.
-    pub fn clear_ready(&mut self) {
-        self.fd.clear_ready_matching(interest_ready(self.interest));
-    }
-
-    /// Forgets only the readiness in `ready` (e.g. `Ready::READABLE`).
-    pub fn clear_ready_matching(&mut self, ready: Ready) {
-        self.fd.clear_ready_matching(ready);
-    }
-
-    /// Keeps the readiness (what dropping the guard does).
-    pub fn retain_ready(&mut self) {}
+    readiness_methods!();
 
     /// Runs `f`; on `WouldBlock` clears the readiness and returns
     /// `Err(TryIoError)`, so the caller waits again.
@@ -518,13 +540,8 @@ impl<'a, T: AsRawFd + Send + Sync + 'static> AsyncFdReadyGuard<'a, T> {
         &mut self,
         f: impl FnOnce(&'a AsyncFd<T>) -> io::Result<R>,
     ) -> Result<io::Result<R>, TryIoError> {
-        match f(self.fd) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.clear_ready();
-                Err(TryIoError(()))
-            }
-            result => Ok(result),
-        }
+        let fd = self.fd;
+        try_io_outcome(f(fd), || self.clear_ready())
     }
 
     /// The [`AsyncFd`].
@@ -576,23 +593,7 @@ pub struct AsyncFdReadyMutGuard<'a, T: AsRawFd + Send + Sync + 'static> {
 }
 
 impl<T: AsRawFd + Send + Sync + 'static> AsyncFdReadyMutGuard<'_, T> {
-    /// What the fd was found ready for.
-    pub fn ready(&self) -> Ready {
-        self.ready
-    }
-
-    /// Forgets the readiness: the next wait really waits for the driver.
-    pub fn clear_ready(&mut self) {
-        self.fd.clear_ready_matching(interest_ready(self.interest));
-    }
-
-    /// Forgets only the readiness in `ready` (e.g. `Ready::READABLE`).
-    pub fn clear_ready_matching(&mut self, ready: Ready) {
-        self.fd.clear_ready_matching(ready);
-    }
-
-    /// Keeps the readiness (what dropping the guard does).
-    pub fn retain_ready(&mut self) {}
+    readiness_methods!();
 
     /// Runs `f` with the [`AsyncFd`] borrowed mutably; on `WouldBlock`
     /// clears the readiness and returns `Err(TryIoError)`, so the caller
@@ -604,13 +605,8 @@ impl<T: AsRawFd + Send + Sync + 'static> AsyncFdReadyMutGuard<'_, T> {
         &mut self,
         f: impl FnOnce(&mut AsyncFd<T>) -> io::Result<R>,
     ) -> Result<io::Result<R>, TryIoError> {
-        match f(self.fd) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.clear_ready();
-                Err(TryIoError(()))
-            }
-            result => Ok(result),
-        }
+        let result = f(self.fd);
+        try_io_outcome(result, || self.clear_ready())
     }
 
     /// The [`AsyncFd`].

@@ -24,6 +24,15 @@ fn pipe() -> (std::fs::File, std::fs::File) {
     (r.into(), w.into())
 }
 
+/// Writes `hello` into `w` from core 1 after 20 ms; gives `w` back.
+fn hello_later(w: std::fs::File) -> insane_runtime::task::JoinHandle<std::fs::File> {
+    spawn_on(1, async move {
+        insane_runtime::time::sleep(Duration::from_millis(20)).await;
+        (&w).write_all(b"hello").unwrap();
+        w
+    })
+}
+
 /// `fd` as an `AsyncFd` for reading and writing.
 fn register(fd: std::fs::File) -> AsyncFd<std::fs::File> {
     // SAFETY: the `File` owns its fd, which stays open while it lives.
@@ -41,11 +50,7 @@ fn a_reader_waits_for_data_written_later_from_another_core() {
     on_each_driver(2, |_| async {
         let (r, w) = pipe();
         let reader = register(r);
-        let writer = spawn_on(1, async move {
-            insane_runtime::time::sleep(Duration::from_millis(20)).await;
-            (&w).write_all(b"hello").unwrap();
-            w
-        });
+        let writer = hello_later(w);
         let mut buf = [0u8; 16];
         let mut stale = 0;
         let n = loop {
@@ -159,11 +164,7 @@ fn readable_mut_lends_the_value_mutably() {
     on_each_driver(2, |_| async {
         let (r, w) = pipe();
         let mut reader = counting(r);
-        let writer = spawn_on(1, async move {
-            insane_runtime::time::sleep(Duration::from_millis(20)).await;
-            (&w).write_all(b"hello").unwrap();
-            w
-        });
+        let writer = hello_later(w);
         let mut buf = [0u8; 16];
         let mut stale = 0;
         let n = loop {
