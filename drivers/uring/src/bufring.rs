@@ -177,7 +177,9 @@ impl RingState {
             AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
         }
         self.held = self.held.saturating_sub(1);
-        wakes.append(&mut self.starved);
+        if !self.starved.is_empty() {
+            wakes.append(&mut self.starved);
+        }
     }
 }
 
@@ -528,8 +530,9 @@ enum Phase {
 
 /// What [`RecvStream::next_event`] found.
 enum Event {
-    /// A message of `len` bytes in buffer `bid` (taken from the queue).
-    Data { bid: u16, len: u32 },
+    /// A message of `len` bytes in buffer `bid` (taken from the queue);
+    /// `more`: other completions are queued behind it.
+    Data { bid: u16, len: u32, more: bool },
     /// A zero-length datagram (it used no buffer).
     EmptyDatagram,
     /// End of stream: the stream is done.
@@ -708,6 +711,9 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
         let st = &mut *guard;
         let bgid = usize::from(shared.bgid);
         let mut copied = 0;
+        // Nothing is queued behind the buffer being read (completions are
+        // only added by the driver's poll, never during this call).
+        let mut nothing_behind = false;
         loop {
             if let Some(p) = &mut self.partial {
                 // SAFETY: buffer `p.bid` (< entries, checked when taken)
@@ -733,6 +739,9 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                 if let Some(r) = st.buf_rings.get_mut(bgid) {
                     r.recycle(bid, &mut st.wakes);
                 }
+                if nothing_behind {
+                    return Poll::Ready(Some(Ok(copied)));
+                }
             }
             // After bytes were copied: only more data, and no waker (the
             // call returns them whatever comes next).
@@ -742,7 +751,10 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                 (Take::Any, cx.as_deref_mut())
             };
             match self.next_event(st, waker, take) {
-                Event::Data { bid, len } => self.partial = Some(Partial { bid, pos: 0, len }),
+                Event::Data { bid, len, more } => {
+                    self.partial = Some(Partial { bid, pos: 0, len });
+                    nothing_behind = !more;
+                }
                 Event::EmptyDatagram => {}
                 Event::Later | Event::Pending if copied > 0 => {
                     return Poll::Ready(Some(Ok(copied)));
@@ -868,7 +880,8 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                         return Event::Later;
                     }
                     slot.queue.pop_front();
-                    if slot.finished && slot.queue.is_empty() {
+                    let more = !slot.queue.is_empty();
+                    if slot.finished && !more {
                         st.remove_slot(key);
                         self.key = None;
                         self.phase = Phase::Idle;
@@ -881,7 +894,7 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                     if res > 0 {
                         if let Some(bid) = valid {
                             let len = (res as u32).min(self.ring.shared.buf_size);
-                            return Event::Data { bid, len };
+                            return Event::Data { bid, len, more };
                         }
                         continue;
                     }
@@ -939,7 +952,7 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
             self.next_event(&mut guard, cx, Take::Any)
         };
         match event {
-            Event::Data { bid, len } => Poll::Ready(Some(Ok(RingBuf {
+            Event::Data { bid, len, .. } => Poll::Ready(Some(Ok(RingBuf {
                 ring: self.ring.shared.clone(),
                 bid: Some(bid),
                 start: 0,
