@@ -7,9 +7,10 @@
 //! core's provided-buffer ring ([`BufRing::for_current_core`]): from then
 //! on the kernel receives the stream's bytes into ring buffers as they
 //! arrive, and a read copies them out of the buffer already filled — no
-//! syscall per read, no readiness round. The partly read buffer stays with
-//! the stream (`held`) until its last byte is read, then goes back to the
-//! ring. A socket whose first read finds data (request/response traffic
+//! syscall per read, no readiness round
+//! ([`RecvStream::poll_copy`](bufring::RecvStream::poll_copy)). The partly
+//! read buffer stays with the receive until its last byte is read, then
+//! goes back to the ring. A socket whose first read finds data (request/response traffic
 //! that reads at once) never arms it.
 //!
 //! What stays as in tokio:
@@ -358,7 +359,7 @@ where
                 return res;
             }
         }
-        // Nothing held: read the socket itself.
+        // Nothing received here: read the socket itself.
         let arm = !peek && cx.is_some() && !self.reader.refused.load(Ordering::Relaxed);
         if arm {
             match sink.recv_from(&self.io, false) {
@@ -644,7 +645,7 @@ where
         if dir == Direction::Read && self.reader.active.load(Ordering::Acquire) {
             let mut st = self.lock();
             let mut empty = ReadBuf::new(&mut []);
-            // A zero-room sink: `read_held` fills the ring's buffer and
+            // A probe: `read_held` looks whether anything is received and
             // copies nothing.
             if let Some(res) = self.read_held(&mut st, Some(cx), &mut empty, true, true) {
                 return res.map_ok(|_| ());
