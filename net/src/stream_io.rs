@@ -7,9 +7,10 @@
 //! core's provided-buffer ring ([`BufRing::for_current_core`]): from then
 //! on the kernel receives the stream's bytes into ring buffers as they
 //! arrive, and a read copies them out of the buffer already filled — no
-//! syscall per read, no readiness round. The partly read buffer stays with
-//! the stream (`held`) until its last byte is read, then goes back to the
-//! ring. A socket whose first read finds data (request/response traffic
+//! syscall per read, no readiness round
+//! ([`RecvStream::poll_copy`](bufring::RecvStream::poll_copy)). The partly
+//! read buffer stays with the receive until its last byte is read, then
+//! goes back to the ring. A socket whose first read finds data (request/response traffic
 //! that reads at once) never arms it.
 //!
 //! What stays as in tokio:
@@ -46,7 +47,7 @@ use std::task::{Context, Poll, Waker, ready};
 use insane_runtime::driver::Direction;
 use insane_runtime::runtime::CoreHandle;
 use insane_runtime::task::coop;
-use insane_uring::bufring::{self, BufRing, RingBuf};
+use insane_uring::bufring::{self, BufRing};
 use tokio::io::{Interest, ReadBuf, Ready};
 
 use crate::io::PollIo;
@@ -104,117 +105,45 @@ impl ReadState {
     }
 }
 
-/// A multishot receive and the buffer being read.
-struct RingRx {
-    rx: bufring::RecvStream<FdGuard>,
-    /// The ring buffer being read, and how much of it was read.
-    held: Option<(RingBuf, usize)>,
-    /// The peer closed its write half (every later read returns 0).
-    eof: bool,
-    /// An error the receive ended with, reported once the bytes before it
-    /// are read.
-    err: Option<io::Error>,
-}
+/// The stream's multishot receive: the ring buffers it filled and the
+/// partly read one are in the [`RecvStream`] (`poll_copy`).
+type RingRx = bufring::RecvStream<FdGuard>;
 
-impl std::fmt::Debug for RingRx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RingRx")
-            .field("held", &self.held.as_ref().map(|(b, pos)| b.len() - pos))
-            .field("eof", &self.eof)
-            .finish()
+/// A read (or peek) from the ring into `put` (see
+/// [`RecvStream::poll_copy`](bufring::RecvStream::poll_copy)): `Ok(0)` at
+/// end of stream. `None`: the ring ran dry and the receive stopped, so
+/// the next bytes wait in the socket (read them with `recv(2)`).
+fn copy_from_ring(
+    rx: &mut RingRx,
+    cx: Option<&mut Context<'_>>,
+    peek: bool,
+    put: &mut dyn FnMut(&[u8]) -> usize,
+) -> Option<Poll<io::Result<usize>>> {
+    match rx.poll_copy(cx, peek, put) {
+        Poll::Ready(Some(res)) => Some(Poll::Ready(res)),
+        Poll::Ready(None) => Some(Poll::Ready(Ok(0))),
+        Poll::Pending if rx.is_starved() => None,
+        Poll::Pending => Some(Poll::Pending),
     }
 }
 
-/// What a read has found.
-enum Next {
-    /// Bytes are held (or an end of stream, or an error, is buffered).
-    Buffered,
-    /// Nothing yet; the waker (if any) is registered with the receive.
-    Pending,
-    /// The receive stopped for want of ring buffers: read the socket
-    /// directly until one is free.
-    Starved,
-}
-
-impl RingRx {
-    /// Makes sure something is buffered, polling the receive.
-    fn fill(&mut self, mut cx: Option<&mut Context<'_>>) -> Next {
-        loop {
-            if self.held.is_some() || self.eof || self.err.is_some() {
-                return Next::Buffered;
+/// Moves everything the receive `rx` holds into `done` (for a hand-over):
+/// stops the receive and collects what it still delivers. Ready once the
+/// receive has ended.
+fn poll_drain(rx: &mut RingRx, cx: &mut Context<'_>, done: &mut HandoverDone) -> Poll<()> {
+    rx.stop();
+    loop {
+        let mut append = |b: &[u8]| {
+            done.moved.extend_from_slice(b);
+            b.len()
+        };
+        match rx.poll_copy(Some(cx), false, &mut append) {
+            Poll::Ready(Some(Ok(_))) => {}
+            Poll::Ready(Some(Err(e))) => {
+                done.err.get_or_insert(e);
             }
-            let next = match cx {
-                Some(ref mut cx) => self.rx.poll_next(cx),
-                None => self.rx.try_next(),
-            };
-            match next {
-                Poll::Ready(Some(Ok(buf))) if buf.is_empty() => {}
-                Poll::Ready(Some(Ok(buf))) => self.held = Some((buf, 0)),
-                Poll::Ready(Some(Err(e))) => self.err = Some(e),
-                Poll::Ready(None) => self.eof = true,
-                Poll::Pending if self.rx.is_starved() => return Next::Starved,
-                Poll::Pending => return Next::Pending,
-            }
-        }
-    }
-
-    /// Copies buffered bytes into `sink`: everything already received when
-    /// reading, the held buffer's bytes when peeking. `Ok(0)` at end of
-    /// stream.
-    fn copy_out(&mut self, sink: &mut dyn Sink, peek: bool) -> io::Result<usize> {
-        let mut n = 0;
-        loop {
-            if let Some((buf, pos)) = &mut self.held {
-                let k = sink.put(&buf[*pos..]);
-                n += k;
-                if peek {
-                    return Ok(n);
-                }
-                *pos += k;
-                if *pos == buf.len() {
-                    // Back to the ring.
-                    self.held = None;
-                }
-                if sink.room() == 0 {
-                    return Ok(n);
-                }
-            }
-            if let Some(e) = self.err.take() {
-                if n > 0 {
-                    self.err = Some(e);
-                    return Ok(n);
-                }
-                return Err(e);
-            }
-            if self.eof || !matches!(self.fill(None), Next::Buffered) {
-                return Ok(n);
-            }
-        }
-    }
-
-    /// Moves everything buffered into `done` (for a hand-over): the held
-    /// bytes, then stops the receive and collects what it still delivers.
-    /// Ready once the receive has ended.
-    fn poll_drain(&mut self, cx: &mut Context<'_>, done: &mut HandoverDone) -> Poll<()> {
-        if let Some((buf, pos)) = self.held.take() {
-            done.moved.extend_from_slice(&buf[pos..]);
-        }
-        if let Some(e) = self.err.take() {
-            done.err.get_or_insert(e);
-        }
-        if self.eof {
-            return Poll::Ready(());
-        }
-        self.rx.stop();
-        loop {
-            match self.rx.poll_next(cx) {
-                Poll::Ready(Some(Ok(buf))) => done.moved.extend_from_slice(&buf),
-                Poll::Ready(Some(Err(e))) => {
-                    done.err.get_or_insert(e);
-                }
-                Poll::Ready(None) => return Poll::Ready(()),
-                Poll::Pending => return Poll::Pending,
-            }
+            Poll::Ready(None) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
         }
     }
 }
@@ -426,11 +355,11 @@ where
     ) -> Poll<io::Result<usize>> {
         if self.reader.active.load(Ordering::Acquire) {
             let mut st = self.lock();
-            if let Some(res) = self.read_held(&mut st, cx.as_deref_mut(), sink, peek) {
+            if let Some(res) = self.read_held(&mut st, cx.as_deref_mut(), sink, peek, false) {
                 return res;
             }
         }
-        // Nothing held: read the socket itself.
+        // Nothing received here: read the socket itself.
         let arm = !peek && cx.is_some() && !self.reader.refused.load(Ordering::Relaxed);
         if arm {
             match sink.recv_from(&self.io, false) {
@@ -447,9 +376,12 @@ where
                     Err(_) => self.reader.refused.store(true, Ordering::Relaxed),
                 }
             }
-            if let Some(res) = self.read_held(&mut st, cx.as_deref_mut(), sink, peek) {
+            if let Some(res) = self.read_held(&mut st, cx.as_deref_mut(), sink, peek, false) {
                 return res;
             }
+            // No receive here (refused): wait for readiness without
+            // repeating the `recv(2)` that just found nothing.
+            self.io.clear_ready(Direction::Read);
         }
         self.read_by_readiness(cx, sink, peek)
     }
@@ -479,16 +411,17 @@ where
 
     /// Reads what the stream holds (handed-over bytes, the ring). `None`:
     /// nothing is held and no receive is armed here, read the socket.
+    ///
+    /// `probe` (with a sink without room): only asks whether a read would
+    /// not block (`poll_ready`): nothing is consumed, not even an error.
     fn read_held(
         &self,
         st: &mut ReadState,
         mut cx: Option<&mut Context<'_>>,
         sink: &mut dyn Sink,
         peek: bool,
+        probe: bool,
     ) -> Option<Poll<io::Result<usize>>> {
-        // A sink without room only asks whether a read would not block
-        // (`poll_ready`): nothing is consumed, not even an error.
-        let probe = sink.room() == 0;
         if probe && (!st.moved.is_empty() || st.moved_err.is_some()) {
             return Some(Poll::Ready(Ok(0)));
         }
@@ -515,12 +448,16 @@ where
             self.hand_over(st, cx);
             return Some(Poll::Pending);
         };
-        match rx.fill(cx.as_deref_mut()) {
-            Next::Buffered if probe => Some(Poll::Ready(Ok(0))),
-            Next::Buffered => Some(Poll::Ready(rx.copy_out(sink, peek))),
-            Next::Pending => Some(Poll::Pending),
-            Next::Starved => Some(self.read_by_readiness(cx, sink, peek)),
-        }
+        let res = match cx.as_deref_mut() {
+            Some(cx) if probe => match rx.poll_ready(cx) {
+                Poll::Ready(()) => Some(Poll::Ready(Ok(0))),
+                Poll::Pending if rx.is_starved() => None,
+                Poll::Pending => Some(Poll::Pending),
+            },
+            cx => copy_from_ring(rx, cx, peek, &mut |b| sink.put(b)),
+        };
+        // `None`: the ring ran dry, the next bytes wait in the socket.
+        Some(res.unwrap_or_else(|| self.read_by_readiness(cx, sink, peek)))
     }
 
     /// Clears `active` once nothing is held any more.
@@ -550,17 +487,43 @@ where
         let mut ring = ring;
         let mut done = done;
         drop(home.spawn(poll_fn(move |cx| match ring.get_mut() {
-            Some(rx) => rx.poll_drain(cx, &mut done),
+            Some(rx) => poll_drain(rx, cx, &mut done),
             None => Poll::Ready(()),
         })));
     }
 
     /// `AsyncRead::poll_read` of a stream.
+    ///
+    /// The common case on io_uring, a receive armed on this core and
+    /// nothing handed over, copies from the ring here, without the layers
+    /// of the general path ([`poll_read_sink`](Self::poll_read_sink)).
     pub(crate) fn poll_read_stream(
         &self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if buf.remaining() > 0 && self.reader.active.load(Ordering::Acquire) {
+            let coop = ready!(coop::poll_proceed(cx));
+            let mut st = self.lock();
+            if st.moved.is_empty() && st.moved_err.is_none() && st.handover.is_none() {
+                if let Some(rx) = st.ring.as_mut().and_then(|r| r.get_mut()) {
+                    let mut put = |b: &[u8]| {
+                        let n = b.len().min(buf.remaining());
+                        buf.put_slice(&b[..n]);
+                        n
+                    };
+                    if let Some(res) = copy_from_ring(rx, Some(cx), false, &mut put) {
+                        if res.is_ready() {
+                            coop.made_progress();
+                        }
+                        return res.map_ok(|_| ());
+                    }
+                }
+            }
+            // The general path spends the unit again.
+            drop(st);
+            drop(coop);
+        }
         self.poll_read_sink(Some(cx), buf, false).map_ok(|_| ())
     }
 
@@ -682,9 +645,9 @@ where
         if dir == Direction::Read && self.reader.active.load(Ordering::Acquire) {
             let mut st = self.lock();
             let mut empty = ReadBuf::new(&mut []);
-            // A zero-room sink: `read_held` fills the ring's buffer and
+            // A probe: `read_held` looks whether anything is received and
             // copies nothing.
-            if let Some(res) = self.read_held(&mut st, Some(cx), &mut empty, true) {
+            if let Some(res) = self.read_held(&mut st, Some(cx), &mut empty, true, true) {
                 return res.map_ok(|_| ());
             }
         }
@@ -741,23 +704,16 @@ where
     /// it was read.
     fn read_closed(&self) -> bool {
         let mut st = self.lock();
-        let Some(rx) = st.ring.as_mut().and_then(|r| r.get_mut()) else {
-            return false;
-        };
-        rx.eof && rx.held.is_none()
+        st.ring
+            .as_mut()
+            .and_then(|r| r.get_mut())
+            .is_some_and(|rx| rx.is_done())
     }
 }
 
 /// Arms a multishot receive of `io` into the core's default ring.
 fn arm_receive<S: AsFd + Send + Sync + 'static>(io: &PollIo<S>) -> io::Result<RingRx> {
-    let ring = BufRing::for_current_core()?;
-    let rx = ring.recv_stream(FdGuard::new(io.guard()))?;
-    Ok(RingRx {
-        rx,
-        held: None,
-        eof: false,
-        err: None,
-    })
+    BufRing::for_current_core()?.recv_stream(FdGuard::new(io.guard()))
 }
 
 /// Puts a hand-over's result into the stream and wakes its readers, also

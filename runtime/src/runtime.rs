@@ -1415,6 +1415,7 @@ impl CoreHandle {
     /// });
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn current_uid() -> Option<u64> {
         context::with_core(|c| c.shared.uid)
     }

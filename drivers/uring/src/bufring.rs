@@ -30,7 +30,7 @@ use std::task::{Context, Poll, Waker};
 
 use io_uring::{cqueue, opcode, types};
 
-use crate::driver::{Handle, Key, SlotKind, TAG_OP, closed_error};
+use crate::driver::{Handle, Key, SlotKind, State, TAG_OP, closed_error};
 use crate::features::page_size;
 
 /// `struct io_uring_buf` of the kernel ABI; the ring's tail overlays the
@@ -177,7 +177,9 @@ impl RingState {
             AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
         }
         self.held = self.held.saturating_sub(1);
-        wakes.append(&mut self.starved);
+        if !self.starved.is_empty() {
+            wakes.append(&mut self.starved);
+        }
     }
 }
 
@@ -200,6 +202,15 @@ pub(crate) struct BufRingShared {
     data: NonNull<u8>,
     buf_size: u32,
     entries: u16,
+}
+
+impl BufRingShared {
+    /// The start of buffer `bid` (`bid < entries`).
+    fn buf_ptr(&self, bid: u16) -> *mut u8 {
+        self.data
+            .as_ptr()
+            .wrapping_add(usize::from(bid) * self.buf_size as usize)
+    }
 }
 
 impl Drop for BufRingShared {
@@ -384,21 +395,7 @@ impl BufRing {
             stream_socket,
             enobufs: 0,
             stopping: false,
-        })
-    }
-
-    fn make_buf(&self, bid: u16, res: i32) -> Option<RingBuf> {
-        if bid >= self.shared.entries {
-            tracing::error!(bid, "kernel completion names an invalid provided buffer");
-            return None;
-        }
-        let len = usize::try_from(res)
-            .unwrap_or(0)
-            .min(self.shared.buf_size as usize);
-        Some(RingBuf {
-            ring: self.shared.clone(),
-            bid: Some(bid),
-            len,
+            partial: None,
         })
     }
 
@@ -407,6 +404,7 @@ impl BufRing {
         RingBuf {
             ring: self.shared.clone(),
             bid: None,
+            start: 0,
             len: 0,
         }
     }
@@ -434,6 +432,9 @@ pub struct RingBuf {
     ring: Rc<BufRingShared>,
     /// `None` for an empty message that consumed no buffer.
     bid: Option<u16>,
+    /// Where the visible bytes start in the buffer (not 0 only for the
+    /// rest of a buffer partly read by [`RecvStream::poll_copy`]).
+    start: usize,
     len: usize,
 }
 
@@ -451,11 +452,7 @@ impl RingBuf {
 
     fn ptr(&self) -> *mut u8 {
         match self.bid {
-            Some(bid) => self
-                .ring
-                .data
-                .as_ptr()
-                .wrapping_add(usize::from(bid) * self.ring.buf_size as usize),
+            Some(bid) => self.ring.buf_ptr(bid).wrapping_add(self.start),
             None => NonNull::dangling().as_ptr(),
         }
     }
@@ -467,7 +464,7 @@ impl Deref for RingBuf {
     fn deref(&self) -> &[u8] {
         // SAFETY: buffer `bid` lies inside the ring's data mapping, which
         // lives as long as `BufRingShared` (we hold an Rc); the kernel
-        // wrote `len <= buf_size` bytes into it and does not touch it again
+        // wrote `start + len <= buf_size` bytes into it and does not touch it again
         // until we give it back in `drop`. Without a buffer, `len` is 0 and
         // the pointer is dangling but aligned, as an empty slice allows.
         unsafe { std::slice::from_raw_parts(self.ptr(), self.len) }
@@ -531,16 +528,53 @@ enum Phase {
     Done,
 }
 
-enum Step {
-    Cqe(i32, u32, bool),
-    Gone,
-    Closed,
+/// What [`RecvStream::next_event`] found.
+enum Event {
+    /// A message of `len` bytes in buffer `bid` (taken from the queue);
+    /// `more`: other completions are queued behind it.
+    Data { bid: u16, len: u32, more: bool },
+    /// A zero-length datagram (it used no buffer).
+    EmptyDatagram,
+    /// End of stream: the stream is done.
+    End,
+    /// An error (taken from the queue, or arming failed).
+    Error(io::Error),
+    /// Something other than data is next and was left queued (the
+    /// caller asked for data only, or only whether anything is there).
+    Later,
+    /// Nothing yet; the waker (if any) is registered.
     Pending,
+}
+
+/// Which completions [`RecvStream::next_event`] may take.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// Any: data, errors, the end.
+    Any,
+    /// Data only: an error or the end stays queued ([`Event::Later`]).
+    Data,
+    /// Nothing: only tell whether something is there.
+    Nothing,
+}
+
+/// The unread part of a buffer [`RecvStream::poll_copy`] took: buffer
+/// `bid`, bytes `pos..len`.
+#[derive(Clone, Copy, Debug)]
+struct Partial {
+    bid: u16,
+    pos: u32,
+    len: u32,
 }
 
 /// Messages arriving on a socket, each in a [`RingBuf`], from one
 /// multishot `RECV`, re-armed as needed. Dropping the stream cancels the
 /// receive; the fd guard is kept until the kernel confirms.
+///
+/// Two ways to read it: [`next`](Self::next) / [`poll_next`](Self::poll_next)
+/// hand out each message as a [`RingBuf`]; [`poll_copy`](Self::poll_copy)
+/// copies the bytes of a byte stream out of the buffers (one driver
+/// borrow per call, no `RingBuf` per message) and keeps a partly read
+/// buffer for the next call. Both may be mixed.
 pub struct RecvStream<F: AsRawFd + 'static> {
     ring: BufRing,
     fd: Option<F>,
@@ -551,6 +585,8 @@ pub struct RecvStream<F: AsRawFd + 'static> {
     /// [`stop`](RecvStream::stop) was called: never re-arm; end once the
     /// receive in flight has delivered its last completion.
     stopping: bool,
+    /// The buffer [`poll_copy`](Self::poll_copy) is reading, read first.
+    partial: Option<Partial>,
 }
 
 impl<F: AsRawFd + 'static> fmt::Debug for RecvStream<F> {
@@ -559,8 +595,13 @@ impl<F: AsRawFd + 'static> fmt::Debug for RecvStream<F> {
             .field("ring", &self.ring)
             .field("phase", &self.phase)
             .field("enobufs", &self.enobufs)
+            .field("partial", &self.partial)
             .finish()
     }
+}
+
+fn busy_error() -> io::Error {
+    io::Error::other("the io_uring driver is busy (re-entrant use from inside its poll)")
 }
 
 impl<F: AsRawFd + 'static> RecvStream<F> {
@@ -587,35 +628,6 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
         poll_fn(|cx| self.poll_next(cx)).await
     }
 
-    fn handle(&self) -> &Handle {
-        &self.ring.shared.handle
-    }
-
-    fn arm(&mut self) -> io::Result<()> {
-        let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
-            return Err(io::Error::other("receive stream already closed"));
-        };
-        let bgid = self.ring.shared.bgid;
-        let key = self.handle().with_state(|st| {
-            let key = st.insert_slot(SlotKind::Multi, Some(bgid))?;
-            let entry = opcode::RecvMulti::new(types::Fd(fd), bgid)
-                .build()
-                .user_data(key.user_data(TAG_OP));
-            // SAFETY: a multishot RECV points at no memory of ours except
-            // the buffer group, which stays registered while this stream
-            // (or its orphaned slot) holds the ring.
-            match unsafe { st.push(&entry) } {
-                Ok(()) => Ok(key),
-                Err(e) => {
-                    st.remove_slot(key);
-                    Err(e)
-                }
-            }
-        })??;
-        self.key = Some(key);
-        Ok(())
-    }
-
     /// Poll form of [`next`](Self::next).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RingBuf>>> {
         self.poll_next_inner(Some(cx))
@@ -635,7 +647,13 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
     /// caller may read them another way, e.g. `recv(2)`, without
     /// reordering the stream).
     pub fn is_starved(&self) -> bool {
-        self.phase == Phase::Starved
+        self.phase == Phase::Starved && self.partial.is_none()
+    }
+
+    /// Whether the stream has ended (end of stream, [`stop`](Self::stop)
+    /// done, or the driver shut down) and every received byte was read.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done && self.partial.is_none()
     }
 
     /// Stops receiving: cancels the receive in flight and never re-arms.
@@ -651,7 +669,9 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
         match (self.phase, self.key) {
             (Phase::Armed, Some(key)) => {
                 let _ = self
-                    .handle()
+                    .ring
+                    .shared
+                    .handle
                     .with_state(|st| st.push_cancel(key.user_data(TAG_OP)));
             }
             (Phase::Armed, None) | (Phase::Idle, _) | (Phase::Starved, _) => {
@@ -661,64 +681,189 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
         }
     }
 
-    fn poll_next_inner(
+    /// Copies received bytes into `out`, which takes what it is offered
+    /// and returns how much it took (less than offered: it is full).
+    ///
+    /// Reading (`peek` false): the bytes of every message already
+    /// received, in order, until `out` is full or nothing more is there;
+    /// each buffer read to its end goes back to the ring at once, a partly
+    /// read one stays with the stream for the next call. Peeking: the
+    /// bytes of the first message, none consumed.
+    ///
+    /// `Ready(Some(Ok(n)))`: `n` bytes copied (0 only if `out` took none
+    /// of the bytes offered). An error or the end of the stream that
+    /// follows copied bytes is returned by the next call. `Ready(None)`:
+    /// end of stream. `Pending`: nothing received yet; with `cx`, its
+    /// waker is woken when something arrives (without, a waker stored
+    /// earlier stays in place).
+    ///
+    /// One borrow of the driver per call; no [`RingBuf`] is made.
+    pub fn poll_copy(
         &mut self,
         mut cx: Option<&mut Context<'_>>,
-    ) -> Poll<Option<io::Result<RingBuf>>> {
+        peek: bool,
+        out: &mut dyn FnMut(&[u8]) -> usize,
+    ) -> Poll<Option<io::Result<usize>>> {
+        let shared = Rc::clone(&self.ring.shared);
+        let Ok(mut guard) = shared.handle.inner.state.try_borrow_mut() else {
+            return Poll::Ready(Some(Err(busy_error())));
+        };
+        let st = &mut *guard;
+        let bgid = usize::from(shared.bgid);
+        let mut copied = 0;
+        // Nothing is queued behind the buffer being read (completions are
+        // only added by the driver's poll, never during this call).
+        let mut nothing_behind = false;
+        loop {
+            if let Some(p) = &mut self.partial {
+                // SAFETY: buffer `p.bid` (< entries, checked when taken)
+                // lies in the ring's data mapping, which `shared` keeps
+                // alive; the kernel wrote `p.len <= buf_size` bytes into
+                // it and does not touch it before it is recycled below.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(
+                        shared.buf_ptr(p.bid).add(p.pos as usize),
+                        (p.len - p.pos) as usize,
+                    )
+                };
+                let k = out(bytes).min(bytes.len());
+                copied += k;
+                if peek || k < bytes.len() {
+                    if !peek {
+                        p.pos += k as u32;
+                    }
+                    return Poll::Ready(Some(Ok(copied)));
+                }
+                let bid = p.bid;
+                self.partial = None;
+                if let Some(r) = st.buf_rings.get_mut(bgid) {
+                    r.recycle(bid, &mut st.wakes);
+                }
+                if nothing_behind {
+                    return Poll::Ready(Some(Ok(copied)));
+                }
+            }
+            // After bytes were copied: only more data, and no waker (the
+            // call returns them whatever comes next).
+            let (take, waker) = if copied > 0 {
+                (Take::Data, None)
+            } else {
+                (Take::Any, cx.as_deref_mut())
+            };
+            match self.next_event(st, waker, take) {
+                Event::Data { bid, len, more } => {
+                    self.partial = Some(Partial { bid, pos: 0, len });
+                    nothing_behind = !more;
+                }
+                Event::EmptyDatagram => {}
+                Event::Later | Event::Pending if copied > 0 => {
+                    return Poll::Ready(Some(Ok(copied)));
+                }
+                Event::Later | Event::Pending => return Poll::Pending,
+                Event::End if copied > 0 => return Poll::Ready(Some(Ok(copied))),
+                Event::End => return Poll::Ready(None),
+                Event::Error(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+    }
+
+    /// Whether [`poll_copy`](Self::poll_copy) (or [`poll_next`](Self::poll_next))
+    /// would not return `Pending`: bytes, an error or the end of the stream
+    /// are there. Consumes nothing; `Pending` registers `cx`'s waker.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.partial.is_some() {
+            return Poll::Ready(());
+        }
+        let shared = Rc::clone(&self.ring.shared);
+        let Ok(mut guard) = shared.handle.inner.state.try_borrow_mut() else {
+            // The next read reports the error.
+            return Poll::Ready(());
+        };
+        match self.next_event(&mut guard, Some(cx), Take::Nothing) {
+            Event::Pending => Poll::Pending,
+            _ => Poll::Ready(()),
+        }
+    }
+
+    /// Submits the multishot receive.
+    fn arm(&mut self, st: &mut State) -> io::Result<()> {
+        let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return Err(io::Error::other("receive stream already closed"));
+        };
+        let bgid = self.ring.shared.bgid;
+        let key = st.insert_slot(SlotKind::Multi, Some(bgid))?;
+        let entry = opcode::RecvMulti::new(types::Fd(fd), bgid)
+            .build()
+            .user_data(key.user_data(TAG_OP));
+        // SAFETY: a multishot RECV points at no memory of ours except the
+        // buffer group, which stays registered while this stream (or its
+        // orphaned slot) holds the ring.
+        if let Err(e) = unsafe { st.push(&entry) } {
+            st.remove_slot(key);
+            return Err(e);
+        }
+        self.key = Some(key);
+        Ok(())
+    }
+
+    /// The one state machine of the stream, under the caller's borrow of
+    /// the driver: arms, waits for a buffer after `ENOBUFS`, and takes the
+    /// next completion as `take` allows (`ENOBUFS` completions are always
+    /// taken: they are not the caller's).
+    #[inline(always)]
+    fn next_event(
+        &mut self,
+        st: &mut State,
+        mut cx: Option<&mut Context<'_>>,
+        take: Take,
+    ) -> Event {
+        let bgid = self.ring.shared.bgid;
         loop {
             match self.phase {
-                Phase::Done => return Poll::Ready(None),
+                Phase::Done => return Event::End,
                 Phase::Idle | Phase::Starved if self.stopping => self.phase = Phase::Done,
-                Phase::Idle => match self.arm() {
+                Phase::Idle => match self.arm(st) {
                     Ok(()) => self.phase = Phase::Armed,
+                    // Left to a call that takes errors.
+                    Err(_) if take != Take::Any => return Event::Later,
                     Err(e) => {
                         self.phase = Phase::Done;
-                        return Poll::Ready(Some(Err(e)));
+                        return Event::Error(e);
                     }
                 },
-                Phase::Starved => {
-                    let bgid = usize::from(self.ring.shared.bgid);
-                    let ready = self
-                        .handle()
-                        .with_state(|st| match st.buf_rings.get_mut(bgid) {
-                            Some(r) if r.available() > 0 => true,
-                            Some(r) => {
-                                if let Some(cx) = cx.as_deref_mut() {
-                                    r.starved.push(cx.waker().clone());
-                                }
-                                false
-                            }
-                            None => true,
-                        });
-                    match ready {
-                        Ok(true) => self.phase = Phase::Idle,
-                        Ok(false) => return Poll::Pending,
-                        Err(e) => return Poll::Ready(Some(Err(e))),
+                Phase::Starved => match st.buf_rings.get_mut(usize::from(bgid)) {
+                    Some(r) if r.available() == 0 => {
+                        if let Some(cx) = cx.as_deref_mut() {
+                            r.starved.push(cx.waker().clone());
+                        }
+                        return Event::Pending;
                     }
-                }
+                    _ => self.phase = Phase::Idle,
+                },
                 Phase::Armed => {
                     let Some(key) = self.key else {
                         self.phase = Phase::Idle;
                         continue;
                     };
-                    let step = self.handle().with_state(|st| {
-                        let closed = st.closed;
-                        let Some(slot) = st.slot_mut(key) else {
-                            return Step::Gone;
-                        };
-                        if let Some((res, flags)) = slot.queue.pop_front() {
-                            let drained = slot.finished && slot.queue.is_empty();
-                            if drained {
-                                st.remove_slot(key);
-                            }
-                            return Step::Cqe(res, flags, drained);
-                        }
+                    let closed = st.closed;
+                    let Some(slot) = st.slot_mut(key) else {
+                        self.key = None;
+                        self.phase = Phase::Idle;
+                        continue;
+                    };
+                    let Some(&(res, flags)) = slot.queue.front() else {
                         if slot.finished {
                             st.remove_slot(key);
-                            return Step::Gone;
+                            self.key = None;
+                            self.phase = Phase::Idle;
+                            continue;
                         }
                         if closed {
-                            return Step::Closed;
+                            if take != Take::Any {
+                                return Event::Later;
+                            }
+                            self.phase = Phase::Done;
+                            return Event::Error(closed_error());
                         }
                         if let Some(cx) = cx.as_deref_mut() {
                             match &mut slot.waker {
@@ -726,73 +871,108 @@ impl<F: AsRawFd + 'static> RecvStream<F> {
                                 w => *w = Some(cx.waker().clone()),
                             }
                         }
-                        Step::Pending
-                    });
-                    let step = match step {
-                        Ok(s) => s,
-                        Err(e) => return Poll::Ready(Some(Err(e))),
+                        return Event::Pending;
                     };
-                    match step {
-                        Step::Pending => return Poll::Pending,
-                        Step::Gone => {
-                            self.key = None;
-                            self.phase = Phase::Idle;
-                        }
-                        Step::Closed => {
-                            self.phase = Phase::Done;
-                            return Poll::Ready(Some(Err(closed_error())));
-                        }
-                        Step::Cqe(res, flags, drained) => {
-                            if drained {
-                                self.key = None;
-                                self.phase = Phase::Idle;
-                            }
-                            let buf = cqueue::buffer_select(flags)
-                                .and_then(|bid| self.ring.make_buf(bid, res));
-                            if res == -libc::ENOBUFS {
-                                drop(buf);
-                                self.enobufs += 1;
-                                if drained {
-                                    self.phase = Phase::Starved;
-                                }
-                                continue;
-                            }
-                            if res < 0 {
-                                drop(buf);
-                                if res == -libc::ECANCELED && self.stopping {
-                                    // The end `stop` asked for, not an error.
-                                    self.phase = Phase::Done;
-                                    continue;
-                                }
-                                if res == -libc::ECANCELED && self.handle().is_closed() {
-                                    self.phase = Phase::Done;
-                                }
-                                return Poll::Ready(Some(Err(io::Error::from_raw_os_error(-res))));
-                            }
-                            if res == 0 && self.stream_socket {
-                                drop(buf);
-                                self.phase = Phase::Done;
-                                return Poll::Ready(None);
-                            }
-                            if let Some(buf) = buf {
-                                return Poll::Ready(Some(Ok(buf)));
-                            }
-                            if res == 0 {
-                                // A zero-length datagram: the kernel used no
-                                // buffer (and ended the multishot receive).
-                                return Poll::Ready(Some(Ok(self.ring.empty_buf())));
-                            }
-                        }
+                    let data = res > 0 || (res == 0 && !self.stream_socket);
+                    if res != -libc::ENOBUFS
+                        && (take == Take::Nothing || (take == Take::Data && !data))
+                    {
+                        return Event::Later;
                     }
+                    slot.queue.pop_front();
+                    let more = !slot.queue.is_empty();
+                    if slot.finished && !more {
+                        st.remove_slot(key);
+                        self.key = None;
+                        self.phase = Phase::Idle;
+                    }
+                    let bid = cqueue::buffer_select(flags);
+                    let valid = bid.filter(|&b| b < self.ring.shared.entries);
+                    if bid.is_some() && valid.is_none() {
+                        tracing::error!(?bid, "kernel completion names an invalid provided buffer");
+                    }
+                    if res > 0 {
+                        if let Some(bid) = valid {
+                            let len = (res as u32).min(self.ring.shared.buf_size);
+                            return Event::Data { bid, len, more };
+                        }
+                        continue;
+                    }
+                    // No bytes: give back a buffer the completion may name.
+                    if let (Some(bid), Some(r)) = (valid, st.buf_rings.get_mut(usize::from(bgid))) {
+                        r.recycle(bid, &mut st.wakes);
+                    }
+                    if res == -libc::ENOBUFS {
+                        self.enobufs += 1;
+                        if self.key.is_none() {
+                            self.phase = Phase::Starved;
+                        }
+                        continue;
+                    }
+                    if res < 0 {
+                        if res == -libc::ECANCELED && self.stopping {
+                            // The end `stop` asked for, not an error.
+                            self.phase = Phase::Done;
+                            continue;
+                        }
+                        if res == -libc::ECANCELED && closed {
+                            self.phase = Phase::Done;
+                        }
+                        return Event::Error(io::Error::from_raw_os_error(-res));
+                    }
+                    if self.stream_socket {
+                        self.phase = Phase::Done;
+                        return Event::End;
+                    }
+                    // A zero-length datagram: the kernel used no buffer
+                    // (and ended the multishot receive).
+                    return Event::EmptyDatagram;
                 }
             }
+        }
+    }
+
+    fn poll_next_inner(
+        &mut self,
+        cx: Option<&mut Context<'_>>,
+    ) -> Poll<Option<io::Result<RingBuf>>> {
+        if let Some(p) = self.partial.take() {
+            return Poll::Ready(Some(Ok(RingBuf {
+                ring: self.ring.shared.clone(),
+                bid: Some(p.bid),
+                start: p.pos as usize,
+                len: (p.len - p.pos) as usize,
+            })));
+        }
+        let event = {
+            let shared = Rc::clone(&self.ring.shared);
+            let Ok(mut guard) = shared.handle.inner.state.try_borrow_mut() else {
+                return Poll::Ready(Some(Err(busy_error())));
+            };
+            self.next_event(&mut guard, cx, Take::Any)
+        };
+        match event {
+            Event::Data { bid, len, .. } => Poll::Ready(Some(Ok(RingBuf {
+                ring: self.ring.shared.clone(),
+                bid: Some(bid),
+                start: 0,
+                len: len as usize,
+            }))),
+            Event::EmptyDatagram => Poll::Ready(Some(Ok(self.ring.empty_buf()))),
+            Event::End => Poll::Ready(None),
+            Event::Error(e) => Poll::Ready(Some(Err(e))),
+            Event::Later | Event::Pending => Poll::Pending,
         }
     }
 }
 
 impl<F: AsRawFd + 'static> Drop for RecvStream<F> {
     fn drop(&mut self) {
-        let Some(key) = self.key.take() else { return };
+        let partial = self.partial.take();
+        let key = self.key.take();
+        if partial.is_none() && key.is_none() {
+            return;
+        }
         let fd = self.fd.take();
         let ring = self.ring.clone();
         let bgid = usize::from(ring.shared.bgid);
@@ -806,6 +986,10 @@ impl<F: AsRawFd + 'static> Drop for RecvStream<F> {
             return;
         };
         let st = &mut *guard;
+        if let (Some(p), Some(r)) = (partial, st.buf_rings.get_mut(bgid)) {
+            r.recycle(p.bid, &mut st.wakes);
+        }
+        let Some(key) = key else { return };
         let closed = st.closed;
         let Some(slot) = st.slot_mut(key) else { return };
         let queued: Vec<(i32, u32)> = slot.queue.drain(..).collect();

@@ -276,6 +276,7 @@ impl State {
     }
 
     /// The slot of `key`, if it is still that operation's.
+    #[inline]
     pub(crate) fn slot_mut(&mut self, key: Key) -> Option<&mut Slot> {
         self.ops
             .get_mut(key.index as usize)
@@ -730,12 +731,15 @@ impl Deferred {
     /// Wakes the tasks and drops the orphans: in a local task when inside
     /// a runtime (their destructors may reach the driver, which the core
     /// holds borrowed while it polls us), directly otherwise.
-    pub(crate) fn run(self, in_poll: bool) {
-        for w in self.wakes {
+    ///
+    /// Returns the wake list, emptied, for reuse.
+    pub(crate) fn run(self, in_poll: bool) -> Vec<Waker> {
+        let mut wakes = self.wakes;
+        for w in wakes.drain(..) {
             w.wake();
         }
         if self.graves.is_empty() {
-            return;
+            return wakes;
         }
         if in_poll && insane_runtime::runtime::CoreHandle::current().is_some() {
             let graves = self.graves;
@@ -748,6 +752,7 @@ impl Deferred {
         } else {
             drop(self.graves);
         }
+        wakes
     }
 }
 
@@ -865,8 +870,22 @@ impl Handle {
         let n = st.reap_at_most(limit);
         let deferred = st.take_deferred();
         drop(st);
-        deferred.run(true);
+        self.run_deferred(deferred);
         n
+    }
+
+    /// Runs `deferred` (from a poll) and keeps its emptied wake list for
+    /// the next poll, so that waking tasks allocates nothing per turn.
+    fn run_deferred(&self, deferred: Deferred) {
+        let wakes = deferred.run(true);
+        if wakes.capacity() == 0 {
+            return;
+        }
+        if let Ok(mut st) = self.inner.state.try_borrow_mut() {
+            if st.wakes.is_empty() {
+                st.wakes = wakes;
+            }
+        }
     }
 
     fn park(&self, timeout: Option<Duration>, unpark: &Unpark) -> io::Result<usize> {
@@ -897,7 +916,7 @@ impl Handle {
         let n = st.reap_at_most(limit);
         let deferred = st.take_deferred();
         drop(st);
-        deferred.run(true);
+        self.run_deferred(deferred);
         result.map(|()| n)
     }
 
@@ -965,7 +984,7 @@ impl Handle {
             }
             deferred = st.take_deferred();
         }
-        deferred.run(false);
+        drop(deferred.run(false));
     }
 }
 

@@ -138,6 +138,88 @@ fn tcp_stream_through_the_default_ring_ends_with_none() {
     writer.join().unwrap();
 }
 
+/// Copies with `poll_copy` into `out` (up to `room` bytes per call),
+/// waiting for the receive when nothing is there.
+async fn copy_some<F: std::os::fd::AsRawFd + 'static>(
+    stream: &mut insane_uring::bufring::RecvStream<F>,
+    out: &mut Vec<u8>,
+    room: usize,
+    peek: bool,
+) -> Option<std::io::Result<usize>> {
+    std::future::poll_fn(|cx| {
+        let mut left = room;
+        stream.poll_copy(Some(cx), peek, &mut |b| {
+            let n = b.len().min(left);
+            out.extend_from_slice(&b[..n]);
+            left -= n;
+            n
+        })
+    })
+    .await
+}
+
+#[test]
+fn poll_copy_reads_a_byte_stream_across_buffers_peeks_and_ends_after_the_bytes() {
+    if !supported() {
+        return;
+    }
+    let rt = common::runtime();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"hello world").unwrap();
+        go_rx.recv().unwrap();
+        // Larger than one 1 KiB ring buffer: several completions.
+        let bulk: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        c.write_all(&bulk).unwrap();
+        // Closing ends the stream after these bytes.
+    });
+    let (conn, _) = listener.accept().unwrap();
+    rt.block_on(async {
+        let ring = BufRing::new(16, 1024).unwrap();
+        let mut stream = ring.recv_stream(Rc::new(conn)).unwrap();
+        let mut out = Vec::new();
+        // A peek copies without consuming.
+        let n = copy_some(&mut stream, &mut out, 5, true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((n, &out[..]), (5, &b"hello"[..]));
+        out.clear();
+        // A read with little room keeps the rest of the buffer...
+        let n = copy_some(&mut stream, &mut out, 6, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((n, &out[..]), (6, &b"hello "[..]));
+        // ...which `poll_next` hands out as it is.
+        let rest = stream.next().await.unwrap().unwrap();
+        assert_eq!(&rest[..], b"world");
+        drop(rest);
+        go_tx.send(()).unwrap();
+        // The bulk, then the end: bytes before the end come first.
+        let mut bulk = Vec::new();
+        loop {
+            match copy_some(&mut stream, &mut bulk, 1500, false).await {
+                Some(Ok(n)) => assert!(n > 0 && n <= 1500, "copied {n}"),
+                Some(Err(e)) => panic!("receive failed: {e}"),
+                None => break,
+            }
+        }
+        let expected: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        assert_eq!(bulk, expected);
+        assert!(stream.is_done());
+        assert!(
+            copy_some(&mut stream, &mut bulk, 10, false).await.is_none(),
+            "stays ended"
+        );
+        assert_eq!(ring.available(), 16, "every buffer went back to the ring");
+    });
+    writer.join().unwrap();
+}
+
 #[test]
 fn dropping_a_stream_cancels_it_and_keeps_the_ring_usable() {
     if !supported() {

@@ -77,10 +77,12 @@ thread_local! {
     static BUDGET: Cell<Budget> = const { Cell::new(Budget::UNCONSTRAINED) };
 }
 
+#[inline]
 fn get() -> Budget {
     BUDGET.try_with(Cell::get).unwrap_or(Budget::UNCONSTRAINED)
 }
 
+#[inline]
 fn set(budget: Budget) {
     let _ = BUDGET.try_with(|c| c.set(budget));
 }
