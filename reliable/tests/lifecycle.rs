@@ -21,7 +21,7 @@ fn net(seed: u64) -> Net {
 fn closed(ep: &mut Endpoint) -> Vec<(insane_reliable::ConnId, CloseReason)> {
     let mut v = Vec::new();
     while let Some(e) = ep.poll_event() {
-        if let Event::Closed { conn, reason } = e {
+        if let Event::Closed { conn, reason, .. } = e {
             v.push((conn, reason));
         }
     }
@@ -187,7 +187,7 @@ fn close_is_orderly_every_message_first() {
         while let Some(e) = net.eps[1].poll_event() {
             match e {
                 Event::Message { data, .. } => s.check(&data),
-                Event::Closed { conn, reason } => {
+                Event::Closed { conn, reason, .. } => {
                     assert!(s.done(), "closed before every message arrived");
                     assert_eq!(conn, c1);
                     closed1 = Some(reason);
@@ -208,6 +208,102 @@ fn close_is_orderly_every_message_first() {
         net.eps[0].connection_count() + net.eps[1].connection_count(),
         0
     );
+}
+
+/// A client that sends and closes before its handshake completed (an
+/// application that sends and drops its endpoint at once) still delivers
+/// every message: the close waits for the handshake and the messages.
+#[test]
+fn a_close_during_the_handshake_delivers_the_queued_messages_first() {
+    let mut net = net(38);
+    let c0 = net.eps[0].connect(net.addrs[1], net.now).unwrap();
+    let mut s = Stream::new(5, 5_000, 10);
+    s.pump(&mut net.eps[0], c0);
+    assert_eq!(s.sent, 10);
+    assert_eq!(net.eps[0].unacked_messages(c0), Some(10));
+    net.eps[0].close(c0, net.now);
+    assert!(
+        net.eps[0].send(c0, Bytes::new()).is_err(),
+        "no sends after close"
+    );
+    let (mut closed0, mut closed1) = (None, None);
+    while closed0.is_none() || closed1.is_none() {
+        assert!(net.step());
+        while let Some(e) = net.eps[1].poll_event() {
+            match e {
+                Event::Message { data, .. } => s.check(&data),
+                Event::Closed {
+                    reason,
+                    unacked_messages,
+                    ..
+                } => {
+                    assert!(s.done(), "closed before every message arrived");
+                    assert_eq!(unacked_messages, 0);
+                    closed1 = Some(reason);
+                }
+                _ => {}
+            }
+        }
+        while let Some(e) = net.eps[0].poll_event() {
+            if let Event::Closed {
+                reason,
+                unacked_messages,
+                ..
+            } = e
+            {
+                assert_eq!(unacked_messages, 0);
+                closed0 = Some(reason);
+            }
+        }
+    }
+    assert_eq!(closed0, Some(CloseReason::Local));
+    assert_eq!(
+        closed1,
+        Some(CloseReason::PeerClosed { peer: net.addrs[0] })
+    );
+}
+
+/// Messages lost with a connection are counted, never silent: a close
+/// toward a dead peer ends by the idle timeout, and an abort ends at
+/// once; both report the messages the peer never acknowledged.
+#[test]
+fn a_connection_that_ends_unacknowledged_reports_how_many_messages_were_lost() {
+    for abort in [false, true] {
+        let mut net = net(39);
+        let (c0, _) = net.connect();
+        net.down[1] = true;
+        let mut s = Stream::new(6, 3_000, 7);
+        s.pump(&mut net.eps[0], c0);
+        net.eps[0].close(c0, net.now);
+        if abort {
+            net.eps[0].abort(c0);
+        }
+        let mut got = None;
+        loop {
+            while let Some(e) = net.eps[0].poll_event() {
+                if let Event::Closed {
+                    reason,
+                    unacked_messages,
+                    ..
+                } = e
+                {
+                    got = Some((reason, unacked_messages));
+                }
+            }
+            if got.is_some() {
+                break;
+            }
+            assert!(net.step());
+        }
+        let peer = net.addrs[1];
+        let want = if abort {
+            CloseReason::Aborted { peer }
+        } else {
+            CloseReason::TimedOut { peer }
+        };
+        assert_eq!(got, Some((want, 7)));
+        assert_eq!(net.eps[0].connection_count(), 0);
+    }
 }
 
 #[test]
