@@ -75,6 +75,16 @@ fn datagrams() -> TransportConfig {
     }
 }
 
+/// Reliable datagrams whose endpoints abort when dropped (linger zero: no
+/// ordered close, nothing more on the wire), as a crashed process's would:
+/// for the tests of a peer that dies.
+fn dying_datagrams() -> TransportConfig {
+    TransportConfig {
+        linger: Some(Duration::ZERO),
+        ..datagrams()
+    }
+}
+
 /// Two critical reliable endpoints on loopback with `config`, bound one
 /// after the other.
 async fn reliable_pair(config: TransportConfig) -> (Endpoint, Endpoint) {
@@ -319,7 +329,7 @@ async fn first_failed_send(
 #[test]
 fn a_dropped_peer_fails_the_next_send_and_receive_within_the_idle_timeout_naming_it() {
     on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
-        let (a, b) = reliable_pair(datagrams()).await;
+        let (a, b) = reliable_pair(dying_datagrams()).await;
         assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
         let b_addr = b.local_addr().unwrap();
         send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
@@ -348,7 +358,7 @@ fn a_dropped_peer_fails_the_next_send_and_receive_within_the_idle_timeout_naming
 #[test]
 fn a_restarted_peer_fails_the_next_receive_and_send_naming_it_then_a_new_connection_works() {
     on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
-        let (a, b) = reliable_pair(datagrams()).await;
+        let (a, b) = reliable_pair(dying_datagrams()).await;
         assert_eq!(b.driver(), Kind::UdpReliable, "{}", b.explain());
         let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
         send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
@@ -607,7 +617,7 @@ fn the_peer_timeout_is_configurable() {
     on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
         let config = TransportConfig {
             peer_timeout: Duration::from_millis(100),
-            ..datagrams()
+            ..dying_datagrams()
         };
         let (a, b) = reliable_pair(config).await;
         let b_addr = b.local_addr().unwrap();

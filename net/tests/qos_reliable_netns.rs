@@ -139,6 +139,15 @@ async fn bind(side: &Side, config: TransportConfig) -> io::Result<Endpoint> {
 
 /// Binds, retrying briefly while the address (an AF_XDP queue, a UDP
 /// port) is still held by a previous endpoint being torn down.
+/// An endpoint that aborts when dropped (linger zero: no ordered close,
+/// nothing more on the wire), as a killed process's would.
+fn crashing() -> TransportConfig {
+    TransportConfig {
+        linger: Some(Duration::ZERO),
+        ..Default::default()
+    }
+}
+
 async fn bind_again(side: &Side) -> Endpoint {
     let mut last = None;
     for _ in 0..200 {
@@ -308,7 +317,7 @@ fn over_af_xdp_a_peer_killed_mid_transfer_fails_the_next_send_and_receive_within
         let (ready, killed) = (ready.clone(), killed.clone());
         hosts.spawn_in(B, move || {
             run(async move {
-                let ep = bind(&b, TransportConfig::default()).await.unwrap();
+                let ep = bind(&b, crashing()).await.unwrap();
                 ready.wait();
                 for i in 0..3 {
                     let m = recv_within(&ep, 10, "B").await.unwrap();
@@ -372,7 +381,7 @@ fn over_af_xdp_a_restarted_peer_is_detected_naming_it_then_a_new_connection_work
         let (ready, done) = (ready.clone(), done.clone());
         hosts.spawn_in(B, move || {
             run(async move {
-                let ep = bind(&b, TransportConfig::default()).await.unwrap();
+                let ep = bind(&b, crashing()).await.unwrap();
                 ready.wait();
                 check(&recv_within(&ep, 10, "B").await.unwrap(), 1, 0, 100, "B");
                 send_msg(&ep, a_addr, 2, 0, 100).await.unwrap();

@@ -69,7 +69,7 @@
 
 mod transport;
 
-pub use transport::ReliableTransport;
+pub use transport::{AbandonedMessages, ReliableTransport};
 
 use std::io;
 use std::net::SocketAddr;
