@@ -544,6 +544,13 @@ impl Conn {
                 return r.emit(out);
             }
             State::Closing if self.close_due => {
+                // What we received is acked first: a CLOSE that overtook
+                // that ACK would make the peer's last messages look lost
+                // (unacked when its connection ends).
+                if self.ack_pending {
+                    self.stats.acks_sent += 1;
+                    return self.build_ack(0).emit(out);
+                }
                 self.close_due = false;
                 self.close_sent_at = Some(now);
                 self.close_tries += 1;

@@ -263,6 +263,40 @@ fn a_close_during_the_handshake_delivers_the_queued_messages_first() {
     );
 }
 
+/// A side that closes right after receiving acknowledges what it
+/// received before its CLOSE: the peer's last message does not look
+/// lost.
+#[test]
+fn a_close_right_after_receiving_acknowledges_before_closing() {
+    let mut net = net(40);
+    let (c0, c1) = net.connect();
+    net.eps[1].send(c1, Bytes::from_static(b"last")).unwrap();
+    // The message reaches endpoint 0, which has not answered it yet...
+    while net.eps[0].pending_events() == 0 {
+        assert!(net.step());
+    }
+    // ...and closes at once (it has nothing of its own to deliver).
+    net.eps[0].close(c0, net.now);
+    let mut closed1 = None;
+    while closed1.is_none() {
+        assert!(net.step());
+        while let Some(e) = net.eps[1].poll_event() {
+            if let Event::Closed {
+                reason,
+                unacked_messages,
+                ..
+            } = e
+            {
+                closed1 = Some((reason, unacked_messages));
+            }
+        }
+    }
+    assert_eq!(
+        closed1,
+        Some((CloseReason::PeerClosed { peer: net.addrs[0] }, 0))
+    );
+}
+
 /// Messages lost with a connection are counted, never silent: a close
 /// toward a dead peer ends by the idle timeout, and an abort ends at
 /// once; both report the messages the peer never acknowledged.
