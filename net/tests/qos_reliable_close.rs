@@ -220,6 +220,34 @@ fn over_kernel_udp_an_endpoint_dropped_right_after_sending_delivers_every_messag
     });
 }
 
+/// A first contact: the sender drops its transport before its handshake
+/// could complete (no turn of the runtime in between); the close waits
+/// for the handshake, then delivers every message.
+#[test]
+fn a_transport_dropped_before_its_handshake_completed_delivers_every_message() {
+    on_driver(DRIVER, 1, |_| async move {
+        let config = datagrams(None);
+        let a = udp_transport(&config);
+        let b = udp_transport(&config);
+        let b_addr = b.local_addr().unwrap();
+        let abandoned = a.abandoned_messages();
+        for i in 0..5 {
+            t_send_msg(&a, b_addr, 0xa, i, 1000 + 2000 * i).await;
+        }
+        assert_eq!(a.connection_count(), 1);
+        drop(a);
+        for i in 0..5 {
+            let m = t_recv(&b, Duration::from_secs(5))
+                .await
+                .unwrap_or_else(|| panic!("message {i} not received: {}", b.stats()))
+                .unwrap();
+            check(&m, 0xa, i, 1000 + 2000 * i, "first contact");
+        }
+        assert!(t_recv(&b, Duration::from_millis(50)).await.is_none(), "no error");
+        assert_eq!(abandoned.count(), 0);
+    });
+}
+
 // ---- drop: a dead peer --------------------------------------------------------
 
 /// A dropped transport whose peer died lingers for its bound (300 ms

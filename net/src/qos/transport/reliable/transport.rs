@@ -281,11 +281,14 @@ impl State {
         closing
     }
 
-    /// The deadline of the close in progress (far away without one).
-    fn closing_deadline(&self) -> Instant {
+    /// When the close in progress gives up the connections it still
+    /// waits for (`None` when it waits for none: a close that is over
+    /// but not yet collected by `poll_shutdown` arms no timer).
+    fn close_deadline(&self) -> Option<Instant> {
         self.closing
             .as_ref()
-            .map_or_else(|| Instant::now() + Duration::from_secs(86_400), |c| c.deadline)
+            .filter(|c| !c.conns.is_empty())
+            .map(|c| c.deadline)
     }
 
     /// The close's deadline passed: every connection still closing is
@@ -1191,7 +1194,7 @@ impl Driver {
         if !st.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             st.driver = Some(cx.waker().clone());
         }
-        if st.closing.as_ref().is_some_and(|c| now >= c.deadline) {
+        if st.close_deadline().is_some_and(|d| now >= d) {
             st.give_up_closing();
             progress = true;
         }
@@ -1250,7 +1253,7 @@ impl Driver {
         // later (an ack came) lets the armed timer fire early, and the
         // turn it wakes re-arms it. A message does not re-arm it.
         let mut reset = false;
-        let close_deadline = st.closing.as_ref().map(|c| c.deadline);
+        let close_deadline = st.close_deadline();
         if (st.timer_may_move() || close_deadline.is_some())
             && let Some(t) = earliest(st.ep.poll_timeout(), close_deadline)
             && st.armed.is_none_or(|armed| t < armed)
@@ -1266,8 +1269,9 @@ impl Driver {
         // A dropped transport's close is over once every connection
         // ended and its last datagrams (CLOSE replies, ACKs) left.
         if dropped
-            && st.closing.as_ref().is_some_and(|c| c.conns.is_empty())
-            && ((!st.sending && !st.ep.wants_transmit()) || now >= st.closing_deadline())
+            && let Some(closing) = &st.closing
+            && closing.conns.is_empty()
+            && ((!st.sending && !st.ep.wants_transmit()) || now >= closing.deadline)
         {
             self.finished = true;
             return true;
