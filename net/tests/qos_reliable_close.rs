@@ -173,8 +173,15 @@ fn over_a_lossy_stack_link_a_transport_dropped_right_after_sending_delivers_ever
             sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(b.connection_count(), 0, "{}", b.stats());
-        assert_eq!(b.protocol_stats().timeouts, 0, "closed by the peer, not timed out");
-        assert!(t_recv(&b, Duration::from_millis(50)).await.is_none(), "no error");
+        assert_eq!(
+            b.protocol_stats().timeouts,
+            0,
+            "closed by the peer, not timed out"
+        );
+        assert!(
+            t_recv(&b, Duration::from_millis(50)).await.is_none(),
+            "no error"
+        );
         assert_eq!(abandoned.count(), 0);
     });
 }
@@ -243,7 +250,10 @@ fn a_transport_dropped_before_its_handshake_completed_delivers_every_message() {
                 .unwrap();
             check(&m, 0xa, i, 1000 + 2000 * i, "first contact");
         }
-        assert!(t_recv(&b, Duration::from_millis(50)).await.is_none(), "no error");
+        assert!(
+            t_recv(&b, Duration::from_millis(50)).await.is_none(),
+            "no error"
+        );
         assert_eq!(abandoned.count(), 0);
     });
 }
@@ -427,7 +437,13 @@ fn shutdown_on_tcp_and_best_effort_endpoints_returns_and_the_messages_arrive() {
                 .expect("shutdown within 5 s")
                 .unwrap();
             for i in 0..10 {
-                check(&recv_within(&b, 5, &what).await.unwrap(), 0xa, i, 1000, &what);
+                check(
+                    &recv_within(&b, 5, &what).await.unwrap(),
+                    0xa,
+                    i,
+                    1000,
+                    &what,
+                );
             }
             let err = send_msg(&a, b_addr, 0xa, 10, 10).await.unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{what}: {err}");
