@@ -25,14 +25,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::messages::{Rng, check, count, fill, recv_within, send_msg};
+use common::messages::{
+    Rng, check, count, critical_reliable, fill, recv_within, reliable_pair, send_msg,
+};
 use common::stack_hosts::host;
 use common::{on_driver, on_each_driver};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::stack::StackUdpTransport;
 use insane_net::qos::transport::{Op, ReliableTransport, UdpTransport};
-use insane_net::qos::{Endpoint, Qos, RxBuf, Transport, TransportConfig, TxBuf};
+use insane_net::qos::{Endpoint, RxBuf, Transport, TransportConfig, TxBuf};
 use insane_net::stack::EthernetAddress;
 use insane_net::stack::testing::PairDevice;
 use insane_net::stack::testing::lossy::{Impairments, LossyDevice};
@@ -46,10 +48,6 @@ const SMALL_MESSAGES: usize = 100_000;
 /// Messages of 1 B..1 MiB per direction with loss, in CI.
 const LARGE_MESSAGES: usize = 100;
 const MIB: usize = 1 << 20;
-
-fn critical_reliable() -> Qos {
-    Qos::builder().critical().reliable().poll().build()
-}
 
 /// Nothing more arrives within 100 ms.
 async fn assert_quiet(ep: &Endpoint, what: &str) {
@@ -83,18 +81,6 @@ fn dying_datagrams() -> TransportConfig {
         linger: Some(Duration::ZERO),
         ..datagrams()
     }
-}
-
-/// Two critical reliable endpoints on loopback with `config`, bound one
-/// after the other.
-async fn reliable_pair(config: TransportConfig) -> (Endpoint, Endpoint) {
-    let a = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-        .await
-        .unwrap();
-    let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-        .await
-        .unwrap();
-    (a, b)
 }
 
 #[test]

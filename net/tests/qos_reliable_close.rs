@@ -25,7 +25,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::messages::{Rng, check, fill, recv_within, send_msg};
+use common::messages::{Rng, check, critical_reliable, fill, recv_within, reliable_pair, send_msg};
 use common::on_driver;
 use common::stack_hosts::host;
 use insane_net::qos::policy::TransportKind as Kind;
@@ -41,10 +41,6 @@ use insane_runtime::time::{sleep, timeout};
 
 const LOCAL: &str = "127.0.0.1:0";
 const DRIVER: &str = "epoll";
-
-fn critical_reliable() -> Qos {
-    Qos::builder().critical().reliable().poll().build()
-}
 
 /// Reliable datagrams over the core's busy-poll UDP, with `linger`.
 fn datagrams(linger: Option<Duration>) -> TransportConfig {
@@ -195,12 +191,7 @@ fn over_a_lossy_stack_link_a_transport_dropped_right_after_sending_delivers_ever
 fn over_kernel_udp_an_endpoint_dropped_right_after_sending_delivers_every_message() {
     on_driver(DRIVER, 1, |driver| async move {
         let config = datagrams(None);
-        let a = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-            .await
-            .unwrap();
-        let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-            .await
-            .unwrap();
+        let (a, b) = reliable_pair(config).await;
         assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
         let b_addr = b.local_addr().unwrap();
         let mut rng = Rng(0xd12);
@@ -363,12 +354,7 @@ fn a_runtime_shutting_down_cancels_a_lingering_close_and_counts_what_it_held() {
 fn shutdown_returns_once_the_peer_acknowledged_everything_and_later_sends_fail() {
     on_driver(DRIVER, 1, |driver| async move {
         let config = datagrams(None);
-        let a = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-            .await
-            .unwrap();
-        let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-            .await
-            .unwrap();
+        let (a, b) = reliable_pair(config).await;
         let b_addr = b.local_addr().unwrap();
         for i in 0..50 {
             send_msg(&a, b_addr, 0xa, i, 10_000).await.unwrap();

@@ -39,10 +39,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::messages::{Rng, check, count, recv_within, send_msg};
+use common::messages::{Rng, check, count, critical_reliable, recv_within, send_msg};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
-use insane_net::qos::{Endpoint, Qos, TransportConfig};
+use insane_net::qos::{Endpoint, TransportConfig};
 use insane_runtime::task::spawn;
 use insane_runtime::time::{sleep, timeout};
 use insane_testhosts::{BRIDGE, TestHosts};
@@ -99,10 +99,6 @@ fn sides(hosts: &TestHosts, path: Path) -> [Side; 2] {
             peer: a_addr,
         },
     ]
-}
-
-fn critical_reliable() -> Qos {
-    Qos::builder().critical().reliable().poll().build()
 }
 
 /// Binds `side`'s reliable endpoint and checks the policy chose the

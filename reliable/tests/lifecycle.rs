@@ -172,42 +172,11 @@ fn duplicate_and_stale_handshakes_open_no_extra_connection() {
 #[test]
 fn close_is_orderly_every_message_first() {
     let mut net = net(37);
-    let (c0, c1) = net.connect();
+    let (c0, _) = net.connect();
     let mut s = Stream::new(3, 100_000, 20);
     s.pump(&mut net.eps[0], c0);
     assert_eq!(s.sent, 20);
-    net.eps[0].close(c0, net.now);
-    assert!(
-        net.eps[0].send(c0, Bytes::new()).is_err(),
-        "no sends after close"
-    );
-    let (mut closed0, mut closed1) = (None, None);
-    while closed0.is_none() || closed1.is_none() {
-        assert!(net.step());
-        while let Some(e) = net.eps[1].poll_event() {
-            match e {
-                Event::Message { data, .. } => s.check(&data),
-                Event::Closed { conn, reason, .. } => {
-                    assert!(s.done(), "closed before every message arrived");
-                    assert_eq!(conn, c1);
-                    closed1 = Some(reason);
-                }
-                e => panic!("{e:?}"),
-            }
-        }
-        if let Some((_, r)) = closed(&mut net.eps[0]).pop() {
-            closed0 = Some(r);
-        }
-    }
-    assert_eq!(closed0, Some(CloseReason::Local));
-    assert_eq!(
-        closed1,
-        Some(CloseReason::PeerClosed { peer: net.addrs[0] })
-    );
-    assert_eq!(
-        net.eps[0].connection_count() + net.eps[1].connection_count(),
-        0
-    );
+    close_in_order(&mut net, c0, &mut s);
 }
 
 /// A client that sends and closes before its handshake completed (an
@@ -221,6 +190,14 @@ fn a_close_during_the_handshake_delivers_the_queued_messages_first() {
     s.pump(&mut net.eps[0], c0);
     assert_eq!(s.sent, 10);
     assert_eq!(net.eps[0].unacked_messages(c0), Some(10));
+    close_in_order(&mut net, c0, &mut s);
+}
+
+/// Closes endpoint 0's connection `c0`, whose messages `s` sent, and
+/// checks the ordered close: no send is taken after it; endpoint 1 gets
+/// every message, then its connection ends `PeerClosed`; endpoint 0's
+/// ends `Local`; neither lost a message.
+fn close_in_order(net: &mut Net, c0: insane_reliable::ConnId, s: &mut Stream) {
     net.eps[0].close(c0, net.now);
     assert!(
         net.eps[0].send(c0, Bytes::new()).is_err(),
@@ -229,30 +206,22 @@ fn a_close_during_the_handshake_delivers_the_queued_messages_first() {
     let (mut closed0, mut closed1) = (None, None);
     while closed0.is_none() || closed1.is_none() {
         assert!(net.step());
-        while let Some(e) = net.eps[1].poll_event() {
-            match e {
-                Event::Message { data, .. } => s.check(&data),
-                Event::Closed {
-                    reason,
-                    unacked_messages,
-                    ..
-                } => {
-                    assert!(s.done(), "closed before every message arrived");
-                    assert_eq!(unacked_messages, 0);
-                    closed1 = Some(reason);
+        for (i, closed) in [(0, &mut closed0), (1, &mut closed1)] {
+            while let Some(e) = net.eps[i].poll_event() {
+                match e {
+                    Event::Message { data, .. } if i == 1 => s.check(&data),
+                    Event::Closed {
+                        reason,
+                        unacked_messages,
+                        ..
+                    } => {
+                        assert!(s.done(), "closed before every message arrived");
+                        assert_eq!(unacked_messages, 0, "endpoint {i} lost messages");
+                        *closed = Some(reason);
+                    }
+                    Event::Accepted { .. } | Event::Connected { .. } => {}
+                    e => panic!("endpoint {i}: {e:?}"),
                 }
-                _ => {}
-            }
-        }
-        while let Some(e) = net.eps[0].poll_event() {
-            if let Event::Closed {
-                reason,
-                unacked_messages,
-                ..
-            } = e
-            {
-                assert_eq!(unacked_messages, 0);
-                closed0 = Some(reason);
             }
         }
     }
@@ -260,6 +229,10 @@ fn a_close_during_the_handshake_delivers_the_queued_messages_first() {
     assert_eq!(
         closed1,
         Some(CloseReason::PeerClosed { peer: net.addrs[0] })
+    );
+    assert_eq!(
+        net.eps[0].connection_count() + net.eps[1].connection_count(),
+        0
     );
 }
 
