@@ -124,6 +124,44 @@ async fn wait_for_count(abandoned: &AbandonedMessages, want: u64, limit: Duratio
     abandoned.count()
 }
 
+/// Collects the `WARN` events logged through `tracing` on the thread it
+/// is the default subscriber of (a one-core runtime's core is the test
+/// thread): what the transport reports about lost messages.
+#[derive(Clone, Default)]
+struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Warnings {
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        *meta.level() <= tracing::Level::WARN
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        self.0.lock().unwrap().push(m.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 /// `addr`'s UDP port can be bound again (its transport released it),
 /// trying for at most `limit`.
 async fn port_released(addr: SocketAddr, limit: Duration) -> bool {
@@ -248,43 +286,59 @@ fn a_transport_dropped_before_its_handshake_completed_delivers_every_message() {
 // ---- drop: a dead peer --------------------------------------------------------
 
 /// A dropped transport whose peer died lingers for its bound (300 ms
-/// here), then gives the unacknowledged messages up, counts them, and
-/// releases its port; the drop itself returns at once.
+/// here), then gives the unacknowledged messages up, counts them, logs a
+/// warning naming the peer and the count, and releases its port; the
+/// drop itself returns at once.
 #[test]
 fn a_transport_dropped_while_its_peer_is_dead_gives_up_after_the_linger_bound_counting_the_loss() {
-    on_driver(DRIVER, 1, |_| async move {
-        let config = datagrams(Some(Duration::from_millis(300)));
-        let a = udp_transport(&config);
-        let b = udp_transport(&datagrams(Some(Duration::ZERO)));
-        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-        // Connected, then b dies (linger zero: no goodbye on the wire).
-        t_send_msg(&a, b_addr, 1, 0, 100).await;
-        t_recv(&b, Duration::from_secs(5))
-            .await
-            .expect("the first message")
-            .unwrap();
-        // Its ACK (held for an answer that does not come) leaves at b's
-        // next turn; then b dies.
-        sleep(Duration::from_millis(50)).await;
-        drop(b);
-        for i in 1..=12 {
-            t_send_msg(&a, b_addr, 1, i, 3000).await;
+    let warnings = Warnings::default();
+    let _logging = tracing::subscriber::set_default(warnings.clone());
+    let dead: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
+    on_driver(DRIVER, 1, |_| {
+        let dead = dead.clone();
+        async move {
+            let config = datagrams(Some(Duration::from_millis(300)));
+            let a = udp_transport(&config);
+            let b = udp_transport(&datagrams(Some(Duration::ZERO)));
+            let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            *dead.lock().unwrap() = Some(b_addr);
+            // Connected, then b dies (linger zero: no goodbye on the wire).
+            t_send_msg(&a, b_addr, 1, 0, 100).await;
+            t_recv(&b, Duration::from_secs(5))
+                .await
+                .expect("the first message")
+                .unwrap();
+            // Its ACK (held for an answer that does not come) leaves at b's
+            // next turn; then b dies.
+            sleep(Duration::from_millis(50)).await;
+            drop(b);
+            for i in 1..=12 {
+                t_send_msg(&a, b_addr, 1, i, 3000).await;
+            }
+            let abandoned = a.abandoned_messages();
+            let dropped = Instant::now();
+            drop(a);
+            assert!(
+                dropped.elapsed() < Duration::from_millis(100),
+                "drop does not wait"
+            );
+            assert_eq!(
+                wait_for_count(&abandoned, 12, Duration::from_secs(3)).await,
+                12,
+                "every unacknowledged message is counted"
+            );
+            assert!(port_released(a_addr, Duration::from_secs(1)).await);
+            println!("given up after {:?}", dropped.elapsed());
         }
-        let abandoned = a.abandoned_messages();
-        let dropped = Instant::now();
-        drop(a);
-        assert!(
-            dropped.elapsed() < Duration::from_millis(100),
-            "drop does not wait"
-        );
-        assert_eq!(
-            wait_for_count(&abandoned, 12, Duration::from_secs(3)).await,
-            12,
-            "every unacknowledged message is counted"
-        );
-        assert!(port_released(a_addr, Duration::from_secs(1)).await);
-        println!("given up after {:?}", dropped.elapsed());
     });
+    let b_addr = dead.lock().unwrap().expect("the dead peer's address");
+    let warned = warnings.all();
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("12 message(s)") && w.contains(&b_addr.to_string())),
+        "a warning names {b_addr} and the count: {warned:?}"
+    );
 }
 
 /// Linger zero: a dropped transport aborts at once — its queued messages

@@ -1081,7 +1081,8 @@ impl Shared {
         if let Some(closing) = st.closing.as_mut() {
             if unacked > 0 {
                 tracing::warn!(
-                    "reliable datagrams on {}: {unacked} message(s) accepted for {} are lost                      ({reason}) while closing",
+                    "reliable datagrams on {}: {unacked} message(s) accepted for {} are lost \
+                     ({reason}) while closing",
                     self.local,
                     peer.map_or_else(|| "a peer".to_owned(), |p| p.to_string()),
                 );
