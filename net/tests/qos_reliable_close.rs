@@ -124,13 +124,25 @@ async fn wait_for_count(abandoned: &AbandonedMessages, want: u64, limit: Duratio
     abandoned.count()
 }
 
-/// Collects the `WARN` events logged through `tracing` on the thread it
-/// is the default subscriber of (a one-core runtime's core is the test
-/// thread): what the transport reports about lost messages.
+/// Collects the `WARN` events logged through `tracing` in this test
+/// process: what the transports report about lost messages. Installed as
+/// the global subscriber, once (a subscriber set for one thread only
+/// misses events when parallel tests register the same call sites
+/// first: tracing caches its interest per call site).
 #[derive(Clone, Default)]
 struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
 
 impl Warnings {
+    fn global() -> &'static Warnings {
+        static GLOBAL: std::sync::OnceLock<Warnings> = std::sync::OnceLock::new();
+        GLOBAL.get_or_init(|| {
+            let w = Warnings::default();
+            tracing::subscriber::set_global_default(w.clone())
+                .expect("no other global subscriber in this test process");
+            w
+        })
+    }
+
     fn all(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
@@ -291,8 +303,7 @@ fn a_transport_dropped_before_its_handshake_completed_delivers_every_message() {
 /// drop itself returns at once.
 #[test]
 fn a_transport_dropped_while_its_peer_is_dead_gives_up_after_the_linger_bound_counting_the_loss() {
-    let warnings = Warnings::default();
-    let _logging = tracing::subscriber::set_default(warnings.clone());
+    let warnings = Warnings::global();
     let dead: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
     on_driver(DRIVER, 1, |_| {
         let dead = dead.clone();
