@@ -21,7 +21,11 @@
 //!   ([`RxBuf::peer`]). `send_to(buf, peer)` opens a connection to `peer`
 //!   or reuses the open one (accepted or opened); `connect(peer)` opens it
 //!   ahead and makes it the default for `send`. Messages to one peer
-//!   arrive once, intact and in the order sent.
+//!   arrive once, intact and in the order sent. Dropping the endpoint
+//!   does not lose what `send` accepted: its connections close in order
+//!   in the background (reliable datagrams: within
+//!   [`TransportConfig::linger`]), and [`shutdown`](Endpoint::shutdown)
+//!   waits for that.
 //!
 //! # Driver selection
 //!
