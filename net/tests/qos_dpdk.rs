@@ -755,11 +755,11 @@ fn a_multi_queue_port_gives_each_core_its_own_queue_and_hands_over_what_arrives_
 /// the other exactly once, in order, intact. (`qos_reliable_dpdk_memif.rs`
 /// runs the same between two processes over `net_memif`.)
 ///
-/// Both ends stay bound until both have received everything: a reliable
-/// transport that is dropped does not deliver the messages its peer has
-/// not acknowledged yet (an ordered close is not built), so a side that
-/// finished receiving must not drop its end while its own messages are
-/// still on the way.
+/// Each end goes away as soon as its own tasks are done (the last task
+/// of a side drops its end), typically while its own last messages are
+/// still on the way: the ordered close of a dropped reliable transport
+/// delivers them. (Before it was built, this test stalled unless both
+/// ends stayed bound until both had received everything.)
 #[test]
 fn reliable_datagrams_over_a_ring_pair_deliver_every_message_once_in_order() {
     use common::messages::{Rng, check, count, fill};
@@ -865,11 +865,12 @@ fn reliable_datagrams_over_a_ring_pair_deliver_every_message_once_in_order() {
                 }
             }),
         ];
+        // The tasks hold the only handles now: each side is dropped when
+        // its last task ends (see above).
+        drop((ep, peer));
         for t in tasks {
             t.await.expect("a transfer task");
         }
-        // Only now: both sides have received everything (see above).
-        drop((ep, peer));
     });
     drop(rt);
     drop(port_b);

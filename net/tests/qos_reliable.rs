@@ -25,13 +25,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::messages::{Rng, check, count, fill, recv_within, send_msg};
+use common::messages::{
+    Rng, check, count, critical_reliable, fill, recv_within, reliable_pair, send_msg,
+};
 use common::{on_driver, on_each_driver};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::stack::StackUdpTransport;
 use insane_net::qos::transport::{Op, ReliableTransport, UdpTransport};
-use insane_net::qos::{Endpoint, Qos, RxBuf, Transport, TransportConfig, TxBuf};
+use insane_net::qos::{Endpoint, RxBuf, Transport, TransportConfig, TxBuf};
 use insane_net::stack::EthernetAddress;
 use insane_net::stack::testing::PairDevice;
 use insane_net::stack::testing::host;
@@ -46,10 +48,6 @@ const SMALL_MESSAGES: usize = 100_000;
 /// Messages of 1 B..1 MiB per direction with loss, in CI.
 const LARGE_MESSAGES: usize = 100;
 const MIB: usize = 1 << 20;
-
-fn critical_reliable() -> Qos {
-    Qos::builder().critical().reliable().poll().build()
-}
 
 /// Nothing more arrives within 100 ms.
 async fn assert_quiet(ep: &Endpoint, what: &str) {
@@ -75,16 +73,14 @@ fn datagrams() -> TransportConfig {
     }
 }
 
-/// Two critical reliable endpoints on loopback with `config`, bound one
-/// after the other.
-async fn reliable_pair(config: TransportConfig) -> (Endpoint, Endpoint) {
-    let a = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-        .await
-        .unwrap();
-    let b = Endpoint::bind_with(LOCAL, critical_reliable(), config)
-        .await
-        .unwrap();
-    (a, b)
+/// Reliable datagrams whose endpoints abort when dropped (linger zero: no
+/// ordered close, nothing more on the wire), as a crashed process's would:
+/// for the tests of a peer that dies.
+fn dying_datagrams() -> TransportConfig {
+    TransportConfig {
+        linger: Some(Duration::ZERO),
+        ..datagrams()
+    }
 }
 
 #[test]
@@ -319,7 +315,7 @@ async fn first_failed_send(
 #[test]
 fn a_dropped_peer_fails_the_next_send_and_receive_within_the_idle_timeout_naming_it() {
     on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
-        let (a, b) = reliable_pair(datagrams()).await;
+        let (a, b) = reliable_pair(dying_datagrams()).await;
         assert_eq!(a.driver(), Kind::UdpReliable, "{}", a.explain());
         let b_addr = b.local_addr().unwrap();
         send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
@@ -348,7 +344,7 @@ fn a_dropped_peer_fails_the_next_send_and_receive_within_the_idle_timeout_naming
 #[test]
 fn a_restarted_peer_fails_the_next_receive_and_send_naming_it_then_a_new_connection_works() {
     on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
-        let (a, b) = reliable_pair(datagrams()).await;
+        let (a, b) = reliable_pair(dying_datagrams()).await;
         assert_eq!(b.driver(), Kind::UdpReliable, "{}", b.explain());
         let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
         send_msg(&a, b_addr, 1, 0, 100).await.unwrap();
@@ -645,7 +641,7 @@ fn the_peer_timeout_is_configurable() {
     on_driver(RELIABLE_DATAGRAMS_DRIVER, 1, |driver| async move {
         let config = TransportConfig {
             peer_timeout: Duration::from_millis(100),
-            ..datagrams()
+            ..dying_datagrams()
         };
         let (a, b) = reliable_pair(config).await;
         let b_addr = b.local_addr().unwrap();

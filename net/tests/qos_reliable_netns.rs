@@ -39,10 +39,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::messages::{Rng, check, count, recv_within, send_msg};
+use common::messages::{Rng, check, count, critical_reliable, recv_within, send_msg};
 use insane_net::config::Config;
 use insane_net::qos::policy::TransportKind as Kind;
-use insane_net::qos::{Endpoint, Qos, TransportConfig};
+use insane_net::qos::{Endpoint, TransportConfig};
 use insane_runtime::task::spawn;
 use insane_runtime::time::{sleep, timeout};
 use insane_testhosts::{BRIDGE, TestHosts};
@@ -101,10 +101,6 @@ fn sides(hosts: &TestHosts, path: Path) -> [Side; 2] {
     ]
 }
 
-fn critical_reliable() -> Qos {
-    Qos::builder().critical().reliable().poll().build()
-}
-
 /// Binds `side`'s reliable endpoint and checks the policy chose the
 /// protocol over the path.
 async fn bind(side: &Side, config: TransportConfig) -> io::Result<Endpoint> {
@@ -139,6 +135,15 @@ async fn bind(side: &Side, config: TransportConfig) -> io::Result<Endpoint> {
 
 /// Binds, retrying briefly while the address (an AF_XDP queue, a UDP
 /// port) is still held by a previous endpoint being torn down.
+/// An endpoint that aborts when dropped (linger zero: no ordered close,
+/// nothing more on the wire), as a killed process's would.
+fn crashing() -> TransportConfig {
+    TransportConfig {
+        linger: Some(Duration::ZERO),
+        ..Default::default()
+    }
+}
+
 async fn bind_again(side: &Side) -> Endpoint {
     let mut last = None;
     for _ in 0..200 {
@@ -308,7 +313,7 @@ fn over_af_xdp_a_peer_killed_mid_transfer_fails_the_next_send_and_receive_within
         let (ready, killed) = (ready.clone(), killed.clone());
         hosts.spawn_in(B, move || {
             run(async move {
-                let ep = bind(&b, TransportConfig::default()).await.unwrap();
+                let ep = bind(&b, crashing()).await.unwrap();
                 ready.wait();
                 for i in 0..3 {
                     let m = recv_within(&ep, 10, "B").await.unwrap();
@@ -372,7 +377,7 @@ fn over_af_xdp_a_restarted_peer_is_detected_naming_it_then_a_new_connection_work
         let (ready, done) = (ready.clone(), done.clone());
         hosts.spawn_in(B, move || {
             run(async move {
-                let ep = bind(&b, TransportConfig::default()).await.unwrap();
+                let ep = bind(&b, crashing()).await.unwrap();
                 ready.wait();
                 check(&recv_within(&ep, 10, "B").await.unwrap(), 1, 0, 100, "B");
                 send_msg(&ep, a_addr, 2, 0, 100).await.unwrap();

@@ -160,6 +160,9 @@ pub(crate) struct Conn {
     hs_sent_at: Option<Instant>,
     hs_tries: u32,
     close_due: bool,
+    /// `close` came during the handshake with messages queued: the
+    /// connection drains them once established, then closes.
+    close_requested: bool,
     close_sent_at: Option<Instant>,
     close_tries: u32,
     ping_due: bool,
@@ -230,6 +233,7 @@ impl Conn {
             hs_sent_at: None,
             hs_tries: 0,
             close_due: false,
+            close_requested: false,
             close_sent_at: None,
             close_tries: 0,
             ping_due: false,
@@ -317,6 +321,9 @@ impl Conn {
         self.state = State::Established;
         self.hs_due = false;
         self.backoff = 0;
+        if self.close_requested {
+            self.close();
+        }
     }
 
     pub(crate) fn resend_handshake(&mut self) {
@@ -350,11 +357,41 @@ impl Conn {
         self.stats.messages_sent += 1;
     }
 
+    /// Starts the ordered close: no more sends; the queued and unacked
+    /// messages go out and are acked, then CLOSE. During the handshake
+    /// the close waits for it (the messages queued meanwhile go first).
     pub(crate) fn close(&mut self) {
-        if matches!(self.state, State::Established) {
-            self.state = State::Draining;
-            self.maybe_finish_draining();
+        match self.state {
+            State::Established => {
+                self.state = State::Draining;
+                self.maybe_finish_draining();
+            }
+            State::Connecting | State::AcceptSent => self.close_requested = true,
+            State::Draining | State::Closing => {}
         }
+    }
+
+    /// Whether `send` may queue a message (not closing).
+    pub(crate) fn accepts_sends(&self) -> bool {
+        matches!(
+            self.state,
+            State::Connecting | State::AcceptSent | State::Established
+        ) && !self.close_requested
+    }
+
+    /// Messages accepted by `send` that the peer has not acked entirely
+    /// (queued, in flight, or partly acked): those lost if the
+    /// connection ends now.
+    pub(crate) fn unacked_messages(&self) -> u64 {
+        // Messages are sent in order, so the oldest unacked one is the
+        // first unacked packet's, else the first queued one.
+        let oldest = self
+            .sent
+            .front()
+            .map(|p| p.msg_seq)
+            .or_else(|| self.send_queue.front().map(|m| m.seq))
+            .unwrap_or(self.next_msg_seq);
+        u64::from(self.next_msg_seq.wrapping_sub(oldest))
     }
 
     fn maybe_finish_draining(&mut self) {
@@ -507,6 +544,13 @@ impl Conn {
                 return r.emit(out);
             }
             State::Closing if self.close_due => {
+                // What we received is acked first: a CLOSE that overtook
+                // that ACK would make the peer's last messages look lost
+                // (unacked when its connection ends).
+                if self.ack_pending {
+                    self.stats.acks_sent += 1;
+                    return self.build_ack(0).emit(out);
+                }
                 self.close_due = false;
                 self.close_sent_at = Some(now);
                 self.close_tries += 1;

@@ -94,6 +94,12 @@ pub enum CloseReason {
         /// The peer.
         peer: SocketAddr,
     },
+    /// [`Endpoint::abort`]: given up locally, without telling the peer
+    /// (e.g. an ordered close that the peer did not complete in time).
+    Aborted {
+        /// The peer.
+        peer: SocketAddr,
+    },
 }
 
 impl fmt::Display for CloseReason {
@@ -112,6 +118,9 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::PeerLimits { peer } => {
                 write!(f, "a queued message exceeds what peer {peer} accepts")
+            }
+            CloseReason::Aborted { peer } => {
+                write!(f, "connection to {peer} aborted locally")
             }
         }
     }
@@ -150,12 +159,16 @@ pub enum Event {
         conn: ConnId,
     },
     /// The connection ended; its handle is now invalid. Messages accepted by
-    /// `send` and not acked are lost only when `reason` is not `Local`.
+    /// `send` and not acked are lost only when `reason` is not `Local`:
+    /// `unacked_messages` says how many.
     Closed {
         /// The connection.
         conn: ConnId,
         /// Why.
         reason: CloseReason,
+        /// Messages accepted by `send` on this connection that the peer
+        /// had not acknowledged: lost (always 0 for `Local`).
+        unacked_messages: u64,
     },
 }
 
@@ -399,10 +412,7 @@ impl Endpoint {
         let Some(c) = c else {
             return Err(SendError::Closed);
         };
-        if !matches!(
-            c.state,
-            State::Connecting | State::AcceptSent | State::Established
-        ) {
+        if !c.accepts_sends() {
             return Err(SendError::Closed);
         }
         let max = c.max_message();
@@ -424,14 +434,16 @@ impl Endpoint {
 
     /// Closes `conn` in order: messages already accepted are delivered and
     /// acked first, then CLOSE is exchanged and [`Event::Closed`] with
-    /// [`CloseReason::Local`] follows. A connection still in its handshake
-    /// closes at once.
+    /// [`CloseReason::Local`] follows. `send` refuses new messages from
+    /// now on. A connection still in its handshake closes at once when it
+    /// has no message queued; with messages queued it completes the
+    /// handshake, delivers them, then closes.
     pub fn close(&mut self, conn: ConnId, _now: Instant) {
         let Some(c) = self.conn_mut(conn.0) else {
             return;
         };
         match c.state {
-            State::Connecting | State::AcceptSent => {
+            State::Connecting | State::AcceptSent if c.unacked_messages() == 0 => {
                 let (remote, peer) = (c.remote_id, c.peer);
                 if remote != 0 {
                     self.push_ctrl(Ctrl {
@@ -449,6 +461,30 @@ impl Endpoint {
                 self.touch(conn.0);
             }
         }
+    }
+
+    /// Ends `conn` now, without telling the peer (it notices by its idle
+    /// timeout): the messages it has not acked are dropped, and
+    /// [`Event::Closed`] with [`CloseReason::Aborted`] says how many.
+    /// For an ordered close ([`close`](Self::close)) that the peer does
+    /// not complete in time.
+    pub fn abort(&mut self, conn: ConnId) {
+        if let Some(peer) = self.peer(conn) {
+            self.remove(conn.0, CloseReason::Aborted { peer });
+        }
+    }
+
+    /// Messages accepted by `send` on `conn` that the peer has not
+    /// acknowledged yet (queued, in flight or partly acked).
+    pub fn unacked_messages(&self, conn: ConnId) -> Option<u64> {
+        self.conn(conn).map(|c| c.unacked_messages())
+    }
+
+    /// Whether INITs from new peers are accepted ([`Config::accept_incoming`]
+    /// at first); refused ones are answered with CLOSE (refused). An
+    /// endpoint being closed stops accepting.
+    pub fn set_accept_incoming(&mut self, accept: bool) {
+        self.cfg.accept_incoming = accept;
     }
 
     /// Takes the next event.
@@ -828,6 +864,7 @@ impl Endpoint {
         else {
             return;
         };
+        let unacked_messages = c.unacked_messages();
         self.held -= c.reasm_bytes;
         self.kept_expected -= c.reasm_kept_expected;
         self.by_remote.remove(&(c.remote_epoch, c.remote_id));
@@ -845,6 +882,7 @@ impl Endpoint {
         self.events.push_back(Ev::Public(Event::Closed {
             conn: ConnId(id),
             reason,
+            unacked_messages,
         }));
     }
 

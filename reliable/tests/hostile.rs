@@ -257,7 +257,8 @@ fn a_fragment_of_a_message_starting_before_the_stream_disconnects_the_peer() {
         e,
         Some(Event::Closed {
             conn: c1,
-            reason: CloseReason::ProtocolViolation { peer: net.addrs[0] }
+            reason: CloseReason::ProtocolViolation { peer: net.addrs[0] },
+            unacked_messages: 0,
         })
     );
     // The peer is told (CLOSE with the protocol code), and learns why.
@@ -304,7 +305,8 @@ fn a_peer_that_breaks_message_framing_is_disconnected_without_delivery() {
         events,
         vec![Event::Closed {
             conn: c1,
-            reason: CloseReason::ProtocolViolation { peer: net.addrs[0] }
+            reason: CloseReason::ProtocolViolation { peer: net.addrs[0] },
+            unacked_messages: 0,
         }]
     );
     assert_eq!(net.eps[1].held_bytes(), 0, "the partial message was freed");

@@ -21,7 +21,7 @@ fn net(seed: u64) -> Net {
 fn closed(ep: &mut Endpoint) -> Vec<(insane_reliable::ConnId, CloseReason)> {
     let mut v = Vec::new();
     while let Some(e) = ep.poll_event() {
-        if let Event::Closed { conn, reason } = e {
+        if let Event::Closed { conn, reason, .. } = e {
             v.push((conn, reason));
         }
     }
@@ -172,10 +172,32 @@ fn duplicate_and_stale_handshakes_open_no_extra_connection() {
 #[test]
 fn close_is_orderly_every_message_first() {
     let mut net = net(37);
-    let (c0, c1) = net.connect();
+    let (c0, _) = net.connect();
     let mut s = Stream::new(3, 100_000, 20);
     s.pump(&mut net.eps[0], c0);
     assert_eq!(s.sent, 20);
+    close_in_order(&mut net, c0, &mut s);
+}
+
+/// A client that sends and closes before its handshake completed (an
+/// application that sends and drops its endpoint at once) still delivers
+/// every message: the close waits for the handshake and the messages.
+#[test]
+fn a_close_during_the_handshake_delivers_the_queued_messages_first() {
+    let mut net = net(38);
+    let c0 = net.eps[0].connect(net.addrs[1], net.now).unwrap();
+    let mut s = Stream::new(5, 5_000, 10);
+    s.pump(&mut net.eps[0], c0);
+    assert_eq!(s.sent, 10);
+    assert_eq!(net.eps[0].unacked_messages(c0), Some(10));
+    close_in_order(&mut net, c0, &mut s);
+}
+
+/// Closes endpoint 0's connection `c0`, whose messages `s` sent, and
+/// checks the ordered close: no send is taken after it; endpoint 1 gets
+/// every message, then its connection ends `PeerClosed`; endpoint 0's
+/// ends `Local`; neither lost a message.
+fn close_in_order(net: &mut Net, c0: insane_reliable::ConnId, s: &mut Stream) {
     net.eps[0].close(c0, net.now);
     assert!(
         net.eps[0].send(c0, Bytes::new()).is_err(),
@@ -184,19 +206,23 @@ fn close_is_orderly_every_message_first() {
     let (mut closed0, mut closed1) = (None, None);
     while closed0.is_none() || closed1.is_none() {
         assert!(net.step());
-        while let Some(e) = net.eps[1].poll_event() {
-            match e {
-                Event::Message { data, .. } => s.check(&data),
-                Event::Closed { conn, reason } => {
-                    assert!(s.done(), "closed before every message arrived");
-                    assert_eq!(conn, c1);
-                    closed1 = Some(reason);
+        for (i, closed) in [(0, &mut closed0), (1, &mut closed1)] {
+            while let Some(e) = net.eps[i].poll_event() {
+                match e {
+                    Event::Message { data, .. } if i == 1 => s.check(&data),
+                    Event::Closed {
+                        reason,
+                        unacked_messages,
+                        ..
+                    } => {
+                        assert!(s.done(), "closed before every message arrived");
+                        assert_eq!(unacked_messages, 0, "endpoint {i} lost messages");
+                        *closed = Some(reason);
+                    }
+                    Event::Accepted { .. } | Event::Connected { .. } => {}
+                    e => panic!("endpoint {i}: {e:?}"),
                 }
-                e => panic!("{e:?}"),
             }
-        }
-        if let Some((_, r)) = closed(&mut net.eps[0]).pop() {
-            closed0 = Some(r);
         }
     }
     assert_eq!(closed0, Some(CloseReason::Local));
@@ -208,6 +234,83 @@ fn close_is_orderly_every_message_first() {
         net.eps[0].connection_count() + net.eps[1].connection_count(),
         0
     );
+}
+
+/// A side that closes right after receiving acknowledges what it
+/// received before its CLOSE: the peer's last message does not look
+/// lost.
+#[test]
+fn a_close_right_after_receiving_acknowledges_before_closing() {
+    let mut net = net(40);
+    let (c0, c1) = net.connect();
+    net.eps[1].send(c1, Bytes::from_static(b"last")).unwrap();
+    // The message reaches endpoint 0, which has not answered it yet...
+    while net.eps[0].pending_events() == 0 {
+        assert!(net.step());
+    }
+    // ...and closes at once (it has nothing of its own to deliver).
+    net.eps[0].close(c0, net.now);
+    let mut closed1 = None;
+    while closed1.is_none() {
+        assert!(net.step());
+        while let Some(e) = net.eps[1].poll_event() {
+            if let Event::Closed {
+                reason,
+                unacked_messages,
+                ..
+            } = e
+            {
+                closed1 = Some((reason, unacked_messages));
+            }
+        }
+    }
+    assert_eq!(
+        closed1,
+        Some((CloseReason::PeerClosed { peer: net.addrs[0] }, 0))
+    );
+}
+
+/// Messages lost with a connection are counted, never silent: a close
+/// toward a dead peer ends by the idle timeout, and an abort ends at
+/// once; both report the messages the peer never acknowledged.
+#[test]
+fn a_connection_that_ends_unacknowledged_reports_how_many_messages_were_lost() {
+    for abort in [false, true] {
+        let mut net = net(39);
+        let (c0, _) = net.connect();
+        net.down[1] = true;
+        let mut s = Stream::new(6, 3_000, 7);
+        s.pump(&mut net.eps[0], c0);
+        net.eps[0].close(c0, net.now);
+        if abort {
+            net.eps[0].abort(c0);
+        }
+        let mut got = None;
+        loop {
+            while let Some(e) = net.eps[0].poll_event() {
+                if let Event::Closed {
+                    reason,
+                    unacked_messages,
+                    ..
+                } = e
+                {
+                    got = Some((reason, unacked_messages));
+                }
+            }
+            if got.is_some() {
+                break;
+            }
+            assert!(net.step());
+        }
+        let peer = net.addrs[1];
+        let want = if abort {
+            CloseReason::Aborted { peer }
+        } else {
+            CloseReason::TimedOut { peer }
+        };
+        assert_eq!(got, Some((want, 7)));
+        assert_eq!(net.eps[0].connection_count(), 0);
+    }
 }
 
 #[test]

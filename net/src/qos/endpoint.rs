@@ -21,7 +21,11 @@
 //!   ([`RxBuf::peer`]). `send_to(buf, peer)` opens a connection to `peer`
 //!   or reuses the open one (accepted or opened); `connect(peer)` opens it
 //!   ahead and makes it the default for `send`. Messages to one peer
-//!   arrive once, intact and in the order sent.
+//!   arrive once, intact and in the order sent. Dropping the endpoint
+//!   does not lose what `send` accepted: its connections close in order
+//!   in the background (reliable datagrams: within
+//!   [`TransportConfig::linger`]), and [`shutdown`](Endpoint::shutdown)
+//!   waits for that.
 //!
 //! # Driver selection
 //!
@@ -168,7 +172,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -450,6 +454,9 @@ impl Endpoint {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 error: Mutex::new(None),
                 missed: AtomicU64::new(0),
+                shut: AtomicBool::new(false),
+                queued: AtomicUsize::new(0),
+                drained: Mutex::new(Vec::new()),
             }),
             bound: Bound::new((config.tx_buffers / 2).max(1), 4 << 20),
             qos,
@@ -637,7 +644,7 @@ impl Endpoint {
     fn pending_parts(&self, peer: Option<SocketAddr>) -> PendingSend {
         PendingSend {
             transport: self.transport.clone(),
-            shared: self.shared.clone(),
+            shared: QueuedRef::new(self.shared.clone()),
             buf: None,
             peer,
             op: Op::new(),
@@ -654,7 +661,7 @@ impl Endpoint {
             coop::consume_budget().await;
         }
         self.serve();
-        self.shared.take_error()?;
+        self.shared.check_send()?;
         let class = Class::for_qos(&self.qos, 1);
         // The core's transmit path is not held across an await (`!Send`).
         let direct = CoreTx::current()?.send_direct(self, class, buf, peer);
@@ -685,7 +692,7 @@ impl Endpoint {
 
     fn try_send_inner(&self, buf: TxBuf, peer: Option<SocketAddr>) -> io::Result<()> {
         self.serve();
-        self.shared.take_error()?;
+        self.shared.check_send()?;
         let core = CoreTx::current()?;
         let flow = core.flow(&self.shared, Class::for_qos(&self.qos, 1), self.bound);
         match flow.try_send(self.pending(buf, peer)) {
@@ -696,6 +703,49 @@ impl Endpoint {
             )),
             Err(TrySendError::Closed(_)) => Err(closed()),
         }
+    }
+
+    /// Ends this endpoint's sending in order and waits until it is done,
+    /// like tokio's `AsyncWriteExt::shutdown` on a `TcpStream`: later
+    /// sends fail (`BrokenPipe`); the messages already sent or queued
+    /// (`try_send`) reach the transport first; then
+    ///
+    /// - **reliable datagrams**: every connection closes in order — its
+    ///   messages are delivered and acknowledged, then the peers exchange
+    ///   CLOSE (the peer's receiver gets every message; the connection
+    ///   ends without an error on its side) — and `shutdown` returns
+    ///   once all are closed. If a peer does not acknowledge everything
+    ///   within [`TransportConfig::linger`] (default: the peer timeout),
+    ///   the connection is given up and the error (`TimedOut`) names
+    ///   each such peer and how many messages are lost;
+    /// - **kernel TCP**: `shutdown(SHUT_WR)` on every connection (the
+    ///   kernel delivers what was written, then FIN); returns at once;
+    /// - **best effort**: batched datagrams are flushed; returns at once.
+    ///
+    /// Receiving still works: messages already received wait in
+    /// [`recv`](Self::recv). Dropping an endpoint closes the same way in
+    /// the background (without blocking, within the same bound) — but a
+    /// runtime that shuts down cancels that background close, so await
+    /// `shutdown` before leaving `block_on` when delivery matters.
+    ///
+    /// ```no_run
+    /// # async fn f(ep: insane_net::qos::Endpoint) -> std::io::Result<()> {
+    /// let mut buf = ep.buffer().await;
+    /// buf.extend_from_slice(b"last words")?;
+    /// ep.send_to(buf, "127.0.0.1:7000".parse().unwrap()).await?;
+    /// ep.shutdown().await?; // acknowledged by the peer
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Reliable datagrams: peers that did not acknowledge every message
+    /// within the bound (named, with the count lost). TCP: as
+    /// `shutdown(2)`.
+    pub async fn shutdown(&self) -> io::Result<()> {
+        self.shared.shut.store(true, Ordering::Release);
+        poll_fn(|cx| self.shared.poll_sends_done(cx)).await;
+        poll_fn(|cx| self.transport.poll_shutdown(cx)).await
     }
 
     /// The next message, from any peer (only the connected one for a
@@ -869,6 +919,13 @@ struct Shared {
     error: Mutex<Option<io::Error>>,
     /// Messages dequeued after their deadline, on every core.
     missed: AtomicU64,
+    /// [`Endpoint::shutdown`] was called: no more sends.
+    shut: AtomicBool,
+    /// Sends queued on a core's transmit path and not complete yet
+    /// (`PendingSend`s alive), on every core.
+    queued: AtomicUsize,
+    /// `shutdown` callers waiting for `queued` to reach 0.
+    drained: Mutex<Vec<Waker>>,
 }
 
 /// Admission of a deadline QoS on `kind`: the text `explain()` adds, or
@@ -894,6 +951,31 @@ fn admit_deadline(deadline: std::time::Duration, kind: TransportKind) -> io::Res
 }
 
 impl Shared {
+    /// Whether a new message may be sent: not after `shutdown`, nor
+    /// before the error of a send nobody waited for is reported.
+    fn check_send(&self) -> io::Result<()> {
+        if self.shut.load(Ordering::Acquire) {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the endpoint was shut down (Endpoint::shutdown): it sends no more",
+            ));
+        }
+        self.take_error()
+    }
+
+    /// Ready once every send queued on a core's transmit path completed.
+    fn poll_sends_done(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(());
+        }
+        lock_ignoring_poison(&self.drained).push(cx.waker().clone());
+        // A send that completed meanwhile found no waiter yet.
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
     /// Reports (once) the error of a send nobody waited for.
     fn take_error(&self) -> io::Result<()> {
         match self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -910,6 +992,41 @@ impl Shared {
     }
 }
 
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The endpoint's `Shared`, held by one of its queued sends: counted in
+/// `Shared::queued` while it lives, so that `shutdown` knows when the
+/// endpoint's sends have all reached the transport.
+struct QueuedRef(Arc<Shared>);
+
+impl QueuedRef {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.queued.fetch_add(1, Ordering::AcqRel);
+        Self(shared)
+    }
+}
+
+impl std::ops::Deref for QueuedRef {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Drop for QueuedRef {
+    fn drop(&mut self) {
+        if self.0.queued.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waiters = std::mem::take(&mut *lock_ignoring_poison(&self.0.drained));
+            for w in waiters {
+                w.wake();
+            }
+        }
+    }
+}
+
 fn closed() -> io::Error {
     io::Error::new(
         io::ErrorKind::BrokenPipe,
@@ -921,7 +1038,7 @@ fn closed() -> io::Error {
 /// the `send` future while waiting for room).
 struct PendingSend {
     transport: Arc<dyn Transport>,
-    shared: Arc<Shared>,
+    shared: QueuedRef,
     buf: Option<TxBuf>,
     peer: Option<SocketAddr>,
     op: Op<io::Result<()>>,

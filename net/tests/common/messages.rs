@@ -7,8 +7,23 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use insane_net::qos::{Endpoint, RxBuf};
+use insane_net::qos::{Endpoint, Qos, RxBuf, TransportConfig};
 use insane_runtime::time::timeout;
+
+/// `latency=critical, reliable, resources=poll`: the QoS of the reliable
+/// datagram tests.
+pub fn critical_reliable() -> Qos {
+    Qos::builder().critical().reliable().poll().build()
+}
+
+/// Two critical reliable endpoints on loopback with `config`, bound one
+/// after the other.
+pub async fn reliable_pair(config: TransportConfig) -> (Endpoint, Endpoint) {
+    let bind = || Endpoint::bind_with("127.0.0.1:0", critical_reliable(), config);
+    let a = bind().await.unwrap();
+    let b = bind().await.unwrap();
+    (a, b)
+}
 
 /// A deterministic xorshift64* generator.
 pub struct Rng(pub u64);

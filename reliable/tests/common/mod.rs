@@ -320,7 +320,7 @@ impl Net {
                     match e {
                         Event::Connected { conn, .. } if i == 0 && conn == c0 => up0 = true,
                         Event::Accepted { conn, .. } if i == 1 => c1 = Some(conn),
-                        Event::Closed { conn, reason } => self.closed[i].push((conn, reason)),
+                        Event::Closed { conn, reason, .. } => self.closed[i].push((conn, reason)),
                         e => panic!("unexpected event at {i}: {e:?}"),
                     }
                 }

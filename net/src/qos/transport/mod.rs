@@ -176,6 +176,25 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// transports, whose sends leave within the call.
     fn flush(&self) {}
 
+    /// Ends sending in order: ready once what was sent so far has left
+    /// as far as the transport can tell, then closed — the step behind
+    /// [`Endpoint::shutdown`](super::Endpoint::shutdown), which first
+    /// waits for the endpoint's queued sends to reach the transport.
+    ///
+    /// - reliable datagrams: every connection closes in order (its
+    ///   messages acknowledged, then CLOSE exchanged); an error names each
+    ///   peer that did not acknowledge everything within
+    ///   [`TransportConfig::linger`] and how many messages are lost;
+    /// - kernel TCP: `shutdown(SHUT_WR)` on every connection (the kernel
+    ///   delivers what was written, then FIN), as tokio's
+    ///   `AsyncWriteExt::shutdown`;
+    /// - best effort (the default): [`flush`](Self::flush); datagrams
+    ///   have no acknowledgement to wait for.
+    fn poll_shutdown(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.flush();
+        Poll::Ready(Ok(()))
+    }
+
     /// Receives one message.
     fn poll_recv(
         &self,
@@ -251,11 +270,28 @@ pub struct TransportConfig {
     /// (default 1 s; at least 10 ms). A live but quiet peer is asked for
     /// an ACK (keepalive) every fifth of it, at most every 200 ms.
     pub peer_timeout: std::time::Duration,
+    /// Reliable datagrams: how long the ordered close of a dropped (or
+    /// [shut down](super::Endpoint::shutdown)) endpoint may take, as
+    /// `SO_LINGER` (tokio's `TcpStream::set_linger`). Dropping the
+    /// endpoint never blocks: its connections close in the background
+    /// (every message accepted is delivered and acknowledged, then CLOSE
+    /// is exchanged) for at most this long, then what is left is given
+    /// up — counted ([`ReliableTransport::abandoned_messages`]) and
+    /// logged with `tracing::warn!`, naming the peer — and the port is
+    /// released. `None` (default): the peer timeout. `Some(Duration::ZERO)`:
+    /// abort at once — nothing more is sent (no CLOSE, unlike `SO_LINGER`'s
+    /// RST: the peers notice by their own peer timeout), unacknowledged
+    /// messages are lost and counted, and the port is released at the
+    /// driver's next turn. A runtime that shuts down cancels a close
+    /// still lingering (never waits for it): call `shutdown().await`
+    /// before leaving `block_on` to be sure everything was delivered.
+    pub linger: Option<std::time::Duration>,
 }
 
 impl Default for TransportConfig {
     /// 16 MiB messages, 256 buffers each way, 50 µs busy-poll, the
-    /// policy's order, a 1 s peer timeout.
+    /// policy's order, a 1 s peer timeout, lingering for the peer
+    /// timeout.
     fn default() -> Self {
         Self {
             max_message: 16 << 20,
@@ -264,6 +300,7 @@ impl Default for TransportConfig {
             busy_poll_us: 50,
             prefer: None,
             peer_timeout: std::time::Duration::from_secs(1),
+            linger: None,
         }
     }
 }

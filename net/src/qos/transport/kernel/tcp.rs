@@ -521,6 +521,31 @@ impl Transport for TcpTransport {
         )
     }
 
+    /// `shutdown(SHUT_WR)` on every connection: the kernel delivers what
+    /// was written, then FIN (the endpoint's sends were all written
+    /// before: [`Endpoint::shutdown`](crate::qos::Endpoint::shutdown)
+    /// waits for them).
+    fn poll_shutdown(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let conns: Vec<Arc<Conn>> = lock(&self.inner.conns).values().cloned().collect();
+        for conn in conns {
+            match conn
+                .stream
+                .as_ref_sock()
+                .shutdown(std::net::Shutdown::Write)
+            {
+                // Already reset or shut down by the peer: nothing to end.
+                Err(e) if e.kind() != io::ErrorKind::NotConnected => {
+                    return Poll::Ready(Err(io::Error::new(
+                        e.kind(),
+                        format!("shutdown of the connection to {}: {e}", conn.peer),
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
     fn poll_recv(
         &self,
         cx: &mut Context<'_>,

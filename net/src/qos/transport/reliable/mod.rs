@@ -29,7 +29,16 @@
 //! * a dead peer (nothing heard for the protocol's idle timeout, 1 s) or a
 //!   restarted one (a new epoch in its handshake) ends the connection: the
 //!   next `recv` and the next `send` to that peer fail with an error
-//!   naming the peer and the cause; a later send opens a new connection.
+//!   naming the peer and the cause; a later send opens a new connection;
+//! * closing loses nothing silently: dropping the transport closes every
+//!   connection in order in the background (the driver lingers until each
+//!   has its messages acknowledged and CLOSE exchanged, at most
+//!   [`TransportConfig::linger`], by default the peer timeout), then
+//!   releases the inner transport; what it had to give up is counted
+//!   ([`ReliableTransport::abandoned_messages`]) and logged naming the
+//!   peer. [`Transport::poll_shutdown`] (`Endpoint::shutdown`) closes the
+//!   same way and waits. The peer gets every message, then its
+//!   connection ends by our CLOSE (no error there).
 //!
 //! # Who runs the protocol
 //!
@@ -69,7 +78,7 @@
 
 mod transport;
 
-pub use transport::ReliableTransport;
+pub use transport::{AbandonedMessages, ReliableTransport};
 
 use std::io;
 use std::net::SocketAddr;

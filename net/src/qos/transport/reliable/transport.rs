@@ -8,13 +8,14 @@ use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use insane_reliable::{CloseReason, ConnId, Event, SendError};
-use insane_runtime::task::{AbortHandle, coop, spawn};
+use insane_runtime::task::{coop, spawn};
 use insane_runtime::time::{Sleep, sleep_until};
 use rustc_hash::FxHashMap;
 
@@ -66,7 +67,6 @@ pub(crate) const LENT_FRAMES: usize = 1024;
 /// over AF_XDP, DPDK or a test device). See the [module docs](super).
 pub struct ReliableTransport {
     shared: Arc<Shared>,
-    driver: AbortHandle,
 }
 
 struct Shared {
@@ -85,6 +85,11 @@ struct Shared {
     /// Received messages held by the application or queued: one entry
     /// each. Its storage is the message itself, freed on return.
     rx: Pool,
+    /// How long an ordered close may take before what is left is given
+    /// up ([`TransportConfig::linger`], else the peer timeout).
+    linger: Duration,
+    /// Messages accepted by `send` and lost with their connection.
+    abandoned: AbandonedMessages,
     state: Mutex<State>,
 }
 
@@ -135,6 +140,59 @@ struct State {
     delivered: bool,
     /// ACKs were held back; the driver's next turn sends what is left.
     acks_held: bool,
+    /// The ordered close of every connection in progress
+    /// (`poll_shutdown`, or the transport was dropped).
+    closing: Option<Closing>,
+}
+
+/// An ordered close of the connections open when it began: each sends
+/// what it holds, waits for the acks, then exchanges CLOSE
+/// (`insane_reliable::Endpoint::close`). What is still open at the
+/// deadline is given up (aborted) and counted.
+struct Closing {
+    /// The connections still closing, with their peers.
+    conns: FxHashMap<ConnId, SocketAddr>,
+    /// When what is still open is given up.
+    deadline: Instant,
+    /// The time the close was given (for messages).
+    bound: Duration,
+    /// Each connection that ended with messages unacknowledged: its
+    /// peer, how many, and why.
+    lost: Vec<(SocketAddr, u64, String)>,
+    /// `shutdown` callers waiting for the close to end.
+    waiters: Vec<Waker>,
+    /// The transport was dropped: nobody receives any more, and the
+    /// driver ends with the close (and releases the inner transport).
+    dropped: bool,
+}
+
+/// A counter of the messages a [`ReliableTransport`] accepted (`send`
+/// returned `Ok`) and then lost because their connection ended before
+/// the peer acknowledged them: the peer failed, restarted or closed, or
+/// the transport's ordered close gave up (the peer did not answer within
+/// [`TransportConfig::linger`]), or the runtime shut down under it. It
+/// outlives the transport, so that what a dropped transport's lingering
+/// close gave up can still be read.
+///
+/// ```no_run
+/// # fn f(t: &insane_net::qos::transport::ReliableTransport) {
+/// let abandoned = t.abandoned_messages();
+/// // ... later, even after the transport was dropped:
+/// println!("{} messages lost", abandoned.count());
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct AbandonedMessages(Arc<AtomicU64>);
+
+impl AbandonedMessages {
+    /// Messages lost so far.
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 impl State {
@@ -198,6 +256,63 @@ impl State {
             }
         }
         sent
+    }
+
+    /// Starts (or extends to connections opened since) the ordered close
+    /// of every connection, due to end within `bound`.
+    fn begin_close(&mut self, now: Instant, bound: Duration) -> &mut Closing {
+        let closing = self.closing.get_or_insert_with(|| Closing {
+            conns: FxHashMap::default(),
+            deadline: now + bound,
+            bound,
+            lost: Vec::new(),
+            waiters: Vec::new(),
+            dropped: false,
+        });
+        for (&conn, &peer) in &self.peers {
+            if closing.conns.insert(conn, peer).is_none() {
+                self.ep.close(conn, now);
+            }
+        }
+        self.kick = true;
+        if let Some(w) = &self.driver {
+            w.wake_by_ref();
+        }
+        closing
+    }
+
+    /// When the close in progress gives up the connections it still
+    /// waits for (`None` when it waits for none: a close that is over
+    /// but not yet collected by `poll_shutdown` arms no timer).
+    fn close_deadline(&self) -> Option<Instant> {
+        self.closing
+            .as_ref()
+            .filter(|c| !c.conns.is_empty())
+            .map(|c| c.deadline)
+    }
+
+    /// The close's deadline passed: every connection still closing is
+    /// given up (its unacked messages are lost, counted as its `Closed`
+    /// event is taken) and the close is over.
+    fn give_up_closing(&mut self) {
+        let Some(closing) = self.closing.as_mut() else {
+            return;
+        };
+        for (conn, peer) in closing.conns.drain() {
+            // A connection whose `Closed` event is still queued is gone
+            // from the protocol already: its event reports it.
+            if let Some(n) = self.ep.unacked_messages(conn) {
+                if n > 0 {
+                    closing.lost.push((
+                        peer,
+                        n,
+                        format!("not acknowledged within {:?}", closing.bound),
+                    ));
+                }
+                self.ep.abort(conn);
+            }
+        }
+        wake_all(&mut closing.waiters);
     }
 
     fn kick_driver(&mut self) {
@@ -339,6 +454,8 @@ impl ReliableTransport {
             keep_datagrams: !matches!(kind, TransportKind::UdpReliable),
             tx: Pool::new(config.tx_buffers, TX_INITIAL, TX_RETAIN),
             rx: Pool::new(config.rx_buffers, 0, 0),
+            linger: config.linger.unwrap_or(config.peer_timeout),
+            abandoned: AbandonedMessages::default(),
             state: Mutex::new(State {
                 ep,
                 conns: HashMap::new(),
@@ -359,10 +476,13 @@ impl ReliableTransport {
                 tx_more: true,
                 delivered: false,
                 acks_held: false,
+                closing: None,
             }),
         });
-        let driver = spawn(Driver::new(shared.clone())).abort_handle();
-        Ok(Self { shared, driver })
+        // Detached: the driver ends by itself once the transport is
+        // dropped and its connections are closed (see `Drop`).
+        drop(spawn(Driver::new(shared.clone())));
+        Ok(Self { shared })
     }
 
     /// The best-effort transport carrying the datagrams.
@@ -370,11 +490,33 @@ impl ReliableTransport {
         &*self.shared.inner
     }
 
+    /// The counter of messages this transport accepted and then lost with
+    /// their connection (see [`AbandonedMessages`]); it stays readable
+    /// after the transport is dropped.
+    pub fn abandoned_messages(&self) -> AbandonedMessages {
+        self.shared.abandoned.clone()
+    }
+
+    /// Open connections (any state, closing ones included).
+    pub fn connection_count(&self) -> usize {
+        lock(&self.shared.state).ep.connection_count()
+    }
+
+    /// The protocol's endpoint counters (datagrams, drops by reason,
+    /// connections accepted, timed out, ...).
+    pub fn protocol_stats(&self) -> insane_reliable::EndpointStats {
+        lock(&self.shared.state).ep.stats().clone()
+    }
+
     /// The protocol's counters (datagrams, retransmissions, drops by
-    /// reason, connections).
+    /// reason, connections) and the messages abandoned.
     pub fn stats(&self) -> String {
         let st = lock(&self.shared.state);
-        let mut out = format!("{:?}", st.ep.stats());
+        let mut out = format!(
+            "{:?}, abandoned_messages: {}",
+            st.ep.stats(),
+            self.shared.abandoned.count()
+        );
         // The first connections' own counters (RTT, window, losses).
         for (&conn, peer) in st.peers.iter().take(4) {
             if let Some(c) = st.ep.conn_stats(conn) {
@@ -386,10 +528,30 @@ impl ReliableTransport {
 }
 
 impl Drop for ReliableTransport {
+    /// Closes every connection in order, in the background: the driver
+    /// task lingers (detached, on its core) until each connection's
+    /// messages are acknowledged and CLOSE was exchanged, or until the
+    /// linger bound passes (what is left is then given up, counted and
+    /// reported with `tracing::warn!`), then ends and releases the inner
+    /// transport (its port or socket). With a zero bound that happens at
+    /// the driver's next turn, without a word to the peers (they notice
+    /// by their idle timeout).
     fn drop(&mut self) {
-        // The peers notice through their idle timeout (no packet from us
-        // any more); connections are not closed in order on drop.
-        self.driver.abort();
+        let shared = &self.shared;
+        let mut guard = lock(&shared.state);
+        let st = &mut *guard;
+        // Nobody receives any more: queued messages go back to the pool,
+        // later ones are discarded; no new connection is accepted.
+        st.inbox.clear();
+        st.inline_rx = false;
+        st.ep.set_accept_incoming(false);
+        st.begin_close(Instant::now(), shared.linger).dropped = true;
+        tracing::debug!(
+            "reliable datagrams on {}: dropped, closing {} connection(s) within {:?}",
+            shared.local,
+            st.peers.len(),
+            shared.linger
+        );
     }
 }
 
@@ -620,6 +782,43 @@ impl Transport for ReliableTransport {
         }
     }
 
+    /// Closes every open connection in order and is ready once each has
+    /// delivered and had acknowledged every message it accepted and
+    /// exchanged CLOSE; an error naming each peer that did not
+    /// acknowledge everything within the linger bound
+    /// ([`TransportConfig::linger`], else the peer timeout), and how many
+    /// messages are lost. Connections opened later are not part of it.
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let shared = &self.shared;
+        let mut guard = lock(&shared.state);
+        let st = &mut *guard;
+        let closing = match st.closing {
+            Some(ref mut c) => c,
+            None => st.begin_close(Instant::now(), shared.linger),
+        };
+        if !closing.conns.is_empty() {
+            register(&mut closing.waiters, cx);
+            return Poll::Pending;
+        }
+        let lost = std::mem::take(&mut closing.lost);
+        st.closing = None;
+        if lost.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        let what: Vec<String> = lost
+            .iter()
+            .map(|(peer, n, why)| format!("{n} message(s) to {peer} ({why})"))
+            .collect();
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "reliable datagrams on {}: shutdown: {} lost",
+                shared.local,
+                what.join(", ")
+            ),
+        )))
+    }
+
     fn cancel_recv(&self) {
         let mut st = lock(&self.shared.state);
         if st.inline_rx {
@@ -826,14 +1025,21 @@ impl Shared {
                 }
                 Event::Connected { .. } => {}
                 Event::Writable { .. } => wake_send = true,
-                Event::Closed { conn, reason } => {
+                Event::Closed {
+                    conn,
+                    reason,
+                    unacked_messages,
+                } => {
                     wake_send = true;
-                    let peer = st.peers.remove(&conn);
-                    let current = peer.is_some_and(|p| st.conns.get(&p) == Some(&conn));
-                    if let (true, Some(p)) = (current, peer) {
-                        st.conns.remove(&p);
-                    }
-                    if !matches!(reason, CloseReason::Local | CloseReason::PeerClosed { .. }) {
+                    let (peer, current) = self.on_closed(st, conn, &reason, unacked_messages);
+                    // The application hears of every loss but its own
+                    // abort (its `shutdown` reports that).
+                    let failed = match reason {
+                        CloseReason::Local | CloseReason::Aborted { .. } => false,
+                        CloseReason::PeerClosed { .. } => unacked_messages > 0,
+                        _ => true,
+                    };
+                    if failed {
                         if let (true, Some(p)) = (current, peer) {
                             if st.failed.len() >= FAILED_MAX {
                                 st.failed.clear();
@@ -857,6 +1063,87 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// What every ended connection needs, whoever takes its `Closed`
+    /// event: it leaves the maps, its lost messages are counted (and
+    /// reported with `tracing::warn!` while closing: no application may
+    /// be there to hear of it), and an ordered close waiting for it moves
+    /// on. Its peer, and whether it was the one carrying sends to it.
+    fn on_closed(
+        &self,
+        st: &mut State,
+        conn: ConnId,
+        reason: &CloseReason,
+        unacked: u64,
+    ) -> (Option<SocketAddr>, bool) {
+        let peer = st.peers.remove(&conn);
+        let current = peer.is_some_and(|p| st.conns.get(&p) == Some(&conn));
+        if let (true, Some(p)) = (current, peer) {
+            st.conns.remove(&p);
+        }
+        if unacked > 0 {
+            self.abandoned.add(unacked);
+        }
+        if let Some(closing) = st.closing.as_mut() {
+            if unacked > 0 {
+                tracing::warn!(
+                    "reliable datagrams on {}: {unacked} message(s) accepted for {} are lost \
+                     ({reason}) while closing",
+                    self.local,
+                    peer.map_or_else(|| "a peer".to_owned(), |p| p.to_string()),
+                );
+            }
+            if let Some(p) = closing.conns.remove(&conn) {
+                if unacked > 0 {
+                    closing.lost.push((p, unacked, reason.to_string()));
+                }
+                if closing.conns.is_empty() {
+                    wake_all(&mut closing.waiters);
+                }
+            }
+        }
+        (peer, current)
+    }
+
+    /// Takes every event of a dropped transport: nobody receives any
+    /// more, so messages are discarded (their peer had them acknowledged:
+    /// like bytes unread when a TCP socket closes, they are counted in
+    /// the log), and ended connections are accounted for.
+    fn discard_events(&self, st: &mut State) {
+        let mut discarded = 0u64;
+        while let Some(ev) = st.ep.poll_event() {
+            match ev {
+                Event::Message { .. } => discarded += 1,
+                Event::Closed {
+                    conn,
+                    reason,
+                    unacked_messages,
+                } => {
+                    self.on_closed(st, conn, &reason, unacked_messages);
+                }
+                Event::Accepted { conn, peer } => {
+                    // Accepted before the close refused new peers: it is
+                    // closed too.
+                    st.peers.insert(conn, peer);
+                    if let Some(closing) = st.closing.as_mut()
+                        && closing.conns.insert(conn, peer).is_none()
+                    {
+                        st.ep.close(conn, Instant::now());
+                    }
+                }
+                Event::Connected { .. } | Event::Writable { .. } => {}
+            }
+        }
+        if discarded > 0 {
+            tracing::warn!(
+                "reliable datagrams on {}: {discarded} message(s) received after the transport \
+                 was dropped are discarded",
+                self.local
+            );
+        }
+    }
+}
+
 // ---- the driver --------------------------------------------------------------
 
 /// The task that runs the protocol's timers, finishes transmits the
@@ -875,6 +1162,8 @@ struct Driver {
     yield_now: bool,
     /// Further turns that still hold ACKs back (see `HOLD_PASSES`).
     hold_passes: u8,
+    /// The transport was dropped and its close is over: the driver ends.
+    finished: bool,
 }
 
 impl Driver {
@@ -886,6 +1175,7 @@ impl Driver {
             timer_fired: false,
             yield_now: false,
             hold_passes: 0,
+            finished: false,
         }
     }
 
@@ -911,6 +1201,10 @@ impl Driver {
         if !st.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             st.driver = Some(cx.waker().clone());
         }
+        if st.close_deadline().is_some_and(|d| now >= d) {
+            st.give_up_closing();
+            progress = true;
+        }
         if std::mem::take(&mut self.timer_fired) {
             // A receiver whose future was dropped without a word (as a
             // plain `Transport` user may do) would leave the datagrams
@@ -928,7 +1222,14 @@ impl Driver {
             st.ep.handle_timeout(now);
             progress = true;
         }
-        if st.ep.pending_events() > 0 {
+        let dropped = st.closing.as_ref().is_some_and(|c| c.dropped);
+        if dropped {
+            // Nobody receives: events are accounted for, messages dropped.
+            if st.ep.pending_events() > 0 {
+                shared.discard_events(st);
+                progress = true;
+            }
+        } else if st.ep.pending_events() > 0 {
             progress |= shared.drain_events(st, cx);
         }
         // Transmit only when something happened: a turn of a busy-polling
@@ -959,8 +1260,9 @@ impl Driver {
         // later (an ack came) lets the armed timer fire early, and the
         // turn it wakes re-arms it. A message does not re-arm it.
         let mut reset = false;
-        if st.timer_may_move()
-            && let Some(t) = st.ep.poll_timeout()
+        let close_deadline = st.close_deadline();
+        if (st.timer_may_move() || close_deadline.is_some())
+            && let Some(t) = earliest(st.ep.poll_timeout(), close_deadline)
             && st.armed.is_none_or(|armed| t < armed)
         {
             self.sleep.as_mut().reset(t.into());
@@ -971,6 +1273,16 @@ impl Driver {
         // fire (it wakes the driver at or after its deadline), not at
         // every turn.
         let poll_sleep = st.armed.is_some_and(|t| reset || t <= now);
+        // A dropped transport's close is over once every connection
+        // ended and its last datagrams (CLOSE replies, ACKs) left.
+        if dropped
+            && let Some(closing) = &st.closing
+            && closing.conns.is_empty()
+            && ((!st.sending && !st.ep.wants_transmit()) || now >= closing.deadline)
+        {
+            self.finished = true;
+            return true;
+        }
         drop(guard);
         if poll_sleep && self.sleep.as_mut().poll(cx).is_ready() {
             lock(&shared.state).armed = None;
@@ -981,13 +1293,56 @@ impl Driver {
     }
 }
 
+impl Drop for Driver {
+    /// The driver ends with its close, or is cancelled when its runtime
+    /// shuts down (a lingering close included: the runtime's shutdown
+    /// never waits for it). Whatever is still open then is lost: counted
+    /// and reported.
+    fn drop(&mut self) {
+        let shared = &*self.shared;
+        let mut guard = lock(&shared.state);
+        let st = &mut *guard;
+        let open: Vec<ConnId> = st.peers.keys().copied().collect();
+        if open.is_empty() && st.ep.pending_events() == 0 {
+            return;
+        }
+        if !self.finished {
+            tracing::debug!(
+                "reliable datagrams on {}: the driver stops with {} connection(s) open \
+                 (runtime shutting down)",
+                shared.local,
+                open.len()
+            );
+        }
+        // Accounted as a close: lost messages are counted and reported.
+        let now = Instant::now();
+        st.begin_close(now, Duration::ZERO).dropped = true;
+        for conn in open {
+            st.ep.abort(conn);
+        }
+        shared.discard_events(st);
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl Future for Driver {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         for _ in 0..TURNS {
-            if !this.turn(cx) {
+            let progress = this.turn(cx);
+            if this.finished {
+                return Poll::Ready(());
+            }
+            if !progress {
                 return Poll::Pending;
             }
             if std::mem::take(&mut this.yield_now) {
