@@ -128,7 +128,7 @@ fn a_real_loss_after_a_timeout_is_recovered_and_keeps_the_window_reduced() {
     let (c0, before) = warm(&mut net);
     // The burst's first transmissions are all lost (DSNs 4..4+BURST,
     // each dropped once): only the timeout can recover them.
-    let mut dropped = vec![false; BURST];
+    let mut dropped = [false; BURST];
     net.filter = Some(Box::new(move |from, bytes| {
         let Ok(p) = Packet::new_checked(bytes) else {
             return true;
