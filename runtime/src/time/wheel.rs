@@ -195,8 +195,7 @@ impl Wheel {
             prev: NIL,
             next: NIL,
         });
-        self.precise.push((deadline, index));
-        self.precise_earliest = Some(self.precise_earliest.map_or(deadline, |e| e.min(deadline)));
+        self.push_precise(deadline, index);
         TimerKey {
             wheel: self.id,
             index,
@@ -204,14 +203,24 @@ impl Wheel {
         }
     }
 
+    /// Puts entry `index` into the precise list, due at `deadline`.
+    fn push_precise(&mut self, deadline: Instant, index: usize) {
+        self.precise.push((deadline, index));
+        self.precise_earliest = Some(self.precise_earliest.map_or(deadline, |e| e.min(deadline)));
+    }
+
     /// Takes entry `index` out of the precise list.
     fn unlink_precise(&mut self, index: usize) {
         if let Some(at) = self.precise.iter().position(|&(_, i)| i == index) {
             let (deadline, _) = self.precise.swap_remove(at);
             if self.precise_earliest == Some(deadline) {
-                self.precise_earliest = self.precise.iter().map(|&(d, _)| d).min();
+                self.recompute_precise_earliest();
             }
         }
+    }
+
+    fn recompute_precise_earliest(&mut self) {
+        self.precise_earliest = self.precise.iter().map(|&(d, _)| d).min();
     }
 
     /// Removes the entry of `key` and returns its waker; `None` when the
@@ -236,9 +245,7 @@ impl Wheel {
         };
         if self.entries[index].level == PRECISE {
             self.unlink_precise(index);
-            self.precise.push((deadline, index));
-            self.precise_earliest =
-                Some(self.precise_earliest.map_or(deadline, |e| e.min(deadline)));
+            self.push_precise(deadline, index);
             return true;
         }
         let when = self.tick_for(deadline).max(self.elapsed);
@@ -316,7 +323,7 @@ impl Wheel {
                 at += 1;
             }
         }
-        self.precise_earliest = self.precise.iter().map(|&(d, _)| d).min();
+        self.recompute_precise_earliest();
         fired
     }
 
