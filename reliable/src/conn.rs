@@ -49,6 +49,31 @@ struct SentPkt {
     lost: bool,
 }
 
+/// A retransmission timeout whose cause is not known yet: the first ACK
+/// that brings news after it tells a late ACK (spurious timeout: undo)
+/// from a lost packet (recover the rest of the window).
+struct RtoEpisode {
+    /// The first unacknowledged packet at the timeout: the one probe
+    /// retransmitted.
+    probe: u64,
+    /// `snd_nxt` at the timeout: packets below it were sent before.
+    high: u64,
+    /// When the timeout fired: packets sent since are retransmissions.
+    at: Instant,
+    /// The congestion state before the timeout, restored if it turns out
+    /// spurious; `None` when a SACK hole already showed a loss.
+    undo: Option<CongestionState>,
+}
+
+/// What a spurious timeout's undo restores.
+#[derive(Clone, Copy)]
+struct CongestionState {
+    cwnd: u32,
+    cwnd_acc: u32,
+    ssthresh: u32,
+    recovery_end: u64,
+}
+
 struct OutMsg {
     seq: u32,
     data: Bytes,
@@ -185,6 +210,11 @@ pub(crate) struct Conn {
     cwnd_acc: u32,
     ssthresh: u32,
     recovery_end: u64,
+    /// The retransmission timeout awaiting the ACK that explains it.
+    rto_episode: Option<RtoEpisode>,
+    /// The timeout's probe may go out beyond the congestion window (which
+    /// the timeout shrank below what is still in flight).
+    probe_due: bool,
     srtt: Duration,
     rttvar: Duration,
     has_rtt: bool,
@@ -255,6 +285,8 @@ impl Conn {
             cwnd_acc: 0,
             ssthresh: u32::MAX,
             recovery_end: 0,
+            rto_episode: None,
+            probe_due: false,
             srtt: Duration::ZERO,
             rttvar: Duration::ZERO,
             has_rtt: false,
@@ -574,10 +606,11 @@ impl Conn {
                 self.retx.pop_front();
                 continue;
             }
-            if self.in_flight >= self.cwnd {
+            if self.in_flight >= self.cwnd && !self.probe_due {
                 break;
             }
             self.retx.pop_front();
+            self.probe_due = false;
             self.stats.retransmitted += 1;
             return Some(self.emit_data(dsn, now, out));
         }
@@ -750,6 +783,11 @@ impl Conn {
         }
         if let Some(t) = sample {
             self.on_rtt_sample(now.saturating_duration_since(t));
+        }
+        if newly > 0
+            && let Some(episode) = self.rto_episode.take()
+        {
+            self.explain_rto(episode, ack);
         }
         if progressed {
             self.backoff = 0;
@@ -1095,28 +1133,88 @@ impl Conn {
         Ok(false)
     }
 
-    /// Retransmission timeout: every unsacked packet in flight is lost;
-    /// the window collapses to `min_cwnd`; the timer backs off.
+    /// Retransmission timeout: the first unacknowledged packet is
+    /// retransmitted (one probe, beyond the window if need be), the
+    /// window shrinks to `min_cwnd` and the timer backs off. Whether the
+    /// rest of the window was lost is left to the first ACK that brings
+    /// news ([`explain_rto`](Self::explain_rto)): on a loaded host a
+    /// timeout is often only a late ACK, and resending the whole window
+    /// then would double the load for nothing.
     fn on_rto(&mut self, now: Instant, cfg: &Config) {
         self.stats.rto_fires += 1;
         self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
-        self.ssthresh = (self.cwnd / 2).max(cfg.min_cwnd);
-        self.cwnd = cfg.min_cwnd;
-        self.cwnd_acc = 0;
-        for (i, p) in self.sent.iter_mut().enumerate() {
-            let d = self.snd_una + i as u64;
-            if !self.sacked.get(d) && !p.lost {
+        if self.rto_episode.is_none() {
+            // Nothing sacked above the first unacked packet: nothing
+            // showed a loss, so an ACK for the original packets can still
+            // prove the timeout spurious.
+            let undo = (self.highest_sacked <= self.snd_una).then_some(CongestionState {
+                cwnd: self.cwnd,
+                cwnd_acc: self.cwnd_acc,
+                ssthresh: self.ssthresh,
+                recovery_end: self.recovery_end,
+            });
+            self.rto_episode = Some(RtoEpisode {
+                probe: self.snd_una,
+                high: self.snd_nxt,
+                at: now,
+                undo,
+            });
+            self.ssthresh = (self.cwnd / 2).max(cfg.min_cwnd);
+            self.cwnd = cfg.min_cwnd;
+            self.cwnd_acc = 0;
+            self.recovery_end = self.snd_nxt;
+        }
+        // The probe: the first unacknowledged packet (never sacked: it
+        // would be acked), again on every timeout of the episode.
+        if let Some(p) = self.sent.front_mut() {
+            if !p.lost {
                 if p.in_flight {
-                    self.in_flight -= 1;
                     p.in_flight = false;
+                    self.in_flight -= 1;
                 }
                 p.lost = true;
+            }
+            self.retx.push_front(self.snd_una);
+            self.probe_due = true;
+        }
+        self.last_progress = now;
+    }
+
+    /// The first ACK with news after a timeout, cumulative ack `ack`,
+    /// says what the timeout was. Spurious when the ACK covers the probe
+    /// and packets after it that were sent once, before the timeout, and
+    /// no SACK hole had shown a loss: the original packets arrived and
+    /// only their ACKs were late (F-RTO's rule, RFC 5682, on SACK
+    /// information); the congestion window of before comes back (Eifel's
+    /// response, RFC 4015). Otherwise the loss is real: every packet sent
+    /// before the timeout and neither acked nor sacked by now is
+    /// retransmitted (go-back-N over what is left, in slow start from
+    /// `min_cwnd`).
+    fn explain_rto(&mut self, episode: RtoEpisode, ack: u64) {
+        self.probe_due = false;
+        if ack > episode.probe + 1
+            && let Some(undo) = episode.undo
+        {
+            self.stats.spurious_rtos += 1;
+            self.cwnd = self.cwnd.max(undo.cwnd);
+            self.cwnd_acc = undo.cwnd_acc;
+            self.ssthresh = self.ssthresh.max(undo.ssthresh);
+            self.recovery_end = undo.recovery_end;
+            return;
+        }
+        for d in self.snd_una..episode.high.min(self.snd_nxt) {
+            if self.sacked.get(d) {
+                continue;
+            }
+            let p = &mut self.sent[(d - self.snd_una) as usize];
+            if p.in_flight && !p.lost && p.sent_at < episode.at {
+                p.in_flight = false;
+                p.lost = true;
+                self.in_flight -= 1;
                 self.retx.push_back(d);
             }
         }
-        self.recovery_end = self.snd_nxt;
-        self.loss_scan = self.snd_nxt;
-        self.last_progress = now;
+        self.loss_scan = self.loss_scan.max(episode.high);
     }
 
     pub(crate) fn snapshot(&self, cfg: &Config) -> ConnStats {

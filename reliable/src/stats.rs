@@ -127,6 +127,9 @@ pub struct ConnStats {
     pub fast_retransmits: u64,
     /// Retransmission timeouts fired.
     pub rto_fires: u64,
+    /// Retransmission timeouts found spurious afterwards (the ACKs of the
+    /// original packets came after it; the window was restored).
+    pub spurious_rtos: u64,
     /// Received DATA packets already held (dropped).
     pub duplicates: u64,
     /// Standalone ACK packets sent.

@@ -140,6 +140,23 @@ fn auto_advance_runs_concurrent_sleeps_to_their_exact_deadlines() {
 }
 
 #[test]
+fn a_precise_sleep_ends_at_its_deadline_where_a_sleep_ends_at_the_next_tick() {
+    rt().block_on(async {
+        time::pause();
+        let start = Instant::now();
+        time::sleep_until_precise(start + Duration::from_micros(300)).await;
+        assert_eq!(start.elapsed(), Duration::from_micros(300));
+        let start = Instant::now();
+        time::sleep(Duration::from_micros(300)).await;
+        assert!(
+            start.elapsed() > Duration::from_micros(300),
+            "a plain sleep waits for the millisecond tick: {:?}",
+            start.elapsed()
+        );
+    });
+}
+
+#[test]
 fn auto_advance_waits_until_no_task_can_run() {
     rt().block_on(async {
         time::pause();

@@ -33,8 +33,9 @@
 //! round trip. Best effort has no 1 MiB messages and no loss recovery
 //! (`-` cells). Each round measures every contestant once, in rotating
 //! order, on fresh namespaces; the median over rounds is reported.
-//! `INSANE_BENCH_RELIABLE_DIAG=1` prints the client's transport
-//! diagnostics (protocol and device counters) after each throughput run.
+//! `INSANE_BENCH_RELIABLE_DIAG=1` prints the server's and the client's
+//! transport diagnostics (protocol and device counters) after each
+//! throughput run.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -218,7 +219,7 @@ pub fn run(args: &Args) -> Report {
     report.param("round trips per run (32 B)", counts.trips);
     report.param("1 MiB messages per throughput run", counts.bulk);
     report.param("round trips of the lossy ping-pong", counts.lossy_trips);
-    report.param("rounds (median reported)", repeats);
+    crate::rounds::describe(&mut report, repeats);
     say!(
         "reliable scenario ({} mode)",
         if c.quick { "quick" } else { "full" }
@@ -227,26 +228,29 @@ pub fn run(args: &Args) -> Report {
     // with loss): `--timeout` applies to each.
     let timeout = Duration::from_secs(c.timeout * 4);
     let available = TestHosts::available();
+    // Contestants that cannot run here get their reason; the others are
+    // measured in alternating rounds (`rounds::alternate`), each round on
+    // fresh namespaces.
     let mut results: Vec<Result<Vec<Round>, String>> = vec![Ok(Vec::new()); SYSTEMS.len()];
-    for round in 0..repeats {
-        // Alternate: each round starts with the next contestant.
-        for k in 0..SYSTEMS.len() {
-            let i = (round + k) % SYSTEMS.len();
-            let system = SYSTEMS[i];
-            let Ok(done) = &mut results[i] else { continue };
-            if !c.selected(system.name()) || (system.dpdk() && !cfg!(insane_dpdk_available)) {
-                continue;
-            }
-            if let (false, Err(why)) = (system.dpdk(), &available) {
-                results[i] = Err(format!("no network-namespace test hosts: {why}"));
-                continue;
-            }
-            let label = format!("reliable {} round {}", system.name(), round + 1);
-            match super::isolated_try(&label, timeout, move || measure(system, counts, placement)) {
-                Ok(r) => done.push(r),
-                Err(e) => results[i] = Err(e),
-            }
+    let mut runnable = Vec::new();
+    for (i, &system) in SYSTEMS.iter().enumerate() {
+        if !c.selected(system.name()) || (system.dpdk() && !cfg!(insane_dpdk_available)) {
+            continue;
         }
+        match (system.dpdk(), &available) {
+            (false, Err(why)) => {
+                results[i] = Err(format!("no network-namespace test hosts: {why}"));
+            }
+            _ => runnable.push(i),
+        }
+    }
+    let measured = crate::rounds::alternate(&runnable, repeats, |i, round| {
+        let system = SYSTEMS[i];
+        let label = format!("reliable {} round {}", system.name(), round + 1);
+        super::isolated_try(&label, timeout, move || measure(system, counts, placement))
+    });
+    for (i, r) in runnable.into_iter().zip(measured) {
+        results[i] = r;
     }
     let row = |report: &mut Report, name: &str, unit: Unit, f: &dyn Fn(&Round) -> Option<f64>| {
         let cells = results
@@ -613,6 +617,13 @@ fn serve(
                         ));
                     }
                     from = Some(msg.peer());
+                }
+                if std::env::var_os("INSANE_BENCH_RELIABLE_DIAG").is_some() {
+                    say!(
+                        "  {} server: {}",
+                        system.name(),
+                        ep.transport().diagnostics().unwrap_or_default()
+                    );
                 }
                 let mut out = ep.buffer().await;
                 out.extend_from_slice(&[1]).ctx("answer")?;

@@ -8,6 +8,8 @@
 //! parks exactly until the next one is due. Timers never fire before their
 //! deadline: a deadline is rounded up to the next millisecond tick. Nothing
 //! is shared between cores, so timers cost no synchronisation.
+//! [`sleep_until_precise`] (an insane extension) fires at its deadline
+//! itself, for protocol timers of a few hundred microseconds.
 //!
 //! The futures of this module may be created anywhere but must be polled
 //! inside an insane runtime (polling them elsewhere panics, as in tokio).
@@ -66,5 +68,5 @@ pub(crate) use clock::Clock;
 pub use clock::{advance, pause, resume};
 pub use instant::Instant;
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
-pub use sleep::{Sleep, sleep, sleep_until};
+pub use sleep::{Sleep, sleep, sleep_until, sleep_until_precise};
 pub use timeout::{Timeout, timeout, timeout_at};

@@ -64,6 +64,35 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep::new(deadline)
 }
 
+/// Waits until `deadline` is reached, to the microsecond: an insane
+/// extension (tokio has no such timer).
+///
+/// [`sleep_until`] wakes at the first millisecond tick at or after its
+/// deadline, up to 1 ms late. This one wakes at the first turn of its
+/// core's loop at or after the deadline itself: a core busy-polling fires
+/// it within one turn (µs), a parked core sleeps exactly until it (the
+/// reactors' park timeouts are in nanoseconds; the kernel's timer slack,
+/// 50 µs by default, still applies). It does not make an idle core spin.
+/// Precise timers sit in a short list beside the wheel, scanned when one
+/// is due: meant for a few protocol timers per core (a retransmission
+/// timeout of a few hundred µs), not for thousands. [`Sleep::reset`]
+/// keeps the timer precise.
+///
+/// ```
+/// use insane_runtime::time::{self, Duration, Instant};
+///
+/// insane_runtime::runtime::Runtime::builder().cores(1).build().unwrap().block_on(async {
+///     let deadline = Instant::now() + Duration::from_micros(300);
+///     time::sleep_until_precise(deadline).await;
+///     assert!(Instant::now() >= deadline);
+/// });
+/// ```
+pub fn sleep_until_precise(deadline: Instant) -> Sleep {
+    let mut sleep = Sleep::new(deadline);
+    sleep.precise = true;
+    sleep
+}
+
 pin_project! {
     /// Future returned by [`sleep`] and [`sleep_until`]: completes once its
     /// deadline has been reached.
@@ -96,6 +125,8 @@ pin_project! {
         deadline: Instant,
         // The entry in the wheel of the core that last polled us, if any.
         entry: Option<TimerKey>,
+        // Fires at the deadline itself, not at the tick after it.
+        precise: bool,
         #[pin]
         _pinned: PhantomPinned,
     }
@@ -112,6 +143,7 @@ impl Sleep {
         Sleep {
             deadline,
             entry: None,
+            precise: false,
             _pinned: PhantomPinned,
         }
     }
@@ -184,6 +216,7 @@ impl Future for Sleep {
         let this = self.project();
         let deadline = this.deadline.into_std();
         let entry = this.entry;
+        let precise = *this.precise;
         // Cooperative: a ready sleep spends a unit of the task's budget,
         // and a spent budget makes it yield first (tokio's behaviour).
         let coop = std::task::ready!(crate::task::coop::poll_proceed(cx));
@@ -208,6 +241,7 @@ impl Future for Sleep {
             let mut wheel = core.timers.borrow_mut();
             match *entry {
                 Some(key) if wheel.update_waker(key, cx.waker()) => {}
+                _ if precise => *entry = Some(wheel.insert_precise(deadline, cx.waker().clone())),
                 _ => *entry = Some(wheel.insert(deadline, cx.waker().clone())),
             }
             Poll::Pending

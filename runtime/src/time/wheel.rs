@@ -19,6 +19,15 @@
 //! [`Wheel::next_deadline`] reports the exact instant the earliest entry
 //! becomes due, which is when the core should wake up.
 //!
+//! *Precise* entries ([`Wheel::insert_precise`]) are kept apart, in a
+//! short list, with their exact deadline: they fire at the first
+//! [`Wheel::process`] at or after it, not at a tick, and
+//! [`Wheel::next_deadline`] reports that exact instant, so a parked core
+//! wakes for it (every park of the runtime's reactors takes a timeout in
+//! nanoseconds) and a busy core fires it on the next turn of its loop.
+//! They serve protocol timers of a few hundred µs (the reliable-datagram
+//! retransmission timeout); a list is cheap for the few there are.
+//!
 //! A [`TimerKey`] names an entry: it carries the id of its wheel (unique in
 //! the process) and a generation, so a key whose entry already fired, or a
 //! key from another core's wheel, is recognised and ignored instead of
@@ -46,6 +55,8 @@ const MAX_DURATION: u64 = (1 << (LEVEL_BITS * NUM_LEVELS)) - 1;
 const MAX_TICK: u64 = 1 << 62;
 /// "No entry" in the intrusive lists.
 const NIL: usize = usize::MAX;
+/// `Entry::level` of a precise entry (in `Wheel::precise`, not in a slot).
+const PRECISE: u8 = u8::MAX;
 /// Nanoseconds per tick.
 const NANOS_PER_TICK: u128 = 1_000_000;
 
@@ -106,6 +117,10 @@ pub(crate) struct Wheel {
     earliest: Cell<Option<Option<u64>>>,
     /// Wakers of fired entries, woken once the wheel is consistent again.
     fired: Vec<Waker>,
+    /// Precise entries: exact deadline and entry index (few: linear).
+    precise: Vec<(Instant, usize)>,
+    /// The earliest deadline in `precise`.
+    precise_earliest: Option<Instant>,
 }
 
 impl Wheel {
@@ -121,6 +136,8 @@ impl Wheel {
             next_generation: 0,
             earliest: Cell::new(Some(None)),
             fired: Vec::new(),
+            precise: Vec::new(),
+            precise_earliest: None,
         }
     }
 
@@ -163,10 +180,57 @@ impl Wheel {
         }
     }
 
+    /// Adds a precise entry: it wakes `waker` at the first
+    /// [`process`](Self::process) at or after `deadline` itself, not at the
+    /// tick after it (see the module documentation).
+    pub(crate) fn insert_precise(&mut self, deadline: Instant, waker: Waker) -> TimerKey {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let index = self.entries.insert(Entry {
+            when: 0,
+            waker,
+            generation,
+            level: PRECISE,
+            slot: 0,
+            prev: NIL,
+            next: NIL,
+        });
+        self.push_precise(deadline, index);
+        TimerKey {
+            wheel: self.id,
+            index,
+            generation,
+        }
+    }
+
+    /// Puts entry `index` into the precise list, due at `deadline`.
+    fn push_precise(&mut self, deadline: Instant, index: usize) {
+        self.precise.push((deadline, index));
+        self.precise_earliest = Some(self.precise_earliest.map_or(deadline, |e| e.min(deadline)));
+    }
+
+    /// Takes entry `index` out of the precise list.
+    fn unlink_precise(&mut self, index: usize) {
+        if let Some(at) = self.precise.iter().position(|&(_, i)| i == index) {
+            let (deadline, _) = self.precise.swap_remove(at);
+            if self.precise_earliest == Some(deadline) {
+                self.recompute_precise_earliest();
+            }
+        }
+    }
+
+    fn recompute_precise_earliest(&mut self) {
+        self.precise_earliest = self.precise.iter().map(|&(d, _)| d).min();
+    }
+
     /// Removes the entry of `key` and returns its waker; `None` when the
     /// entry already fired, was removed, or belongs to another wheel.
     pub(crate) fn remove(&mut self, key: TimerKey) -> Option<Waker> {
         let index = self.entry_index(key)?;
+        if self.entries[index].level == PRECISE {
+            self.unlink_precise(index);
+            return Some(self.entries.remove(index).waker);
+        }
         self.unlink(index);
         let entry = self.entries.remove(index);
         self.forget_when(entry.when);
@@ -179,6 +243,11 @@ impl Wheel {
         let Some(index) = self.entry_index(key) else {
             return false;
         };
+        if self.entries[index].level == PRECISE {
+            self.unlink_precise(index);
+            self.push_precise(deadline, index);
+            return true;
+        }
         let when = self.tick_for(deadline).max(self.elapsed);
         self.unlink(index);
         let old = std::mem::replace(&mut self.entries[index].when, when);
@@ -215,6 +284,9 @@ impl Wheel {
             return 0;
         }
         let mut fired = 0;
+        if self.precise_earliest.is_some_and(|e| e <= now) {
+            fired += self.process_precise(now);
+        }
         while let Some(expiration) = self.next_expiration() {
             if expiration.deadline > now_tick {
                 break;
@@ -237,9 +309,28 @@ impl Wheel {
         fired
     }
 
+    /// Fires the precise entries due at `now`; returns how many fired.
+    fn process_precise(&mut self, now: Instant) -> usize {
+        let mut fired = 0;
+        let mut at = 0;
+        while at < self.precise.len() {
+            let (deadline, index) = self.precise[at];
+            if deadline <= now {
+                self.precise.swap_remove(at);
+                self.fired.push(self.entries.remove(index).waker);
+                fired += 1;
+            } else {
+                at += 1;
+            }
+        }
+        self.recompute_precise_earliest();
+        fired
+    }
+
     /// The instant the earliest entry becomes due (its deadline rounded up
-    /// to the tick), or `None` when the wheel is empty. Never later than the
-    /// moment [`process`](Self::process) would fire that entry.
+    /// to the tick; a precise entry's own deadline), or `None` when the
+    /// wheel is empty. Never later than the moment
+    /// [`process`](Self::process) would fire that entry.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let when = match self.earliest.get() {
             Some(cached) => cached,
@@ -248,8 +339,12 @@ impl Wheel {
                 self.earliest.set(Some(computed));
                 computed
             }
-        }?;
-        self.origin.checked_add(Duration::from_millis(when))
+        };
+        let ticked = when.and_then(|w| self.origin.checked_add(Duration::from_millis(w)));
+        match (ticked, self.precise_earliest) {
+            (Some(t), Some(p)) => Some(t.min(p)),
+            (t, p) => t.or(p),
+        }
     }
 
     /// `instant` rounded up to this wheel's next tick (unchanged when it is
@@ -534,6 +629,47 @@ mod tests {
         w.process(o + ms(100_000));
         let order: Vec<usize> = expected.iter().map(|&(_, id)| id).collect();
         assert_eq!(take(&log), order);
+        assert_eq!(w.len(), 0);
+        assert_eq!(w.next_deadline(), None);
+    }
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn a_precise_entry_fires_at_its_deadline_not_at_the_next_tick() {
+        let (o, mut w, log) = setup();
+        let ticked = w.insert(o + us(300), waker(0, &log));
+        let precise = w.insert_precise(o + us(300), waker(1, &log));
+        // The core sleeps until the precise deadline, not the tick.
+        assert_eq!(w.next_deadline(), Some(o + us(300)));
+        assert_eq!(w.process(o + us(299)), 0, "never early");
+        assert_eq!(w.process(o + us(300)), 1);
+        assert_eq!(take(&log), vec![1]);
+        assert!(!w.contains(precise));
+        assert_eq!(w.next_deadline(), Some(o + ms(1)), "the tick of the other");
+        assert_eq!(w.process(o + us(999)), 0);
+        assert_eq!(w.process(o + ms(1)), 1);
+        assert_eq!(take(&log), vec![0]);
+        assert!(!w.contains(ticked));
+        assert_eq!(w.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_precise_entry_is_reset_and_removed_like_any_other() {
+        let (o, mut w, log) = setup();
+        let a = w.insert_precise(o + ms(5), waker(0, &log));
+        let b = w.insert_precise(o + us(700), waker(1, &log));
+        assert_eq!(w.next_deadline(), Some(o + us(700)));
+        assert!(w.reset(a, o + us(450)));
+        assert_eq!(w.next_deadline(), Some(o + us(450)));
+        assert!(w.remove(b).is_some());
+        assert!(w.remove(b).is_none(), "a stale key is ignored");
+        assert_eq!(w.next_deadline(), Some(o + us(450)));
+        assert_eq!(w.process(o + us(460)), 1);
+        assert_eq!(take(&log), vec![0]);
+        assert!(!w.reset(a, o + ms(9)), "fired: nothing to move");
         assert_eq!(w.len(), 0);
         assert_eq!(w.next_deadline(), None);
     }

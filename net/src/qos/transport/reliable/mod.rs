@@ -50,9 +50,12 @@
 //! transport's datagrams to the protocol itself — its waker is then the
 //! inner transport's, so an arriving datagram wakes the receiver
 //! directly. One task per transport, the *driver*, does the rest: it runs
-//! the protocol's timers (one runtime timer per transport, armed only
-//! when the protocol's next deadline comes before the armed one: a timer
-//! that fires early is re-armed then, so messages do not re-arm it),
+//! the protocol's timers (one precise runtime timer per transport,
+//! [`sleep_until_precise`](insane_runtime::time::sleep_until_precise):
+//! a 300 µs retransmission timeout fires at its deadline, not at the
+//! next 1 ms tick; armed only when the protocol's next deadline comes
+//! before the armed one: a timer that fires early is re-armed then, so
+//! messages do not re-arm it),
 //! finishes transmits the application could not, sends the ACKs no answer
 //! carried (after the application's turn), and moves datagrams and events
 //! while no receiver on the home core waits (one on another core, or

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use insane_reliable::{CloseReason, ConnId, Event, SendError};
 use insane_runtime::task::{coop, spawn};
-use insane_runtime::time::{Sleep, sleep_until};
+use insane_runtime::time::{Sleep, sleep_until_precise};
 use rustc_hash::FxHashMap;
 
 use crate::qos::policy::TransportKind;
@@ -1171,7 +1171,7 @@ impl Driver {
         let far = insane_runtime::time::Instant::now() + std::time::Duration::from_secs(86_400);
         Self {
             shared,
-            sleep: Box::pin(sleep_until(far)),
+            sleep: Box::pin(sleep_until_precise(far)),
             timer_fired: false,
             yield_now: false,
             hold_passes: 0,
