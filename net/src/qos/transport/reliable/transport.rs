@@ -1205,20 +1205,24 @@ impl Driver {
             st.give_up_closing();
             progress = true;
         }
-        if std::mem::take(&mut self.timer_fired) {
+        let timeout_due = st.ep.timer_hint().is_some_and(|t| t <= now)
+            && st.ep.poll_timeout().is_some_and(|t| t <= now);
+        if std::mem::take(&mut self.timer_fired) || timeout_due {
             // A receiver whose future was dropped without a word (as a
             // plain `Transport` user may do) would leave the datagrams
             // waiting: the driver takes the receive over until a waiting
-            // receiver claims it again.
+            // receiver claims it again. And a due timeout is handled only
+            // after the datagrams already waiting are read: after a stall
+            // of this thread, the peer's ACKs and keepalives are there,
+            // and handling the timeout first would retransmit for nothing
+            // or give up a live peer.
             st.inline_rx = false;
         }
         if !st.inline_rx {
             // A full burst is progress: the next turn receives again.
             progress |= shared.receive(st, cx, now, false) != Received::Nothing;
         }
-        if st.ep.timer_hint().is_some_and(|t| t <= now)
-            && st.ep.poll_timeout().is_some_and(|t| t <= now)
-        {
+        if timeout_due && st.ep.poll_timeout().is_some_and(|t| t <= now) {
             st.ep.handle_timeout(now);
             progress = true;
         }
