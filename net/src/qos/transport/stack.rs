@@ -895,12 +895,8 @@ impl ConnectedPeer {
 
     fn get(&self) -> Option<SocketAddrV4> {
         let v = self.0.load(Ordering::Acquire);
-        (v & Self::SET != 0).then(|| {
-            SocketAddrV4::new(
-                std::net::Ipv4Addr::from(v as u32),
-                (v >> 32) as u16,
-            )
-        })
+        (v & Self::SET != 0)
+            .then(|| SocketAddrV4::new(std::net::Ipv4Addr::from(v as u32), (v >> 32) as u16))
     }
 
     fn set(&self, peer: SocketAddrV4) {
