@@ -453,6 +453,7 @@ impl Endpoint {
             shared: Arc::new(Shared {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 error: Mutex::new(None),
+                has_error: AtomicBool::new(false),
                 missed: AtomicU64::new(0),
                 shut: AtomicBool::new(false),
                 queued: AtomicUsize::new(0),
@@ -917,6 +918,8 @@ struct Shared {
     id: u64,
     /// The first error of a send nobody waited for.
     error: Mutex<Option<io::Error>>,
+    /// `error` holds one: every send checks this, not the lock.
+    has_error: AtomicBool,
     /// Messages dequeued after their deadline, on every core.
     missed: AtomicU64,
     /// [`Endpoint::shutdown`] was called: no more sends.
@@ -978,7 +981,12 @@ impl Shared {
 
     /// Reports (once) the error of a send nobody waited for.
     fn take_error(&self) -> io::Result<()> {
-        match self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if !self.has_error.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        self.has_error.store(false, Ordering::Release);
+        match slot.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -988,6 +996,7 @@ impl Shared {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(e);
+            self.has_error.store(true, Ordering::Release);
         }
     }
 }
@@ -1224,11 +1233,18 @@ impl CoreTx {
         if !self.sched.is_empty() || (class.is_bulk() && Runtime::priority()) {
             return Direct::Queue(buf);
         }
-        // Registers the flow on first use: its lane keeps the order.
-        drop(self.flow(&ep.shared, class, ep.bound));
-        let lane = self.lane(ep.shared.id);
-        if lane.draining.get() {
-            return Direct::Queue(buf);
+        // One look-up on the hot path: whether the flow's lane is still
+        // completing an earlier message (registering the flow on first
+        // use: its lane keeps the order).
+        let draining = self
+            .flows
+            .borrow()
+            .get(&ep.shared.id)
+            .map(|e| e.lane.draining.get());
+        match draining {
+            Some(true) => return Direct::Queue(buf),
+            Some(false) => {}
+            None => drop(self.flow(&ep.shared, class, ep.bound)),
         }
         // A `PendingSend` (two reference counts more) only if it waits.
         let (mut buf, mut op) = (Some(buf), Op::new());
@@ -1248,7 +1264,7 @@ impl CoreTx {
                     done: Some(tx),
                     ..ep.pending_parts(peer)
                 };
-                finish_in_lane(lane, item, class);
+                finish_in_lane(self.lane(ep.shared.id), item, class);
                 Direct::Started(rx)
             }
         }

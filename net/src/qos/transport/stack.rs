@@ -94,7 +94,7 @@ use std::marker::PhantomData;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::ops::DerefMut;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -438,7 +438,7 @@ pub struct StackUdpTransport<D: StackDevice> {
     local: SocketAddrV4,
     max_payload: usize,
     kind: TransportKind,
-    connected: Mutex<Option<SocketAddrV4>>,
+    connected: ConnectedPeer,
     tx_lent: Arc<AtomicUsize>,
     rx_lent: Arc<AtomicUsize>,
     tx_buffers: usize,
@@ -573,7 +573,7 @@ impl<D: StackDevice> StackUdpTransport<D> {
             local,
             max_payload,
             kind,
-            connected: Mutex::new(None),
+            connected: ConnectedPeer::default(),
             tx_lent: Arc::new(AtomicUsize::new(0)),
             rx_lent: Arc::new(AtomicUsize::new(0)),
             tx_buffers: config.tx_buffers.max(1),
@@ -884,6 +884,27 @@ fn recv_at_home<D: StackDevice>(
     Poll::Pending
 }
 
+/// The peer set by `connect`, read by every send and receive without a
+/// lock: an IPv4 socket address fits one atomic word (address, port, and
+/// a bit saying one is set).
+#[derive(Default)]
+struct ConnectedPeer(AtomicU64);
+
+impl ConnectedPeer {
+    const SET: u64 = 1 << 48;
+
+    fn get(&self) -> Option<SocketAddrV4> {
+        let v = self.0.load(Ordering::Acquire);
+        (v & Self::SET != 0)
+            .then(|| SocketAddrV4::new(std::net::Ipv4Addr::from(v as u32), (v >> 32) as u16))
+    }
+
+    fn set(&self, peer: SocketAddrV4) {
+        let v = Self::SET | u64::from(peer.port()) << 32 | u64::from(u32::from(*peer.ip()));
+        self.0.store(v, Ordering::Release);
+    }
+}
+
 fn too_large(len: usize, limit: usize, describe: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
@@ -1012,7 +1033,7 @@ impl<D: StackDevice> Transport for StackUdpTransport<D> {
                 Ok(p) => p,
                 Err(e) => return Poll::Ready(Err(e)),
             },
-            None => match *lock(&self.connected) {
+            None => match self.connected.get() {
                 Some(p) => p,
                 None => return Poll::Ready(Err(not_connected("this best-effort"))),
             },
@@ -1065,7 +1086,7 @@ impl<D: StackDevice> Transport for StackUdpTransport<D> {
         if !op.is_idle() {
             return op.poll(cx);
         }
-        let connected = *lock(&self.connected);
+        let connected = self.connected.get();
         if let Some(host) = self.local_host() {
             return recv_at_home(&host, self.endpoint, connected, &self.rx_lent, cx);
         }
@@ -1119,7 +1140,7 @@ impl<D: StackDevice> Transport for StackUdpTransport<D> {
                 format!("cannot connect to {peer}"),
             )));
         }
-        *lock(&self.connected) = Some(peer);
+        self.connected.set(peer);
         Poll::Ready(Ok(()))
     }
 }
@@ -1145,5 +1166,23 @@ impl<D: StackDevice> fmt::Debug for StackUdpTransport<D> {
             .field("device", &self.describe)
             .field("core", &self.home_core())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectedPeer;
+    use std::net::SocketAddrV4;
+
+    #[test]
+    fn connected_peer_is_none_until_set_then_the_last_address_set() {
+        let peer = ConnectedPeer::default();
+        assert_eq!(peer.get(), None);
+        let a: SocketAddrV4 = "10.0.0.2:7000".parse().unwrap();
+        peer.set(a);
+        assert_eq!(peer.get(), Some(a));
+        let b: SocketAddrV4 = "255.255.255.254:65535".parse().unwrap();
+        peer.set(b);
+        assert_eq!(peer.get(), Some(b));
     }
 }
