@@ -100,7 +100,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use insane_runtime::reactor::{self, Reactor};
-use insane_runtime::runtime::{CoreHandle, SpinGuard};
+use insane_runtime::runtime::{CoreHandle, Runtime, SpinGuard};
+use insane_runtime::task::Latency;
 use rustc_hash::FxHashMap;
 
 use insane_stack::{EndpointId, FrameDevice, Interface, SendErrorKind, TxFrame, UDP_HEADROOM};
@@ -869,19 +870,39 @@ fn recv_at_home<D: StackDevice>(
             }
             Poll::Pending if !polled => {
                 // Latency: look at the device now rather than at the next
-                // turn of the core's loop.
+                // turn of the core's loop. Its receive side only: frames
+                // queued for transmit (bulk ones) leave when their batch
+                // is full or at that turn, not before this datagram.
                 polled = true;
                 host.shared.home.drain();
                 if let Ok(mut iface) = host.iface.try_borrow_mut() {
-                    iface.poll(Instant::now());
+                    iface.poll_receive(Instant::now);
                 }
             }
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                if busy_polls_device() {
+                    // Looked at again on the next pass over the critical
+                    // tasks, between two normal tasks, instead of at the
+                    // core's next poll of the stack, a whole turn of bulk
+                    // work later.
+                    cx.waker().wake_by_ref();
+                }
+                return Poll::Pending;
+            }
         }
     }
     // Many datagrams from other peers: let other tasks run, then go on.
     cx.waker().wake_by_ref();
     Poll::Pending
+}
+
+/// Whether a receive that found nothing keeps looking at the device
+/// itself: for a critical task (one that serves a critical endpoint) when
+/// the runtime's priority is on (the receive side of latency isolation).
+/// The look costs a load of the device's ring index
+/// ([`Interface::poll_receive`]), no system call.
+fn busy_polls_device() -> bool {
+    Runtime::priority() && insane_runtime::task::latency() == Latency::Critical
 }
 
 fn too_large(len: usize, limit: usize, describe: &str) -> io::Error {
