@@ -258,7 +258,7 @@ fn write_headers<D: FrameDevice>(
 
 /// Frames the device takes between two flushes by default
 /// ([`InterfaceConfig::tx_batch`]).
-pub const DEFAULT_TX_BATCH: usize = 8;
+pub const DEFAULT_TX_BATCH: usize = 32;
 
 /// The device's current transmit batch: frames handed to it since its
 /// last flush, against [`InterfaceConfig::tx_batch`].
@@ -910,7 +910,12 @@ impl<D: FrameDevice> Interface<D> {
         let cached = endpoint.headers.as_ref();
         if let Some(headers) = cached.and_then(|c| c.for_peer(peer, arp_epoch, now)) {
             let frame = write_headers(&mut self.device, &mut self.stats.tx, headers, frame)?;
-            let sent = transmit_counted(&mut self.device, &mut self.stats.tx, &mut self.tx_batch, frame);
+            let sent = transmit_counted(
+                &mut self.device,
+                &mut self.stats.tx,
+                &mut self.tx_batch,
+                frame,
+            );
             return udp_sent(sent, &mut self.stats.tx, Some(&mut endpoint.stats));
         }
         let src_port = endpoint.port;
@@ -1001,7 +1006,12 @@ impl<D: FrameDevice> Interface<D> {
     /// Hands a frame to the device, counting it; false (frame dropped) if
     /// the ring is full.
     fn transmit(&mut self, frame: D::Tx) -> bool {
-        transmit_counted(&mut self.device, &mut self.stats.tx, &mut self.tx_batch, frame)
+        transmit_counted(
+            &mut self.device,
+            &mut self.stats.tx,
+            &mut self.tx_batch,
+            frame,
+        )
     }
 
     /// Hands a finished datagram of endpoint `id` to the device, counting
@@ -1011,7 +1021,12 @@ impl<D: FrameDevice> Interface<D> {
         frame: D::Tx,
         id: EndpointId,
     ) -> Result<SendStatus, SendError<D::Tx>> {
-        let sent = transmit_counted(&mut self.device, &mut self.stats.tx, &mut self.tx_batch, frame);
+        let sent = transmit_counted(
+            &mut self.device,
+            &mut self.stats.tx,
+            &mut self.tx_batch,
+            frame,
+        );
         let endpoint = self.endpoints.get_mut(id).map(|e| &mut e.stats);
         udp_sent(sent, &mut self.stats.tx, endpoint)
     }
