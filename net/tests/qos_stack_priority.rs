@@ -9,12 +9,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::rc::Rc;
 
 use insane_net::qos::policy::TransportKind as Kind;
 use insane_net::qos::transport::Op;
-use insane_net::qos::transport::stack::StackUdpTransport;
+use insane_net::qos::transport::stack::{OpenedHost, StackUdpTransport};
 use insane_net::qos::{Transport, TransportConfig};
 use insane_net::stack::testing::PairDevice;
 use insane_net::stack::testing::frames::udp_frame;
@@ -41,24 +42,34 @@ async fn recv_one(t: &T, want: &[u8]) {
     assert_eq!(&msg[..], want);
 }
 
+/// A one-core runtime with the priority switch at `priority`.
+fn runtime(priority: bool) -> Runtime {
+    Runtime::builder()
+        .cores(1)
+        .priority(priority)
+        .build()
+        .expect("runtime")
+}
+
+/// Opens end `a` of a pair device as a stack host at `IP_A` (which knows
+/// `IP_B`'s MAC address): the opener of the first bind on it.
+fn host_on(a: PairDevice) -> impl FnOnce() -> io::Result<OpenedHost<PairDevice>> {
+    move || {
+        let cidr = "10.0.0.1/24".parse().expect("a CIDR");
+        let mut iface = Interface::new(a, InterfaceConfig::new(cidr));
+        iface.add_static_neighbor(IP_B, MAC_B);
+        Ok((iface, None))
+    }
+}
+
 /// The order in which a bulk receiver (a normal task) and a critical
 /// receiver (a critical task), both waiting, get the datagrams of one
 /// device burst: `BULK` bulk datagrams, then one critical datagram.
 fn receive_order(priority: bool) -> Vec<&'static str> {
-    let rt = Runtime::builder()
-        .cores(1)
-        .priority(priority)
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    runtime(priority).block_on(async {
         let cfg = TransportConfig::default();
         let (a_dev, b_dev) = PairDevice::pair(MAC_A, MAC_B, 1500);
-        let open = || {
-            let cidr = "10.0.0.1/24".parse().expect("a CIDR");
-            let mut iface = Interface::new(a_dev, InterfaceConfig::new(cidr));
-            iface.add_static_neighbor(IP_B, MAC_B);
-            Ok((iface, None))
-        };
+        let open = host_on(a_dev);
         // One host: the second bind reuses it.
         let bulk = Rc::new(T::bind("burst", BULK_PORT, Kind::DpdkUdp, &cfg, open).unwrap());
         let crit = Rc::new(
@@ -131,20 +142,10 @@ fn without_priority_the_critical_datagram_waits_behind_the_bulk_receiver() {
 /// poll) made between the arrival of a critical datagram on the device and
 /// the critical receiver, waiting since before, getting it.
 fn normal_polls_before_the_critical_datagram_is_received(priority: bool) -> u32 {
-    let rt = Runtime::builder()
-        .cores(1)
-        .priority(priority)
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    runtime(priority).block_on(async {
         let cfg = TransportConfig::default();
         let (a_dev, b_dev) = PairDevice::pair(MAC_A, MAC_B, 1500);
-        let open = || {
-            let cidr = "10.0.0.1/24".parse().expect("a CIDR");
-            let mut iface = Interface::new(a_dev, InterfaceConfig::new(cidr));
-            iface.add_static_neighbor(IP_B, MAC_B);
-            Ok((iface, None))
-        };
+        let open = host_on(a_dev);
         let crit = Rc::new(T::bind("spin", CRITICAL_PORT, Kind::DpdkUdp, &cfg, open).unwrap());
         // Polls of the busy task since the datagram arrived, and their
         // number when it was received.

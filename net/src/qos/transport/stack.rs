@@ -18,11 +18,16 @@
 //! [`Reactor`]): returned frames are
 //! recycled, received frames are demultiplexed to the endpoints' queues
 //! (waking a task waiting in `recv`), ARP timers run and queued transmit
-//! frames leave in one batch (the AF_XDP `sendto` kick). These flows are
+//! frames leave in one batch (the AF_XDP `sendto` kick; a batch that
+//! reaches the interface's `tx_batch` leaves at once). These flows are
 //! latency-critical: the transport busy-polls, and every endpoint keeps
 //! its host's core spinning while it lives (a
 //! [`SpinGuard`]: the stack reactor
-//! cannot wake a parked core when frames arrive).
+//! cannot wake a parked core when frames arrive). A `recv` that finds
+//! its queue empty looks at the device once itself
+//! ([`Interface::poll_receive`]); a critical task's `recv` (with the
+//! runtime's priority on) keeps looking, once per pass over the critical
+//! tasks, instead of waiting for the core's next poll of the host.
 //!
 //! # Zero copy
 //!

@@ -122,23 +122,26 @@ pub fn probe_xdp(interface: &str, queue: u32) -> Availability {
     }
 }
 
-/// The transmit batch of an AF_XDP host ([`InterfaceConfig::tx_batch`](insane_stack::InterfaceConfig::tx_batch)).
+/// The transmit batch of an AF_XDP host ([`InterfaceConfig::tx_batch`](insane_stack::InterfaceConfig::tx_batch)),
+/// part of latency isolation.
 ///
 /// In copy mode (veth, drivers without zero-copy support) the `sendto`
 /// kick runs every frame of the batch through the kernel before it
 /// returns — copied into an skb and, on veth, through the peer's XDP
 /// program and receive path: about 10 µs a frame measured on this
-/// project's VM. So with the runtime's priority on (latency isolation),
-/// every frame leaves in a kick of its own: a critical frame, or the
-/// critical receiver's look for its echo, waits behind at most one bulk
-/// frame's kick instead of a batch of them (bulk datagrams per second:
-/// ~16% fewer than with batches of 32, measured). A zero-copy kick only
-/// wakes the driver: the stack's default batch.
+/// project's VM. So with the runtime's priority on, every frame leaves in
+/// a kick of its own: a critical frame, or the critical receiver's look
+/// for its echo, waits behind at most one bulk frame's kick instead of a
+/// batch of them (bulk datagrams per second: ~16% fewer than with
+/// batches of 32, measured). A zero-copy kick only wakes the driver: the
+/// stack's default batch. With priority off, the batch is unbounded as
+/// before latency isolation: frames leave at the core's poll of the
+/// stack (or when the ring is full).
 fn tx_batch(zero_copy: bool, priority: bool) -> usize {
-    if priority && !zero_copy {
-        1
-    } else {
-        insane_stack::DEFAULT_TX_BATCH
+    match (priority, zero_copy) {
+        (false, _) => usize::MAX,
+        (true, false) => 1,
+        (true, true) => insane_stack::DEFAULT_TX_BATCH,
     }
 }
 
