@@ -42,9 +42,9 @@ pub struct InterfaceConfig {
     pub hop_limit: u8,
     /// Frames taken from the device per [`Interface::poll`].
     pub rx_burst: usize,
-    /// Frames handed to the device between two flushes at most: when a
-    /// batch reaches it, the stack flushes (the AF_XDP `sendto` kick, a
-    /// DPDK `tx_burst`) before queueing more. A frame thus waits behind at
+    /// Frames handed to the device between two flushes at most: as soon
+    /// as a batch reaches it, the stack flushes it (the AF_XDP `sendto`
+    /// kick, a DPDK `tx_burst`). A frame thus waits behind at
     /// most `tx_batch - 1` others in the device's batch, and a flush does
     /// a bounded amount of work (on AF_XDP in copy mode the kick runs
     /// every frame of the batch through the kernel, and the peer's
