@@ -107,6 +107,17 @@ pub trait FrameDevice {
     /// to refill its receive ring (the AF_XDP fill ring) does it here.
     fn poll_rx(&mut self, max: usize, out: &mut impl FnMut(Self::Rx)) -> usize;
 
+    /// Whether received frames may be waiting, from a look that costs no
+    /// system call (the AF_XDP RX ring's producer index): a receiver that
+    /// busy-polls between the core's turns
+    /// ([`Interface::poll_receive`](super::Interface::poll_receive)) skips
+    /// [`poll_rx`](FrameDevice::poll_rx) when it says no. `true` may be
+    /// wrong (the poll then finds nothing); `false` must not be while
+    /// frames wait. The default says `true`: always poll.
+    fn rx_ready(&mut self) -> bool {
+        true
+    }
+
     /// Lends an empty transmit buffer with at least
     /// [`UDP_HEADROOM`](super::UDP_HEADROOM) bytes of headroom and room for
     /// `mtu() + 14 - headroom` bytes after it, or `None` when the pool is

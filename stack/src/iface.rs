@@ -42,6 +42,14 @@ pub struct InterfaceConfig {
     pub hop_limit: u8,
     /// Frames taken from the device per [`Interface::poll`].
     pub rx_burst: usize,
+    /// Frames handed to the device between two flushes at most: as soon
+    /// as a batch reaches it, the stack flushes it (the AF_XDP `sendto`
+    /// kick, a DPDK `tx_burst`). A frame thus waits behind at
+    /// most `tx_batch - 1` others in the device's batch, and a flush does
+    /// a bounded amount of work (on AF_XDP in copy mode the kick runs
+    /// every frame of the batch through the kernel, and the peer's
+    /// receive path with it, before it returns).
+    pub tx_batch: usize,
     /// Verify received IPv4, UDP and ICMP checksums (turn off only for a
     /// device whose hardware has verified them).
     pub verify_checksums: bool,
@@ -49,7 +57,8 @@ pub struct InterfaceConfig {
 
 impl InterfaceConfig {
     /// Defaults for `address`: no gateway, default ARP tuning, 256 queued
-    /// datagrams per endpoint, TTL 64, bursts of 32, checksums verified.
+    /// datagrams per endpoint, TTL 64, receive bursts of 32, transmit
+    /// batches of [`DEFAULT_TX_BATCH`], checksums verified.
     pub fn new(address: Ipv4Cidr) -> InterfaceConfig {
         InterfaceConfig {
             address,
@@ -58,6 +67,7 @@ impl InterfaceConfig {
             endpoint_queue: 256,
             hop_limit: 64,
             rx_burst: 32,
+            tx_batch: DEFAULT_TX_BATCH,
             verify_checksums: true,
         }
     }
@@ -172,6 +182,8 @@ pub struct Interface<D: FrameDevice> {
     stats: Stats,
     rx_scratch: Vec<D::Rx>,
     arp_due: Vec<Ipv4Addr>,
+    /// Frames handed to the device since its last flush.
+    tx_batch: TxBatch,
     /// The other queues of this host, when it is one of several (see
     /// [`group`](super::group)).
     group: Option<GroupMember<D::Rx>>,
@@ -244,24 +256,62 @@ fn write_headers<D: FrameDevice>(
     Ok(frame)
 }
 
+/// Frames the device takes between two flushes by default
+/// ([`InterfaceConfig::tx_batch`]).
+pub const DEFAULT_TX_BATCH: usize = 32;
+
+/// The device's current transmit batch: frames handed to it since its
+/// last flush, against [`InterfaceConfig::tx_batch`].
+#[derive(Debug)]
+struct TxBatch {
+    limit: usize,
+    unflushed: usize,
+}
+
+impl TxBatch {
+    fn new(limit: usize) -> TxBatch {
+        TxBatch {
+            // A batch of 0 would never take a frame.
+            limit: limit.max(1),
+            unflushed: 0,
+        }
+    }
+
+    /// Makes the batch leave.
+    #[inline]
+    fn flush<D: FrameDevice>(&mut self, device: &mut D) {
+        device.flush();
+        self.unflushed = 0;
+    }
+}
+
 /// Hands `frame` to `device`, counting it in `stats`; false (frame
-/// dropped, counted) if the ring is full even after a flush. A function of
-/// the fields it needs, so that the send path can call it while it holds
-/// an endpoint.
+/// dropped, counted) if the ring is full even after a flush. A batch that
+/// reaches its limit is flushed at once. A function of the fields it
+/// needs, so that the send path can call it while it holds an endpoint.
 #[inline]
-fn transmit_counted<D: FrameDevice>(device: &mut D, stats: &mut TxStats, frame: D::Tx) -> bool {
+fn transmit_counted<D: FrameDevice>(
+    device: &mut D,
+    stats: &mut TxStats,
+    batch: &mut TxBatch,
+    frame: D::Tx,
+) -> bool {
     let len = frame.data().len() as u64;
     let queued = device.transmit(frame).or_else(|frame| {
         // The ring may be full of frames that a flush (the AF_XDP kick, a
         // DPDK `tx_burst`) hands to the wire, freeing it: a burst of sends
         // between two polls must not drop what the device can take.
-        device.flush();
+        batch.flush(device);
         device.transmit(frame)
     });
     match queued {
         Ok(()) => {
             stats.frames += 1;
             stats.bytes += len;
+            batch.unflushed += 1;
+            if batch.unflushed >= batch.limit {
+                batch.flush(device);
+            }
             true
         }
         Err(_dropped) => {
@@ -323,6 +373,7 @@ impl<D: FrameDevice> Interface<D> {
             stats: Stats::default(),
             rx_scratch: Vec::with_capacity(config.rx_burst),
             arp_due: Vec::new(),
+            tx_batch: TxBatch::new(config.tx_batch),
             group: None,
             may_forward: true,
             device,
@@ -556,7 +607,7 @@ impl<D: FrameDevice> Interface<D> {
     /// Makes frames queued on the device leave now ([`FrameDevice::flush`]);
     /// [`poll`](Interface::poll) does it too.
     pub fn flush(&mut self) {
-        self.device.flush();
+        self.tx_batch.flush(&mut self.device);
     }
 
     /// Receives one burst of frames from the device and handles them, runs
@@ -569,6 +620,35 @@ impl<D: FrameDevice> Interface<D> {
     /// carries none of its stack frame.
     #[inline(always)]
     pub fn poll(&mut self, now: Instant) -> usize {
+        let n = self.receive_burst(now);
+        if !self.arp.is_quiet(now) {
+            self.poll_arp(now);
+        }
+        self.tx_batch.flush(&mut self.device);
+        n
+    }
+
+    /// Receives one burst of frames, as [`poll`](Interface::poll) does,
+    /// when the device says frames may be waiting
+    /// ([`FrameDevice::rx_ready`]), and nothing else: no ARP timers, no
+    /// flush. For a receiver that busy-polls between the core's polls of
+    /// the interface (a latency-critical one): when nothing came, it costs
+    /// the device's look at its ring; what it receives reaches its
+    /// endpoint without waiting for the frames queued for transmit to
+    /// leave first. Returns the number of frames received.
+    /// `now` is read only when there is something to receive.
+    pub fn poll_receive(&mut self, now: impl FnOnce() -> Instant) -> usize {
+        let news = self.group.as_ref().is_some_and(|m| m.has_news());
+        if !news && !self.device.rx_ready() {
+            return 0;
+        }
+        self.receive_burst(now())
+    }
+
+    /// The receive half of [`poll`](Interface::poll): one device burst,
+    /// then what the other members of the group handed over.
+    #[inline(always)]
+    fn receive_burst(&mut self, now: Instant) -> usize {
         let Interface {
             device,
             config,
@@ -590,15 +670,10 @@ impl<D: FrameDevice> Interface<D> {
         if !self.rx_scratch.is_empty() {
             self.receive_scratch(now);
         }
-        let n = match &self.group {
+        match &self.group {
             Some(member) if member.has_news() => n + self.receive_news(now),
             _ => n,
-        };
-        if !self.arp.is_quiet(now) {
-            self.poll_arp(now);
         }
-        self.device.flush();
-        n
     }
 
     /// Handles the frames [`poll`](Interface::poll) received that
@@ -835,7 +910,12 @@ impl<D: FrameDevice> Interface<D> {
         let cached = endpoint.headers.as_ref();
         if let Some(headers) = cached.and_then(|c| c.for_peer(peer, arp_epoch, now)) {
             let frame = write_headers(&mut self.device, &mut self.stats.tx, headers, frame)?;
-            let sent = transmit_counted(&mut self.device, &mut self.stats.tx, frame);
+            let sent = transmit_counted(
+                &mut self.device,
+                &mut self.stats.tx,
+                &mut self.tx_batch,
+                frame,
+            );
             return udp_sent(sent, &mut self.stats.tx, Some(&mut endpoint.stats));
         }
         let src_port = endpoint.port;
@@ -926,7 +1006,12 @@ impl<D: FrameDevice> Interface<D> {
     /// Hands a frame to the device, counting it; false (frame dropped) if
     /// the ring is full.
     fn transmit(&mut self, frame: D::Tx) -> bool {
-        transmit_counted(&mut self.device, &mut self.stats.tx, frame)
+        transmit_counted(
+            &mut self.device,
+            &mut self.stats.tx,
+            &mut self.tx_batch,
+            frame,
+        )
     }
 
     /// Hands a finished datagram of endpoint `id` to the device, counting
@@ -936,7 +1021,12 @@ impl<D: FrameDevice> Interface<D> {
         frame: D::Tx,
         id: EndpointId,
     ) -> Result<SendStatus, SendError<D::Tx>> {
-        let sent = transmit_counted(&mut self.device, &mut self.stats.tx, frame);
+        let sent = transmit_counted(
+            &mut self.device,
+            &mut self.stats.tx,
+            &mut self.tx_batch,
+            frame,
+        );
         let endpoint = self.endpoints.get_mut(id).map(|e| &mut e.stats);
         udp_sent(sent, &mut self.stats.tx, endpoint)
     }

@@ -90,7 +90,9 @@ pub mod testing;
 pub use arp::ArpConfig;
 pub use device::{FrameDevice, RxFrame, TxFrame};
 pub use endpoint::{BindError, EndpointId, RxDatagram};
-pub use iface::{Interface, InterfaceConfig, SendError, SendErrorKind, SendStatus};
+pub use iface::{
+    DEFAULT_TX_BATCH, Interface, InterfaceConfig, SendError, SendErrorKind, SendStatus,
+};
 
 /// The old name of [`InterfaceConfig`] (insane-net's `config::Config`
 /// is the whole configuration file).

@@ -660,6 +660,51 @@ fn a_transmit_ring_full_until_flushed_is_flushed_not_dropped() {
 }
 
 #[test]
+fn a_frame_waits_behind_at_most_one_transmit_batch_in_the_device() {
+    // A burst of sends between two polls (bulk producers running while
+    // nothing flushes) leaves in batches of `tx_batch`: a frame sent after
+    // the burst (a critical one) has at most `tx_batch - 1` frames ahead of
+    // it in the device's batch, however long the burst.
+    const BATCH: usize = 4;
+    const BURST: usize = 50;
+    let (a_dev, raw) = PairDevice::pair(MAC_A, MAC_X, 1500);
+    let mut a = Interface::new(
+        a_dev,
+        InterfaceConfig {
+            tx_batch: BATCH,
+            ..config(IP_A)
+        },
+    );
+    let ea = a.bind(5000).unwrap();
+    let now = Instant::now();
+    a.add_static_neighbor(IP_X, MAC_X);
+    for i in 0..BURST {
+        let sent = send(&mut a, ea, addr(IP_X, 7), &[i as u8], now);
+        assert_eq!(sent, SendStatus::Sent);
+    }
+    assert_eq!(a.device().most_unflushed(), BATCH);
+    assert_eq!(a.device().flushes(), (BURST / BATCH) as u64);
+    // The last frames of the burst and the next one share a batch.
+    send(&mut a, ea, addr(IP_X, 7), b"critical", now);
+    a.flush();
+    assert_eq!(a.device().most_unflushed(), BATCH);
+    assert_eq!(raw.take_rx().len(), BURST + 1, "nothing dropped");
+    assert_eq!(a.stats().tx.device_full, 0);
+}
+
+#[test]
+fn the_default_transmit_batch_bounds_the_device_batch_too() {
+    let (mut a, _raw) = host();
+    let ea = a.bind(5000).unwrap();
+    let now = Instant::now();
+    a.add_static_neighbor(IP_X, MAC_X);
+    for _ in 0..3 * insane_stack::DEFAULT_TX_BATCH {
+        send(&mut a, ea, addr(IP_X, 7), b"bulk", now);
+    }
+    assert_eq!(a.device().most_unflushed(), insane_stack::DEFAULT_TX_BATCH);
+}
+
+#[test]
 fn headroom_too_small_is_refused() {
     let (mut a, _raw) = host();
     let ea = a.bind(5000).unwrap();

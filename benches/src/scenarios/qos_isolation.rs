@@ -304,45 +304,37 @@ pub(super) fn report(
     let mut report = Report::new(path.report_name(), &names);
     describe_run(&mut report, args, &rtt.placement, rounds, true);
     report.param("path", path.describe());
-    report.param("rounds (columns alternate; cells are medians)", rounds);
+    crate::rounds::describe(&mut report, rounds);
     report.param("critical ping size", format!("{SIZE} B"));
     report.param(
         "run time per load (bulk alone; critical back to back, paced)",
         format!("{window:?} each"),
     );
-    let mut runs: Vec<Result<Vec<IsoRun>, String>> = vec![Ok(Vec::new()); columns.len()];
-    for round in 0..rounds {
-        // Alternate who goes first.
-        let mut order: Vec<usize> = (0..columns.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        let ordered: Vec<Priority> = order.iter().map(|&i| columns[i]).collect();
-        let what = format!("{}, round {}", path.report_name(), round + 1);
-        let results: Vec<Result<IsoRun, String>> = match path {
-            Path::Loopback => {
-                each_contestant_process(&what, KEY, &ordered, rtt.placement, args.limits(), &p)
+    // Alternating rounds (`crate::rounds`): every column once per round,
+    // the order rotating; each run in processes (and, on AF_XDP, test
+    // hosts) of its own.
+    let runs: Vec<Result<Vec<IsoRun>, String>> =
+        crate::rounds::alternate(columns, rounds, |who, round| {
+            let what = format!("{}, round {}", path.report_name(), round + 1);
+            match path {
+                Path::Loopback => {
+                    each_contestant_process(&what, KEY, &[who], rtt.placement, args.limits(), &p)
+                        .pop()
+                        .unwrap_or_else(|| Err("no result".to_owned()))
+                }
+                Path::Xdp => xdp_once(&what, who, p, rtt.placement, args.limits().timeout),
+                Path::Memif => memif_once(&what, who, p),
             }
-            Path::Xdp => ordered
-                .iter()
-                .map(|&who| xdp_once(&what, who, p, rtt.placement, args.limits().timeout))
-                .collect(),
-            Path::Memif => ordered
-                .iter()
-                .map(|&who| memif_once(&what, who, p))
-                .collect(),
-        };
-        for (&i, r) in order.iter().zip(results) {
-            match (&mut runs[i], r) {
-                (Ok(all), Ok(run)) => all.push(run),
-                (slot @ Ok(_), Err(e)) => *slot = Err(e),
-                (Err(_), _) => {}
-            }
-        }
-    }
+        });
     for (l, load) in LOADS.iter().enumerate() {
         let name = load_name(*load);
-        for (q, label) in [(0, "p50"), (2, "p99"), (3, "p99.9")] {
+        crate::rounds::median_and_best_rows(
+            &mut report,
+            &format!("{name}: critical RTT p50"),
+            Unit::Nanos,
+            cells(&runs, |r| r[l].critical[0]),
+        );
+        for (q, label) in [(2, "p99"), (3, "p99.9")] {
             report.row(
                 &format!("{name}: critical RTT {label}"),
                 Unit::Nanos,

@@ -1019,6 +1019,15 @@ impl XdpSocket {
         })
     }
 
+    /// Whether received frames wait in the RX ring: one load of the
+    /// kernel's producer index, no system call and no other work (no
+    /// refill, no kick, no busy-poll `recvfrom`; [`drive`](Self::drive)
+    /// does those). For a receiver that looks for its frames more often
+    /// than the core polls the socket.
+    pub fn rx_ready(&self) -> bool {
+        self.shared.rx.borrow_mut().available() > 0
+    }
+
     /// Appends up to `max` ready frames to `out`; returns how many.
     pub fn recv_batch(&self, out: &mut Vec<XdpRxFrame>, max: usize) -> usize {
         let mut n = 0;

@@ -132,6 +132,13 @@
 //!   (the userspace stack) is flushed at once
 //!   ([`Transport::flush`]): it does not wait in the device's batch for
 //!   the core's turn to end, behind the bulk frames of that turn.
+//! - On the userspace stack, a critical task waiting in `recv` looks at
+//!   the device itself on every pass over the critical tasks (a load of
+//!   the AF_XDP RX ring's index when nothing came), not only when the
+//!   core polls the stack once per turn; and the device's transmit batch
+//!   is bounded (one frame per kick on AF_XDP in copy mode), so a
+//!   critical frame or the look for its echo waits behind a bounded
+//!   number of bulk frames' kernel work (`transport::stack`).
 //! - Sends and receives spend the task's cooperative budget: a bulk
 //!   receiver of a flood, or a sender whose sends all complete at once,
 //!   yields after one budget of messages, so the other tasks of its core

@@ -77,6 +77,8 @@ struct Side {
     tx_batch: Cell<usize>,
     /// Frames taken since the last flush.
     unflushed: Cell<usize>,
+    /// The most frames taken between two flushes so far.
+    most_unflushed: Cell<usize>,
     headroom: Cell<usize>,
     flushes: Cell<u64>,
     transmitted: Cell<u64>,
@@ -100,6 +102,7 @@ impl Side {
             tx_ring: Cell::new(usize::MAX),
             tx_batch: Cell::new(usize::MAX),
             unflushed: Cell::new(0),
+            most_unflushed: Cell::new(0),
             checksum_offload: Cell::new(false),
             tx_checksum_offload: Cell::new(false),
             offload_violations: Cell::new(0),
@@ -253,6 +256,13 @@ impl PairDevice {
     pub fn transmitted(&self) -> u64 {
         self.mine().transmitted.get()
     }
+
+    /// The most frames this side's device held between two flushes: a
+    /// frame transmitted waited behind at most this many minus one in its
+    /// batch.
+    pub fn most_unflushed(&self) -> usize {
+        self.mine().most_unflushed.get()
+    }
 }
 
 /// A received frame of a [`PairDevice`]; returns to its pool on drop.
@@ -365,6 +375,10 @@ impl FrameDevice for PairDevice {
         self.mtu
     }
 
+    fn rx_ready(&mut self) -> bool {
+        !self.mine().rx.borrow().is_empty()
+    }
+
     fn poll_rx(&mut self, max: usize, out: &mut impl FnMut(PairRxFrame)) -> usize {
         let mut n = 0;
         while n < max {
@@ -456,6 +470,8 @@ impl FrameDevice for PairDevice {
         self.peer().rx.borrow_mut().push_back(bytes);
         side.transmitted.set(side.transmitted.get() + 1);
         side.unflushed.set(side.unflushed.get() + 1);
+        side.most_unflushed
+            .set(side.most_unflushed.get().max(side.unflushed.get()));
         Ok(())
     }
 

@@ -18,11 +18,16 @@
 //! [`Reactor`]): returned frames are
 //! recycled, received frames are demultiplexed to the endpoints' queues
 //! (waking a task waiting in `recv`), ARP timers run and queued transmit
-//! frames leave in one batch (the AF_XDP `sendto` kick). These flows are
+//! frames leave in one batch (the AF_XDP `sendto` kick; a batch that
+//! reaches the interface's `tx_batch` leaves at once). These flows are
 //! latency-critical: the transport busy-polls, and every endpoint keeps
 //! its host's core spinning while it lives (a
 //! [`SpinGuard`]: the stack reactor
-//! cannot wake a parked core when frames arrive).
+//! cannot wake a parked core when frames arrive). A `recv` that finds
+//! its queue empty looks at the device once itself
+//! ([`Interface::poll_receive`]); a critical task's `recv` (with the
+//! runtime's priority on) keeps looking, once per pass over the critical
+//! tasks, instead of waiting for the core's next poll of the host.
 //!
 //! # Zero copy
 //!
@@ -100,7 +105,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use insane_runtime::reactor::{self, Reactor};
-use insane_runtime::runtime::{CoreHandle, SpinGuard};
+use insane_runtime::runtime::{CoreHandle, Runtime, SpinGuard};
+use insane_runtime::task::Latency;
 use rustc_hash::FxHashMap;
 
 use insane_stack::{EndpointId, FrameDevice, Interface, SendErrorKind, TxFrame, UDP_HEADROOM};
@@ -869,14 +875,25 @@ fn recv_at_home<D: StackDevice>(
             }
             Poll::Pending if !polled => {
                 // Latency: look at the device now rather than at the next
-                // turn of the core's loop.
+                // turn of the core's loop. Its receive side only: frames
+                // queued for transmit (bulk ones) leave when their batch
+                // is full or at that turn, not before this datagram.
                 polled = true;
                 host.shared.home.drain();
                 if let Ok(mut iface) = host.iface.try_borrow_mut() {
-                    iface.poll(Instant::now());
+                    iface.poll_receive(Instant::now);
                 }
             }
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                if busy_polls_device() {
+                    // Looked at again on the next pass over the critical
+                    // tasks, between two normal tasks, instead of at the
+                    // core's next poll of the stack, a whole turn of bulk
+                    // work later.
+                    cx.waker().wake_by_ref();
+                }
+                return Poll::Pending;
+            }
         }
     }
     // Many datagrams from other peers: let other tasks run, then go on.
@@ -903,6 +920,15 @@ impl ConnectedPeer {
         let v = Self::SET | u64::from(peer.port()) << 32 | u64::from(u32::from(*peer.ip()));
         self.0.store(v, Ordering::Release);
     }
+}
+
+/// Whether a receive that found nothing keeps looking at the device
+/// itself: for a critical task (one that serves a critical endpoint) when
+/// the runtime's priority is on (the receive side of latency isolation).
+/// The look costs a load of the device's ring index
+/// ([`Interface::poll_receive`]), no system call.
+fn busy_polls_device() -> bool {
+    Runtime::priority() && insane_runtime::task::latency() == Latency::Critical
 }
 
 fn too_large(len: usize, limit: usize, describe: &str) -> io::Error {

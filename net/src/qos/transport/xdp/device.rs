@@ -127,6 +127,10 @@ impl FrameDevice for XdpDevice {
         n
     }
 
+    fn rx_ready(&mut self) -> bool {
+        self.socket.rx_ready()
+    }
+
     fn alloc_tx(&mut self) -> Option<Self::Tx> {
         self.socket.tx_frame()
     }
